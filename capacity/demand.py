@@ -1,0 +1,246 @@
+"""The demand contract: posterior draws of patients starting manufacture each month.
+
+A DataArray named ``patients`` with dims ``("draw", "month", "program", "stream")``:
+``month`` holds the first day of consecutive calendar months, ``stream`` is one of
+``clinical``, ``commercial`` or ``ppq`` (qualification lots, which need a suite but are not
+patients), values are non-negative integers. It may be stored as NetCDF or as a long CSV with
+columns ``draw,month,program,stream,patients``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from capacity.errors import DemandError
+
+__all__ = ["STREAMS", "as_demand", "read_demand", "write_demand", "demand_frame"]
+
+STREAMS = ("clinical", "commercial", "ppq")
+DIMS = ("draw", "month", "program", "stream")
+CSV_COLUMNS = ["draw", "month", "program", "stream", "patients"]
+
+
+def as_demand(demand: xr.DataArray, source: str = "demand") -> xr.DataArray:
+    """Check a DataArray against the contract and return it in canonical form.
+
+    A missing ``program`` dim becomes one program ``"all"``; a missing ``stream`` dim becomes
+    ``"commercial"``. Errors name ``source`` and what was expected.
+    """
+    if isinstance(demand, xr.Dataset):
+        if "patients" not in demand:
+            raise DemandError(f"{source}: expected a variable named 'patients'")
+        demand = demand["patients"]
+    if not isinstance(demand, xr.DataArray):
+        raise DemandError(f"{source}: expected an xarray.DataArray, got {type(demand).__name__}")
+    extra = [d for d in demand.dims if d not in DIMS]
+    if extra:
+        raise DemandError(f"{source}: unexpected dims {extra}; expected a subset of {list(DIMS)}")
+    for required in ("draw", "month"):
+        if required not in demand.dims:
+            raise DemandError(
+                f"{source}: dim '{required}' is missing; dims are {list(demand.dims)}"
+            )
+    if "program" not in demand.dims:
+        demand = demand.expand_dims(program=["all"])
+    if "stream" not in demand.dims:
+        demand = demand.expand_dims(stream=["commercial"])
+    demand = demand.transpose(*DIMS)
+
+    bad_streams = sorted(set(map(str, demand["stream"].values)) - set(STREAMS))
+    if bad_streams:
+        raise DemandError(f"{source}: unknown stream {bad_streams}; expected {list(STREAMS)}")
+    for dim in ("program", "stream"):
+        labels = list(map(str, demand[dim].values))
+        if len(set(labels)) != len(labels):
+            raise DemandError(f"{source}: duplicate labels in '{dim}': {labels}")
+
+    months = _months(demand["month"].values, source)
+    values = np.asarray(demand.values)
+    if values.size == 0:
+        raise DemandError(f"{source}: no draws or months")
+    if not np.issubdtype(values.dtype, np.number) or np.issubdtype(
+        values.dtype, np.complexfloating
+    ):
+        raise DemandError(f"{source}: patients must be numbers, got dtype {values.dtype}")
+    finite = np.isfinite(values)
+    if not finite.all():
+        raise DemandError(f"{source}: patients must be finite; {_where(demand, ~finite)}")
+    if (values < 0).any():
+        raise DemandError(f"{source}: patients must be >= 0; {_where(demand, values < 0)}")
+    if np.issubdtype(values.dtype, np.floating):
+        fractional = values != np.round(values)
+        if fractional.any():
+            raise DemandError(
+                f"{source}: patients must be whole numbers; {_where(demand, fractional)}"
+            )
+    out = xr.DataArray(
+        values.astype(np.int64),
+        dims=DIMS,
+        coords={
+            "draw": np.arange(demand.sizes["draw"]),
+            "month": months,
+            "program": [str(p) for p in demand["program"].values],
+            "stream": [str(s) for s in demand["stream"].values],
+        },
+        name="patients",
+        attrs={**demand.attrs, "units": "patients/month"},
+    )
+    return out
+
+
+def _months(values: np.ndarray, source: str) -> pd.DatetimeIndex:
+    try:
+        months = pd.DatetimeIndex(pd.to_datetime(values))
+    except (TypeError, ValueError) as exc:
+        raise DemandError(f"{source}: month values are not dates ({exc})") from None
+    not_first = months.day != 1
+    if not_first.any():
+        raise DemandError(
+            f"{source}: month {months[not_first][0].date()} is not the first day of a month"
+        )
+    if len(months) > 1:
+        expected = pd.date_range(months[0], periods=len(months), freq="MS")
+        if not months.equals(expected):
+            bad = next(i for i in range(len(months)) if months[i] != expected[i])
+            raise DemandError(
+                f"{source}: months must be consecutive: position {bad} should be "
+                f"{expected[bad].date()}, got {months[bad].date()}"
+            )
+    return months.as_unit("ns")
+
+
+def _where(demand: xr.DataArray, mask: np.ndarray) -> str:
+    idx = tuple(int(i[0]) for i in np.nonzero(mask))
+    labels = {d: demand[d].values[i] for d, i in zip(demand.dims, idx, strict=True)}
+    if "month" in labels:
+        labels["month"] = str(pd.Timestamp(labels["month"]).date())
+    return "first at " + ", ".join(f"{k}={v}" for k, v in labels.items())
+
+
+def read_demand(path: str | Path) -> xr.DataArray:
+    """Read demand draws from NetCDF (``.nc``) or a long CSV; errors name the file and row."""
+    path = Path(path)
+    if not path.exists():
+        raise DemandError(f"{path}: no such demand file")
+    suffix = path.suffix.lower()
+    if suffix in (".nc", ".nc4", ".netcdf"):
+        try:
+            with xr.open_dataset(path, engine="h5netcdf") as ds:
+                ds = ds.load()
+        except Exception as exc:
+            raise DemandError(f"{path}: cannot read as NetCDF ({exc})") from None
+        return as_demand(ds, str(path))
+    if suffix == ".csv":
+        return _read_csv(path)
+    raise DemandError(f"{path}: expected a .nc or .csv demand file")
+
+
+def _read_csv(path: Path) -> xr.DataArray:
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise DemandError(f"{path}: cannot read as CSV ({exc})") from None
+    missing = [c for c in CSV_COLUMNS if c not in frame.columns]
+    if missing:
+        raise DemandError(
+            f"{path}: missing column(s) {missing}; expected columns {','.join(CSV_COLUMNS)}"
+        )
+    extra = [c for c in frame.columns if c not in CSV_COLUMNS]
+    if extra:
+        raise DemandError(f"{path}: unexpected column(s) {extra}; expected {','.join(CSV_COLUMNS)}")
+    if frame.empty:
+        raise DemandError(f"{path}: no rows")
+
+    def fail(mask: np.ndarray, what: str) -> None:
+        if mask.any():
+            i = int(np.flatnonzero(mask)[0])
+            row = frame.iloc[i].to_dict()
+            raise DemandError(f"{path}: line {i + 2}: {what}; row is {row}")
+
+    draw = pd.to_numeric(frame["draw"], errors="coerce").to_numpy()
+    fail(~np.isfinite(draw) | (draw < 0) | (draw != np.round(draw)), "draw must be an integer >= 0")
+    month = pd.to_datetime(frame["month"], errors="coerce", format="mixed")
+    fail(month.isna().to_numpy(), "month must be a date such as 2027-01-01")
+    fail((month.dt.day != 1).to_numpy(), "month must be the first day of a month")
+    fail((frame["program"].str.strip() == "").to_numpy(), "program is empty")
+    fail(~frame["stream"].isin(STREAMS).to_numpy(), f"stream must be one of {list(STREAMS)}")
+    patients = pd.to_numeric(frame["patients"], errors="coerce").to_numpy()
+    fail(~np.isfinite(patients), "patients must be a number")
+    fail(patients < 0, "patients must be >= 0")
+    fail(patients != np.round(patients), "patients must be a whole number")
+
+    keys = pd.DataFrame(
+        {
+            "draw": draw.astype(np.int64),
+            "month": month,
+            "program": frame["program"],
+            "stream": frame["stream"],
+        }
+    )
+    fail(keys.duplicated().to_numpy(), "duplicate (draw, month, program, stream)")
+
+    codes, levels = [], []
+    for col in DIMS:
+        c, u = pd.factorize(keys[col], sort=True)
+        codes.append(c)
+        levels.append(u)
+    shape = tuple(len(u) for u in levels)
+    n_cells = int(np.prod(shape))
+    if n_cells != len(frame):
+        filled = np.zeros(n_cells, dtype=bool)
+        filled[np.ravel_multi_index(codes, shape)] = True
+        gap = np.unravel_index(int(np.flatnonzero(~filled)[0]), shape)
+        example = ", ".join(f"{d}={_label(levels[k][gap[k]])}" for k, d in enumerate(DIMS))
+        raise DemandError(
+            f"{path}: {n_cells - len(frame)} (draw, month, program, stream) combinations have no "
+            f"row (every draw needs every month, program and stream), e.g. {example}"
+        )
+    values = np.zeros(shape, dtype=np.int64)
+    values[tuple(codes)] = patients.astype(np.int64)
+    draws = np.asarray(levels[0])
+    if not np.array_equal(draws, np.arange(len(draws))):
+        raise DemandError(f"{path}: draws must be numbered 0..N-1, got {draws[:5].tolist()}...")
+    da = xr.DataArray(
+        values,
+        dims=DIMS,
+        coords={
+            "draw": draws,
+            "month": levels[1],
+            "program": list(levels[2]),
+            "stream": list(levels[3]),
+        },
+        name="patients",
+    )
+    return as_demand(da, str(path))
+
+
+def _label(value: object) -> str:
+    return str(pd.Timestamp(value).date()) if isinstance(value, pd.Timestamp) else str(value)
+
+
+def demand_frame(demand: xr.DataArray) -> pd.DataFrame:
+    """The long table ``draw,month,program,stream,patients`` (one row per cell)."""
+    demand = as_demand(demand)
+    frame = demand.to_dataframe().reset_index()[CSV_COLUMNS]
+    frame["month"] = frame["month"].dt.strftime("%Y-%m-%d")
+    return frame
+
+
+def write_demand(demand: xr.DataArray, path: str | Path) -> Path:
+    """Write demand draws as NetCDF (``.nc``) or long CSV (``.csv``)."""
+    path = Path(path)
+    demand = as_demand(demand)
+    if path.suffix.lower() == ".csv":
+        demand_frame(demand).to_csv(path, index=False)
+    elif path.suffix.lower() in (".nc", ".nc4"):
+        attrs = {k: v for k, v in demand.attrs.items() if isinstance(v, str | int | float)}
+        out = demand.copy()
+        out.attrs = attrs
+        out.to_netcdf(path, engine="h5netcdf")
+    else:
+        raise DemandError(f"{path}: expected a .nc or .csv file name")
+    return path

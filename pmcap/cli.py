@@ -1,0 +1,165 @@
+"""The ``pmcap`` command line.
+
+Errors a user can cause exit with status 2 and one message naming the file, row or field.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from capacity.errors import InputError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="pmcap: uncertain patient demand -> manufacturing capacity with percentile bands.",
+)
+
+
+@app.callback()
+def _root() -> None:
+    """pmcap: uncertain patient demand -> manufacturing capacity with percentile bands."""
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"pmcap: error: {message}", err=True)
+    return typer.Exit(code=2)
+
+
+def parse_installed(text: str | None) -> dict[str, float]:
+    """``"suites=6,qc_fte=10"`` -> ``{"suites": 6.0, "qc_fte": 10.0}``."""
+    if not text:
+        return {}
+    out: dict[str, float] = {}
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        try:
+            if not sep or not name.strip():
+                raise ValueError
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise InputError(
+                f"--installed: cannot read {part!r}; expected NAME=NUMBER pairs such as "
+                "suites=6,qc_fte=10"
+            ) from None
+    return out
+
+
+def parse_processes(values: list[str]) -> str | dict[str, str]:
+    """``["car-t-autologous-manual"]`` or ``["A=spec.toml", "*=aav-vector"]``."""
+    if len(values) == 1 and "=" not in values[0]:
+        return values[0]
+    mapping: dict[str, str] = {}
+    for value in values:
+        program, sep, spec = value.partition("=")
+        if not sep or not program or not spec:
+            raise InputError(
+                f"--process: cannot read {value!r}; give one NAME_OR_TOML for every program, "
+                "or PROGRAM=NAME_OR_TOML pairs ('*' for the rest)"
+            )
+        mapping[program] = spec
+    return mapping
+
+
+def parse_quantiles(text: str) -> tuple[float, ...]:
+    try:
+        qs = tuple(float(q) for q in text.split(","))
+    except ValueError:
+        raise InputError(
+            f"--quantiles: expected numbers such as 0.1,0.5,0.9, got {text!r}"
+        ) from None
+    if any(not 0 < q < 1 for q in qs):
+        raise InputError(f"--quantiles: each must be strictly between 0 and 1, got {text!r}")
+    return qs
+
+
+@app.command()
+def capacity(
+    demand: Annotated[Path, typer.Argument(help="Demand draws: NetCDF (.nc) or long CSV.")],
+    process: Annotated[
+        list[str],
+        typer.Option(help="Template name or TOML file; repeat PROGRAM=SPEC to map programs."),
+    ],
+    out: Annotated[Path, typer.Option(help="Output folder (replaced atomically).")] = Path(
+        "pmcap-output/capacity"
+    ),
+    installed: Annotated[
+        str | None,
+        typer.Option(help="Installed capacity, e.g. suites=6,qc_fte=10,operator_fte=40."),
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed (default: the demand's seed, else 0).")
+    ] = None,
+    quantiles: Annotated[str, typer.Option(help="Percentiles of the bands.")] = "0.1,0.5,0.9",
+) -> None:
+    """Capacity alone: demand draws -> requirements.csv (bands) and, with --installed,
+    shortfall.csv."""
+    from capacity import bands, load_process, read_demand, requirements, shortfall_probability
+    from pmcap.output import atomic_folder, file_sha256, write_manifest
+
+    try:
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        qs = parse_quantiles(quantiles)
+        capacity_installed = parse_installed(installed)
+        spec = parse_processes(process)
+        specs = (
+            {k: load_process(v) for k, v in spec.items()}
+            if isinstance(spec, dict)
+            else (load_process(spec))
+        )
+        draws = read_demand(demand)
+        timings["read_s"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        req = requirements(draws, specs, seed=seed)
+        timings["requirements_s"] = time.perf_counter() - t0
+        table = bands(req, qs)
+        shortfall = shortfall_probability(req, capacity_installed) if capacity_installed else None
+    except InputError as exc:
+        raise _fail(str(exc)) from None
+
+    with atomic_folder(out) as folder:
+        _write_csv(table, folder / "requirements.csv")
+        if shortfall is not None:
+            _write_csv(shortfall, folder / "shortfall.csv")
+        write_manifest(
+            folder,
+            command="capacity",
+            demand={"path": str(demand), "sha256": file_sha256(demand)},
+            process=spec,
+            seed=req.attrs["seed"],
+            draws=int(draws.sizes["draw"]),
+            months=[str(draws["month"].values[0])[:10], str(draws["month"].values[-1])[:10]],
+            installed=capacity_installed,
+            quantiles=list(qs),
+            timings=timings,
+        )
+    typer.echo(
+        f"wrote {out}/requirements.csv" + (" and shortfall.csv" if shortfall is not None else "")
+    )
+
+
+def _write_csv(frame, path: Path) -> None:
+    frame = frame.copy()
+    frame["month"] = frame["month"].dt.strftime("%Y-%m-%d")
+    frame.to_csv(path, index=False, float_format="%.6g")
+
+
+def main() -> None:
+    """Console entry point."""
+    try:
+        app()
+    except InputError as exc:  # raised outside a command's own handler
+        typer.echo(f"pmcap: error: {exc}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
