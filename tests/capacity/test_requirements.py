@@ -1,0 +1,267 @@
+"""Hand-computed cases, closed forms and identities of capacity.requirements."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from capacity import InputError, bands, facility, requirements, shortfall_probability
+from capacity.requirements import _occupancy_weights
+from tests.conftest import fixed_process, make_demand
+
+
+def test_failure_rate_zero_lots_equal_patients_plus_ppq(process):
+    rng = np.random.default_rng(0)
+    values = rng.poisson(7, size=(20, 6, 2, 3))
+    req = requirements(make_demand(values), process, by_program=True)
+    np.testing.assert_array_equal(req["lots"].values, values.sum(axis=3))
+    assert float(req["remanufactured_lots"].sum()) == 0
+    assert float(req["patients_lost"].sum()) == 0
+
+
+def test_hand_computed_january_case(process):
+    # 31 lots start evenly over January 2027 (31 days); each holds a suite 9 + 1 = 10 days.
+    # A lot started on day s < 21 stays in January 10 days, later ones 31 - s days:
+    # (21 * 10 + 10**2 / 2) / 31 = 260 / 31 days per lot -> 260 suite-days in January, 50 in Feb.
+    req = requirements(make_demand([[31, 0, 0]]), process)
+    np.testing.assert_allclose(req["suite_days"].values[0], [260.0, 50.0, 0.0])
+    np.testing.assert_allclose(req["suites"].values[0, :2], [260 / 31, 50 / 28])
+    # QC at harvest (day s + 9): 22 of 31 lots harvest in January; 1.5 h x 1.02 per test.
+    np.testing.assert_allclose(
+        req["qc_hours"].sel(assay="sterility").values[0], [22 * 1.53, 9 * 1.53, 0]
+    )
+    np.testing.assert_allclose(
+        req["instrument_hours"].sel(instrument="bact-alert").values[0], [22 * 0.51, 9 * 0.51, 0]
+    )
+    # QA at release, day s + 9 + 14: 8 lots in January, 23 in February; 8 h each.
+    productive = 1650 * np.array([31, 28, 31]) / 365
+    np.testing.assert_allclose(req["qa_fte"].values[0], np.array([8 * 8, 23 * 8, 0]) / productive)
+    # Operators work over the 9 culture days: (22 * 9 + 9**2 / 2) / 31 of 9 days in January.
+    jan = (22 * 9 + 81 / 2) / 9
+    np.testing.assert_allclose(
+        req["operator_fte"].values[0], np.array([jan * 80, (31 - jan) * 80, 0]) / productive
+    )
+
+
+def test_total_suite_days_equal_lots_times_slot_days():
+    spec = fixed_process(
+        culture_days={"triangular": [7, 9, 14]},
+        changeover_days={"uniform": [0.5, 2]},
+        lots_per_suite=3,
+        failure_rate={"beta": [5, 45]},
+        max_remanufacture=2,
+    )
+    rng = np.random.default_rng(2)
+    values = rng.poisson(12, size=(50, 14))
+    values[:, -2:] = 0  # nothing runs past the horizon
+    req = requirements(make_demand(values), spec, seed=5)
+    par = spec.sample(50, seed=5)
+    slot_days = (par["culture_days"] + par["changeover_days"]).values
+    expected = req["lots"].sum("month").values * slot_days / 3
+    np.testing.assert_allclose(req["suite_days"].sum("month").values, expected, rtol=1e-12)
+    qc = req["lots"].sum("month").values * 1.5 * 1.02
+    np.testing.assert_allclose(req["qc_hours"].sum(("month", "assay")).values, qc, rtol=1e-12)
+
+
+def test_spill_past_horizon_is_dropped_not_moved():
+    req = requirements(make_demand([[0, 0, 31]]), fixed_process())
+    assert float(req["suite_days"].sum()) == pytest.approx(260.0)
+
+
+def test_littles_law_in_steady_state():
+    # Constant 30 lots a month, 10 days a slot, 2 lots per suite: suites = lots/day x 10 / 2.
+    spec = fixed_process(lots_per_suite=2)
+    req = requirements(make_demand(np.full((1, 36), 30)), spec)
+    months = pd.DatetimeIndex(req["month"].values)
+    lots_per_day = 30 / months.days_in_month.to_numpy()
+    little = lots_per_day * 10 / 2
+    ratio = req["suites"].values[0, 1:] / little[1:]
+    assert np.all(np.abs(ratio - 1) < 0.02)
+    # and across a whole year the identity is exact up to month-length effects
+    assert req["suites"].values[0, 12:24].mean() == pytest.approx(30 * 12 / 365 * 5, rel=0.01)
+
+
+def test_remanufacture_binomial_mean_and_variance():
+    n, p, draws = 40, 0.1, 40_000
+    spec = fixed_process(failure_rate=p, max_remanufacture=1)
+    req = requirements(make_demand(np.full((draws, 1), n)), spec, seed=11)
+    rerun = req["remanufactured_lots"].values[:, 0]
+    lost = req["patients_lost"].values[:, 0]
+    # re-runs ~ Binomial(n, p); lost ~ Binomial(n, p**2) (failing twice)
+    for x, q in ((rerun, p), (lost, p**2)):
+        mean, var = n * q, n * q * (1 - q)
+        assert abs(x.mean() - mean) < 4 * np.sqrt(var / draws)
+        # sample variance of a binomial: sd of s**2 ~ var * sqrt(2 / draws) (near-normal)
+        assert abs(x.var(ddof=1) / var - 1) < 4 * np.sqrt(2 / draws) * 1.5
+    np.testing.assert_array_equal(req["lots"].values[:, 0], n + rerun)
+
+
+def test_no_remanufacture_means_every_failure_is_lost():
+    spec = fixed_process(failure_rate=0.2, max_remanufacture=0)
+    req = requirements(make_demand(np.full((2000, 2), 50)), spec, seed=1)
+    assert float(req["remanufactured_lots"].sum()) == 0
+    assert req["patients_lost"].values.mean() == pytest.approx(10, rel=0.05)
+
+
+def test_ppq_lots_need_suites_but_are_not_rerun():
+    spec = fixed_process(failure_rate=0.5)
+    values = np.zeros((500, 2, 1, 3), dtype=int)
+    values[:, 0, 0, 2] = 4  # ppq only
+    req = requirements(make_demand(values), spec)
+    np.testing.assert_array_equal(req["lots"].values[:, 0], 4)
+    assert float(req["patients_lost"].sum()) == 0
+
+
+def test_operator_crew_floor():
+    # 1 lot a month cannot keep a crew of 2 x 2 shifts x 8 h busy: the floor sets operator FTE.
+    spec = fixed_process(min_operators_per_suite_shift=2, operator_hours_per_lot=1)
+    req = requirements(make_demand(np.full((1, 4), 1)), spec)
+    crew = req["suite_days"] * 2 * 2 * 8
+    productive = 1650 * pd.DatetimeIndex(req["month"].values).days_in_month.to_numpy() / 365
+    np.testing.assert_allclose(req["operator_fte"].values[0], crew.values[0] / productive)
+    assert np.all(req["operator_fte"] >= req["operator_hands_on_fte"])
+    np.testing.assert_array_equal(req["fte"].sel(role="operator"), req["operator_fte"])
+
+
+def test_facility_reapplies_the_crew_floor_across_programs():
+    a = fixed_process(name="a", min_operators_per_suite_shift=1, operator_hours_per_lot=1)
+    b = fixed_process(name="b", operator_hours_per_lot=500)
+    values = np.full((1, 3, 2), 5)
+    req = requirements(make_demand(values, programs=["A", "B"]), {"A": a, "B": b}, by_program=True)
+    total = facility(req)
+    expected = np.maximum(
+        req["operator_hands_on_fte"].sum("program"), req["operator_crew_fte"].sum("program")
+    )
+    np.testing.assert_allclose(total["operator_fte"], expected)
+    assert np.all(total["operator_fte"] <= req["operator_fte"].sum("program") + 1e-12)
+    np.testing.assert_allclose(
+        requirements(make_demand(values, programs=["A", "B"]), {"A": a, "B": b})["operator_fte"],
+        expected,
+    )
+
+
+def test_process_mapping_default_and_errors():
+    values = np.full((1, 2, 2), 3)
+    demand = make_demand(values, programs=["A", "B"])
+    req = requirements(
+        demand,
+        {"*": fixed_process(), "B": fixed_process(name="b", lots_per_suite=2)},
+        by_program=True,
+    )
+    np.testing.assert_allclose(
+        req["suite_days"].sel(program="B"), req["suite_days"].sel(program="A") / 2
+    )
+    with pytest.raises(InputError, match=r"no process for programs \['B'\]"):
+        requirements(demand, {"A": fixed_process()})
+    with pytest.raises(InputError, match=r"programs \['C'\] are not in the demand"):
+        requirements(demand, {"*": fixed_process(), "C": fixed_process()})
+    with pytest.raises(InputError, match="two different processes are named 'fixed'"):
+        requirements(demand, {"A": fixed_process(), "B": fixed_process(lots_per_suite=2)})
+
+
+def test_assay_union_across_processes():
+    other = fixed_process(
+        name="o", qc=[{"assay": "endotoxin", "hands_on_hours": 1, "turnaround_days": 1}]
+    )
+    demand = make_demand(np.full((1, 3, 2), 4), programs=["A", "B"])
+    req = requirements(demand, {"A": fixed_process(), "B": other}, by_program=True)
+    assert list(req["assay"].values) == ["sterility", "endotoxin"]
+    assert float(req["qc_hours"].sel(program="A", assay="endotoxin").sum()) == 0
+
+
+def test_same_seed_same_result_and_seed_from_demand_attrs():
+    demand = make_demand(np.random.default_rng(0).poisson(10, (30, 6)))
+    a = requirements(demand, "car-t-autologous-manual", seed=7)
+    b = requirements(demand, "car-t-autologous-manual", seed=7)
+    assert a.identical(b)
+    assert not a.identical(requirements(demand, "car-t-autologous-manual", seed=8))
+    demand.attrs["seed"] = 7
+    assert requirements(demand, "car-t-autologous-manual").identical(a)
+
+
+def test_program_order_does_not_change_each_programs_draws():
+    values = np.random.default_rng(1).poisson(10, (40, 5, 2))
+    spec = "car-t-autologous-manual"
+    ab = requirements(make_demand(values, programs=["A", "B"]), spec, by_program=True)
+    ba = requirements(make_demand(values[:, :, ::-1], programs=["B", "A"]), spec, by_program=True)
+    xr.testing.assert_identical(ab["lots"].sel(program="A"), ba["lots"].sel(program="A"))
+
+
+def test_occupancy_weights_match_brute_force_integration():
+    months = pd.date_range("2027-01-01", periods=4, freq="MS")
+    delay, duration = np.array([3.0, 20.0]), np.array([12.5, 40.0])
+    w = _occupancy_weights(months, delay, duration)
+    edges = np.r_[0, np.cumsum(months.days_in_month), 1e9]
+    for d in range(2):
+        for m in range(4):
+            starts = (
+                np.linspace(edges[m], edges[m + 1], 20_001)[:-1]
+                + 0.5 * (edges[m + 1] - edges[m]) / 20_000
+            )
+            lo, hi = starts + delay[d], starts + delay[d] + duration[d]
+            for k in range(w.shape[2]):
+                if m + k >= 4:
+                    assert w[d, m, k] == 0
+                    continue
+                a, b = edges[m + k], edges[m + k + 1]
+                brute = np.clip(np.minimum(hi, b) - np.maximum(lo, a), 0, None).mean()
+                assert w[d, m, k] == pytest.approx(brute, abs=1e-3)
+
+
+def test_bands_frame_and_ordering():
+    demand = make_demand(np.random.default_rng(3).poisson(20, (200, 4, 2, 3)), programs=["A", "B"])
+    req = requirements(demand, "car-t-autologous-manual", by_program=True)
+    frame = bands(req)
+    assert list(frame.columns) == [
+        "month",
+        "program",
+        "metric",
+        "unit",
+        "mean",
+        "p10",
+        "p50",
+        "p90",
+    ]
+    assert set(frame["program"]) == {"A", "B"}
+    assert "qc_hours[sterility]" in set(frame["metric"])
+    assert "fte[qa]" in set(frame["metric"])
+    assert (frame["p10"] <= frame["p50"]).all() and (frame["p50"] <= frame["p90"]).all()
+    suites = frame.query("metric == 'suites' and program == 'A'")
+    assert suites["unit"].unique().tolist() == ["suites"]
+    np.testing.assert_allclose(suites["p50"], req["suites"].sel(program="A").median("draw"))
+    custom = bands(demand, quantiles=(0.025, 0.975))
+    assert {"p2.5", "p97.5"} <= set(custom.columns)
+    assert set(custom["metric"]) == {"patients[clinical]", "patients[commercial]", "patients[ppq]"}
+    with pytest.raises(InputError, match="quantiles"):
+        bands(req, quantiles=(1.5,))
+
+
+def test_shortfall_probability_counts_draws_over_capacity():
+    req = xr.Dataset(
+        {
+            "suites": (
+                ("draw", "month"),
+                np.array([[1.0, 5.0], [3.0, 5.0], [5.0, 9.0], [7.0, 9.0]]),
+            ),
+            "qc_fte": (
+                ("draw", "month"),
+                np.array([[1.0, 1.0], [1.0, 1.0], [1.0, 1.0], [3.0, 1.0]]),
+            ),
+        },
+        coords={"month": pd.date_range("2027-01-01", periods=2, freq="MS")},
+    )
+    out = shortfall_probability(req, {"suites": 5, "qc_fte": 2})
+    got = out.pivot(index="month", columns="metric", values="probability")
+    np.testing.assert_allclose(got["suites"], [0.25, 0.5])  # need == installed is not short
+    np.testing.assert_allclose(got["qc_fte"], [0.25, 0.0])
+    np.testing.assert_allclose(got["any"], [0.25, 0.5])
+    # capacity that grows when a module comes online
+    grow = pd.Series([5.0, 10.0], index=pd.date_range("2027-01-01", periods=2, freq="MS"))
+    out = shortfall_probability(req, {"suites": grow})
+    np.testing.assert_allclose(out.query("metric == 'suites'")["probability"], [0.25, 0.0])
+    with pytest.raises(InputError, match="unknown metric 'suits'"):
+        shortfall_probability(req, {"suits": 5})
+    with pytest.raises(InputError, match="expected one number or 2 monthly values"):
+        shortfall_probability(req, {"suites": [1, 2, 3]})
