@@ -210,37 +210,54 @@ def requirements(
     ppq_idx = [i for i, s in enumerate(streams) if s == "ppq"]
     values = demand.values  # (draw, month, program, stream)
 
-    per_program: dict[str, list[np.ndarray]] = {}
+    # Lots per program (each program its own random stream, so adding or reordering programs
+    # leaves the others' draws alone), then resources once per *unit*: a program, or for
+    # facility totals all programs sharing a process. Resources are linear in lots for a given
+    # process, so summing lots first gives the same totals at a fraction of the work.
+    lots: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     for p_i, program in enumerate(programs):
         spec = specs[program]
-        par = params[spec.name]
         patients = values[:, :, p_i, patient_idx].sum(axis=-1)
         ppq = values[:, :, p_i, ppq_idx].sum(axis=-1)
+        failure = params[spec.name]["failure_rate"].values[:, None]
         rng = stream_rng(seed, "failures", program)
-        out = _program_requirements(
-            patients, ppq, spec, par, months, month_share, assays, instruments, rng
-        )
-        for key, arr in out.items():
-            per_program.setdefault(key, []).append(arr)
+        lots[program] = _lots(patients, ppq, failure, spec.max_remanufacture, rng)
 
-    stacked = {k: np.stack(v, axis=2) for k, v in per_program.items()}  # program at axis 2
+    units: dict[str, list[str]] = {}
+    for program in programs:
+        units.setdefault(program if by_program else specs[program].name, []).append(program)
+
+    kernels: dict[str, dict[str, np.ndarray]] = {}
+    results: list[dict[str, np.ndarray]] = []
+    for members in units.values():
+        spec = specs[members[0]]
+        if spec.name not in kernels:
+            kernels[spec.name] = _kernels(months, params[spec.name])
+        made, rerun, lost = (sum(lots[m][i] for m in members) for i in range(3))
+        out = _resources(
+            made, spec, params[spec.name], kernels[spec.name], month_share, assays, instruments
+        )
+        out.update(remanufactured_lots=rerun.astype(float), patients_lost=lost.astype(float))
+        results.append(out)
+
+    if by_program:
+        data = {k: np.stack([r[k] for r in results], axis=2) for k in results[0]}
+    else:
+        data = {k: _total(r[k] for r in results) for k in results[0]}
     coords = {
         "draw": demand["draw"].values,
         "month": demand["month"].values,
-        "program": programs,
         "assay": assays,
         "instrument": instruments,
         "role": list(ROLES),
     }
-    dims = {
-        "qc_hours": ("draw", "month", "program", "assay"),
-        "instrument_hours": ("draw", "month", "program", "instrument"),
-    }
-    data = {k: (dims.get(k, ("draw", "month", "program")), v) for k, v in stacked.items()}
-    ds = xr.Dataset(data, coords=coords)
+    if by_program:
+        coords["program"] = programs
+    base = ("draw", "month", "program") if by_program else ("draw", "month")
+    dims = {"qc_hours": (*base, "assay"), "instrument_hours": (*base, "instrument")}
+    ds = xr.Dataset({k: (dims.get(k, base), v) for k, v in data.items()}, coords=coords)
     ds["operator_fte"] = np.maximum(ds["operator_hands_on_fte"], ds["operator_crew_fte"])
-    ds = _with_fte(ds)
-    ds = ds[list(UNITS)]
+    ds = _with_fte(ds)[list(UNITS)]
     for name in ds.data_vars:
         ds[name].attrs["units"] = UNITS[name]
     ds.attrs = {
@@ -248,63 +265,80 @@ def requirements(
         "processes": _json({p: specs[p].to_dict() for p in programs}),
         "description": "pmcap capacity requirements per demand draw",
     }
-    if not by_program:
-        ds = facility(ds)
     return ds
 
 
-def _program_requirements(
+def _total(arrays) -> np.ndarray:
+    arrays = iter(arrays)
+    total = next(arrays).copy()
+    for arr in arrays:
+        total += arr
+    return total
+
+
+def _lots(
     patients: np.ndarray,
     ppq: np.ndarray,
+    failure: np.ndarray,
+    max_remanufacture: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lots started, re-runs and patients lost: binomial failures, ``max_remanufacture`` re-runs."""
+    attempt = patients
+    rerun = np.zeros_like(patients)
+    for _ in range(max_remanufacture):
+        attempt = rng.binomial(attempt, failure)
+        rerun += attempt
+    lost = rng.binomial(attempt, failure)
+    return patients + ppq + rerun, rerun, lost
+
+
+def _kernels(months: pd.DatetimeIndex, par: xr.Dataset) -> dict[str, np.ndarray]:
+    """Month-spreading weights of one process (slot, culture, harvest and release)."""
+    culture = par["culture_days"].values
+    turnaround = par["qc_turnaround_days"].values.max(axis=1)
+    zero = np.zeros_like(culture)
+    return {
+        "slot": _occupancy_weights(months, zero, culture + par["changeover_days"].values),
+        "culture": _occupancy_weights(months, zero, culture),
+        "harvest": _occupancy_weights(months, culture, zero),
+        "release": _occupancy_weights(months, culture + turnaround, zero),
+    }
+
+
+def _resources(
+    lots: np.ndarray,
     spec: ProcessSpec,
     par: xr.Dataset,
-    months: pd.DatetimeIndex,
+    kernels: dict[str, np.ndarray],
     month_share: np.ndarray,
     assays: list[str],
     instruments: list[str],
-    rng: np.random.Generator,
 ) -> dict[str, np.ndarray]:
-    """Requirements of one program (arrays of shape (draw, month[, assay|instrument]))."""
+    """Resources for lots of one process (arrays of shape (draw, month[, assay|instrument]))."""
     col = lambda name: par[name].values[:, None]  # noqa: E731 - (draw, 1) for broadcasting
-    failure = col("failure_rate")
-    attempt = patients
-    rerun = np.zeros_like(patients)
-    for _ in range(spec.max_remanufacture):
-        attempt = rng.binomial(attempt, failure)
-        rerun += attempt
-    lost = rng.binomial(attempt, failure) if spec.max_remanufacture >= 0 else attempt
-    lots = (patients + ppq + rerun).astype(float)
-
-    culture = par["culture_days"].values
-    changeover = par["changeover_days"].values
-    turnaround = par["qc_turnaround_days"].values.max(axis=1)
-    zero = np.zeros_like(culture)
-    lot_days = _spread(lots, _occupancy_weights(months, zero, culture + changeover))
-    culture_days = _spread(lots, _occupancy_weights(months, zero, culture))
-    harvested = _spread(lots, _occupancy_weights(months, culture, zero))
-    released = _spread(lots, _occupancy_weights(months, culture + turnaround, zero))
-
-    suite_days = lot_days / spec.lots_per_suite
+    lots = lots.astype(float)
+    suite_days = _spread(lots, kernels["slot"]) / spec.lots_per_suite
+    culture_days = _spread(lots, kernels["culture"])
+    harvested = _spread(lots, kernels["harvest"])
+    released = _spread(lots, kernels["release"])
     operating_days = col("operating_days_per_year") * month_share
     productive = col("productive_hours_per_fte_year") * month_share  # h per FTE in the month
 
-    qc_factor = (
-        par["qc_tests_per_lot"] * par["qc_hands_on_hours"] * (1 + par["qc_retest_rate"])
-    ).values  # (draw, assay) hours per lot
-    qc_own = harvested[:, :, None] * qc_factor[:, None, :]
+    per_test = par["qc_tests_per_lot"] * (1 + par["qc_retest_rate"])  # (draw, assay)
+    qc_factor = (per_test * par["qc_hands_on_hours"]).values  # hours per lot
     qc_hours = np.zeros((*lots.shape, len(assays)))
-    qc_hours[:, :, [assays.index(a.assay) for a in spec.qc]] = qc_own
-
-    inst_factor = (
-        par["qc_tests_per_lot"] * par["qc_instrument_hours"] * (1 + par["qc_retest_rate"])
-    ).values
+    qc_hours[:, :, [assays.index(a.assay) for a in spec.qc]] = (
+        harvested[:, :, None] * qc_factor[:, None, :]
+    )
+    inst_factor = (per_test * par["qc_instrument_hours"]).values
     instrument_hours = np.zeros((*lots.shape, len(instruments)))
     for j, assay in enumerate(spec.qc):
         if assay.instrument:
             i = instruments.index(assay.instrument)
             instrument_hours[:, :, i] += harvested * inst_factor[:, None, j]
 
-    hands_on_hours = culture_days / culture[:, None] * col("operator_hours_per_lot")
+    hands_on_hours = culture_days / col("culture_days") * col("operator_hours_per_lot")
     crew_hours = (
         suite_days
         * spec.shifts_per_day
@@ -313,8 +347,6 @@ def _program_requirements(
     )
     return {
         "lots": lots,
-        "remanufactured_lots": rerun.astype(float),
-        "patients_lost": lost.astype(float),
         "suite_days": suite_days,
         "suites": suite_days / operating_days,
         "qc_hours": qc_hours,
@@ -339,7 +371,7 @@ def facility(req: xr.Dataset) -> xr.Dataset:
     """
     if "program" not in req.dims:
         return req
-    total = req.drop_vars(["operator_fte", "fte"]).sum("program", keep_attrs=True)
+    total = req.drop_vars(["operator_fte", "fte"]).sum("program", skipna=False, keep_attrs=True)
     total["operator_fte"] = np.maximum(total["operator_hands_on_fte"], total["operator_crew_fte"])
     total = _with_fte(total)[list(UNITS)]
     for name in total.data_vars:
