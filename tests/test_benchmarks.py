@@ -21,8 +21,11 @@ def test_bench_capacity_baseline_matches_requirements():
     process = load_process("car-t-autologous-manual")
     req = requirements(demand, process, seed=4)
     ref = bench.bare_numpy(
-        demand.values, pd.DatetimeIndex(demand["month"].values),
-        list(demand["program"].values), process, seed=4,
+        demand.values,
+        pd.DatetimeIndex(demand["month"].values),
+        list(demand["program"].values),
+        process,
+        seed=4,
     )
     for name in ("suites", "operator_fte", "qc_fte", "qa_fte"):
         np.testing.assert_allclose(req[name].values, ref[name], rtol=1e-10, err_msg=name)
