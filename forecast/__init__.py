@@ -1,5 +1,10 @@
 """Demand side of pmcap: Bayesian models whose posterior draws follow the demand contract.
 
-The enrollment, phase-transition and uptake models arrive with their own issues; the demand
-contract they must produce is defined and checked in :mod:`capacity.demand`.
+The demand contract (dims, units, checks) is defined in :mod:`capacity.demand`. Models follow
+one pattern: configure in ``__init__``, ``fit(data) -> self`` (posterior in ``.idata``), then
+``simulate``/``forecast`` returning xarray draws, plus ``summary()``/``bands()`` tidy frames.
 """
+
+from forecast.phase import PHASES, STEPS, PhaseTransitionModel
+
+__all__ = ["PHASES", "STEPS", "PhaseTransitionModel"]

@@ -1,0 +1,31 @@
+"""Bundled reference data (``data/`` in the source tree; cited in ``data/SOURCES.md``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from forecast.errors import InputError
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+def data_path(name: str) -> Path:
+    path = DATA / name
+    if not path.exists():
+        raise InputError(
+            f"{path}: bundled data file not found; pmcap reads data/ from its source tree, "
+            "so install it from a checkout with 'pip install -e .'"
+        )
+    return path
+
+
+def phase_transitions() -> pd.DataFrame:
+    """BIO/Informa/QLS 2011-2020 phase-transition success rates and counts, all tables."""
+    return pd.read_csv(data_path("phase_transitions_bio2021.csv"))
+
+
+def phase_durations() -> pd.DataFrame:
+    """Mean years per phase by group (BIO 2021) and median trial durations (Wong et al. 2019)."""
+    return pd.read_csv(data_path("phase_durations_bio2021.csv"))

@@ -1,0 +1,636 @@
+"""Probability and timing of approval: hierarchical phase-transition model plus phase durations.
+
+Model (one benchmark table at a time; tables are views of the same transitions, so two are
+never put in one likelihood)::
+
+    successes[g, k] ~ Binomial(n[g, k], p[g, k])
+    logit p[g, k]   = mu[k] + sigma[k] * z[g, k]         z ~ Normal(0, 1)   (non-centred)
+    mu[k] ~ Normal(0, 1.5)        sigma[k] ~ HalfNormal(1)
+
+for groups g of the table and steps k (phase1->phase2, phase2->phase3, phase3->filing,
+filing->approval). A group not in the table gets the population predictive (a new z per draw).
+
+Time in phase is lognormal, drawn per draw: its *mean* is the benchmark mean years of the group
+(all indications when the group has none), so ``median = mean * exp(-s**2 / 2) * exp(e)`` with
+``e ~ Normal(0, median_sd)`` (default 0.1: the benchmark mean is precise over thousands of
+programs, a given program's phase is not) and dispersion ``s ~ LogNormal(log 0.4, 0.25)``
+(assumption: 90% of phases take 0.5x to 1.9x their median). A program that fails leaves its
+phase at a time drawn the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pymc as pm
+import xarray as xr
+from scipy import special, stats
+
+from forecast import _pymc
+from forecast.data import phase_durations, phase_transitions
+from forecast.errors import InputError
+
+__all__ = ["PHASES", "STEPS", "PhaseTransitionModel", "transition_counts"]
+
+PHASES = ("phase1", "phase2", "phase3", "filing")
+STEPS = ("phase1_to_phase2", "phase2_to_phase3", "phase3_to_filing", "filing_to_approval")
+DAYS_PER_YEAR = 365.25
+Z975 = stats.norm.ppf(0.975)
+
+
+# --------------------------------------------------------------------------------------------
+# data
+# --------------------------------------------------------------------------------------------
+def transition_counts(
+    frame: pd.DataFrame, table: str, source: str = "counts"
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Groups, trials ``n`` and successes of one table, each shaped (group, step).
+
+    ``frame`` has columns ``table, group, transition`` and ``n_transitions`` with either
+    ``successes`` or ``success_rate`` (then successes = round(rate x n), as the benchmark
+    publishes rates, not counts). A cell the table lacks has n = 0 (no likelihood).
+    """
+    needed = {"table", "group", "transition", "n_transitions"}
+    missing = needed - set(frame.columns)
+    if missing or not {"successes", "success_rate"} & set(frame.columns):
+        raise InputError(
+            f"{source}: expected columns table, group, transition, n_transitions and "
+            f"successes or success_rate; missing {sorted(missing) or ['successes']}"
+        )
+    tables = sorted(frame["table"].astype(str).unique())
+    rows = frame[frame["table"].astype(str) == table]
+    if rows.empty:
+        raise InputError(f"{source}: no table {table!r}; tables are {tables}")
+    for i, row in rows.iterrows():
+        where = f"{source}: row {i + 2} ({row['group']}, {row['transition']})"
+        if row["transition"] not in STEPS:
+            raise InputError(f"{where}: unknown transition; expected one of {list(STEPS)}")
+        n = row["n_transitions"]
+        if not np.isfinite(n) or n != round(n) or n <= 0:
+            raise InputError(f"{where}: n_transitions must be a whole number > 0, got {n}")
+        if "successes" in rows.columns and pd.notna(row.get("successes")):
+            s = row["successes"]
+            if s != round(s) or s < 0 or s > n:
+                raise InputError(f"{where}: successes must be a whole number in [0, n={n}]")
+        else:
+            rate = row["success_rate"]
+            if not 0 <= rate <= 1:
+                raise InputError(f"{where}: success_rate must be in [0, 1], got {rate}")
+    if rows.duplicated(["group", "transition"]).any():
+        dup = rows[rows.duplicated(["group", "transition"])].iloc[0]
+        raise InputError(f"{source}: duplicate row for ({dup['group']}, {dup['transition']})")
+    if "successes" in rows.columns and rows["successes"].notna().all():
+        successes = rows["successes"].astype(float)
+    else:
+        successes = np.round(rows["success_rate"] * rows["n_transitions"])
+    rows = rows.assign(successes=successes)
+    groups = list(dict.fromkeys(rows["group"].astype(str)))
+    n = rows.pivot(index="group", columns="transition", values="n_transitions")
+    y = rows.pivot(index="group", columns="transition", values="successes")
+    n = n.reindex(index=groups, columns=list(STEPS)).fillna(0).to_numpy(float)
+    y = y.reindex(index=groups, columns=list(STEPS)).fillna(0).to_numpy(float)
+    return groups, n, y
+
+
+def build_model(
+    groups: Sequence[str],
+    n: np.ndarray,
+    y: np.ndarray,
+    loa_evidence: Mapping[str, Any] | None = None,
+) -> pm.Model:
+    """The hierarchical binomial model as a plain ``pm.Model`` (see module docstring)."""
+    coords = {"group": list(groups), "step": list(STEPS)}
+    with pm.Model(coords=coords) as model:
+        trials = pm.Data("n", n, dims=("group", "step"))
+        mu = pm.Normal("mu", 0.0, 1.5, dims="step")
+        if len(groups) > 1:
+            sigma = pm.HalfNormal("sigma", 1.0, dims="step")
+            z = pm.Normal("z", 0.0, 1.0, dims=("group", "step"))
+            logit_p = mu + sigma * z
+        else:  # one group (the "all" table): no population to shrink toward, sigma unidentified
+            logit_p = pm.math.ones((1, 1)) * mu
+        p = pm.Deterministic("p", pm.math.invlogit(logit_p), dims=("group", "step"))
+        pm.Binomial("successes", n=trials, p=p, observed=y, dims=("group", "step"))
+        if loa_evidence:
+            g = list(groups).index(loa_evidence["group"])
+            centre, scale = _logit_normal(loa_evidence)
+            loa = pm.math.prod(p[g])
+            logit_loa = pm.math.logit(loa)
+            pm.Potential(
+                "loa_evidence",
+                float(loa_evidence.get("weight", 1.0))
+                * pm.logp(pm.Normal.dist(centre, scale), logit_loa),
+            )
+    return model
+
+
+def _logit_normal(evidence: Mapping[str, Any]) -> tuple[float, float]:
+    """Centre and scale on the logit scale of an estimate with a 95% interval."""
+    low, high = evidence["ci95"]
+    estimate = evidence["estimate"]
+    if not 0 < low < estimate < high < 1:
+        raise InputError(
+            f"loa_evidence: need 0 < low < estimate < high < 1, got {estimate} ({low}, {high})"
+        )
+    return float(special.logit(estimate)), float(
+        (special.logit(high) - special.logit(low)) / (2 * Z975)
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# the model class
+# --------------------------------------------------------------------------------------------
+class PhaseTransitionModel:
+    """Draws of whether and when a program is approved.
+
+    Parameters
+    ----------
+    table
+        Benchmark table: ``"all"``, ``"area"``, ``"modality"``, ``"oncology_subtype"`` or
+        ``"population"`` (or a table of the user's own counts given to :meth:`fit`).
+    loa_evidence
+        Optional external estimate of one group's likelihood of approval from phase I, e.g.
+        ``{"group": "CAR-T", "estimate": 0.136, "ci95": (0.073, 0.239), "weight": 1.0}``; it
+        enters as a logit-normal soft constraint scaled by ``weight``.
+    duration_dispersion, dispersion_sd, median_sd
+        Phase-duration priors (module docstring); ``duration_dispersion=0`` and
+        ``median_sd=0`` make durations fixed at the benchmark means.
+    draws, tune, chains, seed
+        NUTS settings.
+
+    Examples
+    --------
+    >>> model = PhaseTransitionModel(table="modality").fit()          # doctest: +SKIP
+    >>> model.likelihood_of_approval("CAR-T").median()                # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        table: str = "modality",
+        *,
+        loa_evidence: Mapping[str, Any] | None = None,
+        duration_dispersion: float = 0.4,
+        dispersion_sd: float = 0.25,
+        median_sd: float = 0.1,
+        draws: int = 1000,
+        tune: int = 1000,
+        chains: int = 2,
+        seed: int = 0,
+    ):
+        if duration_dispersion < 0 or dispersion_sd < 0 or median_sd < 0:
+            raise InputError("duration priors: dispersion and sds must be >= 0")
+        self.table = table
+        self.loa_evidence = dict(loa_evidence) if loa_evidence else None
+        self.duration_dispersion = float(duration_dispersion)
+        self.dispersion_sd = float(dispersion_sd)
+        self.median_sd = float(median_sd)
+        self.draws, self.tune, self.chains, self.seed = draws, tune, chains, seed
+        self.idata = None
+        self.durations_: pd.DataFrame | None = None
+        self.simulation_: xr.Dataset | None = None
+
+    def with_durations(
+        self, *, duration_dispersion: float, median_sd: float, dispersion_sd: float | None = None
+    ) -> PhaseTransitionModel:
+        """A copy sharing this posterior with other phase-duration priors (no refit)."""
+        copy = type(self)(
+            **{
+                **self.config(),
+                "duration_dispersion": duration_dispersion,
+                "median_sd": median_sd,
+                "dispersion_sd": self.dispersion_sd if dispersion_sd is None else dispersion_sd,
+            }
+        )
+        copy.idata, copy.durations_ = self.idata, self.durations_
+        return copy
+
+    # --- config and persistence ---------------------------------------------------------
+    def config(self) -> dict[str, Any]:
+        return {
+            "table": self.table,
+            "loa_evidence": self.loa_evidence,
+            "duration_dispersion": self.duration_dispersion,
+            "dispersion_sd": self.dispersion_sd,
+            "median_sd": self.median_sd,
+            "draws": self.draws,
+            "tune": self.tune,
+            "chains": self.chains,
+            "seed": self.seed,
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """Posterior, data and config (JSON attrs) to NetCDF."""
+        self._check_fitted()
+        path = Path(path)
+        config = {**self.config(), "durations": self.durations_.to_dict("records")}
+        _pymc.save_idata(self.idata, path, config)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> PhaseTransitionModel:
+        idata, config = _pymc.load_idata(path)
+        durations = pd.DataFrame(config.pop("durations"))
+        model = cls(**config)
+        model.idata, model.durations_ = idata, durations
+        return model
+
+    # --- fitting --------------------------------------------------------------------------
+    def fit(
+        self, counts: pd.DataFrame | None = None, durations: pd.DataFrame | None = None
+    ) -> PhaseTransitionModel:
+        """Sample the posterior for the model's table (bundled BIO 2021 data by default)."""
+        source = "counts" if counts is not None else "phase_transitions_bio2021.csv"
+        frame = phase_transitions() if counts is None else counts
+        groups, n, y = transition_counts(frame, self.table, source)
+        if self.loa_evidence and self.loa_evidence.get("group") not in groups:
+            raise InputError(
+                f"loa_evidence: group {self.loa_evidence.get('group')!r} is not in table "
+                f"{self.table!r}"
+            )
+        self.durations_ = _durations_table(phase_durations() if durations is None else durations)
+        model = build_model(groups, n, y, self.loa_evidence)
+        self.idata = _pymc.sample(
+            model,
+            draws=self.draws,
+            tune=self.tune,
+            chains=self.chains,
+            seed=self.seed,
+            target_accept=0.95,
+        )
+        self.idata.posterior.attrs["pmcap_config"] = json.dumps(self.config(), default=str)
+        return self
+
+    def diagnostics(self) -> dict[str, Any]:
+        self._check_fitted()
+        names = [v for v in ("mu", "sigma", "z") if v in self.idata.posterior]
+        return _pymc.diagnostics(self.idata, names)
+
+    @property
+    def groups(self) -> list[str]:
+        self._check_fitted()
+        return [str(g) for g in self.idata.posterior["group"].values]
+
+    def _check_fitted(self) -> None:
+        if self.idata is None:
+            raise RuntimeError("call fit() first")
+
+    # --- posterior quantities -----------------------------------------------------------
+    def transition_probabilities(
+        self,
+        group: str,
+        *,
+        evidence: Mapping[str, tuple[int, int]] | None = None,
+        step_priors: Mapping[str, tuple[float, float]] | None = None,
+        seed: int = 0,
+    ) -> xr.DataArray:
+        """Posterior draws of the four step probabilities of ``group`` (dims draw, step).
+
+        A group not in the table gets the population predictive. ``evidence`` maps a step to
+        the program's own ``(successes, trials)`` and reweights the draws (importance
+        resampling); ``step_priors`` maps a step to a Beta(a, b) that replaces it outright.
+        """
+        self._check_fitted()
+        rng = np.random.default_rng(seed)
+        if group in self.groups:
+            p = _pymc.stacked(self.idata, "p")[:, self.groups.index(group), :]
+        elif "sigma" not in self.idata.posterior:
+            raise InputError(
+                f"group {group!r} is not in table {self.table!r}, whose single group gives no "
+                "population to predict a new group from; use a table with several groups"
+            )
+        else:
+            mu, sigma = _pymc.stacked(self.idata, "mu"), _pymc.stacked(self.idata, "sigma")
+            p = special.expit(mu + sigma * rng.standard_normal(mu.shape))
+        ess = float(len(p))
+        if evidence:
+            logw = np.zeros(len(p))
+            for step, (k, n) in evidence.items():
+                j = _step_index(step)
+                if not 0 <= k <= n or n <= 0:
+                    raise InputError(f"evidence[{step!r}]: need 0 <= successes <= trials, n > 0")
+                logw += stats.binom.logpmf(k, n, p[:, j])
+            w = np.exp(logw - logw.max())
+            w /= w.sum()
+            ess = float(1.0 / np.sum(w**2))
+            p = p[rng.choice(len(p), size=len(p), p=w)]
+        if step_priors:
+            p = p.copy()
+            for step, (a, b) in step_priors.items():
+                if not (a > 0 and b > 0):
+                    raise InputError(f"step_priors[{step!r}]: Beta needs a > 0 and b > 0")
+                p[:, _step_index(step)] = rng.beta(a, b, size=len(p))
+        return xr.DataArray(
+            p,
+            dims=("draw", "step"),
+            coords={"draw": np.arange(len(p)), "step": list(STEPS)},
+            name="p",
+            attrs={"group": group, "importance_ess": ess, "units": "probability"},
+        )
+
+    def likelihood_of_approval(self, group: str, from_phase: str = "phase1", **kw) -> xr.DataArray:
+        """Draws of P(approval | program now in ``from_phase``) = product of remaining steps."""
+        start = _phase_index(from_phase)
+        p = self.transition_probabilities(group, **kw)
+        return p.isel(step=slice(start, None)).prod("step").rename("loa")
+
+    def summary(self, groups: Sequence[str] | None = None) -> pd.DataFrame:
+        """Benchmark vs posterior per group and step, plus ``loa`` (from phase I)."""
+        self._check_fitted()
+        n = self.idata.constant_data["n"].values
+        y = self.idata.observed_data["successes"].values
+        p = _pymc.stacked(self.idata, "p")
+        rows = []
+        for g, group in enumerate(self.groups):
+            if groups is not None and group not in groups:
+                continue
+            with np.errstate(invalid="ignore", divide="ignore"):
+                rate = y[g] / n[g]
+            for k, step in enumerate([*STEPS, "loa"]):
+                draws = p[:, g, k] if k < 4 else p[:, g, :].prod(axis=1)
+                bench = rate[k] if k < 4 else float(np.prod(rate))
+                rows.append(
+                    {
+                        "group": group,
+                        "step": step,
+                        "n": n[g, k] if k < 4 else np.nan,
+                        "benchmark": bench,
+                        "mean": draws.mean(),
+                        "sd": draws.std(),
+                        "p5": np.quantile(draws, 0.05),
+                        "p50": np.median(draws),
+                        "p95": np.quantile(draws, 0.95),
+                    }
+                )
+        return pd.DataFrame(rows)
+
+    # --- simulation -----------------------------------------------------------------------
+    def simulate(
+        self,
+        current_phase: str,
+        phase_start: str | pd.Timestamp,
+        draws: int = 1000,
+        seed: int = 0,
+        horizon_end: str | pd.Timestamp | None = None,
+        *,
+        group: str,
+        as_of: str | pd.Timestamp | None = None,
+        duration_group: str | None = None,
+        evidence: Mapping[str, tuple[int, int]] | None = None,
+        step_priors: Mapping[str, tuple[float, float]] | None = None,
+        ppq_lots: int = 0,
+        ppq_months_before_filing: int = 0,
+    ) -> xr.Dataset:
+        """Per draw: approved or not, and the month each phase ends, filing and approval.
+
+        ``phase_start`` is when the program entered ``current_phase``. With ``as_of``, the
+        time left in the current phase is drawn given that it has lasted until ``as_of``.
+        Events after ``horizon_end`` are NaT and ``approved`` means approved by then.
+        ``ppq_lots`` run ``ppq_months_before_filing`` months before filing, in draws that file.
+        """
+        self._check_fitted()
+        c = _phase_index(current_phase)
+        start = pd.Timestamp(phase_start)
+        as_of_ts = start if as_of is None else pd.Timestamp(as_of)
+        horizon = None if horizon_end is None else pd.Timestamp(horizon_end)
+        if horizon is not None and start > horizon:
+            raise InputError(
+                f"phase_start {start.date()} is after horizon_end {horizon.date()}: nothing "
+                "would happen inside the horizon"
+            )
+        if as_of_ts < start:
+            raise InputError(f"as_of {as_of_ts.date()} is before phase_start {start.date()}")
+        if draws <= 0 or ppq_lots < 0 or ppq_months_before_filing < 0:
+            raise InputError("draws must be > 0 and the PPQ numbers >= 0")
+        rng = np.random.default_rng(seed)
+        p_all = self.transition_probabilities(
+            group, evidence=evidence, step_priors=step_priors, seed=seed
+        ).values
+        p = p_all[rng.integers(0, len(p_all), size=draws)]
+        mean_years = self._mean_years(duration_group or group)
+        median, sigma = self._duration_params(mean_years, draws, rng)
+
+        t = np.full(draws, (start - _EPOCH).days, dtype=float)  # days since epoch
+        alive = np.ones(draws, bool)
+        ends = np.full((draws, len(PHASES)), np.nan)
+        passed = np.zeros((draws, len(PHASES)), bool)
+        elapsed = (as_of_ts - start).days / DAYS_PER_YEAR
+        for k in range(c, len(PHASES)):
+            years = _lognormal(median[:, k], sigma[:, k], rng, floor=elapsed if k == c else 0.0)
+            t = t + years * DAYS_PER_YEAR
+            ends[alive, k] = t[alive]
+            success = rng.random(draws) < p[:, k]
+            passed[:, k] = alive & success
+            alive = passed[:, k]
+        filing = np.where(passed[:, 2], ends[:, 2], np.nan)
+        if c == 3:
+            filing = np.full(draws, (start - _EPOCH).days, float)
+        approval = np.where(passed[:, 3], ends[:, 3], np.nan)
+
+        to_month = lambda days: _month(days, horizon)  # noqa: E731
+        ds = xr.Dataset(
+            {
+                "approved": ("draw", ~np.isnat(to_month(approval))),
+                "approval_month": ("draw", to_month(approval)),
+                "filing_month": ("draw", to_month(filing)),
+                "phase_end": (("draw", "phase"), to_month(ends)),
+                "p": (("draw", "step"), p),
+                "duration_median_years": (("draw", "phase"), median),
+                "duration_sigma": (("draw", "phase"), sigma),
+            },
+            coords={"draw": np.arange(draws), "phase": list(PHASES), "step": list(STEPS)},
+            attrs={
+                "group": group,
+                "current_phase": current_phase,
+                "phase_start": str(start.date()),
+                "as_of": str(as_of_ts.date()),
+                "seed": seed,
+                "horizon_end": "" if horizon is None else str(horizon.date()),
+                "config": json.dumps(self.config(), default=str),
+            },
+        )
+        if ppq_lots:
+            filing_m = to_month(filing)
+            ppq = filing_m.astype("datetime64[M]") - np.timedelta64(ppq_months_before_filing, "M")
+            ds["ppq_month"] = (
+                "draw",
+                np.where(np.isnat(filing_m), filing_m, ppq.astype("datetime64[ns]")),
+            )
+            ds["ppq_lots"] = ("draw", np.where(np.isnat(filing_m), 0, ppq_lots))
+        self.simulation_ = ds
+        return ds
+
+    def _mean_years(self, group: str) -> np.ndarray:
+        table = self.durations_
+        rows = table[table["group"] == group]
+        if rows.empty:
+            rows = table[table["group"] == "All indications"]
+        means = rows.set_index("phase")["mean_years"].reindex(list(PHASES))
+        if means.isna().any():
+            raise InputError(
+                f"durations: group {group!r} lacks phases {list(means[means.isna()].index)}"
+            )
+        return means.to_numpy(float)
+
+    def _duration_params(
+        self, mean_years: np.ndarray, draws: int, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        shape = (draws, len(PHASES))
+        if self.duration_dispersion > 0:
+            sigma = self.duration_dispersion * np.exp(
+                self.dispersion_sd * rng.standard_normal(shape)
+            )
+        else:
+            sigma = np.zeros(shape)
+        median = mean_years * np.exp(-(sigma**2) / 2 + self.median_sd * rng.standard_normal(shape))
+        return median, sigma
+
+    def probability_approved_by(self, date, simulation: xr.Dataset | None = None) -> float:
+        """Share of draws approved on or before the month of ``date``."""
+        sim = self._simulation(simulation)
+        month = np.datetime64(pd.Timestamp(date).to_period("M").to_timestamp(), "ns")
+        return float((sim["approval_month"] <= month).mean())
+
+    def _simulation(self, simulation: xr.Dataset | None) -> xr.Dataset:
+        sim = simulation if simulation is not None else self.simulation_
+        if sim is None:
+            raise RuntimeError("call simulate() first or pass a simulation")
+        return sim
+
+    def bands(
+        self,
+        simulation: xr.Dataset | None = None,
+        months: Sequence | pd.DatetimeIndex | None = None,
+        quantiles: Sequence[float] = (0.1, 0.5, 0.9),
+        replicates: int = 64,
+        program: str | None = None,
+    ) -> pd.DataFrame:
+        """Cumulative probability of approval by month, with bands over parameter uncertainty.
+
+        ``mean`` is the share of draws approved by the month; the percentiles are those of
+        P(approved by month | parameters of a draw), where each draw's timing probability is
+        estimated from ``replicates`` duration draws with that draw's parameters.
+        """
+        sim = self._simulation(simulation)
+        if months is None:
+            first = pd.Timestamp(sim.attrs["phase_start"]).to_period("M").to_timestamp()
+            months = pd.date_range(first, periods=12 * 15, freq="MS")
+        months = pd.DatetimeIndex(months)
+        c = _phase_index(sim.attrs["current_phase"])
+        rng = np.random.default_rng(int(sim.attrs["seed"]) + 1)
+        median = sim["duration_median_years"].values[:, c:]
+        sigma = sim["duration_sigma"].values[:, c:]
+        elapsed = (pd.Timestamp(sim.attrs["as_of"]) - pd.Timestamp(sim.attrs["phase_start"])).days
+        years = np.stack(
+            [
+                _lognormal(
+                    np.repeat(median[:, j : j + 1], replicates, 1),
+                    np.repeat(sigma[:, j : j + 1], replicates, 1),
+                    rng,
+                    floor=elapsed / DAYS_PER_YEAR if j == 0 else 0.0,
+                )
+                for j in range(median.shape[1])
+            ],
+            axis=-1,
+        ).sum(-1)  # (draw, replicate) years to the approval decision
+        approval_day = (
+            pd.Timestamp(sim.attrs["phase_start"]) - _EPOCH
+        ).days + years * DAYS_PER_YEAR
+        loa = sim["p"].values[:, c:].prod(axis=1)
+        ends = (months + pd.offsets.MonthEnd(0) - _EPOCH).days.to_numpy(float)
+        horizon = sim.attrs.get("horizon_end")
+        if horizon:
+            ends = np.where(months > pd.Timestamp(horizon), -np.inf, ends)
+        by_month = (approval_day[:, :, None] <= ends[None, None, :]).mean(axis=1)  # (draw, month)
+        conditional = loa[:, None] * by_month
+        observed = sim["approval_month"].values
+        mean = (observed[:, None] <= months.to_numpy("datetime64[ns]")[None, :]).mean(axis=0)
+        frame = pd.DataFrame(
+            {
+                "month": months,
+                "program": program or sim.attrs["group"],
+                "metric": "probability_approved_by",
+                "unit": "probability",
+                "mean": mean,
+            }
+        )
+        for q, values in zip(quantiles, np.quantile(conditional, quantiles, axis=0), strict=True):
+            frame[f"p{100 * q:g}"] = values
+        return frame
+
+    def plot_approval(self, simulation: xr.Dataset | None = None, ax=None, **kw):
+        """Cumulative probability of approval over time with its P10-P90 band."""
+        import matplotlib.pyplot as plt
+
+        frame = self.bands(simulation, **kw)
+        if ax is None:
+            _, ax = plt.subplots(figsize=(8, 3.5))
+        ax.fill_between(frame["month"], frame["p10"], frame["p90"], alpha=0.3, label="P10-P90")
+        ax.plot(frame["month"], frame["mean"], label="P(approved by month)")
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("probability approved")
+        ax.legend(loc="upper left", frameon=False)
+        return ax
+
+
+_EPOCH = pd.Timestamp("1970-01-01")
+
+
+def _month(days: np.ndarray, horizon: pd.Timestamp | None) -> np.ndarray:
+    """Days since epoch (NaN = never) -> first of month as datetime64[ns] (NaT = never/late)."""
+    out = np.full(days.shape, np.datetime64("NaT"), dtype="datetime64[ns]")
+    ok = np.isfinite(days)
+    dates = np.datetime64("1970-01-01", "D") + np.floor(days[ok]).astype("int64").astype(
+        "timedelta64[D]"
+    )
+    out[ok] = dates.astype("datetime64[M]").astype("datetime64[ns]")
+    if horizon is not None:
+        out[out > np.datetime64(horizon, "ns")] = np.datetime64("NaT")
+    return out
+
+
+def _lognormal(
+    median: np.ndarray, sigma: np.ndarray, rng: np.random.Generator, floor: float = 0.0
+) -> np.ndarray:
+    """Lognormal(log median, sigma) years; with ``floor`` > 0, drawn given it exceeds floor."""
+    if floor <= 0:
+        return median * np.exp(sigma * rng.standard_normal(median.shape))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z_floor = np.where(sigma > 0, np.log(floor / median) / sigma, np.inf)
+    lower = stats.norm.cdf(z_floor)
+    u = lower + (1 - lower) * rng.random(median.shape)
+    z = stats.norm.ppf(np.clip(u, 0, 1 - 1e-12))
+    years = median * np.exp(sigma * z)
+    return np.maximum(years, floor)
+
+
+def _durations_table(frame: pd.DataFrame) -> pd.DataFrame:
+    needed = {"group", "phase", "mean_years"}
+    if missing := needed - set(frame.columns):
+        raise InputError(f"durations: missing columns {sorted(missing)}")
+    if "statistic" in frame.columns:
+        frame = frame[frame["statistic"] == "mean"]
+    bad = frame[~frame["phase"].isin(PHASES)]
+    if len(bad):
+        raise InputError(
+            f"durations: unknown phase {bad['phase'].iloc[0]!r}; expected {list(PHASES)}"
+        )
+    if (frame["mean_years"] <= 0).any():
+        raise InputError("durations: mean_years must be > 0")
+    return frame[["group", "phase", "mean_years"]].reset_index(drop=True)
+
+
+def _phase_index(phase: str) -> int:
+    if phase not in PHASES:
+        raise InputError(f"unknown phase {phase!r}; expected one of {list(PHASES)}")
+    return PHASES.index(phase)
+
+
+def _step_index(step: str) -> int:
+    if step not in STEPS:
+        raise InputError(f"unknown step {step!r}; expected one of {list(STEPS)}")
+    return STEPS.index(step)
