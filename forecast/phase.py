@@ -115,7 +115,8 @@ def build_model(
         else:  # one group (the "all" table): no population to shrink toward, sigma unidentified
             logit_p = pm.math.ones((1, 1)) * mu
         p = pm.Deterministic("p", pm.math.invlogit(logit_p), dims=("group", "step"))
-        pm.Binomial("successes", n=trials, p=p, observed=y, dims=("group", "step"))
+        observed = pm.Data("successes_observed", y, dims=("group", "step"))
+        pm.Binomial("successes", n=trials, p=p, observed=observed, dims=("group", "step"))
         if loa_evidence:
             g = list(groups).index(loa_evidence["group"])
             centre, scale = _logit_normal(loa_evidence)
