@@ -1,0 +1,157 @@
+"""Facility simulation against queueing closed forms, Little's law and monotonicity."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from capacity import InputError, describe, simulate_facility, suites_for_service_level
+from capacity.facility import erlang_c_wait_probability
+from tests.conftest import fixed_process, make_demand
+
+MONTHS = pd.date_range("2027-01-01", periods=36, freq="MS")
+SEVEN_DAYS = fixed_process(culture_days=7, changeover_days=0, failure_rate=0.0)
+
+
+def poisson_demand(per_year, draws, seed=0, months=36):
+    rng = np.random.default_rng(seed)
+    days = MONTHS[:months].days_in_month.to_numpy()
+    return make_demand(rng.poisson(per_year / 365 * days[None, :], size=(draws, months)))
+
+
+def steady_wait_share(sim, t_days, warmup_days=90):
+    """Per-draw share of patients (arriving after warm-up) waiting > t, and its MC error."""
+    waits, arrivals = sim["patient_wait_days"].values, sim["patient_arrival_day"].values
+    keep = (arrivals > warmup_days) & ~np.isnan(waits)
+    per_draw = np.array([(w[k] > t_days).mean() for w, k in zip(waits, keep, strict=True)])
+    return per_draw.mean(), per_draw.std(ddof=1) / np.sqrt(len(per_draw))
+
+
+def test_erlang_c_closed_form_matches_the_issue_numbers():
+    assert erlang_c_wait_probability(200 / 365, 7, 8, 2) == pytest.approx(0.0146, abs=0.0005)
+    assert erlang_c_wait_probability(2000 / 365, 7, 46, 2) == pytest.approx(0.0186, abs=0.0005)
+
+
+@pytest.mark.parametrize(("per_year", "slots", "draws"), [(200, 8, 1000), (2000, 46, 150)])
+def test_exponential_service_matches_erlang_c(per_year, slots, draws):
+    sim = simulate_facility(
+        poisson_demand(per_year, draws), SEVEN_DAYS, slots, service="exponential", seed=3
+    )
+    share, se = steady_wait_share(sim, 2.0)
+    expected = erlang_c_wait_probability(per_year / 365, 7, slots, 2.0)
+    assert abs(share - expected) < 4 * se + 0.001, (share, expected, se)
+
+
+def test_fixed_service_waits_less_and_littles_law_holds():
+    demand = poisson_demand(600, 400, seed=1)
+    fixed = simulate_facility(demand, SEVEN_DAYS, 17, service="fixed", seed=2)
+    expo = simulate_facility(demand, SEVEN_DAYS, 17, service="exponential", seed=2)
+    assert steady_wait_share(fixed, 2.0)[0] <= steady_wait_share(expo, 2.0)[0]
+    assert np.nanmean(fixed["wait_mean_days"][:, 3:]) <= np.nanmean(expo["wait_mean_days"][:, 3:])
+    # Little: mean slots busy = arrivals per day x days in slot (7), away from the edges
+    busy = float(fixed["slots_busy"][:, 3:-1].mean())
+    assert busy == pytest.approx(600 / 365 * 7, rel=0.02)
+    util = float(fixed["slot_utilisation"][:, 3:-1].mean())
+    assert util == pytest.approx(600 / 365 * 7 / 17, rel=0.02)
+
+
+def test_more_suites_never_increase_waits():
+    demand = poisson_demand(500, 60, seed=4)
+    # lot-to-lot culture times; no failures (a re-run arriving earlier could pass a patient)
+    spec = fixed_process(culture_days={"triangular": [7, 9, 14]}, failure_rate=0.0)
+    waits = [
+        simulate_facility(demand, spec, c, seed=5, cryopreserved=True)["patient_wait_days"].values
+        for c in (8, 9, 10, 12)
+    ]
+    for fewer, more in zip(waits, waits[1:], strict=False):
+        assert np.all(np.nan_to_num(more) <= np.nan_to_num(fewer) + 1e-9)
+
+
+def test_module_online_earlier_never_loses_more_patients():
+    demand = poisson_demand(500, 200, seed=6)
+    spec = fixed_process(culture_days=9, failure_rate=0.0)
+    late = pd.Series(np.where(MONTHS >= "2028-07-01", 16, 10), index=MONTHS)
+    early = pd.Series(np.where(MONTHS >= "2028-01-01", 16, 10), index=MONTHS)
+    lost_late = simulate_facility(demand, spec, late, max_wait_days=3, seed=7)["patients_lost"]
+    lost_early = simulate_facility(demand, spec, early, max_wait_days=3, seed=7)["patients_lost"]
+    # pathwise a served patient can push a later one over the limit, so compare totals
+    assert float(lost_early.sum()) < float(lost_late.sum())
+    assert np.all(lost_early.sum("draw") <= lost_late.sum("draw") + 5)
+
+
+def test_fresh_material_is_lost_and_cryopreserved_waits():
+    demand = make_demand(np.full((50, 3), 60))
+    spec = fixed_process(culture_days=10, changeover_days=0, failure_rate=0.0)
+    fresh = simulate_facility(demand, spec, 10, max_wait_days=1, seed=1)
+    cryo = simulate_facility(demand, spec, 10, max_wait_days=1, cryopreserved=True, seed=1)
+    assert float(fresh["patients_lost"].sum()) > 0
+    assert float(cryo["patients_lost"].sum()) == 0
+    assert float(cryo["wait_mean_days"].mean()) > float(fresh["wait_mean_days"].mean())
+    served = fresh["patient_wait_days"].values
+    assert np.nanmax(served) <= 1 + 1e-9
+
+
+def test_remanufacture_requeues_and_loses_after_the_last_attempt():
+    demand = make_demand(np.full((400, 6), 20))
+    never = fixed_process(failure_rate=1.0, max_remanufacture=2)
+    sim = simulate_facility(demand, never, 50, seed=2)
+    # every patient fails three times and is lost; lots run = 3 per patient
+    assert float(sim["patients_lost"].sum()) == pytest.approx(float(sim["patients"].sum()))
+    some = fixed_process(failure_rate=0.1, max_remanufacture=1)
+    sim = simulate_facility(demand, some, 50, seed=2)
+    lost_share = float(sim["patients_lost"].sum() / sim["patients"].sum())
+    assert lost_share == pytest.approx(0.01, abs=0.004)  # fails twice: 0.1 ** 2
+
+
+def test_qc_queue_and_release_time():
+    demand = make_demand(np.full((20, 4), 30))
+    spec = fixed_process(culture_days=9, changeover_days=1, failure_rate=0.0)
+    ample = simulate_facility(demand, spec, 40, seed=1)
+    # no slot wait, no QC queue: release = apheresis + culture 9 + sterility 14 days
+    assert float(ample["release_days_mean"][:, :2].mean()) == pytest.approx(23, abs=1e-6)
+    assert float(ample["qc_wait_mean_days"].max()) == 0
+    # 30 lots a month x 1.53 analyst hours against 0.05 FTE (about 0.23 h a day): a queue
+    short = simulate_facility(demand, spec, 40, qc_fte=0.05, seed=1)
+    assert float(short["qc_wait_mean_days"][:, -1].mean()) > 10
+
+
+def test_same_seed_same_result_and_bad_input():
+    demand = poisson_demand(300, 20, seed=1)
+    a = simulate_facility(demand, "car-t-autologous-manual", 6, seed=3)
+    b = simulate_facility(demand, "car-t-autologous-manual", 6, seed=3)
+    assert a.identical(b)
+    with pytest.raises(InputError, match="can only grow"):
+        simulate_facility(demand, SEVEN_DAYS, pd.Series([5] * 20 + [4] * 16, index=MONTHS))
+    with pytest.raises(InputError, match="service must be"):
+        simulate_facility(demand, SEVEN_DAYS, 5, service="gamma")
+    with pytest.raises(InputError, match="no suites"):
+        simulate_facility(demand, SEVEN_DAYS, 0)
+
+
+def test_suites_for_service_level_matches_erlang_c_sizing():
+    # M/M/c with 200 patients/year, 7 days: P(wait > 2 days) <= 2% needs 8 slots
+    # (process_parameters.md); with fixed 7-day service fewer or as many suffice.
+    demand = poisson_demand(200, 300, seed=8)
+    need = suites_for_service_level(
+        demand,
+        SEVEN_DAYS,
+        max_wait_days=2,
+        epsilon=0.02,
+        candidates=range(4, 14),
+        service="exponential",
+        seed=9,
+    )
+    median = float(np.nanmedian(need["suites_needed"]))
+    assert median in (7, 8, 9)
+    fixed = suites_for_service_level(
+        demand,
+        SEVEN_DAYS,
+        max_wait_days=2,
+        epsilon=0.02,
+        candidates=range(4, 14),
+        service="fixed",
+        seed=9,
+    )
+    assert fixed["suites_needed"].mean() < need["suites_needed"].mean()
+    assert describe(need).startswith("to keep 98% of patients waiting under 2 days you need")

@@ -1,0 +1,132 @@
+"""plan_expansion, plan_hiring and newsvendor on hand-computed cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from capacity import InputError, newsvendor, plan_expansion, plan_hiring
+
+MONTHS = pd.date_range("2027-01-01", periods=48, freq="MS")
+
+
+def need(values, name="suites"):
+    values = np.atleast_2d(values)
+    return xr.DataArray(
+        values, dims=("draw", "month"), coords={"month": MONTHS[: values.shape[1]]}, name=name
+    )
+
+
+def step_need(draws=10):
+    # 5 suites until 2029-01, 9 after, identical in every draw
+    return need(np.tile(np.where(np.arange(48) < 24, 5.0, 9.0), (draws, 1)))
+
+
+def test_commit_exactly_lead_time_before_the_step():
+    plan = plan_expansion(step_need(), installed=6, unit_size=4, lead_time_months=18, target=0.05)
+    assert plan.commitments["commit_month"].tolist() == [pd.Timestamp("2027-07-01")]
+    assert plan.commitments["online_month"].tolist() == [pd.Timestamp("2029-01-01")]
+    assert plan.by_month["shortfall_probability"].max() == 0
+    assert "commit 2027-07 -> online 2029-01" in str(plan)
+
+
+def test_two_modules_when_one_is_not_enough_and_cost():
+    plan = plan_expansion(
+        step_need(),
+        installed=6,
+        unit_size=2,
+        lead_time_months=12,
+        target=0.0,
+        cost_per_unit_year=1.2e6,
+    )
+    assert plan.commitments["commit_month"].tolist() == [pd.Timestamp("2028-01-01")] * 2
+    # two modules online for 24 months at 1.2 M a year each
+    assert plan.cost["units"] == pytest.approx(2 * 24 * 1.2e6 / 12)
+
+
+def test_shortfall_inside_the_lead_time_is_reported_not_hidden():
+    plan = plan_expansion(step_need(), installed=6, unit_size=4, lead_time_months=30, target=0.05)
+    assert plan.commitments["online_month"].tolist() == [pd.Timestamp("2029-07-01")]
+    early = plan.by_month.set_index("month").loc["2029-01-01":"2029-06-01"]
+    assert (early["shortfall_probability"] == 1).all() and not early["helpable"].any()
+
+
+def test_target_is_a_probability_over_draws():
+    # need 7 in 10% of draws, 5 otherwise: target 0.05 builds, target 0.2 does not
+    values = np.full((100, 48), 5.0)
+    values[:10, 30:] = 7.0
+    assert (
+        len(
+            plan_expansion(
+                need(values), installed=6, unit_size=2, lead_time_months=6, target=0.05
+            ).commitments
+        )
+        == 1
+    )
+    assert (
+        len(
+            plan_expansion(
+                need(values), installed=6, unit_size=2, lead_time_months=6, target=0.2
+            ).commitments
+        )
+        == 0
+    )
+
+
+def test_cost_optimal_target_and_cdmo_mix():
+    values = np.full((100, 48), 5.0)
+    values[:10, 30:] = 7.0  # 10% chance of needing one more suite for 18 months
+    lots = xr.full_like(need(values), 30.0)
+    req = xr.Dataset({"suites": need(values), "lots": lots})
+    # a module (2 suites) costs 10 a year; a lost patient 1: losing 30 x 2/7 lots a month in
+    # 10% of draws for 18 months costs about 15, the module about 15 -> compare with CDMO
+    plan = plan_expansion(
+        req,
+        installed=6,
+        unit_size=2,
+        lead_time_months=6,
+        target=None,
+        cost_per_unit_year=10,
+        cost_per_patient_lost=1,
+        cdmo_slot_fee_per_month=0.01,
+        cdmo_slot_options=(0, 1, 2),
+    )
+    assert plan.cdmo_slots == 1  # one cheap reserved slot covers the extra suite
+    assert len(plan.commitments) == 0
+    assert plan.cost["total"] == pytest.approx(0.01 * 48)
+    assert set(plan.alternatives["cdmo_slots"]) == {0, 1, 2}
+
+
+def test_hiring_uses_hiring_plus_training_lead_time():
+    fte = need(np.tile(np.where(np.arange(48) < 20, 10.0, 13.0), (5, 1)), "operator_fte")
+    plan = plan_hiring(fte, installed=10, hiring_months=3, training_months=4, batch=1)
+    assert len(plan.commitments) == 3
+    assert set(plan.commitments["commit_month"]) == {MONTHS[13]}
+
+
+def test_newsvendor_critical_fractile():
+    rng = np.random.default_rng(0)
+    values = rng.uniform(0, 10, size=(10_000, 12))
+    frame = newsvendor(need(values[:, :12]), cost_short_per_unit_year=9, cost_idle_per_unit_year=1)
+    assert frame["critical_fractile"].iloc[0] == pytest.approx(0.9)
+    # peak of 12 uniforms on [0, 10] has CDF (x/10)**12: 0.9 quantile = 10 * 0.9**(1/12)
+    assert frame["capacity"].iloc[0] == pytest.approx(10 * 0.9 ** (1 / 12), abs=0.02)
+
+
+def test_bad_plan_input():
+    with pytest.raises(InputError, match="give a target"):
+        plan_expansion(step_need(), installed=6, unit_size=4, lead_time_months=18, target=None)
+    with pytest.raises(InputError, match="no variable 'suits'"):
+        plan_expansion(
+            xr.Dataset({"suites": step_need()}),
+            resource="suits",
+            installed=6,
+            unit_size=4,
+            lead_time_months=18,
+        )
+    with pytest.raises(InputError, match="CDMO options"):
+        plan_expansion(
+            step_need(), installed=6, unit_size=4, lead_time_months=18, cdmo_slot_options=(0, 2)
+        )
