@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from capacity import _queue
 from capacity.demand import as_demand
 from capacity.errors import InputError
 from capacity.process import ProcessSpec, load_process, stream_rng
@@ -32,7 +33,6 @@ from capacity.process import ProcessSpec, load_process, stream_rng
 __all__ = ["simulate_facility", "suites_for_service_level", "erlang_c_wait_probability"]
 
 Service = Literal["process", "fixed", "exponential"]
-_PENDING = 64  # re-runs waiting to re-enter the queue at once, per draw
 
 
 def erlang_c_wait_probability(
@@ -164,41 +164,45 @@ def simulate_facility(
     fails = rng.random(shape) < par["failure_rate"].values[:, None, None]
     turnaround = par["qc_turnaround_days"].values.max(axis=1)
 
-    jobs = _run_queue(
-        arrivals,
-        is_ppq,
-        culture,
-        changeover,
-        fails,
-        online,
-        turnaround,
-        max_wait_days if not cryopreserved else None,
-    )
     qc_hours_per_lot = (
         (par["qc_tests_per_lot"] * par["qc_hands_on_hours"] * (1 + par["qc_retest_rate"]))
         .sum("assay")
         .values
     )
     if qc_fte is None:
-        qc_start = jobs["end"].copy()
+        qc_work_days = np.zeros(draws)
     else:
         if qc_fte <= 0:
             raise InputError("qc_fte must be > 0 (or None for unlimited QC capacity)")
         hours_per_day = qc_fte * par["productive_hours_per_fte_year"].values / 365.0
-        qc_start = _qc_queue(jobs["end"], qc_hours_per_lot / hours_per_day)
-    release = qc_start + turnaround[:, None]
+        qc_work_days = qc_hours_per_lot / hours_per_day
 
-    return _summarise(
-        jobs,
-        qc_start,
-        release,
+    wait_limit = -1.0 if (max_wait_days is None or cryopreserved) else float(max_wait_days)
+    month_ends = starts + days
+    monthly, patient_wait = _queue.simulate_draws(
+        arrivals,
+        is_ppq,
+        np.ascontiguousarray(culture.reshape(draws, -1), dtype=float),
+        np.ascontiguousarray(changeover.reshape(draws, -1), dtype=float),
+        np.ascontiguousarray(fails.reshape(draws, -1)),
+        online,
+        turnaround.astype(float),
+        qc_work_days.astype(float),
+        wait_limit,
+        starts,
+        month_ends,
+        float(wait_threshold_days),
+        attempts,
+    )
+    return _dataset(
+        monthly,
+        patient_wait,
         arrivals,
         is_ppq,
         months,
         starts,
         days,
         online,
-        wait_threshold_days,
         attrs={
             "seed": seed,
             "process": spec.name,
@@ -211,6 +215,48 @@ def simulate_facility(
     )
 
 
+def _dataset(monthly, patient_wait, arrivals, is_ppq, months, starts, days, online, attrs):
+    q = _queue
+    ends = starts + days
+    with np.errstate(invalid="ignore", divide="ignore"):
+        wait_mean = monthly[..., q.WAIT_SUM] / monthly[..., q.SERVED]
+        over = monthly[..., q.OVER] / monthly[..., q.COUNT]
+        to_release = monthly[..., q.RELEASE_SUM] / monthly[..., q.RELEASED]
+        qc_wait = monthly[..., q.QC_WAIT_SUM] / monthly[..., q.RELEASED]
+        available = np.clip(ends[None, :] - np.maximum(starts[None, :], online[:, None]), 0, None)
+        utilisation = monthly[..., q.BUSY] / available.sum(axis=0)[None, :]
+    patient_day = np.where(
+        np.isfinite(arrivals) & ~is_ppq & (arrivals < ends[-1]), arrivals, np.nan
+    )
+    dims = ("draw", "month")
+    threshold = attrs["wait_threshold_days"]
+    return xr.Dataset(
+        {
+            "patients": (dims, monthly[..., q.COUNT], {"units": "patients/month"}),
+            "wait_mean_days": (dims, wait_mean, {"units": "days"}),
+            "wait_p95_days": (dims, monthly[..., q.P95], {"units": "days"}),
+            "share_waiting_over": (dims, over, {"units": "fraction", "threshold_days": threshold}),
+            "patients_lost": (dims, monthly[..., q.LOST], {"units": "patients/month"}),
+            "qc_wait_mean_days": (dims, qc_wait, {"units": "days"}),
+            "release_days_mean": (dims, to_release, {"units": "days"}),
+            "slots_busy": (dims, monthly[..., q.BUSY] / days[None, :], {"units": "slots"}),
+            "slot_utilisation": (dims, utilisation, {"units": "fraction"}),
+            "patient_wait_days": (
+                ("draw", "patient"),
+                np.where(np.isnan(patient_day), np.nan, patient_wait),
+                {"units": "days"},
+            ),
+            "patient_arrival_day": (
+                ("draw", "patient"),
+                patient_day,
+                {"units": "days since the first month"},
+            ),
+        },
+        coords={"draw": np.arange(arrivals.shape[0]), "month": months},
+        attrs={**attrs, "slots_installed_max": len(online)},
+    )
+
+
 def _per_lot(param, shape, rng) -> np.ndarray:
     """Lot-to-lot draws of a process parameter (a fixed value is repeated)."""
     return param.sample(int(np.prod(shape)), rng).reshape(shape)
@@ -218,242 +264,25 @@ def _per_lot(param, shape, rng) -> np.ndarray:
 
 def _arrivals(counts, ppq_counts, starts, days, rng):
     """Uniform arrival days within each month (Poisson given the count), sorted per draw."""
-    draws = counts.shape[0]
-    total = counts + ppq_counts
-    n_jobs = int(total.sum(axis=1).max()) if total.size else 0
-    arrivals = np.full((draws, max(n_jobs, 1)), np.inf)
-    is_ppq = np.zeros_like(arrivals, dtype=bool)
-    per_draw = total.sum(axis=1)
-    # flat list of (draw, month, ppq?) for every job, then uniform times within the month
-    draw_idx = np.repeat(np.repeat(np.arange(draws), total.shape[1]), total.ravel())
-    month_idx = np.repeat(np.tile(np.arange(total.shape[1]), draws), total.ravel())
-    rank = np.arange(len(draw_idx)) - np.repeat(
-        np.cumsum(total.ravel()) - total.ravel(), total.ravel()
-    )
-    ppq_flag = rank < np.repeat(ppq_counts.ravel(), total.ravel())
-    times = starts[month_idx] + rng.random(len(draw_idx)) * days[month_idx]
-    order = np.lexsort((times, draw_idx))
+    draws, n_months = counts.shape
+    total = (counts + ppq_counts).ravel()
+    per_draw = (counts + ppq_counts).sum(axis=1)
+    n_jobs = max(int(per_draw.max()) if per_draw.size else 0, 1)
+    cell = np.repeat(np.arange(draws * n_months), total)  # (draw, month) cell of every job
+    month_idx = cell % n_months
+    rank = np.arange(len(cell)) - np.repeat(np.cumsum(total) - total, total)
+    ppq_flag = rank < np.repeat(ppq_counts.ravel(), total)
+    u = rng.random(len(cell))
+    # jobs are already grouped by cell in time order; sort only within a cell: key = cell + u
+    order = np.argsort(cell + u)
+    times = starts[month_idx[order]] + u[order] * days[month_idx[order]]
+    draw_idx = cell[order] // n_months
     position = np.arange(len(order)) - np.repeat(np.cumsum(per_draw) - per_draw, per_draw)
-    arrivals[draw_idx[order], position] = times[order]
-    is_ppq[draw_idx[order], position] = ppq_flag[order]
+    arrivals = np.full((draws, n_jobs), np.inf)
+    is_ppq = np.zeros((draws, n_jobs), dtype=bool)
+    arrivals[draw_idx, position] = times
+    is_ppq[draw_idx, position] = ppq_flag[order]
     return arrivals, is_ppq
-
-
-def _run_queue(arrivals, is_ppq, culture, changeover, fails, online, turnaround, max_wait):
-    """FCFS over slots, one job per draw per step, re-runs merged in arrival order."""
-    draws, n_primary = arrivals.shape
-    attempts = culture.shape[2]
-    rows = np.arange(draws)
-    free = np.broadcast_to(online, (draws, len(online))).copy()
-    pend_time = np.full((draws, _PENDING), np.inf)
-    pend_job = np.zeros((draws, _PENDING), dtype=np.int64)
-    pend_attempt = np.zeros((draws, _PENDING), dtype=np.int64)
-    ptr = np.zeros(draws, dtype=np.int64)
-
-    steps = n_primary * attempts
-    out = {k: np.full((draws, steps), np.nan) for k in ("arrival", "start", "end", "slot_end")}
-    flags = {k: np.zeros((draws, steps), bool) for k in ("lost", "rerun", "ppq", "released")}
-    patient_lost_at = np.full((draws, steps), False)
-    job_of = np.full((draws, steps), -1, dtype=np.int64)
-    step = 0
-    while True:
-        next_primary = np.where(
-            ptr < n_primary, arrivals[rows, np.minimum(ptr, n_primary - 1)], np.inf
-        )
-        k = pend_time.argmin(axis=1)
-        next_rerun = pend_time[rows, k]
-        take_rerun = next_rerun < next_primary
-        arrival = np.minimum(next_primary, next_rerun)
-        active = np.isfinite(arrival)
-        if not active.any() or step >= steps:
-            break
-        job = np.where(take_rerun, pend_job[rows, k], np.minimum(ptr, n_primary - 1))
-        attempt = np.where(take_rerun, pend_attempt[rows, k], 0)
-        ppq = is_ppq[rows, job] & ~take_rerun
-        pend_time[rows[take_rerun], k[take_rerun]] = np.inf
-        ptr += active & ~take_rerun
-
-        slot = free.argmin(axis=1)
-        start = np.maximum(arrival, free[rows, slot])
-        with np.errstate(invalid="ignore"):  # inf - inf in draws already finished
-            wait = start - arrival
-        lost = active & ~ppq & (wait > max_wait) if max_wait is not None else np.zeros(draws, bool)
-        served = active & ~lost
-        cult = culture[rows, job, attempt]
-        end = start + cult
-        slot_end = end + changeover[rows, job, attempt]
-        free[rows[served], slot[served]] = slot_end[served]
-
-        failed = served & ~ppq & fails[rows, job, attempt]
-        retry = failed & (attempt + 1 < attempts)
-        if retry.any():
-            free_pend = pend_time[retry].argmax(axis=1)  # an inf entry (argmax of inf first)
-            r = rows[retry]
-            pend_time[r, free_pend] = (end + turnaround)[retry]
-            pend_job[r, free_pend] = job[retry]
-            pend_attempt[r, free_pend] = attempt[retry] + 1
-        out["arrival"][:, step] = np.where(active, arrival, np.nan)
-        out["start"][:, step] = np.where(served, start, np.nan)
-        out["end"][:, step] = np.where(served, end, np.nan)
-        out["slot_end"][:, step] = np.where(served, slot_end, np.nan)
-        flags["lost"][:, step] = lost
-        patient_lost_at[:, step] = lost | (failed & ~retry)
-        flags["rerun"][:, step] = active & take_rerun
-        flags["ppq"][:, step] = active & ppq
-        flags["released"][:, step] = served & ~failed
-        job_of[:, step] = np.where(active, job, -1)
-        step += 1
-    jobs = {k: v[:, :step] for k, v in out.items()}
-    jobs.update({k: v[:, :step] for k, v in flags.items()})
-    jobs["patient_lost"] = patient_lost_at[:, :step]
-    jobs["job"] = job_of[:, :step]
-    jobs["wait"] = jobs["start"] - jobs["arrival"]
-    return jobs
-
-
-def _qc_queue(end: np.ndarray, work_days: np.ndarray) -> np.ndarray:
-    """Lindley recursion of a FIFO QC queue in order of manufacture end; returns QC start."""
-    order = np.argsort(np.where(np.isnan(end), np.inf, end), axis=1)
-    sorted_end = np.take_along_axis(end, order, axis=1)
-    start = np.full_like(sorted_end, np.nan)
-    done = np.full(end.shape[0], -np.inf)
-    for i in range(end.shape[1]):  # the sequence of lots, vectorised over draws
-        e = sorted_end[:, i]
-        ok = ~np.isnan(e)
-        s = np.maximum(e, done)
-        start[:, i] = np.where(ok, s, np.nan)
-        done = np.where(ok, s + work_days, done)
-    out = np.empty_like(start)
-    np.put_along_axis(out, order, start, axis=1)
-    return out
-
-
-def _summarise(
-    jobs, qc_start, release, arrivals, is_ppq, months, starts, days, online, threshold, attrs
-):
-    """Per-patient results (aligned by patient across facilities), then per draw and month."""
-    draws, n_patients = arrivals.shape
-    n_months = len(months)
-    ends = starts + days
-    rows = np.broadcast_to(np.arange(draws)[:, None], jobs["job"].shape)
-    has_job = jobs["job"] >= 0
-    r, j = rows[has_job], jobs["job"][has_job]
-
-    def scatter(values, mask, fill=np.nan):
-        out = np.full((draws, n_patients), fill, dtype=float)
-        m = has_job & mask
-        out[rows[m], jobs["job"][m]] = values[m]
-        return out
-
-    first = ~jobs["rerun"]
-    wait = scatter(jobs["wait"], first)  # wait for the first slot; NaN if turned away
-    turned_away = scatter(jobs["lost"].astype(float), first, 0.0) > 0
-    lost = np.zeros((draws, n_patients), bool)
-    np.logical_or.at(lost, (r, j), jobs["patient_lost"][has_job])
-    released = jobs["released"]
-    release_day = scatter(release, released)
-    qc_wait = scatter(qc_start - jobs["end"], released)
-
-    patient = np.isfinite(arrivals) & ~is_ppq
-    month = np.searchsorted(ends, np.where(patient, arrivals, np.inf), side="right")
-    patient &= month < n_months
-    group = np.where(patient, np.arange(draws)[:, None] * n_months + month, -1)
-    size = draws * n_months
-
-    def per_month(values, mask):
-        m = patient & mask
-        return np.bincount(group[m], weights=values[m], minlength=size).reshape(draws, n_months)
-
-    ones = np.ones((draws, n_patients))
-    served = ~turned_away
-    count = per_month(ones, patient)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        wait_mean = per_month(np.nan_to_num(wait), served) / per_month(ones, served)
-        over = (
-            per_month(((np.nan_to_num(wait) > threshold) | turned_away).astype(float), patient)
-            / count
-        )
-        done = ~np.isnan(release_day)
-        to_release = per_month(np.nan_to_num(release_day - arrivals), done) / per_month(ones, done)
-        qc_wait_mean = per_month(np.nan_to_num(qc_wait), done) / per_month(ones, done)
-    wait_p95 = _group_quantile(np.where(patient & served, wait, np.nan), group, size, 0.95)
-    patients_lost = per_month(lost.astype(float), patient)
-
-    busy = _busy_slot_days(jobs["start"], jobs["slot_end"], starts, ends)
-    available = np.clip(ends[None, :] - np.maximum(starts[None, :], online[:, None]), 0, None).sum(
-        0
-    )
-    with np.errstate(invalid="ignore", divide="ignore"):
-        utilisation = busy / available[None, :]
-    dims = ("draw", "month")
-    ds = xr.Dataset(
-        {
-            "patients": (dims, count, {"units": "patients/month"}),
-            "wait_mean_days": (dims, wait_mean, {"units": "days"}),
-            "wait_p95_days": (dims, wait_p95, {"units": "days"}),
-            "share_waiting_over": (dims, over, {"units": "fraction", "threshold_days": threshold}),
-            "patients_lost": (dims, patients_lost, {"units": "patients/month"}),
-            "qc_wait_mean_days": (dims, qc_wait_mean, {"units": "days"}),
-            "release_days_mean": (dims, to_release, {"units": "days"}),
-            "slots_busy": (dims, busy / days[None, :], {"units": "slots"}),
-            "slot_utilisation": (dims, utilisation, {"units": "fraction"}),
-            "patient_wait_days": (
-                ("draw", "patient"),
-                np.where(patient, wait, np.nan),
-                {"units": "days"},
-            ),
-            "patient_arrival_day": (
-                ("draw", "patient"),
-                np.where(patient, arrivals, np.nan),
-                {"units": "days since the first month"},
-            ),
-        },
-        coords={"draw": np.arange(draws), "month": months},
-        attrs={**attrs, "slots_installed_max": len(online)},
-    )
-    return ds
-
-
-def _group_quantile(values: np.ndarray, group: np.ndarray, size: int, q: float) -> np.ndarray:
-    """Quantile (linear interpolation) of ``values`` within each group id (NaN skipped)."""
-    ok = ~np.isnan(values) & (group >= 0)
-    g, v = group[ok], values[ok]
-    order = np.lexsort((v, g))
-    g, v = g[order], v[order]
-    counts = np.bincount(g, minlength=size)
-    first = np.cumsum(counts) - counts
-    out = np.full(size, np.nan)
-    has = counts > 0
-    pos = (counts[has] - 1) * q
-    lo = np.floor(pos).astype(int)
-    hi = np.minimum(lo + 1, counts[has] - 1)
-    frac = pos - lo
-    out[has] = v[first[has] + lo] * (1 - frac) + v[first[has] + hi] * frac
-    return out.reshape(group.shape[0], -1)
-
-
-def _busy_slot_days(start, slot_end, month_starts, month_ends) -> np.ndarray:
-    """Slot-days occupied in each month: overlap of [start, slot_end) with each month."""
-    draws = start.shape[0]
-    out = np.zeros((draws, len(month_starts)))
-    ok = ~np.isnan(start)
-    s, e = start[ok], slot_end[ok]
-    d = np.broadcast_to(np.arange(draws)[:, None], start.shape)[ok]
-    first = np.searchsorted(month_ends, s, side="right")
-    span = int(np.ceil(np.max(e - s, initial=0) / 28.0)) + 2
-    for k in range(span):  # months a lot can touch, a handful
-        m = first + k
-        inside = m < len(month_starts)
-        overlap = np.clip(
-            np.minimum(e[inside], month_ends[m[inside]])
-            - np.maximum(s[inside], month_starts[m[inside]]),
-            0,
-            None,
-        )
-        out += np.bincount(
-            d[inside] * len(month_starts) + m[inside], weights=overlap, minlength=out.size
-        ).reshape(out.shape)
-    return out
 
 
 def suites_for_service_level(

@@ -1,0 +1,129 @@
+"""simulate_facility against a plain SimPy model of the same facility, in one process.
+
+1,000 draws x 36 months at 500 patients a year (Poisson), 16 slots, the bundled manual CAR-T
+process with fixed parameters except lot-to-lot culture time triangular(7, 8, 12) and
+changeover uniform(0.5, 2), failure rate 5% with one re-run queued at manufacture end +
+14 days. Both report the mean wait, the share of patients waiting over 2 days and the mean
+number of busy slots; SimPy runs on a subset of draws (``--simpy-draws``) and its time is
+scaled per draw. Needs ``pip install simpy`` (``pip install -e .[bench]``).
+
+Run: ``python benchmarks/bench_facility.py [--draws 1000] [--simpy-draws 100]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from capacity import ProcessSpec, simulate_facility
+
+SLOTS = 16
+PER_YEAR = 500
+MONTHS = pd.date_range("2027-01-01", periods=36, freq="MS")
+PROCESS = ProcessSpec.from_mapping(
+    {
+        "name": "bench",
+        "culture_days": {"triangular": [7, 8, 12]},
+        "changeover_days": {"uniform": [0.5, 2]},
+        "failure_rate": 0.05,
+        "max_remanufacture": 1,
+        "qc": [{"assay": "sterility", "hands_on_hours": 1.5, "turnaround_days": 14}],
+    }
+)
+
+
+def make_demand(draws: int, seed: int = 0) -> xr.DataArray:
+    rng = np.random.default_rng(seed)
+    days = MONTHS.days_in_month.to_numpy()
+    values = rng.poisson(PER_YEAR / 365 * days[None, :], size=(draws, len(MONTHS)))
+    return xr.DataArray(values, dims=("draw", "month"), coords={"month": MONTHS}, name="patients")
+
+
+def simpy_draw(counts: np.ndarray, rng: np.random.Generator) -> tuple[list[float], float]:
+    """One draw in SimPy: patient waits (first attempt) and busy slot-days in the horizon."""
+    import simpy
+
+    env = simpy.Environment()
+    slots = simpy.Resource(env, capacity=SLOTS)
+    starts = (MONTHS - MONTHS[0]).days.to_numpy(float)
+    days = MONTHS.days_in_month.to_numpy(float)
+    horizon = starts[-1] + days[-1]
+    waits: list[float] = []
+    busy = [0.0]
+
+    def lot(arrival_delay: float, attempt: int):
+        yield env.timeout(arrival_delay)
+        arrived = env.now
+        with slots.request() as request:
+            yield request
+            if attempt == 0:
+                waits.append(env.now - arrived)
+            culture = rng.triangular(7, 8, 12)
+            hold = culture + rng.uniform(0.5, 2)
+            busy[0] += max(0.0, min(env.now + hold, horizon) - min(env.now, horizon))
+            start = env.now
+            yield env.timeout(hold)
+        if attempt == 0 and rng.random() < 0.05:
+            env.process(lot(start + culture + 14 - env.now, 1))
+
+    for m, n in enumerate(counts):
+        for t in np.sort(starts[m] + rng.random(n) * days[m]):
+            env.process(lot(t, 0))
+    env.run()
+    return waits, busy[0] / horizon
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--draws", type=int, default=1000)
+    parser.add_argument("--simpy-draws", type=int, default=100)
+    args = parser.parse_args()
+    demand = make_demand(args.draws)
+
+    simulate_facility(demand.isel(draw=slice(0, 10)), PROCESS, SLOTS, seed=1)  # warm-up
+    t0 = time.perf_counter()
+    sim = simulate_facility(demand, PROCESS, SLOTS, seed=1)
+    t_pmcap = time.perf_counter() - t0
+    waits = sim["patient_wait_days"].values
+    per_draw_mean = np.nanmean(waits, axis=1)
+    per_draw_over = np.nanmean(np.where(np.isnan(waits), np.nan, waits > 2), axis=1)
+    horizon_days = float(MONTHS.days_in_month.to_numpy().sum())
+    busy = (sim["slots_busy"] * MONTHS.days_in_month.to_numpy()).sum("month").values / horizon_days
+
+    rng = np.random.default_rng(2)
+    t0 = time.perf_counter()
+    simpy_stats = []
+    for d in range(args.simpy_draws):
+        w, b = simpy_draw(demand.values[d], rng)
+        simpy_stats.append((np.mean(w), np.mean(np.asarray(w) > 2), b))
+    t_simpy = time.perf_counter() - t0
+    s_mean, s_over, s_busy = np.asarray(simpy_stats).T
+
+    def row(name, ours, theirs):
+        se = np.hypot(ours.std() / np.sqrt(len(ours)), theirs.std() / np.sqrt(len(theirs)))
+        diff = ours.mean() - theirs.mean()
+        print(
+            f"{name:<26} pmcap {ours.mean():8.4f}   simpy {theirs.mean():8.4f}   "
+            f"diff {diff:+.4f} ({diff / se:+.1f} SE)"
+        )
+
+    print(f"{args.draws} draws x {len(MONTHS)} months, {PER_YEAR} patients/year, {SLOTS} slots")
+    row("mean wait (days)", per_draw_mean, s_mean)
+    row("share waiting > 2 days", per_draw_over, s_over)
+    row("mean busy slots", busy, s_busy)
+    per_draw_simpy = t_simpy / args.simpy_draws
+    print(
+        f"pmcap: {t_pmcap:.2f} s for {args.draws} draws ({1e3 * t_pmcap / args.draws:.2f} ms/draw)"
+    )
+    print(
+        f"simpy: {t_simpy:.2f} s for {args.simpy_draws} draws ({1e3 * per_draw_simpy:.2f} ms/draw)"
+    )
+    print(f"ratio simpy / pmcap per draw: {per_draw_simpy * args.draws / t_pmcap:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
