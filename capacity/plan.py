@@ -38,8 +38,10 @@ class ExpansionPlan:
 
     def __str__(self) -> str:
         lines = [f"{self.resource}: {len(self.commitments)} new unit(s) at target {self.target:g}"]
-        for row in self.commitments.itertuples():
-            lines.append(f"  commit {row.commit_month:%Y-%m} -> online {row.online_month:%Y-%m}")
+        grouped = self.commitments.groupby(["commit_month", "online_month"], sort=True).size()
+        for (commit, online), n in grouped.items():
+            times = f" x{n}" if n > 1 else ""
+            lines.append(f"  commit {commit:%Y-%m} -> online {online:%Y-%m}{times}")
         if self.cdmo_slots:
             lines.append(f"  plus {self.cdmo_slots} reserved CDMO slot(s)")
         lines.append(f"  expected cost {self.cost['total']:,.0f}")
