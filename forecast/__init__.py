@@ -5,6 +5,7 @@ one pattern: configure in ``__init__``, ``fit(data) -> self`` (posterior in ``.i
 ``simulate``/``forecast`` returning xarray draws, plus ``summary()``/``bands()`` tidy frames.
 """
 
+from forecast.enrollment import EnrollmentModel
 from forecast.phase import PHASES, STEPS, PhaseTransitionModel
 
-__all__ = ["PHASES", "STEPS", "PhaseTransitionModel"]
+__all__ = ["PHASES", "STEPS", "EnrollmentModel", "PhaseTransitionModel"]

@@ -1,0 +1,221 @@
+"""EnrollmentModel: closed forms of the accrual planning prior, the hierarchical model, inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from capacity import as_demand
+from forecast.enrollment import EnrollmentModel, enrollment_data, planning_prior
+from forecast.errors import InputError
+
+DAYS_PER_MONTH = 365.25 / 12
+
+
+def one_site_counts(start, as_of, n, seed=0):
+    """Daily counts at one site with ``n`` patients on random days in [start, as_of]."""
+    days = pd.date_range(start, as_of, freq="D")
+    rng = np.random.default_rng(seed)
+    enrolled = np.bincount(rng.integers(0, len(days), n), minlength=len(days))
+    return pd.DataFrame({"site": "A", "date": days, "enrolled": enrolled})
+
+
+@pytest.fixture(scope="module")
+def accrual_model():
+    # accrual.n.inform(n=300, T=36, P=0.5, m=100, tm=10, Tp=36), months as calendar months:
+    # T = 2020-01-01..2022-12-31 (1,096 days), tm = 2020-01..2020-10 (305 days).
+    counts = one_site_counts("2020-01-01", "2020-10-31", 100)
+    model = EnrollmentModel(target=300, planning=(300, 1096, 0.5), draws=40_000, chains=1, seed=3)
+    return model.fit(counts=counts, as_of="2020-10-31")
+
+
+def test_accrual_n_inform(accrual_model):
+    assert accrual_model.diagnostics()["closed_form"]
+    fc = accrual_model.forecast(until="2022-12-31")
+    uncapped = EnrollmentModel(planning=(300, 1096, 0.5), draws=40_000, chains=1, seed=3)
+    uncapped.fit(counts=one_site_counts("2020-01-01", "2020-10-31", 100), as_of="2020-10-31")
+    total = uncapped.forecast(until="2022-12-31")["cumulative_enrolled"].values[:, -1]
+    q = np.quantile(total, [0.025, 0.5, 0.975])
+    # exact: 100 + NB(size 150 + 100, p = (548 + 305) / (548 + 305 + 791))
+    exact = 100 + stats.nbinom.ppf([0.025, 0.5, 0.975], 250, 853 / (853 + 791))
+    np.testing.assert_allclose(q, exact, atol=1.5)  # Monte Carlo error of 40,000 draws
+    np.testing.assert_allclose(q, [292, 332, 375], atol=2)  # accrual, months of 30.4 days
+    assert fc["cumulative_enrolled"].values.max() <= 300
+
+
+def test_accrual_t_inform(accrual_model):
+    accrual_model.forecast(until="2024-06-30")
+    ttt = accrual_model.time_to_target().values
+    months = (ttt - np.datetime64("2020-01-01", "ns")) / np.timedelta64(1, "D") / DAYS_PER_MONTH
+    q = np.quantile(months, [0.025, 0.5, 0.975])
+    # exact: 305 days + Gamma(200) / lambda, lambda ~ Gamma(250, 853), in months
+    rng = np.random.default_rng(0)
+    lam = rng.gamma(250, 1 / 853, 400_000)
+    exact = np.quantile(
+        (305 + rng.gamma(200, 1, 400_000) / lam) / DAYS_PER_MONTH, [0.025, 0.5, 0.975]
+    )
+    np.testing.assert_allclose(q, exact, atol=0.15)
+    np.testing.assert_allclose(q, [28.58, 32.39, 36.96], atol=0.3)  # accrual.T.inform
+
+
+def test_weekly_example_of_gajewski():
+    # 22 weeks planned at 3/week, P = 0.5; weekly counts 1, 0, 0, 0, 3, 1
+    a, b = planning_prior(66, 22 * 7, 0.5)
+    prior = stats.nbinom.ppf([0.025, 0.975], a, b / (b + 22 * 7))
+    np.testing.assert_allclose(prior, [41, 96], atol=2)
+    weekly = [1, 0, 0, 0, 3, 1]
+    start = pd.Timestamp("2021-01-04")
+    daily = pd.DataFrame(
+        {"site": "A", "date": pd.date_range(start, periods=42, freq="D"), "enrolled": 0}
+    )
+    for week, n in enumerate(weekly):
+        daily.loc[week * 7 + 2, "enrolled"] = n
+    end = start + pd.Timedelta(days=22 * 7 - 1)
+    for weeks, median in ((1, 60), (2, 53), (4, 41)):
+        as_of = start + pd.Timedelta(days=7 * weeks - 1)
+        model = EnrollmentModel(planning=(66, 22 * 7, 0.5), draws=20_000, chains=1, seed=weeks)
+        model.fit(counts=daily[daily["date"] <= as_of], as_of=as_of)
+        final = model.forecast(until=end)["cumulative_enrolled"].values[:, -1]
+        assert np.median(final) == pytest.approx(median, abs=2)
+
+
+def simulate_trial(n_sites=30, days=360, alpha=1.4, mean_rate=0.02, seed=0, countries=("US",)):
+    rng = np.random.default_rng(seed)
+    start = pd.Timestamp("2024-01-01")
+    activation = start + pd.to_timedelta(rng.integers(0, 120, n_sites), unit="D")
+    rates = rng.gamma(alpha, mean_rate / alpha, n_sites)
+    rows = []
+    for s in range(n_sites):
+        open_days = pd.date_range(activation[s], start + pd.Timedelta(days=days - 1), freq="D")
+        n = rng.poisson(rates[s] * len(open_days))
+        for day in rng.choice(open_days, size=n):
+            rows.append({"site": f"S{s:03d}", "enrolled_on": day})
+    sites = pd.DataFrame(
+        {
+            "site": [f"S{s:03d}" for s in range(n_sites)],
+            "country": [countries[s % len(countries)] for s in range(n_sites)],
+            "activated_on": activation,
+        }
+    )
+    return pd.DataFrame(rows), sites, start + pd.Timedelta(days=days - 1)
+
+
+@pytest.fixture(scope="module")
+def trial_model():
+    patients, sites, as_of = simulate_trial()
+    future = pd.DataFrame(
+        {"site": ["N1", "N2"], "planned_activation": ["2025-03-01", "2025-06-01"]}
+    )
+    sites = pd.concat([sites, future], ignore_index=True)
+    model = EnrollmentModel(target=400, draws=400, tune=400, seed=1)
+    return model.fit(patients, sites, as_of=as_of)
+
+
+def test_hierarchical_fit_and_forecast(trial_model):
+    diag = trial_model.diagnostics()
+    assert diag["divergences"] == 0 and diag["r_hat_max"] < 1.05
+    mu = trial_model.idata.posterior["mu"].values.ravel()
+    assert np.quantile(mu, 0.02) < 0.02 < np.quantile(mu, 0.98)
+    fc = trial_model.forecast(36)
+    assert fc["cumulative_enrolled"].values.max() <= 400
+    assert (fc["treated"] <= fc["enrolled"]).all()
+    assert np.all(np.diff(fc["cumulative_enrolled"].values, axis=1) >= 0)
+    ttt = trial_model.time_to_target()
+    assert trial_model.probability_by("2030-01-01") >= trial_model.probability_by("2026-01-01")
+    assert (~np.isnat(ttt.values)).mean() > 0.5
+    frame = trial_model.bands()
+    assert {"enrolled", "treated", "cumulative_enrolled"} <= set(frame["metric"])
+    demand = trial_model.to_demand("CART-201")
+    assert as_demand(demand).dims == ("draw", "month", "program", "stream")
+
+
+def test_sites_needed_grows_with_the_required_probability(trial_model):
+    trial_model.forecast(36)
+    by = "2026-06-30"
+    low = trial_model.sites_needed(by, probability=0.5, max_sites=200)
+    high = trial_model.sites_needed(by, probability=0.9, max_sites=200)
+    assert low is not None and high is not None and high >= low
+
+
+def test_site_not_yet_open_contributes_after_as_of():
+    patients, sites, as_of = simulate_trial(n_sites=10, seed=2)
+    only_future = pd.concat(
+        [
+            sites,
+            pd.DataFrame({"site": ["N1"], "planned_activation": [as_of + pd.Timedelta(days=200)]}),
+        ],
+        ignore_index=True,
+    )
+    base = EnrollmentModel(draws=300, tune=300, seed=1, p_never=(1, 1e6)).fit(
+        patients, sites, as_of=as_of
+    )
+    more = EnrollmentModel(draws=300, tune=300, seed=1, p_never=(1, 1e6)).fit(
+        patients, only_future, as_of=as_of
+    )
+    a = base.forecast(12)["enrolled"].mean("draw").values
+    b = more.forecast(12)["enrolled"].mean("draw").values
+    assert b[:4].sum() == pytest.approx(a[:4].sum(), rel=0.15)  # delay: mostly not open yet
+    assert b[-4:].sum() > a[-4:].sum()
+
+
+def test_screen_failure_and_dropout_are_conjugate():
+    rows = [
+        {
+            "site": "A",
+            "enrolled_on": f"2024-0{1 + i % 6}-1{i % 9}",
+            "outcome": "enrolled",
+            "treated": i % 5 != 0,
+        }
+        for i in range(60)
+    ]
+    rows += [{"site": "A", "enrolled_on": None, "outcome": "screen_failed"}] * 40
+    model = EnrollmentModel(draws=4000, chains=1, seed=2).fit(
+        pd.DataFrame(rows), as_of="2024-06-30"
+    )
+    fc = model.forecast(6)
+    ratio = float(fc["treated"].sum() / fc["enrolled"].sum())
+    assert ratio == pytest.approx(49 / 62, abs=0.03)  # Beta(1 + 48, 1 + 12) mean
+    screened = float(fc["screened"].sum() / fc["enrolled"].sum())
+    assert screened == pytest.approx(100 / 60, rel=0.08)
+
+
+@pytest.mark.parametrize(
+    ("patients", "sites", "message"),
+    [
+        (
+            {"site": ["A", "Z"], "enrolled_on": ["2024-02-01", "2024-02-02"]},
+            None,
+            "patients: row 3: site 'Z' is not in the sites table",
+        ),
+        (
+            {"site": ["A"], "enrolled_on": ["2023-12-01"]},
+            None,
+            "patients: row 2: enrollment on 2023-12-01 at site 'A' is before its activation",
+        ),
+        (
+            {"site": ["A"], "enrolled_on": ["2024-08-01"]},
+            None,
+            "patients: row 2: enrolled_on 2024-08-01 is after as_of",
+        ),
+        (
+            {"site": ["A"], "enrolled_on": ["2024-02-01"]},
+            {"site": ["A", "A"], "activated_on": ["2024-01-01", "2024-01-02"]},
+            "sites: row 3: site 'A' appears twice",
+        ),
+    ],
+)
+def test_bad_patient_input(patients, sites, message):
+    sites = sites or {"site": ["A"], "activated_on": ["2024-01-01"]}
+    with pytest.raises(InputError) as err:
+        enrollment_data(pd.DataFrame(patients), pd.DataFrame(sites), as_of="2024-06-30")
+    assert message in str(err.value)
+
+
+def test_bad_counts_input():
+    counts = pd.DataFrame(
+        {"site": ["A", "A"], "date": ["2024-01-01", "2024-01-02"], "enrolled": [1, -2]}
+    )
+    with pytest.raises(InputError, match="counts: row 3: enrolled must be a whole number >= 0"):
+        enrollment_data(counts=counts, as_of="2024-06-30")
