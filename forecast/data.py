@@ -29,3 +29,24 @@ def phase_transitions() -> pd.DataFrame:
 def phase_durations() -> pd.DataFrame:
     """Mean years per phase by group (BIO 2021) and median trial durations (Wong et al. 2019)."""
     return pd.read_csv(data_path("phase_durations_bio2021.csv"))
+
+
+def screening_log(name: str) -> pd.DataFrame:
+    """A bundled single-site daily screening log (``"grips"`` or ``"pace"``) as counts.
+
+    Columns ``site, date, enrolled, screened, open``: ``screened`` is the log's prescreened
+    count and ``open`` is 0 on days with no screening activity (one placeholder row with zero
+    counts in the source), 1 otherwise.
+    """
+    if name not in ("grips", "pace"):
+        raise InputError(f"screening log: unknown {name!r}; expected 'grips' or 'pace'")
+    raw = pd.read_csv(data_path(f"enrollment/{name}_daily_screening.csv"))
+    return pd.DataFrame(
+        {
+            "site": name.upper(),
+            "date": pd.to_datetime(raw["Screening_Date"], format="%m/%d/%Y"),
+            "enrolled": raw["Sum_Enrolled"].astype(int),
+            "screened": raw["Sum_Prescreened"].astype(int),
+            "open": ((raw["N Rows"] > 1) | (raw["Sum_Prescreened"] > 0)).astype(float),
+        }
+    )

@@ -4,7 +4,7 @@ Model (rates per day; exposure = days a site is open, weighted by a linear ramp-
 activation and zero on declared pauses)::
 
     lambda_s ~ Gamma(alpha, alpha / mu[country_s])          site rates (marginalised)
-    eps_t    ~ Gamma(phi, phi)                              calendar effect per month (optional)
+    eps_t    = exp(s z_t - s^2/2), z_t ~ Normal(0, 1)       calendar effect per month (optional)
     k[s, t]  ~ Poisson(lambda_s * E[s, t] * eps_t)
 
 Integrating lambda_s out gives a negative multinomial per site: with eps = 1 this is the
@@ -56,6 +56,7 @@ class EnrollmentData:
     exposure: np.ndarray  # (site, month) weighted open days
     as_of: pd.Timestamp
     open_share: np.ndarray  # (site,) share of open days, used for future exposure
+    monthly_open_share: np.ndarray  # trial-wide share of open days in each past month
     screened: int = 0
     screen_failed: int = 0
     treated: int = 0
@@ -321,8 +322,22 @@ def _grid(daily, site_table, as_of, pauses, ramp_days, extra) -> EnrollmentData:
         * np.where(np.isnan(act)[:, None], 0, (t >= act[:, None]) & (t < closed[:, None]))
     ).sum(1)
     share = np.where(active_days > 0, open_days / np.maximum(active_days, 1), 1.0)
+    active = np.where(np.isnan(act)[:, None], 0, (t >= act[:, None]) & (t < closed[:, None]))
+    per_month_active = np.array([active[:, month_of_day == m].sum() for m in range(len(months))])
+    per_month_open = np.array(
+        [(active * open_flags)[:, month_of_day == m].sum() for m in range(len(months))]
+    )
+    has = per_month_active > 0
+    monthly_share = per_month_open[has] / per_month_active[has]
     return EnrollmentData(
-        site_table.reset_index(drop=True), months, counts, exposure, as_of, share, **extra
+        site_table.reset_index(drop=True),
+        months,
+        counts,
+        exposure,
+        as_of,
+        share,
+        monthly_share,
+        **extra,
     )
 
 
@@ -367,7 +382,8 @@ class EnrollmentModel:
         Optional planning prior ``(n, duration_days, P)``: "n patients in T days, P confident".
         It is the prior of the (single) site rate, or of the mean site rate x number of sites.
     calendar_effect
-        Month-to-month multiplicative noise shared by all sites (eps_t ~ Gamma(phi, phi)).
+        Month-to-month multiplicative noise shared by all sites (lognormal with mean 1 and
+        log-sd ``sigma_calendar ~ HalfNormal(0.5)``).
     ramp_days
         Linear ramp-up of a new site's rate over its first days (0: none).
     pauses
@@ -486,8 +502,12 @@ class EnrollmentModel:
         coords = {"country": country_names, "month": np.arange(n_months)}
         with pm.Model(coords=coords) as model:
             if self.calendar_effect:
-                phi = pm.LogNormal("phi", np.log(20.0), 1.0)
-                eps = pm.Gamma("eps", alpha=phi, beta=phi, dims="month")
+                # log eps_t = s z_t - s^2 / 2 (mean 1), non-centred: no funnel in s
+                sigma_cal = pm.HalfNormal("sigma_calendar", 0.5)
+                z_cal = pm.Normal("z_calendar", 0.0, 1.0, dims="month")
+                eps = pm.Deterministic(
+                    "eps", pt.exp(sigma_cal * z_cal - sigma_cal**2 / 2), dims="month"
+                )
             else:
                 eps = pt.ones(n_months)
             if n_sites == 1:
@@ -526,7 +546,7 @@ class EnrollmentModel:
             }
         names = [
             v
-            for v in ("alpha", "log_mu", "mu", "phi", "sigma_country")
+            for v in ("alpha", "log_mu", "mu", "sigma_calendar", "z_calendar", "sigma_country")
             if v in self.idata.posterior
         ]
         return _pymc.diagnostics(self.idata, names)
@@ -644,6 +664,12 @@ class EnrollmentModel:
             [weight[:, month_of_day == m].sum(axis=1) for m in range(len(months))], 1
         )
         rate = lam_open @ exposure  # (draw, month) patients expected, before the calendar effect
+        history = data.monthly_open_share
+        if len(history) and history.min() < 1:
+            # open days vary by month (pauses): each future month takes the open share of a
+            # past month drawn at random, relative to the average share used above
+            picked = history[rng.integers(0, len(history), size=rate.shape)]
+            rate = rate * picked / max(float(np.mean(data.open_share[opened])), 1e-9)
         # sites not open yet: activation per draw, rate from the population
         pending = ~opened
         if pending.any():
@@ -657,9 +683,9 @@ class EnrollmentModel:
             new_exposure = np.diff(cum, axis=2) * share
             rate = rate + (lam_new[:, :, None] * new_exposure).sum(axis=1)
         post = self._posterior()
-        if "phi" in post:
-            phi = post["phi"][:, None]
-            rate = rate * rng.gamma(phi, 1.0 / phi, size=rate.shape)
+        if "sigma_calendar" in post:
+            s = post["sigma_calendar"][:, None]
+            rate = rate * np.exp(s * rng.standard_normal(rate.shape) - s**2 / 2)
         enrolled = rng.poisson(rate)
         self._uncapped = enrolled  # time_to_target interpolates within the crossing month
         observed = int(data.counts.sum())
