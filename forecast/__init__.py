@@ -7,5 +7,6 @@ one pattern: configure in ``__init__``, ``fit(data) -> self`` (posterior in ``.i
 
 from forecast.enrollment import EnrollmentModel
 from forecast.phase import PHASES, STEPS, PhaseTransitionModel
+from forecast.uptake import UptakeModel
 
-__all__ = ["PHASES", "STEPS", "EnrollmentModel", "PhaseTransitionModel"]
+__all__ = ["PHASES", "STEPS", "EnrollmentModel", "PhaseTransitionModel", "UptakeModel"]

@@ -10,7 +10,14 @@ import pandas as pd
 from forecast.data import screening_log
 from forecast.enrollment import EnrollmentModel
 
-__all__ = ["backtest_summary", "crps_samples", "enrollment_backtest", "pit_coverage"]
+__all__ = [
+    "backtest_summary",
+    "crps_samples",
+    "enrollment_backtest",
+    "pit_coverage",
+    "uptake_backtest",
+    "uptake_summary",
+]
 
 
 def crps_samples(samples: np.ndarray, observed: np.ndarray) -> np.ndarray:
@@ -145,3 +152,176 @@ def backtest_summary(frame: pd.DataFrame) -> pd.DataFrame:
     overall = frame.groupby("method").agg(**stats)
     overall.index = pd.MultiIndex.from_product([["all"], overall.index], names=["log", "method"])
     return pd.concat([by_log, overall]).reset_index()
+
+
+# --------------------------------------------------------------------------------------------
+# uptake
+# --------------------------------------------------------------------------------------------
+def _bass_least_squares(train: pd.DataFrame, test: pd.DataFrame, launch: pd.Timestamp, rng, n):
+    """Per-product Bass (p, q, scale) by least squares on log patients; lognormal residuals."""
+    from scipy.optimize import least_squares
+
+    from forecast.uptake import bass_integral, months_since_origin
+
+    L = months_since_origin([launch])[0]
+
+    def means(params, frame):
+        p, q, scale = np.exp(params)
+        out = []
+        for row in frame.itertuples():
+            total = 0.0
+            for s, e in zip(row.starts, row.ends, strict=True):
+                t0, t1 = months_since_origin([s, e])
+                total += scale * (
+                    bass_integral(t1 - L, p / 12, q / 12) - bass_integral(t0 - L, p / 12, q / 12)
+                )
+            out.append(max(total, 1e-6))
+        return np.array(out)
+
+    y = train["patients"].to_numpy(float)
+    fit = least_squares(
+        lambda x: np.log(means(x, train)) - np.log(y),
+        x0=np.log([0.3, 0.5, max(y.mean() / 3, 1.0)]),
+        bounds=([-8, -8, -5], [3, 3, 12]),
+    )
+    resid_sd = max(float(np.std(fit.fun, ddof=min(3, len(y) - 1))) if len(y) > 3 else 0.3, 0.05)
+    centre = means(fit.x, test)
+    return centre[None, :] * np.exp(resid_sd * rng.standard_normal((n, len(test))))
+
+
+def _ets(train: pd.DataFrame, test: pd.DataFrame, rng, n):
+    """statsmodels ETS (additive trend and error) on the patients-per-month of past periods."""
+    import warnings
+
+    from statsmodels.tsa.exponential_smoothing.ets import ETSModel
+
+    def per_month(frame):
+        months = frame.apply(
+            lambda r: sum((e - s).days for s, e in zip(r.starts, r.ends, strict=True)), axis=1
+        )
+        return frame["patients"].to_numpy(float) / (
+            months.to_numpy(float) / (365.25 / 12)
+        ), months.to_numpy(float) / (365.25 / 12)
+
+    train = train.sort_values("first_start")
+    rate, _ = per_month(train)
+    test_rate_months = per_month(test)[1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            model = ETSModel(rate, error="add", trend="add" if len(rate) >= 5 else None).fit(
+                disp=False
+            )
+            sims = model.simulate(
+                len(test), repetitions=n, anchor="end", random_state=int(rng.integers(2**31))
+            ).to_numpy()
+            sims = sims.reshape(len(test), -1).T
+        except Exception:  # too few points for ETS: a level with the spread of past rates
+            sims = rate[-1] + np.std(rate) * rng.standard_normal((n, len(test)))
+    return np.maximum(sims, 0.0) * test_rate_months[None, :]
+
+
+def _score(rows, label, split, method, samples, observed, test):
+    low, high = np.quantile(samples, [0.1, 0.9], axis=0)
+    crps = crps_samples(samples, observed)
+    for i, row in enumerate(test.itertuples()):
+        rows.append(
+            {
+                "split": split,
+                "product": "+".join(row.products),
+                "period_start": row.first_start,
+                "method": method,
+                "observed": observed[i],
+                "mean": samples[:, i].mean(),
+                "p10": low[i],
+                "p90": high[i],
+                "covered": bool(low[i] <= observed[i] <= high[i]),
+                "crps": crps[i],
+                "case": label,
+            }
+        )
+
+
+def uptake_backtest(
+    *,
+    split_date: str = "2023-01-01",
+    first_periods: int = 4,
+    draws: int = 500,
+    tune: int = 500,
+    seed: int = 0,
+    leave_one_out: bool = True,
+) -> pd.DataFrame:
+    """Backtest of ``UptakeModel`` on the bundled CAR-T analogs against two baselines.
+
+    (a) time split: fit on observations ending by ``split_date``, forecast those starting
+    after it; (b) leave one product out: fit on the others plus its first ``first_periods``
+    observations (partial pooling), forecast its later ones. Baselines on the same product's
+    own observations: a Bass fit by least squares and statsmodels ETS. Lower bounds are not
+    scored. One row per test observation and method: 80% interval, coverage, CRPS.
+    """
+    from forecast.uptake import UptakeModel, analog_observations, analog_products, observation_means
+
+    logging.getLogger("pymc").setLevel(logging.ERROR)
+    rng = np.random.default_rng(seed)
+    obs = analog_observations()
+    products = analog_products()
+    launches = {p.name: p.launch for p in products}
+    rows: list[dict] = []
+    n = 2 * draws
+
+    def run(split, train, test_sets):
+        model = UptakeModel(draws=draws, tune=tune, seed=seed).fit(train, products)
+        for label, test in test_sets:
+            test = test[~test["lower_bound"]]
+            if test.empty:
+                continue
+            mean = observation_means(model, test)
+            phi = np.asarray(model.idata.posterior["phi"]).ravel()[:, None]
+            pm_samples = rng.poisson(rng.gamma(phi, mean / phi))
+            observed = test["patients"].to_numpy(float)
+            _score(rows, label, split, "pmcap", pm_samples, observed, test)
+            single = test["products"].apply(len) == 1
+            for name in sorted({p[0] for p in test.loc[single, "products"]}):
+                own_train = train[train["products"] == (name,)]
+                own_test = test[test["products"] == (name,)]
+                if len(own_train) < 3:
+                    continue
+                obs_own = own_test["patients"].to_numpy(float)
+                _score(
+                    rows,
+                    label,
+                    split,
+                    "bass_least_squares",
+                    _bass_least_squares(own_train, own_test, launches[name], rng, n),
+                    obs_own,
+                    own_test,
+                )
+                _score(
+                    rows, label, split, "ets", _ets(own_train, own_test, rng, n), obs_own, own_test
+                )
+
+    cut = pd.Timestamp(split_date)
+    train = obs[obs["last_end"] <= cut]
+    test = obs[obs["first_start"] >= cut]
+    run("time", train, [("all", test)])
+    if leave_one_out:
+        for prod in products:
+            own = obs[obs["products"] == (prod.name,)].sort_values("first_start")
+            others = obs[obs["products"].apply(lambda names, n=prod.name: n not in names)]
+            first = own.iloc[:first_periods]
+            later = own.iloc[first_periods:]
+            run("leave_one_out", pd.concat([others, first]), [(prod.name, later)])
+    return pd.DataFrame(rows)
+
+
+def uptake_summary(frame: pd.DataFrame) -> pd.DataFrame:
+    """Coverage of the 80% interval and mean CRPS by split and method, on observations all
+    three methods scored (single-product ones)."""
+    key = ["split", "case", "product", "period_start"]
+    scored = frame.groupby(key)["method"].transform("nunique") == frame["method"].nunique()
+    common = frame[scored]
+    return (
+        common.groupby(["split", "method"])
+        .agg(forecasts=("covered", "size"), coverage_80=("covered", "mean"), crps=("crps", "mean"))
+        .reset_index()
+    )
