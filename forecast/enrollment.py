@@ -377,7 +377,8 @@ class EnrollmentModel:
     Parameters
     ----------
     target
-        Patients to enroll; the forecast stops there (site caps from the sites table too).
+        Patients to enroll; the forecast stops there. A ``cap`` column in the sites table
+        stops each open site at its cap too (sites not open yet are not capped).
     planning
         Optional planning prior ``(n, duration_days, P)``: "n patients in T days, P confident".
         It is the prior of the (single) site rate, or of the mean site rate x number of sites.
@@ -663,14 +664,34 @@ class EnrollmentModel:
         exposure = np.stack(
             [weight[:, month_of_day == m].sum(axis=1) for m in range(len(months))], 1
         )
-        rate = lam_open @ exposure  # (draw, month) patients expected, before the calendar effect
+        # month factors shared by every site: open days (pauses) and the calendar effect
+        factor = np.ones((n_draws, len(months)))
         history = data.monthly_open_share
         if len(history) and history.min() < 1:
             # open days vary by month (pauses): each future month takes the open share of a
-            # past month drawn at random, relative to the average share used above
-            picked = history[rng.integers(0, len(history), size=rate.shape)]
-            rate = rate * picked / max(float(np.mean(data.open_share[opened])), 1e-9)
-        # sites not open yet: activation per draw, rate from the population
+            # past month drawn at random, relative to the average share in ``exposure``
+            picked = history[rng.integers(0, len(history), size=factor.shape)]
+            factor *= picked / max(float(np.mean(data.open_share[opened])), 1e-9)
+        post = self._posterior()
+        calendar = np.ones_like(factor)
+        if "sigma_calendar" in post:
+            s = post["sigma_calendar"][:, None]
+            calendar = np.exp(s * rng.standard_normal(factor.shape) - s**2 / 2)
+        caps = sites.loc[opened, "cap"].to_numpy(float)
+        if np.isfinite(caps).any():
+            # site caps: per-site counts, each site stopping at its cap
+            per_site = rng.poisson(
+                lam_open[:, :, None] * exposure[None] * (factor * calendar)[:, None, :]
+            )
+            before = (
+                data.counts[opened].sum(axis=1)[None, :, None] + np.cumsum(per_site, 2) - per_site
+            )
+            capped = np.clip(caps[None, :, None] - before, 0, per_site)
+            enrolled = np.where(np.isfinite(caps)[None, :, None], capped, per_site).sum(axis=1)
+            enrolled = enrolled.astype(np.int64)
+        else:
+            enrolled = rng.poisson((lam_open @ exposure) * factor * calendar)
+        # sites not open yet: activation per draw, rate from the population (no caps)
         pending = ~opened
         if pending.any():
             gap = (sites.loc[pending, "planned_activation"] - as_of).dt.days.to_numpy(float)
@@ -681,12 +702,8 @@ class EnrollmentModel:
             bounds = np.r_[bounds, float((end_day - as_of).days)]
             cum = _ramp_integral(bounds[None, None, :] - start[:, :, None], self.ramp_days)
             new_exposure = np.diff(cum, axis=2) * share
-            rate = rate + (lam_new[:, :, None] * new_exposure).sum(axis=1)
-        post = self._posterior()
-        if "sigma_calendar" in post:
-            s = post["sigma_calendar"][:, None]
-            rate = rate * np.exp(s * rng.standard_normal(rate.shape) - s**2 / 2)
-        enrolled = rng.poisson(rate)
+            new_rate = (lam_new[:, :, None] * new_exposure).sum(axis=1) * calendar
+            enrolled = enrolled + rng.poisson(new_rate)
         self._uncapped = enrolled  # time_to_target interpolates within the crossing month
         observed = int(data.counts.sum())
         if self.target is not None:

@@ -219,3 +219,15 @@ def test_bad_counts_input():
     )
     with pytest.raises(InputError, match="counts: row 3: enrolled must be a whole number >= 0"):
         enrollment_data(counts=counts, as_of="2024-06-30")
+
+
+def test_site_caps_stop_each_site():
+    patients, sites, as_of = simulate_trial(n_sites=8, seed=5, mean_rate=0.05)
+    seen = patients.groupby("site").size()
+    capped = sites.assign(cap=[int(seen.get(s, 0)) + 2 for s in sites["site"]])
+    model = EnrollmentModel(draws=300, tune=300, seed=1).fit(patients, capped, as_of=as_of)
+    fc = model.forecast(24)
+    # every site can add at most 2 more patients
+    assert int(fc["enrolled"].sum("month").max()) <= 2 * len(sites)
+    free = EnrollmentModel(draws=300, tune=300, seed=1).fit(patients, sites, as_of=as_of)
+    assert float(free.forecast(24)["enrolled"].sum("month").mean()) > 2 * len(sites)
