@@ -58,5 +58,10 @@ def save_idata(idata: az.InferenceData, path, config: dict[str, Any]) -> None:
 
 
 def load_idata(path) -> tuple[az.InferenceData, dict[str, Any]]:
+    """Read everything into memory and close the file (it can then be overwritten)."""
     idata = az.from_netcdf(str(path), engine="h5netcdf")
+    for group in idata.groups():
+        dataset = getattr(idata, group)
+        dataset.load()
+        dataset.close()
     return idata, json.loads(idata.posterior.attrs["pmcap_config"])

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -440,6 +441,64 @@ class EnrollmentModel:
             )
         }
 
+    def save(self, path) -> Path:
+        """Posterior, the validated data and the config (JSON attrs) to one NetCDF file."""
+        if self.idata is None:
+            raise RuntimeError("call fit() first")
+        d = self.data_
+        data = {
+            "sites": d.sites.astype(object)
+            .where(d.sites.notna(), None)
+            .astype(str)
+            .to_dict("list"),
+            "months": [str(m.date()) for m in d.months],
+            "counts": d.counts.tolist(),
+            "exposure": d.exposure.tolist(),
+            "as_of": str(d.as_of.date()),
+            "open_share": d.open_share.tolist(),
+            "monthly_open_share": d.monthly_open_share.tolist(),
+            "screened": d.screened,
+            "screen_failed": d.screen_failed,
+            "treated": d.treated,
+            "dropped": d.dropped,
+        }
+        _pymc.save_idata(self.idata, path, {"config": self.config(), "data": data})
+        return Path(path)
+
+    @classmethod
+    def load(cls, path) -> EnrollmentModel:
+        idata, saved = _pymc.load_idata(path)
+        config = saved["config"]
+        model = cls(
+            **{
+                **config,
+                "planning": tuple(config["planning"]) if config["planning"] else None,
+                "pauses": [tuple(p) for p in config["pauses"]],
+                "p_never": tuple(config["p_never"]),
+                "single_site_prior": tuple(config["single_site_prior"]),
+            }
+        )
+        d = saved["data"]
+        sites = pd.DataFrame(d["sites"]).replace({"None": None, "NaT": None, "nan": None})
+        for col in ("activated_on", "planned_activation", "closed_on"):
+            sites[col] = pd.to_datetime(sites[col])
+        sites["cap"] = pd.to_numeric(sites["cap"])
+        model.data_ = EnrollmentData(
+            sites,
+            pd.DatetimeIndex(d["months"]),
+            np.array(d["counts"]),
+            np.array(d["exposure"]),
+            pd.Timestamp(d["as_of"]),
+            np.array(d["open_share"]),
+            np.array(d["monthly_open_share"]),
+            d["screened"],
+            d["screen_failed"],
+            d["treated"],
+            d["dropped"],
+        )
+        model.idata = idata
+        return model
+
     # --- fitting --------------------------------------------------------------------------
     def fit(
         self,
@@ -561,7 +620,7 @@ class EnrollmentModel:
         out = {name: _pymc.stacked(self.idata, name) for name in post.data_vars}
         return out
 
-    def _site_rates(self, rng, n_draws) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _site_rates(self, rng) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per draw: rates of open sites (conjugate posterior), alpha and beta for new sites."""
         data = self.data_
         post = self._posterior()
@@ -643,7 +702,7 @@ class EnrollmentModel:
                 raise InputError("horizon_months must be >= 1")
             months = pd.date_range(start_month, periods=horizon_months, freq="MS")
             end_day = months[-1] + pd.offsets.MonthEnd(0)
-        lam_open, alpha, beta_new = self._site_rates(rng, None)
+        lam_open, alpha, beta_new = self._site_rates(rng)
         n_draws = lam_open.shape[0]
         # future exposure of open sites, daily (pauses and ramp exact)
         days = pd.date_range(first_day, end_day, freq="D")
@@ -790,7 +849,7 @@ class EnrollmentModel:
         cum = fc["cumulative_enrolled"].values
         idx = np.searchsorted(months, by, side="right") - 1
         base = cum[:, idx] if idx >= 0 else np.full(cum.shape[0], fc.attrs["observed_enrolled"])
-        _, alpha, beta_new = self._site_rates(rng, None)
+        _, alpha, beta_new = self._site_rates(rng)
         n = len(alpha)
         days_left = (by - self.data_.as_of).days
         start = self._delays(np.zeros(max_sites), n, rng)

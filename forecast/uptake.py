@@ -379,6 +379,63 @@ class UptakeModel:
     def config(self) -> dict[str, Any]:
         return {"draws": self.draws, "tune": self.tune, "chains": self.chains, "seed": self.seed}
 
+    def save(self, path):
+        """Posterior, analogs, observations and config (JSON attrs) to one NetCDF file."""
+        self._check()
+        obs = self.observations_
+        saved = {
+            "config": self.config(),
+            "products": [
+                {
+                    "name": p.name,
+                    "launch": str(p.launch.date()),
+                    "expansions": [str(d.date()) for d in p.expansions],
+                }
+                for p in self.products_
+            ],
+            "observations": [
+                {
+                    "products": list(r.products),
+                    "starts": [str(d) for d in r.starts],
+                    "ends": [str(d) for d in r.ends],
+                    "patients": float(r.patients),
+                    "lower_bound": bool(r.lower_bound),
+                }
+                for r in obs.itertuples()
+            ],
+        }
+        _pymc.save_idata(self.idata, path, saved)
+        return path
+
+    @classmethod
+    def load(cls, path) -> UptakeModel:
+        idata, saved = _pymc.load_idata(path)
+        model = cls(**saved["config"])
+        model.products_ = [
+            Product(
+                p["name"], pd.Timestamp(p["launch"]), [pd.Timestamp(d) for d in p["expansions"]]
+            )
+            for p in saved["products"]
+        ]
+        rows = []
+        for r in saved["observations"]:
+            starts = tuple(pd.Timestamp(d) for d in r["starts"])
+            ends = tuple(pd.Timestamp(d) for d in r["ends"])
+            rows.append(
+                {
+                    "products": tuple(r["products"]),
+                    "starts": starts,
+                    "ends": ends,
+                    "patients": r["patients"],
+                    "lower_bound": r["lower_bound"],
+                    "first_start": min(starts),
+                    "last_end": max(ends),
+                }
+            )
+        model.observations_ = pd.DataFrame(rows)
+        model.idata = idata
+        return model
+
     def build_model(self, observations: pd.DataFrame, products: Sequence[Product]) -> pm.Model:
         obs_i, prod_k, seg_j, t0, t1, seg_prod, seg_launch, seg_base = _pieces(
             observations, products

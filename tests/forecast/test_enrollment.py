@@ -231,3 +231,14 @@ def test_site_caps_stop_each_site():
     assert int(fc["enrolled"].sum("month").max()) <= 2 * len(sites)
     free = EnrollmentModel(draws=300, tune=300, seed=1).fit(patients, sites, as_of=as_of)
     assert float(free.forecast(24)["enrolled"].sum("month").mean()) > 2 * len(sites)
+
+
+def test_save_and_load_give_the_same_forecast(tmp_path, trial_model, accrual_model):
+    for i, model in enumerate((trial_model, accrual_model)):
+        path = model.save(tmp_path / f"enrollment{i}.nc")
+        loaded = EnrollmentModel.load(path)
+        assert loaded.config() == model.config()
+        a = model.forecast(12, seed=4)
+        b = loaded.forecast(12, seed=4)
+        np.testing.assert_array_equal(a["enrolled"].values, b["enrolled"].values)
+        assert loaded.diagnostics().get("closed_form") == model.diagnostics().get("closed_form")

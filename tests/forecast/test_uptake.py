@@ -153,3 +153,12 @@ def test_early_observations_update_a_new_product(fitted):
     assert abs(np.median(q2(updated)) - 200) < abs(np.median(q2(prior)) - 200)
     near = lambda x: np.mean(np.abs(x - 200) < 60)  # noqa: E731
     assert near(q2(updated)) > near(q2(prior))
+
+
+def test_save_and_load(tmp_path, fitted):
+    path = fitted.save(tmp_path / "uptake.nc")
+    loaded = UptakeModel.load(path)
+    assert loaded.config() == fitted.config()
+    a = fitted.forecast("Kymriah", horizon_months=12, start="2025-01-01", draws=200, seed=1)
+    b = loaded.forecast("Kymriah", horizon_months=12, start="2025-01-01", draws=200, seed=1)
+    np.testing.assert_array_equal(a.values, b.values)
