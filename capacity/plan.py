@@ -145,7 +145,7 @@ def plan_expansion(
     alternatives = pd.DataFrame(
         [
             {"cdmo_slots": s, "target": t, "units": int(u.max(initial=0)), **c}
-            for c_total, s, t, u, c in plans
+            for _, s, t, u, c in plans
         ]
     )
     best = min(plans, key=lambda p: (p[0], p[1], -p[2]))

@@ -307,27 +307,19 @@ def _grid(daily, site_table, as_of, pauses, ramp_days, extra) -> EnrollmentData:
         open_flags[rows, cols] = daily["open"].to_numpy(float)
     weight = weight * open_flags
     month_of_day = np.searchsorted(months, days, side="right") - 1
-    exposure = np.zeros((n_sites, len(months)))
-    for m in range(len(months)):  # a few dozen months, vectorised over sites
-        exposure[:, m] = weight[:, month_of_day == m].sum(axis=1)
+    exposure = _sum_by_month(weight, month_of_day, len(months))
     counts = np.zeros((n_sites, len(months)))
     if len(daily):
         rows = daily["site"].map(site_index).to_numpy()
         cols = month_of_day[(daily["date"] - days[0]).dt.days.to_numpy()]
         np.add.at(counts, (rows, cols), daily["enrolled"].to_numpy(float))
-    active_days = np.where(
-        np.isnan(act)[:, None], 0, (t >= act[:, None]) & (t < closed[:, None])
-    ).sum(1)
-    open_days = (
-        open_flags
-        * np.where(np.isnan(act)[:, None], 0, (t >= act[:, None]) & (t < closed[:, None]))
-    ).sum(1)
-    share = np.where(active_days > 0, open_days / np.maximum(active_days, 1), 1.0)
+    # site-days between activation and closure, and those of them with recruitment
     active = np.where(np.isnan(act)[:, None], 0, (t >= act[:, None]) & (t < closed[:, None]))
-    per_month_active = np.array([active[:, month_of_day == m].sum() for m in range(len(months))])
-    per_month_open = np.array(
-        [(active * open_flags)[:, month_of_day == m].sum() for m in range(len(months))]
-    )
+    active_open = active * open_flags
+    active_days, open_days = active.sum(1), active_open.sum(1)
+    share = np.where(active_days > 0, open_days / np.maximum(active_days, 1), 1.0)
+    per_month_active = _sum_by_month(active, month_of_day, len(months)).sum(0)
+    per_month_open = _sum_by_month(active_open, month_of_day, len(months)).sum(0)
     has = per_month_active > 0
     monthly_share = per_month_open[has] / per_month_active[has]
     return EnrollmentData(
@@ -340,6 +332,12 @@ def _grid(daily, site_table, as_of, pauses, ramp_days, extra) -> EnrollmentData:
         monthly_share,
         **extra,
     )
+
+
+def _sum_by_month(values: np.ndarray, month_of_day: np.ndarray, n_months: int) -> np.ndarray:
+    """Sum daily columns into months; days are sorted and every month has at least one."""
+    starts = np.searchsorted(month_of_day, np.arange(n_months))
+    return np.add.reduceat(np.asarray(values, float), starts, axis=1)
 
 
 def planning_prior(n: float, duration_days: float, confidence: float) -> tuple[float, float]:
@@ -720,9 +718,7 @@ class EnrollmentModel:
         for p_start, p_end in self.pauses:
             weight[:, (days >= pd.Timestamp(p_start)) & (days <= pd.Timestamp(p_end))] = 0.0
         month_of_day = np.searchsorted(months, days, side="right") - 1
-        exposure = np.stack(
-            [weight[:, month_of_day == m].sum(axis=1) for m in range(len(months))], 1
-        )
+        exposure = _sum_by_month(weight, month_of_day, len(months))
         # month factors shared by every site: open days (pauses) and the calendar effect
         factor = np.ones((n_draws, len(months)))
         history = data.monthly_open_share
