@@ -97,11 +97,18 @@ def capacity(
         int | None, typer.Option(help="Seed (default: the demand's seed, else 0).")
     ] = None,
     quantiles: Annotated[str, typer.Option(help="Percentiles of the bands.")] = "0.1,0.5,0.9",
+    force: Annotated[
+        bool,
+        typer.Option(
+            help="Replace --out even if it holds files pmcap did not write "
+            "(never a file, nor a folder holding an input)."
+        ),
+    ] = False,
 ) -> None:
     """Capacity alone: demand draws -> requirements.csv (bands) and, with --installed,
     shortfall.csv."""
     from capacity import bands, load_process, read_demand, requirements, shortfall_probability
-    from pmcap.output import atomic_folder, file_sha256, write_manifest
+    from pmcap.output import atomic_folder, check_out, file_sha256, write_manifest
 
     try:
         timings: dict[str, float] = {}
@@ -109,6 +116,9 @@ def capacity(
         qs = parse_quantiles(quantiles)
         capacity_installed = parse_installed(installed)
         spec = parse_processes(process)
+        files = [Path(v) for v in (spec.values() if isinstance(spec, dict) else [spec])]
+        inputs = [demand, *(f for f in files if f.exists())]
+        check_out(out, inputs=inputs, force=force)
         specs = (
             {k: load_process(v) for k, v in spec.items()}
             if isinstance(spec, dict)
@@ -125,22 +135,25 @@ def capacity(
     except InputError as exc:
         raise _fail(str(exc)) from None
 
-    with atomic_folder(out) as folder:
-        _write_csv(table, folder / "requirements.csv")
-        if shortfall is not None:
-            _write_csv(shortfall, folder / "shortfall.csv")
-        write_manifest(
-            folder,
-            command="capacity",
-            demand={"path": str(demand), "sha256": file_sha256(demand)},
-            process=spec,
-            seed=req.attrs["seed"],
-            draws=int(draws.sizes["draw"]),
-            months=[str(draws["month"].values[0])[:10], str(draws["month"].values[-1])[:10]],
-            installed=capacity_installed,
-            quantiles=list(qs),
-            timings=timings,
-        )
+    try:
+        with atomic_folder(out, inputs=inputs, force=force) as folder:
+            _write_csv(table, folder / "requirements.csv")
+            if shortfall is not None:
+                _write_csv(shortfall, folder / "shortfall.csv")
+            write_manifest(
+                folder,
+                command="capacity",
+                demand={"path": str(demand), "sha256": file_sha256(demand)},
+                process=spec,
+                seed=req.attrs["seed"],
+                draws=int(draws.sizes["draw"]),
+                months=[str(draws["month"].values[0])[:10], str(draws["month"].values[-1])[:10]],
+                installed=capacity_installed,
+                quantiles=list(qs),
+                timings=timings,
+            )
+    except InputError as exc:
+        raise _fail(str(exc)) from None
     typer.echo(
         f"wrote {out}/requirements.csv" + (" and shortfall.csv" if shortfall is not None else "")
     )
