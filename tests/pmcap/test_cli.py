@@ -4,10 +4,11 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from capacity import write_demand
+from capacity import load_process, read_demand, requirements, write_demand
 from pmcap.cli import app
 from tests.conftest import make_demand
 
@@ -25,6 +26,33 @@ def run(*args):
     return runner.invoke(app, [str(a) for a in args])
 
 
+def check_bands_csv(path, req, quantiles=(0.1, 0.5, 0.9)):
+    """Every row of a written requirements.csv against draws of ``req`` (6 significant digits)."""
+    table = pd.read_csv(path, parse_dates=["month"])
+    expected = {}
+    for name, var in req.data_vars.items():
+        extra = [d for d in var.dims if d not in ("draw", "month", "program")]
+        labels = [None] if not extra else list(var[extra[0]].values)
+        for label in labels:
+            series = var if label is None else var.sel({extra[0]: label})
+            expected[name if label is None else f"{name}[{label}]"] = series
+    assert set(table["metric"]) == set(expected)
+    programs = list(req["program"].values) if "program" in req.dims else ["all"]
+    assert len(table) == len(expected) * req.sizes["month"] * len(programs)
+    assert not table.duplicated(["month", "program", "metric"]).any()
+    for row in table.itertuples():
+        series = expected[row.metric]
+        if "program" in series.dims:
+            series = series.sel(program=row.program)
+        else:
+            assert row.program == "all"
+        x = series.sel(month=row.month).values
+        assert row.unit == req[row.metric.split("[")[0]].attrs["units"]
+        got = [row.mean, *(getattr(row, f"p{100 * q:g}") for q in quantiles)]
+        want = [x.mean(), *np.quantile(x, quantiles)]
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-12, err_msg=row.metric)
+
+
 def test_capacity_writes_bands_shortfall_and_manifest(tmp_path, demand_file):
     out = tmp_path / "out"
     result = run(
@@ -35,7 +63,7 @@ def test_capacity_writes_bands_shortfall_and_manifest(tmp_path, demand_file):
         "--out",
         out,
         "--installed",
-        "suites=6,qc_fte=1.5",
+        "suites=13,qc_fte=5.5",
     )
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == [
@@ -45,6 +73,19 @@ def test_capacity_writes_bands_shortfall_and_manifest(tmp_path, demand_file):
     ]
     header = (out / "requirements.csv").read_text().splitlines()[0]
     assert header == "month,program,metric,unit,mean,p10,p50,p90"
+    req = requirements(read_demand(demand_file), "car-t-autologous-manual", seed=0)
+    check_bands_csv(out / "requirements.csv", req)
+    short = pd.read_csv(out / "shortfall.csv", parse_dates=["month"])
+    need = {"suites": req["suites"].values > 13, "qc_fte": req["qc_fte"].values > 5.5}
+    need["any"] = need["suites"] | need["qc_fte"]
+    assert short["metric"].value_counts().to_dict() == {"suites": 6, "qc_fte": 6, "any": 6}
+    for metric, over in need.items():
+        rows = short[short["metric"] == metric].sort_values("month")
+        assert rows["month"].tolist() == list(pd.DatetimeIndex(req["month"].values))
+        np.testing.assert_allclose(rows["probability"], over.mean(axis=0), rtol=1e-5)
+    np.testing.assert_array_equal(short.set_index("metric").loc["suites", "installed"], 13.0)
+    for over in need.values():  # installed levels inside the bands: the check can fail
+        assert 0.2 < over.mean() < 0.9
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["seed"] == 0 and manifest["draws"] == 40
     assert len(manifest["demand"]["sha256"]) == 64
@@ -70,6 +111,10 @@ def test_same_seed_identical_files(tmp_path, demand_file):
         )
         outs.append((out / "requirements.csv").read_bytes())
     assert outs[0] == outs[1] != outs[2]
+    demand = read_demand(demand_file)
+    for name, seed in (("a", 4), ("c", 5)):
+        req = requirements(demand, "car-t-autologous-manual", seed=seed)
+        check_bands_csv(tmp_path / name / "requirements.csv", req)
 
 
 def test_process_per_program(tmp_path, demand_file):
@@ -85,6 +130,12 @@ def test_process_per_program(tmp_path, demand_file):
         out,
     )
     assert result.exit_code == 0, result.output
+    mapping = {"A": "car-t-autologous-manual", "*": "car-t-autologous-automated"}
+    req = requirements(read_demand(demand_file), mapping, seed=0)
+    check_bands_csv(out / "requirements.csv", req)
+    # B really used the automated process, not the manual one
+    swapped = requirements(read_demand(demand_file), "car-t-autologous-manual", seed=0)
+    assert not np.allclose(req["suite_days"], swapped["suite_days"])
 
 
 @pytest.mark.parametrize(
@@ -141,4 +192,15 @@ def test_bundled_example_runs(tmp_path):
         "suites=16",
     )
     assert result.exit_code == 0, result.output
-    assert (out / "shortfall.csv").exists()
+    req = requirements(
+        read_demand(ROOT / "data/examples/demand.csv"),
+        load_process(ROOT / "data/examples/process.toml"),
+        seed=0,
+    )
+    short = pd.read_csv(out / "shortfall.csv", parse_dates=["month"])
+    suites = short[short["metric"] == "suites"].sort_values("month")
+    assert suites["month"].tolist() == list(pd.DatetimeIndex(req["month"].values))
+    expected = (req["suites"].values > 16).mean(axis=0)
+    np.testing.assert_allclose(suites["probability"], expected, rtol=1e-5)
+    assert expected.max() > 0  # the example does run short at some point
+    check_bands_csv(out / "requirements.csv", req)
