@@ -70,14 +70,15 @@ def check_out(out: Path, *, inputs: Sequence[Path] = (), force: bool = False) ->
             raise InputError(f"{shown}: is the input {item}; choose another output folder")
         if real in source.parents:
             raise InputError(
-                f"{shown}: holds the input {item}, which replacing it would delete; "
+                f"{shown}: holds the input {item}, so replacing it would delete that input; "
                 "choose another output folder"
             )
         if source in real.parents:
             raise InputError(f"{shown}: lies inside the input {item}; choose another folder")
-    cwd = Path.cwd().resolve()
-    if real == cwd or real in cwd.parents:
-        raise InputError(f"{shown}: holds the current folder; choose another output folder")
+    with contextlib.suppress(OSError):  # no current folder: nothing to protect
+        cwd = Path.cwd().resolve()
+        if real == cwd or real in cwd.parents:
+            raise InputError(f"{shown}: holds the current folder; choose another output folder")
     if _ANY_VERSION.match(path.name):
         raise InputError(f"{shown}: is a folder pmcap keeps beside an output; give that output")
 
@@ -316,7 +317,8 @@ def _clean_leftovers(path: Path, inputs: Sequence[Path]) -> None:
 
 
 def _alive(pid: int) -> bool:
-    if pid == os.getpid():
+    """True if process ``pid`` may still be running (always, where that cannot be told)."""
+    if pid == os.getpid() or os.name != "posix":
         return True
     try:
         os.kill(pid, 0)
