@@ -19,7 +19,7 @@ with the same seed see the same patients (common random numbers).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -29,6 +29,7 @@ from capacity import _queue
 from capacity.demand import as_demand
 from capacity.errors import InputError
 from capacity.process import ProcessSpec, load_process, stream_rng
+from capacity.requirements import longest_lot_days, opening_history
 
 __all__ = ["simulate_facility", "suites_for_service_level", "erlang_c_wait_probability"]
 
@@ -88,6 +89,7 @@ def simulate_facility(
     wait_threshold_days: float = 2.0,
     service: Service = "process",
     seed: int | None = None,
+    opening: Any = None,
 ) -> xr.Dataset:
     """Simulate one facility day by day for every demand draw.
 
@@ -110,6 +112,12 @@ def simulate_facility(
         Cryopreserved material waits.
     wait_threshold_days
         ``share_waiting_over`` counts patients waiting longer than this.
+    opening
+        Lots already in manufacture at the start, as in :func:`capacity.requirements`:
+        patients started per month before the first month (a number, a Series by month, or
+        a mapping program -> either). They are simulated from before the start (with the
+        first month's suites), so the facility does not start empty; results cover the
+        demand's months only.
 
     Returns
     -------
@@ -133,10 +141,22 @@ def simulate_facility(
     ppq_cols = [i for i, s in enumerate(streams) if s == "ppq"]
     counts = demand.values[..., patient_cols].sum(axis=(2, 3))
     ppq_counts = demand.values[..., ppq_cols].sum(axis=(2, 3))
+    par = spec.sample(draws, stream_rng(seed, "facility-process", spec.name))
+    programs = [str(p) for p in demand["program"].values]
+    history = opening_history(opening, programs, months, longest_lot_days(par))
+    n_hist = history.shape[1]
+    if n_hist:  # simulate from before the start with the first month's suites, cut later
+        first_months = months
+        months = pd.date_range(
+            months[0] - pd.DateOffset(months=n_hist), periods=len(months) + n_hist, freq="MS"
+        )
+        before = np.broadcast_to(history.sum(axis=2), (draws, n_hist)).astype(np.int64)
+        counts = np.concatenate([before, counts], axis=1)
+        ppq_counts = np.concatenate([np.zeros_like(before), ppq_counts], axis=1)
+        suites = _extend_suites(suites, first_months, n_hist)
     online = _slot_online_days(suites, months, spec.lots_per_suite)
     if len(online) == 0:
         raise InputError("suites: the facility has no suites")
-    par = spec.sample(draws, stream_rng(seed, "facility-process", spec.name))
     rng = stream_rng(seed, "facility", spec.name)
 
     # ---- arrivals: per draw, sorted days since the first month (inf = padding) ----------
@@ -194,7 +214,7 @@ def simulate_facility(
         float(wait_threshold_days),
         attempts,
     )
-    return _dataset(
+    result = _dataset(
         monthly,
         patient_wait,
         arrivals,
@@ -213,6 +233,34 @@ def simulate_facility(
             "wait_threshold_days": float(wait_threshold_days),
         },
     )
+    if n_hist:
+        result = _cut_history(result, n_hist, starts[n_hist])
+    return result
+
+
+def _extend_suites(suites, months: pd.DatetimeIndex, n_hist: int):
+    """Installed suites for ``n_hist`` months before ``months``: the first month's value."""
+    if isinstance(suites, pd.Series):
+        index = pd.DatetimeIndex(pd.to_datetime(suites.index))
+        first = suites.set_axis(index).reindex(months[:1]).iloc[0]
+        before = pd.date_range(months[0] - pd.DateOffset(months=n_hist), periods=n_hist, freq="MS")
+        return pd.concat([pd.Series(first, index=before), suites.set_axis(index)])
+    arr = np.asarray(suites)
+    if arr.ndim == 0:
+        return suites
+    return np.r_[np.full(n_hist, arr[0]), arr]
+
+
+def _cut_history(result: xr.Dataset, n_hist: int, offset_days: float) -> xr.Dataset:
+    """Drop the months simulated before the start; patient days count from the start."""
+    out = result.isel(month=slice(n_hist, None))
+    day = out["patient_arrival_day"].values - offset_days
+    keep = day >= 0
+    out["patient_arrival_day"] = out["patient_arrival_day"].copy(data=np.where(keep, day, np.nan))
+    out["patient_wait_days"] = out["patient_wait_days"].copy(
+        data=np.where(keep, out["patient_wait_days"].values, np.nan)
+    )
+    return out
 
 
 def _dataset(monthly, patient_wait, arrivals, is_ppq, months, starts, days, online, attrs):

@@ -133,6 +133,7 @@ def requirements(
     *,
     seed: int | None = None,
     by_program: bool = False,
+    opening: Any = None,
 ) -> xr.Dataset:
     """Resources needed per draw and month to make every lot the demand calls for.
 
@@ -149,6 +150,13 @@ def requirements(
         or 0, so the same inputs always give the same result.
     by_program
         Keep a ``program`` dim (``facility(result)`` gives the totals).
+    opening
+        Lots already in manufacture when the demand starts: patients who started in the
+        months before the first demand month, as a number (the same count in each of those
+        months: a steady flow), a Series indexed by month (months before the start; months
+        not given count 0), or a mapping ``program -> number | Series`` (a single number or
+        Series needs a single program). Their suite-days, QC and release work still to come
+        are counted, so the first months are not understated; their re-runs are not.
 
     Returns
     -------
@@ -202,6 +210,14 @@ def requirements(
 
     assays = _union([a.assay for s in specs.values() for a in s.qc])
     instruments = _union([a.instrument for s in specs.values() for a in s.qc if a.instrument])
+    history = opening_history(
+        opening, programs, months, max(longest_lot_days(par) for par in params.values())
+    )
+    n_hist = history.shape[1]
+    if n_hist:
+        months = pd.date_range(
+            months[0] - pd.DateOffset(months=n_hist), periods=len(months) + n_hist, freq="MS"
+        )
     cal = _Calendar(months, 0)
     month_share = cal.days / cal.days_in_year  # (M,) fraction of a year in each month
 
@@ -222,6 +238,12 @@ def requirements(
         failure = params[spec.name]["failure_rate"].values[:, None]
         rng = stream_rng(seed, "failures", program)
         lots[program] = _lots(patients, ppq, failure, spec.max_remanufacture, rng)
+        if n_hist:  # opening lots: only the work still to come counts (re-runs not modelled)
+            before = np.broadcast_to(history[:, :, p_i], (n_draws, n_hist)).astype(float)
+            lots[program] = tuple(
+                np.concatenate([before if i == 0 else np.zeros_like(before), arr], axis=1)
+                for i, arr in enumerate(lots[program])
+            )
 
     units: dict[str, list[str]] = {}
     for program in programs:
@@ -240,6 +262,8 @@ def requirements(
         out.update(remanufactured_lots=rerun.astype(float), patients_lost=lost.astype(float))
         results.append(out)
 
+    if n_hist:  # drop the months before the start (their work is only the opening state)
+        results = [{k: v[:, n_hist:] for k, v in r.items()} for r in results]
     if by_program:
         data = {k: np.stack([r[k] for r in results], axis=2) for k in results[0]}
     else:
@@ -266,6 +290,58 @@ def requirements(
         "description": "pmcap capacity requirements per demand draw",
     }
     return ds
+
+
+def longest_lot_days(par: xr.Dataset) -> float:
+    """The longest start-to-release span of any draw of a process (days)."""
+    span = par["culture_days"] + par["changeover_days"] + par["qc_turnaround_days"].max("assay")
+    return float(span.max())
+
+
+def opening_history(
+    opening: Any, programs: list[str], months: pd.DatetimeIndex, longest_days: float
+) -> np.ndarray:
+    """Patients started per month before the start, shape (1, months before, program).
+
+    As many months are prepended as a lot of ``longest_days`` can still touch.
+    """
+    if opening is None or (isinstance(opening, Mapping) and not opening):
+        return np.zeros((1, 0, len(programs)))
+    if not isinstance(opening, Mapping):
+        if len(programs) != 1:
+            raise InputError(
+                "opening: with several programs give a mapping program -> patients per month"
+            )
+        opening = {programs[0]: opening}
+    unknown = sorted(set(map(str, opening)) - set(programs))
+    if unknown:
+        raise InputError(f"opening: programs {unknown} are not in the demand {programs}")
+    n_hist = int(np.ceil(longest_days / 28.0)) + 1
+    before = pd.date_range(months[0] - pd.DateOffset(months=n_hist), periods=n_hist, freq="MS")
+    out = np.zeros((1, n_hist, len(programs)))
+    for program, value in opening.items():
+        where = f"opening[{program!r}]"
+        if isinstance(value, pd.Series):
+            index = pd.DatetimeIndex(pd.to_datetime(value.index))
+            if (index >= months[0]).any():
+                raise InputError(f"{where}: months must be before the first demand month")
+            if (index != index.to_period("M").to_timestamp()).any():
+                raise InputError(f"{where}: months must be first days of months")
+            series = value.set_axis(index).reindex(before, fill_value=0)
+            values = series.to_numpy(float)
+        else:
+            try:
+                values = np.full(n_hist, float(value))
+            except (TypeError, ValueError):
+                raise InputError(f"{where}: expected a number or a Series by month") from None
+        if (
+            not np.isfinite(values).all()
+            or (values < 0).any()
+            or (values != np.round(values)).any()
+        ):
+            raise InputError(f"{where}: patients per month must be whole numbers >= 0")
+        out[0, :, programs.index(str(program))] = values
+    return out
 
 
 def _total(arrays) -> np.ndarray:

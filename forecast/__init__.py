@@ -7,6 +7,16 @@ one pattern: configure in ``__init__``, ``fit(data) -> self`` (posterior in ``.i
 
 from forecast.enrollment import EnrollmentModel
 from forecast.phase import PHASES, STEPS, PhaseTransitionModel
+from forecast.portfolio import Portfolio, PortfolioDraws, Program
 from forecast.uptake import UptakeModel
 
-__all__ = ["PHASES", "STEPS", "EnrollmentModel", "PhaseTransitionModel", "UptakeModel"]
+__all__ = [
+    "PHASES",
+    "STEPS",
+    "EnrollmentModel",
+    "PhaseTransitionModel",
+    "Portfolio",
+    "PortfolioDraws",
+    "Program",
+    "UptakeModel",
+]

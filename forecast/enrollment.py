@@ -37,6 +37,7 @@ import xarray as xr
 from scipy import stats
 
 from forecast import _pymc
+from forecast.draws import manufacture_starts, resample_index
 from forecast.errors import InputError
 
 __all__ = ["EnrollmentModel", "EnrollmentData", "enrollment_data", "planning_prior"]
@@ -610,18 +611,20 @@ class EnrollmentModel:
         return _pymc.diagnostics(self.idata, names)
 
     # --- posterior pieces -------------------------------------------------------------------
-    def _posterior(self) -> dict[str, np.ndarray]:
-        """Flattened posterior draws of what the forecast needs."""
+    def _posterior(self, pick: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Flattened posterior draws of what the forecast needs (rows ``pick`` if given)."""
         if self.idata is None:
             raise RuntimeError("call fit() first")
         post = self.idata.posterior
         out = {name: _pymc.stacked(self.idata, name) for name in post.data_vars}
+        if pick is not None:
+            out = {name: values[pick] for name, values in out.items()}
         return out
 
-    def _site_rates(self, rng) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _site_rates(self, rng, pick=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per draw: rates of open sites (conjugate posterior), alpha and beta for new sites."""
         data = self.data_
-        post = self._posterior()
+        post = self._posterior(pick)
         opened = ~data.sites["activated_on"].isna().to_numpy()
         counts, exposure = data.counts[opened], data.exposure[opened]
         if "site_rate" in post:  # closed form, one site
@@ -676,12 +679,19 @@ class EnrollmentModel:
 
     # --- forecasting ------------------------------------------------------------------------
     def forecast(
-        self, horizon_months: int = 24, *, until=None, seed: int | None = None
+        self,
+        horizon_months: int = 24,
+        *,
+        until=None,
+        seed: int | None = None,
+        draws: int | None = None,
     ) -> xr.Dataset:
         """Draws of enrolled, treated and cumulative enrolled per month after ``as_of``.
 
         The first month holds the days after ``as_of`` only; with ``until`` the forecast
-        ends on that day (inclusive) instead of after ``horizon_months`` months.
+        ends on that day (inclusive) instead of after ``horizon_months`` months. ``draws``
+        resamples the posterior draws to that many (default: one per posterior draw), so the
+        forecast lines up with other models' draws in a portfolio.
         """
         data = self.data_
         if data is None:
@@ -700,7 +710,13 @@ class EnrollmentModel:
                 raise InputError("horizon_months must be >= 1")
             months = pd.date_range(start_month, periods=horizon_months, freq="MS")
             end_day = months[-1] + pd.offsets.MonthEnd(0)
-        lam_open, alpha, beta_new = self._site_rates(rng)
+        pick = None
+        n_post = len(_pymc.stacked(self.idata, next(iter(self.idata.posterior.data_vars))))
+        if draws is not None:
+            if draws < 1:
+                raise InputError(f"draws must be >= 1, got {draws}")
+            pick = resample_index(n_post, draws, rng)
+        lam_open, alpha, beta_new = self._site_rates(rng, pick)
         n_draws = lam_open.shape[0]
         # future exposure of open sites, daily (pauses and ramp exact)
         days = pd.date_range(first_day, end_day, freq="D")
@@ -727,7 +743,7 @@ class EnrollmentModel:
             # past month drawn at random, relative to the average share in ``exposure``
             picked = history[rng.integers(0, len(history), size=factor.shape)]
             factor *= picked / max(float(np.mean(data.open_share[opened])), 1e-9)
-        post = self._posterior()
+        post = self._posterior(pick)
         calendar = np.ones_like(factor)
         if "sigma_calendar" in post:
             s = post["sigma_calendar"][:, None]
@@ -759,6 +775,7 @@ class EnrollmentModel:
             new_exposure = np.diff(cum, axis=2) * share
             new_rate = (lam_new[:, :, None] * new_exposure).sum(axis=1) * calendar
             enrolled = enrolled + rng.poisson(new_rate)
+        self._pick = pick
         self._uncapped = enrolled  # time_to_target interpolates within the crossing month
         observed = int(data.counts.sum())
         if self.target is not None:
@@ -845,7 +862,7 @@ class EnrollmentModel:
         cum = fc["cumulative_enrolled"].values
         idx = np.searchsorted(months, by, side="right") - 1
         base = cum[:, idx] if idx >= 0 else np.full(cum.shape[0], fc.attrs["observed_enrolled"])
-        _, alpha, beta_new = self._site_rates(rng)
+        _, alpha, beta_new = self._site_rates(rng, getattr(self, "_pick", None))
         n = len(alpha)
         days_left = (by - self.data_.as_of).days
         start = self._delays(np.zeros(max_sites), n, rng)
@@ -869,13 +886,48 @@ class EnrollmentModel:
         frame["program"] = program
         return frame
 
-    def to_demand(self, program: str = "trial") -> xr.DataArray:
-        """Patients reaching apheresis (treated) as demand draws, stream ``clinical``."""
+    def to_demand(
+        self,
+        program: str = "trial",
+        *,
+        manufactured_share=1.0,
+        lag_days=0.0,
+        seed: int | None = None,
+    ) -> xr.DataArray:
+        """Patients starting manufacture as demand draws, stream ``clinical``.
+
+        Lots are made for enrolled patients who reach apheresis, including those who later
+        drop out before infusion, so demand is *enrolled* x ``manufactured_share`` (binomial,
+        the share a number or a distribution such as ``{"beta": [18, 2]}`` drawn once per
+        draw), started ``lag_days`` after enrollment (a number or a distribution, drawn once
+        per draw; within a month enrollment is uniform, so a lag of a third of a month moves
+        a third of the month's patients into the next month). Months run from the forecast's
+        first month; patients whose start falls after its last month are dropped.
+        """
         from capacity import as_demand
 
         fc = self._forecast()
-        da = fc["treated"].expand_dims(program=[program], stream=["clinical"], axis=(2, 3))
-        return as_demand(da.rename("patients").assign_attrs(seed=self.seed))
+        rng = np.random.default_rng((self.seed if seed is None else seed) + 29)
+        starts = manufacture_starts(
+            fc["enrolled"].values,
+            manufactured_share,
+            lag_days,
+            pd.DatetimeIndex(fc["month"].values),
+            rng,
+        )
+        da = xr.DataArray(
+            starts[:, :, None, None],
+            dims=("draw", "month", "program", "stream"),
+            coords={
+                "draw": fc["draw"].values,
+                "month": fc["month"].values,
+                "program": [program],
+                "stream": ["clinical"],
+            },
+            name="patients",
+            attrs={"seed": self.seed if seed is None else seed},
+        )
+        return as_demand(da)
 
     def plot_forecast(self, ax=None):
         """Fan chart of monthly enrolled with the observed history."""

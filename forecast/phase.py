@@ -40,6 +40,7 @@ __all__ = ["PHASES", "STEPS", "PhaseTransitionModel", "transition_counts"]
 PHASES = ("phase1", "phase2", "phase3", "filing")
 STEPS = ("phase1_to_phase2", "phase2_to_phase3", "phase3_to_filing", "filing_to_approval")
 DAYS_PER_YEAR = 365.25
+DAY_UNITS = "days since 1970-01-01 (NaN: never)"
 Z975 = stats.norm.ppf(0.975)
 
 
@@ -442,6 +443,9 @@ class PhaseTransitionModel:
                 "p": (("draw", "step"), p),
                 "duration_median_years": (("draw", "phase"), median),
                 "duration_sigma": (("draw", "phase"), sigma),
+                "phase_end_day": (("draw", "phase"), ends, {"units": DAY_UNITS}),
+                "filing_day": ("draw", filing, {"units": DAY_UNITS}),
+                "approval_day": ("draw", approval, {"units": DAY_UNITS}),
             },
             coords={"draw": np.arange(draws), "phase": list(PHASES), "step": list(STEPS)},
             attrs={
@@ -464,6 +468,37 @@ class PhaseTransitionModel:
             ds["ppq_lots"] = ("draw", np.where(np.isnat(filing_m), 0, ppq_lots))
         self.simulation_ = ds
         return ds
+
+    def program_draws(
+        self,
+        group: str,
+        draws: int,
+        seed: int = 0,
+        *,
+        duration_group: str | None = None,
+        evidence: Mapping[str, tuple[int, int]] | None = None,
+        step_priors: Mapping[str, tuple[float, float]] | None = None,
+    ) -> dict[str, np.ndarray]:
+        """One program's world per draw: step probabilities ``p`` (draw, step) and the
+        lognormal phase-duration parameters ``median_years`` and ``sigma`` (draw, phase).
+
+        The same draws :meth:`simulate` uses, for callers that time phases themselves (a
+        registrational trial whose filing follows its own enrollment).
+        """
+        self._check_fitted()
+        rng = np.random.default_rng(seed)
+        p_all = self.transition_probabilities(
+            group, evidence=evidence, step_priors=step_priors, seed=seed
+        ).values
+        p = p_all[rng.integers(0, len(p_all), size=draws)]
+        median, sigma = self._duration_params(self._mean_years(duration_group or group), draws, rng)
+        return {"p": p, "median_years": median, "sigma": sigma}
+
+    def review_years(self, program: Mapping[str, np.ndarray], seed: int = 0) -> np.ndarray:
+        """Years from filing to the approval decision per draw (the ``filing`` phase)."""
+        rng = np.random.default_rng(seed)
+        k = _phase_index("filing")
+        return _lognormal(program["median_years"][:, k], program["sigma"][:, k], rng)
 
     def _mean_years(self, group: str) -> np.ndarray:
         table = self.durations_

@@ -38,8 +38,10 @@ import pytensor.tensor as pt
 import xarray as xr
 from scipy import stats
 
+from capacity.distributions import Param
 from forecast import _pymc
 from forecast.data import data_path
+from forecast.draws import param_draws
 from forecast.errors import InputError
 
 __all__ = [
@@ -561,9 +563,13 @@ class UptakeModel:
         ``eligible_per_year`` (incidence x eligible share x access share: a number, or an
         array of draws) and ``peak_share`` (a number, a ``(low, high)`` uniform range or draws);
         p and q come from the analogs' population predictive, so no refit is needed.
-        ``launch`` is one date or one per draw (NaT: never launches). ``expansions`` are
-        ``(date, added eligible per year)``. ``condition_on`` (observations of this product)
-        reweights the draws by their likelihood (partial pooling without refitting).
+        ``launch`` is one date or one per draw (NaT: never launches); for a ``Product`` it
+        defaults to the product's own launch date. ``expansions`` are ``(when, added eligible
+        per year)`` with ``when`` a date or a number of months after each draw's launch; an
+        expansion adds patients only in draws that launch and never before launch (a dated
+        expansion that precedes a late launch starts with it). ``condition_on`` (observations
+        of this product, as returned by :func:`observations_from_sales`) reweights the draws
+        by their likelihood (partial pooling without refitting).
         """
         self._check()
         rng = np.random.default_rng(seed)
@@ -588,6 +594,8 @@ class UptakeModel:
                     f"forecast: {name!r} is not a fitted analog; give "
                     "eligible_per_year and peak_share"
                 )
+            if launch is None and isinstance(product, Product):
+                launch = product.launch
             if launch is None:
                 raise InputError(f"forecast: product {name!r} has no launch date")
             pop = self.population(draws, seed)
@@ -595,19 +603,14 @@ class UptakeModel:
             share = _draws_of(peak_share, draws, rng)
             eligible = _draws_of(eligible_per_year, draws, rng)
             flows = [eligible / 12.0 * share] + [
-                np.full(draws, a) / 12.0 * share for _, a in expansions
+                _draws_of(a, draws, rng) / 12.0 * share for _, a in expansions
             ]
             flows = np.column_stack(flows)
-            dates = [None] + [pd.Timestamp(d) for d, _ in expansions]
+            dates = [None] + [w for w, _ in expansions]
             shift = 0.0
         launch_t = _launch_months(launch, draws)
-        seg_t = (
-            np.column_stack(
-                [launch_t]
-                + [(months_since_origin([d])[0] + shift) * np.ones(draws) for d in dates[1:]]
-            )
-            if len(dates) > 1
-            else launch_t[:, None]
+        seg_t = np.column_stack(
+            [launch_t] + [_expansion_months(w, launch_t, shift) for w in dates[1:]]
         )
         if start is None:
             finite = launch_t[np.isfinite(launch_t)]
@@ -631,12 +634,26 @@ class UptakeModel:
             mean, phi = mean[idx], phi[idx]
         mean = np.maximum(mean, 0.0)
         counts = rng.poisson(rng.gamma(phi[:, None], mean / phi[:, None]))
+        coords = {"draw": np.arange(draws), "month": months[:-1]}
+        if name not in analogs:  # the sampled inputs of each draw, for sensitivity rankings
+            idx = idx if condition_on is not None and len(condition_on) else slice(None)
+            coords["peak_share"] = ("draw", share[idx])
+            coords["eligible_per_year"] = ("draw", eligible[idx])
         return xr.DataArray(
             counts,
             dims=("draw", "month"),
-            coords={"draw": np.arange(draws), "month": months[:-1]},
+            coords=coords,
             name="patients",
-            attrs={"units": "patients/month", "product": name, "seed": seed},
+            attrs={
+                "units": "patients/month",
+                "product": name,
+                "seed": seed,
+                **(
+                    {"importance_ess": self.importance_ess_}
+                    if condition_on is not None and len(condition_on)
+                    else {}
+                ),
+            },
         )
 
     def _weights(self, obs, name, p_y, q_y, flows, seg_t, phi) -> np.ndarray:
@@ -696,6 +713,17 @@ class UptakeModel:
         frame["program"] = forecast.attrs.get("product", "new")
         return frame
 
+    @staticmethod
+    def to_demand(
+        forecast: xr.DataArray, program: str | None = None, stream: str = "commercial"
+    ) -> xr.DataArray:
+        """A :meth:`forecast` as demand draws (the contract), program and stream named."""
+        from capacity import as_demand
+
+        name = program or str(forecast.attrs.get("product", "new"))
+        da = forecast.expand_dims(program=[name], stream=[stream], axis=(2, 3))
+        return as_demand(da.rename("patients"))
+
     def plot_fit(self, product: str, ax=None):
         """Fitted monthly patients (P10-P90) with the observations as monthly averages."""
         import matplotlib.pyplot as plt
@@ -733,8 +761,26 @@ class UptakeModel:
 def _draws_of(value, n, rng) -> np.ndarray:
     if isinstance(value, tuple) and len(value) == 2:
         return rng.uniform(value[0], value[1], n)
+    if isinstance(value, dict | Param):  # a distribution table such as {"beta": [a, b]}
+        return param_draws(value, n, rng, "uptake input")
     arr = np.asarray(value, float)
     return np.full(n, float(arr)) if arr.ndim == 0 else np.resize(arr, n)
+
+
+def _expansion_months(when, launch_t: np.ndarray, shift: float) -> np.ndarray:
+    """Months since origin an expansion starts per draw: never before launch, inf if the
+    product never launches. ``when``: a date, or a number of months after launch."""
+    if isinstance(when, int | float | np.integer | np.floating) and not isinstance(when, bool):
+        if when < 0:
+            raise InputError(f"expansion: months after launch must be >= 0, got {when}")
+        return launch_t + float(when)
+    try:
+        t = months_since_origin([pd.Timestamp(when)])[0] + shift
+    except (TypeError, ValueError):
+        raise InputError(
+            f"expansion: expected a date or months after launch, got {when!r}"
+        ) from None
+    return np.maximum(t, launch_t)
 
 
 def _launch_months(launch, n) -> np.ndarray:

@@ -129,6 +129,10 @@ def test_hierarchical_fit_and_forecast(trial_model):
     assert {"enrolled", "treated", "cumulative_enrolled"} <= set(frame["metric"])
     demand = trial_model.to_demand("CART-201")
     assert as_demand(demand).dims == ("draw", "month", "program", "stream")
+    # lots are made for enrolled patients (dropouts before infusion included), not "treated"
+    np.testing.assert_array_equal(demand.values[:, :, 0, 0], fc["enrolled"].values)
+    half = trial_model.to_demand("CART-201", manufactured_share=0.5).values[:, :, 0, 0]
+    assert half.sum() == pytest.approx(0.5 * fc["enrolled"].values.sum(), rel=0.05)
 
 
 def test_sites_needed_grows_with_the_required_probability(trial_model):

@@ -1,0 +1,588 @@
+"""A portfolio: programs at any stage composed into one demand, in causal order in every draw.
+
+This is the one place where the models' draws meet. Draw ``i`` of every model (enrollment,
+phase transitions, uptake) and of the process parameters belongs to one world: one seed drives
+everything, every model gives the same number of draws (posterior draws are resampled where a
+model has fewer), and every event of a program is derived from the events before it in the
+same draw:
+
+* **trial** (a trial with data, ``EnrollmentModel``): clinical lots for enrolled patients who
+  reach apheresis (``manufactured_share``, ``lag_days`` after enrollment). A
+  **registrational** (pivotal) trial reads out ``follow_up_months`` after that draw's
+  enrollment completion; it is positive with the ``phase3_to_filing`` probability of its
+  group (a pivotal phase II counts the same; override with ``pivotal_success``); filing
+  follows ``filing_prep_months`` later; approval follows with the ``filing_to_approval``
+  probability after a review time drawn like the ``filing`` phase of
+  :class:`~forecast.PhaseTransitionModel`. Filing therefore never precedes enrollment
+  completion.
+* **pipeline** (phase I/II/III without trial data): phase ends, filing and approval from
+  :meth:`PhaseTransitionModel.simulate`; each phase's planned trial patients are spread
+  uniformly over the phase's enrollment window in that draw (the first
+  ``enrollment_months`` of the phase, never past the phase's end), so a program that fails
+  stops generating demand when the phase it fails in ends.
+* **launched**: commercial patients from :class:`~forecast.UptakeModel` from a known launch,
+  optionally reweighted by the product's own sales.
+* **commercial stream**: uptake from each draw's launch = approval + ``launch_lag_months``;
+  zero in draws without approval; label expansions (dated, or months after launch) add
+  patients only after that draw's launch.
+* **ppq**: ``ppq_lots`` spread evenly over the months from ``ppq_window_months[0]`` to
+  ``ppq_window_months[1]`` before filing, in draws that file.
+* **opening state**: lots already in manufacture when the horizon starts (``in_progress``:
+  patients started per month before the start, a number or a Series by month) are handed to
+  :func:`capacity.requirements` and :func:`capacity.simulate_facility` (``opening=``) so the
+  first months are not understated.
+
+Uncertain inputs may be numbers or distribution tables (``{"beta": [a, b]}``, ``{"triangular":
+[low, mode, high]}``, ``{"uniform": [low, high]}``, ``{"lognormal": {"median": m, "p90": x}}``),
+drawn once per draw and recorded in :attr:`PortfolioDraws.inputs`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from forecast.draws import (
+    DAYS_PER_MONTH,
+    EPOCH,
+    derive_seed,
+    manufacture_starts,
+    param_draws,
+    spread_over_windows,
+)
+from forecast.errors import InputError
+
+__all__ = ["Program", "Portfolio", "PortfolioDraws", "STAGES", "EVENTS"]
+
+STAGES = ("trial", "pipeline", "launched")
+EVENTS = ("enrollment_complete", "filing", "approval", "launch")
+TRIAL_PHASES = ("phase1", "phase2", "phase3")
+DAYS_PER_YEAR = 365.25
+
+
+@dataclass
+class Program:
+    """One program of the portfolio (see the module docstring for what each stage means).
+
+    Parameters
+    ----------
+    name, stage
+        Program name (the ``program`` label of the demand) and ``"trial"``, ``"pipeline"`` or
+        ``"launched"``.
+    group, duration_group
+        Group of the phase-transition table (e.g. ``"CAR-T"``) for approval odds and phase
+        durations (``duration_group`` defaults to ``group``).
+    enrollment, registrational, follow_up_months, filing_prep_months, pivotal_success
+        Trial stage: a fitted :class:`~forecast.EnrollmentModel` (with a ``target`` when
+        registrational); months from enrollment completion to readout and from readout to
+        filing; optional probability (or Beta table) that the pivotal trial is positive.
+    manufactured_share, lag_days
+        Share of enrolled patients whose lot is made, and days from enrollment to the start
+        of manufacture (trial stage and trial plans).
+    phase, phase_start, trial_plan
+        Pipeline stage: current phase, when it started, and per phase
+        ``{"patients": n, "enrollment_months": m}`` (``m`` omitted: the whole phase).
+    launch, launch_lag_months
+        Launched stage: the launch date. Other stages: months from approval to the first
+        commercial patient.
+    eligible_per_year, peak_share, expansions, backlog, sales
+        Uptake inputs (no commercial stream without ``eligible_per_year`` and
+        ``peak_share``); ``expansions`` are ``(date or months after launch, added eligible per
+        year)``; ``sales`` are observations of the product (the output of
+        :func:`forecast.uptake.observations_from_sales`) that reweight the uptake draws.
+    ppq_lots, ppq_window_months
+        Process-performance-qualification lots and the window before filing they run in
+        (from ``[0]`` months to ``[1]`` months before the filing month).
+    in_progress
+        Patients started per month before the horizon (a number, or a Series indexed by
+        month): lots already in manufacture at the start.
+    """
+
+    name: str
+    stage: str
+    group: str | None = None
+    duration_group: str | None = None
+    enrollment: Any = None
+    registrational: bool = False
+    follow_up_months: Any = 12.0
+    filing_prep_months: Any = 3.0
+    pivotal_success: Any = None
+    manufactured_share: Any = 1.0
+    lag_days: Any = 0.0
+    phase: str | None = None
+    phase_start: Any = None
+    trial_plan: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    launch: Any = None
+    launch_lag_months: Any = 0.0
+    eligible_per_year: Any = None
+    peak_share: Any = None
+    expansions: Sequence[tuple[Any, Any]] = ()
+    backlog: float = 0.0
+    sales: pd.DataFrame | None = None
+    ppq_lots: int = 0
+    ppq_window_months: tuple[int, int] = (12, 4)
+    in_progress: Any = None
+
+    def __post_init__(self) -> None:
+        where = f"program {self.name!r}"
+        if not self.name or not isinstance(self.name, str):
+            raise InputError("program: name must be a non-empty string")
+        if self.stage not in STAGES:
+            raise InputError(f"{where}: stage {self.stage!r}; expected one of {list(STAGES)}")
+        if self.stage == "trial":
+            if self.enrollment is None or getattr(self.enrollment, "data_", None) is None:
+                raise InputError(f"{where}: a trial needs a fitted EnrollmentModel (enrollment)")
+            if self.registrational and self.enrollment.target is None:
+                raise InputError(
+                    f"{where}: a registrational trial needs the enrollment model's target"
+                )
+        if self.stage == "pipeline":
+            if self.phase not in TRIAL_PHASES:
+                raise InputError(
+                    f"{where}: phase {self.phase!r}; expected one of {list(TRIAL_PHASES)}"
+                )
+            if self.phase_start is None:
+                raise InputError(f"{where}: a pipeline program needs phase_start")
+            unknown = sorted(set(self.trial_plan) - set(TRIAL_PHASES))
+            if unknown:
+                raise InputError(
+                    f"{where}: trial_plan phases {unknown}; expected {list(TRIAL_PHASES)}"
+                )
+            for phase, plan in self.trial_plan.items():
+                extra = sorted(set(plan) - {"patients", "enrollment_months"})
+                if extra or "patients" not in plan:
+                    raise InputError(
+                        f"{where}: trial_plan[{phase!r}] needs 'patients' and optionally "
+                        f"'enrollment_months'; got keys {sorted(plan)}"
+                    )
+        if self.stage in ("pipeline", "trial") and (
+            self.registrational or self.stage == "pipeline"
+        ):
+            if not self.group:
+                raise InputError(f"{where}: give the phase-table group (e.g. 'CAR-T')")
+        if self.stage == "launched":
+            if self.launch is None:
+                raise InputError(f"{where}: a launched product needs its launch date")
+            if self.eligible_per_year is None or self.peak_share is None:
+                raise InputError(
+                    f"{where}: a launched product needs eligible_per_year and peak_share"
+                )
+        if (self.eligible_per_year is None) != (self.peak_share is None):
+            raise InputError(f"{where}: give both eligible_per_year and peak_share, or neither")
+        if self.ppq_lots < 0 or int(self.ppq_lots) != self.ppq_lots:
+            raise InputError(f"{where}: ppq_lots must be a whole number >= 0")
+        early, late = self.ppq_window_months
+        if not (int(early) == early and int(late) == late and early >= late >= 0):
+            raise InputError(
+                f"{where}: ppq_window_months must be whole months (early, late) with "
+                f"early >= late >= 0, got {self.ppq_window_months}"
+            )
+
+    @property
+    def has_commercial(self) -> bool:
+        return self.eligible_per_year is not None
+
+
+@dataclass
+class PortfolioDraws:
+    """The composed world: demand draws plus, per draw and program, the events and inputs."""
+
+    demand: xr.DataArray  # the demand contract (draw, month, program, stream)
+    events: xr.Dataset  # (draw, program): enrollment_complete, filing, approval, launch
+    inputs: xr.Dataset  # (draw): every sampled input, named "program.input"
+    opening: dict[str, Any]  # program -> patients started per month before the start
+    seed: int
+
+    def probability_approved_by(self, program: str, date) -> float:
+        """Share of draws in which ``program`` is approved on or before ``date``."""
+        approval = self.events["approval"].sel(program=program).values
+        return float((approval <= np.datetime64(pd.Timestamp(date), "ns")).mean())
+
+    def event_percentiles(self, quantiles: Sequence[float] = (0.1, 0.5, 0.9)) -> pd.DataFrame:
+        """Per program and event: probability it happens (in the simulated world) and the
+        percentiles of its date among the draws where it happens."""
+        rows = []
+        for program in map(str, self.events["program"].values):
+            for event in EVENTS:
+                values = self.events[event].sel(program=program).values
+                ok = ~np.isnat(values)
+                row = {"program": program, "event": event, "probability": ok.mean()}
+                for q in quantiles:
+                    row[f"p{100 * q:g}"] = (
+                        pd.Timestamp(
+                            np.quantile(values[ok].astype("int64"), q).astype("int64")
+                        ).normalize()
+                        if ok.any()
+                        else pd.NaT
+                    )
+                rows.append(row)
+        return pd.DataFrame(rows)
+
+    def patients_by_year(self, quantiles: Sequence[float] = (0.1, 0.5, 0.9)) -> pd.DataFrame:
+        """Per program, stream and calendar year: mean and percentiles of each draw's total."""
+        years = self.demand["month"].dt.year
+        annual = self.demand.groupby(years).sum("month")  # (draw, year, program, stream)
+        frames = []
+        for stat, values in [("mean", annual.mean("draw"))] + [
+            (f"p{100 * q:g}", annual.quantile(q, dim="draw").drop_vars("quantile"))
+            for q in quantiles
+        ]:
+            frames.append(values.rename(stat).to_dataframe()[stat])
+        return pd.concat(frames, axis=1).reset_index()
+
+    def requirements(self, process, **kw) -> xr.Dataset:
+        """:func:`capacity.requirements` of this demand, with the opening state and seed."""
+        from capacity import requirements
+
+        return requirements(self.demand, process, seed=self.seed, opening=self.opening, **kw)
+
+
+class Portfolio:
+    """Programs composed into one demand (see the module docstring).
+
+    Parameters
+    ----------
+    programs
+        :class:`Program` objects (or add them with :meth:`add`).
+    start, horizon_months
+        First month of the demand and its length.
+    draws, seed
+        Number of draws every model gives, and the one seed that drives all of them.
+    as_of
+        The date the forecast is made (default: the day before ``start``).
+    phase_model, uptake_model
+        Fitted :class:`~forecast.PhaseTransitionModel` (needed by pipeline programs and
+        registrational trials) and :class:`~forecast.UptakeModel` (needed by every program
+        with a commercial stream).
+
+    Examples
+    --------
+    >>> pf = Portfolio(start="2027-01-01", horizon_months=120, draws=2000, seed=1,
+    ...                phase_model=phase, uptake_model=uptake)          # doctest: +SKIP
+    >>> pf.add(Program("CART-B", "pipeline", group="CAR-T", phase="phase1",
+    ...                phase_start="2026-06-01",
+    ...                trial_plan={"phase1": {"patients": 30, "enrollment_months": 18}}))
+    >>> world = pf.simulate()                                            # doctest: +SKIP
+    >>> world.requirements("car-t-autologous-manual")                    # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        programs: Sequence[Program] = (),
+        *,
+        start,
+        horizon_months: int,
+        draws: int = 2000,
+        seed: int = 0,
+        as_of=None,
+        phase_model=None,
+        uptake_model=None,
+    ):
+        self.start = pd.Timestamp(start)
+        if self.start != self.start.to_period("M").to_timestamp():
+            raise InputError(f"start: {self.start.date()} is not the first day of a month")
+        if int(horizon_months) != horizon_months or horizon_months < 1:
+            raise InputError(f"horizon_months must be a whole number >= 1, got {horizon_months}")
+        if int(draws) != draws or draws < 1:
+            raise InputError(f"draws must be a whole number >= 1, got {draws}")
+        if int(seed) != seed or seed < 0:
+            raise InputError(f"seed must be a whole number >= 0, got {seed}")
+        self.horizon_months, self.draws, self.seed = int(horizon_months), int(draws), int(seed)
+        self.as_of = self.start - pd.Timedelta(days=1) if as_of is None else pd.Timestamp(as_of)
+        if self.as_of >= self.start + pd.DateOffset(months=self.horizon_months):
+            raise InputError(f"as_of {self.as_of.date()} is after the horizon")
+        self.phase_model, self.uptake_model = phase_model, uptake_model
+        self.programs: list[Program] = []
+        for program in programs:
+            self.add(program)
+
+    @property
+    def months(self) -> pd.DatetimeIndex:
+        return pd.date_range(self.start, periods=self.horizon_months, freq="MS")
+
+    def add(self, program: Program) -> Portfolio:
+        if any(p.name == program.name for p in self.programs):
+            raise InputError(f"program {program.name!r} is already in the portfolio")
+        self.programs.append(program)
+        return self
+
+    def seed_for(self, program: str, part: str) -> int:
+        """The seed a part (``enrollment``, ``approval``, ``uptake``, ...) of a program uses."""
+        return derive_seed(self.seed, "portfolio", program, part)
+
+    # --- composition ----------------------------------------------------------------------
+    def simulate(self) -> PortfolioDraws:
+        """Draws of demand, events and inputs for every program, aligned by draw."""
+        if not self.programs:
+            raise InputError("portfolio: no programs")
+        months = self.months
+        n, m = self.draws, len(months)
+        streams = np.zeros((n, m, len(self.programs), 3), np.int64)
+        events = {e: np.full((n, len(self.programs)), np.nan) for e in EVENTS}
+        inputs: dict[str, np.ndarray] = {}
+        opening: dict[str, Any] = {}
+        for j, program in enumerate(self.programs):
+            out = self._program(program)
+            streams[:, :, j, 0] = out["clinical"]
+            streams[:, :, j, 1] = out["commercial"]
+            streams[:, :, j, 2] = out["ppq"]
+            for e in EVENTS:
+                events[e][:, j] = out["events"].get(e, np.nan)
+            inputs.update({f"{program.name}.{k}": v for k, v in out["inputs"].items()})
+            if program.in_progress is not None:
+                opening[program.name] = program.in_progress
+        names = [p.name for p in self.programs]
+        demand = xr.DataArray(
+            streams,
+            dims=("draw", "month", "program", "stream"),
+            coords={
+                "draw": np.arange(n),
+                "month": months,
+                "program": names,
+                "stream": ["clinical", "commercial", "ppq"],
+            },
+            name="patients",
+            attrs={
+                "units": "patients/month",
+                "seed": self.seed,
+                "as_of": str(self.as_of.date()),
+                "provenance": _provenance(self.programs),
+            },
+        )
+        ev = xr.Dataset(
+            {e: (("draw", "program"), _to_dates(v)) for e, v in events.items()},
+            coords={"draw": np.arange(n), "program": names},
+        )
+        inp = xr.Dataset({k: ("draw", v) for k, v in inputs.items()}, coords={"draw": np.arange(n)})
+        return PortfolioDraws(demand, ev, inp, opening, self.seed)
+
+    def demand(self) -> xr.DataArray:
+        """Only the demand draws of :meth:`simulate`."""
+        return self.simulate().demand
+
+    def _rng(self, program: str, part: str) -> np.random.Generator:
+        return np.random.default_rng(self.seed_for(program, part))
+
+    def _program(self, prog: Program) -> dict[str, Any]:
+        n, months = self.draws, self.months
+        zeros = np.zeros((n, len(months)), np.int64)
+        out = {"clinical": zeros, "commercial": zeros, "ppq": zeros, "events": {}, "inputs": {}}
+        rng = self._rng(prog.name, "inputs")
+        approval = filing = None
+        if prog.stage == "trial":
+            out["clinical"], completion = self._trial(prog, out["inputs"])
+            out["events"]["enrollment_complete"] = completion
+            if prog.registrational:
+                filing, approval = self._registrational(prog, completion, rng, out["inputs"])
+        elif prog.stage == "pipeline":
+            out["clinical"], filing, approval = self._pipeline(prog, out["inputs"])
+        if filing is not None:
+            out["events"]["filing"] = filing
+            out["events"]["approval"] = approval
+            out["ppq"] = self._ppq(prog, filing)
+        if prog.stage == "launched":
+            launch = np.full(n, float((pd.Timestamp(prog.launch) - EPOCH).days))
+            out["events"]["approval"] = launch
+        elif approval is not None:
+            lag = param_draws(prog.launch_lag_months, n, rng, f"{prog.name}: launch_lag_months")
+            if (lag < 0).any():
+                raise InputError(f"program {prog.name!r}: launch_lag_months must be >= 0")
+            launch = approval + lag * DAYS_PER_MONTH
+        else:
+            launch = np.full(n, np.nan)
+        out["events"]["launch"] = launch
+        if prog.has_commercial:
+            out["commercial"] = self._commercial(prog, launch, out["inputs"])
+        return out
+
+    def _trial(self, prog: Program, inputs: dict) -> tuple[np.ndarray, np.ndarray]:
+        model = prog.enrollment
+        months = self.months
+        end = months[-1] + pd.offsets.MonthEnd(0)
+        if model.data_.as_of >= end:
+            raise InputError(f"program {prog.name!r}: enrollment data end after the horizon")
+        fc = model.forecast(
+            until=end, seed=self.seed_for(prog.name, "enrollment"), draws=self.draws
+        )
+        fc_months = pd.DatetimeIndex(fc["month"].values)
+        rng = self._rng(prog.name, "manufacture")
+        share = param_draws(prog.manufactured_share, self.draws, rng, "manufactured_share")
+        lag = param_draws(prog.lag_days, self.draws, rng, "lag_days")
+        inputs.update(manufactured_share=share, lag_days=lag)
+        starts = manufacture_starts(fc["enrolled"].values, share, lag, fc_months, rng)
+        clinical = (
+            xr.DataArray(starts, dims=("draw", "month"), coords={"month": fc_months})
+            .reindex(month=months, fill_value=0)
+            .values
+        )
+        completion = np.full(self.draws, np.nan)
+        if model.target is not None:
+            ttt = model.time_to_target().values
+            ok = ~np.isnat(ttt)
+            completion[ok] = (ttt[ok] - np.datetime64(EPOCH, "ns")) / np.timedelta64(1, "D")
+        inputs["enrollment_complete_days"] = completion - (self.as_of - EPOCH).days
+        return clinical.astype(np.int64), completion
+
+    def _phase_model(self, prog: Program):
+        if self.phase_model is None:
+            raise InputError(
+                f"program {prog.name!r}: needs a fitted PhaseTransitionModel (phase_model)"
+            )
+        return self.phase_model
+
+    def _registrational(self, prog, completion, rng, inputs):
+        model = self._phase_model(prog)
+        n = self.draws
+        world = model.program_draws(
+            prog.group, n, self.seed_for(prog.name, "approval"), duration_group=prog.duration_group
+        )
+        follow = param_draws(prog.follow_up_months, n, rng, "follow_up_months")
+        prep = param_draws(prog.filing_prep_months, n, rng, "filing_prep_months")
+        if (follow < 0).any() or (prep < 0).any():
+            raise InputError(f"program {prog.name!r}: follow-up and filing months must be >= 0")
+        if prog.pivotal_success is None:
+            p_pivotal = world["p"][:, 2]
+        else:
+            p_pivotal = param_draws(prog.pivotal_success, n, rng, "pivotal_success")
+            if ((p_pivotal < 0) | (p_pivotal > 1)).any():
+                raise InputError(f"program {prog.name!r}: pivotal_success must lie in [0, 1]")
+        positive = rng.random(n) < p_pivotal
+        filing = np.where(positive, completion + (follow + prep) * DAYS_PER_MONTH, np.nan)
+        review = model.review_years(world, self.seed_for(prog.name, "review")) * DAYS_PER_YEAR
+        approved = rng.random(n) < world["p"][:, 3]
+        approval = np.where(approved, filing + review, np.nan)
+        inputs.update(
+            follow_up_months=follow,
+            filing_prep_months=prep,
+            p_pivotal=p_pivotal,
+            p_approval=world["p"][:, 3],
+            review_years=review / DAYS_PER_YEAR,
+        )
+        return filing, approval
+
+    def _pipeline(self, prog: Program, inputs: dict):
+        model = self._phase_model(prog)
+        start = pd.Timestamp(prog.phase_start)
+        as_of = max(self.as_of, start)
+        sim = model.simulate(
+            prog.phase,
+            start,
+            draws=self.draws,
+            seed=self.seed_for(prog.name, "approval"),
+            group=prog.group,
+            as_of=as_of,
+            duration_group=prog.duration_group,
+        )
+        ends = sim["phase_end_day"].values  # (draw, phase) days since epoch, NaN: not reached
+        rng = self._rng(prog.name, "trial-plan")
+        clinical = np.zeros((self.draws, len(self.months)), np.int64)
+        c = TRIAL_PHASES.index(prog.phase)
+        for k in range(c, len(TRIAL_PHASES)):
+            phase = TRIAL_PHASES[k]
+            if phase not in prog.trial_plan:
+                continue
+            plan = prog.trial_plan[phase]
+            patients = param_draws(plan["patients"], self.draws, rng, f"trial_plan.{phase}")
+            if (patients < 0).any():
+                raise InputError(f"program {prog.name!r}: trial_plan.{phase} patients must be >= 0")
+            patients = np.round(patients).astype(np.int64)
+            begin = np.full(self.draws, float((as_of - EPOCH).days)) if k == c else ends[:, k - 1]
+            begin = np.where(np.isfinite(ends[:, k]), begin, np.nan)  # phase never reached
+            stop = ends[:, k]
+            if "enrollment_months" in plan:
+                months_ = param_draws(plan["enrollment_months"], self.draws, rng, "enrollment")
+                stop = np.minimum(stop, begin + months_ * DAYS_PER_MONTH)
+            enrolled = spread_over_windows(patients, begin, stop, self.months, rng)
+            clinical += manufacture_starts(
+                enrolled, prog.manufactured_share, prog.lag_days, self.months, rng
+            )
+            inputs[f"{phase}_patients"] = patients.astype(float)
+        inputs["approval_years"] = (sim["approval_day"].values - (self.as_of - EPOCH).days) / (
+            DAYS_PER_YEAR
+        )
+        inputs["p_approval"] = sim["p"].values[:, c:].prod(axis=1)
+        return clinical, sim["filing_day"].values, sim["approval_day"].values
+
+    def _ppq(self, prog: Program, filing: np.ndarray) -> np.ndarray:
+        n, m = self.draws, len(self.months)
+        out = np.zeros((n, m), np.int64)
+        if not prog.ppq_lots:
+            return out
+        early, late = (int(x) for x in prog.ppq_window_months)
+        width = early - late + 1
+        filed = np.isfinite(filing)
+        month = np.full(n, -(10**6))
+        month[filed] = _month_index(filing[filed], self.start)
+        per = np.full(width, prog.ppq_lots // width)
+        per[: prog.ppq_lots % width] += 1  # the earliest months take the remainder
+        for j in range(width):  # a few months of the window, not draws
+            idx = month - early + j
+            ok = filed & (idx >= 0) & (idx < m)
+            out[np.flatnonzero(ok), idx[ok]] += per[j]
+        return out
+
+    def _commercial(self, prog: Program, launch: np.ndarray, inputs: dict) -> np.ndarray:
+        from forecast.uptake import Product
+
+        if self.uptake_model is None:
+            raise InputError(f"program {prog.name!r}: needs a fitted UptakeModel (uptake_model)")
+        if prog.stage == "launched":
+            launch_arg = pd.Timestamp(prog.launch)
+            product = Product(prog.name, launch_arg)
+        else:
+            launch_arg = _to_dates(launch)
+            product = prog.name
+        fc = self.uptake_model.forecast(
+            product,
+            launch_arg,
+            horizon_months=self.horizon_months,
+            draws=self.draws,
+            start=self.start,
+            eligible_per_year=prog.eligible_per_year,
+            peak_share=prog.peak_share,
+            expansions=list(prog.expansions),
+            backlog=prog.backlog,
+            condition_on=prog.sales,
+            seed=self.seed_for(prog.name, "uptake"),
+        )
+        for name in ("peak_share", "eligible_per_year"):
+            if name in fc.coords:
+                inputs[name] = np.asarray(fc[name].values, float)
+        inputs["launch_months_from_start"] = (launch - (self.start - EPOCH).days) / DAYS_PER_MONTH
+        if "importance_ess" in fc.attrs:
+            inputs["importance_ess"] = np.full(self.draws, fc.attrs["importance_ess"])
+        return np.asarray(fc.values, np.int64)
+
+
+def _month_index(days: np.ndarray, start: pd.Timestamp) -> np.ndarray:
+    """Calendar month of a day (days since epoch) counted from ``start``'s month."""
+    dates = np.datetime64("1970-01-01", "D") + np.floor(days).astype("int64").astype(
+        "timedelta64[D]"
+    )
+    return dates.astype("datetime64[M]").astype("int64") - np.datetime64(start, "M").astype("int64")
+
+
+def _to_dates(days: np.ndarray) -> np.ndarray:
+    """Days since epoch (NaN: never) -> datetime64[ns] (NaT: never)."""
+    days = np.asarray(days, float)
+    out = np.full(days.shape, np.datetime64("NaT"), dtype="datetime64[ns]")
+    ok = np.isfinite(days)
+    out[ok] = np.datetime64("1970-01-01", "ns") + (days[ok] * 86400e9).astype("timedelta64[ns]")
+    return out
+
+
+def _provenance(programs: Sequence[Program]) -> str:
+    import json
+
+    return json.dumps(
+        {
+            p.name: {"stage": p.stage, "group": p.group, "registrational": p.registrational}
+            for p in programs
+        },
+        sort_keys=True,
+    )

@@ -1,0 +1,453 @@
+"""Portfolio: causal order in every draw, draw alignment, exact reproductions, opening state."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from capacity import facility, requirements, simulate_facility
+from forecast import Portfolio, Program
+from forecast.draws import DAYS_PER_MONTH, manufacture_starts, spread_over_windows
+from forecast.errors import InputError
+from forecast.uptake import Product
+from tests.conftest import fixed_process, make_demand
+from tests.forecast import fakes
+
+P = (0.5, 0.6, 0.7, 0.9)  # phase1->2, 2->3, 3->filing, filing->approval in the fake model
+
+
+@pytest.fixture(scope="module")
+def models():
+    return {
+        "phase": fakes.phase_model(P, dispersion=0.4),
+        "uptake": fakes.uptake_model(),
+        "enrollment": fakes.enrollment_model(target=100),
+    }
+
+
+def three_programs(models, draws=800, seed=3, **kw) -> Portfolio:
+    pf = Portfolio(
+        start="2027-01-01",
+        horizon_months=120,
+        draws=draws,
+        seed=seed,
+        phase_model=models["phase"],
+        uptake_model=models["uptake"],
+    )
+    pf.add(
+        Program(
+            "PIVOTAL",
+            "trial",
+            group="CAR-T",
+            enrollment=models["enrollment"],
+            registrational=True,
+            follow_up_months={"uniform": [9, 15]},
+            filing_prep_months=3,
+            manufactured_share={"beta": [18, 2]},
+            lag_days=20,
+            eligible_per_year=2000,
+            peak_share=(0.1, 0.2),
+            # dated before most launches, and one relative to launch
+            expansions=[("2028-01-01", 800), (24, 1000)],
+            ppq_lots=3,
+            ppq_window_months=(8, 6),
+            **kw,
+        )
+    )
+    pf.add(
+        Program(
+            "PIPE",
+            "pipeline",
+            group="CAR-T",
+            phase="phase1",
+            phase_start="2026-06-01",
+            trial_plan={
+                "phase1": {"patients": 30, "enrollment_months": 18},
+                "phase2": {"patients": 60},
+                "phase3": {"patients": 200, "enrollment_months": 24},
+            },
+            eligible_per_year=3000,
+            peak_share=0.1,
+            ppq_lots=4,
+        )
+    )
+    pf.add(
+        Program(
+            "LAUNCHED",
+            "launched",
+            launch="2025-03-15",
+            eligible_per_year=1500,
+            peak_share={"beta": [4, 16]},
+            in_progress=10,
+        )
+    )
+    return pf
+
+
+@pytest.fixture(scope="module")
+def world(models):
+    return three_programs(models).simulate()
+
+
+def first_month_with(values: np.ndarray, months: np.ndarray) -> np.ndarray:
+    """First month with a positive value per draw (NaT if none)."""
+    has = values.sum(axis=1) > 0
+    return np.where(has, months[np.argmax(values > 0, axis=1)], np.datetime64("NaT"))
+
+
+def month_of(dates: np.ndarray) -> np.ndarray:
+    return dates.astype("datetime64[M]").astype("datetime64[ns]")
+
+
+# --- causal order --------------------------------------------------------------------------
+@pytest.mark.parametrize("program", ["PIVOTAL", "PIPE", "LAUNCHED"])
+def test_no_commercial_patient_before_launch_or_without_one(world, program):
+    commercial = world.demand.sel(program=program, stream="commercial").values
+    launch = world.events["launch"].sel(program=program).values
+    first = first_month_with(commercial, world.demand["month"].values)
+    sold = ~np.isnat(first)
+    assert not (sold & np.isnat(launch)).any(), "commercial patients in a draw with no launch"
+    assert (first[sold] >= month_of(launch[sold])).all()
+    if program != "LAUNCHED":  # launch (approval) is uncertain: both kinds of draws exist
+        assert 0.2 < np.isnat(launch).mean() < 0.9
+
+
+def test_expansions_only_after_launch_in_the_portfolio(world, models):
+    # with the expansions removed, draws where launch is after 2028-01 must have the same
+    # commercial patients before launch: none. Checked directly on the uptake model below.
+    launch = world.events["launch"].sel(program="PIVOTAL").values
+    commercial = world.demand.sel(program="PIVOTAL", stream="commercial")
+    never = np.isnat(launch)
+    assert commercial.values[never].sum() == 0
+
+
+def test_filing_never_precedes_enrollment_completion(world):
+    done = world.events["enrollment_complete"].sel(program="PIVOTAL").values
+    filing = world.events["filing"].sel(program="PIVOTAL").values
+    approval = world.events["approval"].sel(program="PIVOTAL").values
+    filed = ~np.isnat(filing)
+    assert filed.any() and (~np.isnat(done[filed])).all()
+    gap = (filing[filed] - done[filed]) / np.timedelta64(1, "D")
+    # follow-up uniform 9-15 months + 3 months of preparation, exactly
+    assert gap.min() >= 12 * DAYS_PER_MONTH - 1e-6
+    assert gap.max() <= 18 * DAYS_PER_MONTH + 1e-6
+    approved = ~np.isnat(approval)
+    assert (approval[approved] > filing[approved]).all()
+    assert not (approved & ~filed).any()
+
+
+def test_ppq_only_in_filing_draws_and_inside_the_window(world):
+    for program, lots, (early, late) in (("PIVOTAL", 3, (8, 6)), ("PIPE", 4, (12, 4))):
+        ppq = world.demand.sel(program=program, stream="ppq").values
+        filing = world.events["filing"].sel(program=program).values
+        months = world.demand["month"].values
+        filed = ~np.isnat(filing)
+        assert ppq[~filed].sum() == 0
+        # draws whose whole window is inside the horizon get every lot
+        window_start = month_of(filing).astype("datetime64[M]") - np.timedelta64(early, "M")
+        inside = filed & (window_start.astype("datetime64[ns]") >= months[0])
+        inside &= month_of(filing) <= months[-1]
+        assert inside.any()
+        np.testing.assert_array_equal(ppq[inside].sum(axis=1), lots)
+        for d in np.flatnonzero(inside)[:50]:
+            used = months[ppq[d] > 0].astype("datetime64[M]")
+            f = filing[d].astype("datetime64[M]")
+            assert (used >= f - np.timedelta64(early, "M")).all()
+            assert (used <= f - np.timedelta64(late, "M")).all()
+            assert len(used) == min(lots, early - late + 1)  # spread, not all in one month
+
+
+def test_no_trial_patient_after_the_phase_the_program_failed_in(models):
+    pf = three_programs(models, draws=600, seed=11)
+    sim_world = pf.simulate()
+    clinical = sim_world.demand.sel(program="PIPE", stream="clinical").values
+    months = sim_world.demand["month"].values
+    # re-simulate the phase model with the portfolio's seed to read the phase ends
+    sim = models["phase"].simulate(
+        "phase1",
+        "2026-06-01",
+        draws=600,
+        seed=pf.seed_for("PIPE", "approval"),
+        group="CAR-T",
+        as_of=pf.as_of,
+    )
+    ends = sim["phase_end_day"].values
+    last_end = np.nanmax(ends[:, :3], axis=1)  # end of the last trial phase reached
+    last_end_date = np.datetime64("1970-01-01", "ns") + (last_end * 86400e9).astype(
+        "timedelta64[ns]"
+    )
+    has = clinical.sum(axis=1) > 0
+    assert has.all()  # every draw enrolls phase I patients
+    last = months[len(months) - 1 - np.argmax(clinical[:, ::-1] > 0, axis=1)]
+    assert (last <= month_of(last_end_date)).all()
+    failed_in_phase1 = np.isnan(ends[:, 1])
+    assert failed_in_phase1.mean() == pytest.approx(0.5, abs=0.07)
+    # failed in phase I: only the 30 phase I patients (some may fall outside the horizon)
+    assert clinical[failed_in_phase1].sum(axis=1).max() <= 30
+
+
+# --- draw alignment and closed forms -------------------------------------------------------
+def test_approval_of_draw_i_shifts_demand_of_draw_i(models):
+    fast = fakes.uptake_model(p_year=50.0, q_year=0.1)  # adoption is immediate
+    pf = Portfolio(
+        start="2027-01-01",
+        horizon_months=120,
+        draws=400,
+        seed=5,
+        phase_model=models["phase"],
+        uptake_model=fast,
+    )
+    pf.add(
+        Program(
+            "PIPE",
+            "pipeline",
+            group="CAR-T",
+            phase="phase2",
+            phase_start="2026-01-01",
+            eligible_per_year=12_000,
+            peak_share=0.5,
+            launch_lag_months=2,
+        )
+    )
+    w = pf.simulate()
+    commercial = w.demand.sel(program="PIPE", stream="commercial").values
+    launch = w.events["launch"].sel(program="PIPE").values
+    approval = w.events["approval"].sel(program="PIPE").values
+    first = first_month_with(commercial, w.demand["month"].values)
+    ok = ~np.isnat(launch) & (month_of(launch) <= w.demand["month"].values[-1])
+    assert ok.sum() > 50
+    # 500 patients a month from launch: the first commercial month is the launch month (or
+    # the next one when launch falls on the last day or so of a month)
+    next_month = (month_of(launch[ok]).astype("datetime64[M]") + 1).astype("datetime64[ns]")
+    assert ((first[ok] == month_of(launch[ok])) | (first[ok] == next_month)).all()
+    assert (first[ok] == month_of(launch[ok])).mean() > 0.95
+    lag = (launch[ok] - approval[ok]) / np.timedelta64(1, "D")
+    np.testing.assert_allclose(lag, 2 * DAYS_PER_MONTH, atol=1e-3)
+    # shuffling draws would break this: a different draw's launch almost never matches
+    assert (first[ok] != np.roll(month_of(launch[ok]), 1)).mean() > 0.5
+
+
+def test_approval_probabilities_match_the_product_of_steps(models):
+    pf = three_programs(models, draws=4000, seed=7)
+    w = pf.simulate()
+    se = np.sqrt(0.25 / 4000)
+    horizon = "2100-01-01"
+    # pipeline from phase I: all four steps
+    assert w.probability_approved_by("PIPE", horizon) == pytest.approx(np.prod(P), abs=4 * se)
+    # registrational trial: pivotal readout (phase3->filing) then review
+    assert w.probability_approved_by("PIVOTAL", horizon) == pytest.approx(P[2] * P[3], abs=4 * se)
+    filed = (~np.isnat(w.events["filing"].sel(program="PIVOTAL").values)).mean()
+    assert filed == pytest.approx(P[2], abs=4 * se)
+
+
+def test_every_model_gives_the_same_number_of_draws(models, world):
+    assert world.demand.sizes["draw"] == 800
+    assert world.events.sizes["draw"] == 800
+    assert all(v.sizes["draw"] == 800 for v in world.inputs.data_vars.values())
+    fc = models["enrollment"].forecast(12, draws=333)
+    assert fc.sizes["draw"] == 333
+
+
+def test_same_seed_same_world_and_sums_over_programs(models, world):
+    again = three_programs(models).simulate()
+    xr.testing.assert_identical(world.demand, again.demand)
+    xr.testing.assert_identical(world.events, again.events)
+    process = fixed_process(failure_rate=0.1)
+    by_program = world.requirements(process, by_program=True)
+    total = world.requirements(process)
+    for name in ("lots", "suites", "qc_hours", "qa_fte", "operator_fte"):
+        np.testing.assert_allclose(facility(by_program)[name].values, total[name].values)
+    # patients by year: each draw's annual total, then percentiles
+    table = world.patients_by_year()
+    row = table.query("year == 2030 and program == 'LAUNCHED' and stream == 'commercial'")
+    annual = (
+        world.demand.sel(program="LAUNCHED", stream="commercial")
+        .sel(month=slice("2030-01-01", "2030-12-01"))
+        .sum("month")
+        .values
+    )
+    assert row["p50"].item() == pytest.approx(np.quantile(annual, 0.5))
+    assert row["mean"].item() == pytest.approx(annual.mean())
+
+
+def test_one_launched_product_reproduces_the_uptake_forecast_exactly(models):
+    pf = Portfolio(
+        start="2027-01-01", horizon_months=60, draws=500, seed=9, uptake_model=models["uptake"]
+    )
+    pf.add(
+        Program(
+            "LAUNCHED",
+            "launched",
+            launch="2025-03-15",
+            eligible_per_year=1500,
+            peak_share={"beta": [4, 16]},
+            expansions=[(12, 400)],
+        )
+    )
+    got = pf.demand().sel(program="LAUNCHED", stream="commercial")
+    direct = models["uptake"].forecast(
+        Product("LAUNCHED", pd.Timestamp("2025-03-15")),
+        horizon_months=60,
+        draws=500,
+        start="2027-01-01",
+        eligible_per_year={"beta": [1500, 1e-9]} if False else 1500,
+        peak_share={"beta": [4, 16]},
+        expansions=[(12, 400)],
+        seed=pf.seed_for("LAUNCHED", "uptake"),
+    )
+    np.testing.assert_array_equal(got.values, direct.values)
+    assert got.values.sum() > 0
+
+
+# --- uptake seams (defects: expansions without launch, Product launch ignored) -------------
+def test_uptake_expansion_adds_nothing_without_or_before_launch(models):
+    launch = np.array(["NaT", "2030-01-01"], dtype="datetime64[ns]")
+    fc = models["uptake"].forecast(
+        "NEW",
+        launch,
+        horizon_months=96,
+        draws=2,
+        start="2027-01-01",
+        eligible_per_year=1000,
+        peak_share=0.5,
+        expansions=[("2028-01-01", 5000)],
+        seed=1,
+    )
+    assert fc.values[0].sum() == 0  # never launched: no expansion patients
+    before = fc.sel(month=slice(None, "2029-12-01")).values[1]
+    assert before.sum() == 0  # an expansion dated before launch starts with the launch
+
+
+def test_uptake_new_product_uses_its_own_launch_date(models):
+    fc = models["uptake"].forecast(
+        Product("NEW", pd.Timestamp("2028-07-01")),
+        horizon_months=36,
+        draws=50,
+        start="2027-01-01",
+        eligible_per_year=1000,
+        peak_share=0.5,
+    )
+    assert fc.sel(month=slice(None, "2028-06-01")).values.sum() == 0
+    assert fc.sel(month=slice("2028-07-01", None)).values.sum() > 0
+
+
+# --- the building blocks, by hand ----------------------------------------------------------
+def test_manufacture_starts_share_and_lag_by_hand():
+    rng = np.random.default_rng(0)
+    months = pd.date_range("2027-01-01", periods=6, freq="MS")
+    enrolled = np.tile([1000, 0, 0, 0, 0, 0], (400, 1))
+    # lag 0 and share 1: identity
+    same = manufacture_starts(enrolled, 1.0, 0.0, months, rng)
+    np.testing.assert_array_equal(same, enrolled)
+    # 1.25 months: a quarter of the month's patients two months later, the rest one month
+    out = manufacture_starts(enrolled, 0.8, 1.25 * DAYS_PER_MONTH, months, rng)
+    assert out[:, 0].sum() == 0 and out[:, 3:].sum() == 0
+    made = out.sum(axis=1)
+    assert made.mean() == pytest.approx(800, abs=4 * np.sqrt(1000 * 0.16 / 400))
+    share_late = out[:, 2].sum() / made.sum()
+    assert share_late == pytest.approx(0.25, abs=0.005)
+
+
+def test_spread_over_windows_is_uniform_and_drops_outside():
+    rng = np.random.default_rng(1)
+    months = pd.date_range("2027-01-01", periods=3, freq="MS")
+    epoch = pd.Timestamp("1970-01-01")
+    start = (pd.Timestamp("2027-01-16") - epoch).days  # half of January
+    end = (pd.Timestamp("2027-05-01") - epoch).days  # beyond the last month (March)
+    n = np.full(2000, 100)
+    out = spread_over_windows(n, np.full(2000, start), np.full(2000, end), months, rng)
+    total_days = end - start
+    expected = np.array([16, 28, 31]) / total_days * 100
+    np.testing.assert_allclose(out.mean(axis=0), expected, rtol=0.03)
+    # no window (NaN): nothing
+    none = spread_over_windows(n[:3], np.full(3, np.nan), np.full(3, end), months, rng)
+    assert none.sum() == 0
+
+
+# --- opening state -------------------------------------------------------------------------
+def test_opening_state_fills_the_first_month():
+    process = fixed_process(changeover_days=1)  # a lot holds a suite 10 days
+    demand = make_demand(np.full((50, 12), 31))
+    cold = requirements(demand, process)["suites"].mean("draw").values
+    warm = requirements(demand, process, opening=31)["suites"].mean("draw").values
+    # 31 lots a month x 10 days in a 31-day January: 10 suites at steady state
+    assert warm[0] == pytest.approx(10.0, rel=1e-9)
+    assert cold[0] < 0.9 * warm[0]  # starting empty understates the first month
+    np.testing.assert_allclose(warm[1:], cold[1:])  # later months are unchanged
+    qc = requirements(demand, process, opening=31)["qc_hours"].sum("assay").mean("draw")
+    np.testing.assert_allclose(qc.values[0], 31 * 1.5 * 1.02, rtol=1e-9)  # lots harvested
+
+
+def test_opening_state_fills_the_facility_simulation():
+    process = fixed_process(changeover_days=1)
+    demand = make_demand(np.full((200, 6), 31))
+    cold = simulate_facility(demand, process, 20, seed=1)["slots_busy"].mean("draw").values
+    warm = simulate_facility(demand, process, 20, seed=1, opening=31)
+    busy = warm["slots_busy"].mean("draw").values
+    steady = busy[2:].mean()
+    assert busy[0] == pytest.approx(steady, rel=0.05)
+    assert cold[0] < 0.9 * steady
+    assert np.nanmin(warm["patient_arrival_day"].values) >= 0
+    assert warm.sizes["month"] == 6
+
+
+def test_portfolio_hands_its_opening_state_to_requirements(world):
+    process = fixed_process(changeover_days=1)
+    with_opening = world.requirements(process)
+    without = requirements(world.demand, process, seed=world.seed)
+    extra = with_opening["suites"].values[:, 0] - without["suites"].values[:, 0]
+    # LAUNCHED: 10 lots a month started in December (31 days), each holding a suite 10 days:
+    # those started in its last 10 days spill (10 / 31) x 10^2 / 2 suite-days into January
+    np.testing.assert_allclose(extra, (10 / 31) * 10**2 / 2 / 31)
+
+
+# --- bad input -----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"stage": "preclinical"}, "stage"),
+        ({"stage": "pipeline", "phase": "phase4", "phase_start": "2026-01-01"}, "phase"),
+        ({"stage": "pipeline", "phase": "phase1", "group": "CAR-T"}, "phase_start"),
+        ({"stage": "launched"}, "launch date"),
+        ({"stage": "launched", "launch": "2025-01-01", "eligible_per_year": 10}, "peak_share"),
+        ({"stage": "trial"}, "EnrollmentModel"),
+        (
+            {
+                "stage": "pipeline",
+                "phase": "phase1",
+                "phase_start": "2026-01-01",
+                "group": "CAR-T",
+                "trial_plan": {"phase1": {"n": 3}},
+            },
+            "patients",
+        ),
+        (
+            {
+                "stage": "pipeline",
+                "phase": "phase1",
+                "phase_start": "2026-01-01",
+                "group": "CAR-T",
+                "ppq_window_months": (3, 6),
+            },
+            "ppq_window_months",
+        ),
+    ],
+)
+def test_bad_programs_are_refused(kwargs, message):
+    with pytest.raises(InputError, match=message):
+        Program("X", **kwargs)
+
+
+def test_bad_portfolios_are_refused(models):
+    with pytest.raises(InputError, match="first day"):
+        Portfolio(start="2027-01-15", horizon_months=12)
+    pf = Portfolio(start="2027-01-01", horizon_months=12)
+    pf.add(Program("A", "launched", launch="2025-01-01", eligible_per_year=10, peak_share=0.1))
+    with pytest.raises(InputError, match="already"):
+        pf.add(Program("A", "launched", launch="2025-01-01", eligible_per_year=1, peak_share=0.1))
+    with pytest.raises(InputError, match="UptakeModel"):
+        pf.simulate()
+    with pytest.raises(InputError, match="opening"):
+        requirements(make_demand(np.ones((2, 3, 2), int)), fixed_process(), opening=3)
