@@ -102,6 +102,13 @@ def _months(values: np.ndarray, source: str) -> pd.DatetimeIndex:
         raise DemandError(
             f"{source}: month {months[not_first][0].date()} is not the first day of a month"
         )
+    back = np.flatnonzero(np.diff(months.asi8) <= 0)
+    if back.size:  # refused, not sorted: months out of order usually mean mislabelled data
+        i = int(back[0]) + 1
+        raise DemandError(
+            f"{source}: months must be in increasing order: position {i} "
+            f"({months[i].date()}) comes after {months[i - 1].date()}"
+        )
     if len(months) > 1:
         expected = pd.date_range(months[0], periods=len(months), freq="MS")
         if not months.equals(expected):
@@ -182,6 +189,17 @@ def _read_csv(path: Path) -> xr.DataArray:
         }
     )
     fail(keys.duplicated().to_numpy(), "duplicate (draw, month, program, stream)")
+    # rows may come in any grouping, but each series' months in increasing order: a month out
+    # of order is a sign of a mixed-up file, so it is refused rather than sorted
+    previous = keys.groupby(["draw", "program", "stream"], sort=False)["month"].shift()
+    back = (keys["month"] <= previous).to_numpy()
+    if back.any():
+        i = int(np.flatnonzero(back)[0])
+        fail(
+            back,
+            f"month {keys['month'].iloc[i].date()} comes after {previous.iloc[i].date()} in the "
+            "rows of this draw, program and stream; give each series' months in increasing order",
+        )
 
     codes, levels = [], []
     for col in DIMS:

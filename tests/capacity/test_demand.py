@@ -115,3 +115,49 @@ def test_csv_structure_errors(tmp_path):
     bad_nc.write_text("not netcdf")
     with pytest.raises(DemandError, match="cannot read as NetCDF"):
         read_demand(bad_nc)
+
+
+SHUFFLED_MONTHS = [
+    pd.to_datetime(["2027-02-01", "2027-01-01", "2027-03-01"]),
+    pd.to_datetime(["2027-03-01", "2027-02-01", "2027-01-01"]),
+]
+
+
+@pytest.mark.parametrize("months", SHUFFLED_MONTHS)
+def test_months_out_of_order_are_refused_not_sorted(tmp_path, months):
+    # values tied to the wrong month would shift demand in time: refuse, never reorder
+    da = make_demand([[1, 2, 3]]).assign_coords(month=months)
+    with pytest.raises(DemandError, match="months must be in increasing order"):
+        as_demand(da)
+    path = tmp_path / "shuffled.nc"
+    da.to_netcdf(path, engine="h5netcdf")
+    with pytest.raises(DemandError, match=f"{path}: months must be in increasing order"):
+        read_demand(path)
+
+
+def test_csv_rows_out_of_month_order_are_refused(tmp_path):
+    # draw 1's February row comes before its January row
+    rows = [GOOD[0], GOOD[1], GOOD[3], GOOD[2]]
+    path = csv(tmp_path, rows)
+    with pytest.raises(DemandError, match="line 5: month 2027-01-01 comes after 2027-02-01") as err:
+        read_demand(path)
+    assert str(path) in str(err.value)
+
+
+def test_csv_rows_grouped_by_month_read_the_same(tmp_path):
+    # row order across series is free (month-major, program-major ...); within a series the
+    # months must increase, and the values land on their own month, draw and program
+    rows = [
+        "0,2027-01-01,B,clinical,5",
+        "1,2027-01-01,A,clinical,2",
+        "0,2027-01-01,A,clinical,3",
+        "1,2027-01-01,B,clinical,7",
+        "1,2027-02-01,A,clinical,0",
+        "0,2027-02-01,B,clinical,6",
+        "0,2027-02-01,A,clinical,4",
+        "1,2027-02-01,B,clinical,8",
+    ]
+    da = read_demand(csv(tmp_path, rows))
+    assert da["program"].values.tolist() == ["A", "B"]
+    assert da.sel(program="A", stream="clinical").values.tolist() == [[3, 4], [2, 0]]
+    assert da.sel(program="B", stream="clinical").values.tolist() == [[5, 6], [7, 8]]
