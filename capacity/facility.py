@@ -18,6 +18,7 @@ with the same seed see the same patients (common random numbers).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -395,11 +396,26 @@ def suites_for_service_level(
 
 
 def describe(result: xr.Dataset) -> str:
-    """One sentence a planner can read off ``suites_for_service_level``."""
+    """One sentence a planner can read off ``suites_for_service_level``.
+
+    P50 and P90 are suite counts: the fewest suites that meet the service level in at least
+    50% (90%) of the draws, i.e. inverted-CDF quantiles, never a rounded midpoint. A draw no
+    candidate satisfied needs more than the largest candidate; it is not dropped.
+    """
     need = result["suites_needed"].values
-    p50, p90 = np.nanquantile(need, [0.5, 0.9])
+    need = np.where(np.isnan(need), np.inf, need)
+    p50, p90 = np.quantile(need, [0.5, 0.9], method="inverted_cdf")
     share = 100 * (1 - result.attrs["epsilon"])
     return (
         f"to keep {share:g}% of patients waiting under {result.attrs['max_wait_days']:g} days "
-        f"you need {p50:.0f} suites at P50, {p90:.0f} at P90"
+        f"you need {_suites(p50, result)} suites at P50, {_suites(p90, result)} at P90"
     )
+
+
+def _suites(count: float, result: xr.Dataset) -> str:
+    if np.isfinite(count):
+        return f"{count:.0f}"
+    try:
+        return f"more than {max(json.loads(result.attrs['candidates']))}"
+    except (KeyError, TypeError, ValueError):
+        return "more than the largest candidate"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -154,4 +156,10 @@ def test_suites_for_service_level_matches_erlang_c_sizing():
         seed=9,
     )
     assert fixed["suites_needed"].mean() < need["suites_needed"].mean()
-    assert describe(need).startswith("to keep 98% of patients waiting under 2 days you need")
+    # describe's numbers, not its wording: the fewest suites meeting the level in 50% / 90% of
+    # draws (inverted-CDF quantiles of suites_needed)
+    sentence = describe(need)
+    assert sentence.startswith("to keep 98% of patients waiting under 2 days you need")
+    numbers = re.search(r"you need (\d+) suites at P50, (\d+) at P90$", sentence)
+    expected = np.quantile(need["suites_needed"].values, [0.5, 0.9], method="inverted_cdf")
+    assert (float(numbers[1]), float(numbers[2])) == tuple(expected)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import re
 
 import numpy as np
 import pandas as pd
@@ -17,10 +18,12 @@ import xarray as xr
 
 from capacity import (
     bands,
+    describe,
     plan_expansion,
     requirements,
     shortfall_probability,
     simulate_facility,
+    suites_for_service_level,
 )
 from tests.conftest import fixed_process, make_demand
 
@@ -422,3 +425,86 @@ def test_target_equal_to_the_shortfall_probability_is_met():
         need_array(values), installed=6, unit_size=2, lead_time_months=1, target=0.0999
     )
     assert missed.commitments["online_month"].tolist() == [MONTHS[6]]
+
+
+# --------------------------------------------------------------------------------------------
+# 6. service level: describe's P50 and P90 are the quantiles of suites_needed
+# --------------------------------------------------------------------------------------------
+SENTENCE = re.compile(r"you need (more than )?(\d+) suites at P50, (more than )?(\d+) at P90$")
+
+
+def parse_describe(text: str) -> tuple[float, float]:
+    match = SENTENCE.search(text)
+    assert match, text
+    p50 = np.inf if match[1] else float(match[2])
+    p90 = np.inf if match[3] else float(match[4])
+    return p50, p90
+
+
+def suites_quantile(need: np.ndarray, q: float) -> float:
+    """Fewest suites that meet the service level in at least a share q of the draws.
+
+    A draw no candidate satisfied needs more than any candidate (infinitely many here).
+    """
+    need = np.where(np.isnan(need), np.inf, need)
+    for c in np.unique(need):
+        if np.mean(need <= c) >= q:
+            return float(c)
+    raise AssertionError("unreachable")
+
+
+def result_with(need, candidates=(3, 4, 5, 6, 7, 8, 9, 10)) -> xr.Dataset:
+    return xr.Dataset(
+        {"suites_needed": ("draw", np.asarray(need, float))},
+        attrs={"max_wait_days": 2.0, "epsilon": 0.05, "candidates": str(list(candidates))},
+    )
+
+
+@pytest.mark.parametrize(
+    "need",
+    [
+        [7] * 5 + [8] * 5,  # half the draws need 7: P50 is 7 (not the midpoint 7.5 rounded)
+        [8] * 15 + [9] * 2,  # 8 suites meet only 15/17 = 88% of draws: P90 is 9
+        [6] * 9 + [7] * 1,
+        [5] * 8 + [np.nan] * 2,  # 20% of draws need more than the largest candidate
+        np.random.default_rng(0).integers(4, 11, 101),
+    ],
+)
+def test_describe_numbers_are_quantiles_of_suites_needed(need):
+    need = np.asarray(need, float)
+    result = result_with(need)
+    p50, p90 = parse_describe(describe(result))
+    assert p50 == suites_quantile(need, 0.5)
+    assert p90 == suites_quantile(need, 0.9)
+    finite = need[~np.isnan(need)]
+    if not np.isnan(need).any():
+        assert (p50, p90) == tuple(np.quantile(finite, [0.5, 0.9], method="inverted_cdf"))
+    assert describe(result).startswith("to keep 95% of patients waiting under 2 days")
+    if np.isinf(p90):
+        assert "more than 10 at P90" in describe(result)
+
+
+def test_suites_for_service_level_is_the_fewest_suites_meeting_the_level():
+    months = pd.date_range("2027-01-01", periods=12, freq="MS")
+    rng = np.random.default_rng(12)
+    demand = make_demand(rng.poisson(300 / 365 * months.days_in_month.to_numpy(), (80, 12)))
+    spec = fixed_process(culture_days=7, changeover_days=0)
+    candidates = range(4, 14)
+    result = suites_for_service_level(
+        demand, spec, max_wait_days=2, epsilon=0.05, candidates=candidates, seed=3
+    )
+    need = result["suites_needed"].values
+    # brute force: the share of each draw's patients waiting over 2 days, per candidate
+    share = {}
+    for c in candidates:
+        sim = simulate_facility(demand, spec, c, cryopreserved=True, seed=3)
+        waits = sim["patient_wait_days"].values
+        share[c] = np.array([np.mean(w[~np.isnan(w)] > 2) for w in waits])
+    expected = np.array(
+        [next((c for c in candidates if share[c][d] <= 0.05), np.nan) for d in range(80)]
+    )
+    np.testing.assert_array_equal(need, expected)
+    assert len(np.unique(need)) >= 3  # the draws disagree, so the quantiles say something
+    p50, p90 = parse_describe(describe(result))
+    assert (p50, p90) == (suites_quantile(need, 0.5), suites_quantile(need, 0.9))
+    assert p50 < p90
