@@ -66,8 +66,13 @@ def _need(req: xr.Dataset | xr.DataArray, resource: str) -> tuple[np.ndarray, np
 
 def _per_month(value, months: pd.DatetimeIndex, what: str) -> np.ndarray:
     if isinstance(value, pd.Series):
-        return value.set_axis(pd.DatetimeIndex(value.index)).reindex(months).to_numpy(float)
-    arr = np.broadcast_to(np.asarray(value, float), (len(months),)).copy()
+        index = pd.DatetimeIndex(pd.to_datetime(value.index))
+        missing = months.difference(index)
+        if len(missing):
+            raise InputError(f"plan: {what} has no value for month {missing[0].date()}")
+        arr = value.set_axis(index).reindex(months).to_numpy(float)
+    else:
+        arr = np.broadcast_to(np.asarray(value, float), (len(months),)).copy()
     if not np.isfinite(arr).all():
         raise InputError(f"plan: {what} must be finite numbers, one or one per month")
     return arr
@@ -152,7 +157,7 @@ def plan_expansion(
     _, slots, t, units_online, cost = best
     cdmo = slots / slots_per_unit_of_resource
     capacity = base + cdmo + units_online * unit_size
-    short = need > capacity[None, :]
+    short = _short(need, capacity[None, :])
     gap = np.clip(need - capacity[None, :], 0, None)
     by_month = pd.DataFrame(
         {
@@ -179,6 +184,12 @@ def plan_expansion(
     return ExpansionPlan(resource, t, commitments, by_month, cost, slots, alternatives)
 
 
+def _short(need: np.ndarray, capacity) -> np.ndarray:
+    """Need above capacity, with the tolerance of ``shortfall_probability``: a need equal to
+    capacity up to floating-point rounding (0.1 * 3 against 0.3) is met, not short."""
+    return need > capacity * (1 + 1e-12) + 1e-12
+
+
 def _greedy(need, capacity, unit_size, lead, target) -> np.ndarray:
     """Units online per month: add one whenever the shortfall probability exceeds target."""
     n_months = need.shape[1]
@@ -186,7 +197,7 @@ def _greedy(need, capacity, unit_size, lead, target) -> np.ndarray:
     added = 0
     for m in range(n_months):  # sequential by nature; each step is vectorised over draws
         if m >= lead:
-            while np.mean(need[:, m] > capacity[m] + added * unit_size) > target:
+            while np.mean(_short(need[:, m], capacity[m] + added * unit_size)) > target:
                 added += 1
         units[m] = added
     return units

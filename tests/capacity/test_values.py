@@ -17,6 +17,7 @@ import pytest
 import xarray as xr
 
 from capacity import (
+    InputError,
     bands,
     describe,
     plan_expansion,
@@ -427,6 +428,16 @@ def test_target_equal_to_the_shortfall_probability_is_met():
     assert missed.commitments["online_month"].tolist() == [MONTHS[6]]
 
 
+def test_plan_and_shortfall_probability_agree_on_float_ties():
+    # 0.1 * 3 is 0.30000000000000004 in floating point: the same need as an installed 0.3
+    need = need_array(np.full((4, 12), 0.1) * 3)
+    plan = plan_expansion(need, installed=0.3, unit_size=0.1, lead_time_months=0, target=0.0)
+    short = shortfall_probability(xr.Dataset({"suites": need}), {"suites": 0.3})
+    np.testing.assert_array_equal(short.query("metric == 'suites'")["probability"], 0.0)
+    assert len(plan.commitments) == 0
+    np.testing.assert_array_equal(plan.by_month["shortfall_probability"], 0.0)
+
+
 # --------------------------------------------------------------------------------------------
 # 6. service level: describe's P50 and P90 are the quantiles of suites_needed
 # --------------------------------------------------------------------------------------------
@@ -508,3 +519,18 @@ def test_suites_for_service_level_is_the_fewest_suites_meeting_the_level():
     p50, p90 = parse_describe(describe(result))
     assert (p50, p90) == (suites_quantile(need, 0.5), suites_quantile(need, 0.9))
     assert p50 < p90
+
+
+def test_installed_series_missing_a_month_is_refused():
+    # a month with no installed value must not count as "never short" (NaN comparisons)
+    need = need_array(np.full((5, 12), 8.0))
+    installed = pd.Series(6.0, index=MONTHS[:11])
+    with pytest.raises(InputError, match="no value for month 2027-12-01"):
+        plan_expansion(need, installed=installed, unit_size=2, lead_time_months=0, target=0.0)
+    with pytest.raises(InputError, match="no value for month 2027-12-01"):
+        shortfall_probability(xr.Dataset({"suites": need}), {"suites": installed})
+    # given in any order, a Series is matched by month
+    full = pd.Series(np.r_[[6.0] * 6, [8.0] * 6], index=MONTHS)[::-1]
+    plan = plan_expansion(need, installed=full, unit_size=2, lead_time_months=0, target=0.0)
+    np.testing.assert_array_equal(plan.by_month["installed"], np.r_[[6.0] * 6, [8.0] * 6])
+    np.testing.assert_array_equal(plan.by_month["new_units"], 1.0)
