@@ -111,8 +111,14 @@ def test_newsvendor_critical_fractile():
     values = rng.uniform(0, 10, size=(10_000, 12))
     frame = newsvendor(need(values[:, :12]), cost_short_per_unit_year=9, cost_idle_per_unit_year=1)
     assert frame["critical_fractile"].iloc[0] == pytest.approx(0.9)
-    # peak of 12 uniforms on [0, 10] has CDF (x/10)**12: 0.9 quantile = 10 * 0.9**(1/12)
-    assert frame["capacity"].iloc[0] == pytest.approx(10 * 0.9 ** (1 / 12), abs=0.02)
+    # peak of 12 uniforms on [0, 10] has CDF (x/10)**12: 0.9 quantile = 10 * 0.9**(1/12);
+    # its sampling sd is sqrt(q (1 - q) / n) / density at the quantile
+    x = 10 * 0.9 ** (1 / 12)
+    se = np.sqrt(0.9 * 0.1 / 10_000) / (12 / 10 * (x / 10) ** 11)
+    assert abs(frame["capacity"].iloc[0] - x) < 4 * se
+    # mean of the peak: 10 n / (n + 1), sd 10 sqrt(n / (n + 2) - (n / (n + 1))**2)
+    sd = 10 * np.sqrt(12 / 14 - (12 / 13) ** 2)
+    assert abs(frame["peak_mean"].iloc[0] - 120 / 13) < 4 * sd / np.sqrt(10_000)
 
 
 def test_bad_plan_input():
