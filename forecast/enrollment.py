@@ -391,7 +391,7 @@ class EnrollmentModel:
         Trial-wide declared pauses ``[(start, end), ...]`` (no recruitment, inclusive).
     p_never
         Beta prior of the probability that a site not yet open never opens.
-    draws, tune, chains, seed
+    draws, tune, chains, seed, target_accept
         NUTS settings (not used when the posterior is closed-form).
     """
 
@@ -409,8 +409,10 @@ class EnrollmentModel:
         tune: int = 1000,
         chains: int = 2,
         seed: int = 0,
+        target_accept: float = 0.9,
     ):
         self.target = target
+        self.target_accept = float(target_accept)
         self.planning = planning
         self.calendar_effect = calendar_effect
         self.ramp_days = float(ramp_days)
@@ -437,6 +439,7 @@ class EnrollmentModel:
                 "tune",
                 "chains",
                 "seed",
+                "target_accept",
             )
         }
 
@@ -532,7 +535,7 @@ class EnrollmentModel:
             tune=self.tune,
             chains=self.chains,
             seed=self.seed,
-            target_accept=0.9,
+            target_accept=self.target_accept,
         )
         return self
 

@@ -162,7 +162,7 @@ class PhaseTransitionModel:
     duration_dispersion, dispersion_sd, median_sd
         Phase-duration priors (module docstring); ``duration_dispersion=0`` and
         ``median_sd=0`` make durations fixed at the benchmark means.
-    draws, tune, chains, seed
+    draws, tune, chains, seed, target_accept
         NUTS settings.
 
     Examples
@@ -183,6 +183,7 @@ class PhaseTransitionModel:
         tune: int = 1000,
         chains: int = 2,
         seed: int = 0,
+        target_accept: float = 0.95,
     ):
         if duration_dispersion < 0 or dispersion_sd < 0 or median_sd < 0:
             raise InputError("duration priors: dispersion and sds must be >= 0")
@@ -192,6 +193,7 @@ class PhaseTransitionModel:
         self.dispersion_sd = float(dispersion_sd)
         self.median_sd = float(median_sd)
         self.draws, self.tune, self.chains, self.seed = draws, tune, chains, seed
+        self.target_accept = float(target_accept)
         self.idata = None
         self.durations_: pd.DataFrame | None = None
         self.simulation_: xr.Dataset | None = None
@@ -223,6 +225,7 @@ class PhaseTransitionModel:
             "tune": self.tune,
             "chains": self.chains,
             "seed": self.seed,
+            "target_accept": self.target_accept,
         }
 
     def save(self, path: str | Path) -> Path:
@@ -262,7 +265,7 @@ class PhaseTransitionModel:
             tune=self.tune,
             chains=self.chains,
             seed=self.seed,
-            target_accept=0.95,
+            target_accept=self.target_accept,
         )
         self.idata.posterior.attrs["pmcap_config"] = json.dumps(self.config(), default=str)
         return self
