@@ -165,6 +165,10 @@ def _write_csv(frame, path: Path) -> None:
     frame.to_csv(path, index=False, float_format="%.6g")
 
 
+# `run`, `validate` and `init` live in their own module; importing it registers them
+from pmcap import commands as _commands  # noqa: E402,F401
+
+
 def main() -> None:
     """Console entry point."""
     try:

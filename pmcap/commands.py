@@ -1,0 +1,217 @@
+"""``pmcap run``, ``pmcap validate`` and ``pmcap init`` (registered on the CLI app)."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from capacity.errors import InputError
+from pmcap.cli import _fail, app
+
+EXIT_DIAGNOSTICS = 3
+
+
+def _load(scenario: Path | None):
+    from pmcap.scenario import example_scenario_path, load_scenario
+
+    return load_scenario(example_scenario_path() if scenario is None else scenario)
+
+
+@contextlib.contextmanager
+def _progress(quiet: bool) -> Iterator:
+    """A per-stage status line on stderr (rich), or nothing with --quiet."""
+    if quiet:
+        yield lambda name: contextlib.nullcontext()
+        return
+    from rich.console import Console
+
+    console = Console(stderr=True, highlight=False)
+    labels = {
+        "check": "checking inputs",
+        "fit": "fitting models (cached posteriors are reused)",
+        "compose": "composing the portfolio's draws",
+        "requirements": "computing requirements",
+        "decisions": "shortfall, plans, service level, drivers",
+        "write": "writing the report and files",
+    }
+
+    @contextlib.contextmanager
+    def stage(name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        with console.status(labels.get(name, name) + " ..."):
+            yield
+        console.print(f"  {labels.get(name, name)}: {time.perf_counter() - t0:.1f} s")
+
+    yield stage
+
+
+@app.command()
+def run(
+    scenario: Annotated[
+        Path | None,
+        typer.Argument(help="Scenario TOML file (default: the bundled example portfolio)."),
+    ] = None,
+    out: Annotated[
+        Path, typer.Option(help="Output folder (replaced atomically; see --force).")
+    ] = Path("pmcap-output/run"),
+    draws: Annotated[int | None, typer.Option(help="Override run.draws.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Override run.seed.")] = None,
+    xlsx: Annotated[bool, typer.Option("--xlsx", help="Also write finance.xlsx.")] = False,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict", help="Exit with status 3 (and write nothing) when sampler diagnostics fail."
+        ),
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Replace --out even if it holds files pmcap did not write "
+            "(never a file, nor a folder holding an input).",
+        ),
+    ] = False,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Refit every model; do not read or write the cache.")
+    ] = False,
+) -> None:
+    """Scenario -> report.html, requirements.csv, demand.csv, finance.csv, draws.nc."""
+    from pmcap import __version__
+    from pmcap.output import atomic_folder, check_out
+    from pmcap.run import run_scenario
+
+    try:
+        sc = _load(scenario).apply(draws=draws, seed=seed)
+        inputs = sc.input_files()
+        check_out(out, inputs=inputs, force=force)
+        with _progress(quiet) as stage:
+            result = run_scenario(sc, stage=stage, use_cache=not no_cache)
+            if strict and not result.diagnostics_ok:
+                bad = [k for k, d in result.diagnostics.items() if not _ok(d)]
+                typer.echo(
+                    f"pmcap: sampler diagnostics fail for {', '.join(bad)} (--strict): nothing "
+                    "written",
+                    err=True,
+                )
+                raise typer.Exit(code=EXIT_DIAGNOSTICS)
+            t0 = time.perf_counter()
+            with stage("write"), atomic_folder(out, inputs=inputs, force=force) as folder:
+                written = write_run(folder, result, xlsx=xlsx, version=__version__, t0=t0)
+    except InputError as exc:
+        raise _fail(str(exc)) from None
+    if not quiet:
+        typer.echo(f"wrote {out}/: {', '.join(written)}")
+
+
+def _ok(d) -> bool:
+    from pmcap.run import _diagnostics_ok
+
+    return _diagnostics_ok(d)
+
+
+def write_run(folder: Path, result, *, xlsx: bool, version: str, t0: float) -> list[str]:
+    """Every output file of a run into ``folder``; returns their names."""
+    from pmcap import export
+    from pmcap.output import file_sha256, write_manifest
+    from pmcap.report import render_report
+
+    sc = result.scenario
+    qs = sc.run.quantiles
+    tables = {
+        "requirements.csv": export.requirements_table(result.requirements, result.total, qs),
+        "demand.csv": export.demand_table(result.world.demand, qs),
+        "finance.csv": export.finance_table(
+            result.requirements, result.total, result.world.demand, qs
+        ),
+        "shortfall.csv": export.shortfall_table(result.shortfall),
+        "plan.csv": export.plan_table(result.plans),
+        "events.csv": result.world.event_percentiles(qs),
+        "drivers.csv": result.drivers,
+    }
+    for name, frame in tables.items():
+        export.write_csv(frame, folder / name)
+    names = list(tables)
+    if xlsx:
+        finance = tables["finance.csv"]
+        export.write_xlsx(
+            folder / "finance.xlsx",
+            {
+                "annual": finance[finance["granularity"] == "year"],
+                "monthly": finance[finance["granularity"] == "month"],
+                "shortfall": tables["shortfall.csv"],
+                "plan": tables["plan.csv"],
+            },
+        )
+        names.append("finance.xlsx")
+    export.write_draws(folder / "draws.nc", result.world, result.requirements, result.total)
+    text = sc.path.read_text() if sc.path else ""
+    (folder / "report.html").write_text(render_report(result, text, version))
+    names += ["draws.nc", "report.html"]
+    timings = dict(result.timings)
+    timings["write_s"] = round(time.perf_counter() - t0, 3)
+    write_manifest(
+        folder,
+        command="run",
+        scenario={"path": str(sc.path), "sha256": sc.digest()},
+        inputs=[{"path": str(p), "sha256": file_sha256(p)} for p in sc.input_files()],
+        seed=sc.run.seed,
+        draws=sc.run.draws,
+        quantiles=qs,
+        fits=result.fit_sources,
+        diagnostics=result.diagnostics,
+        diagnostics_ok=result.diagnostics_ok,
+        timings=timings,
+    )
+    names.append("manifest.json")
+    return names
+
+
+@app.command()
+def validate(
+    scenario: Annotated[Path, typer.Argument(help="Scenario TOML file.")],
+) -> None:
+    """Check a scenario file and every input it names (no sampling)."""
+    from pmcap.run import check_inputs
+
+    try:
+        sc = _load(scenario)
+        check_inputs(sc)
+    except InputError as exc:
+        raise _fail(str(exc)) from None
+    stages = ", ".join(f"{p.name} ({p.stage})" for p in sc.program)
+    typer.echo(f"{scenario}: ok: {len(sc.program)} programs: {stages}")
+
+
+@app.command()
+def init(
+    folder: Annotated[Path, typer.Argument(help="New folder for a starter scenario.")],
+) -> None:
+    """Write a commented starter scenario and input templates (the example portfolio)."""
+    from pmcap.scenario import example_scenario_path
+
+    try:
+        if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+            raise InputError(f"{folder}: exists and is not an empty folder; give a new folder")
+        source = example_scenario_path().parent
+        folder.mkdir(parents=True, exist_ok=True)
+        for path in sorted(source.iterdir()):
+            if path.suffix in (".toml", ".csv"):
+                shutil.copyfile(path, folder / path.name)
+    except InputError as exc:
+        raise _fail(str(exc)) from None
+    except OSError as exc:
+        raise _fail(f"{folder}: cannot write ({exc.strerror})") from None
+    typer.echo(
+        f"wrote {folder}/scenario.toml and its input files; edit them, then run "
+        f"'pmcap validate {folder}/scenario.toml' and 'pmcap run {folder}/scenario.toml'"
+    )
+
+
+__all__ = ["run", "validate", "init", "write_run"]

@@ -1,0 +1,258 @@
+"""Files for finance and for other tools: tidy bands, the finance table, draws, plans.
+
+Rules every file follows: one name per metric (no metric appears twice under two names, so a
+pivot never double-counts), units in a column or in the header, counts (lots, patients) as
+whole numbers (their percentiles are values some draw took), annual percentiles taken over each
+draw's annual total (flows: lots, patients, QC hours) or annual average (stocks: suites, FTE),
+never by adding monthly percentiles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from capacity.requirements import _series
+
+__all__ = [
+    "REPORTED",
+    "requirements_table",
+    "demand_table",
+    "finance_table",
+    "shortfall_table",
+    "plan_table",
+    "write_csv",
+    "write_draws",
+    "write_xlsx",
+]
+
+# requirement metrics that go out, each once (fte[role] repeats operator/qc/qa_fte, and the
+# operator hands-on and crew components are inputs to operator_fte, not extra staff)
+REPORTED = (
+    "lots",
+    "remanufactured_lots",
+    "patients_lost",
+    "suite_days",
+    "suites",
+    "qc_hours",
+    "instrument_hours",
+    "operator_fte",
+    "qc_fte",
+    "qa_fte",
+)
+COUNTS = ("lots", "remanufactured_lots", "patients_lost", "patients")
+FLOWS = (
+    "lots",
+    "remanufactured_lots",
+    "patients_lost",
+    "patients",
+    "suite_days",
+    "qc_hours",
+    "instrument_hours",
+)
+
+
+def _label(q: float) -> str:
+    return f"p{100 * q:g}"
+
+
+def _tidy(ds: xr.Dataset, quantiles: Sequence[float], program_label: str | None = None):
+    """Like capacity.bands, with whole-number percentiles for counts."""
+    frames = []
+    for metric, var in _series(ds):
+        if "program" not in var.dims:
+            var = var.expand_dims(program=[program_label or "total"], axis=2)
+        var = var.transpose("draw", "month", "program")
+        arr = np.asarray(var.values, float)
+        base = metric.split("[")[0]
+        method = "inverted_cdf" if base in COUNTS else "linear"
+        stats = {"mean": arr.mean(axis=0)}
+        for q, values in zip(
+            quantiles, np.quantile(arr, quantiles, axis=0, method=method), strict=True
+        ):
+            stats[_label(q)] = values
+        n_m, n_p = arr.shape[1:]
+        frames.append(
+            pd.DataFrame(
+                {
+                    "month": np.repeat(pd.DatetimeIndex(var["month"].values), n_p),
+                    "program": np.tile(np.asarray(var["program"].values, str), n_m),
+                    "metric": metric,
+                    "unit": var.attrs.get("units", ""),
+                    **{k: v.reshape(-1) for k, v in stats.items()},
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def requirements_table(req: xr.Dataset, total: xr.Dataset, quantiles) -> pd.DataFrame:
+    """Monthly bands per program and for the facility (``program == "total"``)."""
+    keep = [m for m in REPORTED if m in req]
+    frame = pd.concat(
+        [_tidy(req[keep], quantiles), _tidy(total[keep], quantiles, "total")], ignore_index=True
+    )
+    return frame.sort_values(["program", "metric", "month"], kind="stable").reset_index(drop=True)
+
+
+def demand_table(demand: xr.DataArray, quantiles) -> pd.DataFrame:
+    """Monthly bands of patients (lots for ppq) per program and stream, and totals."""
+    ds = demand.to_dataset(name="patients")
+    ds["patients"].attrs["units"] = "patients/month"
+    total = demand.sum("program").to_dataset(name="patients")
+    total["patients"].attrs["units"] = "patients/month"
+    frame = pd.concat([_tidy(ds, quantiles), _tidy(total, quantiles, "total")], ignore_index=True)
+    frame.loc[frame["metric"] == "patients[ppq]", "unit"] = "lots/month"
+    return frame
+
+
+def _per_period(var: xr.DataArray, flow: bool, freq: str) -> xr.DataArray:
+    if freq == "month":
+        return var
+    years = var["month"].dt.year
+    grouped = var.groupby(years)
+    return (grouped.sum("month") if flow else grouped.mean("month")).rename(year="period")
+
+
+def finance_table(
+    req: xr.Dataset, total: xr.Dataset, demand: xr.DataArray, quantiles
+) -> pd.DataFrame:
+    """Annual and monthly rows per program and total; columns ``METRIC_STAT [UNIT]``."""
+    patients = demand.sel(stream=["clinical", "commercial"]).sum("stream")
+    sources = {
+        "patients": (patients, patients.sum("program"), "patients"),
+        "lots": (req["lots"], total["lots"], "lots"),
+        "suites": (req["suites"], total["suites"], "suites"),
+        "operator_fte": (req["operator_fte"], total["operator_fte"], "FTE"),
+        "qc_fte": (req["qc_fte"], total["qc_fte"], "FTE"),
+        "qa_fte": (req["qa_fte"], total["qa_fte"], "FTE"),
+        "qc_hours": (req["qc_hours"].sum("assay"), total["qc_hours"].sum("assay"), "hours"),
+    }
+    months = pd.DatetimeIndex(demand["month"].values)
+    rows = []
+    for freq in ("year", "month"):
+        columns: dict[str, np.ndarray] = {}
+        index = None
+        for metric, (by_program, facility_total, unit) in sources.items():
+            flow = metric in FLOWS
+            both = xr.concat(
+                [by_program, facility_total.expand_dims(program=["total"])], dim="program"
+            ).transpose("draw", "month", "program")
+            per = _per_period(both, flow, freq)
+            dim = "month" if freq == "month" else "period"
+            arr = np.asarray(per.transpose("draw", dim, "program").values, float)
+            # one header for both granularities: flows are totals over the row's period
+            unit_label = f"{unit} per period" if flow else f"{unit}, average"
+            method = "inverted_cdf" if metric in COUNTS else "linear"
+            columns[f"{metric}_mean [{unit_label}]"] = arr.mean(axis=0).reshape(-1)
+            qs = np.quantile(arr, quantiles, axis=0, method=method)
+            for q, values in zip(quantiles, qs, strict=True):
+                columns[f"{metric}_{_label(q)} [{unit_label}]"] = values.reshape(-1)
+            if index is None:
+                periods = per[dim].values
+                programs = np.asarray(per["program"].values, str)
+                index = (periods, programs)
+        periods, programs = index
+        if freq == "month":
+            labels = pd.DatetimeIndex(periods).strftime("%Y-%m")
+            n_months = np.ones(len(periods), int)
+        else:
+            labels = np.asarray(periods).astype(str)
+            n_months = np.array([(months.year == int(y)).sum() for y in periods])
+        frame = pd.DataFrame(
+            {
+                "granularity": freq,
+                "period": np.repeat(labels, len(programs)),
+                "months_in_period": np.repeat(n_months, len(programs)),
+                "program": np.tile(programs, len(periods)),
+                **columns,
+            }
+        )
+        rows.append(frame)
+    return pd.concat(rows, ignore_index=True)
+
+
+SHORTFALL_UNITS = {"suites": "suites", "operator_fte": "FTE", "qc_fte": "FTE", "qa_fte": "FTE"}
+
+
+def shortfall_table(shortfall: pd.DataFrame) -> pd.DataFrame:
+    """Shortfall probability per month and resource, with units; ``any`` says what it means."""
+    frame = shortfall.copy()
+    listed = [m for m in frame["metric"].unique() if m != "any"]
+    frame["unit"] = frame["metric"].map(SHORTFALL_UNITS).fillna("")
+    is_any = frame["metric"] == "any"
+    frame.loc[is_any, "metric"] = "any of " + "/".join(listed)
+    frame.loc[is_any, "unit"] = "(no installed value: at least one resource short)"
+    return frame[["month", "metric", "unit", "installed", "probability"]]
+
+
+def plan_table(plans: dict) -> pd.DataFrame:
+    rows = []
+    for resource, plan in plans.items():
+        for c in plan.commitments.itertuples():
+            rows.append(
+                {
+                    "resource": resource,
+                    "unit": int(c.unit) if hasattr(c, "unit") else len(rows),
+                    "commit_month": c.commit_month,
+                    "online_month": c.online_month,
+                    "target_shortfall_probability": plan.target,
+                }
+            )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "resource",
+            "unit",
+            "commit_month",
+            "online_month",
+            "target_shortfall_probability",
+        ],
+    )
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> None:
+    frame = frame.copy()
+    for col in frame.columns:
+        if pd.api.types.is_datetime64_any_dtype(frame[col]):
+            frame[col] = frame[col].dt.strftime("%Y-%m-%d")
+    frame.to_csv(path, index=False, float_format="%.6g", lineterminator="\n")
+
+
+def write_draws(path: Path, world, req: xr.Dataset, total: xr.Dataset) -> None:
+    """Every draw: demand, requirements by program and total, events and sampled inputs."""
+    keep = [m for m in REPORTED if m in req]
+    ds = xr.Dataset(
+        {
+            "patients": world.demand.astype(np.int32),
+            **{f"{m}": req[m].astype(np.float32) for m in keep},
+            **{f"total_{m}": total[m].astype(np.float32) for m in keep},
+            **{f"event_{e}": world.events[e] for e in world.events.data_vars},
+            **{f"input:{k}": v for k, v in world.inputs.data_vars.items()},
+        }
+    )
+    for name in ds.data_vars:
+        ds[name].attrs = {
+            k: v for k, v in ds[name].attrs.items() if isinstance(v, str | int | float)
+        }
+    ds.attrs = {"seed": int(world.seed), "description": "pmcap run: all draws"}
+    encoding = {
+        name: {"zlib": True, "complevel": 1, "shuffle": True}
+        for name in ds.data_vars
+        if not np.issubdtype(ds[name].dtype, np.datetime64)
+    }
+    ds.to_netcdf(path, engine="h5netcdf", encoding=encoding)
+
+
+def write_xlsx(path: Path, sheets: dict[str, pd.DataFrame]) -> None:
+    with pd.ExcelWriter(path, engine="openpyxl") as writer:
+        for name, frame in sheets.items():
+            frame = frame.copy()
+            for col in frame.columns:
+                if pd.api.types.is_datetime64_any_dtype(frame[col]):
+                    frame[col] = frame[col].dt.strftime("%Y-%m-%d")
+            frame.to_excel(writer, sheet_name=name[:31], index=False)

@@ -1,0 +1,420 @@
+"""Scenario files: one TOML file describing the portfolio, the facility and the run.
+
+Validated with pydantic at the door: unknown keys, wrong types, missing files, dates in the
+wrong order and bad CSV rows give one :class:`~capacity.errors.InputError` naming the file, the
+key or row, and what was expected. Paths are relative to the scenario file. Uncertain numbers
+may be written as a number or a one-key distribution table: ``{beta = [a, b]}``,
+``{triangular = [low, mode, high]}``, ``{uniform = [low, high]}`` or
+``{lognormal = {median = m, p90 = x}}``. See ``pmcap init`` for a commented starter.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from capacity.distributions import Param
+from capacity.errors import InputError
+
+__all__ = ["Scenario", "load_scenario", "example_scenario_path"]
+
+PHASE = Literal["phase1", "phase2", "phase3"]
+
+
+def _param(value: Any) -> Any:
+    """Validate an uncertain number (kept as written, so the scenario round-trips)."""
+    try:
+        Param.parse(value)
+    except ValueError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+class RunConfig(_Strict):
+    as_of: dt.date
+    start: dt.date
+    horizon_months: int = Field(gt=0, le=600)
+    draws: int = Field(1000, ge=20, le=1_000_000)
+    seed: int = Field(0, ge=0, lt=2**32)
+    quantiles: list[float] = [0.1, 0.5, 0.9]
+
+    @field_validator("start")
+    @classmethod
+    def _first_of_month(cls, v: dt.date) -> dt.date:
+        if v.day != 1:
+            raise ValueError(f"must be the first day of a month, got {v}")
+        return v
+
+    @field_validator("quantiles")
+    @classmethod
+    def _quantiles(cls, v: list[float]) -> list[float]:
+        if not v or any(not 0 < q < 1 for q in v) or len(set(v)) != len(v):
+            raise ValueError(f"expected distinct numbers strictly between 0 and 1, got {v}")
+        return sorted(v)
+
+    @model_validator(mode="after")
+    def _order(self) -> RunConfig:
+        if self.start <= self.as_of.replace(day=1) - dt.timedelta(days=1):
+            raise ValueError(
+                f"start {self.start} is before the month of as_of {self.as_of}: the forecast "
+                "cannot start in the past"
+            )
+        return self
+
+
+class ModelsConfig(_Strict):
+    """Sampler settings of the fitted models (NUTS draws per chain, tuning, chains)."""
+
+    phase_table: Literal["all", "area", "modality", "oncology_subtype", "population"] = "modality"
+    draws: int = Field(1000, ge=100)
+    tune: int = Field(1000, ge=100)
+    chains: int = Field(2, ge=1, le=8)
+    seed: int = Field(0, ge=0, lt=2**32)  # fit seed, apart from run.seed so fits are reused
+    target_accept: float = Field(0.95, gt=0.5, lt=1)
+
+
+class EnrollmentConfig(_Strict):
+    patients: Path | None = None
+    counts: Path | None = None
+    sites: Path | None = None
+    target: int = Field(gt=0)
+    calendar_effect: bool = False
+    ramp_days: float = Field(0.0, ge=0)
+    pauses: list[tuple[dt.date, dt.date]] = []
+    manufactured_share: Any = 1.0
+    lag_days: Any = 0.0
+    follow_up_months: Any = 12.0
+    filing_prep_months: Any = 3.0
+    pivotal_success: Any = None
+
+    _p = field_validator(
+        "manufactured_share", "lag_days", "follow_up_months", "filing_prep_months"
+    )(_param)
+
+    @field_validator("pivotal_success")
+    @classmethod
+    def _pivotal(cls, v: Any) -> Any:
+        return None if v is None else _param(v)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> EnrollmentConfig:
+        if (self.patients is None) == (self.counts is None):
+            raise ValueError("give either 'patients' (an EDC export) or 'counts', not both")
+        for start, end in self.pauses:
+            if end < start:
+                raise ValueError(f"pause {start} to {end} ends before it starts")
+        return self
+
+
+class PhasePlan(_Strict):
+    patients: Any
+    enrollment_months: Any = None
+
+    _p = field_validator("patients")(_param)
+
+    @field_validator("enrollment_months")
+    @classmethod
+    def _months(cls, v: Any) -> Any:
+        return None if v is None else _param(v)
+
+
+class Expansion(_Strict):
+    date: dt.date | None = None
+    months_after_launch: float | None = Field(None, ge=0)
+    eligible_per_year: Any
+
+    _p = field_validator("eligible_per_year")(_param)
+
+    @model_validator(mode="after")
+    def _when(self) -> Expansion:
+        if (self.date is None) == (self.months_after_launch is None):
+            raise ValueError("give either 'date' or 'months_after_launch'")
+        return self
+
+    @property
+    def when(self) -> Any:
+        return str(self.date) if self.date is not None else float(self.months_after_launch)
+
+
+class UptakeConfig(_Strict):
+    eligible_per_year: Any
+    peak_share: Any
+    launch_lag_months: Any = 0.0
+    expansions: list[Expansion] = []
+    backlog: float = Field(0.0, ge=0)
+    patients: Path | None = None  # the product's own patients per period: period,patients
+
+    _p = field_validator("eligible_per_year", "peak_share", "launch_lag_months")(_param)
+
+
+class PPQConfig(_Strict):
+    lots: int = Field(0, ge=0)
+    window_months: tuple[int, int] = (12, 4)
+
+    @field_validator("window_months")
+    @classmethod
+    def _window(cls, v: tuple[int, int]) -> tuple[int, int]:
+        if not v[0] >= v[1] >= 0:
+            raise ValueError(
+                f"expected [early, late] months before filing, early >= late >= 0, got {list(v)}"
+            )
+        return v
+
+
+class ProgramConfig(_Strict):
+    name: str = Field(min_length=1)
+    stage: Literal["trial", "pipeline", "launched"]
+    process: str
+    group: str | None = None
+    duration_group: str | None = None
+    registrational: bool = False
+    phase: PHASE | None = None
+    phase_start: dt.date | None = None
+    launch: dt.date | None = None
+    enrollment: EnrollmentConfig | None = None
+    trial_plan: dict[PHASE, PhasePlan] = {}
+    manufactured_share: Any = 1.0  # pipeline trial plans
+    lag_days: Any = 0.0
+    uptake: UptakeConfig | None = None
+    ppq: PPQConfig = PPQConfig()
+    in_progress: float = Field(0.0, ge=0)
+
+    _p = field_validator("manufactured_share", "lag_days")(_param)
+
+    @model_validator(mode="after")
+    def _stage(self) -> ProgramConfig:
+        if self.stage == "trial" and self.enrollment is None:
+            raise ValueError("a trial program needs an [program.enrollment] table")
+        if self.stage != "trial" and self.enrollment is not None:
+            raise ValueError(f"'enrollment' is for trial programs, not {self.stage}")
+        if self.stage == "pipeline" and (self.phase is None or self.phase_start is None):
+            raise ValueError("a pipeline program needs 'phase' and 'phase_start'")
+        if self.stage != "pipeline" and self.trial_plan:
+            raise ValueError("'trial_plan' is for pipeline programs")
+        if self.stage == "launched" and (self.launch is None or self.uptake is None):
+            raise ValueError("a launched program needs 'launch' and an [program.uptake] table")
+        if self.stage != "launched" and self.launch is not None:
+            raise ValueError("'launch' is for launched programs (others launch on approval)")
+        if (self.stage == "pipeline" or self.registrational) and not self.group:
+            raise ValueError("give 'group', the phase-table group for approval (e.g. 'CAR-T')")
+        if self.in_progress != round(self.in_progress):
+            raise ValueError("in_progress must be a whole number of patients per month")
+        return self
+
+
+class SuiteStep(_Strict):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    from_: dt.date = Field(alias="from")
+    suites: int = Field(ge=0)
+
+
+class ServiceLevel(_Strict):
+    max_wait_days: float = Field(3.0, ge=0)
+    epsilon: float = Field(0.05, gt=0, lt=1)
+    draws: int = Field(200, ge=10)
+
+
+class FacilityConfig(_Strict):
+    suites: int | list[SuiteStep]
+    operator_fte: float = Field(ge=0)
+    qc_fte: float = Field(ge=0)
+    qa_fte: float = Field(ge=0)
+    module_suites: int = Field(4, gt=0)
+    module_lead_time_months: int = Field(20, ge=0)
+    module_cost_per_year: float = Field(0.0, ge=0)
+    hiring_lead_months: int = Field(6, ge=0)
+    shortfall_target: float = Field(0.1, gt=0, lt=1)
+    service_level: ServiceLevel = ServiceLevel()
+
+    @field_validator("suites")
+    @classmethod
+    def _suites(cls, v: int | list[SuiteStep]) -> int | list[SuiteStep]:
+        if isinstance(v, int):
+            if v < 0:
+                raise ValueError("installed suites must be >= 0")
+            return v
+        if not v:
+            raise ValueError("give a number or a list of {from = date, suites = n}")
+        dates = [s.from_ for s in v]
+        if dates != sorted(dates) or len(set(dates)) != len(dates):
+            raise ValueError("suite steps must be in date order, each date once")
+        counts = [s.suites for s in v]
+        if counts != sorted(counts):
+            raise ValueError("installed suites can only grow over time")
+        return v
+
+
+class Scenario(_Strict):
+    run: RunConfig
+    models: ModelsConfig = ModelsConfig()
+    program: list[ProgramConfig] = Field(min_length=1)
+    facility: FacilityConfig
+
+    # set by load_scenario, not part of the file
+    _path: Path | None = None
+
+    @model_validator(mode="after")
+    def _cross(self) -> Scenario:
+        names = [p.name for p in self.program]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"program names must be unique; repeated: {dup}")
+        for p in self.program:
+            if p.launch is not None and p.launch > self.run.as_of:
+                raise ValueError(
+                    f"program {p.name!r}: launch {p.launch} is after as_of {self.run.as_of}; "
+                    "a future launch is modelled as a trial or pipeline program"
+                )
+        if isinstance(self.facility.suites, list):
+            first = self.facility.suites[0].from_
+            if first > self.run.start:
+                raise ValueError(
+                    f"facility.suites: the first step ({first}) must be on or before run.start "
+                    f"({self.run.start})"
+                )
+        return self
+
+    @property
+    def folder(self) -> Path:
+        return self._path.parent if self._path is not None else Path.cwd()
+
+    @property
+    def path(self) -> Path | None:
+        return self._path
+
+    def resolve(self, path: Path | None) -> Path | None:
+        if path is None:
+            return None
+        return path if path.is_absolute() else (self.folder / path)
+
+    def input_files(self) -> list[Path]:
+        """Every file the scenario reads (for hashes in the manifest and --out checks)."""
+        files = [] if self._path is None else [self._path]
+        for p in self.program:
+            if p.enrollment is not None:
+                files += [
+                    self.resolve(x)
+                    for x in (p.enrollment.patients, p.enrollment.counts, p.enrollment.sites)
+                    if x
+                ]
+            if p.uptake is not None and p.uptake.patients is not None:
+                files.append(self.resolve(p.uptake.patients))
+            proc = self.resolve(Path(p.process))
+            if p.process.endswith(".toml"):
+                files.append(proc)
+        return files
+
+    def suites_by_month(self, months: pd.DatetimeIndex) -> pd.Series:
+        """Installed suites per month of the horizon."""
+        s = self.facility.suites
+        if isinstance(s, int):
+            return pd.Series(float(s), index=months)
+        steps = pd.Series(
+            [x.suites for x in s], index=pd.DatetimeIndex([pd.Timestamp(x.from_) for x in s])
+        )
+        return steps.reindex(steps.index.union(months)).ffill().reindex(months).astype(float)
+
+    def apply(self, *, draws: int | None = None, seed: int | None = None) -> Scenario:
+        """A copy with command-line overrides."""
+        out = self.model_copy(deep=True)
+        out._path = self._path
+        if draws is not None:
+            if draws < 20:
+                raise InputError(f"--draws: expected at least 20, got {draws}")
+            out.run.draws = draws
+        if seed is not None:
+            if seed < 0 or seed >= 2**32:
+                raise InputError(f"--seed: expected a whole number in [0, 2^32), got {seed}")
+            out.run.seed = seed
+        return out
+
+    def digest(self) -> str:
+        """Hash of the scenario's content and of every input file's bytes."""
+        h = hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode())
+        for f in self.input_files():
+            h.update(f.read_bytes())
+        return h.hexdigest()
+
+
+def example_scenario_path() -> Path:
+    """The bundled example portfolio (``data/examples/portfolio/scenario.toml``)."""
+    here = Path(__file__).resolve().parents[1] / "data" / "examples" / "portfolio" / "scenario.toml"
+    if not here.exists():
+        raise InputError(
+            f"{here}: the bundled example is not found; run pmcap from a source checkout "
+            "(pip install -e .) or give a scenario file"
+        )
+    return here
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a scenario file, including that every file it names exists."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such scenario file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; expected a scenario .toml file")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a text file; expected a scenario .toml file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{path}: not valid TOML ({exc})") from None
+    try:
+        scenario = Scenario.model_validate(raw)
+    except ValidationError as exc:
+        raise InputError(_describe(exc, str(path))) from None
+    scenario._path = path.resolve()
+    for i, p in enumerate(scenario.program):
+        where = f"{path}: program[{i}] ({p.name})"
+        files = []
+        if p.enrollment is not None:
+            files += [
+                ("enrollment." + k, getattr(p.enrollment, k))
+                for k in ("patients", "counts", "sites")
+            ]
+        if p.uptake is not None:
+            files.append(("uptake.patients", p.uptake.patients))
+        for key, f in files:
+            if f is None:
+                continue
+            full = scenario.resolve(f)
+            if not full.is_file():
+                raise InputError(f"{where}: {key}: file {full} not found")
+        if p.process.endswith(".toml") and not scenario.resolve(Path(p.process)).is_file():
+            raise InputError(
+                f"{where}: process: file {scenario.resolve(Path(p.process))} not found"
+            )
+    return scenario
+
+
+def _describe(exc: ValidationError, source: str) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ""
+        for part in err["loc"]:
+            loc += f"[{part}]" if isinstance(part, int) else ("." if loc else "") + str(part)
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            msg = "unknown key"
+        elif kind == "missing":
+            msg = "required key is missing"
+        else:
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            if kind in ("int_type", "int_parsing", "int_from_float"):
+                msg = f"expected a whole number, got {err.get('input')!r}"
+            elif kind.startswith("date"):
+                msg = f"expected a date such as 2027-01-01, got {err.get('input')!r}"
+        lines.append(f"{source}: {loc or 'scenario'}: {msg}")
+    return lines[0] if len(lines) == 1 else "\n".join([f"{len(lines)} problems:", *lines])

@@ -1,0 +1,418 @@
+"""`pmcap run`, `validate` and `init` end to end on the bundled example, with small draws."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from typer.testing import CliRunner
+
+from pmcap.cli import app
+from pmcap.scenario import example_scenario_path, load_scenario
+
+EXAMPLE = example_scenario_path()
+runner = CliRunner()
+DRAWS = 60
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory, cache):
+    out = tmp_path_factory.mktemp("runs") / "example"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PMCAP_CACHE", str(cache))
+    result = runner.invoke(
+        app, ["run", "--out", str(out), "--draws", str(DRAWS), "--quiet", "--xlsx"]
+    )
+    mp.undo()
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def read(out: Path, name: str) -> pd.DataFrame:
+    return pd.read_csv(out / name, dtype={"period": str})
+
+
+def test_run_writes_every_file(first_run):
+    names = {p.name for p in first_run.iterdir()}
+    assert {
+        "report.html",
+        "requirements.csv",
+        "demand.csv",
+        "finance.csv",
+        "finance.xlsx",
+        "shortfall.csv",
+        "plan.csv",
+        "events.csv",
+        "drivers.csv",
+        "draws.nc",
+        "manifest.json",
+    } <= names
+    manifest = json.loads((first_run / "manifest.json").read_text())
+    assert manifest["draws"] == DRAWS and manifest["command"] == "run"
+    assert {"check_s", "fit_s", "compose_s", "requirements_s", "decisions_s", "write_s"} <= set(
+        manifest["timings"]
+    )
+    assert {i["path"].rsplit("/", 1)[-1] for i in manifest["inputs"]} >= {
+        "scenario.toml",
+        "cart-a-patients.csv",
+        "cart-a-sites.csv",
+        "cart-c-patients.csv",
+    }
+
+
+def test_csv_values_agree_with_the_draws(first_run):
+    draws = xr.open_dataset(first_run / "draws.nc", engine="h5netcdf").load()
+    req = read(first_run, "requirements.csv")
+    # total suites, month 7: mean and P90 over the draws in draws.nc
+    month = str(draws["month"].values[6])[:10]  # noqa: F841 (used in the query)
+    row = req.query("program == 'total' and metric == 'suites' and month == @month")
+    suites = draws["total_suites"].values[:, 6].astype(float)
+    assert row["mean"].item() == pytest.approx(suites.mean(), rel=1e-5)
+    assert row["p90"].item() == pytest.approx(np.quantile(suites, 0.9), rel=1e-5)
+    # lots of one program: whole-number percentiles that some draw took
+    lots = req.query("program == 'CART-C' and metric == 'lots'")
+    assert (lots[["p10", "p50", "p90"]] == np.round(lots[["p10", "p50", "p90"]])).all().all()
+    # annual finance rows: percentiles of each draw's annual total (flows) / average (stocks)
+    fin = read(first_run, "finance.csv")
+    year = int(pd.Timestamp(draws["month"].values[13]).year)
+    period = str(year)  # noqa: F841 (used in the query)
+    annual = fin.query("granularity == 'year' and period == @period and program == 'total'")
+    in_year = pd.DatetimeIndex(draws["month"].values).year == year
+    lots_year = draws["total_lots"].values[:, in_year].sum(axis=1)
+    assert annual["lots_p50 [lots per period]"].item() == pytest.approx(
+        np.quantile(lots_year, 0.5, method="inverted_cdf"), rel=1e-5
+    )
+    suites_year = draws["total_suites"].values[:, in_year].mean(axis=1)
+    assert annual["suites_p90 [suites, average]"].item() == pytest.approx(
+        np.quantile(suites_year, 0.9), rel=1e-5
+    )
+    # never the sum of monthly percentiles
+    monthly = fin.query("granularity == 'month' and program == 'total'")
+    monthly = monthly[monthly["period"].str.startswith(str(year))]
+    assert monthly["lots_p90 [lots per period]"].sum() != pytest.approx(
+        annual["lots_p90 [lots per period]"].item(), rel=1e-3
+    )
+    # per-program patients sum to the total in every draw (demand.csv means add up)
+    dem = read(first_run, "demand.csv")
+    first = dem[dem["month"] == dem["month"].min()]
+    by_program = first[first["program"] != "total"].groupby("metric")["mean"].sum()
+    total = first[first["program"] == "total"].set_index("metric")["mean"]
+    pd.testing.assert_series_equal(by_program.sort_index(), total.sort_index(), check_names=False)
+
+
+def test_no_metric_twice_and_units_everywhere(first_run):
+    req = read(first_run, "requirements.csv")
+    metrics = set(req["metric"])
+    assert not any(m.startswith("fte[") for m in metrics)
+    assert not {"operator_crew_fte", "operator_hands_on_fte"} & metrics
+    assert {"lots", "suites", "operator_fte", "qc_fte", "qa_fte"} <= metrics
+    assert req["unit"].notna().all()
+    fin = read(first_run, "finance.csv")
+    value_columns = [
+        c for c in fin.columns if c not in ("granularity", "period", "program", "months_in_period")
+    ]
+    assert all("[" in c and c.endswith("]") for c in value_columns)
+    assert fin["granularity"].isin(["year", "month"]).all()
+    shortfall = read(first_run, "shortfall.csv")
+    assert shortfall["unit"].notna().all()
+    xlsx = pd.read_excel(first_run / "finance.xlsx", sheet_name=None)
+    assert {"annual", "monthly", "shortfall", "plan"} <= set(xlsx)
+    assert len(xlsx["annual"]) == (fin["granularity"] == "year").sum()
+
+
+def test_report_first_screen_has_the_decisions(first_run):
+    html = (first_run / "report.html").read_text()
+    assert 'id="decisions"' in html and "First month with" in html
+    assert "Service level" in html and "Next module" in html or "No new module" in html
+    assert "http://" not in html and "https://" not in html  # self-contained
+    years = sorted(
+        {str(pd.Timestamp(m).year) for m in read(first_run, "demand.csv")["month"].unique()}
+    )
+    for year in years:
+        assert f'<td class="l">{year}' in html
+
+
+def test_same_seed_gives_byte_identical_csvs(first_run, cache, tmp_path, monkeypatch):
+    monkeypatch.setenv("PMCAP_CACHE", str(cache))
+    out = tmp_path / "again"
+    result = runner.invoke(app, ["run", "--out", str(out), "--draws", str(DRAWS), "--quiet"])
+    assert result.exit_code == 0, result.output
+    for csv in sorted(first_run.glob("*.csv")):
+        assert (out / csv.name).read_bytes() == csv.read_bytes(), csv.name
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["fits"]["enrollment (CART-A)"] == "cache"  # nothing refitted
+    other = tmp_path / "seed"
+    result = runner.invoke(
+        app, ["run", "--out", str(other), "--draws", str(DRAWS), "--quiet", "--seed", "7"]
+    )
+    assert result.exit_code == 0
+    assert (other / "demand.csv").read_bytes() != (first_run / "demand.csv").read_bytes()
+
+
+def test_interrupted_run_leaves_no_folder(cache, tmp_path, monkeypatch):
+    import pmcap.commands
+
+    monkeypatch.setenv("PMCAP_CACHE", str(cache))
+
+    def boom(folder, *args, **kwargs):
+        (folder / "report.html").write_text("half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pmcap.commands, "write_run", boom)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["run", "--out", str(out), "--draws", "30", "--quiet"])
+    assert result.exit_code != 0
+    assert not out.exists() and not out.is_symlink()
+    assert [p.name for p in tmp_path.iterdir()] == []
+
+
+def test_strict_exits_3_and_writes_nothing_when_diagnostics_fail(cache, tmp_path, monkeypatch):
+    import pmcap.run
+
+    monkeypatch.setenv("PMCAP_CACHE", str(cache))
+    monkeypatch.setitem(pmcap.run.DIAGNOSTIC_LIMITS, "ess_bulk_min", 10**9)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["run", "--out", str(out), "--draws", "30", "--quiet", "--strict"])
+    assert result.exit_code == 3
+    assert "diagnostics fail" in result.output
+    assert not out.exists()
+    # without --strict the report shows the failure on its first screen
+    result = runner.invoke(app, ["run", "--out", str(out), "--draws", "30", "--quiet"])
+    assert result.exit_code == 0
+    html = (out / "report.html").read_text()
+    assert html.index("Sampler diagnostics fail") < html.index('id="decisions"')
+
+
+def test_validate_and_init(tmp_path):
+    result = runner.invoke(app, ["validate", str(EXAMPLE)])
+    assert result.exit_code == 0 and "3 programs" in result.output
+    target = tmp_path / "mine"
+    result = runner.invoke(app, ["init", str(target)])
+    assert result.exit_code == 0
+    assert (target / "scenario.toml").read_text() == EXAMPLE.read_text()
+    assert runner.invoke(app, ["validate", str(target / "scenario.toml")]).exit_code == 0
+    again = runner.invoke(app, ["init", str(target)])
+    assert again.exit_code == 2 and "not an empty folder" in again.output
+
+
+def test_scenario_overrides_and_suites_by_month():
+    sc = load_scenario(EXAMPLE).apply(draws=100, seed=5)
+    assert (sc.run.draws, sc.run.seed) == (100, 5)
+    months = pd.date_range("2026-12-01", periods=24, freq="MS")
+    suites = sc.suites_by_month(months)
+    assert suites["2028-06-01"] == 12 and suites["2028-07-01"] == 16
+
+
+# --- bad scenario files: one clear error, exit 2, nothing written ----------------------------
+def edited(tmp_path: Path, old: str, new: str) -> Path:
+    folder = tmp_path / "sc"
+    shutil.copytree(EXAMPLE.parent, folder)
+    path = folder / "scenario.toml"
+    text = path.read_text()
+    assert old in text, old
+    path.write_text(text.replace(old, new, 1))
+    return path
+
+
+BAD = [
+    ("horizon_months = 120", "horizon_months = 120\ncolour = 3", ["run.colour", "unknown key"]),
+    ("horizon_months = 120", 'horizon_months = "ten"', ["run.horizon_months", "whole number"]),
+    ("start = 2026-12-01", "start = 2026-12-15", ["run.start", "first day of a month"]),
+    ("start = 2026-12-01", "start = 2026-01-01", ["start", "before the month of as_of"]),
+    ("draws = 1000\nseed", "draws = 5\nseed", ["run.draws", "greater than or equal to 20"]),
+    ("quantiles = [0.1, 0.5, 0.9]", "quantiles = [0.1, 0.1]", ["quantiles", "distinct"]),
+    ("quantiles = [0.1, 0.5, 0.9]", "quantiles = [0.1, 1.5]", ["quantiles", "between 0 and 1"]),
+    ('patients = "cart-a-patients.csv"', 'patients = "missing.csv"', ["missing.csv", "not found"]),
+    ('stage = "pipeline"', 'stage = "preclinical"', ["program[1].stage", "trial"]),
+    ('phase = "phase1"', 'phase = "phase4"', ["program[1].phase"]),
+    (
+        'group = "CAR-T"                  ',
+        'group = "CAR T"                  ',
+        ["CAR T", "known groups"],
+    ),
+    ("target = 120", "target = -5", ["enrollment.target", "greater than 0"]),
+    (
+        "manufactured_share = {beta = [45, 5]}",
+        "manufactured_share = {gamma = [45, 5]}",
+        ["manufactured_share", "unknown distribution"],
+    ),
+    (
+        "peak_share = {uniform = [0.08, 0.18]}",
+        "peak_share = {uniform = [0.18, 0.08]}",
+        ["peak_share", "low < high"],
+    ),
+    ("launch = 2025-07-15", "launch = 2027-07-15", ["launch", "after as_of"]),
+    (
+        'process = "car-t-autologous-automated"',
+        'process = "car-t-automatic"',
+        ["program 'CART-B'", "not a bundled template"],
+    ),
+    (
+        'process = "car-t-autologous-automated"',
+        'process = "my-process.toml"',
+        ["my-process.toml", "not found"],
+    ),
+    ("window_months = [12, 6]", "window_months = [6, 12]", ["window_months", "early >= late"]),
+    ('name = "CART-B"', 'name = "CART-A"', ["unique", "CART-A"]),
+    ("operator_fte = 160", "operator_fte = -1", ["facility.operator_fte"]),
+    (
+        "suites = [{from = 2026-12-01, suites = 12}, {from = 2028-07-01, suites = 16}]",
+        "suites = [{from = 2026-12-01, suites = 16}, {from = 2028-07-01, suites = 12}]",
+        ["facility.suites", "only grow"],
+    ),
+    ("in_progress = 25", "in_progress = 2.5", ["in_progress", "whole number"]),
+    (
+        "follow_up_months = {uniform = [9, 15]}",
+        "follow_up_months = {uniform = [9]}",
+        ["follow_up_months", "uniform expects"],
+    ),
+    (
+        "[program.trial_plan]",
+        "[program.trial_plan]\nphase4 = {patients = 3}",
+        ["trial_plan.phase4"],
+    ),
+    ("horizon_months = 120", "horizon_months = 120\nhorizon_months = 12", ["not valid TOML"]),
+]
+
+
+@pytest.mark.parametrize("old, new, words", BAD, ids=[b[1][:40] for b in BAD])
+def test_bad_scenarios_exit_2_with_one_clear_message(tmp_path, old, new, words):
+    path = edited(tmp_path, old, new)
+    for args in (["validate", str(path)], ["run", str(path), "--out", str(tmp_path / "o")]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, result.output
+        assert "Traceback" not in result.output
+        for word in words:
+            assert word in result.output, (word, result.output)
+        assert not (tmp_path / "o").exists()
+
+
+BAD_ROWS = [
+    (
+        "cart-a-patients.csv",
+        "US-04,2026-03-01,enrolled,True",
+        "US-04,2026-13-01,enrolled,True",
+        ["cart-a-patients.csv", "row 2"],
+    ),
+    (
+        "cart-a-patients.csv",
+        "US-04,2026-03-01,enrolled,True",
+        "XX-99,2026-03-01,enrolled,True",
+        ["cart-a-patients.csv", "row 2", "not in the sites table"],
+    ),
+    (
+        "cart-a-patients.csv",
+        "US-04,2026-03-01,enrolled,True",
+        "US-04,2026-03-01,enrolled,maybe",
+        ["cart-a-patients.csv", "row 2", "treated"],
+    ),
+    (
+        "cart-a-patients.csv",
+        "US-04,2026-03-01,enrolled,True",
+        "US-04,2026-03-01,lost,True",
+        ["cart-a-patients.csv", "row 2", "outcome"],
+    ),
+    (
+        "cart-a-sites.csv",
+        "US-01,US,2025-09-02",
+        "US-01,US,2027-09-02",
+        ["cart-a-sites.csv", "row 2", "after as_of"],
+    ),
+    ("cart-c-patients.csv", "2025Q3,", "2025Q5,", ["cart-c-patients.csv", "row 2", "period"]),
+    (
+        "cart-c-patients.csv",
+        "2025Q4,26",
+        "2025Q4,-3",
+        ["cart-c-patients.csv", "row 3", "whole number"],
+    ),
+    ("cart-c-patients.csv", "2025Q3,", "2024Q3,", ["cart-c-patients.csv", "before launch"]),
+]
+
+
+@pytest.mark.parametrize("name, old, new, words", BAD_ROWS, ids=[b[2][:30] for b in BAD_ROWS])
+def test_bad_csv_rows_are_named(tmp_path, name, old, new, words):
+    path = edited(tmp_path, "horizon_months = 120", "horizon_months = 120")
+    csv = path.parent / name
+    text = csv.read_text()
+    assert old in text, (old, name)
+    csv.write_text(text.replace(old, new, 1))
+    result = runner.invoke(app, ["validate", str(path)])
+    assert result.exit_code == 2, result.output
+    for word in words:
+        assert word in result.output, (word, result.output)
+
+
+CHROMIUM = shutil.which("chromium")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1280,1000",
+]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
+def test_report_renders_in_a_real_browser(first_run, tmp_path):
+    import subprocess
+
+    from matplotlib import image
+
+    url = (first_run / "report.html").resolve().as_uri()
+    common = [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run(
+        [*common, "--enable-logging=stderr", "--v=1", "--dump-dom", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    console = [line for line in dom.stderr.splitlines() if "CONSOLE" in line]
+    assert not console, console  # no console errors (nor messages at all)
+    # the layout self-check ran: the decision table ends inside the first screen (1000 px)
+    import re
+
+    top = re.search(r'data-decisions-top="(\d+)"', dom.stdout)
+    assert top, "the report's script did not run"
+    assert 0 < int(top.group(1)) <= 1000
+    shot = tmp_path / "first-screen.png"
+    done = subprocess.run(
+        [*common, f"--screenshot={shot}", url], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0 and shot.exists(), done.stderr[-2000:]
+    pixels = (image.imread(shot)[..., :3] * 255).round().astype(int)
+    # the table header background (#f3f5f8) is painted on the first screen
+    header = np.all(pixels == [0xF3, 0xF5, 0xF8], axis=-1)
+    assert header.sum() > 2000
+
+
+def test_service_level_bisection_equals_brute_force():
+    from capacity import suites_for_service_level
+    from pmcap.run import service_level_suites
+    from tests.conftest import fixed_process, make_demand
+
+    rng = np.random.default_rng(3)
+    demand = make_demand(rng.poisson(rng.uniform(20, 60, size=(60, 1)), size=(60, 12)))
+    process = fixed_process(changeover_days=1)
+    kw = {"max_wait_days": 2.0, "epsilon": 0.05, "seed": 1}
+    full = suites_for_service_level(demand, process, candidates=range(1, 40), **kw)
+    need = full["suites_needed"].values
+    assert not np.isnan(need).any()
+    got = service_level_suites(demand, process, quantiles=(0.1, 0.5, 0.9), start=5, **kw)
+    for q in (0.1, 0.5, 0.9):
+        assert got[f"p{100 * q:g}"] == np.quantile(need, q, method="inverted_cdf")
+    assert got["simulations"] < 15  # bisection, not one simulation per candidate
