@@ -29,7 +29,7 @@ import xarray as xr
 from capacity import _queue
 from capacity.demand import as_demand
 from capacity.errors import InputError
-from capacity.process import ProcessSpec, load_process, stream_rng
+from capacity.process import ProcessSpec, check_seed, load_process, stream_rng
 from capacity.requirements import longest_lot_days, opening_history
 
 __all__ = ["simulate_facility", "suites_for_service_level", "erlang_c_wait_probability"]
@@ -134,7 +134,11 @@ def simulate_facility(
     """
     demand = as_demand(demand)
     spec = load_process(process)
-    seed = int(demand.attrs.get("seed", 0)) if seed is None else int(seed)
+    seed = check_seed(demand.attrs.get("seed", 0) if seed is None else seed)
+    if max_wait_days is not None and not max_wait_days >= 0:
+        raise InputError(f"max_wait_days must be >= 0 (or None for no limit), got {max_wait_days}")
+    if not wait_threshold_days >= 0:
+        raise InputError(f"wait_threshold_days must be >= 0, got {wait_threshold_days}")
     months = pd.DatetimeIndex(demand["month"].values)
     draws = demand.sizes["draw"]
     streams = list(map(str, demand["stream"].values))
@@ -353,6 +357,8 @@ def suites_for_service_level(
     """
     if not 0 < epsilon < 1:
         raise InputError(f"epsilon must be in (0, 1), got {epsilon}")
+    if not max_wait_days >= 0:
+        raise InputError(f"max_wait_days must be >= 0, got {max_wait_days}")
     spec = load_process(process)
     demand = as_demand(demand)
     if candidates is None:

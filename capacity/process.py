@@ -30,7 +30,7 @@ from pydantic import (
 )
 
 from capacity.distributions import Param
-from capacity.errors import ProcessSpecError
+from capacity.errors import InputError, ProcessSpecError
 
 __all__ = ["ProcessSpec", "QCAssay", "load_process", "process_templates"]
 
@@ -171,6 +171,18 @@ class ProcessSpec(BaseModel):
                 )
         coords = {"draw": np.arange(draws), "assay": [a.assay for a in self.qc]}
         return xr.Dataset(data, coords=coords, attrs={"process": self.name})
+
+
+def check_seed(seed: Any, what: str = "seed") -> int:
+    """A seed as a whole number >= 0, or InputError naming ``what``."""
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+        if isinstance(seed, float) and seed == int(seed):
+            seed = int(seed)
+        else:
+            raise InputError(f"{what}: expected a whole number >= 0, got {seed!r}")
+    if seed < 0:
+        raise InputError(f"{what}: expected a whole number >= 0, got {seed}")
+    return int(seed)
 
 
 def stream_rng(seed: int | None, *key: str) -> np.random.Generator:

@@ -26,7 +26,7 @@ import xarray as xr
 
 from capacity.demand import as_demand
 from capacity.errors import InputError
-from capacity.process import ProcessSpec, load_process, stream_rng
+from capacity.process import ProcessSpec, check_seed, load_process, stream_rng
 
 __all__ = ["requirements", "bands", "shortfall_probability", "facility", "metric_names"]
 
@@ -196,7 +196,7 @@ def requirements(
     3
     """
     demand = as_demand(demand)
-    seed = int(demand.attrs.get("seed", 0)) if seed is None else int(seed)
+    seed = check_seed(demand.attrs.get("seed", 0) if seed is None else seed)
     programs = [str(p) for p in demand["program"].values]
     specs = _process_map(process, programs)
     months = pd.DatetimeIndex(demand["month"].values)

@@ -198,3 +198,31 @@ def test_suites_for_service_level_matches_erlang_c_sizing():
     numbers = re.search(r"you need (\d+) suites at P50, (\d+) at P90$", sentence)
     expected = np.quantile(need["suites_needed"].values, [0.5, 0.9], method="inverted_cdf")
     assert (float(numbers[1]), float(numbers[2])) == tuple(expected)
+
+
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        ({"max_wait_days": -5}, "max_wait_days"),
+        ({"wait_threshold_days": -1}, "wait_threshold_days"),
+        ({"seed": -1}, "seed"),
+        ({"seed": 1.5}, "seed"),
+    ],
+)
+def test_bad_simulation_arguments_are_refused_before_any_work(kwargs, words):
+    from capacity import InputError
+    from tests.conftest import fixed_process, make_demand
+
+    with pytest.raises(InputError, match=words):
+        simulate_facility(make_demand(np.ones((2, 3), int)), fixed_process(), 4, **kwargs)
+
+
+def test_bad_service_level_and_requirements_arguments():
+    from capacity import InputError, requirements
+    from tests.conftest import fixed_process, make_demand
+
+    demand = make_demand(np.ones((2, 3), int))
+    with pytest.raises(InputError, match="max_wait_days"):
+        suites_for_service_level(demand, fixed_process(), max_wait_days=-1)
+    with pytest.raises(InputError, match="seed"):
+        requirements(demand, fixed_process(), seed=-1)
