@@ -1,22 +1,32 @@
-"""Bundled reference data (``data/`` in the source tree; cited in ``data/SOURCES.md``)."""
+"""Bundled reference data, shipped as package data in ``forecast/reference/``.
+
+The sources are cited in ``data/SOURCES.md`` (in the source tree). The files are read through
+:mod:`importlib.resources`, so they are found in an editable checkout and in an installed wheel
+alike. Their bytes key the shipped posteriors (``pmcap/fits.py``): never rewrite them in place.
+"""
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 import pandas as pd
 
 from forecast.errors import InputError
 
-DATA = Path(__file__).resolve().parents[1] / "data"
+DATA = Path(str(resources.files("forecast").joinpath("reference")))
 
 
 def data_path(name: str) -> Path:
-    path = DATA / name
-    if not path.exists():
+    """The path of bundled file ``name``, e.g. ``"uptake/cart_prices.csv"``."""
+    parts = Path(name).parts
+    if not parts or Path(name).is_absolute() or ".." in parts:
+        raise InputError(f"bundled data file {name!r}: expected a name such as 'uptake/x.csv'")
+    path = DATA.joinpath(*parts)
+    if not path.is_file():
         raise InputError(
-            f"{path}: bundled data file not found; pmcap reads data/ from its source tree, "
-            "so install it from a checkout with 'pip install -e .'"
+            f"bundled data file {name!r} not found in {DATA}; the installed pmcap package "
+            "is incomplete, reinstall it"
         )
     return path
 
