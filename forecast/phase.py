@@ -529,10 +529,10 @@ class PhaseTransitionModel:
         return median, sigma
 
     def probability_approved_by(self, date, simulation: xr.Dataset | None = None) -> float:
-        """Share of draws approved on or before the month of ``date``."""
+        """Share of draws approved on or before ``date`` (and by the simulation's horizon)."""
         sim = self._simulation(simulation)
-        month = np.datetime64(pd.Timestamp(date).to_period("M").to_timestamp(), "ns")
-        return float((sim["approval_month"] <= month).mean())
+        day = np.floor(np.nan_to_num(sim["approval_day"].values, nan=np.inf))
+        return float((sim["approved"].values & (day <= _day(date))).mean())
 
     def _simulation(self, simulation: xr.Dataset | None) -> xr.Dataset:
         sim = simulation if simulation is not None else self.simulation_
@@ -582,8 +582,10 @@ class PhaseTransitionModel:
         loa = sim["p"].values[:, c:].prod(axis=1)
         ends = (months + pd.offsets.MonthEnd(0) - _EPOCH).days.to_numpy(float)
         horizon = sim.attrs.get("horizon_end")
-        if horizon:
+        if horizon:  # a month's end, or the horizon's day in its month; nothing after it
+            ends = np.minimum(ends, _day(horizon))
             ends = np.where(months > pd.Timestamp(horizon), -np.inf, ends)
+        approval_day = np.floor(approval_day)
         by_month = (approval_day[:, :, None] <= ends[None, None, :]).mean(axis=1)  # (draw, month)
         conditional = loa[:, None] * by_month
         observed = sim["approval_month"].values
@@ -627,9 +629,14 @@ def _month(days: np.ndarray, horizon: pd.Timestamp | None) -> np.ndarray:
         "timedelta64[D]"
     )
     out[ok] = dates.astype("datetime64[M]").astype("datetime64[ns]")
-    if horizon is not None:
-        out[out > np.datetime64(horizon, "ns")] = np.datetime64("NaT")
+    if horizon is not None:  # the dates themselves, not their months, against the horizon
+        out[ok & (np.floor(np.where(ok, days, 0)) > _day(horizon))] = np.datetime64("NaT")
     return out
+
+
+def _day(date) -> int:
+    """Whole days since the epoch of ``date`` (its time of day dropped)."""
+    return (pd.Timestamp(date).normalize() - _EPOCH).days
 
 
 def _lognormal(

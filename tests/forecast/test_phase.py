@@ -198,3 +198,26 @@ def test_bad_input(modality_model):
         transition_counts(typo, "area")
     with pytest.raises(InputError, match="no table 'modalities'"):
         transition_counts(frame, "modalities")
+
+
+def test_horizon_compares_dates_not_months(all_model):
+    # issue 11 item 12: every draw is approved on 2037-07-02 (start + 10.5 y, fixed durations);
+    # a horizon of 2037-07-01 must not count it, although both fall in July 2037
+    fixed = all_model.with_durations(duration_dispersion=0, median_sd=0)
+    start, approval = pd.Timestamp("2027-01-01"), pd.Timestamp("2037-07-02")
+    kw = {"draws": 500, "seed": 3, "group": "All indications"}
+    late = fixed.simulate("phase1", start, horizon_end="2037-07-01", **kw)
+    assert not late["approved"].any()
+    assert np.isnat(late["approval_month"].values).all()
+    assert fixed.probability_approved_by("2037-07-01", late) == 0
+    july = fixed.bands(late, months=pd.date_range("2037-06-01", periods=3, freq="MS"))
+    assert (july[["mean", "p10", "p50", "p90"]].to_numpy() == 0).all()
+    # on the day itself it counts (horizon and dates are inclusive)
+    on_day = fixed.simulate("phase1", start, horizon_end=approval, **kw)
+    loa = float(on_day["approved"].mean())
+    assert 0.04 < loa < 0.13
+    assert fixed.probability_approved_by(approval, on_day) == loa
+    # without a horizon: not approved by the day before, approved by the day itself
+    free = fixed.simulate("phase1", start, **kw)
+    assert fixed.probability_approved_by("2037-07-01", free) == 0
+    assert fixed.probability_approved_by(approval, free) == loa
