@@ -81,6 +81,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--simpy-draws", type=int, default=100)
+    parser.add_argument("--sizing-draws", type=int, default=200)
     args = parser.parse_args()
     demand = make_demand(args.draws)
 
@@ -123,6 +124,49 @@ def main() -> None:
         f"simpy: {t_simpy:.2f} s for {args.simpy_draws} draws ({1e3 * per_draw_simpy:.2f} ms/draw)"
     )
     print(f"ratio simpy / pmcap per draw: {per_draw_simpy * args.draws / t_pmcap:.1f}x")
+    sizing(args.sizing_draws)
+
+
+def sizing(draws: int) -> None:
+    """suites_for_service_level (doubling + bisection per draw) against simulating every
+    size from 1 to the largest answer, on a 10-year portfolio-like demand that grows from 3
+    to 45 lots a month (draws differ by up to 2x); both must give the same answers."""
+    from capacity import suites_for_service_level
+
+    rng = np.random.default_rng(5)
+    months = pd.date_range("2027-01-01", periods=120, freq="MS")
+    rate = np.linspace(3, 45, 120)[None, :] * rng.uniform(0.6, 1.2, (draws, 1))
+    demand = xr.DataArray(
+        rng.poisson(rate), dims=("draw", "month"), coords={"month": months}, name="patients"
+    )
+    kw = {"max_wait_days": 3.0, "epsilon": 0.05, "seed": 1}
+    t0 = time.perf_counter()
+    fast = suites_for_service_level(demand, PROCESS, **kw)
+    t_fast = time.perf_counter() - t0
+    top = int(fast["suites_needed_by_month"].max()) + 1
+    t0 = time.perf_counter()
+    horizon = np.full(draws, np.nan)
+    for c in range(1, top + 1):  # the exhaustive search the old code ran
+        sim = simulate_facility(
+            demand,
+            PROCESS,
+            c,
+            max_wait_days=None,
+            cryopreserved=True,
+            wait_threshold_days=3.0,
+            seed=1,
+        )
+        waits = sim["patient_wait_days"].values
+        meets = np.nansum(waits > 3.0, axis=1) <= 0.05 * np.isfinite(waits).sum(axis=1)
+        horizon[np.isnan(horizon) & meets] = c
+    t_all = time.perf_counter() - t0
+    same = np.array_equal(horizon, fast["suites_needed"].values)
+    print(
+        f"sizing {draws} draws x 120 months: bisection {t_fast:.2f} s "
+        f"({fast.attrs['queue_runs_per_draw']} queue runs per draw at most, horizon and every "
+        f"month), every size 1..{top} {t_all:.2f} s (horizon only); ratio {t_all / t_fast:.1f}x; "
+        f"same horizon answers: {same}"
+    )
 
 
 if __name__ == "__main__":

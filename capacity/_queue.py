@@ -23,6 +23,7 @@ def simulate_draws(
     changeover,
     fails,
     online,
+    n_slots,
     turnaround,
     qc_work_days,
     max_wait,
@@ -31,7 +32,11 @@ def simulate_draws(
     threshold,
     attempts,
 ):
-    """Simulate every draw; returns (monthly (draw, month, N_MONTHLY), patient waits)."""
+    """Simulate every draw; returns (monthly (draw, month, N_MONTHLY), patient waits).
+
+    ``online[d, :n_slots[d]]`` are the days draw ``d``'s slots come online (facilities of
+    different sizes per draw share one call: service-level sizing bisects per draw).
+    """
     draws, n_primary = arrivals.shape
     n_months = month_starts.shape[0]
     monthly = np.zeros((draws, n_months, N_MONTHLY))
@@ -44,7 +49,7 @@ def simulate_draws(
             culture[d],
             changeover[d],
             fails[d],
-            online,
+            online[d, : n_slots[d]],
             turnaround[d],
             qc_work_days[d],
             max_wait,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -134,11 +135,91 @@ def simulate_facility(
     """
     demand = as_demand(demand)
     spec = load_process(process)
+    prep = _prepare(
+        demand,
+        spec,
+        qc_fte=qc_fte,
+        max_wait_days=max_wait_days,
+        cryopreserved=cryopreserved,
+        wait_threshold_days=wait_threshold_days,
+        service=service,
+        seed=seed,
+        opening=opening,
+    )
+    if prep.n_hist:  # simulate from before the start with the first month's suites, cut later
+        suites = _extend_suites(suites, pd.DatetimeIndex(demand["month"].values), prep.n_hist)
+    online = _slot_online_days(suites, prep.months, spec.lots_per_suite)
+    if len(online) == 0:
+        raise InputError("suites: the facility has no suites")
+    monthly, patient_wait = _run(prep, np.tile(online, (prep.draws, 1)))
+    result = _dataset(
+        monthly,
+        patient_wait,
+        prep.arrivals,
+        prep.is_ppq,
+        prep.months,
+        prep.starts,
+        prep.days,
+        online,
+        attrs={
+            "seed": prep.seed,
+            "process": spec.name,
+            "service": service,
+            "max_wait_days": -1.0 if max_wait_days is None else float(max_wait_days),
+            "cryopreserved": int(cryopreserved),
+            "qc_fte": -1.0 if qc_fte is None else qc_fte,
+            "wait_threshold_days": float(wait_threshold_days),
+        },
+    )
+    if prep.n_hist:
+        result = _cut_history(result, prep.n_hist, prep.starts[prep.n_hist])
+    return result
+
+
+@dataclass
+class _Prepared:
+    """Everything a facility simulation draws before the queue runs (common random numbers:
+    facilities of any size simulated from one preparation see the same patients and lots)."""
+
+    seed: int
+    draws: int
+    months: pd.DatetimeIndex  # including months simulated before the start (opening state)
+    n_hist: int
+    starts: np.ndarray
+    days: np.ndarray
+    arrivals: np.ndarray
+    is_ppq: np.ndarray
+    culture: np.ndarray
+    changeover: np.ndarray
+    fails: np.ndarray
+    turnaround: np.ndarray
+    qc_work_days: np.ndarray
+    wait_limit: float
+    threshold: float
+    attempts: int
+
+
+def _prepare(
+    demand,
+    spec,
+    *,
+    qc_fte,
+    max_wait_days,
+    cryopreserved,
+    wait_threshold_days,
+    service,
+    seed,
+    opening,
+) -> _Prepared:
     seed = check_seed(demand.attrs.get("seed", 0) if seed is None else seed)
     if max_wait_days is not None and not max_wait_days >= 0:
         raise InputError(f"max_wait_days must be >= 0 (or None for no limit), got {max_wait_days}")
     if not wait_threshold_days >= 0:
         raise InputError(f"wait_threshold_days must be >= 0, got {wait_threshold_days}")
+    if service not in ("process", "fixed", "exponential"):
+        raise InputError(f"service must be 'process', 'fixed' or 'exponential', got {service!r}")
+    if qc_fte is not None and not qc_fte > 0:
+        raise InputError("qc_fte must be > 0 (or None for unlimited QC capacity)")
     months = pd.DatetimeIndex(demand["month"].values)
     draws = demand.sizes["draw"]
     streams = list(map(str, demand["stream"].values))
@@ -150,18 +231,13 @@ def simulate_facility(
     programs = [str(p) for p in demand["program"].values]
     history = opening_history(opening, programs, months, longest_lot_days(par))
     n_hist = history.shape[1]
-    if n_hist:  # simulate from before the start with the first month's suites, cut later
-        first_months = months
+    if n_hist:
         months = pd.date_range(
             months[0] - pd.DateOffset(months=n_hist), periods=len(months) + n_hist, freq="MS"
         )
         before = np.broadcast_to(history.sum(axis=2), (draws, n_hist)).astype(np.int64)
         counts = np.concatenate([before, counts], axis=1)
         ppq_counts = np.concatenate([np.zeros_like(before), ppq_counts], axis=1)
-        suites = _extend_suites(suites, first_months, n_hist)
-    online = _slot_online_days(suites, months, spec.lots_per_suite)
-    if len(online) == 0:
-        raise InputError("suites: the facility has no suites")
     rng = stream_rng(seed, "facility", spec.name)
 
     # ---- arrivals: per draw, sorted days since the first month (inf = padding) ----------
@@ -181,11 +257,9 @@ def simulate_facility(
     elif service == "fixed":
         culture = np.broadcast_to(culture_mean, shape)
         changeover = np.broadcast_to(changeover_mean, shape)
-    elif service == "exponential":
+    else:
         culture = rng.exponential(1.0, shape) * culture_mean
         changeover = np.broadcast_to(changeover_mean, shape)
-    else:
-        raise InputError(f"service must be 'process', 'fixed' or 'exponential', got {service!r}")
     fails = rng.random(shape) < par["failure_rate"].values[:, None, None]
     turnaround = par["qc_turnaround_days"].values.max(axis=1)
 
@@ -197,50 +271,51 @@ def simulate_facility(
     if qc_fte is None:
         qc_work_days = np.zeros(draws)
     else:
-        if qc_fte <= 0:
-            raise InputError("qc_fte must be > 0 (or None for unlimited QC capacity)")
         hours_per_day = qc_fte * par["productive_hours_per_fte_year"].values / 365.0
         qc_work_days = qc_hours_per_lot / hours_per_day
+    return _Prepared(
+        seed=seed,
+        draws=draws,
+        months=months,
+        n_hist=n_hist,
+        starts=starts,
+        days=days,
+        arrivals=arrivals,
+        is_ppq=is_ppq,
+        culture=np.ascontiguousarray(culture.reshape(draws, -1), dtype=float),
+        changeover=np.ascontiguousarray(changeover.reshape(draws, -1), dtype=float),
+        fails=np.ascontiguousarray(fails.reshape(draws, -1)),
+        turnaround=turnaround.astype(float),
+        qc_work_days=qc_work_days.astype(float),
+        wait_limit=-1.0 if (max_wait_days is None or cryopreserved) else float(max_wait_days),
+        threshold=float(wait_threshold_days),
+        attempts=attempts,
+    )
 
-    wait_limit = -1.0 if (max_wait_days is None or cryopreserved) else float(max_wait_days)
-    month_ends = starts + days
-    monthly, patient_wait = _queue.simulate_draws(
-        arrivals,
-        is_ppq,
-        np.ascontiguousarray(culture.reshape(draws, -1), dtype=float),
-        np.ascontiguousarray(changeover.reshape(draws, -1), dtype=float),
-        np.ascontiguousarray(fails.reshape(draws, -1)),
+
+def _run(prep: _Prepared, online: np.ndarray, idx: np.ndarray | None = None):
+    """The compiled queue for draws ``idx`` (all by default); ``online`` (draws, slots) with
+    ``inf`` for slots a draw's facility does not have."""
+    rows = slice(None) if idx is None else idx
+    online = np.ascontiguousarray(online, dtype=float)
+    n_slots = np.isfinite(online).sum(axis=1).astype(np.int64)
+    # slots come online in time order, so a draw's installed slots are its first n_slots
+    return _queue.simulate_draws(
+        np.ascontiguousarray(prep.arrivals[rows]),
+        np.ascontiguousarray(prep.is_ppq[rows]),
+        np.ascontiguousarray(prep.culture[rows]),
+        np.ascontiguousarray(prep.changeover[rows]),
+        np.ascontiguousarray(prep.fails[rows]),
         online,
-        turnaround.astype(float),
-        qc_work_days.astype(float),
-        wait_limit,
-        starts,
-        month_ends,
-        float(wait_threshold_days),
-        attempts,
+        n_slots,
+        np.ascontiguousarray(prep.turnaround[rows]),
+        np.ascontiguousarray(prep.qc_work_days[rows]),
+        prep.wait_limit,
+        prep.starts,
+        prep.starts + prep.days,
+        prep.threshold,
+        prep.attempts,
     )
-    result = _dataset(
-        monthly,
-        patient_wait,
-        arrivals,
-        is_ppq,
-        months,
-        starts,
-        days,
-        online,
-        attrs={
-            "seed": seed,
-            "process": spec.name,
-            "service": service,
-            "max_wait_days": -1.0 if max_wait_days is None else float(max_wait_days),
-            "cryopreserved": int(cryopreserved),
-            "qc_fte": -1.0 if qc_fte is None else qc_fte,
-            "wait_threshold_days": float(wait_threshold_days),
-        },
-    )
-    if n_hist:
-        result = _cut_history(result, n_hist, starts[n_hist])
-    return result
 
 
 def _extend_suites(suites, months: pd.DatetimeIndex, n_hist: int):
@@ -350,10 +425,17 @@ def suites_for_service_level(
 ) -> xr.Dataset:
     """Fewest suites such that P(wait > max_wait_days) <= epsilon, per draw (and per month).
 
-    Every candidate facility sees the same patients (common random numbers). Waits are those
-    of cryopreserved material (nobody is turned away while sizing). Returns ``suites_needed``
-    (draw) over the horizon and ``suites_needed_by_month`` (draw, month); a draw that no
-    candidate satisfies gets NaN. ``describe(result)`` prints the P50/P90 sentence.
+    Every facility size sees the same patients and lots (common random numbers), and with
+    first-come-first-served slots and lot-bound culture times more suites never delay a
+    patient, so "c suites meet the level" is monotone in c: each draw's answer is found by
+    doubling until it is met, then bisection, simulating only the draws still unsettled
+    (about 2 log2(answer) queue runs per draw instead of one per candidate). Waits are those
+    of cryopreserved material (nobody is turned away while sizing). Every draw gets its
+    answer (nothing is clamped to a search range); ``candidates``, if given, only sets
+    where the search starts. Returns ``suites_needed`` (draw) over the horizon and
+    ``suites_needed_by_month`` (draw, month; 0 in a month without patients);
+    ``attrs["candidates"]`` lists the sizes simulated. ``describe(result)`` prints the
+    P50/P90 sentence.
     """
     if not 0 < epsilon < 1:
         raise InputError(f"epsilon must be in (0, 1), got {epsilon}")
@@ -361,43 +443,93 @@ def suites_for_service_level(
         raise InputError(f"max_wait_days must be >= 0, got {max_wait_days}")
     spec = load_process(process)
     demand = as_demand(demand)
-    if candidates is None:
-        peak = float(demand.sum(("program", "stream")).max())
-        mean_days = spec.culture_days.mean + spec.changeover_days.mean
-        little = peak / 28.0 * mean_days / spec.lots_per_suite
-        candidates = range(max(1, int(little * 0.5)), int(little * 2.5) + 3)
-    candidates = sorted(set(int(c) for c in candidates))
+    unknown = sorted(set(simulate_kw) - {"qc_fte", "service", "opening"})
+    if unknown:
+        raise InputError(f"suites_for_service_level: unexpected arguments {unknown}")
+    prep = _prepare(
+        demand,
+        spec,
+        qc_fte=simulate_kw.get("qc_fte"),
+        max_wait_days=None,
+        cryopreserved=True,
+        wait_threshold_days=max_wait_days,
+        service=simulate_kw.get("service", "process"),
+        seed=seed,
+        opening=simulate_kw.get("opening"),
+    )
     draws, months = demand.sizes["draw"], demand.sizes["month"]
-    horizon = np.full(draws, np.nan)
-    by_month = np.full((draws, months), np.nan)
-    for c in candidates:
-        sim = simulate_facility(
-            demand,
-            spec,
-            c,
-            max_wait_days=None,
-            cryopreserved=True,
-            wait_threshold_days=max_wait_days,
-            seed=seed,
-            **simulate_kw,
-        )
-        waits = sim["patient_wait_days"].values
-        with np.errstate(invalid="ignore"):
-            share = np.nanmean(waits > max_wait_days, axis=1, where=~np.isnan(waits))
-        meets = share <= epsilon
-        horizon[np.isnan(horizon) & meets] = c
-        month_ok = np.nan_to_num(sim["share_waiting_over"].values, nan=0.0) <= epsilon
-        by_month[np.isnan(by_month) & month_ok] = c
-        if not np.isnan(horizon).any() and not np.isnan(by_month).any():
+    h = prep.n_hist
+    if candidates is not None:
+        first = max(1, min(int(c) for c in candidates))
+    else:  # Little's law in the busiest month: the lots' average slot occupancy
+        lots = (
+            np.isfinite(prep.arrivals)[:, :, None]
+            & (prep.arrivals[:, :, None] >= prep.starts[None, None, h:])
+            & (prep.arrivals[:, :, None] < (prep.starts + prep.days)[None, None, h:])
+        ).sum(1)
+        slot_days = spec.culture_days.mean + spec.changeover_days.mean
+        busy = lots * slot_days / prep.days[None, h:] / spec.lots_per_suite
+        first = max(1, int(busy.max()))
+    per_suite = spec.lots_per_suite
+    lo = np.zeros(draws, np.int64)  # largest size known to fail (0: none known)
+    hi = np.full(draws, -1, np.int64)  # smallest size known to meet (-1: none yet)
+    lo_m = np.zeros((draws, months), np.int64)
+    hi_m = np.full((draws, months), -1, np.int64)
+    simulated: set[int] = set()
+    guess = np.full(draws, first, np.int64)
+    runs = np.zeros(draws, np.int64)  # queue runs per draw
+    keep_patient = np.isfinite(prep.arrivals) & ~prep.is_ppq
+    keep_patient &= prep.arrivals >= prep.starts[h]
+    while True:
+        open_h = (hi < 0) | (hi - lo > 1)
+        open_m = (hi_m < 0) | (hi_m - lo_m > 1)
+        todo = np.flatnonzero(open_h | open_m.any(axis=1))
+        if not len(todo):
             break
+        # each unsettled draw's next size: its horizon interval first, then its first open
+        # month; double until a size meets, then bisect
+        month = np.argmax(open_m[todo], axis=1)
+        a = np.where(open_h[todo], lo[todo], lo_m[todo, month])
+        b = np.where(open_h[todo], hi[todo], hi_m[todo, month])
+        size = np.where(b < 0, np.where(a == 0, guess[todo], 2 * a), (a + b) // 2)
+        if size.max() > 1_000_000:
+            raise InputError("service level: no facility up to 1,000,000 suites meets it")
+        simulated.update(int(c) for c in np.unique(size))
+        slots = int(size.max()) * per_suite
+        online = np.where(np.arange(slots)[None, :] < (size * per_suite)[:, None], 0.0, np.inf)
+        monthly, waits = _run(prep, online, todo)
+        runs[todo] += 1
+        late = np.where(keep_patient[todo], waits > max_wait_days, False).sum(axis=1)
+        n = keep_patient[todo].sum(axis=1)
+        meets = late <= epsilon * n
+        month_over = monthly[:, h:, _queue.OVER]
+        month_count = monthly[:, h:, _queue.COUNT]
+        month_ok = month_over <= epsilon * month_count
+        lo[todo] = np.where(meets, lo[todo], np.maximum(lo[todo], size))
+        hi[todo] = np.where(
+            meets, np.where(hi[todo] < 0, size, np.minimum(hi[todo], size)), hi[todo]
+        )
+        sz = size[:, None]
+        lo_m[todo] = np.where(month_ok, lo_m[todo], np.maximum(lo_m[todo], sz))
+        hi_m[todo] = np.where(
+            month_ok, np.where(hi_m[todo] < 0, sz, np.minimum(hi_m[todo], sz)), hi_m[todo]
+        )
+        empty = month_count == 0  # no patient arrives: nothing to wait for
+        hi_m[todo] = np.where(empty, 0, hi_m[todo])
+        lo_m[todo] = np.where(empty, 0, lo_m[todo])
     coords = {"draw": np.arange(draws), "month": demand["month"].values}
     return xr.Dataset(
         {
-            "suites_needed": ("draw", horizon, {"units": "suites"}),
-            "suites_needed_by_month": (("draw", "month"), by_month, {"units": "suites"}),
+            "suites_needed": ("draw", hi.astype(float), {"units": "suites"}),
+            "suites_needed_by_month": (("draw", "month"), hi_m.astype(float), {"units": "suites"}),
         },
         coords=coords,
-        attrs={"max_wait_days": max_wait_days, "epsilon": epsilon, "candidates": str(candidates)},
+        attrs={
+            "max_wait_days": max_wait_days,
+            "epsilon": epsilon,
+            "candidates": sorted(simulated),
+            "queue_runs_per_draw": int(runs.max()),
+        },
     )
 
 
@@ -422,6 +554,9 @@ def _suites(count: float, result: xr.Dataset) -> str:
     if np.isfinite(count):
         return f"{count:.0f}"
     try:
-        return f"more than {max(json.loads(result.attrs['candidates']))}"
+        candidates = result.attrs["candidates"]
+        if isinstance(candidates, str):  # results saved by older versions
+            candidates = json.loads(candidates)
+        return f"more than {max(candidates)}"
     except (KeyError, TypeError, ValueError):
         return "more than the largest candidate"

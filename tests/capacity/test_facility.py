@@ -226,3 +226,49 @@ def test_bad_service_level_and_requirements_arguments():
         suites_for_service_level(demand, fixed_process(), max_wait_days=-1)
     with pytest.raises(InputError, match="seed"):
         requirements(demand, fixed_process(), seed=-1)
+
+
+def _exhaustive(demand, process, max_wait, eps, seed, sizes):
+    """Brute force: simulate every size, the first that meets the level per draw / month."""
+    horizon = np.full(demand.sizes["draw"], np.nan)
+    by_month = np.full((demand.sizes["draw"], demand.sizes["month"]), np.nan)
+    for c in sizes:
+        sim = simulate_facility(
+            demand,
+            process,
+            c,
+            max_wait_days=None,
+            cryopreserved=True,
+            wait_threshold_days=max_wait,
+            seed=seed,
+        )
+        waits = sim["patient_wait_days"].values
+        late = np.nansum(waits > max_wait, axis=1)
+        meets = late <= eps * np.isfinite(waits).sum(axis=1)
+        horizon[np.isnan(horizon) & meets] = c
+        counts = sim["patients"].values
+        ok = sim["share_waiting_over"].fillna(0).values * counts <= eps * counts + 1e-9
+        by_month[np.isnan(by_month) & ok & (counts > 0)] = c
+    by_month[np.asarray(demand.values).reshape(*by_month.shape, -1).sum(-1) == 0] = 0
+    return horizon, by_month
+
+
+def test_service_level_sizing_never_clamps_and_matches_brute_force():
+    # draws with very different demand: the old automatic candidate floor (from the busiest
+    # draw) reported every small draw at the floor; a too-small range gave NaN
+    rng = np.random.default_rng(4)
+    rate = np.r_[np.full(6, 4.0), np.full(6, 60.0)][:, None] * np.linspace(0.5, 1.5, 8)[None]
+    demand = make_demand(rng.poisson(rate))
+    process = fixed_process(changeover_days=1)
+    got = suites_for_service_level(demand, process, max_wait_days=2.0, epsilon=0.05, seed=3)
+    horizon, by_month = _exhaustive(demand, process, 2.0, 0.05, 3, range(1, 60))
+    np.testing.assert_array_equal(got["suites_needed"].values, horizon)
+    np.testing.assert_array_equal(got["suites_needed_by_month"].values, by_month)
+    assert got["suites_needed"].values[:6].max() < 8 < got["suites_needed"].values[6:].min()
+    assert isinstance(got.attrs["candidates"], list)
+    assert got.attrs["queue_runs_per_draw"] < 30  # bisection, not all 59 sizes
+    # a candidate range that is far too small only sets where the search starts
+    small = suites_for_service_level(
+        demand, process, max_wait_days=2.0, epsilon=0.05, seed=3, candidates=[1, 2]
+    )
+    np.testing.assert_array_equal(small["suites_needed"].values, horizon)
