@@ -11,19 +11,51 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperCommand
 
 from capacity.errors import InputError
+from pmcap import __version__
 
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # plain help: 80 columns, no type labels on flags ('--xlsx <bool>')
+    rich_markup_mode=None,
     help="pmcap: uncertain patient demand -> manufacturing capacity with percentile bands.",
 )
 
 
+class _Command(TyperCommand):
+    """A command whose usage line names its arguments the usual way: ``[OPTIONS] DEMAND``."""
+
+    def collect_usage_pieces(self, ctx) -> list[str]:
+        pieces = super().collect_usage_pieces(ctx)
+        out = []
+        for piece in pieces:
+            if piece.startswith("{") and piece.endswith("}"):  # required argument
+                piece = piece[1:-1].upper()
+            elif piece.startswith("[") and piece.endswith("]") and piece != "[OPTIONS]":
+                piece = f"[{piece[1:-1].upper()}]"
+            out.append(piece)
+        return out
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"pmcap {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
     """pmcap: uncertain patient demand -> manufacturing capacity with percentile bands."""
 
 
@@ -79,34 +111,49 @@ def parse_quantiles(text: str) -> tuple[float, ...]:
     return qs
 
 
-@app.command()
+@app.command(short_help="Demand draws -> requirements and shortfall bands.")
 def capacity(
-    demand: Annotated[Path, typer.Argument(help="Demand draws: NetCDF (.nc) or long CSV.")],
+    demand: Annotated[
+        Path,
+        typer.Argument(metavar="DEMAND", help="Demand draws: NetCDF (.nc) or long CSV."),
+    ],
     process: Annotated[
         list[str],
-        typer.Option(help="Template name or TOML file; repeat PROGRAM=SPEC to map programs."),
+        typer.Option(
+            metavar="SPEC",
+            help="Template name or TOML file; repeat PROGRAM=SPEC to map programs "
+            "('*' for the rest).",
+        ),
     ],
-    out: Annotated[Path, typer.Option(help="Output folder (replaced atomically).")] = Path(
-        "pmcap-output/capacity"
-    ),
+    out: Annotated[
+        Path, typer.Option(metavar="FOLDER", help="Output folder (replaced atomically).")
+    ] = Path("pmcap-output/capacity"),
     installed: Annotated[
         str | None,
-        typer.Option(help="Installed capacity, e.g. suites=6,qc_fte=10,operator_fte=40."),
+        typer.Option(
+            metavar="NAME=N,...",
+            help="Installed capacity, e.g. suites=6,qc_fte=10,operator_fte=40.",
+        ),
     ] = None,
     seed: Annotated[
-        int | None, typer.Option(help="Seed (default: the demand's seed, else 0).")
+        int | None,
+        typer.Option(metavar="INT", help="Seed, >= 0 (default: the demand's seed, else 0)."),
     ] = None,
-    quantiles: Annotated[str, typer.Option(help="Percentiles of the bands.")] = "0.1,0.5,0.9",
+    quantiles: Annotated[
+        str, typer.Option(metavar="Q,Q,...", help="Percentiles of the bands.")
+    ] = "0.1,0.5,0.9",
     force: Annotated[
         bool,
         typer.Option(
+            "--force",
             help="Replace --out even if it holds files pmcap did not write "
-            "(never a file, nor a folder holding an input)."
+            "(never a file, nor a folder holding an input).",
         ),
     ] = False,
 ) -> None:
-    """Capacity alone: demand draws -> requirements.csv (bands) and, with --installed,
-    shortfall.csv."""
+    """Capacity alone: demand draws -> requirements.csv (percentile bands) and, with
+    --installed, shortfall.csv (the probability each month needs more than is installed).
+    """
     from capacity import bands, load_process, read_demand, requirements, shortfall_probability
     from pmcap.output import atomic_folder, check_out, file_sha256, write_manifest
 
@@ -167,6 +214,10 @@ def _write_csv(frame, path: Path) -> None:
 
 # `run`, `validate` and `init` live in their own module; importing it registers them
 from pmcap import commands as _commands  # noqa: E402,F401
+
+for _info in app.registered_commands:  # one usage style for every command
+    if _info.cls in (None, TyperCommand):
+        _info.cls = _Command
 
 
 def main() -> None:
