@@ -175,6 +175,7 @@ def bare_numpy(values: np.ndarray, months: pd.DatetimeIndex, raw: dict, seed: in
     hands_on = starts.lot_days(culture) / culture[:, None] * p["operator_hours_per_lot"][:, None]
     crew = (
         suite_days
+        * np.minimum(p["operating_days_per_year"][:, None] / 365.0, 1.0)  # staffed days
         * p["shifts_per_day"]
         * p["min_operators_per_suite_shift"]
         * p["hours_per_shift"][:, None]
@@ -186,7 +187,7 @@ def bare_numpy(values: np.ndarray, months: pd.DatetimeIndex, raw: dict, seed: in
     released = starts.events(culture + p["qc_turnaround_days"].max(axis=1))
     hours_per_fte = p["productive_hours_per_fte_year"][:, None] * year_share
     return {
-        "suites": suite_days / (p["operating_days_per_year"][:, None] * year_share),
+        "suites": suite_days / months.days_in_month.to_numpy(float),  # calendar occupancy
         "operator_fte": np.maximum(hands_on, crew) / hours_per_fte,
         "qc_fte": harvested * qc_per_lot[:, None] / hours_per_fte,
         "qa_fte": released * p["qa_hours_per_lot"][:, None] / hours_per_fte,

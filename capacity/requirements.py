@@ -171,15 +171,18 @@ def requirements(
           not re-run.
         * ``suite_days`` [suite-days/month] = lot-days inside the month / ``lots_per_suite``,
           a lot holding its slot ``culture_days + changeover_days``.
-        * ``suites`` [suites] = suite_days / operating days in the month, with operating
-          days = ``operating_days_per_year`` x days in month / days in year.
+        * ``suites`` [suites] = suite_days / calendar days in the month: the average number
+          of suites occupied. One calendar drives suites, crews and the facility simulation:
+          a lot holds its suite on calendar days (culture does not stop at weekends), as in
+          :func:`capacity.simulate_facility`; crews staff the occupied suites on operating
+          days only, a share ``operating_days_per_year`` / 365 (at most 1) of the days.
         * ``qc_hours[assay]`` [hours/month] = lots harvested x ``tests_per_lot`` x
           ``hands_on_hours`` x (1 + ``retest_rate``); ``instrument_hours`` likewise with
           ``instrument_hours``, summed per instrument.
         * productive hours [h/FTE/month] = ``productive_hours_per_fte_year`` x days in month /
           days in year; every FTE below is hours / productive hours.
         * ``operator_hands_on_fte`` from operator-hours spread over each lot's culture;
-          ``operator_crew_fte`` from suite_days x ``shifts_per_day`` x
+          ``operator_crew_fte`` from suite_days x operating share x ``shifts_per_day`` x
           ``min_operators_per_suite_shift`` x ``hours_per_shift``; ``operator_fte`` is the
           larger of the two (the crew floor).
         * ``qc_fte`` = sum of qc_hours / productive hours; ``qa_fte`` = lots released x
@@ -257,7 +260,14 @@ def requirements(
             kernels[spec.name] = _kernels(months, params[spec.name])
         made, rerun, lost = (sum(lots[m][i] for m in members) for i in range(3))
         out = _resources(
-            made, spec, params[spec.name], kernels[spec.name], month_share, assays, instruments
+            made,
+            spec,
+            params[spec.name],
+            kernels[spec.name],
+            month_share,
+            cal.days,
+            assays,
+            instruments,
         )
         out.update(remanufactured_lots=rerun.astype(float), patients_lost=lost.astype(float))
         results.append(out)
@@ -388,6 +398,7 @@ def _resources(
     par: xr.Dataset,
     kernels: dict[str, np.ndarray],
     month_share: np.ndarray,
+    month_days: np.ndarray,
     assays: list[str],
     instruments: list[str],
 ) -> dict[str, np.ndarray]:
@@ -398,7 +409,9 @@ def _resources(
     culture_days = _spread(lots, kernels["culture"])
     harvested = _spread(lots, kernels["harvest"])
     released = _spread(lots, kernels["release"])
-    operating_days = col("operating_days_per_year") * month_share
+    # one calendar: lots hold suites on calendar days (culture does not stop), crews staff
+    # the occupied suites on operating days (a share operating_days_per_year / 365, at most 1)
+    operating_share = np.minimum(col("operating_days_per_year") / 365.0, 1.0)
     productive = col("productive_hours_per_fte_year") * month_share  # h per FTE in the month
 
     per_test = par["qc_tests_per_lot"] * (1 + par["qc_retest_rate"])  # (draw, assay)
@@ -417,6 +430,7 @@ def _resources(
     hands_on_hours = culture_days / col("culture_days") * col("operator_hours_per_lot")
     crew_hours = (
         suite_days
+        * operating_share
         * spec.shifts_per_day
         * spec.min_operators_per_suite_shift
         * col("hours_per_shift")
@@ -424,7 +438,7 @@ def _resources(
     return {
         "lots": lots,
         "suite_days": suite_days,
-        "suites": suite_days / operating_days,
+        "suites": suite_days / month_days,
         "qc_hours": qc_hours,
         "qc_fte": qc_hours.sum(axis=-1) / productive,
         "operator_hands_on_fte": hands_on_hours / productive,

@@ -74,7 +74,7 @@ def test_littles_law_in_steady_state():
     # Constant 30 lots a month, 10 days a slot, 2 lots per suite. A lot started uniformly in a
     # month of D days spends 10 - 50 / D of its 10 days there and 50 / D in the next month,
     # so suite-days(m) = 30 (10 - 50 / D_m + 50 / D_(m-1)) / 2 (Little's law lots/day x 10 / 2
-    # up to the month-length terms), and suites = suite-days / (365 D_m / days in the year).
+    # up to the month-length terms), and suites = suite-days / D_m.
     spec = fixed_process(lots_per_suite=2)
     req = requirements(make_demand(np.full((1, 36), 30)), spec)
     months = pd.DatetimeIndex(req["month"].values)
@@ -82,8 +82,8 @@ def test_littles_law_in_steady_state():
     spill_in = np.r_[0.0, 50 / days[:-1]]
     suite_days = 30 * (10 - 50 / days + spill_in) / 2
     np.testing.assert_allclose(req["suite_days"].values[0], suite_days, rtol=1e-12)
-    year = np.where(months.is_leap_year, 366.0, 365.0)
-    np.testing.assert_allclose(req["suites"].values[0], suite_days / (365 * days / year))
+    # suites = suite-days / calendar days (lots hold suites every calendar day)
+    np.testing.assert_allclose(req["suites"].values[0], suite_days / days, rtol=1e-12)
     little = 30 / days * 10 / 2
     assert np.all(np.abs(req["suites"].values[0, 1:] / little[1:] - 1) < 0.02)
 
@@ -288,3 +288,16 @@ def test_shortfall_probability_counts_draws_over_capacity():
         shortfall_probability(req, {"suits": 5})
     with pytest.raises(InputError, match="expected one number or 2 monthly values"):
         shortfall_probability(req, {"suites": [1, 2, 3]})
+
+
+def test_one_calendar_for_suites_and_crews():
+    # 250 operating days: suites stay the calendar occupancy (the old code divided by
+    # operating days, x1.46), crews staff the occupied suites on 250 of 365 days
+    spec = fixed_process(operating_days_per_year=250, min_operators_per_suite_shift=2)
+    req = requirements(make_demand(np.full((1, 3), 31)), spec, opening=31)
+    jan_suite_days = 31 * 10  # 31 lots a month x 10 days each, steady state from the opening
+    assert req["suite_days"].values[0, 0] == pytest.approx(jan_suite_days)
+    assert req["suites"].values[0, 0] == pytest.approx(jan_suite_days / 31)
+    productive = 1650 * 31 / 365
+    crew = jan_suite_days * 250 / 365 * 2 * 2 * 8 / productive
+    assert req["operator_crew_fte"].values[0, 0] == pytest.approx(crew)
