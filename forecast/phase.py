@@ -8,14 +8,16 @@ never put in one likelihood)::
     mu[k] ~ Normal(0, 1.5)        sigma[k] ~ HalfNormal(1)
 
 for groups g of the table and steps k (phase1->phase2, phase2->phase3, phase3->filing,
-filing->approval). A group not in the table gets the population predictive (a new z per draw).
+filing->approval). A group not in the table is refused (a typo is not a new group) unless asked
+for with ``new_group=True``: it then gets the population predictive (a new z per draw).
 
-Time in phase is lognormal, drawn per draw: its *mean* is the benchmark mean years of the group
-(all indications when the group has none), so ``median = mean * exp(-s**2 / 2) * exp(e)`` with
-``e ~ Normal(0, median_sd)`` (default 0.1: the benchmark mean is precise over thousands of
-programs, a given program's phase is not) and dispersion ``s ~ LogNormal(log 0.4, 0.25)``
-(assumption: 90% of phases take 0.5x to 1.9x their median). A program that fails leaves its
-phase at a time drawn the same way.
+Time in phase is lognormal, drawn per draw: its *mean* is the benchmark mean years of the
+duration group (``duration_group``, default the group; a group of the table without durations
+of its own, or a new group, takes the all-indication means; any other name is refused), so
+``median = mean * exp(-s**2 / 2) * exp(e)`` with ``e ~ Normal(0, median_sd)`` (default 0.1:
+the benchmark mean is precise over thousands of programs, a given program's phase is not) and
+dispersion ``s ~ LogNormal(log 0.4, 0.25)`` (assumption: 90% of phases take 0.5x to 1.9x their
+median). A program that fails leaves its phase at a time drawn the same way.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ PHASES = ("phase1", "phase2", "phase3", "filing")
 STEPS = ("phase1_to_phase2", "phase2_to_phase3", "phase3_to_filing", "filing_to_approval")
 DAYS_PER_YEAR = 365.25
 DAY_UNITS = "days since 1970-01-01 (NaN: never)"
+ALL = "All indications"  # the durations of groups without their own
 Z975 = stats.norm.ppf(0.975)
 
 
@@ -255,7 +258,7 @@ class PhaseTransitionModel:
         if self.loa_evidence and self.loa_evidence.get("group") not in groups:
             raise InputError(
                 f"loa_evidence: group {self.loa_evidence.get('group')!r} is not in table "
-                f"{self.table!r}"
+                f"{self.table!r}; known groups: {', '.join(groups)}"
             )
         self.durations_ = _durations_table(phase_durations() if durations is None else durations)
         model = build_model(groups, n, y, self.loa_evidence)
@@ -280,28 +283,52 @@ class PhaseTransitionModel:
         self._check_fitted()
         return [str(g) for g in self.idata.posterior["group"].values]
 
+    @property
+    def duration_groups(self) -> list[str]:
+        """Groups with phase durations of their own; other groups of the table use
+        "All indications"."""
+        self._check_fitted()
+        return _duration_groups(self.durations_)
+
     def _check_fitted(self) -> None:
         if self.idata is None:
             raise RuntimeError("call fit() first")
+
+    def _check_group(self, group: str, new_group: bool) -> None:
+        known = self.groups
+        if new_group and group in known:
+            raise InputError(
+                f"group {group!r} is a group of table {self.table!r}: drop new_group=True to use "
+                "its posterior"
+            )
+        if not new_group and group not in known:
+            raise InputError(
+                f"unknown group {group!r} for table {self.table!r}; known groups: "
+                f"{', '.join(known)}. To predict a group not in the table (population "
+                "predictive), pass new_group=True"
+            )
 
     # --- posterior quantities -----------------------------------------------------------
     def transition_probabilities(
         self,
         group: str,
         *,
+        new_group: bool = False,
         evidence: Mapping[str, tuple[int, int]] | None = None,
         step_priors: Mapping[str, tuple[float, float]] | None = None,
         seed: int = 0,
     ) -> xr.DataArray:
         """Posterior draws of the four step probabilities of ``group`` (dims draw, step).
 
-        A group not in the table gets the population predictive. ``evidence`` maps a step to
-        the program's own ``(successes, trials)`` and reweights the draws (importance
-        resampling); ``step_priors`` maps a step to a Beta(a, b) that replaces it outright.
+        ``group`` must be a group of the table (:attr:`groups`); with ``new_group=True`` it
+        must not be, and gets the population predictive. ``evidence`` maps a step to the
+        program's own ``(successes, trials)`` and reweights the draws (importance resampling);
+        ``step_priors`` maps a step to a Beta(a, b) that replaces it outright.
         """
         self._check_fitted()
+        self._check_group(group, new_group)
         rng = np.random.default_rng(seed)
-        if group in self.groups:
+        if not new_group:
             p = _pymc.stacked(self.idata, "p")[:, self.groups.index(group), :]
         elif "sigma" not in self.idata.posterior:
             raise InputError(
@@ -346,6 +373,8 @@ class PhaseTransitionModel:
     def summary(self, groups: Sequence[str] | None = None) -> pd.DataFrame:
         """Benchmark vs posterior per group and step, plus ``loa`` (from phase I)."""
         self._check_fitted()
+        for group in groups or []:
+            self._check_group(group, new_group=False)
         n = self.idata.constant_data["n"].values
         y = self.idata.observed_data["successes"].values
         p = _pymc.stacked(self.idata, "p")
@@ -383,6 +412,7 @@ class PhaseTransitionModel:
         horizon_end: str | pd.Timestamp | None = None,
         *,
         group: str,
+        new_group: bool = False,
         as_of: str | pd.Timestamp | None = None,
         duration_group: str | None = None,
         evidence: Mapping[str, tuple[int, int]] | None = None,
@@ -392,6 +422,8 @@ class PhaseTransitionModel:
     ) -> xr.Dataset:
         """Per draw: approved or not, and the month each phase ends, filing and approval.
 
+        ``group`` and ``new_group`` as in :meth:`transition_probabilities`; ``duration_group``
+        (default ``group``) picks the phase durations (module docstring).
         ``phase_start`` is when the program entered ``current_phase``. With ``as_of``, the
         time left in the current phase is drawn given that it has lasted until ``as_of``.
         Events after ``horizon_end`` are NaT and ``approved`` means approved by then.
@@ -413,10 +445,10 @@ class PhaseTransitionModel:
             raise InputError("draws must be > 0 and the PPQ numbers >= 0")
         rng = np.random.default_rng(seed)
         p_all = self.transition_probabilities(
-            group, evidence=evidence, step_priors=step_priors, seed=seed
+            group, new_group=new_group, evidence=evidence, step_priors=step_priors, seed=seed
         ).values
         p = p_all[rng.integers(0, len(p_all), size=draws)]
-        mean_years = self._mean_years(duration_group or group)
+        mean_years = self._mean_years(duration_group, group)
         median, sigma = self._duration_params(mean_years, draws, rng)
 
         t = np.full(draws, (start - _EPOCH).days, dtype=float)  # days since epoch
@@ -479,6 +511,7 @@ class PhaseTransitionModel:
         seed: int = 0,
         *,
         duration_group: str | None = None,
+        new_group: bool = False,
         evidence: Mapping[str, tuple[int, int]] | None = None,
         step_priors: Mapping[str, tuple[float, float]] | None = None,
     ) -> dict[str, np.ndarray]:
@@ -491,10 +524,11 @@ class PhaseTransitionModel:
         self._check_fitted()
         rng = np.random.default_rng(seed)
         p_all = self.transition_probabilities(
-            group, evidence=evidence, step_priors=step_priors, seed=seed
+            group, new_group=new_group, evidence=evidence, step_priors=step_priors, seed=seed
         ).values
         p = p_all[rng.integers(0, len(p_all), size=draws)]
-        median, sigma = self._duration_params(self._mean_years(duration_group or group), draws, rng)
+        mean_years = self._mean_years(duration_group, group)
+        median, sigma = self._duration_params(mean_years, draws, rng)
         return {"p": p, "median_years": median, "sigma": sigma}
 
     def review_years(self, program: Mapping[str, np.ndarray], seed: int = 0) -> np.ndarray:
@@ -503,15 +537,24 @@ class PhaseTransitionModel:
         k = _phase_index("filing")
         return _lognormal(program["median_years"][:, k], program["sigma"][:, k], rng)
 
-    def _mean_years(self, group: str) -> np.ndarray:
+    def _mean_years(self, duration_group: str | None, group: str) -> np.ndarray:
+        """Mean years per phase of ``duration_group`` (default: ``group``)."""
         table = self.durations_
-        rows = table[table["group"] == group]
-        if rows.empty:
-            rows = table[table["group"] == "All indications"]
+        own = _duration_groups(table)
+        name = group if duration_group is None else duration_group
+        if duration_group is not None and name not in own and name not in self.groups:
+            raise InputError(
+                f"unknown duration_group {name!r}; groups with durations: {', '.join(own)}; "
+                f"any group of table {self.table!r} ({', '.join(self.groups)}) takes "
+                f"{ALL!r}"
+            )
+        if name not in own:  # a group of the table without durations, or a new group
+            name = ALL
+        rows = table[table["group"] == name]
         means = rows.set_index("phase")["mean_years"].reindex(list(PHASES))
         if means.isna().any():
             raise InputError(
-                f"durations: group {group!r} lacks phases {list(means[means.isna()].index)}"
+                f"durations: group {name!r} lacks phases {list(means[means.isna()].index)}"
             )
         return means.to_numpy(float)
 
@@ -652,6 +695,10 @@ def _lognormal(
     z = stats.norm.ppf(np.clip(u, 0, 1 - 1e-12))
     years = median * np.exp(sigma * z)
     return np.maximum(years, floor)
+
+
+def _duration_groups(table: pd.DataFrame) -> list[str]:
+    return list(dict.fromkeys(table["group"].astype(str)))
 
 
 def _durations_table(frame: pd.DataFrame) -> pd.DataFrame:

@@ -65,7 +65,7 @@ def test_car_t_shrinks_toward_other_modalities(modality_model):
     assert high - low > 0.06
     # a modality not in the table gets the population predictive: far wider than a modality
     # with thousands of transitions
-    new = modality_model.likelihood_of_approval("Cell therapy (new)").values
+    new = modality_model.likelihood_of_approval("Cell therapy (new)", new_group=True).values
     big = modality_model.likelihood_of_approval("Small molecule").values
     width = lambda x: np.subtract(*np.quantile(x, [0.95, 0.05]))  # noqa: E731
     assert width(new) > 3 * width(big)
@@ -221,3 +221,43 @@ def test_horizon_compares_dates_not_months(all_model):
     free = fixed.simulate("phase1", start, **kw)
     assert fixed.probability_approved_by("2037-07-01", free) == 0
     assert fixed.probability_approved_by(approval, free) == loa
+
+
+@pytest.mark.parametrize("typo", ["CAR T", "Oncolgy"])
+def test_unknown_group_raises_and_lists_the_known_ones(modality_model, typo):
+    # issue 11 item 11: a typo used to return the population predictive without a word
+    known = r"known groups: .*CAR-T.*Small molecule.*new_group=True"
+    with pytest.raises(InputError, match=rf"unknown group {typo!r} .*{known}"):
+        modality_model.transition_probabilities(typo)
+    with pytest.raises(InputError, match=known):
+        modality_model.likelihood_of_approval(typo)
+    with pytest.raises(InputError, match=known):
+        modality_model.simulate("phase1", "2027-01-01", group=typo)
+    with pytest.raises(InputError, match=known):
+        modality_model.program_draws(typo, 10)
+
+
+def test_unknown_duration_group_raises(modality_model):
+    # issue 11 item 11: a duration_group typo used to fall back to "All indications"
+    match = r"unknown duration_group 'Oncolgy'.*Oncology.*Hematology"
+    with pytest.raises(InputError, match=match):
+        modality_model.simulate("phase1", "2027-01-01", group="CAR-T", duration_group="Oncolgy")
+    with pytest.raises(InputError, match=match):
+        modality_model.program_draws("CAR-T", 10, duration_group="Oncolgy")
+    # a group of the table without durations of its own takes the all-indication means
+    small = modality_model.program_draws("Small molecule", 10, seed=1)
+    everyone = modality_model.program_draws(
+        "Small molecule", 10, seed=1, duration_group="All indications"
+    )
+    np.testing.assert_array_equal(small["median_years"], everyone["median_years"])
+
+
+def test_a_new_group_is_asked_for_explicitly(modality_model):
+    new = modality_model.transition_probabilities("Cell therapy (new)", new_group=True)
+    assert new.sizes["draw"] == len(modality_model.likelihood_of_approval("CAR-T"))
+    sim = modality_model.simulate(
+        "phase1", "2027-01-01", draws=200, group="Cell therapy (new)", new_group=True
+    )
+    assert sim.attrs["group"] == "Cell therapy (new)"
+    with pytest.raises(InputError, match="'CAR-T' is a group of table 'modality'"):
+        modality_model.transition_probabilities("CAR-T", new_group=True)
