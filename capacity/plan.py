@@ -230,8 +230,35 @@ def plan_hiring(
     batch: float = 1.0,
     target: float = 0.05,
     cost_per_fte_year: float = 0.0,
+    suites: ExpansionPlan | float | Sequence[float] | pd.Series | None = None,
 ) -> ExpansionPlan:
-    """When to open each requisition: lead time = hiring + training months (``plan_expansion``)."""
+    """When to open each requisition: lead time = hiring + training months (``plan_expansion``).
+
+    Staff can only work the lots the facility can hold: with ``suites`` (the suites online
+    each month: an expansion plan of ``suites``, a number, or one value per month) the need
+    of every draw and month is scaled by ``min(1, suites online / suites needed)``, so a year
+    with 10 suites online is staffed for 10 suites, not for the demand that cannot be made.
+    Needs a requirements Dataset with ``suites``.
+    """
+    if suites is not None:
+        if not isinstance(req, xr.Dataset):
+            raise InputError("plan_hiring: suites= needs the requirements Dataset (with suites)")
+        total = facility(req)
+        if role not in total or "suites" not in total:
+            raise InputError(f"plan_hiring: needs {role!r} and 'suites' in the requirements")
+        months = pd.DatetimeIndex(total["month"].values)
+        if isinstance(suites, ExpansionPlan):
+            if suites.resource != "suites":
+                raise InputError(f"plan_hiring: the plan is for {suites.resource!r}, not suites")
+            online = suites.by_month.set_index("month")["capacity"]
+        else:
+            online = suites
+        cap = _per_month(online, months, "suites")
+        need_suites = total["suites"].transpose("draw", "month").values
+        with np.errstate(divide="ignore", invalid="ignore"):
+            fits = np.where(need_suites > cap[None, :], cap[None, :] / need_suites, 1.0)
+        need = total[role].transpose("draw", "month") * fits
+        req = need.rename(role)
     return plan_expansion(
         req,
         resource=role,

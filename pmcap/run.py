@@ -516,6 +516,7 @@ def run_scenario(
                 hiring_months=fac.hiring_lead_months,
                 training_months=0,
                 target=fac.shortfall_target,
+                suites=plans["suites"],  # staff the suites the module plan brings online
             )
         lots = req["lots"].sum(("draw", "month")).to_series()
         by_process: dict[str, float] = {}

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from capacity import InputError, newsvendor, plan_expansion, plan_hiring
+from capacity import InputError, newsvendor, plan_expansion, plan_hiring, requirements
+from tests.conftest import fixed_process, make_demand
 
 MONTHS = pd.date_range("2027-01-01", periods=48, freq="MS")
 
@@ -136,3 +137,25 @@ def test_bad_plan_input():
         plan_expansion(
             step_need(), installed=6, unit_size=4, lead_time_months=18, cdmo_slot_options=(0, 2)
         )
+
+
+def test_hiring_follows_the_suites_online():
+    # demand for ~20 suites, but only 10 online until a module brings 30 in month 13: the
+    # old plan staffed all 20 suites from the start (issue 11 #16)
+    demand = make_demand(np.full((20, 24), 62))
+    process = fixed_process(min_operators_per_suite_shift=2)
+    req = requirements(demand, process, seed=1, opening=62)
+    suites_online = pd.Series(
+        np.r_[np.full(12, 10.0), np.full(12, 30.0)], index=req["month"].values
+    )
+    free = plan_hiring(req, installed=0, hiring_months=0, training_months=0, target=0.0)
+    tied = plan_hiring(
+        req, installed=0, hiring_months=0, training_months=0, target=0.0, suites=suites_online
+    )
+    need = req["operator_fte"].values
+    share = np.minimum(1, suites_online.to_numpy() / req["suites"].values)
+    first_year = tied.by_month["capacity"].to_numpy()[:12]
+    assert first_year.max() == pytest.approx(np.ceil((need * share)[:, :12].max()), abs=1)
+    assert first_year.max() < 0.6 * free.by_month["capacity"].to_numpy()[:12].max()
+    # with 30 suites online nothing is capped: staffed for the whole need (target 0)
+    assert tied.by_month["capacity"].to_numpy()[-1] == np.ceil(need[:, 12:].max())
