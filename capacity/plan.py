@@ -91,6 +91,7 @@ def plan_expansion(
     cdmo_slot_fee_per_month: float | None = None,
     cdmo_slot_options: Sequence[int] = (0,),
     slots_per_unit_of_resource: float = 1.0,
+    as_of: str | pd.Timestamp | None = None,
 ) -> ExpansionPlan:
     """When to commit to each new unit so that P(need > capacity) stays under ``target``.
 
@@ -114,10 +115,23 @@ def plan_expansion(
         Reserved CDMO slots (take-or-pay: the fee is paid every month for every reserved slot)
         add ``slots / slots_per_unit_of_resource`` capacity; every option is planned and the
         cheapest mix returned, with all options in ``alternatives``.
+    as_of
+        The decision date (default: the first month of the need). It may be before the
+        first month: a unit committed in the month of ``as_of`` is online
+        ``lead_time_months`` later, so with a decision 6 months ahead of the horizon the
+        first helpable month is ``lead_time_months - 6``. Commit months may then precede the
+        first month of the need.
     """
     need_da, lots = _need(req, resource)
     need = need_da.values
     months = pd.DatetimeIndex(need_da["month"].values)
+    decide = 0
+    if as_of is not None:
+        when = pd.Timestamp(as_of).to_period("M")
+        decide = (when - months[0].to_period("M")).n
+        if decide >= len(months):
+            raise InputError(f"plan: as_of {pd.Timestamp(as_of).date()} is after the horizon")
+    earliest = max(0, decide + int(lead_time_months))  # first month a new unit can be online
     base = _per_month(installed, months, "installed")
     if unit_size <= 0 or lead_time_months < 0:
         raise InputError("plan: unit_size must be > 0 and lead_time_months >= 0")
@@ -136,7 +150,7 @@ def plan_expansion(
         cdmo = slots / slots_per_unit_of_resource
         targets = TARGET_GRID if target is None else (target,)
         for t in targets:
-            units_online = _greedy(need, base + cdmo, unit_size, lead_time_months, t)
+            units_online = _greedy(need, base + cdmo, unit_size, earliest, t)
             cost = _cost(
                 need,
                 lots,
@@ -168,7 +182,7 @@ def plan_expansion(
             "capacity": capacity,
             "shortfall_probability": short.mean(axis=0),
             "expected_shortfall": gap.mean(axis=0),
-            "helpable": np.arange(len(months)) >= lead_time_months,
+            "helpable": np.arange(len(months)) >= earliest,
         }
     )
     steps = np.diff(np.r_[0, units_online]).astype(int)
@@ -176,7 +190,9 @@ def plan_expansion(
     commitments = pd.DataFrame(
         {
             "unit": np.arange(1, len(online) + 1),
-            "commit_month": months[online - lead_time_months] if len(online) else months[:0],
+            "commit_month": pd.DatetimeIndex(
+                [months[0] + pd.DateOffset(months=int(o - lead_time_months)) for o in online]
+            ),
             "online_month": months[online],
             "capacity_added": unit_size,
         }
@@ -191,7 +207,8 @@ def _short(need: np.ndarray, capacity) -> np.ndarray:
 
 
 def _greedy(need, capacity, unit_size, lead, target) -> np.ndarray:
-    """Units online per month: add one whenever the shortfall probability exceeds target."""
+    """Units online per month: add one whenever the shortfall probability exceeds target
+    (from month ``lead``, the first a new unit can be online)."""
     n_months = need.shape[1]
     units = np.zeros(n_months)
     added = 0
@@ -231,6 +248,7 @@ def plan_hiring(
     target: float = 0.05,
     cost_per_fte_year: float = 0.0,
     suites: ExpansionPlan | float | Sequence[float] | pd.Series | None = None,
+    as_of: str | pd.Timestamp | None = None,
 ) -> ExpansionPlan:
     """When to open each requisition: lead time = hiring + training months (``plan_expansion``).
 
@@ -267,6 +285,7 @@ def plan_hiring(
         lead_time_months=int(hiring_months) + int(training_months),
         target=target,
         cost_per_unit_year=cost_per_fte_year * batch,
+        as_of=as_of,
     )
 
 

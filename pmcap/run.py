@@ -506,6 +506,7 @@ def run_scenario(
                 lead_time_months=fac.module_lead_time_months,
                 target=fac.shortfall_target,
                 cost_per_unit_year=fac.module_cost_per_year,
+                as_of=pd.Timestamp(scenario.run.as_of),
             )
         }
         for role in ROLES:
@@ -517,6 +518,7 @@ def run_scenario(
                 training_months=0,
                 target=fac.shortfall_target,
                 suites=plans["suites"],  # staff the suites the module plan brings online
+                as_of=pd.Timestamp(scenario.run.as_of),
             )
         lots = req["lots"].sum(("draw", "month")).to_series()
         by_process: dict[str, float] = {}

@@ -159,3 +159,19 @@ def test_hiring_follows_the_suites_online():
     assert first_year.max() < 0.6 * free.by_month["capacity"].to_numpy()[:12].max()
     # with 30 suites online nothing is capped: staffed for the whole need (target 0)
     assert tied.by_month["capacity"].to_numpy()[-1] == np.ceil(need[:, 12:].max())
+
+
+def test_decision_date_before_the_horizon_moves_the_first_helpable_month():
+    # need 10 suites from the first month, 4 installed, modules of 4 with 20 months lead time
+    months = pd.date_range("2027-01-01", periods=36, freq="MS")
+    need = xr.DataArray(np.full((5, 36), 10.0), dims=("draw", "month"), coords={"month": months})
+    kw = {"installed": 4, "unit_size": 4, "lead_time_months": 20, "target": 0.0}
+    late = plan_expansion(need, **kw)
+    early = plan_expansion(need, as_of="2026-07-15", **kw)  # decided 6 months ahead
+    assert late.commitments["online_month"].min() == pd.Timestamp("2028-09-01")
+    assert early.commitments["online_month"].min() == pd.Timestamp("2028-03-01")
+    assert early.commitments["commit_month"].min() == pd.Timestamp("2026-07-01")
+    assert len(early.commitments) == 2  # 4 + 2 x 4 >= 10
+    assert early.by_month["helpable"].to_numpy().argmax() == 14
+    with pytest.raises(InputError, match="after the horizon"):
+        plan_expansion(need, as_of="2030-01-01", **kw)
