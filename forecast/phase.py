@@ -45,6 +45,7 @@ DAYS_PER_YEAR = 365.25
 DAY_UNITS = "days since 1970-01-01 (NaN: never)"
 ALL = "All indications"  # the durations of groups without their own
 Z975 = stats.norm.ppf(0.975)
+SURVIVOR_POOL = 16  # as_of conditioning draws at most this many prior draws per output draw
 
 
 # --------------------------------------------------------------------------------------------
@@ -425,7 +426,10 @@ class PhaseTransitionModel:
         ``group`` and ``new_group`` as in :meth:`transition_probabilities`; ``duration_group``
         (default ``group``) picks the phase durations (module docstring).
         ``phase_start`` is when the program entered ``current_phase``. With ``as_of``, the
-        time left in the current phase is drawn given that it has lasted until ``as_of``.
+        program is known to have lasted in it until ``as_of``: the duration parameters are
+        resampled in proportion to the probability of lasting that long (a program overdue is
+        likely a slow one) and the time left is drawn given that. The effective number of
+        parameter draws behind the resample is ``attrs["duration_ess"]``.
         Events after ``horizon_end`` are NaT and ``approved`` means approved by then.
         ``ppq_lots`` run ``ppq_months_before_filing`` months before filing, in draws that file.
         """
@@ -449,13 +453,13 @@ class PhaseTransitionModel:
         ).values
         p = p_all[rng.integers(0, len(p_all), size=draws)]
         mean_years = self._mean_years(duration_group, group)
-        median, sigma = self._duration_params(mean_years, draws, rng)
+        elapsed = (as_of_ts - start).days / DAYS_PER_YEAR
+        median, sigma, ess = self._survivor_params(mean_years, draws, rng, c, elapsed)
 
         t = np.full(draws, (start - _EPOCH).days, dtype=float)  # days since epoch
         alive = np.ones(draws, bool)
         ends = np.full((draws, len(PHASES)), np.nan)
         passed = np.zeros((draws, len(PHASES)), bool)
-        elapsed = (as_of_ts - start).days / DAYS_PER_YEAR
         for k in range(c, len(PHASES)):
             years = _lognormal(median[:, k], sigma[:, k], rng, floor=elapsed if k == c else 0.0)
             t = t + years * DAYS_PER_YEAR
@@ -490,6 +494,7 @@ class PhaseTransitionModel:
                 "as_of": str(as_of_ts.date()),
                 "seed": seed,
                 "horizon_end": "" if horizon is None else str(horizon.date()),
+                "duration_ess": ess,
                 "config": json.dumps(self.config(), default=str),
             },
         )
@@ -557,6 +562,36 @@ class PhaseTransitionModel:
                 f"durations: group {name!r} lacks phases {list(means[means.isna()].index)}"
             )
         return means.to_numpy(float)
+
+    def _survivor_params(
+        self,
+        mean_years: np.ndarray,
+        draws: int,
+        rng: np.random.Generator,
+        phase: int,
+        elapsed_years: float,
+    ) -> tuple[np.ndarray, np.ndarray, float]:
+        """Duration parameters given that phase ``phase`` has lasted ``elapsed_years``.
+
+        Importance resampling: prior draws weighted by their probability of lasting that long,
+        from a pool grown (up to ``SURVIVOR_POOL`` x ``draws``) until the effective sample
+        size reaches ``draws``. Returns median years, sigma (draw, phase) and that size.
+        """
+        if elapsed_years <= 0:
+            return (*self._duration_params(mean_years, draws, rng), float(draws))
+        pool = draws
+        while True:
+            median, sigma = self._duration_params(mean_years, pool, rng)
+            log_w = _log_survival(elapsed_years, median[:, phase], sigma[:, phase])
+            if not np.isfinite(log_w.max()):  # no draw lasts that long (fixed durations)
+                return median[:draws], sigma[:draws], 0.0
+            w = np.exp(log_w - log_w.max())
+            ess = float(w.sum() ** 2 / np.sum(w**2))
+            if ess >= draws or pool >= SURVIVOR_POOL * draws:
+                break
+            pool = min(4 * pool, SURVIVOR_POOL * draws)
+        pick = rng.choice(pool, size=draws, p=w / w.sum())
+        return median[pick], sigma[pick], ess
 
     def _duration_params(
         self, mean_years: np.ndarray, draws: int, rng: np.random.Generator
@@ -680,6 +715,14 @@ def _month(days: np.ndarray, horizon: pd.Timestamp | None) -> np.ndarray:
 def _day(date) -> int:
     """Whole days since the epoch of ``date`` (its time of day dropped)."""
     return (pd.Timestamp(date).normalize() - _EPOCH).days
+
+
+def _log_survival(years: float, median: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """log P(a Lognormal(log median, sigma) time exceeds ``years``); sigma 0: fixed time."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(sigma > 0, np.log(years / median) / sigma, np.nan)
+    fixed = np.where(median >= years, 0.0, -np.inf)
+    return np.where(sigma > 0, stats.norm.logsf(np.nan_to_num(z)), fixed)
 
 
 def _lognormal(

@@ -261,3 +261,29 @@ def test_a_new_group_is_asked_for_explicitly(modality_model):
     assert sim.attrs["group"] == "Cell therapy (new)"
     with pytest.raises(InputError, match="'CAR-T' is a group of table 'modality'"):
         modality_model.transition_probabilities("CAR-T", new_group=True)
+
+
+def test_as_of_reweights_parameter_draws_by_survival(modality_model):
+    # issue 11 item 9: seven years into phase III (oncology mean 3.1 y) the program is likely a
+    # slow one. Brute force: draw parameters and phase times from the prior, keep the programs
+    # whose phase III lasts past as_of. simulate(as_of=...) must give the same remaining time.
+    start, as_of = pd.Timestamp("2020-01-01"), pd.Timestamp("2027-01-01")
+    elapsed = (as_of - start).days / 365.25
+    kw = {"duration_group": "Oncology"}
+    prior = modality_model.program_draws("CAR-T", 400_000, seed=11, **kw)
+    rng = np.random.default_rng(12)
+    years = prior["median_years"] * np.exp(prior["sigma"] * rng.standard_normal((400_000, 4)))
+    kept = years[:, 2] > elapsed
+    assert kept.sum() > 5000
+    left = years[kept, 2] - elapsed  # rest of phase III
+    to_decision = left + years[kept, 3]  # and the review after it
+    sim = modality_model.simulate(
+        "phase3", start, draws=20_000, seed=13, group="CAR-T", as_of=as_of, **kw
+    )
+    as_of_day = (as_of - pd.Timestamp("1970-01-01")).days
+    ends = (sim["phase_end_day"].values - as_of_day) / 365.25
+    got, got_decision = ends[:, 2], ends[:, 3][np.isfinite(ends[:, 3])]
+    assert got.mean() == pytest.approx(left.mean(), rel=0.05)  # issue: 1.23 y vs 1.74 y
+    assert np.quantile(got, 0.9) == pytest.approx(np.quantile(left, 0.9), rel=0.05)
+    assert got_decision.mean() == pytest.approx(to_decision.mean(), rel=0.05)
+    assert np.quantile(got_decision, 0.9) == pytest.approx(np.quantile(to_decision, 0.9), rel=0.05)
