@@ -87,6 +87,10 @@ def run(
     from pmcap.output import atomic_folder, check_out
     from pmcap.run import run_scenario
 
+    import logging
+
+    # the stage display (or --quiet) replaces PyMC's own sampling messages
+    logging.getLogger("pymc").setLevel(logging.ERROR)
     try:
         sc = _load(scenario).apply(draws=draws, seed=seed)
         inputs = sc.input_files()

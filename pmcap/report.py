@@ -95,18 +95,18 @@ def key_facts(result: RunResult) -> list[str]:
     c = plan.commitments
     fac = result.scenario.facility
     if len(c):
-        start = pd.Timestamp(result.total["month"].values[0])
-        commit = c["commit_month"].iloc[0]
+        commit, online = c["commit_month"].iloc[0], c["online_month"].iloc[0]
+        decided = pd.Timestamp(result.scenario.run.as_of).to_period("M").to_timestamp()
         late = (
-            " (already late: the lead time reaches past the start)"
-            if c["online_month"].iloc[0] < start + pd.DateOffset(months=fac.module_lead_time_months)
+            " - that is now: the need arises before a module committed today can be online"
+            if commit <= decided
             else ""
         )
         facts.append(
             f"Next module ({fac.module_suites} suites, {fac.module_lead_time_months} months lead "
-            f"time): commit {commit:%Y-%m} to be online {c['online_month'].iloc[0]:%Y-%m}"
-            f"{late}; {len(c)} module(s) in all over the horizon to keep the monthly shortfall "
-            f"probability under {plan.target:g}."
+            f"time): commit {commit:%Y-%m} to be online {online:%Y-%m}{late}; {len(c)} "
+            f"module(s) in all over the horizon to keep the monthly shortfall probability "
+            f"under {plan.target:g}."
         )
     else:
         facts.append("No new module is needed over the horizon at the shortfall target.")

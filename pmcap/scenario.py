@@ -81,7 +81,7 @@ class ModelsConfig(_Strict):
     tune: int = Field(1000, ge=100)
     chains: int = Field(2, ge=1, le=8)
     seed: int = Field(0, ge=0, lt=2**32)  # fit seed, apart from run.seed so fits are reused
-    target_accept: float = Field(0.95, gt=0.5, lt=1)
+    target_accept: float = Field(0.99, gt=0.5, lt=1)
 
 
 class EnrollmentConfig(_Strict):
