@@ -83,11 +83,11 @@ def run(
     ] = False,
 ) -> None:
     """Scenario -> report.html, requirements.csv, demand.csv, finance.csv, draws.nc."""
+    import logging
+
     from pmcap import __version__
     from pmcap.output import atomic_folder, check_out
     from pmcap.run import run_scenario
-
-    import logging
 
     # the stage display (or --quiet) replaces PyMC's own sampling messages
     logging.getLogger("pymc").setLevel(logging.ERROR)
