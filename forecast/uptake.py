@@ -22,11 +22,40 @@ Model (PyMC), analogs a with launch L_a and expansions e at dates L_ae::
 log p and log q are pooled (not time to peak and first-year share) because F is a function of
 them directly and their population is close to normal on the log scale in the Bass
 literature; ``summary()`` reports time to peak and the first-year share planners read.
+
+Forecast (modelling choices):
+
+* Means. :func:`mean_patients` is the one function giving the modelled patients of any set of
+  periods (flows of every label plus ``backlog x dF``); the monthly forecast, the importance
+  weights of ``condition_on`` and :func:`observation_means` all call it, so what is weighed
+  is what is forecast.
+* Noise. phi is fitted on totals of quarters, half-years, nine months and years, each
+  NB(mean, phi): an excess variance of mean^2 / phi *whatever the period length*. Independent
+  monthly NB draws would give a year only a twelfth of that (phi = 20, 1,200 patients a year:
+  an SD of 85 instead of 270). The forecast therefore draws one factor
+  G_y ~ Gamma(phi, phi) per calendar year, shared by the months of that year, and patients per
+  month ~ Poisson(mean x G_y). Every period inside one calendar year (a month, a quarter,
+  H1, 9M, the year: every period the fit sees) then totals NB(mean, phi) exactly. Stated
+  correlation: the months of one calendar year share their factor (a good year is good
+  throughout), calendar years are independent. The fit treats observations of one year as
+  independent; no noise model matches one phi at every period length with that
+  independence, and the bands planners read are monthly, quarterly and annual totals.
+* Conditioning. ``condition_on`` weights each draw by the likelihood of the observations
+  under the same noise: exact observations within one calendar year share G_y (jointly
+  negative multinomial), and that year's factor is then drawn from its posterior
+  Gamma(phi + observed, phi + modelled); lower bounds and observations spanning two years
+  count as independent NB and leave the factors alone. The weights are then resampled. Few
+  effective draws (importance ESS below 10% of the draws, :data:`MIN_ESS_SHARE`) raise an
+  :class:`ImportanceWarning`: the forecast then repeats each kept draw ten times or more and
+  its bands rest on a few curves. The refit path, :meth:`UptakeModel.with_product`, fits the
+  product as one more analog instead; use it once a product has about a year of its own
+  quarterly sales or whenever the warning appears.
 """
 
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +66,7 @@ import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
 from scipy import stats
+from scipy.special import gammaln
 
 from capacity.distributions import Param
 from forecast import _pymc
@@ -45,8 +75,10 @@ from forecast.draws import param_draws
 from forecast.errors import InputError
 
 __all__ = [
+    "ImportanceWarning",
     "bass_cdf",
     "bass_integral",
+    "mean_patients",
     "period_patients",
     "yearly_to_monthly",
     "UptakeModel",
@@ -106,6 +138,93 @@ def months_since_origin(dates) -> np.ndarray:
     return ((pd.DatetimeIndex(pd.to_datetime(dates)) - ORIGIN).days / DAYS_PER_MONTH).to_numpy(
         float
     )
+
+
+def mean_patients(t0, t1, seg_t, flows, launch_t, backlog, p_m, q_m) -> np.ndarray:
+    """Modelled mean patients (draw, period) treated in [t0, t1) (months since origin).
+
+    The one function the forecast's means come from: the monthly forecast and the importance
+    weights of observations both call it. ``seg_t`` (draw, segment): month each label's flow
+    starts adopting (inf: never); ``flows`` (draw, segment): patients/month at full adoption
+    of that label; ``backlog`` adopts from ``launch_t`` (draw,); ``p_m``, ``q_m`` (draw,)
+    per month.
+    """
+    t0 = np.asarray(t0, float)[None, :]
+    t1 = np.asarray(t1, float)[None, :]
+    p, q = np.asarray(p_m, float)[:, None], np.asarray(q_m, float)[:, None]
+    mean = np.zeros((p.shape[0], t0.shape[1]))
+    for j in range(seg_t.shape[1]):  # a base label and a few expansions
+        s = seg_t[:, j : j + 1]
+        inc = bass_integral(t1 - s, p, q) - bass_integral(t0 - s, p, q)
+        mean += flows[:, j : j + 1] * np.where(np.isfinite(inc), inc, 0.0)
+    if backlog:
+        s = np.asarray(launch_t, float)[:, None]
+        inc = bass_cdf(t1 - s, p, q) - bass_cdf(t0 - s, p, q)
+        mean += backlog * np.where(np.isfinite(inc), inc, 0.0)
+    return np.maximum(mean, 0.0)
+
+
+def _observation_pieces(obs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Start and end (months since origin) of every period of every observation, and the
+    observation each belongs to (one-hot, period x observation)."""
+    t0, t1, owner = [], [], []
+    for i, row in enumerate(obs.itertuples()):
+        for start, end in zip(row.starts, row.ends, strict=True):
+            a, b = months_since_origin([start, end])
+            t0.append(a)
+            t1.append(b)
+            owner.append(i)
+    onehot = np.zeros((len(owner), len(obs)))
+    onehot[np.arange(len(owner)), owner] = 1.0
+    return np.array(t0), np.array(t1), onehot
+
+
+def _calendar_years(obs: pd.DataFrame) -> np.ndarray:
+    """The calendar year all periods of an observation fall in (-1 if they span years)."""
+    out = []
+    for row in obs.itertuples():
+        years = {pd.Timestamp(s).year for s in row.starts}
+        years |= {(pd.Timestamp(e) - pd.Timedelta(days=1)).year for e in row.ends}
+        out.append(years.pop() if len(years) == 1 else -1)
+    return np.array(out, int)
+
+
+def observation_loglik(obs: pd.DataFrame, means: np.ndarray, phi: np.ndarray):
+    """log p(observations | means, phi) per draw under the forecast's noise.
+
+    ``means`` (draw, observation). Exact observations within one calendar year share that
+    year's factor G ~ Gamma(phi, phi): jointly negative multinomial; returns also, per such
+    year, ``(Y, M)`` (observed and modelled totals, M per draw), so the year's factor given the
+    observations is Gamma(phi + Y, phi + M). Lower bounds and observations spanning two years
+    enter as independent negative binomials and leave the factors alone.
+    """
+    y = np.round(obs["patients"].to_numpy(float))
+    lower = obs["lower_bound"].to_numpy(bool)
+    years = _calendar_years(obs)
+    means = np.maximum(np.nan_to_num(means), 1e-6)
+    phi = np.asarray(phi, float)
+    logp = np.zeros(means.shape[0])
+    factors: dict[int, tuple[float, np.ndarray]] = {}
+    exact = ~lower & (years >= 0)
+    for year in np.unique(years[exact]):
+        k = exact & (years == year)
+        total, m = float(y[k].sum()), means[:, k].sum(axis=1)
+        logp += (
+            gammaln(phi + total)
+            - gammaln(phi)
+            + phi * np.log(phi)
+            - (phi + total) * np.log(phi + m)
+            + (y[k] * np.log(means[:, k])).sum(axis=1)
+            - gammaln(y[k] + 1).sum()
+        )
+        factors[int(year)] = (total, m)
+    for i in np.flatnonzero(~exact):
+        prob = phi / (phi + means[:, i])
+        if lower[i]:
+            logp += stats.nbinom.logsf(y[i] - 1, phi, prob)
+        else:
+            logp += stats.nbinom.logpmf(y[i], phi, prob)
+    return logp, factors
 
 
 # --------------------------------------------------------------------------------------------
@@ -200,8 +319,9 @@ def observations_from_sales(
     """Sales rows -> patient observations over sets of periods, without counting twice.
 
     ``sales`` has ``product`` (``A+B`` for a combined figure), ``period`` (``2021Q3``,
-    ``FY2019``, ``H1-2025``, ``9M-2018``), ``region`` and ``net_sales_musd`` (``>700`` is a
-    lower bound), optional ``constrained`` (supply-constrained: true demand was at least this).
+    ``FY2019``, ``H1-2025``, ``9M-2018``; the bundled quarterly CSV names it ``quarter``,
+    accepted too), ``region`` and ``net_sales_musd`` (``>700`` is a lower bound), optional
+    ``constrained`` (supply-constrained: true demand was at least this).
     An aggregate whose quarters are partly reported elsewhere keeps only the unreported rest
     (a residual over the remaining quarters), and is dropped when all are reported. Patients =
     sales / US list price at the period start: WW sales over the US price understate ex-US
@@ -209,6 +329,11 @@ def observations_from_sales(
     ``starts``, ``ends`` (tuples of dates), ``patients`` and ``lower_bound``.
     """
     launch = {p.name: p.launch for p in products}
+    for col in ("product", "region", "net_sales_musd"):
+        if col not in sales.columns:
+            raise InputError(f"sales: missing column {col!r}")
+    if "period" not in sales.columns and "quarter" not in sales.columns:
+        raise InputError("sales: missing column 'period' (or 'quarter')")
     prices = _prices(prices)
     rows = []
     frame = sales[sales["region"] == region].reset_index(drop=True)
@@ -227,7 +352,10 @@ def observations_from_sales(
             ) from None
         if value < 0:
             raise InputError(f"sales: row {i + 2}: net sales must be >= 0, got {value}")
-        start, end = _period_bounds(row["period"] if "period" in row else row["quarter"])
+        period = row.get("period")
+        if (period is None or pd.isna(period)) and "quarter" in frame.columns:
+            period = row["quarter"]  # the bundled quarterly CSV's name, or a concat of both
+        start, end = _period_bounds(period)
         if end <= start:
             raise InputError(f"sales: row {i + 2}: period ends before it starts")
         constrained = (
@@ -326,6 +454,66 @@ def analog_observations() -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------
 # model
 # --------------------------------------------------------------------------------------------
+OBSERVATION_COLUMNS = ("products", "starts", "ends", "patients", "lower_bound")
+MIN_ESS_SHARE = 0.10  # importance ESS below this share of the draws: warn (see forecast)
+
+
+class ImportanceWarning(UserWarning):
+    """Conditioning on early observations left few effective draws (see ``forecast``)."""
+
+
+def _checked_observations(
+    obs, names: Sequence[str], where: str, *, only: str | None = None
+) -> pd.DataFrame:
+    """Validate an observation frame (the output of :func:`observations_from_sales`).
+
+    ``names``: the products the rows may name; ``only``: every row must be that one product
+    alone (conditioning a forecast on its own observations). Errors name ``where`` and the row.
+    """
+    if not isinstance(obs, pd.DataFrame):
+        raise InputError(
+            f"{where}: expected a DataFrame of observations (the output of "
+            f"observations_from_sales), got {type(obs).__name__}"
+        )
+    for col in OBSERVATION_COLUMNS:
+        if col not in obs.columns:
+            hint = (
+                "; this looks like a sales table: convert it with "
+                "observations_from_sales(sales, prices, products)"
+                if {"net_sales_musd", "period", "quarter"} & set(obs.columns)
+                else ""
+            )
+            raise InputError(
+                f"{where}: missing column {col!r}; expected the output of "
+                f"observations_from_sales ({', '.join(OBSERVATION_COLUMNS)}){hint}"
+            )
+    obs = obs.reset_index(drop=True)
+    for i, row in enumerate(obs.itertuples()):
+        products = tuple(row.products) if isinstance(row.products, list | tuple) else None
+        if not products:
+            raise InputError(f"{where}: row {i}: products must be a tuple of product names")
+        if only is not None and products != (only,):
+            raise InputError(
+                f"{where}: row {i}: products {products} are not this product {only!r} alone"
+            )
+        unknown = [n for n in products if n not in names]
+        if unknown:
+            raise InputError(f"{where}: row {i}: product {unknown[0]!r} is not among the products")
+        try:
+            starts = [pd.Timestamp(d) for d in row.starts]
+            ends = [pd.Timestamp(d) for d in row.ends]
+        except (TypeError, ValueError):
+            raise InputError(f"{where}: row {i}: starts and ends must be tuples of dates") from None
+        if not starts or len(starts) != len(ends):
+            raise InputError(f"{where}: row {i}: starts and ends must pair up (one or more)")
+        if any(e <= s for s, e in zip(starts, ends, strict=True)):
+            raise InputError(f"{where}: row {i}: period ends before it starts")
+        value = pd.to_numeric(pd.Series([row.patients]), errors="coerce").iloc[0]
+        if not np.isfinite(value) or value < 0:
+            raise InputError(f"{where}: row {i}: patients must be >= 0, got {row.patients!r}")
+    return obs
+
+
 def _pieces(obs: pd.DataFrame, products: Sequence[Product]):
     """Flatten observations into (obs, product, segment, t0, t1) pieces, times in months."""
     names = [p.name for p in products]
@@ -487,10 +675,22 @@ class UptakeModel:
     def fit(
         self, observations: pd.DataFrame | None = None, products: Sequence[Product] | None = None
     ) -> UptakeModel:
-        """Fit to analog observations (bundled CAR-T analogs by default)."""
+        """Fit to analog observations (bundled CAR-T analogs by default).
+
+        ``observations``: the output of :func:`observations_from_sales` (patients >= 0);
+        ``products``: every product they name, with launch and expansion dates. Bad inputs
+        raise :class:`InputError` before the sampler starts.
+        """
         observations = analog_observations() if observations is None else observations
         products = analog_products() if products is None else list(products)
-        self.products_, self.observations_ = list(products), observations.reset_index(drop=True)
+        if not products or not all(isinstance(p, Product) for p in products):
+            raise InputError("products: expected a non-empty list of Product")
+        observations = _checked_observations(
+            observations, [p.name for p in products], "observations"
+        )
+        if observations.empty:
+            raise InputError("observations: no rows; nothing to fit")
+        self.products_, self.observations_ = list(products), observations
         model = self.build_model(self.observations_, self.products_)
         self.idata = _pymc.sample(
             model,
@@ -567,13 +767,26 @@ class UptakeModel:
         defaults to the product's own launch date. ``expansions`` are ``(when, added eligible
         per year)`` with ``when`` a date or a number of months after each draw's launch; an
         expansion adds patients only in draws that launch and never before launch (a dated
-        expansion that precedes a late launch starts with it). ``condition_on`` (observations
-        of this product, as returned by :func:`observations_from_sales`) reweights the draws
-        by their likelihood (partial pooling without refitting).
+        expansion that precedes a late launch starts with it). ``backlog``: patients waiting
+        at launch, treated as centres adopt (``backlog x dF``).
+
+        ``condition_on``: this product's own early observations, the frame
+        :func:`observations_from_sales` returns (one row per observation: ``products`` =
+        ``(name,)``, ``starts`` and ``ends`` = tuples of the dates bounding its periods,
+        ``patients`` >= 0, ``lower_bound``), built from sales rows whose period column is
+        ``period`` or, as in the bundled quarterly CSV, ``quarter``. It reweights the draws by
+        the likelihood of the observations under the forecast's own means and noise and
+        resamples them (partial pooling without refitting); the importance effective sample
+        size is in ``attrs["importance_ess"]``. Below 10% of ``draws`` an
+        :class:`ImportanceWarning` says the result rests on few distinct draws: then refit
+        with :meth:`with_product`.
         """
         self._check()
         rng = np.random.default_rng(seed)
         name = product.name if isinstance(product, Product) else str(product)
+        obs = None
+        if condition_on is not None and len(condition_on):
+            obs = _checked_observations(condition_on, [name], "condition_on", only=name)
         analogs = {p.name: p for p in self.products_}
         if name in analogs:
             post = self._analog(name)
@@ -621,22 +834,47 @@ class UptakeModel:
         months = pd.date_range(pd.Timestamp(start), periods=horizon_months + 1, freq="MS")
         edges = months_since_origin(months)
         p_m, q_m = p_y / 12.0, q_y / 12.0
-        mean = np.zeros((draws, horizon_months))
-        for j in range(seg_t.shape[1]):  # a base label and a few expansions
-            g = bass_integral(edges[None, :] - seg_t[:, j : j + 1], p_m[:, None], q_m[:, None])
-            mean += flows[:, j : j + 1] * np.diff(np.where(np.isfinite(g), g, 0.0), axis=1)
-        if backlog:
-            f = bass_cdf(edges[None, :] - launch_t[:, None], p_m[:, None], q_m[:, None])
-            mean += backlog * np.diff(np.where(np.isfinite(f), f, 0.0), axis=1)
-        if condition_on is not None and len(condition_on):
-            w = self._weights(condition_on, name, p_y, q_y, flows, seg_t, phi)
-            idx = rng.choice(draws, size=draws, p=w)
-            mean, phi = mean[idx], phi[idx]
-        mean = np.maximum(mean, 0.0)
-        counts = rng.poisson(rng.gamma(phi[:, None], mean / phi[:, None]))
+        mean = mean_patients(edges[:-1], edges[1:], seg_t, flows, launch_t, backlog, p_m, q_m)
+        # noise: one gamma factor per calendar year, shared by its months (module docstring)
+        years, year_of_month = np.unique(months[:-1].year, return_inverse=True)
+        shape = np.repeat(phi[:, None], len(years), axis=1)
+        rate = shape.copy()
+        idx = slice(None)
+        attrs = {}
+        if obs is not None:
+            t0, t1, onehot = _observation_pieces(obs)
+            obs_mean = mean_patients(t0, t1, seg_t, flows, launch_t, backlog, p_m, q_m) @ onehot
+            logw, factors = observation_loglik(obs, obs_mean, phi)
+            if not np.isfinite(logw).any():
+                raise InputError(
+                    f"condition_on: no draw of {name!r} can produce these observations "
+                    "(patients before launch?)"
+                )
+            w = np.exp(logw - logw.max())
+            w = np.where(np.isfinite(w), w, 0.0)
+            ess = float(w.sum() ** 2 / (w**2).sum())
+            self.importance_ess_ = ess
+            attrs["importance_ess"] = ess
+            if ess < MIN_ESS_SHARE * draws:
+                warnings.warn(
+                    f"{name}: importance ESS {ess:.0f} of {draws} draws "
+                    f"({ess / draws:.1%}, below {MIN_ESS_SHARE:.0%}): the conditioned forecast "
+                    "rests on a few distinct draws; refit with the product as one more analog "
+                    "(UptakeModel.with_product)",
+                    ImportanceWarning,
+                    stacklevel=2,
+                )
+            idx = rng.choice(draws, size=draws, p=w / w.sum())
+            mean, phi, shape, rate = mean[idx], phi[idx], shape[idx], rate[idx]
+            for year, (total, m) in factors.items():
+                if year in years:  # this year's factor given its observations
+                    k = int(np.searchsorted(years, year))
+                    shape[:, k] = phi + total
+                    rate[:, k] = phi + m[idx]
+        factor = rng.gamma(shape, 1.0 / rate)
+        counts = rng.poisson(mean * factor[:, year_of_month])
         coords = {"draw": np.arange(draws), "month": months[:-1]}
         if name not in analogs:  # the sampled inputs of each draw, for sensitivity rankings
-            idx = idx if condition_on is not None and len(condition_on) else slice(None)
             coords["peak_share"] = ("draw", share[idx])
             coords["eligible_per_year"] = ("draw", eligible[idx])
         return xr.DataArray(
@@ -644,39 +882,36 @@ class UptakeModel:
             dims=("draw", "month"),
             coords=coords,
             name="patients",
-            attrs={
-                "units": "patients/month",
-                "product": name,
-                "seed": seed,
-                **(
-                    {"importance_ess": self.importance_ess_}
-                    if condition_on is not None and len(condition_on)
-                    else {}
-                ),
-            },
+            attrs={"units": "patients/month", "product": name, "seed": seed, **attrs},
         )
 
-    def _weights(self, obs, name, p_y, q_y, flows, seg_t, phi) -> np.ndarray:
-        """Importance weights of predictive draws given a new product's early observations."""
-        logw = np.zeros(len(p_y))
-        for row in obs.itertuples():
-            mean = np.zeros(len(p_y))
-            for start, end in zip(row.starts, row.ends, strict=True):
-                t0, t1 = months_since_origin([start, end])
-                for j in range(seg_t.shape[1]):
-                    mean += flows[:, j] * (
-                        bass_integral(t1 - seg_t[:, j], p_y / 12, q_y / 12)
-                        - bass_integral(t0 - seg_t[:, j], p_y / 12, q_y / 12)
-                    )
-            mean = np.maximum(np.nan_to_num(mean), 1e-6)
-            prob = phi / (phi + mean)
-            if row.lower_bound:
-                logw += stats.nbinom.logsf(np.round(row.patients) - 1, phi, prob)
-            else:
-                logw += stats.nbinom.logpmf(np.round(row.patients), phi, prob)
-        w = np.exp(logw - logw.max())
-        self.importance_ess_ = float(w.sum() ** 2 / (w**2).sum())
-        return w / w.sum()
+    def with_product(self, product: Product, observations: pd.DataFrame) -> UptakeModel:
+        """A new model fitted on the analogs plus ``product`` as one more analog.
+
+        The refit path when conditioning degenerates (:class:`ImportanceWarning`, importance
+        ESS below 10% of the draws; with CAR-T-like noise typically after a year or more of
+        quarterly sales): the product's own sales then say more than the eligible x peak-share
+        inputs and the analogs' spread, and few prior draws come near them. The refit learns
+        the product's own p, q and scale (patients/month at full adoption) and pools them
+        with the analogs; ``forecast(product.name, ...)`` then uses that posterior and ignores
+        ``eligible_per_year``, ``peak_share`` and ``expansions`` (give dated expansions in
+        ``product.expansions``; one without data has only its prior ratio). It costs one NUTS
+        run with this model's settings (minutes). ``observations`` are the product's own (the
+        output of :func:`observations_from_sales`).
+        """
+        self._check()
+        if not isinstance(product, Product):
+            raise InputError(f"product: expected a Product, got {type(product).__name__}")
+        if product.name in {p.name for p in self.products_}:
+            raise InputError(f"product: {product.name!r} is already an analog of this model")
+        own = _checked_observations(observations, [product.name], "observations", only=product.name)
+        if own.empty:
+            raise InputError(f"observations: no rows of {product.name!r}")
+        model = UptakeModel(draws=self.draws, tune=self.tune, chains=self.chains, seed=self.seed)
+        return model.fit(
+            pd.concat([self.observations_, own], ignore_index=True),
+            [*self.products_, product],
+        )
 
     def summary(self) -> pd.DataFrame:
         """p, q (per year), time to peak (years) and peak patients per month, per analog."""
@@ -798,18 +1033,28 @@ def _launch_months(launch, n) -> np.ndarray:
 
 def observation_means(model: UptakeModel, obs: pd.DataFrame) -> np.ndarray:
     """Posterior draws (draw, observation) of the modelled patients of each observation."""
-    names = [p.name for p in model.products_]
+    model._check()
     out = np.zeros((model.draws * model.chains, len(obs)))
-    cache = {n: model._analog(n) for n in names}
-    prods = {p.name: p for p in model.products_}
-    for i, row in enumerate(obs.itertuples()):
-        for name in row.products:
-            post, prod = cache[name], prods[name]
-            seg = months_since_origin([prod.launch, *prod.expansions])
-            p_m, q_m = post["p_year"] / 12, post["q_year"] / 12
-            for start, end in zip(row.starts, row.ends, strict=True):
-                t0, t1 = months_since_origin([start, end])
-                for j, s in enumerate(seg):
-                    inc = bass_integral(t1 - s, p_m, q_m) - bass_integral(t0 - s, p_m, q_m)
-                    out[:, i] += post["scale"] * post["ratios"][:, j] * inc
+    t0, t1, onehot = _observation_pieces(obs)
+    for prod in model.products_:
+        rows = np.array([prod.name in names for names in obs["products"]], bool)
+        if not rows.any():
+            continue
+        post = model._analog(prod.name)
+        n = len(post["phi"])
+        seg = months_since_origin([prod.launch, *prod.expansions])
+        pieces = onehot[:, rows].any(axis=1)
+        out[:, rows] += (
+            mean_patients(
+                t0[pieces],
+                t1[pieces],
+                np.broadcast_to(seg, (n, len(seg))),
+                post["scale"][:, None] * post["ratios"],
+                np.full(n, seg[0]),
+                0.0,
+                post["p_year"] / 12,
+                post["q_year"] / 12,
+            )
+            @ onehot[np.ix_(pieces, rows)]
+        )
     return out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,10 +17,12 @@ from forecast.uptake import (
     analog_products,
     bass_cdf,
     bass_integral,
+    months_since_origin,
     observations_from_sales,
     period_patients,
     yearly_to_monthly,
 )
+from tests.forecast import fakes
 
 
 def test_bass_cdf_closed_form_and_integral():
@@ -162,3 +166,171 @@ def test_save_and_load(tmp_path, fitted):
     a = fitted.forecast("Kymriah", horizon_months=12, start="2025-01-01", draws=200, seed=1)
     b = loaded.forecast("Kymriah", horizon_months=12, start="2025-01-01", draws=200, seed=1)
     np.testing.assert_array_equal(a.values, b.values)
+
+
+# --------------------------------------------------------------------------------------------
+# conditioning and noise on a hand-written posterior (fixed p, q; no sampler)
+# --------------------------------------------------------------------------------------------
+LAUNCH = pd.Timestamp("2028-01-01")
+
+
+def expected_patients(start, end, share, eligible, backlog, p_year=0.3, q_year=0.6):
+    t0, t1, launch = months_since_origin([start, end, LAUNCH])
+    p, q = yearly_to_monthly(p_year, q_year)
+    return period_patients(t0, t1, launch, eligible / 12, share, p, q, backlog)
+
+
+def quarters_observed(n, share, eligible, backlog, rng=None, phi=None):
+    """The first ``n`` quarters after launch, exact expected values (or NB draws)."""
+    edges = pd.date_range(LAUNCH, periods=n + 1, freq="QS")
+    rows = []
+    for s, e in zip(edges[:-1], edges[1:], strict=True):
+        mean = expected_patients(s, e, share, eligible, backlog)
+        y = round(mean) if rng is None else rng.negative_binomial(phi, phi / (phi + mean))
+        rows.append(
+            {
+                "products": ("NEW",),
+                "starts": (s,),
+                "ends": (e,),
+                "patients": float(y),
+                "lower_bound": False,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def test_conditioning_weights_include_the_backlog():
+    # issue 11.1: the forecast adds backlog x dF; the weights must compare with the same means
+    model = fakes.uptake_model(p_year=0.3, q_year=0.6, phi=1e6, draws=500)
+    share, eligible, backlog = 0.5, 2400, 300
+    early = quarters_observed(2, share, eligible, backlog)
+    fc = model.forecast(
+        "NEW",
+        launch=LAUNCH,
+        horizon_months=36,
+        draws=4000,
+        start=LAUNCH,
+        eligible_per_year=eligible,
+        peak_share=(0.1, 0.9),
+        backlog=backlog,
+        condition_on=early,
+        seed=1,
+    )
+    assert float(fc["peak_share"].mean()) == pytest.approx(share, abs=0.04)
+    first_half = fc.values[:, :6].sum(axis=1).mean()
+    assert first_half == pytest.approx(early["patients"].sum(), rel=0.05)
+    month24 = expected_patients(
+        pd.Timestamp("2029-12-01"), pd.Timestamp("2030-01-01"), share, eligible, backlog
+    )
+    assert fc.values[:, 23].mean() == pytest.approx(month24, rel=0.08)
+
+
+def test_annual_and_quarterly_totals_have_the_fitted_spread():
+    # issue 11.2: phi is fitted on quarterly and annual totals; the sum of a year's monthly
+    # draws must have the NB spread sqrt(m + m^2 / phi) of a year, not of twelve months
+    phi = 20.0
+    model = fakes.uptake_model(p_year=50.0, q_year=0.1, phi=phi, draws=500)  # flat at once
+    fc = model.forecast(
+        "NEW",
+        launch="2027-01-01",
+        horizon_months=36,
+        draws=6000,
+        start="2027-01-01",
+        eligible_per_year=1200,
+        peak_share=1.0,
+        seed=2,
+    )
+    year = fc.sel(month=slice("2028-01-01", "2028-12-01")).sum("month").values
+    m = 1200 * 366 / 365.25  # 2028 is a leap year
+    assert year.mean() == pytest.approx(m, rel=0.02)
+    assert year.std() == pytest.approx(np.sqrt(m + m**2 / phi), rel=0.06)  # about 270, not 85
+    quarter = fc.sel(month=slice("2028-04-01", "2028-06-01")).sum("month").values
+    mq = 1200 * 91 / 365.25
+    assert quarter.std() == pytest.approx(np.sqrt(mq + mq**2 / phi), rel=0.06)
+    month = fc.sel(month="2028-06-01").values
+    mm = 1200 * 30 / 365.25
+    assert month.std() == pytest.approx(np.sqrt(mm + mm**2 / phi), rel=0.06)
+
+
+def test_degenerate_importance_weights_warn():
+    # issue 11.3: eight informative quarters leave few effective draws: say so
+    model = fakes.uptake_model(p_year=0.3, q_year=0.6, phi=300.0, draws=500)
+    kwargs = dict(
+        launch=LAUNCH,
+        horizon_months=36,
+        draws=2000,
+        start=LAUNCH,
+        eligible_per_year=3000,
+        peak_share=(0.02, 0.9),
+        seed=3,
+    )
+    rng = np.random.default_rng(0)
+    many = quarters_observed(8, 0.25, 3000, 0.0, rng=rng, phi=300.0)
+    with pytest.warns(UserWarning, match="importance ESS"):
+        fc = model.forecast("NEW", condition_on=many, **kwargs)
+    assert fc.attrs["importance_ess"] < 0.1 * 2000
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fc = model.forecast("NEW", condition_on=many.iloc[:1], **kwargs)
+    assert fc.attrs["importance_ess"] >= 0.1 * 2000
+
+
+def test_condition_on_is_an_observation_frame():
+    model = fakes.uptake_model()
+    kwargs = dict(launch=LAUNCH, draws=100, eligible_per_year=1000, peak_share=0.2)
+    raw = sales([["NEW", "2028Q2", "WW", "8"]]).rename(columns={"period": "quarter"})
+    with pytest.raises(InputError, match="condition_on: .*observations_from_sales"):
+        model.forecast("NEW", condition_on=raw, **kwargs)
+    other = quarters_observed(1, 0.2, 1000, 0.0).assign(products=[("OTHER",)])
+    with pytest.raises(InputError, match="condition_on: row 0: products"):
+        model.forecast("NEW", condition_on=other, **kwargs)
+    # the bundled quarterly CSV names its period column ``quarter``: accepted
+    prices = PRICES.assign(product="NEW")
+    obs = observations_from_sales(raw, prices, [Product("NEW", pd.Timestamp("2028-01-01"))])
+    fc = model.forecast("NEW", condition_on=obs, **kwargs)
+    assert "importance_ess" in fc.attrs
+
+
+def test_fit_refuses_bad_observations_before_sampling(monkeypatch):
+    # issue 12: a negative count used to fail inside the sampler
+    def no_work(*args, **kwargs):
+        raise AssertionError("sampling started")
+
+    monkeypatch.setattr(UptakeModel, "build_model", no_work)
+    obs = quarters_observed(2, 0.2, 1000, 0.0)
+    products = [Product("NEW", LAUNCH)]
+    bad = obs.assign(patients=[10.0, -3.0])
+    with pytest.raises(InputError, match="observations: row 1: patients must be >= 0"):
+        UptakeModel().fit(bad, products)
+    with pytest.raises(InputError, match="observations: missing column 'patients'"):
+        UptakeModel().fit(obs.drop(columns="patients"), products)
+    with pytest.raises(InputError, match="observations: row 0: product 'OTHER'"):
+        UptakeModel().fit(obs.assign(products=[("OTHER",), ("NEW",)]), products)
+
+
+def test_sales_with_period_and_quarter_columns_together():
+    rows = pd.DataFrame(
+        {
+            "product": ["A", "A"],
+            "quarter": ["2020Q2", None],
+            "period": [None, "FY2021"],
+            "region": "WW",
+            "net_sales_musd": ["8", "40"],
+        }
+    )
+    obs = observations_from_sales(rows, PRICES, PRODUCTS)
+    assert obs["patients"].tolist() == pytest.approx([20.0, 100.0])
+    with pytest.raises(InputError, match="sales: missing column 'period' \\(or 'quarter'\\)"):
+        observations_from_sales(rows.drop(columns=["quarter", "period"]), PRICES, PRODUCTS)
+
+
+def test_with_product_refuses_bad_inputs_before_fitting():
+    model = fakes.uptake_model()
+    model.observations_ = quarters_observed(1, 0.2, 1000, 0.0).iloc[:0]
+    with pytest.raises(InputError, match="product: expected a Product"):
+        model.with_product("NEW", quarters_observed(2, 0.2, 1000, 0.0))
+    with pytest.raises(InputError, match="observations: row 0: products"):
+        model.with_product(
+            Product("NEW", LAUNCH),
+            quarters_observed(2, 0.2, 1000, 0.0).assign(products=[("X",), ("NEW",)]),
+        )

@@ -82,3 +82,38 @@ def test_analog_backtest_leave_one_out_beats_baselines():
     assert loo.loc["pmcap", "crps"] < min(
         loo.loc["ets", "crps"], loo.loc["bass_least_squares", "crps"]
     )
+
+
+@pytest.mark.slow
+def test_with_product_refits_the_product_as_one_more_analog():
+    # issue 11.3: the refit path when conditioning on many early quarters degenerates
+    logging.getLogger("pymc").setLevel(logging.ERROR)
+    launch = pd.Timestamp("2025-01-01")
+    t = lambda d: (d - pd.Timestamp("2015-01-01")).days / (365.25 / 12)  # noqa: E731
+    pm_, qm = yearly_to_monthly(0.3, 0.8)
+    edges = pd.date_range(launch, periods=13, freq="QS")
+    rng = np.random.default_rng(4)
+    rows = []
+    for s, e in zip(edges[:-1], edges[1:], strict=True):
+        mean = period_patients(t(s), t(e), t(launch), 120.0, 1.0, pm_, qm)
+        rows.append(
+            {
+                "products": ("NEW",),
+                "starts": (s,),
+                "ends": (e,),
+                "patients": float(rng.negative_binomial(40, 40 / (40 + mean))),
+                "lower_bound": False,
+            }
+        )
+    obs = pd.DataFrame(rows)
+    early, later = obs.iloc[:8], obs.iloc[8:]
+    analogs = UptakeModel(draws=300, tune=400, seed=1).fit()
+    refit = analogs.with_product(Product("NEW", launch), early)
+    assert [p.name for p in refit.products_][-1] == "NEW"
+    assert refit.diagnostics()["r_hat_max"] < 1.1
+    fc = refit.forecast("NEW", horizon_months=12, start="2027-01-01", draws=2000, seed=2)
+    assert "peak_share" not in fc.coords  # the product's own posterior, no funnel inputs
+    quarterly = fc.values.reshape(2000, 4, 3).sum(axis=2)
+    lo, hi = np.quantile(quarterly, [0.05, 0.95], axis=0)
+    observed = later["patients"].to_numpy()
+    assert ((lo <= observed) & (observed <= hi)).mean() >= 0.75
