@@ -176,17 +176,23 @@ def _processes(scenario: Scenario) -> dict[str, Any]:
 
 
 def _check_groups(scenario: Scenario) -> None:
-    from forecast.data import phase_transitions
+    from forecast.data import phase_durations, phase_transitions
     from forecast.phase import transition_counts
 
     groups, _, _ = transition_counts(phase_transitions(), scenario.models.phase_table)
+    durations = phase_durations()
+    if "statistic" in durations.columns:
+        durations = durations[durations["statistic"] == "mean"]
+    duration_groups = sorted(set(durations["group"].astype(str)))
     for p in scenario.program:
-        for key in ("group", "duration_group"):
-            value = getattr(p, key)
-            if value is not None and value not in groups:
+        for key, value, known, where in (
+            ("group", p.group, groups, f"table {scenario.models.phase_table!r}"),
+            ("duration_group", p.duration_group, duration_groups, "the phase-duration table"),
+        ):
+            if value is not None and value not in known:
                 raise InputError(
                     f"{scenario.path}: program {p.name!r}: {key} {value!r} is not a group of "
-                    f"table {scenario.models.phase_table!r}; known groups: {', '.join(groups)}"
+                    f"{where}; known groups: {', '.join(known)}"
                 )
 
 

@@ -416,3 +416,12 @@ def test_service_level_bisection_equals_brute_force():
     for q in (0.1, 0.5, 0.9):
         assert got[f"p{100 * q:g}"] == np.quantile(need, q, method="inverted_cdf")
     assert got["simulations"] < 15  # bisection, not one simulation per candidate
+
+
+def test_duration_group_is_checked_against_the_duration_table(tmp_path):
+    ok = edited(tmp_path, 'phase = "phase1"', 'phase = "phase1"\nduration_group = "Oncology"')
+    assert runner.invoke(app, ["validate", str(ok)]).exit_code == 0
+    bad = edited(tmp_path / "b", 'phase = "phase1"', 'phase = "phase1"\nduration_group = "Onco"')
+    result = runner.invoke(app, ["validate", str(bad)])
+    assert result.exit_code == 2 and "duration_group 'Onco'" in result.output
+    assert "Oncology" in result.output  # the known groups are listed
