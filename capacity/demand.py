@@ -3,12 +3,20 @@
 A DataArray named ``patients`` with dims ``("draw", "month", "program", "stream")``:
 ``month`` holds the first day of consecutive calendar months, ``stream`` is one of
 ``clinical``, ``commercial`` or ``ppq`` (qualification lots, which need a suite but are not
-patients), values are non-negative integers. It may be stored as NetCDF or as a long CSV with
-columns ``draw,month,program,stream,patients``.
+patients), values are non-negative integers. It may be stored as NetCDF (NetCDF-4/HDF5 or
+classic NetCDF-3) or as a long CSV with columns ``draw,month,program,stream,patients``.
+
+Months are plain dates: in a CSV written ``YYYY-MM-01`` (one format, no time of day, no
+timezone); in an array, dates (``datetime64``, ``datetime.date``, naive ``Timestamp``) or text in
+that same form, at midnight, in the years 1900-2199. Numbers or labels (``M1``) are refused, not
+read as days since 1970. Patients are at most :data:`MAX_PATIENTS` per draw, month, program and
+stream: anything larger is a unit or typing error, not a plan for an autologous therapy.
 """
 
 from __future__ import annotations
 
+import datetime
+import re
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +30,10 @@ __all__ = ["STREAMS", "as_demand", "read_demand", "write_demand", "demand_frame"
 STREAMS = ("clinical", "commercial", "ppq")
 DIMS = ("draw", "month", "program", "stream")
 CSV_COLUMNS = ["draw", "month", "program", "stream", "patients"]
+MAX_PATIENTS = 1_000_000  # per draw, month, program and stream
+YEARS = (1900, 2199)
+_MONTH_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}")
+_MONTH_FORM = "a date written YYYY-MM-01 (the first day of the month; no time of day or timezone)"
 
 
 def as_demand(demand: xr.DataArray, source: str = "demand") -> xr.DataArray:
@@ -58,7 +70,7 @@ def as_demand(demand: xr.DataArray, source: str = "demand") -> xr.DataArray:
         if len(set(labels)) != len(labels):
             raise DemandError(f"{source}: duplicate labels in '{dim}': {labels}")
 
-    months = _months(demand["month"].values, source)
+    months = _months(demand.indexes.get("month", demand["month"].values), source)
     values = np.asarray(demand.values)
     if values.size == 0:
         raise DemandError(f"{source}: no draws or months")
@@ -71,6 +83,11 @@ def as_demand(demand: xr.DataArray, source: str = "demand") -> xr.DataArray:
         raise DemandError(f"{source}: patients must be finite; {_where(demand, ~finite)}")
     if (values < 0).any():
         raise DemandError(f"{source}: patients must be >= 0; {_where(demand, values < 0)}")
+    if (values > MAX_PATIENTS).any():
+        raise DemandError(
+            f"{source}: patients must be at most {MAX_PATIENTS:,} a month per program and stream "
+            f"(a unit or typing error?); {_where(demand, values > MAX_PATIENTS)}"
+        )
     if np.issubdtype(values.dtype, np.floating):
         fractional = values != np.round(values)
         if fractional.any():
@@ -92,11 +109,40 @@ def as_demand(demand: xr.DataArray, source: str = "demand") -> xr.DataArray:
     return out
 
 
-def _months(values: np.ndarray, source: str) -> pd.DatetimeIndex:
-    try:
-        months = pd.DatetimeIndex(pd.to_datetime(values))
-    except (TypeError, ValueError) as exc:
-        raise DemandError(f"{source}: month values are not dates ({exc})") from None
+def _months(values: np.ndarray | pd.Index, source: str) -> pd.DatetimeIndex:
+    if isinstance(values, pd.DatetimeIndex) and values.tz is not None:
+        raise DemandError(
+            f"{source}: month {values[0]} has a timezone ({values.tz}); give plain dates, "
+            "the first day of each month"
+        )
+    values = np.asarray(values)
+    if values.dtype.kind in "biufc":
+        shown = ", ".join(map(str, values[:3].tolist())) + (", ..." if len(values) > 3 else "")
+        raise DemandError(
+            f"{source}: month holds numbers ({shown}), not dates; give the first day of each "
+            "month, e.g. 2027-01-01 (numbers are not read as days or months since an epoch)"
+        )
+    if values.dtype.kind == "M":
+        months = pd.DatetimeIndex(values)
+    else:
+        months = pd.DatetimeIndex([_month(v, i, source) for i, v in enumerate(values.tolist())])
+    if months.isna().any():
+        i = int(np.flatnonzero(months.isna())[0])
+        raise DemandError(f"{source}: month at position {i} is missing (NaT)")
+    timed = months != months.normalize()
+    if timed.any():
+        i = int(np.flatnonzero(timed)[0])
+        raise DemandError(
+            f"{source}: month {months[i]} (position {i}) has a time of day; give dates only, "
+            "the first day of each month"
+        )
+    outside = (months.year < YEARS[0]) | (months.year > YEARS[1])
+    if outside.any():
+        i = int(np.flatnonzero(outside)[0])
+        raise DemandError(
+            f"{source}: month {months[i].date()} (position {i}) is outside the years "
+            f"{YEARS[0]}-{YEARS[1]}"
+        )
     not_first = months.day != 1
     if not_first.any():
         raise DemandError(
@@ -120,6 +166,32 @@ def _months(values: np.ndarray, source: str) -> pd.DatetimeIndex:
     return months.as_unit("ns")
 
 
+def _month(value: object, i: int, source: str) -> pd.Timestamp:
+    """One month label of an array: a plain date, or text written YYYY-MM-01."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if isinstance(value, str):
+        text = value.strip()
+        if _MONTH_TEXT.fullmatch(text):
+            try:
+                return pd.Timestamp(text)
+            except ValueError:
+                pass
+        raise DemandError(f"{source}: month {value!r} (position {i}) is not {_MONTH_FORM}")
+    if isinstance(value, datetime.date | np.datetime64):  # datetime and Timestamp too
+        stamp = pd.Timestamp(value)
+        if stamp.tzinfo is not None:
+            raise DemandError(
+                f"{source}: month {stamp} (position {i}) has a timezone; give plain dates, "
+                "the first day of each month"
+            )
+        return stamp
+    raise DemandError(
+        f"{source}: month {value!r} (position {i}) is a {type(value).__name__}, not a date; "
+        "give the first day of each month, e.g. 2027-01-01"
+    )
+
+
 def _where(demand: xr.DataArray, mask: np.ndarray) -> str:
     idx = tuple(int(i[0]) for i in np.nonzero(mask))
     labels = {d: demand[d].values[i] for d, i in zip(demand.dims, idx, strict=True)}
@@ -133,10 +205,13 @@ def read_demand(path: str | Path) -> xr.DataArray:
     path = Path(path)
     if not path.exists():
         raise DemandError(f"{path}: no such demand file")
+    if path.is_dir():
+        raise DemandError(f"{path}: is a folder; expected a .nc or .csv demand file")
     suffix = path.suffix.lower()
     if suffix in (".nc", ".nc4", ".netcdf"):
+        engine = _netcdf_engine(path)
         try:
-            with xr.open_dataset(path, engine="h5netcdf") as ds:
+            with xr.open_dataset(path, engine=engine) as ds:
                 ds = ds.load()
         except Exception as exc:
             raise DemandError(f"{path}: cannot read as NetCDF ({exc})") from None
@@ -144,6 +219,30 @@ def read_demand(path: str | Path) -> xr.DataArray:
     if suffix == ".csv":
         return _read_csv(path)
     raise DemandError(f"{path}: expected a .nc or .csv demand file")
+
+
+def _netcdf_engine(path: Path) -> str:
+    """``scipy`` for classic NetCDF-3, ``h5netcdf`` for NetCDF-4 (HDF5), by the file signature."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(2056)
+    except OSError as exc:
+        raise DemandError(f"{path}: cannot read as NetCDF ({exc.strerror or exc})") from None
+    if not head:
+        raise DemandError(f"{path}: cannot read as NetCDF: the file is empty")
+    if head[:4] in (b"CDF\x01", b"CDF\x02"):
+        return "scipy"
+    if head[:4] == b"CDF\x05":
+        raise DemandError(
+            f"{path}: cannot read as NetCDF: 64-bit-data NetCDF-3 (CDF-5) is not supported; "
+            "save it as NetCDF-4 or classic NetCDF-3"
+        )
+    if any(head[o : o + 8] == b"\x89HDF\r\n\x1a\n" for o in (0, 512, 1024, 2048)):
+        return "h5netcdf"
+    raise DemandError(
+        f"{path}: cannot read as NetCDF: not a NetCDF file (it has neither the NetCDF-3 nor the "
+        "NetCDF-4/HDF5 signature)"
+    )
 
 
 def _read_csv(path: Path) -> xr.DataArray:
@@ -168,10 +267,17 @@ def _read_csv(path: Path) -> xr.DataArray:
             row = frame.iloc[i].to_dict()
             raise DemandError(f"{path}: line {i + 2}: {what}; row is {row}")
 
-    draw = pd.to_numeric(frame["draw"], errors="coerce").to_numpy()
+    draw = pd.to_numeric(frame["draw"], errors="coerce").to_numpy(float)
     fail(~np.isfinite(draw) | (draw < 0) | (draw != np.round(draw)), "draw must be an integer >= 0")
-    month = pd.to_datetime(frame["month"], errors="coerce", format="mixed")
-    fail(month.isna().to_numpy(), "month must be a date such as 2027-01-01")
+    fail(draw >= len(frame), "draw numbers must run 0..N-1; this one exceeds the number of rows")
+    text = frame["month"].str.strip()
+    fail(~text.str.fullmatch(_MONTH_TEXT.pattern).to_numpy(bool), f"month must be {_MONTH_FORM}")
+    month = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce")
+    outside = (month.dt.year < YEARS[0]) | (month.dt.year > YEARS[1])
+    fail(
+        (month.isna() | outside).to_numpy(bool),
+        f"month must be a date such as 2027-01-01 in the years {YEARS[0]}-{YEARS[1]}",
+    )
     fail((month.dt.day != 1).to_numpy(), "month must be the first day of a month")
     fail((frame["program"].str.strip() == "").to_numpy(), "program is empty")
     fail(~frame["stream"].isin(STREAMS).to_numpy(), f"stream must be one of {list(STREAMS)}")
@@ -179,6 +285,10 @@ def _read_csv(path: Path) -> xr.DataArray:
     fail(~np.isfinite(patients), "patients must be a number")
     fail(patients < 0, "patients must be >= 0")
     fail(patients != np.round(patients), "patients must be a whole number")
+    fail(
+        patients > MAX_PATIENTS,
+        f"patients must be at most {MAX_PATIENTS:,} a month (a unit or typing error?)",
+    )
 
     keys = pd.DataFrame(
         {
