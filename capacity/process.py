@@ -27,6 +27,7 @@ from pydantic import (
     PlainSerializer,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from capacity.distributions import Param
@@ -135,6 +136,20 @@ class ProcessSpec(BaseModel):
             raise ValueError(f"must be at most 366 days, got {p}")
         return p
 
+    @model_validator(mode="after")
+    def _shifts_fit_in_a_day(self) -> ProcessSpec:
+        hours = self.hours_per_shift
+        # the longest shift a draw can take; a lognormal is unbounded, so its P90 stands in
+        longest, what = (
+            (hours.args[1], "P90 ") if hours.kind == "lognormal" else (hours.support[1], "")
+        )
+        if longest * self.shifts_per_day > 24:
+            raise ValueError(
+                f"hours_per_shift x shifts_per_day must be at most 24 hours a day, got "
+                f"{what}{longest:g} h x {self.shifts_per_day} = {longest * self.shifts_per_day:g} h"
+            )
+        return self
+
     # --- construction -------------------------------------------------------------------
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any], source: str = "process") -> ProcessSpec:
@@ -219,6 +234,8 @@ def load_process(name_or_path: str | Path | Mapping[str, Any] | ProcessSpec) -> 
             f"{text}: no such process file, and not a bundled template "
             f"(templates: {', '.join(process_templates())})"
         )
+    if path.is_dir():
+        raise ProcessSpecError(f"{path}: is a folder; expected a process TOML file")
     try:
         content = path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
@@ -250,7 +267,7 @@ def _describe(exc: ValidationError, source: str, model: type[BaseModel]) -> str:
             msg = str(err["msg"]).removeprefix("Value error, ")
             if kind in ("int_type", "int_parsing", "int_from_float"):
                 msg = f"expected a whole number, got {err.get('input')!r}"
-        lines.append(f"{source}: field '{loc}': {msg}")
+        lines.append(f"{source}: field '{loc}': {msg}" if loc else f"{source}: {msg}")
     return lines[0] if len(lines) == 1 else "\n".join([f"{len(lines)} problems:", *lines])
 
 

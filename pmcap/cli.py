@@ -5,6 +5,7 @@ Errors a user can cause exit with status 2 and one message naming the file, row 
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from pathlib import Path
@@ -65,21 +66,38 @@ def _fail(message: str) -> typer.Exit:
 
 
 def parse_installed(text: str | None) -> dict[str, float]:
-    """``"suites=6,qc_fte=10"`` -> ``{"suites": 6.0, "qc_fte": 10.0}``."""
-    if not text:
+    """``"suites=6,qc_fte=10"`` -> ``{"suites": 6.0, "qc_fte": 10.0}``.
+
+    ``None`` (the option not given) is no installed capacity; an empty text, a name given
+    twice, or a value that is not a finite number >= 0 is an error.
+    """
+    if text is None:
         return {}
+    if not text.strip():
+        raise InputError(
+            "--installed: empty; give NAME=NUMBER pairs such as suites=6,qc_fte=10, or leave "
+            "the option out"
+        )
     out: dict[str, float] = {}
     for part in text.split(","):
         name, sep, value = part.partition("=")
+        name = name.strip()
         try:
-            if not sep or not name.strip():
+            if not sep or not name:
                 raise ValueError
-            out[name.strip()] = float(value)
+            number = float(value)
         except ValueError:
             raise InputError(
                 f"--installed: cannot read {part!r}; expected NAME=NUMBER pairs such as "
                 "suites=6,qc_fte=10"
             ) from None
+        if name in out:
+            raise InputError(f"--installed: {name!r} is given twice; give each resource once")
+        if not math.isfinite(number) or number < 0:
+            raise InputError(
+                f"--installed: {name} must be a finite number >= 0, got {value.strip()!r}"
+            )
+        out[name] = number
     return out
 
 
@@ -95,11 +113,17 @@ def parse_processes(values: list[str]) -> str | dict[str, str]:
                 f"--process: cannot read {value!r}; give one NAME_OR_TOML for every program, "
                 "or PROGRAM=NAME_OR_TOML pairs ('*' for the rest)"
             )
+        if program in mapping:
+            raise InputError(
+                f"--process: program {program!r} is given twice ({program}={mapping[program]}, "
+                f"{value}); give each program one process"
+            )
         mapping[program] = spec
     return mapping
 
 
 def parse_quantiles(text: str) -> tuple[float, ...]:
+    """``"0.1,0.5,0.9"`` -> ``(0.1, 0.5, 0.9)``, in increasing order; each one once."""
     try:
         qs = tuple(float(q) for q in text.split(","))
     except ValueError:
@@ -108,7 +132,10 @@ def parse_quantiles(text: str) -> tuple[float, ...]:
         ) from None
     if any(not 0 < q < 1 for q in qs):
         raise InputError(f"--quantiles: each must be strictly between 0 and 1, got {text!r}")
-    return qs
+    twice = sorted({q for q in qs if qs.count(q) > 1})
+    if twice:
+        raise InputError(f"--quantiles: {twice[0]:g} is given twice in {text!r}; give each once")
+    return tuple(sorted(qs))
 
 
 @app.command(short_help="Demand draws -> requirements and shortfall bands.")

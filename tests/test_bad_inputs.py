@@ -850,12 +850,10 @@ def _negative_observation():
     return UptakeModel(draws=10, tune=10, chains=1).fit(obs)
 
 
-OPEN_ENROLLMENT = "forecast/enrollment.py (being fixed by another engineer)"
 api(
     "EnrollmentModel-target-negative",
     lambda: _enrollment(target=-5),
     "target",
-    xfail=OPEN_ENROLLMENT,
 )
 api(
     "EnrollmentModel-fit-empty-patients",
@@ -863,7 +861,6 @@ api(
         pd.DataFrame(columns=["site", "enrolled_on"]), as_of="2026-01-01"
     ),
     "patients",
-    xfail=OPEN_ENROLLMENT,
 )
 api(
     "EnrollmentModel-fit-empty-counts",
@@ -871,7 +868,6 @@ api(
         counts=pd.DataFrame(columns=["site", "date", "enrolled"]), as_of="2026-01-01"
     ),
     "counts",
-    xfail=OPEN_ENROLLMENT,
 )
 api(
     "EnrollmentModel-fit-no-columns",
@@ -928,32 +924,8 @@ def snapshot(root: Path) -> dict[str, Any]:
     return out
 
 
-# Defects still open when this table was written; the commits that fix them shrink this set.
-OPEN: frozenset[str] = frozenset(
-    {
-        "api-load_process-is-a-folder",
-        "api-load_process-shift-hours-25",
-        "api-load_process-shift-hours-26",
-        "api-load_process-shift-hours-32",
-        "api-load_process-shift-hours-triangular",
-        "cli-installed-blank",
-        "cli-installed-empty",
-        "cli-installed-inf",
-        "cli-installed-key-twice",
-        "cli-installed-key-twice-spaced",
-        "cli-installed-nan",
-        "cli-process-default-twice",
-        "cli-process-is-a-folder",
-        "cli-process-program-twice",
-        "cli-process-program-twice-same",
-        "cli-process-shift-hours-25",
-        "cli-process-shift-hours-26",
-        "cli-process-shift-hours-32",
-        "cli-process-shift-hours-triangular",
-        "cli-quantiles-twice",
-        "cli-quantiles-twice-spelled-differently",
-    }
-)
+# Ids of cases known to fail (strict xfail: fixing one makes the test say so); none left.
+OPEN: frozenset[str] = frozenset()
 
 
 def _params(cases: list[Case]) -> list:
