@@ -14,12 +14,33 @@ ever sampled by MCMC. With one site, lambda has a fixed Gamma prior (a planning 
 Gamma(nP, TP) after Gajewski, Simon & Carlson 2008, or a weak default) and, without a calendar
 effect, the posterior is exact and closed-form: no sampler runs at all.
 
-Sites not yet open activate at planned date + delay, delay ~ Normal(m, s) with (m, s) from the
-conjugate normal-inverse-gamma posterior of observed delays (prior: mean 60 days, sd 60 days,
-worth 2 sites; an assumption), drawn given the delay already elapsed; a site never opens with
-probability ``p_never`` (Beta(1, 9) prior, 10%, an assumption). Screen failure (screened ->
-enrolled) and dropout (enrolled -> treated) are binomial with Beta(1, 1) priors pooled across
-sites, conjugate.
+Sites not yet open (modelling choices, stated):
+
+* Activation: planned date + delay, delay ~ Normal(m, s) with a normal-inverse-gamma prior
+  (mean 60 days, sd 60 days, worth 2 sites; an assumption); a site never opens with
+  probability ``p_never`` (Beta prior, default Beta(1, 9): 10%, an assumption). Sites with a
+  planned and an actual activation are observed delays and planned sites that opened. A
+  pending site is censored: it never opens, or its delay exceeds the days elapsed since its
+  plan. The posterior of (p_never, m, s) and of each pending site's fate uses all three
+  kinds of evidence (data augmentation, :meth:`EnrollmentModel._activation`), so a site long
+  overdue while the others opened within weeks almost surely never opens, and p_never
+  learns from it. Sites cancelled and dropped from the sites table would bias p_never low:
+  keep them, pending, with their planned date.
+* Rates: never the prior when data exist. With several open sites a new site's rate is
+  Gamma(alpha, alpha / mu_c) with mu_c its own country's posterior mean rate (a country
+  without open sites draws its effect from the population of countries, so its mean is
+  mu exp(sigma_country^2 / 2), not the median mu); with one open site the new site's rate
+  is Gamma(alpha, alpha / lambda_open) centred on that draw's rate of the open site, alpha
+  from the hierarchical model's prior LogNormal(log 2, 1) (one site says nothing about the
+  spread between sites).
+* Exposure: declared pauses, the ramp-up and a planned ``closed_on`` apply to them as to open
+  sites; they are not capped. ``closed_on`` is the first day a site no longer recruits, in
+  the fit and in the forecast alike.
+
+``sites_needed`` evaluates enrollment at its ``by`` date itself, spreading the patients of
+the month holding it evenly over its days as :meth:`EnrollmentModel.time_to_target` does.
+Screen failure (screened -> enrolled) and dropout (enrolled -> treated) are binomial with
+Beta(1, 1) priors pooled across sites, conjugate.
 """
 
 from __future__ import annotations
@@ -43,6 +64,7 @@ from forecast.errors import InputError
 __all__ = ["EnrollmentModel", "EnrollmentData", "enrollment_data", "planning_prior"]
 
 DAYS_PER_MONTH = 365.25 / 12
+ALPHA_PRIOR = (np.log(2.0), 1.0)  # LogNormal prior of the between-site gamma shape alpha
 
 
 # --------------------------------------------------------------------------------------------
@@ -98,7 +120,8 @@ def enrollment_data(
     and ``treated`` (bool, empty if not yet known). ``counts``: aggregate rows ``site, date,
     enrolled`` with optional ``screened`` and ``open`` (1 on days the site recruited, 0 on
     pauses). ``sites``: ``site``, optional ``country``, ``activated_on`` (empty if not open),
-    ``planned_activation``, ``closed_on``, ``cap``. Without ``sites``, every site in the data is
+    ``planned_activation``, ``closed_on`` (the first day it no longer recruits), ``cap``.
+    Without ``sites``, every site in the data is
     taken as activated on its first day of data. ``pauses`` are trial-wide date ranges with no
     recruitment (inclusive). Errors name the table, the row and what was expected.
     """
@@ -390,7 +413,8 @@ class EnrollmentModel:
     pauses
         Trial-wide declared pauses ``[(start, end), ...]`` (no recruitment, inclusive).
     p_never
-        Beta prior of the probability that a site not yet open never opens.
+        Beta prior ``(a, b)`` of the probability that a planned site never opens; updated by
+        the planned sites that opened and by how overdue the pending ones are.
     draws, tune, chains, seed, target_accept
         NUTS settings (not used when the posterior is closed-form).
     """
@@ -576,7 +600,7 @@ class EnrollmentModel:
                 a, b = self._prior_single()
                 alpha, beta = pt.constant(a), pt.constant(np.array([b]))
             else:
-                alpha = pm.LogNormal("alpha", np.log(2.0), 1.0)
+                alpha = pm.LogNormal("alpha", *ALPHA_PRIOR)
                 if self.planning is not None:
                     a, b = planning_prior(*self.planning)
                     mu = pm.Gamma("mu", a, b * n_sites)  # mean site rate x sites = trial rate
@@ -624,16 +648,16 @@ class EnrollmentModel:
             out = {name: values[pick] for name, values in out.items()}
         return out
 
-    def _site_rates(self, rng, pick=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per draw: rates of open sites (conjugate posterior), alpha and beta for new sites."""
+    def _site_rates(self, rng, pick=None) -> tuple[np.ndarray, dict[str, Any]]:
+        """Per draw: rates of open sites (conjugate posterior) and the population new sites
+        draw their rates from (see :meth:`_new_site_rates`)."""
         data = self.data_
         post = self._posterior(pick)
         opened = ~data.sites["activated_on"].isna().to_numpy()
         counts, exposure = data.counts[opened], data.exposure[opened]
         if "site_rate" in post:  # closed form, one site
-            a, b = self._prior_single()
             lam = post["site_rate"][:, None]
-            return lam, np.full(len(lam), a), np.full(len(lam), b)
+            return lam, {"single": lam[:, 0]}
         eps = (
             post["eps"]
             if "eps" in post
@@ -646,39 +670,147 @@ class EnrollmentModel:
             countries = data.sites.loc[opened, "country"].to_numpy()
             idx = np.array([names.index(c) for c in countries])
             beta = alpha[:, None] / post["mu_country"][:, idx]
-            beta_new = alpha / post["mu"]
-        else:
+        else:  # one site with a calendar effect: its rate has the fixed single-site prior
             a, b = self._prior_single()
             alpha = np.full(n, a)
             beta = np.full((n, 1), b)
-            beta_new = np.full(n, b)
         shape = alpha[:, None] + counts.sum(axis=1)[None, :]
         rate = beta + (eps[:, None, :] * exposure[None, :, :]).sum(axis=2)
         lam = rng.gamma(shape, 1.0 / rate)
-        return lam, alpha, beta_new
+        if "alpha" not in post:
+            return lam, {"single": lam[:, 0]}
+        return lam, {
+            "alpha": alpha,
+            "names": names,
+            "mu_country": post["mu_country"],
+            "log_mu": np.log(post["mu"]),
+            "sigma_country": post.get("sigma_country"),
+        }
 
-    def _delays(self, planned_gap: np.ndarray, n_draws: int, rng) -> np.ndarray:
-        """Activation day (since as_of) for sites not yet open, per draw; inf = never opens."""
+    @staticmethod
+    def _new_site_rates(population: dict[str, Any], countries: Sequence[str], rng) -> np.ndarray:
+        """Rates (draw, site) of sites not open yet, from the population the data inform.
+
+        Hierarchical fit: Gamma(alpha, alpha / mu_c) with mu_c the site's own country's mean
+        rate; a country without open sites draws its effect from the population of countries
+        (log mu + sigma_country z), or takes mu when one country was fitted. One open site:
+        Gamma(alpha, alpha / lambda_open), centred on that draw's rate of the open site, with
+        alpha from the prior the hierarchical model gives it (LogNormal(log 2, 1)): one site
+        says nothing about the spread between sites.
+        """
+        countries = list(countries)
+        if "single" in population:
+            lam = population["single"]
+            alpha = np.exp(rng.normal(*ALPHA_PRIOR, size=len(lam)))
+            mean = np.repeat(lam[:, None], len(countries), axis=1)
+        else:
+            alpha = population["alpha"]
+            names = population["names"]
+            mu_c, log_mu = population["mu_country"], population["log_mu"]
+            sigma = population["sigma_country"]
+            mean = np.empty((len(log_mu), len(countries)))
+            for j, country in enumerate(countries):
+                if country in names:
+                    mean[:, j] = mu_c[:, names.index(country)]
+                elif sigma is not None:
+                    mean[:, j] = np.exp(log_mu + sigma * rng.standard_normal(len(log_mu)))
+                else:
+                    mean[:, j] = np.exp(log_mu)
+        return rng.gamma(alpha[:, None], mean / alpha[:, None])
+
+    def _activation(self, n_draws: int, rng, sweeps: int = 25) -> dict[str, np.ndarray]:
+        """Posterior draws of the activation model given every site's history.
+
+        Returns ``p_never``, ``mu`` and ``sd`` of the delay (draw,) and ``start`` (draw,
+        pending site): the day after ``as_of`` each site not open yet opens (inf: never).
+
+        Sites with a planned and an actual activation give observed delays and are planned
+        sites that opened. A pending site is censored: as of ``as_of`` it either never opens
+        (probability p_never) or its delay exceeds the days elapsed since its plan, so the
+        longer it is overdue, the likelier 'never' and the longer the delay. The joint
+        posterior is sampled by data augmentation (per draw: whether each pending site never
+        opens, and the delays of those that will, then p_never ~ Beta and (mu, sd) from the
+        normal-inverse-gamma prior updated with observed and augmented delays), ``sweeps``
+        Gibbs sweeps per draw, vectorised over draws, from the posterior without censoring.
+        """
         sites = self.data_.sites
+        as_of = self.data_.as_of
         both = sites["activated_on"].notna() & sites["planned_activation"].notna()
         d = (sites.loc[both, "activated_on"] - sites.loc[both, "planned_activation"]).dt.days
         d = d.to_numpy(float)
+        pending = sites["activated_on"].isna().to_numpy()
+        elapsed = (as_of - sites.loc[pending, "planned_activation"]).dt.days.to_numpy(float)
         m0, k0, a0, b0 = 60.0, 2.0, 2.0, 3600.0  # prior: mean 60 d, sd about 60 d, 2 sites' worth
-        n = len(d)
-        mean = d.mean() if n else 0.0
-        kn, an = k0 + n, a0 + n / 2
-        mn = (k0 * m0 + n * mean) / kn
-        bn = b0 + 0.5 * ((d - mean) ** 2).sum() + k0 * n * (mean - m0) ** 2 / (2 * kn)
-        var = stats.invgamma.rvs(an, scale=bn, size=n_draws, random_state=rng)
-        mu = rng.normal(mn, np.sqrt(var / kn))
-        sd = np.sqrt(var)[:, None]
-        # delay > elapsed: planned date + delay is after as_of (the site is not open yet)
-        low = stats.norm.cdf((-planned_gap[None, :] - mu[:, None]) / sd)
-        u = low + (1 - low) * rng.random((n_draws, len(planned_gap)))
-        delay = mu[:, None] + sd * stats.norm.ppf(np.clip(u, 1e-12, 1 - 1e-12))
-        start = planned_gap[None, :] + delay  # days after as_of
-        p_never = rng.beta(*self.p_never, size=(n_draws, 1))
-        return np.where(rng.random(start.shape) < p_never, np.inf, np.maximum(start, 0.0))
+        a_never, b_never = self.p_never
+
+        def delay_params(n_aug, s_aug, ss_aug):
+            n = len(d) + n_aug
+            total, squares = d.sum() + s_aug, (d**2).sum() + ss_aug
+            mean = np.where(n > 0, total / np.maximum(n, 1), 0.0)
+            kn, an = k0 + n, a0 + n / 2
+            mn = (k0 * m0 + total) / kn
+            bn = b0 + 0.5 * (squares - n * mean**2) + k0 * n * (mean - m0) ** 2 / (2 * kn)
+            var = bn / rng.gamma(an, 1.0, size=n_draws)  # inverse gamma
+            return rng.normal(mn, np.sqrt(var / kn)), np.sqrt(var)
+
+        zeros = np.zeros(n_draws)
+        mu, sd = delay_params(zeros, zeros, zeros)
+        p_never = rng.beta(a_never, b_never + len(d), size=n_draws)
+        never = np.zeros((n_draws, len(elapsed)), bool)
+        delay = np.zeros((n_draws, len(elapsed)))
+        for sweep in range(sweeps if len(elapsed) else 0):
+            # pending sites given the parameters: never, or a delay beyond the days elapsed
+            z = (elapsed[None, :] - mu[:, None]) / sd[:, None]
+            still = stats.norm.sf(z)  # P(delay > elapsed)
+            prob = p_never[:, None] / (p_never[:, None] + (1 - p_never[:, None]) * still)
+            never = rng.random(prob.shape) < prob
+            u = rng.random(prob.shape)
+            delay = mu[:, None] + sd[:, None] * stats.norm.isf(np.maximum(u * still, 1e-300))
+            if sweep == sweeps - 1:
+                break
+            # the parameters given the pending sites' states
+            opens = ~never
+            n_aug = opens.sum(axis=1)
+            p_never = rng.beta(a_never + never.sum(axis=1), b_never + len(d) + n_aug)
+            mu, sd = delay_params(
+                n_aug, (delay * opens).sum(axis=1), (delay**2 * opens).sum(axis=1)
+            )
+        planned = (sites.loc[pending, "planned_activation"] - as_of).dt.days.to_numpy(float)
+        start = np.maximum(planned[None, :] + delay, 0.0)
+        return {
+            "p_never": p_never,
+            "mu": mu,
+            "sd": sd,
+            "start": np.where(never, np.inf, start),
+        }
+
+    def _future_exposure(
+        self, start: np.ndarray, closed: np.ndarray, bounds: np.ndarray
+    ) -> np.ndarray:
+        """Weighted open days (draw, site, period) of sites opening on continuous day
+        ``start`` (draw, site; days after the end of ``as_of``, inf: never) and closing at
+        ``closed`` (site,; inf: never), in periods [bounds[k], bounds[k + 1]): the ramp-up,
+        closure and the declared pauses applied exactly."""
+        as_of = self.data_.as_of
+        lo, hi = bounds[0], bounds[-1]
+        cuts = [bounds]
+        for p_start, p_end in self.pauses:
+            a = (pd.Timestamp(p_start) - as_of).days - 1.0  # day d covers [t - 1, t)
+            b = float((pd.Timestamp(p_end) - as_of).days)
+            cuts.append(np.clip([a, b], lo, hi))
+        grid = np.unique(np.concatenate(cuts))
+        mid = (grid[:-1] + grid[1:]) / 2
+        paused = np.zeros(len(mid), bool)
+        for p_start, p_end in self.pauses:
+            a = (pd.Timestamp(p_start) - as_of).days - 1.0
+            b = float((pd.Timestamp(p_end) - as_of).days)
+            paused |= (mid > a) & (mid < b)
+        until = np.minimum(grid[None, None, :], closed[None, :, None])
+        cum = _ramp_integral(until - start[:, :, None], self.ramp_days)
+        pieces = np.where(paused, 0.0, np.diff(cum, axis=2))
+        pieces = np.where(np.isfinite(pieces), pieces, 0.0)
+        first = np.searchsorted(grid, bounds[:-1])
+        return np.add.reduceat(pieces, first, axis=2) if len(mid) else pieces
 
     # --- forecasting ------------------------------------------------------------------------
     def forecast(
@@ -719,7 +851,7 @@ class EnrollmentModel:
             if draws < 1:
                 raise InputError(f"draws must be >= 1, got {draws}")
             pick = resample_index(n_post, draws, rng)
-        lam_open, alpha, beta_new = self._site_rates(rng, pick)
+        lam_open, population = self._site_rates(rng, pick)
         n_draws = lam_open.shape[0]
         # future exposure of open sites, daily (pauses and ramp exact)
         days = pd.date_range(first_day, end_day, freq="D")
@@ -733,7 +865,8 @@ class EnrollmentModel:
         weight = _ramp_integral(t - act, self.ramp_days) - _ramp_integral(
             t - 1 - act, self.ramp_days
         )
-        weight = np.where(t - 1 < closed, weight, 0.0) * data.open_share[opened][:, None]
+        # closed_on is the first day without recruitment (as in the fit): day t counts if t < it
+        weight = np.where(t < closed, weight, 0.0) * data.open_share[opened][:, None]
         for p_start, p_end in self.pauses:
             weight[:, (days >= pd.Timestamp(p_start)) & (days <= pd.Timestamp(p_end))] = 0.0
         month_of_day = np.searchsorted(months, days, side="right") - 1
@@ -765,20 +898,23 @@ class EnrollmentModel:
             enrolled = enrolled.astype(np.int64)
         else:
             enrolled = rng.poisson((lam_open @ exposure) * factor * calendar)
-        # sites not open yet: activation per draw, rate from the population (no caps)
+        # sites not open yet: activation per draw, rate from the population the data inform
+        # (own country), declared pauses and planned closures applied (no caps)
         pending = ~opened
         if pending.any():
-            gap = (sites.loc[pending, "planned_activation"] - as_of).dt.days.to_numpy(float)
-            start = self._delays(gap, n_draws, rng)  # (draw, site) days after as_of
-            lam_new = rng.gamma(alpha[:, None], 1.0 / beta_new[:, None], size=start.shape)
+            start = self._activation(n_draws, rng)["start"]  # (draw, site) days after as_of
+            lam_new = self._new_site_rates(population, sites.loc[pending, "country"], rng)
             share = float(np.mean(data.open_share[opened]))
             bounds = np.maximum((months - as_of).days.to_numpy(float) - 1, 0.0)
             bounds = np.r_[bounds, float((end_day - as_of).days)]
-            cum = _ramp_integral(bounds[None, None, :] - start[:, :, None], self.ramp_days)
-            new_exposure = np.diff(cum, axis=2) * share
+            ends = (sites.loc[pending, "closed_on"] - as_of).dt.days.to_numpy(float) - 1
+            ends = np.where(np.isnan(ends), np.inf, ends)
+            new_exposure = self._future_exposure(start, ends, bounds) * share
             new_rate = (lam_new[:, :, None] * new_exposure).sum(axis=1) * calendar
             enrolled = enrolled + rng.poisson(new_rate)
         self._pick = pick
+        self._population = population  # sites_needed: new sites from the same draws
+        self._end_day = end_day
         self._uncapped = enrolled  # time_to_target interpolates within the crossing month
         observed = int(data.counts.sum())
         if self.target is not None:
@@ -816,6 +952,15 @@ class EnrollmentModel:
             raise RuntimeError("call forecast() first")
         return self.forecast_
 
+    def _month_spans(self, months: pd.DatetimeIndex) -> tuple[np.ndarray, np.ndarray]:
+        """Start (continuous days after the end of ``as_of``) and length in days of each
+        forecast month; the first starts after ``as_of``, the last ends with the forecast."""
+        as_of = self.data_.as_of
+        starts = np.maximum((months - as_of).days.to_numpy(float) - 1, 0.0)
+        ends = (months + pd.offsets.MonthEnd(0) - as_of).days.to_numpy(float)
+        ends[-1] = min(ends[-1], float((self._end_day - as_of).days))
+        return starts, ends - starts
+
     def time_to_target(self) -> xr.DataArray:
         """Draws of the day the target is reached (NaT beyond the forecast horizon)."""
         if self.target is None:
@@ -835,11 +980,9 @@ class EnrollmentModel:
         rows = np.arange(len(m))
         before = cum[rows, m] - enrolled[rows, m]
         frac = (self.target - before) / np.maximum(enrolled[rows, m], 1)
-        as_of = self.data_.as_of
-        starts = np.maximum((months - as_of).days.to_numpy(float) - 1, 0.0)
-        lengths = (months + pd.offsets.MonthEnd(0) - as_of).days.to_numpy(float) - starts
+        starts, lengths = self._month_spans(months)
         day = starts[m] + frac * lengths[m]
-        dates = np.datetime64(as_of, "ns") + (day * 86400e9).astype("timedelta64[ns]")
+        dates = np.datetime64(self.data_.as_of, "ns") + (day * 86400e9).astype("timedelta64[ns]")
         out[hit] = dates[hit]
         return xr.DataArray(out, dims="draw", name="time_to_target")
 
@@ -849,30 +992,62 @@ class EnrollmentModel:
         return float((ttt <= np.datetime64(pd.Timestamp(date), "ns")).mean())
 
     def sites_needed(
-        self, by, probability: float = 0.8, max_sites: int = 100, seed: int | None = None
+        self,
+        by,
+        probability: float = 0.8,
+        max_sites: int = 100,
+        seed: int | None = None,
+        country: str | None = None,
     ) -> int | None:
-        """Fewest additional sites (opening after the learned activation delay from ``as_of``)
-        so that P(target reached by ``by``) >= ``probability``; None if ``max_sites`` fail."""
+        """Fewest additional sites so that P(target reached by ``by``) >= ``probability``;
+        None if ``max_sites`` are not enough.
+
+        Enrollment is evaluated at ``by`` itself (to the end of that day): in the month
+        holding ``by`` the current sites' patients are spread evenly over its days, as in
+        :meth:`time_to_target`, so with no extra site the answer agrees with
+        :meth:`probability_by`. Additional sites are planned for ``as_of`` and open after the
+        learned activation delay (or never, with the posterior ``p_never``); declared pauses
+        apply. Their rates come from the population new sites draw from: of ``country``'s
+        open sites, or, by default, of a country drawn from the population of countries.
+        """
         if self.target is None:
             raise InputError("sites_needed needs the model's target")
+        if not 0 < probability <= 1:
+            raise InputError(f"probability: expected a number in (0, 1], got {probability!r}")
+        if max_sites < 1:
+            raise InputError(f"max_sites: expected a whole number >= 1, got {max_sites!r}")
         fc = self._forecast()
         by = pd.Timestamp(by)
-        months = pd.DatetimeIndex(fc["month"].values)
-        if by > months[-1] + pd.offsets.MonthEnd(0):
+        as_of = self.data_.as_of
+        if by > self._end_day:
             raise InputError(f"sites_needed: {by.date()} is beyond the forecast horizon")
+        if by <= as_of:
+            raise InputError(f"sites_needed: {by.date()} must be after as_of {as_of.date()}")
         rng = np.random.default_rng((self.seed if seed is None else seed) + 17)
-        # enrolled by `by` with the current sites (uncapped), draws
-        cum = fc["cumulative_enrolled"].values
-        idx = np.searchsorted(months, by, side="right") - 1
-        base = cum[:, idx] if idx >= 0 else np.full(cum.shape[0], fc.attrs["observed_enrolled"])
-        _, alpha, beta_new = self._site_rates(rng, getattr(self, "_pick", None))
-        n = len(alpha)
-        days_left = (by - self.data_.as_of).days
-        start = self._delays(np.zeros(max_sites), n, rng)
-        share = float(np.mean(self.data_.open_share))
-        exposure = _ramp_integral(days_left - start, self.ramp_days) * share
-        lam = rng.gamma(alpha[:, None], 1.0 / beta_new[:, None], size=start.shape)
-        extra = np.cumsum(rng.poisson(lam * np.where(np.isfinite(exposure), exposure, 0.0)), axis=1)
+        # enrolled by the end of day `by` with the current sites (uncapped), per draw
+        months = pd.DatetimeIndex(fc["month"].values)
+        starts, lengths = self._month_spans(months)
+        x = float((by - as_of).days)
+        m = min(int(np.searchsorted(starts + lengths, x)), len(months) - 1)
+        enrolled = self._uncapped
+        base = (
+            fc.attrs["observed_enrolled"]
+            + enrolled[:, :m].sum(axis=1)
+            + enrolled[:, m] * (x - starts[m]) / lengths[m]
+        )
+        n = len(base)
+        act = self._activation(n, rng)
+        mu, sd = act["mu"][:, None], act["sd"][:, None]
+        still = stats.norm.sf(-mu / sd)  # delay > 0: planned for as_of, not open yet
+        u = rng.random((n, max_sites))
+        delay = mu + sd * stats.norm.isf(np.maximum(u * still, 1e-300))
+        never = rng.random((n, max_sites)) < act["p_never"][:, None]
+        start = np.where(never, np.inf, np.maximum(delay, 0.0))
+        opened = ~self.data_.sites["activated_on"].isna().to_numpy()
+        share = float(np.mean(self.data_.open_share[opened]))
+        exposure = self._future_exposure(start, np.full(max_sites, np.inf), np.array([0.0, x]))
+        lam = self._new_site_rates(self._population, [country] * max_sites, rng)
+        extra = np.cumsum(rng.poisson(lam * exposure[:, :, 0] * share), axis=1)
         totals = np.c_[base, base[:, None] + extra]
         ok = (totals >= self.target).mean(axis=0) >= probability
         return int(np.argmax(ok)) if ok.any() else None

@@ -10,6 +10,7 @@ from scipy import stats
 from capacity import as_demand
 from forecast.enrollment import EnrollmentModel, enrollment_data, planning_prior
 from forecast.errors import InputError
+from tests.forecast import fakes
 
 DAYS_PER_MONTH = 365.25 / 12
 
@@ -246,3 +247,122 @@ def test_save_and_load_give_the_same_forecast(tmp_path, trial_model, accrual_mod
         b = loaded.forecast(12, seed=4)
         np.testing.assert_array_equal(a["enrolled"].values, b["enrolled"].values)
         assert loaded.diagnostics().get("closed_form") == model.diagnostics().get("closed_form")
+
+
+# --------------------------------------------------------------------------------------------
+# sites not open yet, pauses, closures, sites_needed (issue 11 items 5-8) and inputs (issue 12)
+# --------------------------------------------------------------------------------------------
+def pending_contribution(sites_with, sites_without, counts, as_of, months=12, **kw):
+    """Mean enrolled per month that the sites only in ``sites_with`` add (same seeds: the
+    open sites' draws are identical, so the difference is the pending sites' own)."""
+    out = []
+    for sites in (sites_with, sites_without):
+        model = EnrollmentModel(draws=500, tune=300, chains=2, seed=1, **kw)
+        model.fit(counts=counts, sites=sites, as_of=as_of)
+        out.append(model.forecast(months, seed=5)["enrolled"].values)
+    return (out[0] - out[1]).mean(axis=0), out[1].mean(axis=0)
+
+
+@pytest.mark.parametrize("calendar_effect", [False, True])
+def test_pending_sites_draw_rates_informed_by_one_open_site(calendar_effect):
+    # issue 11.5: one site at about 0.46/month; a pending site used to add the prior's 2.7
+    counts = one_site_counts("2024-01-01", "2024-12-31", 6, seed=1)
+    open_site = pd.DataFrame({"site": ["A"], "activated_on": ["2024-01-01"]})
+    pending = pd.DataFrame({"site": ["B"], "planned_activation": ["2024-11-01"]})
+    added, base = pending_contribution(
+        pd.concat([open_site, pending], ignore_index=True),
+        open_site,
+        counts,
+        "2024-12-31",
+        calendar_effect=calendar_effect,
+        p_never=(1, 1e6),
+    )
+    # the pending site opens within a few months; then it adds about what site A does
+    assert added[6:].mean() == pytest.approx(base[6:].mean(), rel=0.35)
+    assert added[6:].mean() < 1.0
+
+
+def test_pending_sites_respect_declared_pauses():
+    # issue 11.6: a pending site recruited 2.7-2.9 a month inside a declared pause
+    counts = one_site_counts("2024-01-01", "2024-12-31", 40, seed=2)
+    sites = pd.DataFrame(
+        {
+            "site": ["A", "B"],
+            "activated_on": ["2024-01-01", None],
+            "planned_activation": [None, "2024-12-01"],
+        }
+    )
+    model = EnrollmentModel(pauses=[("2025-05-01", "2025-06-30")], p_never=(1, 1e6), seed=1)
+    fc = model.fit(counts=counts, sites=sites, as_of="2024-12-31").forecast(12)
+    enrolled = fc["enrolled"].to_series().unstack("month")
+    paused = [c for c in enrolled.columns if c.month in (5, 6)]
+    assert enrolled[paused].to_numpy().sum() == 0
+    assert enrolled.iloc[:, 7:].to_numpy().mean() > 0
+
+
+def test_sites_needed_evaluates_enrollment_at_by_itself():
+    # issue 11.7: with ``by`` on the first of a month the whole month used to count
+    model = fakes.enrollment_model(target=100, rate_per_month=4.0, as_of="2026-12-31")
+    model.forecast(until="2028-12-31")
+    for by in ("2027-06-01", "2027-07-01", "2027-08-01", "2027-09-01", "2027-09-15"):
+        p = model.probability_by(by)
+        for level in (0.2, 0.5, 0.8):
+            assert (model.sites_needed(by, probability=level) == 0) == (p >= level), (by, level)
+
+
+def test_new_sites_use_their_own_country_rate():
+    # issue 11.8: a pending site in a fast country used the global median rate
+    rng = np.random.default_rng(3)
+    start, as_of = pd.Timestamp("2024-01-01"), pd.Timestamp("2024-12-31")
+    rows, table = [], []
+    for s in range(24):
+        country, rate = ("US", 0.06) if s % 2 == 0 else ("DE", 0.006)
+        days = pd.date_range(start, as_of, freq="D")
+        rows.append(pd.DataFrame({"site": f"S{s}", "date": days, "enrolled": 0}))
+        rows[-1]["enrolled"] = rng.poisson(rng.gamma(4.0, rate / 4.0), len(days))
+        table.append({"site": f"S{s}", "country": country, "activated_on": start})
+    counts = pd.concat(rows, ignore_index=True)
+    for row in table:
+        row["planned_activation"] = row["activated_on"]  # opened on plan: short delays
+    open_sites = pd.DataFrame(table)
+    pending = pd.DataFrame(
+        {"site": ["N"], "country": ["US"], "planned_activation": [as_of + pd.Timedelta(days=1)]}
+    )
+    added, _ = pending_contribution(
+        pd.concat([open_sites, pending], ignore_index=True),
+        open_sites,
+        counts,
+        as_of,
+        p_never=(1, 1e6),
+    )
+    us = counts[counts["site"].isin([f"S{s}" for s in range(0, 24, 2)])]
+    us_rate = us["enrolled"].sum() / (12 * 366) * DAYS_PER_MONTH  # per month
+    assert added[3:].mean() == pytest.approx(us_rate, rel=0.25)  # not the median of both
+
+
+def test_closed_on_is_the_first_day_without_recruitment_in_fit_and_forecast():
+    # issue 11.8: the forecast counted the closing day, the fit did not
+    counts = one_site_counts("2024-01-01", "2024-12-31", 3660, seed=4)  # 10 a day
+    sites = pd.DataFrame(
+        {"site": ["A"], "activated_on": ["2024-01-01"], "closed_on": ["2025-01-11"]}
+    )
+    model = EnrollmentModel(draws=2000, chains=1, seed=1).fit(
+        counts=counts, sites=sites, as_of="2024-12-31"
+    )
+    january = model.forecast(3)["enrolled"].values[:, 0]
+    rate = (1 + 3660) / (10 + 366)  # posterior mean a day: Gamma(1 + K, 10 + E)
+    assert january.mean() == pytest.approx(10 * rate, rel=0.015)  # 1-10 January, not 11 days
+    assert model.forecast(3)["enrolled"].values[:, 1:].sum() == 0
+
+
+def test_p_never_learns_that_a_long_overdue_site_is_unlikely_to_open():
+    # issue 11.8: a site a year past its plan (others open within a month) kept 90% odds
+    counts = one_site_counts("2024-01-31", "2024-12-31", 170, seed=5)
+    open_site = pd.DataFrame(
+        {"site": ["A"], "planned_activation": ["2024-01-01"], "activated_on": ["2024-01-31"]}
+    )
+    overdue = pd.DataFrame({"site": ["B"], "planned_activation": ["2023-12-31"]})
+    added, base = pending_contribution(
+        pd.concat([open_site, overdue], ignore_index=True), open_site, counts, "2024-12-31"
+    )
+    assert added.sum() < 0.02 * base.sum()
