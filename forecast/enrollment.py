@@ -132,6 +132,12 @@ def enrollment_data(
         daily, extra = _from_patients(patients, as_of)
     else:
         daily, extra = _from_counts(counts, as_of)
+    if daily.empty and sites is None:
+        source = "patients" if patients is not None else "counts"
+        raise InputError(
+            f"{source}: no rows, and no sites table: no site to learn a rate from (give the "
+            "sites table when open sites have enrolled nobody yet)"
+        )
     site_table = _site_table(sites, daily, as_of)
     known = set(site_table["site"])
     unknown = daily.loc[~daily["site"].isin(known)]
@@ -435,6 +441,23 @@ class EnrollmentModel:
         seed: int = 0,
         target_accept: float = 0.9,
     ):
+        if target is not None:
+            if isinstance(target, bool) or not isinstance(target, int | float | np.number):
+                raise InputError(f"target: expected a whole number >= 1, got {target!r}")
+            if not np.isfinite(target) or target < 1 or target != round(target):
+                raise InputError(f"target: expected a whole number >= 1, got {target!r}")
+            target = int(target)
+        if not (np.isfinite(ramp_days) and ramp_days >= 0):
+            raise InputError(f"ramp_days: expected a number of days >= 0, got {ramp_days!r}")
+        if len(p_never) != 2 or not all(np.isfinite(v) and v > 0 for v in p_never):
+            raise InputError(f"p_never: expected Beta parameters (a, b) > 0, got {p_never!r}")
+        for i, pause in enumerate(pauses):
+            try:
+                p_start, p_end = (pd.Timestamp(d) for d in pause)
+            except (TypeError, ValueError):
+                raise InputError(f"pauses: pause {i + 1}: expected (start, end) dates") from None
+            if p_end < p_start:
+                raise InputError(f"pauses: pause {i + 1}: ends {p_end.date()} before it starts")
         self.target = target
         self.target_accept = float(target_accept)
         self.planning = planning

@@ -366,3 +366,26 @@ def test_p_never_learns_that_a_long_overdue_site_is_unlikely_to_open():
         pd.concat([open_site, overdue], ignore_index=True), open_site, counts, "2024-12-31"
     )
     assert added.sum() < 0.02 * base.sum()
+
+
+def test_bad_model_inputs():
+    # issue 12: errors name the argument, before any work
+    with pytest.raises(InputError, match="target"):
+        EnrollmentModel(target=-5)
+    with pytest.raises(InputError, match="target"):
+        EnrollmentModel(target=2.5)
+    with pytest.raises(InputError, match="patients: no rows"):
+        EnrollmentModel(target=5).fit(
+            pd.DataFrame(columns=["site", "enrolled_on"]), as_of="2026-01-01"
+        )
+    with pytest.raises(InputError, match="counts: no rows"):
+        EnrollmentModel(target=5).fit(
+            counts=pd.DataFrame(columns=["site", "date", "enrolled"]), as_of="2026-01-01"
+        )
+    # open sites that have enrolled nobody yet are data, not an error
+    model = EnrollmentModel(target=5, draws=200, chains=1).fit(
+        pd.DataFrame(columns=["site", "enrolled_on"]),
+        pd.DataFrame({"site": ["A"], "activated_on": ["2025-06-01"]}),
+        as_of="2026-01-01",
+    )
+    assert model.forecast(6)["enrolled"].values.sum() >= 0
