@@ -29,6 +29,23 @@ in 2015-2022 without expedited programs (median 8.3 y, IQR 6.5-11.4 y; Mooghali 
 Netw Open 2023;6(8):e2331753, Table 2). Independent phases gave 1.36; the model gives 1.76. With
 it a single phase varies more (log-sd about 0.54: 90% of phases within 0.4x-2.4x the group's
 median). A program that fails leaves its phase at a time drawn the same way.
+
+A modality with few approvals has no phase means of its own, only the years from phase I to
+approval of its ``n`` approved products (durations rows ``phase = "phase1_to_approval"``, with
+``n_programs`` and the group it borrows from, ``borrow_from``; bundled: CAR-T from Oncology,
+gene therapy from All indications). Its phase I-III means are those of ``borrow_from`` times
+``exp(d)``; the review (filing) keeps the area's mean (**assumption**: FDA review runs on its
+own clock, and a modality's time is spread over phases I-III as its area's is)::
+
+    d ~ Normal(0, MODALITY_SD = 0.5)          (assumption: a modality's phases I-III take
+                                               0.4x to 2.7x its area's, 95%)
+    log(published median) ~ Normal(log q50(d), sqrt(pi / (2 n)) * sd_log(d))
+
+(the sampling sd of the median of ``n`` programs) with ``q50(d)`` and ``sd_log(d)`` the median
+and log-sd of the years from phase I to approval that the duration model above gives for shift
+``d`` (Monte Carlo on a grid of ``d``; sources in ``data/SOURCES.md``). Each draw takes its
+``d`` from this posterior, so six products move a modality most of the way from its area, and
+``as_of`` conditioning updates ``d`` too.
 """
 
 from __future__ import annotations
@@ -36,7 +53,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -55,6 +72,12 @@ STEPS = ("phase1_to_phase2", "phase2_to_phase3", "phase3_to_filing", "filing_to_
 DAYS_PER_YEAR = 365.25
 DAY_UNITS = "days since 1970-01-01 (NaN: never)"
 ALL = "All indications"  # the durations of groups without their own
+TOTAL = "phase1_to_approval"  # durations rows of a modality's total years (module docstring)
+TOTAL_STATISTICS = ("median", "mean", "min", "max")
+CLINICAL = np.array([1.0, 1.0, 1.0, 0.0])  # the phases a modality's shift applies to
+MODALITY_SD = 0.5  # prior sd of a modality's log shift from its area (assumption)
+SHIFT_GRID = np.linspace(-3.0, 3.0, 241)  # log shifts at which its posterior is evaluated
+SHIFT_DRAWS = 10_000  # Monte Carlo draws per grid point (common random numbers, fixed seed)
 Z975 = stats.norm.ppf(0.975)
 SURVIVOR_POOL = 16  # as_of conditioning draws at most this many prior draws per output draw
 
@@ -214,6 +237,7 @@ class PhaseTransitionModel:
         self.idata = None
         self.durations_: pd.DataFrame | None = None
         self.simulation_: xr.Dataset | None = None
+        self._shifts: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
 
     def with_durations(
         self,
@@ -263,7 +287,7 @@ class PhaseTransitionModel:
     @classmethod
     def load(cls, path: str | Path) -> PhaseTransitionModel:
         idata, config = _pymc.load_idata(path)
-        durations = pd.DataFrame(config.pop("durations"))
+        durations = _durations_table(pd.DataFrame(config.pop("durations")))
         model = cls(**config)
         model.idata, model.durations_ = idata, durations
         return model
@@ -306,10 +330,10 @@ class PhaseTransitionModel:
 
     @property
     def duration_groups(self) -> list[str]:
-        """Groups with phase durations of their own; other groups of the table use
-        "All indications"."""
+        """Groups with phase durations of their own (phase means, or a modality's total years
+        from phase I to approval); other groups of the table use "All indications"."""
         self._check_fitted()
-        return _duration_groups(self.durations_)
+        return _duration_groups(_durations_table(self.durations_))
 
     def _check_fitted(self) -> None:
         if self.idata is None:
@@ -472,9 +496,9 @@ class PhaseTransitionModel:
             group, new_group=new_group, evidence=evidence, step_priors=step_priors, seed=seed
         ).values
         p = p_all[rng.integers(0, len(p_all), size=draws)]
-        mean_years = self._mean_years(duration_group, group)
+        spec = self._durations_for(duration_group, group)
         elapsed = (as_of_ts - start).days / DAYS_PER_YEAR
-        median, sigma, ess = self._survivor_params(mean_years, draws, rng, c, elapsed)
+        median, sigma, ess = self._survivor_params(spec, draws, rng, c, elapsed)
 
         t = np.full(draws, (start - _EPOCH).days, dtype=float)  # days since epoch
         alive = np.ones(draws, bool)
@@ -553,8 +577,8 @@ class PhaseTransitionModel:
             group, new_group=new_group, evidence=evidence, step_priors=step_priors, seed=seed
         ).values
         p = p_all[rng.integers(0, len(p_all), size=draws)]
-        mean_years = self._mean_years(duration_group, group)
-        median, sigma = self._duration_params(mean_years, draws, rng)
+        spec = self._durations_for(duration_group, group)
+        median, sigma = self._duration_params(spec, draws, rng)
         return {"p": p, "median_years": median, "sigma": sigma}
 
     def review_years(self, program: Mapping[str, np.ndarray], seed: int = 0) -> np.ndarray:
@@ -563,9 +587,10 @@ class PhaseTransitionModel:
         k = _phase_index("filing")
         return _lognormal(program["median_years"][:, k], program["sigma"][:, k], rng)
 
-    def _mean_years(self, duration_group: str | None, group: str) -> np.ndarray:
-        """Mean years per phase of ``duration_group`` (default: ``group``)."""
-        table = self.durations_
+    def _durations_for(self, duration_group: str | None, group: str) -> _Durations:
+        """Mean years per phase of ``duration_group`` (default: ``group``) and, for a modality
+        known by its total years only, the posterior of its shift (module docstring)."""
+        table = _durations_table(self.durations_)
         own = _duration_groups(table)
         name = group if duration_group is None else duration_group
         if duration_group is not None and name not in own and name not in self.groups:
@@ -576,17 +601,48 @@ class PhaseTransitionModel:
             )
         if name not in own:  # a group of the table without durations, or a new group
             name = ALL
-        rows = table[table["group"] == name]
-        means = rows.set_index("phase")["mean_years"].reindex(list(PHASES))
-        if means.isna().any():
-            raise InputError(
-                f"durations: group {name!r} lacks phases {list(means[means.isna()].index)}"
+        total = table[(table["group"] == name) & (table["phase"] == TOTAL)]
+        if total.empty:
+            return _Durations(_phase_means(table, name), None, None)
+        row = total[total["statistic"] == "median"].iloc[0]
+        area = _phase_means(table, str(row["borrow_from"]))
+        key = (
+            name,
+            tuple(area),
+            float(row["mean_years"]),
+            int(row["n_programs"]),
+            self.duration_dispersion,
+            self.dispersion_sd,
+            self.median_sd,
+            self.speed_sd,
+        )
+        if key not in self._shifts:
+            self._shifts[key] = self._shift_posterior(
+                area, float(row["mean_years"]), int(row["n_programs"])
             )
-        return means.to_numpy(float)
+        return _Durations(area, *self._shifts[key])
+
+    def _shift_posterior(
+        self, area_years: np.ndarray, median_years: float, n_programs: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Grid posterior of a modality's log shift of phases I-III given the published median
+        years from phase I to approval of its ``n_programs`` products."""
+        rng = np.random.default_rng(0)  # fixed: the same posterior in every run
+        median, sigma = self._duration_params(_Durations(area_years, None, None), SHIFT_DRAWS, rng)
+        years = median * np.exp(sigma * rng.standard_normal(median.shape))
+        clinical, review = years[:, :3].sum(axis=1), years[:, 3]
+        log_total = np.log(np.exp(SHIFT_GRID)[:, None] * clinical + review)  # (grid, draw)
+        centre, spread = np.median(log_total, axis=1), log_total.std(axis=1)
+        se = np.sqrt(np.pi / 2 / n_programs) * np.maximum(spread, 1e-6)
+        log_post = stats.norm.logpdf(SHIFT_GRID, 0.0, MODALITY_SD) + stats.norm.logpdf(
+            np.log(median_years), centre, se
+        )
+        prob = np.exp(log_post - log_post.max())
+        return SHIFT_GRID, prob / prob.sum()
 
     def _survivor_params(
         self,
-        mean_years: np.ndarray,
+        spec: _Durations,
         draws: int,
         rng: np.random.Generator,
         phase: int,
@@ -599,10 +655,10 @@ class PhaseTransitionModel:
         size reaches ``draws``. Returns median years, sigma (draw, phase) and that size.
         """
         if elapsed_years <= 0:
-            return (*self._duration_params(mean_years, draws, rng), float(draws))
+            return (*self._duration_params(spec, draws, rng), float(draws))
         pool = draws
         while True:
-            median, sigma = self._duration_params(mean_years, pool, rng)
+            median, sigma = self._duration_params(spec, pool, rng)
             log_w = _log_survival(elapsed_years, median[:, phase], sigma[:, phase])
             if not np.isfinite(log_w.max()):  # no draw lasts that long (fixed durations)
                 return median[:draws], sigma[:draws], 0.0
@@ -615,8 +671,15 @@ class PhaseTransitionModel:
         return median[pick], sigma[pick], ess
 
     def _duration_params(
-        self, mean_years: np.ndarray, draws: int, rng: np.random.Generator
+        self, spec: _Durations, draws: int, rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray]:
+        """Prior draws of median years and sigma (draw, phase) of one program's phases."""
+        mean_years = spec.mean_years
+        if spec.shift_grid is not None:  # a modality: its shift of phases I-III, per draw
+            step = spec.shift_grid[1] - spec.shift_grid[0]
+            shift = rng.choice(spec.shift_grid, size=draws, p=spec.shift_prob)
+            shift = shift + step * (rng.random(draws) - 0.5)
+            mean_years = mean_years * np.exp(np.outer(shift, CLINICAL))
         shape = (draws, len(PHASES))
         if self.duration_dispersion > 0:
             sigma = self.duration_dispersion * np.exp(
@@ -764,24 +827,69 @@ def _lognormal(
     return np.maximum(years, floor)
 
 
+class _Durations(NamedTuple):
+    """Mean years per phase; for a modality, its grid posterior of the phase I-III shift."""
+
+    mean_years: np.ndarray
+    shift_grid: np.ndarray | None
+    shift_prob: np.ndarray | None
+
+
 def _duration_groups(table: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(table["group"].astype(str)))
 
 
+def _phase_means(table: pd.DataFrame, group: str) -> np.ndarray:
+    rows = table[(table["group"] == group) & (table["phase"] != TOTAL)]
+    means = rows.set_index("phase")["mean_years"].reindex(list(PHASES))
+    if means.isna().any():
+        raise InputError(
+            f"durations: group {group!r} lacks phases {list(means[means.isna()].index)}"
+        )
+    return means.to_numpy(float)
+
+
+DURATION_COLUMNS = ["group", "phase", "mean_years", "statistic", "n_programs", "borrow_from"]
+
+
 def _durations_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Phase means (``statistic`` mean; other statistics per phase are dropped) and the total
+    years from phase I to approval of modalities (``phase1_to_approval``, module docstring)."""
     needed = {"group", "phase", "mean_years"}
     if missing := needed - set(frame.columns):
         raise InputError(f"durations: missing columns {sorted(missing)}")
-    if "statistic" in frame.columns:
-        frame = frame[frame["statistic"] == "mean"]
-    bad = frame[~frame["phase"].isin(PHASES)]
+    frame = frame.copy()
+    for column, fill in (("statistic", "mean"), ("n_programs", 0), ("borrow_from", "")):
+        frame[column] = frame[column].fillna(fill) if column in frame.columns else fill
+    bad = frame[~frame["phase"].isin([*PHASES, TOTAL])]
     if len(bad):
         raise InputError(
-            f"durations: unknown phase {bad['phase'].iloc[0]!r}; expected {list(PHASES)}"
+            f"durations: unknown phase {bad['phase'].iloc[0]!r}; expected {[*PHASES, TOTAL]}"
         )
-    if (frame["mean_years"] <= 0).any():
+    if not (frame["mean_years"] > 0).all():
         raise InputError("durations: mean_years must be > 0")
-    return frame[["group", "phase", "mean_years"]].reset_index(drop=True)
+    phases = frame[frame["phase"].isin(PHASES) & (frame["statistic"] == "mean")]
+    totals = frame[frame["phase"] == TOTAL]
+    with_means = set(phases["group"])
+    for group, rows in totals.groupby("group", sort=False):
+        where = f"durations: {group!r} {TOTAL}"
+        if group in with_means:
+            raise InputError(f"{where}: the group has phase means too; give one or the other")
+        if not rows["statistic"].isin(TOTAL_STATISTICS).all():
+            raise InputError(f"{where}: statistic must be one of {list(TOTAL_STATISTICS)}")
+        median = rows[rows["statistic"] == "median"]
+        if len(median) != 1:
+            raise InputError(f"{where}: needs exactly one median row")
+        n = median["n_programs"].iloc[0]
+        if not (n >= 1 and n == round(n)):
+            raise InputError(f"{where}: n_programs must be a whole number >= 1, got {n}")
+        if median["borrow_from"].iloc[0] not in with_means:
+            raise InputError(
+                f"{where}: borrow_from {median['borrow_from'].iloc[0]!r} must be a group with "
+                f"phase means: {sorted(with_means)}"
+            )
+    out = pd.concat([phases, totals])[DURATION_COLUMNS].reset_index(drop=True)
+    return out.astype({"n_programs": int, "borrow_from": str, "statistic": str})
 
 
 def _phase_index(phase: str) -> int:

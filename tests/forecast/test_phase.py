@@ -309,3 +309,68 @@ def test_program_speed_spreads_approval_dates_as_published(all_model):
     phase1 = np.log(ends[reached, 0] - start_day)
     phase3 = np.log(ends[reached, 2] - ends[reached, 1])
     assert np.corrcoef(phase1, phase3)[0, 1] > 0.25
+
+
+def years_to_approval(model, group, draws=40_000, seed=21, **kw):
+    """Years from entering phase I (2027-01-01) to approval, approved draws only."""
+    start = pd.Timestamp("2027-01-01")
+    sim = model.simulate("phase1", start, draws=draws, seed=seed, group=group, **kw)
+    days = sim["approval_day"].values[sim["approved"].values]
+    return (days - (start - pd.Timestamp("1970-01-01")).days) / 365.25
+
+
+def test_cell_and_gene_therapies_are_timed_from_their_own_approvals(modality_model):
+    # issue 11 item 13: Parexel's analysis of FDA data: the six CAR-T the FDA approved in
+    # 2017-2022 took 4.2-8.4 y from IND or first-in-human to market (median 4.8 y), the six gene
+    # therapies 5.8-17.5 y (median 9.6 y). CAR-T used the all-indication means: median 10.2 y.
+    car_t = years_to_approval(modality_model, "CAR-T")
+    assert 4.5 < np.median(car_t) < 6.0
+    assert np.mean((car_t >= 4.2) & (car_t <= 8.4)) > 0.45  # 0.36 with oncology durations
+    oncology = years_to_approval(modality_model, "CAR-T", duration_group="Oncology")
+    assert np.median(car_t) < 0.7 * np.median(oncology)
+    gene = years_to_approval(modality_model, "Gene therapy")
+    assert 8.0 < np.median(gene) < 11.0
+    assert {"CAR-T", "Gene therapy"} <= set(modality_model.duration_groups)
+
+
+def with_car_t_total(model, **changes):
+    """A copy of ``model`` whose CAR-T median total years row is changed."""
+    copy = model.with_durations(duration_dispersion=0.4, median_sd=0.1)
+    table = copy.durations_.copy()
+    row = (table["group"] == "CAR-T") & (table["statistic"] == "median")
+    for column, value in changes.items():
+        table.loc[row, column] = value
+    copy.durations_ = table
+    return copy
+
+
+def test_a_modality_borrows_from_its_area_by_its_number_of_programs(modality_model):
+    # the shift of phases I-III is a posterior: few products leave the modality near its area,
+    # many pin its median years to the published one
+    oncology = np.median(years_to_approval(modality_model, "CAR-T", duration_group="Oncology"))
+    one = np.median(years_to_approval(with_car_t_total(modality_model, n_programs=1), "CAR-T"))
+    six = np.median(years_to_approval(modality_model, "CAR-T"))
+    many = with_car_t_total(modality_model, n_programs=600, mean_years=6.0)
+    assert six < one < oncology
+    assert np.median(years_to_approval(many, "CAR-T")) == pytest.approx(6.0, rel=0.04)
+    # the review (filing) keeps the area's mean; phases I-III share one shift
+    draws = modality_model.program_draws("CAR-T", 20_000, seed=4)["median_years"]
+    area = modality_model.program_draws("CAR-T", 20_000, seed=4, duration_group="Oncology")
+    ratio = np.median(draws, axis=0) / np.median(area["median_years"], axis=0)
+    assert ratio[3] == pytest.approx(1.0, abs=0.05)
+    np.testing.assert_allclose(ratio[:3], ratio[0], rtol=0.05)
+    assert 0.4 < ratio[0] < 0.7
+
+
+@pytest.mark.parametrize(
+    "changes, match",
+    [
+        ({"borrow_from": "Oncolgy"}, "borrow_from 'Oncolgy' must be a group with phase means"),
+        ({"n_programs": 0}, "n_programs must be a whole number >= 1"),
+        ({"statistic": "p90"}, "statistic must be one of"),
+    ],
+)
+def test_bad_modality_durations(modality_model, changes, match):
+    bad = with_car_t_total(modality_model, **changes)
+    with pytest.raises(InputError, match=match):
+        bad.simulate("phase1", "2027-01-01", draws=10, group="CAR-T")
