@@ -229,7 +229,16 @@ def main() -> None:
     parser.add_argument("--months", type=int, default=120)
     parser.add_argument("--programs", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--memory",
+        action="store_true",
+        help="print peak memory above entry (tracemalloc) of requirements() + bands() and of "
+        "the baseline, at 16k draws x 10 programs and 4k draws x 100 programs (120 months)",
+    )
     args = parser.parse_args()
+    if args.memory:
+        memory()
+        return
     demand = make_demand(args.draws, args.months, args.programs)
     name = "car-t-autologous-manual"
     spec, raw = load_process(name), read_template(name)
@@ -255,6 +264,40 @@ def main() -> None:
     print(f"requirements(): {t_pmcap:.3f} s (best of {args.repeat})")
     print(f"bare NumPy:     {t_numpy:.3f} s")
     print(f"ratio pmcap / bare NumPy: {t_pmcap / t_numpy:.2f}")
+
+
+def peak_mib(fn) -> float:
+    """Peak traced memory while ``fn`` runs, above what was allocated when it started (MiB)."""
+    import gc
+    import tracemalloc
+
+    gc.collect()
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    base = tracemalloc.get_traced_memory()[0]
+    result = fn()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    del result
+    return (peak - base) / 2**20
+
+
+def memory() -> None:
+    from capacity import bands, load_process, requirements
+
+    name = "car-t-autologous-manual"
+    spec, raw = load_process(name), read_template(name)
+    for draws, programs in ((16_000, 10), (4_000, 100)):
+        demand = make_demand(draws, 120, programs)
+        months = pd.DatetimeIndex(demand["month"].values)
+        values = demand.values
+        ours = peak_mib(lambda: bands(requirements(demand, spec, seed=1)))  # noqa: B023
+        bare = peak_mib(lambda: bare_numpy(values, months, raw, seed=1))  # noqa: B023
+        print(
+            f"{draws} draws x 120 months x {programs} programs: requirements()+bands() peak "
+            f"{ours:,.0f} MiB above entry, bare NumPy {bare:,.0f} MiB, ratio {ours / bare:.2f} "
+            f"(demand itself: {values.nbytes / 2**20:,.0f} MiB)"
+        )
 
 
 if __name__ == "__main__":

@@ -229,55 +229,70 @@ def requirements(
     ppq_idx = [i for i, s in enumerate(streams) if s == "ppq"]
     values = demand.values  # (draw, month, program, stream)
 
-    # Lots per program (each program its own random stream, so adding or reordering programs
-    # leaves the others' draws alone), then resources once per *unit*: a program, or for
-    # facility totals all programs sharing a process. Resources are linear in lots for a given
-    # process, so summing lots first gives the same totals at a fraction of the work.
-    lots: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-    for p_i, program in enumerate(programs):
-        spec = specs[program]
-        patients = values[:, :, p_i, patient_idx].sum(axis=-1)
-        ppq = values[:, :, p_i, ppq_idx].sum(axis=-1)
-        failure = params[spec.name]["failure_rate"].values[:, None]
-        rng = stream_rng(seed, "failures", program)
-        lots[program] = _lots(patients, ppq, failure, spec.max_remanufacture, rng)
-        if n_hist:  # opening lots: only the work still to come counts (re-runs not modelled)
-            before = np.broadcast_to(history[:, :, p_i], (n_draws, n_hist)).astype(float)
-            lots[program] = tuple(
-                np.concatenate([before if i == 0 else np.zeros_like(before), arr], axis=1)
-                for i, arr in enumerate(lots[program])
-            )
-
+    # Lots per program (each program and re-run attempt its own random stream, so adding or
+    # reordering programs leaves the others' draws alone), then resources once per *unit*: a
+    # program, or for facility totals all programs sharing a process. Resources are linear in
+    # lots for a given process, so summing lots first gives the same totals at a fraction of
+    # the work. Draws are processed in blocks of about CHUNK_CELLS draw-months, so memory is
+    # bounded by the block and the outputs, not by the draws; every random stream is used in
+    # draw order, so the result does not depend on the block size.
     units: dict[str, list[str]] = {}
     for program in programs:
         units.setdefault(program if by_program else specs[program].name, []).append(program)
-
-    kernels: dict[str, dict[str, np.ndarray]] = {}
-    results: list[dict[str, np.ndarray]] = []
-    for members in units.values():
-        spec = specs[members[0]]
-        if spec.name not in kernels:
-            kernels[spec.name] = _kernels(months, params[spec.name])
-        made, rerun, lost = (sum(lots[m][i] for m in members) for i in range(3))
-        out = _resources(
-            made,
-            spec,
-            params[spec.name],
-            kernels[spec.name],
-            month_share,
-            cal.days,
-            assays,
-            instruments,
-        )
-        out.update(remanufactured_lots=rerun.astype(float), patients_lost=lost.astype(float))
-        results.append(out)
-
-    if n_hist:  # drop the months before the start (their work is only the opening state)
-        results = [{k: v[:, n_hist:] for k, v in r.items()} for r in results]
-    if by_program:
-        data = {k: np.stack([r[k] for r in results], axis=2) for k in results[0]}
-    else:
-        data = {k: _total(r[k] for r in results) for k in results[0]}
+    rngs = {
+        program: [
+            stream_rng(seed, "failures", program, f"attempt-{r}")
+            for r in range(specs[program].max_remanufacture + 1)
+        ]
+        for program in programs
+    }
+    n_out = demand.sizes["month"]
+    lead = (n_draws, n_out, len(units)) if by_program else (n_draws, n_out)
+    extra = {"qc_hours": (len(assays),), "instrument_hours": (len(instruments),)}
+    data = {k: np.zeros((*lead, *extra.get(k, ()))) for k in _COMPUTED}
+    block = max(1, CHUNK_CELLS // max(1, len(months) * len(programs)))
+    for a in range(0, n_draws, block):
+        rows = slice(a, min(n_draws, a + block))
+        n_rows = rows.stop - rows.start
+        par = {name: p.isel(draw=rows) for name, p in params.items()}
+        kernels: dict[str, dict[str, np.ndarray]] = {}
+        for u_i, members in enumerate(units.values()):
+            spec = specs[members[0]]
+            if spec.name not in kernels:
+                kernels[spec.name] = _kernels(months, par[spec.name])
+            made = np.zeros((n_rows, len(months)))
+            rerun = np.zeros((n_rows, len(months)))
+            lost = np.zeros((n_rows, len(months)))
+            failure = par[spec.name]["failure_rate"].values[:, None]
+            for program in members:
+                p_i = programs.index(program)
+                block_values = values[rows, :, p_i]
+                out = _lots(
+                    block_values[..., patient_idx].sum(axis=-1),
+                    block_values[..., ppq_idx].sum(axis=-1),
+                    failure,
+                    spec.max_remanufacture,
+                    rngs[program],
+                )
+                # opening lots (months before the start): only the work still to come counts
+                made[:, n_hist:] += out[0]
+                made[:, :n_hist] += history[:, :, p_i]
+                rerun[:, n_hist:] += out[1]
+                lost[:, n_hist:] += out[2]
+            result = _resources(
+                made,
+                spec,
+                par[spec.name],
+                kernels[spec.name],
+                month_share,
+                cal.days,
+                assays,
+                instruments,
+            )
+            result.update(remanufactured_lots=rerun, patients_lost=lost)
+            for k, v in result.items():
+                target = data[k][rows, :, u_i] if by_program else data[k][rows]
+                target += v[:, n_hist:]  # drop the months before the start
     coords = {
         "draw": demand["draw"].values,
         "month": demand["month"].values,
@@ -286,7 +301,7 @@ def requirements(
         "role": list(ROLES),
     }
     if by_program:
-        coords["program"] = programs
+        coords["program"] = list(units)
     base = ("draw", "month", "program") if by_program else ("draw", "month")
     dims = {"qc_hours": (*base, "assay"), "instrument_hours": (*base, "instrument")}
     ds = xr.Dataset({k: (dims.get(k, base), v) for k, v in data.items()}, coords=coords)
@@ -354,12 +369,20 @@ def opening_history(
     return out
 
 
-def _total(arrays) -> np.ndarray:
-    arrays = iter(arrays)
-    total = next(arrays).copy()
-    for arr in arrays:
-        total += arr
-    return total
+CHUNK_CELLS = 2_000_000  # draw-months per block of requirements (a few MB per array)
+_COMPUTED = (
+    "lots",
+    "suite_days",
+    "suites",
+    "qc_hours",
+    "qc_fte",
+    "operator_hands_on_fte",
+    "operator_crew_fte",
+    "qa_fte",
+    "instrument_hours",
+    "remanufactured_lots",
+    "patients_lost",
+)
 
 
 def _lots(
@@ -367,15 +390,19 @@ def _lots(
     ppq: np.ndarray,
     failure: np.ndarray,
     max_remanufacture: int,
-    rng: np.random.Generator,
+    rngs: Sequence[np.random.Generator],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Lots started, re-runs and patients lost: binomial failures, ``max_remanufacture`` re-runs."""
+    """Lots started, re-runs and patients lost: binomial failures, ``max_remanufacture`` re-runs.
+
+    ``rngs[r]`` draws the failures of attempt ``r`` (one stream per attempt, so blocks of
+    draws processed one after another give the same numbers as all draws at once).
+    """
     attempt = patients
     rerun = np.zeros_like(patients)
-    for _ in range(max_remanufacture):
-        attempt = rng.binomial(attempt, failure)
+    for r in range(max_remanufacture):
+        attempt = rngs[r].binomial(attempt, failure)
         rerun += attempt
-    lost = rng.binomial(attempt, failure)
+    lost = rngs[max_remanufacture].binomial(attempt, failure)
     return patients + ppq + rerun, rerun, lost
 
 

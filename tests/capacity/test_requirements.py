@@ -301,3 +301,22 @@ def test_one_calendar_for_suites_and_crews():
     productive = 1650 * 31 / 365
     crew = jan_suite_days * 250 / 365 * 2 * 2 * 8 / productive
     assert req["operator_crew_fte"].values[0, 0] == pytest.approx(crew)
+
+
+@pytest.mark.parametrize("by_program", [False, True])
+def test_blocks_of_draws_give_the_same_result_as_all_at_once(monkeypatch, by_program):
+    import importlib
+
+    engine = importlib.import_module("capacity.requirements")  # the module, not the function
+
+    rng = np.random.default_rng(8)
+    demand = make_demand(rng.poisson(5, size=(37, 14, 3, 3)), programs=["A", "B", "C"])
+    processes = {
+        "A": fixed_process(failure_rate=0.2, max_remanufacture=2),
+        "*": "car-t-autologous-manual",
+    }
+    whole = requirements(demand, processes, seed=4, by_program=by_program, opening={"A": 3})
+    monkeypatch.setattr(engine, "CHUNK_CELLS", 5 * 14 * 3)  # blocks of 5 draws
+    blocks = requirements(demand, processes, seed=4, by_program=by_program, opening={"A": 3})
+    xr.testing.assert_identical(whole, blocks)
+    assert whole["remanufactured_lots"].sum() > 0
