@@ -593,6 +593,8 @@ def bands(
     qs = [float(q) for q in quantiles]
     if not qs or any(not 0 <= q <= 1 for q in qs):
         raise InputError(f"quantiles must be numbers in [0, 1], got {list(quantiles)}")
+    if len({_quantile_label(q) for q in qs}) != len(qs):
+        raise InputError(f"quantiles must be distinct, got {list(quantiles)}")
     frames = []
     for metric, var in _series(_as_dataset(result)):
         if "program" not in var.dims:

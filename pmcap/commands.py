@@ -51,17 +51,18 @@ def _progress(quiet: bool) -> Iterator:
     yield stage
 
 
-@app.command()
+@app.command(short_help="Scenario -> report, requirements, demand and finance files.")
 def run(
     scenario: Annotated[
         Path | None,
         typer.Argument(help="Scenario TOML file (default: the bundled example portfolio)."),
     ] = None,
     out: Annotated[
-        Path, typer.Option(help="Output folder (replaced atomically; see --force).")
+        Path,
+        typer.Option(metavar="FOLDER", help="Output folder (replaced atomically; see --force)."),
     ] = Path("pmcap-output/run"),
-    draws: Annotated[int | None, typer.Option(help="Override run.draws.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Override run.seed.")] = None,
+    draws: Annotated[int | None, typer.Option(metavar="N", help="Override run.draws.")] = None,
+    seed: Annotated[int | None, typer.Option(metavar="INT", help="Override run.seed.")] = None,
     xlsx: Annotated[bool, typer.Option("--xlsx", help="Also write finance.xlsx.")] = False,
     strict: Annotated[
         bool,
@@ -193,7 +194,7 @@ def validate(
     typer.echo(f"{scenario}: ok: {len(sc.program)} programs: {stages}")
 
 
-@app.command()
+@app.command(short_help="Write a starter scenario and input templates to a new folder.")
 def init(
     folder: Annotated[Path, typer.Argument(help="New folder for a starter scenario.")],
 ) -> None:

@@ -348,7 +348,13 @@ class Scenario(_Strict):
 
 
 def example_scenario_path() -> Path:
-    """The bundled example portfolio (``data/examples/portfolio/scenario.toml``)."""
+    """The bundled example portfolio: ``pmcap/example/`` in an installed wheel,
+    ``data/examples/portfolio/`` in a source checkout."""
+    from importlib import resources
+
+    shipped = resources.files("pmcap").joinpath("example", "scenario.toml")
+    if shipped.is_file():
+        return Path(str(shipped))
     here = Path(__file__).resolve().parents[1] / "data" / "examples" / "portfolio" / "scenario.toml"
     if not here.exists():
         raise InputError(

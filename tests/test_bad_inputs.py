@@ -766,7 +766,6 @@ api(
     "bands-quantiles-twice",
     lambda: bands(good_demand(), [0.1, 0.1]),
     "quantiles",
-    xfail="capacity/requirements.py: bands() accepts duplicated quantiles",
 )
 api(
     "shortfall_probability-negative",

@@ -96,15 +96,9 @@ def test_help_fits_80_columns_without_placeholders(command):
     "command",
     [
         "capacity",
-        pytest.param(
-            "run",
-            marks=pytest.mark.xfail(strict=True, reason="summary cut mid-sentence; commands.py"),
-        ),
+        "run",
         "validate",
-        pytest.param(
-            "init",
-            marks=pytest.mark.xfail(strict=True, reason="summary cut mid-sentence; commands.py"),
-        ),
+        "init",
     ],
 )
 def test_command_summary_is_not_cut_mid_sentence(command):
