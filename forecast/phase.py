@@ -65,7 +65,7 @@ from forecast import _pymc
 from forecast.data import phase_durations, phase_transitions
 from forecast.errors import InputError
 
-__all__ = ["PHASES", "STEPS", "PhaseTransitionModel", "transition_counts"]
+__all__ = ["PHASES", "STEPS", "PhaseTransitionModel", "duration_groups", "transition_counts"]
 
 PHASES = ("phase1", "phase2", "phase3", "filing")
 STEPS = ("phase1_to_phase2", "phase2_to_phase3", "phase3_to_filing", "filing_to_approval")
@@ -833,6 +833,12 @@ class _Durations(NamedTuple):
     mean_years: np.ndarray
     shift_grid: np.ndarray | None
     shift_prob: np.ndarray | None
+
+
+def duration_groups(durations: pd.DataFrame | None = None) -> list[str]:
+    """Groups with phase durations of their own in ``durations`` (default: the bundled table):
+    the valid ``duration_group`` names besides the groups of the transition table."""
+    return _duration_groups(_durations_table(phase_durations() if durations is None else durations))
 
 
 def _duration_groups(table: pd.DataFrame) -> list[str]:

@@ -9,7 +9,7 @@ import pytest
 from forecast import PhaseTransitionModel
 from forecast.data import phase_transitions
 from forecast.errors import InputError
-from forecast.phase import transition_counts
+from forecast.phase import duration_groups, transition_counts
 
 STEPS = ["phase1_to_phase2", "phase2_to_phase3", "phase3_to_filing", "filing_to_approval"]
 
@@ -331,6 +331,8 @@ def test_cell_and_gene_therapies_are_timed_from_their_own_approvals(modality_mod
     gene = years_to_approval(modality_model, "Gene therapy")
     assert 8.0 < np.median(gene) < 11.0
     assert {"CAR-T", "Gene therapy"} <= set(modality_model.duration_groups)
+    assert duration_groups() == modality_model.duration_groups  # the bundled table's
+    assert "All indications (per trial)" not in duration_groups()  # per-trial medians: unused
 
 
 def with_car_t_total(model, **changes):
