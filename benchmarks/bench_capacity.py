@@ -38,6 +38,10 @@ DEFAULTS = {
     "qa_hours_per_lot": 0.0,
     "productive_hours_per_fte_year": 1650.0,
     "hours_per_shift": 8.0,
+    "qc_fixed_hours_per_month": 0.0,
+    "qc_hours_per_suite_month": 0.0,
+    "qa_fixed_hours_per_month": 0.0,
+    "qa_hours_per_suite_month": 0.0,
 }
 QC_DEFAULTS = {"tests_per_lot": 1.0, "retest_rate": 0.0}
 INTEGERS = {
@@ -186,11 +190,22 @@ def bare_numpy(values: np.ndarray, months: pd.DatetimeIndex, raw: dict, seed: in
     harvested = starts.events(culture)
     released = starts.events(culture + p["qc_turnaround_days"].max(axis=1))
     hours_per_fte = p["productive_hours_per_fte_year"][:, None] * year_share
+    days = months.days_in_month.to_numpy(float)
+    suites = suite_days / days  # calendar occupancy
+    # work that does not scale with lots: per suite in use and once for the (one) process,
+    # stated per average month and prorated by the month's length
+    per_month = days / (365.25 / 12)
+    qc_other = (
+        suites * p["qc_hours_per_suite_month"][:, None] + p["qc_fixed_hours_per_month"][:, None]
+    ) * per_month
+    qa_other = (
+        suites * p["qa_hours_per_suite_month"][:, None] + p["qa_fixed_hours_per_month"][:, None]
+    ) * per_month
     return {
-        "suites": suite_days / months.days_in_month.to_numpy(float),  # calendar occupancy
+        "suites": suites,
         "operator_fte": np.maximum(hands_on, crew) / hours_per_fte,
-        "qc_fte": harvested * qc_per_lot[:, None] / hours_per_fte,
-        "qa_fte": released * p["qa_hours_per_lot"][:, None] / hours_per_fte,
+        "qc_fte": (harvested * qc_per_lot[:, None] + qc_other) / hours_per_fte,
+        "qa_fte": (released * p["qa_hours_per_lot"][:, None] + qa_other) / hours_per_fte,
     }
 
 

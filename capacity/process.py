@@ -112,6 +112,14 @@ class ProcessSpec(BaseModel):
     operating_days_per_year: Positive = Param.fixed(365)
     operator_hours_per_lot: NonNegative = Param.fixed(0)
     qa_hours_per_lot: NonNegative = Param.fixed(0)
+    # work that does not scale with lots: per month for the process (QC: raw-material and
+    # stability testing, trending, data review; QA: deviations, change control, document
+    # control) and per suite in use per month (QC: environmental monitoring; QA: area release
+    # and EM review)
+    qc_fixed_hours_per_month: NonNegative = Param.fixed(0)
+    qc_hours_per_suite_month: NonNegative = Param.fixed(0)
+    qa_fixed_hours_per_month: NonNegative = Param.fixed(0)
+    qa_hours_per_suite_month: NonNegative = Param.fixed(0)
     productive_hours_per_fte_year: Positive = Param.fixed(1650)
     shifts_per_day: int = Field(1, ge=1, le=4)
     hours_per_shift: Positive = Param.fixed(8)

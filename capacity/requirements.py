@@ -212,6 +212,11 @@ def requirements(
         params[spec.name] = spec.sample(n_draws, seed)
 
     assays = _union([a.assay for s in specs.values() for a in s.qc])
+    if any(
+        s.qc_fixed_hours_per_month.support[1] > 0 or s.qc_hours_per_suite_month.support[1] > 0
+        for s in specs.values()
+    ):
+        assays.append(FIXED_WORK)  # QC work that does not scale with lots
     instruments = _union([a.instrument for s in specs.values() for a in s.qc if a.instrument])
     history = opening_history(
         opening, programs, months, max(longest_lot_days(par) for par in params.values())
@@ -256,29 +261,38 @@ def requirements(
         n_rows = rows.stop - rows.start
         par = {name: p.isel(draw=rows) for name, p in params.items()}
         kernels: dict[str, dict[str, np.ndarray]] = {}
+        # lots of every program in the block first: a process's fixed QC/QA work is shared
+        # among the programs made with it in proportion to their lots
+        lots: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        by_process: dict[str, np.ndarray] = {}
+        for p_i, program in enumerate(programs):
+            spec = specs[program]
+            block_values = values[rows, :, p_i]
+            out = _lots(
+                block_values[..., patient_idx].sum(axis=-1),
+                block_values[..., ppq_idx].sum(axis=-1),
+                par[spec.name]["failure_rate"].values[:, None],
+                spec.max_remanufacture,
+                rngs[program],
+            )
+            made = np.zeros((n_rows, len(months)))
+            made[:, n_hist:] += out[0]
+            # opening lots (months before the start): only the work still to come counts
+            made[:, :n_hist] += history[:, :, p_i]
+            lots[program] = (made, out[1], out[2])
+            by_process[spec.name] = by_process.get(spec.name, 0.0) + made
         for u_i, members in enumerate(units.values()):
             spec = specs[members[0]]
             if spec.name not in kernels:
                 kernels[spec.name] = _kernels(months, par[spec.name])
-            made = np.zeros((n_rows, len(months)))
-            rerun = np.zeros((n_rows, len(months)))
-            lost = np.zeros((n_rows, len(months)))
-            failure = par[spec.name]["failure_rate"].values[:, None]
-            for program in members:
-                p_i = programs.index(program)
-                block_values = values[rows, :, p_i]
-                out = _lots(
-                    block_values[..., patient_idx].sum(axis=-1),
-                    block_values[..., ppq_idx].sum(axis=-1),
-                    failure,
-                    spec.max_remanufacture,
-                    rngs[program],
+            made = sum(lots[m][0] for m in members)
+            n_sharing = sum(specs[p].name == spec.name for p in programs)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                share = np.where(
+                    by_process[spec.name] > 0,
+                    made / by_process[spec.name],
+                    len(members) / n_sharing,
                 )
-                # opening lots (months before the start): only the work still to come counts
-                made[:, n_hist:] += out[0]
-                made[:, :n_hist] += history[:, :, p_i]
-                rerun[:, n_hist:] += out[1]
-                lost[:, n_hist:] += out[2]
             result = _resources(
                 made,
                 spec,
@@ -288,8 +302,13 @@ def requirements(
                 cal.days,
                 assays,
                 instruments,
+                share,
             )
-            result.update(remanufactured_lots=rerun, patients_lost=lost)
+            result["remanufactured_lots"] = np.zeros((n_rows, len(months)))
+            result["patients_lost"] = np.zeros((n_rows, len(months)))
+            for m in members:
+                result["remanufactured_lots"][:, n_hist:] += lots[m][1]
+                result["patients_lost"][:, n_hist:] += lots[m][2]
             for k, v in result.items():
                 target = data[k][rows, :, u_i] if by_program else data[k][rows]
                 target += v[:, n_hist:]  # drop the months before the start
@@ -369,6 +388,7 @@ def opening_history(
     return out
 
 
+FIXED_WORK = "fixed_work"  # qc_hours label of QC work that does not scale with lots
 CHUNK_CELLS = 2_000_000  # draw-months per block of requirements (a few MB per array)
 _COMPUTED = (
     "lots",
@@ -428,6 +448,7 @@ def _resources(
     month_days: np.ndarray,
     assays: list[str],
     instruments: list[str],
+    fixed_share: np.ndarray | float = 1.0,
 ) -> dict[str, np.ndarray]:
     """Resources for lots of one process (arrays of shape (draw, month[, assay|instrument]))."""
     col = lambda name: par[name].values[:, None]  # noqa: E731 - (draw, 1) for broadcasting
@@ -447,6 +468,16 @@ def _resources(
     qc_hours[:, :, [assays.index(a.assay) for a in spec.qc]] = (
         harvested[:, :, None] * qc_factor[:, None, :]
     )
+    # work that does not scale with lots: per suite in use, and the process's fixed share
+    suites = suite_days / month_days
+    if FIXED_WORK in assays:
+        qc_hours[:, :, assays.index(FIXED_WORK)] = (
+            suites * col("qc_hours_per_suite_month") + fixed_share * col("qc_fixed_hours_per_month")
+        ) * (month_days / (365.25 / 12))
+    qa_other = (
+        suites * col("qa_hours_per_suite_month") + fixed_share * col("qa_fixed_hours_per_month")
+    ) * (month_days / (365.25 / 12))
+
     inst_factor = (per_test * par["qc_instrument_hours"]).values
     instrument_hours = np.zeros((*lots.shape, len(instruments)))
     for j, assay in enumerate(spec.qc):
@@ -465,12 +496,12 @@ def _resources(
     return {
         "lots": lots,
         "suite_days": suite_days,
-        "suites": suite_days / month_days,
+        "suites": suites,
         "qc_hours": qc_hours,
         "qc_fte": qc_hours.sum(axis=-1) / productive,
         "operator_hands_on_fte": hands_on_hours / productive,
         "operator_crew_fte": crew_hours / productive,
-        "qa_fte": released * col("qa_hours_per_lot") / productive,
+        "qa_fte": (released * col("qa_hours_per_lot") + qa_other) / productive,
         "instrument_hours": instrument_hours,
     }
 

@@ -320,3 +320,34 @@ def test_blocks_of_draws_give_the_same_result_as_all_at_once(monkeypatch, by_pro
     blocks = requirements(demand, processes, seed=4, by_program=by_program, opening={"A": 3})
     xr.testing.assert_identical(whole, blocks)
     assert whole["remanufactured_lots"].sum() > 0
+
+
+def test_fixed_qc_and_qa_work_counts_once_per_process_and_per_suite():
+    # issue 11 #18: QC/QA departments carry work that does not scale with lots
+    spec = fixed_process(
+        qc_fixed_hours_per_month=160,
+        qc_hours_per_suite_month=40,
+        qa_fixed_hours_per_month=100,
+        qa_hours_per_suite_month=20,
+    )
+    plain = fixed_process()
+    demand = make_demand(np.full((2, 3, 2), 31), programs=["A", "B"])  # two programs, 1 process
+    total = requirements(demand, spec, opening={"A": 31, "B": 31})
+    base = requirements(demand, plain, opening={"A": 31, "B": 31})
+    jan = 31 / (365.25 / 12)  # January's share of an average month
+    suites = 2 * 31 * 10 / 31  # 62 lots x 10 days over 31 days: 20 suites in use
+    fixed_qc = (160 + 40 * suites) * jan
+    assert total["qc_hours"].sel(assay="fixed_work").values[0, 0] == pytest.approx(fixed_qc)
+    productive = 1650 * 31 / 365
+    extra_qc = total["qc_fte"].values[0, 0] - base["qc_fte"].values[0, 0]
+    assert extra_qc == pytest.approx(fixed_qc / productive)
+    extra_qa = total["qa_fte"].values[0, 0] - base["qa_fte"].values[0, 0]
+    assert extra_qa == pytest.approx((100 + 20 * suites) * jan / productive)
+    # by program: the fixed work is shared (not counted once per program), the facility
+    # total is the same
+    by_program = requirements(demand, spec, opening={"A": 31, "B": 31}, by_program=True)
+    shared = by_program["qc_hours"].sel(assay="fixed_work").sum("program").values
+    np.testing.assert_allclose(shared, total["qc_hours"].sel(assay="fixed_work").values)
+    a, b = by_program["qc_hours"].sel(assay="fixed_work", program=["A", "B"]).values[0, 0]
+    assert a == pytest.approx(b)  # equal lots, equal shares
+    assert "fixed_work" not in base["assay"].values  # no fixed work: no extra label
