@@ -93,11 +93,15 @@ def _dates(frame: pd.DataFrame, column: str, source: str, required: bool) -> pd.
             raise InputError(f"{source}: missing column {column!r}")
         return pd.Series(pd.NaT, index=frame.index)
     raw = frame[column]
-    parsed = pd.to_datetime(raw, errors="coerce", format="mixed")
+    # ISO dates only: a day-first export (05/03/2026) would otherwise be read month-first
+    # whenever the day is 12 or less, silently scrambling the dates
+    parsed = pd.to_datetime(raw, errors="coerce", format="ISO8601")
     bad = parsed.isna() & raw.notna() & (raw.astype(str).str.strip() != "")
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise InputError(f"{source}: row {i + 2}: {column} {raw.iloc[i]!r} is not a date")
+        raise InputError(
+            f"{source}: row {i + 2}: {column} {raw.iloc[i]!r} is not a date written YYYY-MM-DD"
+        )
     if required and parsed.isna().any():
         i = int(np.flatnonzero(parsed.isna().to_numpy())[0])
         raise InputError(f"{source}: row {i + 2}: {column} is empty")
@@ -994,8 +998,8 @@ class EnrollmentModel:
         cum = observed + np.cumsum(enrolled, axis=1)
         months = pd.DatetimeIndex(fc["month"].values)
         out = np.full(cum.shape[0], np.datetime64("NaT"), dtype="datetime64[ns]")
-        if observed >= self.target:
-            out[:] = np.datetime64(self.data_.as_of, "ns")
+        if observed >= self.target:  # reached in the data: when, as far as months tell
+            out[:] = np.datetime64(self._observed_target_day(), "ns")
             return xr.DataArray(out, dims="draw", name="time_to_target")
         reached = cum >= self.target
         hit = reached.any(axis=1)
@@ -1008,6 +1012,19 @@ class EnrollmentModel:
         dates = np.datetime64(self.data_.as_of, "ns") + (day * 86400e9).astype("timedelta64[ns]")
         out[hit] = dates[hit]
         return xr.DataArray(out, dims="draw", name="time_to_target")
+
+    def _observed_target_day(self) -> pd.Timestamp:
+        """The day the data reached the target: the month whose count crosses it, with its
+        patients spread evenly over the month's days up to ``as_of``."""
+        data = self.data_
+        per_month = data.counts.sum(axis=0)
+        cum = np.cumsum(per_month)
+        m = int(np.argmax(cum >= self.target))
+        before = cum[m] - per_month[m]
+        start = data.months[m]
+        end = min(start + pd.offsets.MonthEnd(0), data.as_of) + pd.Timedelta(days=1)
+        frac = (self.target - before) / max(per_month[m], 1)
+        return (start + (end - start) * frac).normalize()
 
     def probability_by(self, date) -> float:
         """P(target reached on or before ``date``)."""

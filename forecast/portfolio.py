@@ -86,7 +86,9 @@ class Program:
         of manufacture (trial stage and trial plans).
     phase, phase_start, trial_plan
         Pipeline stage: current phase, when it started, and per phase
-        ``{"patients": n, "enrollment_months": m}`` (``m`` omitted: the whole phase).
+        ``{"patients": n, "enrollment_months": m}`` (``m`` omitted: the whole phase). The
+        current phase's patients are spread from its start: those that fall before the
+        horizon are not demand.
     launch, launch_lag_months
         Launched stage: the launch date. Other stages: months from approval to the first
         commercial patient.
@@ -165,6 +167,11 @@ class Program:
         ):
             if not self.group:
                 raise InputError(f"{where}: give the phase-table group (e.g. 'CAR-T')")
+        if self.sales is not None and self.stage != "launched":
+            raise InputError(
+                f"{where}: sales (own observations) are for launched products; a program "
+                "that launches on approval has a different launch month in every draw"
+            )
         if self.stage == "launched":
             if self.launch is None:
                 raise InputError(f"{where}: a launched product needs its launch date")
@@ -491,7 +498,9 @@ class Portfolio:
             if (patients < 0).any():
                 raise InputError(f"program {prog.name!r}: trial_plan.{phase} patients must be >= 0")
             patients = np.round(patients).astype(np.int64)
-            begin = np.full(self.draws, float((as_of - EPOCH).days)) if k == c else ends[:, k - 1]
+            # the current phase's plan counts from the phase start: patients enrolled before
+            # the horizon fall before its first month and are dropped by the spreading
+            begin = np.full(self.draws, float((start - EPOCH).days)) if k == c else ends[:, k - 1]
             begin = np.where(np.isfinite(ends[:, k]), begin, np.nan)  # phase never reached
             stop = ends[:, k]
             if "enrollment_months" in plan:
@@ -531,6 +540,13 @@ class Portfolio:
 
         if self.uptake_model is None:
             raise InputError(f"program {prog.name!r}: needs a fitted UptakeModel (uptake_model)")
+        analogs = [p.name for p in self.uptake_model.products_]
+        if prog.name in analogs:
+            raise InputError(
+                f"program {prog.name!r} has the name of a fitted uptake analog, whose own "
+                f"posterior would replace the program's inputs; rename the program "
+                f"(analogs: {', '.join(analogs)})"
+            )
         if prog.stage == "launched":
             launch_arg = pd.Timestamp(prog.launch)
             product = Product(prog.name, launch_arg)

@@ -86,11 +86,14 @@ def run(
     """Scenario -> report.html, requirements.csv, demand.csv, finance.csv, draws.nc."""
     import logging
 
+    # the stage display (or --quiet) replaces PyMC's own sampling messages; PyMC sets its
+    # logger's level when imported, so import it first
+    import pymc  # noqa: F401
+
     from pmcap import __version__
     from pmcap.output import atomic_folder, check_out
     from pmcap.run import run_scenario
 
-    # the stage display (or --quiet) replaces PyMC's own sampling messages
     logging.getLogger("pymc").setLevel(logging.ERROR)
     try:
         sc = _load(scenario).apply(draws=draws, seed=seed)
@@ -108,7 +111,12 @@ def run(
                 raise typer.Exit(code=EXIT_DIAGNOSTICS)
             t0 = time.perf_counter()
             with stage("write"), atomic_folder(out, inputs=inputs, force=force) as folder:
-                written = write_run(folder, result, xlsx=xlsx, version=__version__, t0=t0)
+                overrides = ", ".join(
+                    f"{k}={v}" for k, v in (("draws", draws), ("seed", seed)) if v is not None
+                )
+                written = write_run(
+                    folder, result, xlsx=xlsx, version=__version__, t0=t0, overrides=overrides
+                )
     except InputError as exc:
         raise _fail(str(exc)) from None
     if not quiet:
@@ -121,7 +129,9 @@ def _ok(d) -> bool:
     return _diagnostics_ok(d)
 
 
-def write_run(folder: Path, result, *, xlsx: bool, version: str, t0: float) -> list[str]:
+def write_run(
+    folder: Path, result, *, xlsx: bool, version: str, t0: float, overrides: str = ""
+) -> list[str]:
     """Every output file of a run into ``folder``; returns their names."""
     from pmcap import export
     from pmcap.output import file_sha256, write_manifest
@@ -157,7 +167,7 @@ def write_run(folder: Path, result, *, xlsx: bool, version: str, t0: float) -> l
         names.append("finance.xlsx")
     export.write_draws(folder / "draws.nc", result.world, result.requirements, result.total)
     text = sc.path.read_text() if sc.path else ""
-    (folder / "report.html").write_text(render_report(result, text, version))
+    (folder / "report.html").write_text(render_report(result, text, version, overrides))
     names += ["draws.nc", "report.html"]
     timings = dict(result.timings)
     timings["write_s"] = round(time.perf_counter() - t0, 3)

@@ -190,29 +190,38 @@ def shortfall_table(shortfall: pd.DataFrame) -> pd.DataFrame:
     return frame[["month", "metric", "unit", "installed", "probability"]]
 
 
+PLAN_UNITS = {"suites": "suites", "operator_fte": "FTE", "qc_fte": "FTE", "qa_fte": "FTE"}
+
+
 def plan_table(plans: dict) -> pd.DataFrame:
+    """One row per commitment (a module, a hire): what it adds, in which unit, and the plan's
+    expected cost over the horizon (the same on every row of a resource)."""
     rows = []
     for resource, plan in plans.items():
         for c in plan.commitments.itertuples():
             rows.append(
                 {
                     "resource": resource,
-                    "unit": int(c.unit) if hasattr(c, "unit") else len(rows),
+                    "commitment": int(c.unit),
                     "commit_month": c.commit_month,
                     "online_month": c.online_month,
+                    "capacity_added": float(c.capacity_added),
+                    "unit": PLAN_UNITS.get(resource, ""),
                     "target_shortfall_probability": plan.target,
+                    "plan_expected_cost": plan.cost.get("total", np.nan),
                 }
             )
-    return pd.DataFrame(
-        rows,
-        columns=[
-            "resource",
-            "unit",
-            "commit_month",
-            "online_month",
-            "target_shortfall_probability",
-        ],
-    )
+    columns = [
+        "resource",
+        "commitment",
+        "commit_month",
+        "online_month",
+        "capacity_added",
+        "unit",
+        "target_shortfall_probability",
+        "plan_expected_cost",
+    ]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:

@@ -42,9 +42,12 @@ def _installed_series(result: RunResult, resource: str, months: pd.DatetimeIndex
 
 
 def decision_rows(result: RunResult) -> list[dict]:
-    """Per year and resource: P50/P90 of each draw's peak month, and installed at year end."""
+    """Per year and resource: P50/P90 of each draw's peak month, the least installed in the
+    year, and whether any month of the year exceeds the shortfall target."""
     total = result.total
     months = pd.DatetimeIndex(total["month"].values)
+    target = result.scenario.facility.shortfall_target
+    sf = result.shortfall.set_index(["metric", "month"])["probability"]
     rows = []
     for year in sorted(set(months.year)):
         in_year = months.year == year
@@ -52,13 +55,14 @@ def decision_rows(result: RunResult) -> list[dict]:
         for resource, _ in RESOURCES:
             peak = total[resource].values[:, in_year].max(axis=1)
             p50, p90 = np.quantile(peak, [0.5, 0.9])
-            installed = _installed_series(result, resource, months)[in_year][-1]
+            installed = _installed_series(result, resource, months)[in_year].min()
+            risk = sf.loc[resource].reindex(months[in_year]).max()
             cells.append(
                 {
                     "p50": f"{p50:.1f}",
                     "p90": f"{p90:.1f}",
                     "installed": f"{installed:g}",
-                    "short": p90 > installed,
+                    "short": bool(risk > target),
                 }
             )
         rows.append(
@@ -73,15 +77,19 @@ def decision_rows(result: RunResult) -> list[dict]:
 def key_facts(result: RunResult) -> list[str]:
     facts = []
     sf = result.shortfall
-    over = sf[sf["probability"] > 0.10]
+    target = result.scenario.facility.shortfall_target
+    over = sf[sf["probability"] > target]
     first = over.groupby("metric")["month"].min()
     if "any" in first:
         detail = ", ".join(f"{m} {first[m]:%Y-%m}" for m, _ in RESOURCES if m in first)
         facts.append(
-            f"First month with a shortfall probability over 10%: {first['any']:%Y-%m} ({detail})."
+            f"First month with a shortfall probability over {100 * target:g}% with what is "
+            f"installed: {first['any']:%Y-%m} ({detail})."
         )
     else:
-        facts.append("No month has a shortfall probability over 10% with what is installed.")
+        facts.append(
+            f"No month has a shortfall probability over {100 * target:g}% with what is installed."
+        )
     if result.service is not None:
         sl = result.service
         lvl = result.scenario.facility.service_level
@@ -102,11 +110,17 @@ def key_facts(result: RunResult) -> list[str]:
             if commit <= decided
             else ""
         )
+        now = int((c["commit_month"] == commit).sum())
+        cost = (
+            f" Expected cost over the horizon: {plan.cost['total']:,.0f}."
+            if fac.module_cost_per_year
+            else ""
+        )
         facts.append(
             f"Next module ({fac.module_suites} suites, {fac.module_lead_time_months} months lead "
-            f"time): commit {commit:%Y-%m} to be online {online:%Y-%m}{late}; {len(c)} "
-            f"module(s) in all over the horizon to keep the monthly shortfall probability "
-            f"under {plan.target:g}."
+            f"time): commit {now} module(s) {commit:%Y-%m} to be online {online:%Y-%m}{late}; "
+            f"{len(c)} module(s) in all over the horizon to keep the monthly shortfall "
+            f"probability under {plan.target:g}.{cost}"
         )
     else:
         facts.append("No new module is needed over the horizon at the shortfall target.")
@@ -115,7 +129,9 @@ def key_facts(result: RunResult) -> list[str]:
         if len(hires):
             facts.append(
                 f"{label}: open the first requisition {hires['commit_month'].iloc[0]:%Y-%m} "
-                f"({len(hires)} FTE to add by {hires['online_month'].iloc[-1]:%Y-%m})."
+                f"({len(hires)} FTE to add by {hires['online_month'].iloc[-1]:%Y-%m}; staffing "
+                "only the suites the module plan brings online, so it can differ from the "
+                "shortfall dates above, which compare need with what is installed today)."
             )
     return facts
 
@@ -179,7 +195,7 @@ def _figures(result: RunResult) -> dict[str, str]:
     return figs
 
 
-def render_report(result: RunResult, scenario_text: str, version: str) -> str:
+def render_report(result: RunResult, scenario_text: str, version: str, overrides: str = "") -> str:
     import jinja2
 
     sc = result.scenario
@@ -262,4 +278,6 @@ def render_report(result: RunResult, scenario_text: str, version: str) -> str:
         diagnostics=diagnostics,
         assumptions=assumptions,
         scenario_text=scenario_text,
+        target=sc.facility.shortfall_target,
+        overrides=overrides,
     )

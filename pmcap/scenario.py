@@ -17,6 +17,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -35,6 +36,16 @@ def _param(value: Any) -> Any:
     except ValueError as exc:
         raise ValueError(str(exc)) from None
     return value
+
+
+def _within(value: Any, low: float, high: float, what: str) -> None:
+    """An uncertain number whose every draw lies in [low, high] (ValueError otherwise)."""
+    if value is None:
+        return
+    lo, hi = Param.parse(value).support
+    if lo < low or hi > high:
+        span = f"in [{low:g}, {high:g}]" if np.isfinite(high) else f">= {low:g}"
+        raise ValueError(f"{what} must be {span} in every draw; {value!r} allows [{lo:g}, {hi:g}]")
 
 
 class _Strict(BaseModel):
@@ -108,6 +119,14 @@ class EnrollmentConfig(_Strict):
         return None if v is None else _param(v)
 
     @model_validator(mode="after")
+    def _ranges(self) -> EnrollmentConfig:
+        _within(self.manufactured_share, 0, 1, "manufactured_share")
+        _within(self.pivotal_success, 0, 1, "pivotal_success")
+        for name in ("lag_days", "follow_up_months", "filing_prep_months"):
+            _within(getattr(self, name), 0, np.inf, name)
+        return self
+
+    @model_validator(mode="after")
     def _one_source(self) -> EnrollmentConfig:
         if (self.patients is None) == (self.counts is None):
             raise ValueError("give either 'patients' (an EDC export) or 'counts', not both")
@@ -120,6 +139,12 @@ class EnrollmentConfig(_Strict):
 class PhasePlan(_Strict):
     patients: Any
     enrollment_months: Any = None
+
+    @model_validator(mode="after")
+    def _ranges(self) -> PhasePlan:
+        _within(self.patients, 0, np.inf, "patients")
+        _within(self.enrollment_months, 1e-9, np.inf, "enrollment_months")
+        return self
 
     _p = field_validator("patients")(_param)
 
@@ -156,6 +181,15 @@ class UptakeConfig(_Strict):
     patients: Path | None = None  # the product's own patients per period: period,patients
 
     _p = field_validator("eligible_per_year", "peak_share", "launch_lag_months")(_param)
+
+    @model_validator(mode="after")
+    def _ranges(self) -> UptakeConfig:
+        _within(self.eligible_per_year, 0, np.inf, "eligible_per_year")
+        _within(self.peak_share, 0, 1, "peak_share (a fraction, not a percentage)")
+        _within(self.launch_lag_months, 0, np.inf, "launch_lag_months")
+        for x in self.expansions:
+            _within(x.eligible_per_year, 0, np.inf, "expansions.eligible_per_year")
+        return self
 
 
 class PPQConfig(_Strict):
@@ -208,6 +242,26 @@ class ProgramConfig(_Strict):
             raise ValueError("'launch' is for launched programs (others launch on approval)")
         if (self.stage == "pipeline" or self.registrational) and not self.group:
             raise ValueError("give 'group', the phase-table group for approval (e.g. 'CAR-T')")
+        if (
+            self.stage == "trial"
+            and not self.registrational
+            and (self.uptake is not None or self.ppq.lots)
+        ):
+            raise ValueError(
+                "a trial that is not registrational never files, so it has no commercial or "
+                "PPQ demand: set registrational = true or remove [program.uptake] / ppq.lots"
+            )
+        if (
+            self.uptake is not None
+            and self.uptake.patients is not None
+            and self.stage != "launched"
+        ):
+            raise ValueError(
+                "uptake.patients (own sales) is for launched programs; a program that launches "
+                "on approval has a different launch month in every draw"
+            )
+        _within(self.manufactured_share, 0, 1, "manufactured_share")
+        _within(self.lag_days, 0, np.inf, "lag_days")
         if self.in_progress != round(self.in_progress):
             raise ValueError("in_progress must be a whole number of patients per month")
         return self

@@ -389,3 +389,24 @@ def test_bad_model_inputs():
         as_of="2026-01-01",
     )
     assert model.forecast(6)["enrolled"].values.sum() >= 0
+
+
+def test_a_target_reached_in_the_data_is_dated_from_the_data():
+    # review finding: a trial already at its target was "completed" on as_of, so filing and
+    # launch came months late; the 20th patient enrolled in June here
+    days = pd.date_range("2026-01-01", "2026-11-30")
+    enrolled = np.zeros(len(days), int)
+    enrolled[(days.month <= 6) & (days.day == 10)] = [4, 4, 4, 4, 4, 4]  # 4 a month Jan-Jun
+    counts = pd.DataFrame({"site": "S1", "date": days, "enrolled": enrolled})
+    model = EnrollmentModel(target=20, draws=50, chains=1).fit(counts=counts, as_of="2026-11-30")
+    model.forecast(6)
+    done = pd.DatetimeIndex(model.time_to_target().values)
+    # 16 by the end of April, 20 at the end of May (4 patients spread over May's 31 days)
+    assert (done == pd.Timestamp("2026-06-01")).all()
+
+
+def test_day_first_dates_are_refused_not_scrambled():
+    # review finding: "05/03/2026" was read as 3 May while "13/03/2026" was 13 March
+    patients = pd.DataFrame({"site": ["S1", "S1"], "enrolled_on": ["2026-03-01", "05/03/2026"]})
+    with pytest.raises(InputError, match="row 3: enrolled_on '05/03/2026' is not a date written"):
+        EnrollmentModel(target=5).fit(patients, as_of="2026-11-30")

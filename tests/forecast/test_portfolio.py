@@ -179,9 +179,9 @@ def test_no_trial_patient_after_the_phase_the_program_failed_in(models):
         "timedelta64[ns]"
     )
     has = clinical.sum(axis=1) > 0
-    assert has.all()  # every draw enrolls phase I patients
+    assert has.mean() > 0.5  # most draws enroll trial patients inside the horizon
     last = months[len(months) - 1 - np.argmax(clinical[:, ::-1] > 0, axis=1)]
-    assert (last <= month_of(last_end_date)).all()
+    assert (last[has] <= month_of(last_end_date[has])).all()
     failed_in_phase1 = np.isnan(ends[:, 1])
     assert failed_in_phase1.mean() == pytest.approx(0.5, abs=0.07)
     # failed in phase I: only the 30 phase I patients (some may fall outside the horizon)
@@ -451,3 +451,53 @@ def test_bad_portfolios_are_refused(models):
         pf.simulate()
     with pytest.raises(InputError, match="opening"):
         requirements(make_demand(np.ones((2, 3, 2), int)), fixed_process(), opening=3)
+
+
+def test_current_phase_patients_count_from_the_phase_start(models):
+    # 24 patients over 18 months from 2026-03-01; the horizon starts 2026-12-01: about 9 of
+    # the 18 months (12 patients) are left, not all 24 (review finding)
+    pf = Portfolio(
+        start="2026-12-01",
+        horizon_months=36,
+        draws=400,
+        seed=2,
+        phase_model=fakes.phase_model(P, years=(5.0, 2.0, 2.5, 1.0)),
+    )
+    pf.add(
+        Program(
+            "PIPE",
+            "pipeline",
+            group="CAR-T",
+            phase="phase1",
+            phase_start="2026-03-01",
+            trial_plan={"phase1": {"patients": 24, "enrollment_months": 18}},
+        )
+    )
+    clinical = pf.simulate().demand.sel(program="PIPE", stream="clinical")
+    per_draw = clinical.sum("month").values
+    days_left = (pd.Timestamp("2027-09-01") - pd.Timestamp("2026-12-01")).days
+    total_days = (pd.Timestamp("2027-09-01") - pd.Timestamp("2026-03-01")).days
+    assert per_draw.mean() == pytest.approx(24 * days_left / total_days, rel=0.05)
+    assert clinical.sel(month=slice("2027-09-01", None)).values.sum() == 0
+
+
+def test_sales_and_analog_names_are_refused_where_they_break_the_world(models):
+    with pytest.raises(InputError, match="launched products"):
+        Program(
+            "X",
+            "pipeline",
+            group="CAR-T",
+            phase="phase1",
+            phase_start="2026-01-01",
+            eligible_per_year=10,
+            peak_share=0.1,
+            sales=pd.DataFrame({"patients": [1]}),
+        )
+    uptake = fakes.uptake_model()
+    uptake.products_ = [Product("Breyanzi", pd.Timestamp("2021-02-05"))]
+    pf = Portfolio(start="2027-01-01", horizon_months=12, draws=10, uptake_model=uptake)
+    pf.add(
+        Program("Breyanzi", "launched", launch="2025-01-01", eligible_per_year=10, peak_share=0.1)
+    )
+    with pytest.raises(InputError, match="name of a fitted uptake analog"):
+        pf.simulate()

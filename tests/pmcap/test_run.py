@@ -282,6 +282,21 @@ BAD = [
         ["trial_plan.phase4"],
     ),
     ("horizon_months = 120", "horizon_months = 120\nhorizon_months = 12", ["not valid TOML"]),
+    # review findings: silently wrong demand before
+    (
+        "peak_share = {uniform = [0.08, 0.18]}",
+        "peak_share = {uniform = [8, 18]}",
+        ["peak_share", "fraction"],
+    ),
+    (
+        "median = 5000, p90 = 8000",
+        "median = 5000, p90 = 8000}}\nbacklog = -1 #",
+        ["backlog", "greater than or equal to 0"],
+    ),
+    ("registrational = true", "registrational = false", ["not registrational"]),
+    ("phase1 = {patients = 24,", "phase1 = {patients = -24,", ["patients", ">= 0"]),
+    ("manufactured_share = 0.95", "manufactured_share = 1.5", ["manufactured_share", "[0, 1]"]),
+    ("launch_lag_months = 2", "launch_lag_months = -2", ["launch_lag_months", ">= 0"]),
 ]
 
 
@@ -425,3 +440,42 @@ def test_duration_group_is_checked_against_the_duration_table(tmp_path):
     result = runner.invoke(app, ["validate", str(bad)])
     assert result.exit_code == 2 and "duration_group 'Onco'" in result.output
     assert "Oncology" in result.output  # the known groups are listed
+
+
+def test_decision_table_shades_a_gap_before_a_mid_year_module():
+    # review finding: need 14 suites all year, 12 installed until July then 16; the old table
+    # compared with the year-end 16 and showed no problem while six months were short
+    from types import SimpleNamespace
+
+    from capacity import shortfall_probability
+    from pmcap.report import decision_rows
+
+    months = pd.date_range("2027-01-01", periods=12, freq="MS")
+    total = xr.Dataset(
+        {
+            name: (("draw", "month"), np.full((10, 12), v))
+            for name, v in (
+                ("suites", 14.0),
+                ("operator_fte", 10.0),
+                ("qc_fte", 1.0),
+                ("qa_fte", 1.0),
+            )
+        },
+        coords={"month": months},
+    )
+    installed = {
+        "suites": pd.Series(np.r_[np.full(6, 12.0), np.full(6, 16.0)], index=months),
+        "operator_fte": 20.0,
+        "qc_fte": 2.0,
+        "qa_fte": 2.0,
+    }
+    result = SimpleNamespace(
+        total=total,
+        installed=installed,
+        shortfall=shortfall_probability(total, installed),
+        scenario=SimpleNamespace(facility=SimpleNamespace(shortfall_target=0.1)),
+    )
+    (row,) = decision_rows(result)
+    suites = row["cells"][0]
+    assert suites["short"] and suites["installed"] == "12"
+    assert not any(c["short"] for c in row["cells"][1:])
