@@ -1,38 +1,70 @@
 """Supply side of pmcap: demand draws -> lots, suites, QC hours and FTEs, service levels, plans.
 
 This package never imports PyMC: a user can hand it demand draws from anywhere (see
-:mod:`capacity.demand` for the contract).
+:mod:`capacity.demand` for the contract). The public names below are loaded on first use, so
+``import capacity.errors`` (the command line's start-up) does not import pandas, xarray or
+numba, and numba is imported only when a facility is simulated. Modules: ``demand``,
+``process``, ``engine`` (requirements, bands, shortfall), ``simulation`` (facility queue,
+service-level sizing), ``plan``, ``plot``.
 """
 
-from capacity.demand import STREAMS, as_demand, read_demand, write_demand
-from capacity.errors import DemandError, InputError, ProcessSpecError
-from capacity.facility import describe, simulate_facility, suites_for_service_level
-from capacity.plan import ExpansionPlan, newsvendor, plan_expansion, plan_hiring
-from capacity.process import ProcessSpec, QCAssay, load_process, process_templates
-from capacity.requirements import bands, facility, metric_names, requirements, shortfall_probability
+from __future__ import annotations
 
-__all__ = [
-    "STREAMS",
-    "DemandError",
-    "ExpansionPlan",
-    "InputError",
-    "ProcessSpec",
-    "ProcessSpecError",
-    "QCAssay",
-    "as_demand",
-    "bands",
-    "describe",
-    "facility",
-    "load_process",
-    "metric_names",
-    "newsvendor",
-    "plan_expansion",
-    "plan_hiring",
-    "process_templates",
-    "read_demand",
-    "requirements",
-    "shortfall_probability",
-    "simulate_facility",
-    "suites_for_service_level",
-    "write_demand",
-]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_PUBLIC = {
+    "STREAMS": "demand",
+    "as_demand": "demand",
+    "read_demand": "demand",
+    "write_demand": "demand",
+    "DemandError": "errors",
+    "InputError": "errors",
+    "ProcessSpecError": "errors",
+    "describe": "simulation",
+    "simulate_facility": "simulation",
+    "suites_for_service_level": "simulation",
+    "ExpansionPlan": "plan",
+    "newsvendor": "plan",
+    "plan_expansion": "plan",
+    "plan_hiring": "plan",
+    "ProcessSpec": "process",
+    "QCAssay": "process",
+    "load_process": "process",
+    "process_templates": "process",
+    "bands": "engine",
+    "facility": "engine",
+    "metric_names": "engine",
+    "requirements": "engine",
+    "shortfall_probability": "engine",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'capacity' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"capacity.{module}"), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_PUBLIC))
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs
+    from capacity.demand import STREAMS, as_demand, read_demand, write_demand  # noqa: F401
+    from capacity.engine import (  # noqa: F401
+        bands,
+        facility,
+        metric_names,
+        requirements,
+        shortfall_probability,
+    )
+    from capacity.errors import DemandError, InputError, ProcessSpecError  # noqa: F401
+    from capacity.plan import ExpansionPlan, newsvendor, plan_expansion, plan_hiring  # noqa: F401
+    from capacity.process import ProcessSpec, QCAssay, load_process, process_templates  # noqa: F401
+    from capacity.simulation import describe, simulate_facility, suites_for_service_level  # noqa: F401

@@ -11,8 +11,19 @@ import numba
 import numpy as np
 
 # monthly outputs, in this order along the last axis of ``monthly``
-COUNT, WAIT_SUM, SERVED, OVER, LOST, RELEASED, RELEASE_SUM, QC_WAIT_SUM, BUSY, P95 = range(10)
-N_MONTHLY = 10
+from capacity._fields import (
+    BUSY,
+    COUNT,
+    LOST,
+    N_MONTHLY,
+    OVER,
+    P95,
+    QC_WAIT_SUM,
+    RELEASE_SUM,
+    RELEASED,
+    SERVED,
+    WAIT_SUM,
+)
 
 
 @numba.njit(cache=True, parallel=True)

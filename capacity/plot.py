@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from capacity.requirements import bands as _bands
-from capacity.requirements import facility
+from capacity.engine import bands as _bands
+from capacity.engine import facility
 
 __all__ = ["fan_chart", "shortfall_chart"]
 

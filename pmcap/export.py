@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from capacity.requirements import _series
+from capacity.engine import _series
 
 __all__ = [
     "REPORTED",

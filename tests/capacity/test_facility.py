@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from capacity import InputError, describe, simulate_facility, suites_for_service_level
-from capacity.facility import erlang_c_wait_probability
+from capacity.simulation import erlang_c_wait_probability
 from tests.conftest import fixed_process, make_demand
 
 MONTHS = pd.date_range("2027-01-01", periods=36, freq="MS")

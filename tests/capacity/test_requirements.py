@@ -8,7 +8,7 @@ import pytest
 import xarray as xr
 
 from capacity import InputError, bands, facility, requirements, shortfall_probability
-from capacity.requirements import _occupancy_weights
+from capacity.engine import _occupancy_weights
 from tests.conftest import fixed_process, make_demand
 
 
@@ -307,7 +307,7 @@ def test_one_calendar_for_suites_and_crews():
 def test_blocks_of_draws_give_the_same_result_as_all_at_once(monkeypatch, by_program):
     import importlib
 
-    engine = importlib.import_module("capacity.requirements")  # the module, not the function
+    engine = importlib.import_module("capacity.engine")  # the module, not the function
 
     rng = np.random.default_rng(8)
     demand = make_demand(rng.poisson(5, size=(37, 14, 3, 3)), programs=["A", "B", "C"])

@@ -27,11 +27,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from capacity import _queue
+from capacity._fields import COUNT, OVER
 from capacity.demand import as_demand
+from capacity.engine import longest_lot_days, opening_history
 from capacity.errors import InputError
 from capacity.process import ProcessSpec, check_seed, load_process, stream_rng
-from capacity.requirements import longest_lot_days, opening_history
 
 __all__ = ["simulate_facility", "suites_for_service_level", "erlang_c_wait_probability"]
 
@@ -300,6 +300,8 @@ def _run(prep: _Prepared, online: np.ndarray, idx: np.ndarray | None = None):
     online = np.ascontiguousarray(online, dtype=float)
     n_slots = np.isfinite(online).sum(axis=1).astype(np.int64)
     # slots come online in time order, so a draw's installed slots are its first n_slots
+    from capacity import _queue  # numba: imported only when a facility is simulated
+
     return _queue.simulate_draws(
         np.ascontiguousarray(prep.arrivals[rows]),
         np.ascontiguousarray(prep.is_ppq[rows]),
@@ -344,7 +346,8 @@ def _cut_history(result: xr.Dataset, n_hist: int, offset_days: float) -> xr.Data
 
 
 def _dataset(monthly, patient_wait, arrivals, is_ppq, months, starts, days, online, attrs):
-    q = _queue
+    from capacity import _fields as q
+
     ends = starts + days
     with np.errstate(invalid="ignore", divide="ignore"):
         wait_mean = monthly[..., q.WAIT_SUM] / monthly[..., q.SERVED]
@@ -502,8 +505,8 @@ def suites_for_service_level(
         late = np.where(keep_patient[todo], waits > max_wait_days, False).sum(axis=1)
         n = keep_patient[todo].sum(axis=1)
         meets = late <= epsilon * n
-        month_over = monthly[:, h:, _queue.OVER]
-        month_count = monthly[:, h:, _queue.COUNT]
+        month_over = monthly[:, h:, OVER]
+        month_count = monthly[:, h:, COUNT]
         month_ok = month_over <= epsilon * month_count
         lo[todo] = np.where(meets, lo[todo], np.maximum(lo[todo], size))
         hi[todo] = np.where(
