@@ -71,26 +71,40 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
-# module -> test files, in the order pytest runs them (it stops at the first failure)
+# module -> test files, in the order pytest runs them (it stops at the first failure). The
+# table of refused inputs (test_bad_inputs.py, ~15 s) comes last: it checks the API refusals.
 VALUES = "tests/capacity/test_values.py"
+BAD = "tests/test_bad_inputs.py"
 TESTS: dict[str, list[str]] = {
     "capacity/requirements.py": [
         "tests/capacity/test_requirements.py",
         VALUES,
         "tests/capacity/test_properties.py",
         "tests/test_benchmarks.py",
+        BAD,
     ],
-    "capacity/facility.py": ["tests/capacity/test_facility.py", VALUES],
+    "capacity/facility.py": ["tests/capacity/test_facility.py", VALUES, BAD],
+    # the same modules after their rename (issue 14): a commit has one name or the other
+    "capacity/engine.py": [
+        "tests/capacity/test_requirements.py",
+        VALUES,
+        "tests/capacity/test_properties.py",
+        "tests/test_benchmarks.py",
+        BAD,
+    ],
+    "capacity/simulation.py": ["tests/capacity/test_facility.py", VALUES, BAD],
     "capacity/_queue.py": ["tests/capacity/test_facility.py", VALUES],
-    "capacity/plan.py": ["tests/capacity/test_plan.py", VALUES],
-    "capacity/demand.py": ["tests/capacity/test_demand.py", VALUES],
-    "capacity/process.py": ["tests/capacity/test_process.py", VALUES],
-    "capacity/distributions.py": ["tests/capacity/test_process.py", VALUES],
+    "capacity/plan.py": ["tests/capacity/test_plan.py", VALUES, BAD],
+    "capacity/demand.py": ["tests/capacity/test_demand.py", VALUES, BAD],
+    "capacity/process.py": ["tests/capacity/test_process.py", VALUES, BAD],
+    "capacity/distributions.py": ["tests/capacity/test_process.py", VALUES, BAD],
 }
-FORECAST_SHARED = ["tests/forecast/test_portfolio.py"]
+FORECAST_SHARED = ["tests/forecast/test_portfolio.py", BAD]
 DEFAULT_MODULES = [
-    "capacity/requirements.py",
-    "capacity/facility.py",
+    "capacity/requirements.py",  # capacity/engine.py since the rename
+    "capacity/engine.py",
+    "capacity/facility.py",  # capacity/simulation.py since the rename
+    "capacity/simulation.py",
     "capacity/_queue.py",
     "capacity/plan.py",
     "capacity/demand.py",
@@ -339,8 +353,9 @@ def _one_line(text: str, width: int = 110) -> str:
 def enumerate_mutants(module: str, source: str) -> tuple[list[Mutant], list[_Site]]:
     """Every mutant of ``source``, ordered by position, and the edit behind each."""
     tree = ast.parse(source)
+    lines = source.splitlines()
     sites = sorted(
-        _sites(tree, source.splitlines()),
+        _sites(tree, lines),
         key=lambda s: (s.target.lineno, s.target.col_offset),  # stable: walk order within
     )
     mutants = []
@@ -356,6 +371,12 @@ def enumerate_mutants(module: str, source: str) -> tuple[list[Mutant], list[_Sit
             seg_a, seg_b = (ast.get_source_segment(source, x) for x in (a, b))
             original = f"{head}{seg_a}, {seg_b}{tail}"
             site.shown = f"{head}{seg_b}, {seg_a}{tail}"
+        elif len(original) < 25 and site.target.lineno == site.target.end_lineno:
+            # a short node (a constant, ``not x``): show its whole line for context
+            line = lines[site.target.lineno - 1].encode()
+            col, end = site.target.col_offset, site.target.end_col_offset
+            original = line.decode().strip()
+            site.shown = (line[:col] + site.shown.encode() + line[end:]).decode().strip()
         mutants.append(
             Mutant(
                 module=module,
@@ -567,8 +588,9 @@ class Runner:
         else:
             mutant.outcome = "error"
             mutant.note = f"rc {rc}" + (f" (signal {-rc})" if rc < 0 else "")
-            tail = log.read_text().splitlines()[-3:]
-            mutant.note += ": " + _one_line(" | ".join(tail), 150)
+            lines = log.read_text(errors="replace").splitlines()
+            fatal = [line for line in lines if line.startswith(("Fatal Python error", "E   "))]
+            mutant.note += ": " + _one_line(" | ".join(fatal[:1] or lines[-2:]), 120)
 
 
 def export(rev: str, dest: Path) -> str:
