@@ -266,9 +266,35 @@ def test_service_level_sizing_never_clamps_and_matches_brute_force():
     np.testing.assert_array_equal(got["suites_needed_by_month"].values, by_month)
     assert got["suites_needed"].values[:6].max() < 8 < got["suites_needed"].values[6:].min()
     assert isinstance(got.attrs["candidates"], list)
-    assert got.attrs["queue_runs_per_draw"] < 30  # bisection, not all 59 sizes
+    assert 2 <= got.attrs["queue_runs_per_draw"] < 30  # bisection, not all 59 sizes
     # a candidate range that is far too small only sets where the search starts
     small = suites_for_service_level(
         demand, process, max_wait_days=2.0, epsilon=0.05, seed=3, candidates=[1, 2]
     )
     np.testing.assert_array_equal(small["suites_needed"].values, horizon)
+
+
+def test_p95_wait_is_the_interpolated_95th_percentile_of_the_months_patients():
+    # mutation survivors: wait_p95_days was never checked by value
+    rng = np.random.default_rng(2)
+    demand = make_demand(rng.poisson(40, size=(20, 4)))
+    sim = simulate_facility(demand, fixed_process(changeover_days=1), 12, seed=5)
+    waits = sim["patient_wait_days"].values
+    day = sim["patient_arrival_day"].values
+    starts = (sim["month"].values - sim["month"].values[0]) / np.timedelta64(1, "D")
+    ends = np.r_[starts[1:], starts[-1] + 31]
+    for d in range(3):
+        for m in range(4):
+            inside = (day[d] >= starts[m]) & (day[d] < ends[m]) & ~np.isnan(waits[d])
+            want = np.percentile(waits[d, inside], 95)
+            assert sim["wait_p95_days"].values[d, m] == pytest.approx(want)
+
+
+def test_a_wait_equal_to_the_limit_is_served():
+    # mutation survivor: '>' -> '>=' against max_wait_days; with idle suites every wait is 0
+    demand = make_demand(np.full((5, 3), 10))
+    sim = simulate_facility(demand, fixed_process(), 200, max_wait_days=0.0, seed=1)
+    assert sim["patients_lost"].values.sum() == 0
+    assert sim["share_waiting_over"].values.max() == 0
+    with pytest.raises(InputError, match="max_wait_days"):
+        simulate_facility(demand, fixed_process(), 4, max_wait_days=-1)  # the internal sentinel

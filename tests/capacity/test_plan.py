@@ -175,3 +175,22 @@ def test_decision_date_before_the_horizon_moves_the_first_helpable_month():
     assert early.by_month["helpable"].to_numpy().argmax() == 14
     with pytest.raises(InputError, match="after the horizon"):
         plan_expansion(need, as_of="2030-01-01", **kw)
+
+
+def test_expected_shortfall_and_refused_targets():
+    # mutation survivors: expected_shortfall was only checked where it is 0; target=1 and a
+    # zero idle cost must be refused
+    months = pd.date_range("2027-01-01", periods=2, freq="MS")
+    need = xr.DataArray(
+        np.array([[5.0, 5.0], [15.0, 15.0], [12.0, 8.0], [9.0, 11.0]]),
+        dims=("draw", "month"),
+        coords={"month": months},
+    )
+    plan = plan_expansion(need, installed=10, unit_size=4, lead_time_months=6, target=0.5)
+    # capacity 10 in both months (nothing can be online inside the lead time)
+    np.testing.assert_allclose(plan.by_month["expected_shortfall"], [(5 + 2) / 4, (5 + 1) / 4])
+    np.testing.assert_allclose(plan.by_month["shortfall_probability"], [0.5, 0.5])
+    with pytest.raises(InputError, match="target"):
+        plan_expansion(need, installed=10, unit_size=4, lead_time_months=6, target=1.0)
+    with pytest.raises(InputError):
+        newsvendor(need, cost_short_per_unit_year=1.0, cost_idle_per_unit_year=0.0)
