@@ -419,26 +419,35 @@ def service_level_suites(
     (about 2 log2(range) simulations instead of one per candidate). Percentiles are values a
     draw takes (inverted CDF).
     """
-    from capacity import simulate_facility
+    from capacity import load_process
+    from capacity.demand import as_demand
+    from capacity.simulation import _prepare, _run
 
+    spec = load_process(process)
+    # the patients, lots and random numbers are drawn once (as simulate_facility would with
+    # this seed) and every facility size runs only the compiled queue on them
+    prep = _prepare(
+        as_demand(demand),
+        spec,
+        qc_fte=None,
+        max_wait_days=None,
+        cryopreserved=True,
+        wait_threshold_days=max_wait_days,
+        service="process",
+        seed=seed,
+        opening=opening,
+    )
+    counted = np.isfinite(prep.arrivals) & ~prep.is_ppq
+    counted &= prep.arrivals >= prep.starts[prep.n_hist]  # not the opening lots
     meets: dict[int, np.ndarray] = {}
 
     def share_meeting(c: int) -> float:
         if c not in meets:
-            sim = simulate_facility(
-                demand,
-                process,
-                c,
-                max_wait_days=None,
-                cryopreserved=True,
-                wait_threshold_days=max_wait_days,
-                seed=seed,
-                opening=opening,
-            )
-            waits = sim["patient_wait_days"].values
-            with np.errstate(invalid="ignore"):
-                late = np.nanmean(np.where(np.isnan(waits), np.nan, waits > max_wait_days), axis=1)
-            meets[c] = np.nan_to_num(late, nan=0.0) <= epsilon
+            slots = c * spec.lots_per_suite
+            online = np.zeros((prep.draws, slots))
+            _, waits = _run(prep, online)
+            late = np.where(counted, waits > max_wait_days, False).sum(axis=1)
+            meets[c] = late <= epsilon * counted.sum(axis=1)
         return float(meets[c].mean())
 
     out: dict[str, Any] = {}
