@@ -60,6 +60,17 @@ def _root(
     """pmcap: uncertain patient demand -> manufacturing capacity with percentile bands."""
 
 
+# --force, shared by every command that writes an output folder
+ForceOption = Annotated[
+    bool,
+    typer.Option(
+        "--force",
+        help="Replace --out even if it holds files pmcap did not write "
+        "(never a file, nor a folder holding an input).",
+    ),
+]
+
+
 def _fail(message: str) -> typer.Exit:
     typer.echo(f"pmcap: error: {message}", err=True)
     return typer.Exit(code=2)
@@ -169,14 +180,7 @@ def capacity(
     quantiles: Annotated[
         str, typer.Option(metavar="Q,Q,...", help="Percentiles of the bands.")
     ] = "0.1,0.5,0.9",
-    force: Annotated[
-        bool,
-        typer.Option(
-            "--force",
-            help="Replace --out even if it holds files pmcap did not write "
-            "(never a file, nor a folder holding an input).",
-        ),
-    ] = False,
+    force: ForceOption = False,
 ) -> None:
     """Capacity alone: demand draws -> requirements.csv (percentile bands) and, with
     --installed, shortfall.csv (the probability each month needs more than is installed).

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from capacity.errors import InputError
-from pmcap.cli import _fail, app
+from pmcap.cli import ForceOption, _fail, app
 
 EXIT_DIAGNOSTICS = 3
 
@@ -71,14 +71,7 @@ def run(
         ),
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
-    force: Annotated[
-        bool,
-        typer.Option(
-            "--force",
-            help="Replace --out even if it holds files pmcap did not write "
-            "(never a file, nor a folder holding an input).",
-        ),
-    ] = False,
+    force: ForceOption = False,
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Refit every model; do not read or write the cache.")
     ] = False,

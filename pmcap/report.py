@@ -20,7 +20,7 @@ RESOURCES = (
 )
 
 
-def _svg(fig) -> str:
+def _inline_png(fig) -> str:
     """The figure as an inline PNG (base64): self-contained and several times faster to
     render than SVG for fan charts with thousands of vertices."""
     import base64
@@ -158,7 +158,7 @@ def _figures(result: RunResult) -> dict[str, str]:
             ax.fill_between(months, q[0], q[2], step="mid", alpha=0.2, color=line.get_color())
         ax.set_title(f"{stream} ({'lots' if stream == 'ppq' else 'patients'}/month, P10-P50-P90)")
         ax.legend(frameon=False, fontsize=8, loc="upper left")
-    figs["demand"] = _svg(fig)
+    figs["demand"] = _inline_png(fig)
 
     fig, ax = plt.subplots(figsize=(8, 3))
     grid = months.to_numpy("datetime64[ns]")
@@ -171,7 +171,7 @@ def _figures(result: RunResult) -> dict[str, str]:
     ax.set_ylim(0, 1.02)
     ax.set_title("P(approved by month)")
     ax.legend(frameon=False, fontsize=8)
-    figs["approval"] = _svg(fig)
+    figs["approval"] = _inline_png(fig)
 
     fig, axes = plt.subplots(2, 2, figsize=(13, 6), sharex=True)
     for ax, (resource, label) in zip(axes.ravel(), RESOURCES, strict=True):
@@ -182,7 +182,7 @@ def _figures(result: RunResult) -> dict[str, str]:
         ax.plot(months, _installed_series(result, resource, months), "k--", label="installed")
         ax.set_title(label)
         ax.legend(frameon=False, fontsize=8, loc="upper left")
-    figs["capacity"] = _svg(fig)
+    figs["capacity"] = _inline_png(fig)
 
     fig, ax = plt.subplots(figsize=(8, 3))
     for metric, rows in result.shortfall.groupby("metric", sort=False):
@@ -191,7 +191,7 @@ def _figures(result: RunResult) -> dict[str, str]:
     ax.set_ylim(0, 1.02)
     ax.set_title("Probability that need exceeds installed, per month")
     ax.legend(frameon=False, fontsize=8)
-    figs["shortfall"] = _svg(fig)
+    figs["shortfall"] = _inline_png(fig)
     return figs
 
 

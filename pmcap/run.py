@@ -11,6 +11,7 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -165,9 +166,7 @@ def _processes(scenario: Scenario) -> dict[str, Any]:
     out = {}
     for p in scenario.program:
         spec = p.process
-        target = (
-            scenario.resolve(__import__("pathlib").Path(spec)) if spec.endswith(".toml") else spec
-        )
+        target = scenario.resolve(Path(spec)) if spec.endswith(".toml") else spec
         try:
             out[p.name] = load_process(target)
         except InputError as exc:

@@ -292,7 +292,7 @@ def test_one_launched_product_reproduces_the_uptake_forecast_exactly(models):
         horizon_months=60,
         draws=500,
         start="2027-01-01",
-        eligible_per_year={"beta": [1500, 1e-9]} if False else 1500,
+        eligible_per_year=1500,
         peak_share={"beta": [4, 16]},
         expansions=[(12, 400)],
         seed=pf.seed_for("LAUNCHED", "uptake"),
