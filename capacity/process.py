@@ -177,20 +177,23 @@ class ProcessSpec(BaseModel):
 
         Returns a Dataset with dims ``draw`` and ``assay``; fixed values are repeated. The
         stream of random numbers depends only on ``seed`` and the process ``name``, so a
-        process shared by several programs has the same parameters in a given draw.
+        process shared by several programs has the same parameters in a given draw. Every
+        field takes one uniform per draw through its inverse CDF, fixed fields included, so a
+        process that differs in one field (a sensitivity swing) has the same draws of all
+        the others.
         """
         rng = seed if isinstance(seed, np.random.Generator) else stream_rng(seed, self.name)
         data: dict[str, Any] = {}
         for field in type(self).model_fields:
             value = getattr(self, field)
             if isinstance(value, Param):
-                data[field] = ("draw", value.sample(draws, rng))
+                data[field] = ("draw", value.sample_per_draw(draws, rng))
         for field in QCAssay.model_fields:
             values = [getattr(a, field) for a in self.qc]
             if values and isinstance(values[0], Param):
                 data[f"qc_{field}"] = (
                     ("draw", "assay"),
-                    np.stack([v.sample(draws, rng) for v in values], axis=1),
+                    np.stack([v.sample_per_draw(draws, rng) for v in values], axis=1),
                 )
         coords = {"draw": np.arange(draws), "assay": [a.assay for a in self.qc]}
         return xr.Dataset(data, coords=coords, attrs={"process": self.name})

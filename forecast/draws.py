@@ -60,7 +60,9 @@ def param_draws(value: Any, draws: int, rng: np.random.Generator, what: str) -> 
         param = Param.parse(value)
     except ValueError as exc:
         raise InputError(f"{what}: {exc}") from None
-    return param.sample(draws, rng)
+    # one uniform per draw whatever the kind: fixing this input leaves the draws of the
+    # inputs sampled after it unchanged (common random numbers across sensitivity swings)
+    return param.sample_per_draw(draws, rng)
 
 
 def manufacture_starts(

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import stats
 
-from capacity import ProcessSpecError, load_process, process_templates
+from capacity import ProcessSpec, ProcessSpecError, load_process, process_templates
 from capacity.distributions import Z90, Param
 from tests.conftest import fixed_process
 
@@ -145,3 +146,32 @@ def test_sampling_is_per_draw_and_reproducible():
     fixed = fixed_process().sample(5, seed=0)
     np.testing.assert_array_equal(fixed["culture_days"], 9.0)
     assert fixed["qc_hands_on_hours"].dims == ("draw", "assay")
+
+
+# --- per-draw sampling by inverse CDF (common random numbers across sensitivity swings) ---
+@pytest.mark.parametrize(
+    ("raw", "dist"),
+    [
+        ({"beta": [4, 76]}, stats.beta(4, 76)),
+        ({"triangular": [7, 8, 12]}, stats.triang((8 - 7) / (12 - 7), loc=7, scale=5)),
+        ({"uniform": [0.5, 2]}, stats.uniform(0.5, 1.5)),
+        (
+            {"lognormal": {"median": 80, "p90": 110}},
+            stats.lognorm(np.log(110 / 80) / Z90, scale=80),
+        ),
+    ],
+)
+def test_ppf_is_scipys_inverse_cdf(raw, dist):
+    u = np.array([0.0001, 0.1, 0.35, 0.5, 0.77, 0.9, 0.9999])
+    np.testing.assert_allclose(Param.parse(raw).ppf(u), dist.ppf(u), rtol=1e-9)
+
+
+def test_fixing_one_field_leaves_the_other_draws_unchanged():
+    """A swing that fixes culture_days must not reshuffle failure_rate (sampled after it)."""
+    base = load_process("car-t-autologous-manual")
+    fixed = ProcessSpec.from_mapping({**base.to_dict(), "culture_days": 9})
+    a, b = base.sample(500, seed=3), fixed.sample(500, seed=3)
+    assert (b["culture_days"].values == 9).all()
+    assert not (a["culture_days"].values == 9).all()
+    for name in ("failure_rate", "changeover_days", "qa_hours_per_lot", "qc_hands_on_hours"):
+        np.testing.assert_array_equal(a[name].values, b[name].values)
