@@ -999,7 +999,11 @@ def _draws_of(value, n, rng) -> np.ndarray:
     if isinstance(value, dict | Param):  # a distribution table such as {"beta": [a, b]}
         return param_draws(value, n, rng, "uptake input")
     arr = np.asarray(value, float)
-    return np.full(n, float(arr)) if arr.ndim == 0 else np.resize(arr, n)
+    if arr.ndim == 0:
+        # a number takes its uniforms too, so the inputs drawn after it keep their draws
+        # when a sensitivity swing fixes this one (common random numbers)
+        return param_draws(float(arr), n, rng, "uptake input")
+    return np.resize(arr, n)
 
 
 def _expansion_months(when, launch_t: np.ndarray, shift: float) -> np.ndarray:

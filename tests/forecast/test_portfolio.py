@@ -501,3 +501,18 @@ def test_sales_and_analog_names_are_refused_where_they_break_the_world(models):
     )
     with pytest.raises(InputError, match="name of a fitted uptake analog"):
         pf.simulate()
+
+
+def test_fixing_an_uptake_input_keeps_the_draws_of_the_others():
+    """A sensitivity swing fixes peak_share at a number: eligible patients (drawn after it)
+    must keep their draws, or the swing would mix in noise from re-drawn inputs."""
+    from forecast.uptake import _draws_of
+
+    def draw(share):
+        rng = np.random.default_rng(5)
+        return _draws_of(share, 300, rng), _draws_of({"uniform": [1000, 3000]}, 300, rng)
+
+    share_a, eligible_a = draw({"uniform": [0.05, 0.15]})
+    share_b, eligible_b = draw(0.1)
+    assert (share_b == 0.1).all() and share_a.std() > 0.02
+    np.testing.assert_array_equal(eligible_a, eligible_b)
