@@ -123,9 +123,22 @@ def _ok(d) -> bool:
 
 
 def write_run(
-    folder: Path, result, *, xlsx: bool, version: str, t0: float, overrides: str = ""
+    folder: Path,
+    result,
+    *,
+    xlsx: bool,
+    version: str,
+    t0: float,
+    overrides: str = "",
+    scenario_text: str | None = None,
+    provenance: dict | None = None,
 ) -> list[str]:
-    """Every output file of a run into ``folder``; returns their names."""
+    """Every output file of a run into ``folder``; returns their names.
+
+    ``scenario_text`` (shown in the report) and ``provenance`` (the manifest's ``scenario``
+    and ``inputs`` entries, plus any other fields) default to reading the scenario's files;
+    a sweep passes them so that a worker reads no input file.
+    """
     from pmcap import export
     from pmcap.output import file_sha256, write_manifest
     from pmcap.report import render_report
@@ -159,16 +172,20 @@ def write_run(
         )
         names.append("finance.xlsx")
     export.write_draws(folder / "draws.nc", result.world, result.requirements, result.total)
-    text = sc.path.read_text() if sc.path else ""
+    text = scenario_text if scenario_text is not None else (sc.path.read_text() if sc.path else "")
     (folder / "report.html").write_text(render_report(result, text, version, overrides))
     names += ["draws.nc", "report.html"]
     timings = dict(result.timings)
     timings["write_s"] = round(time.perf_counter() - t0, 3)
+    if provenance is None:
+        provenance = {
+            "scenario": {"path": str(sc.path), "sha256": sc.digest()},
+            "inputs": [{"path": str(p), "sha256": file_sha256(p)} for p in sc.input_files()],
+        }
     write_manifest(
         folder,
         command="run",
-        scenario={"path": str(sc.path), "sha256": sc.digest()},
-        inputs=[{"path": str(p), "sha256": file_sha256(p)} for p in sc.input_files()],
+        **provenance,
         seed=sc.run.seed,
         draws=sc.run.draws,
         quantiles=qs,
@@ -222,4 +239,95 @@ def init(
     )
 
 
-__all__ = ["run", "validate", "init", "write_run"]
+WorkersOption = Annotated[
+    int | None,
+    typer.Option(
+        metavar="N",
+        min=1,
+        help="Workers of the local cluster (default: one per core, at most one per scenario).",
+    ),
+]
+SchedulerOption = Annotated[
+    str | None,
+    typer.Option(
+        metavar="ADDRESS",
+        help="Run on an existing dask cluster (tcp://host:8786) instead of a local one.",
+    ),
+]
+
+
+@contextlib.contextmanager
+def _sweep_progress(quiet: bool) -> Iterator:
+    if quiet:
+        yield None
+        return
+    from rich.console import Console
+
+    console = Console(stderr=True, highlight=False)
+
+    def show(name: str, status: str, done: int, total: int) -> None:
+        if status == "fitting":
+            console.print(f"  fitting (or reading from the cache): {name}")
+        else:
+            console.print(f"  [{done}/{total}] {status}: {name}")
+
+    yield show
+
+
+def _finish_sweep(result, out: Path, quiet: bool) -> None:
+    if not quiet:
+        typer.echo(
+            f"wrote {out}/: sweep.csv, sweep_monthly.csv, sweep.html and scenarios/ "
+            f"({len(result.ran)} run, {len(result.skipped)} already done, "
+            f"{len(result.failed)} failed)"
+        )
+    if result.failed:
+        for name, error in result.failed.items():
+            typer.echo(f"pmcap: scenario {name!r} failed: {error}", err=True)
+        raise typer.Exit(code=1)
+
+
+@app.command(short_help="Run the scenarios of a sweep file on a dask cluster and compare them.")
+def sweep(
+    sweep_file: Annotated[Path, typer.Argument(metavar="SWEEP", help="Sweep TOML file.")],
+    out: Annotated[
+        Path,
+        typer.Option(metavar="FOLDER", help="Output folder (an earlier sweep's is resumed)."),
+    ] = Path("pmcap-output/sweep"),
+    workers: WorkersOption = None,
+    scheduler: SchedulerOption = None,
+    draws: Annotated[
+        int | None, typer.Option(metavar="N", help="Override run.draws in every scenario.")
+    ] = None,
+    xlsx: Annotated[bool, typer.Option("--xlsx", help="Also write finance.xlsx.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Refit every model; do not read or write the cache.")
+    ] = False,
+) -> None:
+    """Run every scenario of SWEEP (each a task on dask.distributed) and write sweep.csv,
+    sweep.html and one run folder per scenario. Scenarios already done in FOLDER (same
+    scenario hash) are skipped; a failed scenario is reported and the others finish (exit
+    status 1 if any failed)."""
+    from pmcap.sweep import load_sweep, run_sweep
+
+    if workers is not None and scheduler is not None:
+        raise _fail("give --workers (a local cluster) or --scheduler (an existing one), not both")
+    try:
+        sw = load_sweep(sweep_file, draws=draws)
+        with _sweep_progress(quiet) as show:
+            result = run_sweep(
+                sw,
+                out,
+                workers=workers,
+                scheduler=scheduler,
+                use_cache=not no_cache,
+                xlsx=xlsx,
+                progress=show,
+            )
+    except InputError as exc:
+        raise _fail(str(exc)) from None
+    _finish_sweep(result, out, quiet)
+
+
+__all__ = ["run", "validate", "init", "write_run", "sweep"]

@@ -10,7 +10,7 @@ import pandas as pd
 
 from pmcap.run import DIAGNOSTIC_LIMITS, RunResult, _diagnostics_ok
 
-__all__ = ["render_report", "decision_rows", "key_facts"]
+__all__ = ["render_report", "decision_rows", "decision_table", "key_facts"]
 
 RESOURCES = (
     ("suites", "Suites"),
@@ -41,9 +41,11 @@ def _installed_series(result: RunResult, resource: str, months: pd.DatetimeIndex
     return np.full(len(months), float(value))
 
 
-def decision_rows(result: RunResult) -> list[dict]:
-    """Per year and resource: P50/P90 of each draw's peak month, the least installed in the
-    year, and whether any month of the year exceeds the shortfall target."""
+def decision_table(result: RunResult) -> pd.DataFrame:
+    """Per year and resource: P50/P90 of each draw's peak month in the year, the least
+    installed in the year, the largest monthly shortfall probability and whether it exceeds
+    the shortfall target. Columns ``year, months, resource, p50, p90, installed,
+    max_shortfall_probability, short``."""
     total = result.total
     months = pd.DatetimeIndex(total["month"].values)
     target = result.scenario.facility.shortfall_target
@@ -51,24 +53,42 @@ def decision_rows(result: RunResult) -> list[dict]:
     rows = []
     for year in sorted(set(months.year)):
         in_year = months.year == year
-        cells = []
         for resource, _ in RESOURCES:
             peak = total[resource].values[:, in_year].max(axis=1)
             p50, p90 = np.quantile(peak, [0.5, 0.9])
-            installed = _installed_series(result, resource, months)[in_year].min()
-            risk = sf.loc[resource].reindex(months[in_year]).max()
-            cells.append(
+            risk = float(sf.loc[resource].reindex(months[in_year]).max())
+            rows.append(
                 {
-                    "p50": f"{p50:.1f}",
-                    "p90": f"{p90:.1f}",
-                    "installed": f"{installed:g}",
+                    "year": int(year),
+                    "months": int(in_year.sum()),
+                    "resource": resource,
+                    "p50": float(p50),
+                    "p90": float(p90),
+                    "installed": float(_installed_series(result, resource, months)[in_year].min()),
+                    "max_shortfall_probability": risk,
                     "short": bool(risk > target),
                 }
             )
+    return pd.DataFrame(rows)
+
+
+def decision_rows(result: RunResult) -> list[dict]:
+    """:func:`decision_table` formatted for the report: one row per year."""
+    rows = []
+    for (year, n), cells in decision_table(result).groupby(["year", "months"], sort=True):
+        cells = cells.set_index("resource").loc[[r for r, _ in RESOURCES]]
         rows.append(
             {
-                "year": f"{year}" + ("" if in_year.sum() == 12 else f" ({in_year.sum()} mo)"),
-                "cells": cells,
+                "year": f"{year}" + ("" if n == 12 else f" ({n} mo)"),
+                "cells": [
+                    {
+                        "p50": f"{c.p50:.1f}",
+                        "p90": f"{c.p90:.1f}",
+                        "installed": f"{c.installed:g}",
+                        "short": bool(c.short),
+                    }
+                    for c in cells.itertuples()
+                ],
             }
         )
     return rows

@@ -22,7 +22,15 @@ from scipy import stats
 from capacity.errors import InputError
 from pmcap.scenario import ProgramConfig, Scenario
 
-__all__ = ["RunResult", "run_scenario", "check_inputs", "DIAGNOSTIC_LIMITS"]
+__all__ = [
+    "RunResult",
+    "run_scenario",
+    "check_inputs",
+    "fit_jobs",
+    "fit_models",
+    "Fits",
+    "DIAGNOSTIC_LIMITS",
+]
 
 # a fit "fails" its diagnostics beyond these (R-hat, divergences, bulk ESS)
 DIAGNOSTIC_LIMITS = {"r_hat_max": 1.01, "divergences": 0, "ess_bulk_min": 400}
@@ -161,7 +169,9 @@ def _own_observations(scenario: Scenario, p: ProgramConfig) -> pd.DataFrame | No
 
 
 def _processes(scenario: Scenario) -> dict[str, Any]:
+    """Each program's process, with the scenario's ``[process.NAME]`` overrides applied."""
     from capacity import load_process
+    from capacity.process import ProcessSpec
 
     out = {}
     for p in scenario.program:
@@ -171,6 +181,22 @@ def _processes(scenario: Scenario) -> dict[str, Any]:
             out[p.name] = load_process(target)
         except InputError as exc:
             raise InputError(f"program {p.name!r}: process: {exc}") from None
+    names = sorted({s.name for s in out.values()})
+    for name, fields in scenario.process.items():
+        if name not in names:
+            raise InputError(
+                f"{scenario.path}: process.{name}: no program uses a process named {name!r}; "
+                f"processes in this scenario: {', '.join(names)}"
+            )
+        if "name" in fields:
+            raise InputError(f"{scenario.path}: process.{name}: the name cannot be changed")
+        base = next(s for s in out.values() if s.name == name)
+        spec = ProcessSpec.from_mapping(
+            {**base.to_dict(), **fields}, f"{scenario.path}: process.{name}"
+        )
+        for program, s in out.items():
+            if s.name == name:
+                out[program] = spec
     return out
 
 
@@ -226,13 +252,30 @@ def check_inputs(scenario: Scenario) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------
 # the run
 # ------------------------------------------------------------------------------------------
-def _fit_models(scenario: Scenario, parsed, use_cache: bool) -> tuple[dict, dict, dict]:
+@dataclass(frozen=True)
+class FitJob:
+    """One fitted model a scenario needs: where it goes, its cache key and how to get it."""
+
+    name: str  # key in the models dict ("enrollment:CART-A", "phase", "uptake")
+    label: str  # key in diagnostics and sources ("enrollment (CART-A)")
+    kind: str  # cache kind
+    key: str  # cache key: a hash of data, settings and model version
+    fit: Callable[[], Any] = field(compare=False, repr=False)
+    load: Callable[[Path], Any] = field(compare=False, repr=False)
+
+
+def fit_jobs(scenario: Scenario, parsed) -> list[FitJob]:
+    """The models ``scenario`` needs, each with its cache key (no fitting here).
+
+    Two scenarios that need a model with the same ``(kind, key)`` share one fit: a sweep
+    fits each distinct key once.
+    """
     from forecast import EnrollmentModel, PhaseTransitionModel, UptakeModel
-    from pmcap.fits import PHASE_NUTS, REFERENCE_NUTS, cached, fit_key, phase_key, uptake_key
+    from pmcap.fits import PHASE_NUTS, REFERENCE_NUTS, fit_key, phase_key, uptake_key
 
     cfg = scenario.models
     nuts = {"draws": cfg.draws, "tune": cfg.tune, "chains": cfg.chains, "seed": cfg.seed}
-    models, diagnostics, sources = {}, {}, {}
+    jobs = []
     for p in scenario.program:
         if p.enrollment is None:
             continue
@@ -262,35 +305,62 @@ def _fit_models(scenario: Scenario, parsed, use_cache: bool) -> tuple[dict, dict
             except InputError as exc:
                 raise _rename_tables(exc, scenario, p) from None
 
-        model, source = cached("enrollment", key, fit, EnrollmentModel.load, use_cache=use_cache)
-        models[f"enrollment:{p.name}"] = model
-        diagnostics[f"enrollment ({p.name})"] = model.diagnostics()
-        sources[f"enrollment ({p.name})"] = source
-    needs_phase = any(p.stage == "pipeline" or p.registrational for p in scenario.program)
-    if needs_phase:
-        key = phase_key(cfg.phase_table)
-        model, source = cached(
-            "phase",
-            key,
-            lambda: PhaseTransitionModel(cfg.phase_table, **PHASE_NUTS).fit(),
-            PhaseTransitionModel.load,
-            use_cache=use_cache,
+        jobs.append(
+            FitJob(
+                f"enrollment:{p.name}",
+                f"enrollment ({p.name})",
+                "enrollment",
+                key,
+                fit,
+                EnrollmentModel.load,
+            )
         )
-        models["phase"] = model
-        diagnostics["phase transitions"] = model.diagnostics()
-        sources["phase transitions"] = source
+    if any(p.stage == "pipeline" or p.registrational for p in scenario.program):
+        table = cfg.phase_table
+        jobs.append(
+            FitJob(
+                "phase",
+                "phase transitions",
+                "phase",
+                phase_key(table),
+                lambda: PhaseTransitionModel(table, **PHASE_NUTS).fit(),
+                PhaseTransitionModel.load,
+            )
+        )
     if any(p.uptake is not None for p in scenario.program):
-        model, source = cached(
-            "uptake",
-            uptake_key(),
-            lambda: UptakeModel(**REFERENCE_NUTS).fit(),
-            UptakeModel.load,
-            use_cache=use_cache,
+        jobs.append(
+            FitJob(
+                "uptake",
+                "uptake analogs",
+                "uptake",
+                uptake_key(),
+                lambda: UptakeModel(**REFERENCE_NUTS).fit(),
+                UptakeModel.load,
+            )
         )
-        models["uptake"] = model
-        diagnostics["uptake analogs"] = model.diagnostics()
-        sources["uptake analogs"] = source
-    return models, diagnostics, sources
+    return jobs
+
+
+@dataclass
+class Fits:
+    """Fitted models of one scenario, their diagnostics and where each came from."""
+
+    models: dict[str, Any]
+    diagnostics: dict[str, dict[str, Any]]
+    sources: dict[str, str]
+
+
+def fit_models(scenario: Scenario, parsed, use_cache: bool = True) -> Fits:
+    """Every model ``scenario`` needs: shipped, cached or fitted now (then cached)."""
+    from pmcap.fits import cached
+
+    fits = Fits({}, {}, {})
+    for job in fit_jobs(scenario, parsed):
+        model, source = cached(job.kind, job.key, job.fit, job.load, use_cache=use_cache)
+        fits.models[job.name] = model
+        fits.diagnostics[job.label] = model.diagnostics()
+        fits.sources[job.label] = source
+    return fits
 
 
 def _portfolio(scenario: Scenario, models: dict, parsed) -> Any:
@@ -362,9 +432,10 @@ def _portfolio(scenario: Scenario, models: dict, parsed) -> Any:
     return pf
 
 
-def _drivers(result_total: xr.Dataset, world, processes: dict, seed: int) -> pd.DataFrame:
-    """Spearman rank correlation of every sampled input with each draw's peak suite need."""
-    peak = result_total["suites"].max("month").values
+def input_columns(world, processes: dict, draws: int, seed: int) -> dict[str, np.ndarray]:
+    """Every input sampled per draw: the portfolio's (``CART-A.peak_share``, approval years
+    ...) and each process's (``car-t-autologous-manual.failure_rate``), aligned by draw with
+    the requirements (the same streams as :func:`capacity.requirements` with ``seed``)."""
     columns: dict[str, np.ndarray] = {}
     for name, var in world.inputs.data_vars.items():
         # an event that never happens ranks last (latest), not as missing
@@ -374,13 +445,19 @@ def _drivers(result_total: xr.Dataset, world, processes: dict, seed: int) -> pd.
         if spec.name in seen:
             continue
         seen.add(spec.name)
-        par = spec.sample(len(peak), seed)
+        par = spec.sample(draws, seed)
         for name, var in par.data_vars.items():
             if "assay" in var.dims:
                 for assay in var["assay"].values:
                     columns[f"{spec.name}.{name}[{assay}]"] = var.sel(assay=assay).values
             else:
                 columns[f"{spec.name}.{name}"] = var.values
+    return columns
+
+
+def rank_drivers(columns: dict[str, np.ndarray], target: np.ndarray) -> pd.DataFrame:
+    """Spearman rank correlation of each input that varies with ``target`` (one value per
+    draw), largest absolute correlation first: ``input, spearman_rho``."""
     rows = []
     for name, values in columns.items():
         values = np.asarray(values, float)
@@ -389,13 +466,19 @@ def _drivers(result_total: xr.Dataset, world, processes: dict, seed: int) -> pd.
             len(finite) and finite.min() == finite.max() and np.isfinite(values).all()
         ):
             continue
-        rho = stats.spearmanr(np.nan_to_num(values, nan=np.inf, posinf=1e300), peak).statistic
+        rho = stats.spearmanr(np.nan_to_num(values, nan=np.inf, posinf=1e300), target).statistic
         if np.isfinite(rho):
             rows.append({"input": name, "spearman_rho": float(rho)})
     frame = pd.DataFrame(rows, columns=["input", "spearman_rho"])
     if len(frame):
         frame = frame.reindex(frame["spearman_rho"].abs().sort_values(ascending=False).index)
     return frame.reset_index(drop=True)
+
+
+def _drivers(result_total: xr.Dataset, world, processes: dict, seed: int) -> pd.DataFrame:
+    """Spearman rank correlation of every sampled input with each draw's peak suite need."""
+    peak = result_total["suites"].max("month").values
+    return rank_drivers(input_columns(world, processes, len(peak), seed), peak)
 
 
 def service_level_suites(
@@ -471,9 +554,19 @@ def service_level_suites(
 
 
 def run_scenario(
-    scenario: Scenario, *, stage: Stage = _no_progress, use_cache: bool = True
+    scenario: Scenario,
+    *,
+    stage: Stage = _no_progress,
+    use_cache: bool = True,
+    parsed: dict[str, Any] | None = None,
+    fits: Fits | None = None,
 ) -> RunResult:
-    """Run a validated scenario end to end; every stage is timed in ``timings``."""
+    """Run a validated scenario end to end; every stage is timed in ``timings``.
+
+    ``parsed`` (from :func:`check_inputs`) and ``fits`` (from :func:`fit_models`) skip those
+    stages when given: a sweep checks and fits once per distinct input and runs each scenario
+    where its input files may not be (a worker of a remote cluster).
+    """
     from capacity import (
         facility,
         plan_expansion,
@@ -491,10 +584,13 @@ def run_scenario(
         timings[f"{name}_s"] = round(time.perf_counter() - t0, 3)
 
     with timed("check"):
-        parsed = check_inputs(scenario)
+        if parsed is None:
+            parsed = check_inputs(scenario)
         processes = parsed["processes"]
     with timed("fit"):
-        models, diagnostics, sources = _fit_models(scenario, parsed, use_cache)
+        if fits is None:
+            fits = fit_models(scenario, parsed, use_cache)
+        models, diagnostics, sources = fits.models, fits.diagnostics, fits.sources
     with timed("compose"):
         world = _portfolio(scenario, models, parsed).simulate()
     with timed("requirements"):

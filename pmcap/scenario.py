@@ -314,6 +314,10 @@ class Scenario(_Strict):
     models: ModelsConfig = ModelsConfig()
     program: list[ProgramConfig] = Field(min_length=1)
     facility: FacilityConfig
+    # [process.NAME]: fields of the process named NAME (a template's name or the ``name`` in a
+    # process file) replaced for this scenario, e.g. a shorter culture; checked against the
+    # process specification when the processes are loaded
+    process: dict[str, dict[str, Any]] = {}
 
     # set by load_scenario, not part of the file
     _path: Path | None = None
@@ -436,8 +440,14 @@ def load_scenario(path: str | Path) -> Scenario:
     except ValidationError as exc:
         raise InputError(_describe(exc, str(path))) from None
     scenario._path = path.resolve()
+    check_files(scenario, str(path))
+    return scenario
+
+
+def check_files(scenario: Scenario, where: str) -> None:
+    """Every file the scenario names exists (InputError naming ``where`` and the key)."""
     for i, p in enumerate(scenario.program):
-        where = f"{path}: program[{i}] ({p.name})"
+        at = f"{where}: program[{i}] ({p.name})"
         files = []
         if p.enrollment is not None:
             files += [
@@ -451,12 +461,9 @@ def load_scenario(path: str | Path) -> Scenario:
                 continue
             full = scenario.resolve(f)
             if not full.is_file():
-                raise InputError(f"{where}: {key}: file {full} not found")
+                raise InputError(f"{at}: {key}: file {full} not found")
         if p.process.endswith(".toml") and not scenario.resolve(Path(p.process)).is_file():
-            raise InputError(
-                f"{where}: process: file {scenario.resolve(Path(p.process))} not found"
-            )
-    return scenario
+            raise InputError(f"{at}: process: file {scenario.resolve(Path(p.process))} not found")
 
 
 def _describe(exc: ValidationError, source: str) -> str:

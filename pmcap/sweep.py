@@ -1,0 +1,951 @@
+"""Scenario sweeps on dask.distributed: many variants of one scenario, compared.
+
+A sweep file (TOML) names a base scenario and the changes to apply::
+
+    [sweep]
+    base = "portfolio/scenario.toml"      # relative to the sweep file
+    title = "Facility and process options"
+
+    [set]                                 # applied to every scenario
+    "run.draws" = 400
+
+    [grid]                                # every combination of these values
+    "facility.suites" = [12, 16]
+
+    [[variant]]                           # named variants (each crossed with the grid)
+    name = "as planned"
+
+    [[variant]]
+    name = "all automated"
+    "program.CART-A.process" = "car-t-autologous-automated"
+    "process.car-t-autologous-automated.culture_days" = {triangular = [6, 7, 9]}
+
+Keys are dotted paths into the scenario: ``run.*``, ``models.*``, ``facility.*``,
+``program.NAME.*`` (the program with that name) and ``process.NAME.*`` (fields of the process
+named NAME, as in a scenario's ``[process.NAME]`` table). Keys may also be written as nested
+tables (``[grid.facility] suites = [12, 16]``). Paths to files given in the sweep file are
+relative to the sweep file. Every scenario is checked before anything runs: a bad key or
+value exits with status 2 naming the sweep file, the scenario and the key.
+
+Execution: each scenario is one task on a dask.distributed cluster: a ``LocalCluster``
+(processes, one thread each) by default, or any running cluster by address. The scenario's
+input files are read and checked, and its models fitted (or taken from the cache), once
+per distinct input in this process; the fitted posteriors are scattered to the workers once
+and shared by every scenario that needs them. A worker needs pmcap (same version) and its
+dependencies installed, not the input files. Each finished scenario's run folder is written
+(atomically) as soon as it arrives, so an interrupted sweep keeps what finished; a rerun skips
+scenarios whose folder holds a summary for the same scenario hash (scenario content, input
+files and pmcap version). A failed scenario is reported with its error and does not stop the
+others.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import hashlib
+import itertools
+import json
+import logging
+import os
+import re
+import tempfile
+import time
+import tomllib
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import ValidationError
+
+from capacity.errors import InputError
+from pmcap.scenario import Scenario, _describe, check_files, load_scenario
+
+__all__ = [
+    "Case",
+    "Sweep",
+    "SweepResult",
+    "load_sweep",
+    "make_cases",
+    "run_sweep",
+    "summarize",
+    "SUMMARY",
+]
+
+DIST_KINDS = ("beta", "triangular", "uniform", "lognormal")
+TOP = ("run", "models", "facility", "program", "process")
+# keys under program.NAME whose value is a file path
+FILE_KEYS = {("enrollment", "patients"), ("enrollment", "counts"), ("enrollment", "sites")}
+FILE_KEYS |= {("uptake", "patients")}
+SUMMARY = "summary.json"
+RESOURCES = ("suites", "operator_fte", "qc_fte", "qa_fte")
+
+
+# ------------------------------------------------------------------------------------------
+# cases: the scenarios of a sweep
+# ------------------------------------------------------------------------------------------
+@dataclass
+class Case:
+    """One scenario of a sweep: its name, the changes from the base and the checked inputs."""
+
+    name: str
+    slug: str  # its folder under scenarios/
+    changes: dict[str, Any]  # dotted key -> value as written in the sweep file
+    raw: dict[str, Any]  # the scenario as TOML data, file paths absolute
+    scenario: Scenario
+    parsed: dict[str, Any]  # check_inputs(scenario)
+    digest: str  # hash of the scenario, its input files and the pmcap version
+    role: str = "case"  # "base", "low", "high" in a sensitivity sweep
+
+    def text(self, title: str) -> str:
+        """The scenario as a runnable TOML file (``pmcap run`` gives the same outputs)."""
+        import tomli_w
+
+        changes = "".join(f"#   {k} = {_show(v)}\n" for k, v in self.changes.items())
+        head = (
+            f"# Scenario {self.name!r} of the sweep {title!r}, written by pmcap.\n"
+            f"# The base scenario {self.scenario.path} with these changes:\n"
+        ) + (changes or "#   (none)\n")
+        return head + "\n" + tomli_w.dumps(self.raw)
+
+
+@dataclass
+class Sweep:
+    path: Path | None
+    title: str
+    base: Scenario
+    cases: list[Case]
+    keys: list[str]  # every changed key, in order of first appearance
+
+
+def _is_dist(value: Any) -> bool:
+    return isinstance(value, dict) and len(value) == 1 and next(iter(value)) in DIST_KINDS
+
+
+def _leaves(table: dict, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
+    """Nested tables -> (path, value) pairs; a distribution table is a value, not a table."""
+    out = []
+    for key, value in table.items():
+        path = prefix + tuple(str(key).split("."))
+        if isinstance(value, dict) and value and not _is_dist(value):
+            out += _leaves(value, path)
+        else:
+            out.append((path, value))
+    return out
+
+
+def _show(value: Any) -> str:
+    """A short label for a value: 12, triangular(6, 7, 9), car-t-autologous-automated."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int | float):
+        return f"{value:g}"
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if _is_dist(value):
+        kind, args = next(iter(value.items()))
+        if isinstance(args, dict):
+            return f"{kind}(" + ", ".join(f"{k}={_show(v)}" for k, v in args.items()) + ")"
+        return f"{kind}(" + ", ".join(_show(a) for a in args) + ")"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}={_show(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    return str(value)
+
+
+def _slug(name: str, taken: set[str]) -> str:
+    base = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:60].strip("-") or "scenario"
+    slug, i = base, 2
+    while slug in taken:
+        slug, i = f"{base}-{i}", i + 1
+    taken.add(slug)
+    return slug
+
+
+class _Keys:
+    """Resolves dotted keys against the base scenario (program and process names may hold
+    dots: the longest known name wins)."""
+
+    def __init__(self, raw: dict, process_names: list[str], where: str):
+        self.programs = [str(p.get("name")) for p in raw.get("program", [])]
+        self.processes = process_names
+        self.where = where
+
+    def resolve(self, path: tuple[str, ...]) -> tuple[str, ...]:
+        dotted = ".".join(path)
+        head = path[0]
+        if head not in TOP:
+            raise InputError(
+                f"{self.where}: {dotted}: unknown key; keys start with run., models., "
+                "facility., program.NAME. or process.NAME."
+            )
+        if head in ("program", "process"):
+            known = self.programs if head == "program" else self.processes
+            for k in range(len(path), 1, -1):
+                name = ".".join(path[1:k])
+                if name in known:
+                    rest = path[k:]
+                    if not rest:
+                        raise InputError(
+                            f"{self.where}: {dotted}: give a key of the {head}, e.g. "
+                            f"{head}.{name}.{'process' if head == 'program' else 'culture_days'}"
+                        )
+                    if head == "program" and rest == ("name",):
+                        raise InputError(f"{self.where}: {dotted}: a program cannot be renamed")
+                    return (head, name, *rest)
+            raise InputError(
+                f"{self.where}: {dotted}: the base scenario has no {head} named "
+                f"{'.'.join(path[1:2])!r}; {head}s: {', '.join(known) or 'none'}"
+            )
+        if len(path) < 2:
+            raise InputError(f"{self.where}: {dotted}: give a key inside [{head}]")
+        return path
+
+
+def _apply(raw: dict, path: tuple[str, ...], value: Any, where: str) -> None:
+    dotted = ".".join(path)
+    if path[0] == "program":
+        node = next(p for p in raw["program"] if p.get("name") == path[1])
+        keys = path[2:]
+    elif path[0] == "process":
+        node = raw.setdefault("process", {}).setdefault(path[1], {})
+        keys = path[2:]
+    else:
+        node, keys = raw, path
+    for k in keys[:-1]:
+        nxt = node.get(k)
+        if nxt is None:
+            nxt = node[k] = {}
+        elif not isinstance(nxt, dict) or _is_dist(nxt):
+            raise InputError(f"{where}: {dotted}: {k!r} is a value, not a table, in the base")
+        node = nxt
+    node[keys[-1]] = copy.deepcopy(value)
+
+
+def _absolute_paths(raw: dict, folder: Path) -> None:
+    """Make every file path of the scenario data absolute (relative to ``folder``)."""
+    for program in raw.get("program", []):
+        proc = program.get("process")
+        if isinstance(proc, str) and proc.endswith(".toml") and not Path(proc).is_absolute():
+            program["process"] = str((folder / proc).resolve())
+        for table, key in FILE_KEYS:
+            sub = program.get(table)
+            if isinstance(sub, dict) and isinstance(sub.get(key), str):
+                if not Path(sub[key]).is_absolute():
+                    sub[key] = str((folder / sub[key]).resolve())
+
+
+def _file_value(path: tuple[str, ...], value: Any, folder: Path) -> Any:
+    """A file path set by the sweep file, relative to the sweep file's folder."""
+    if not isinstance(value, str) or Path(value).is_absolute() or path[0] != "program":
+        return value
+    rest = tuple(path[2:])
+    if rest in FILE_KEYS or (rest == ("process",) and value.endswith(".toml")):
+        return str((folder / value).resolve())
+    return value
+
+
+def make_cases(
+    base: Scenario,
+    variants: list[tuple[str, list[tuple[tuple[str, ...], Any]]]],
+    *,
+    grid: list[tuple[tuple[str, ...], list[Any]]] = (),
+    common: list[tuple[tuple[str, ...], Any]] = (),
+    where: str,
+    folder: Path | None = None,
+    roles: list[str] | None = None,
+) -> tuple[list[Case], list[str]]:
+    """The scenarios of a sweep: each variant crossed with every combination of the grid.
+
+    ``variants`` are ``(name, [(path, value), ...])``; paths are resolved against ``base``
+    (see :class:`_Keys`). Every scenario is validated and its inputs checked here.
+    """
+    from pmcap import __version__
+    from pmcap.run import _processes, check_inputs
+
+    base_raw = tomllib.loads(base.path.read_text())
+    process_names = sorted({s.name for s in _processes(base).values()})
+    keys = _Keys(base_raw, process_names, where)
+    folder = folder or (base.path.parent if base.path else Path.cwd())
+    grid = [(keys.resolve(p), list(v)) for p, v in grid]
+    common = [(keys.resolve(p), v) for p, v in common]
+    combos = list(itertools.product(*[[(p, v) for v in values] for p, values in grid])) or [()]
+    cases, seen_keys, taken = [], [], set()
+    digests: dict[str, str] = {}
+    for i, (vname, changes) in enumerate(variants):
+        changes = [(keys.resolve(p), v) for p, v in changes]
+        for combo in combos:
+            all_changes = [*common, *changes, *combo]
+            label = [vname] if vname else []
+            label += [f"{'.'.join(p)}={_show(v)}" for p, v in combo]
+            name = ", ".join(label) or "base"
+            at = f"{where}: scenario {name!r}"
+            raw = copy.deepcopy(base_raw)
+            _absolute_paths(raw, base.path.parent)
+            shown: dict[str, Any] = {}
+            for path, value in all_changes:
+                _apply(raw, path, _file_value(path, value, folder), at)
+                shown[".".join(path)] = value
+                if ".".join(path) not in seen_keys:
+                    seen_keys.append(".".join(path))
+            try:
+                scenario = Scenario.model_validate(raw)
+            except ValidationError as exc:
+                raise InputError(_describe(exc, at)) from None
+            scenario._path = base.path
+            check_files(scenario, at)
+            try:
+                parsed = check_inputs(scenario)
+            except InputError as exc:
+                raise InputError(f"{at}: {exc}") from None
+            digest = hashlib.sha256(f"{scenario.digest()}|pmcap {__version__}".encode()).hexdigest()
+            if digest in digests:
+                raise InputError(
+                    f"{at}: is the same scenario as {digests[digest]!r}; every scenario of a "
+                    "sweep must differ"
+                )
+            digests[digest] = name
+            cases.append(
+                Case(
+                    name=name,
+                    slug=_slug(name, taken),
+                    changes=shown,
+                    raw=raw,
+                    scenario=scenario,
+                    parsed=parsed,
+                    digest=digest,
+                    role=roles[i] if roles else "case",
+                )
+            )
+    return cases, seen_keys
+
+
+def load_sweep(path: str | Path, *, draws: int | None = None) -> Sweep:
+    """Read a sweep file, build every scenario and check it (nothing runs)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such sweep file")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a text file; expected a sweep .toml file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{path}: not valid TOML ({exc})") from None
+    unknown = sorted(set(raw) - {"sweep", "set", "grid", "variant"})
+    if unknown:
+        raise InputError(
+            f"{path}: unknown table {unknown[0]!r}; a sweep file has [sweep], [set], [grid] "
+            "and [[variant]]"
+        )
+    head = raw.get("sweep")
+    if not isinstance(head, dict) or "base" not in head:
+        raise InputError(f'{path}: [sweep]: give base = "scenario.toml" (the base scenario)')
+    extra = sorted(set(head) - {"base", "title"})
+    if extra:
+        raise InputError(f"{path}: sweep.{extra[0]}: unknown key; expected base and title")
+    base_path = Path(str(head["base"]))
+    base_path = base_path if base_path.is_absolute() else path.parent / base_path
+    try:
+        base = load_scenario(base_path)
+    except InputError as exc:
+        raise InputError(f"{path}: sweep.base: {exc}") from None
+    grid = []
+    for p, values in _leaves(raw.get("grid", {})):
+        if not isinstance(values, list) or not values:
+            raise InputError(
+                f"{path}: grid.{'.'.join(p)}: expected a non-empty list of values to try, got "
+                f"{values!r}"
+            )
+        grid.append((p, values))
+    variants = []
+    names = set()
+    items = raw.get("variant", [])
+    if not isinstance(items, list):
+        raise InputError(f"{path}: variant: write each variant as a [[variant]] table")
+    for i, item in enumerate(items):
+        name = item.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise InputError(f'{path}: variant[{i}]: give it a name = "..."')
+        if name in names:
+            raise InputError(f"{path}: variant[{i}]: the name {name!r} is used twice")
+        names.add(name)
+        variants.append((name, _leaves({k: v for k, v in item.items() if k != "name"})))
+    if not variants:
+        variants = [("", [])]
+    common = _leaves(raw.get("set", {}))
+    if draws is not None:
+        if draws < 20:
+            raise InputError(f"--draws: expected at least 20, got {draws}")
+        common.append((("run", "draws"), draws))
+    cases, keys = make_cases(
+        base, variants, grid=grid, common=common, where=str(path), folder=path.parent
+    )
+    if len(cases) > 10_000:
+        raise InputError(f"{path}: {len(cases)} scenarios; a sweep runs at most 10,000")
+    title = str(head.get("title") or path.stem)
+    return Sweep(path=path.resolve(), title=title, base=base, cases=cases, keys=keys)
+
+
+# ------------------------------------------------------------------------------------------
+# one scenario (runs on a worker)
+# ------------------------------------------------------------------------------------------
+def summarize(result, *, ranking: bool = False) -> dict[str, Any]:
+    """The numbers a sweep compares, from one run (JSON-ready)."""
+    from pmcap.report import decision_table
+
+    sc = result.scenario
+    fac = sc.facility
+    table = decision_table(result)
+    sf = result.shortfall
+    over = sf[(sf["metric"] == "any") & (sf["probability"] > fac.shortfall_target)]
+    plan = result.plans["suites"]
+    commits = plan.commitments
+    months = pd.DatetimeIndex(result.total["month"].values)
+    monthly = {}
+    for resource in ("suites", "operator_fte"):
+        values = result.total[resource].values
+        q = np.quantile(values, [0.5, 0.9], axis=0)
+        monthly[f"{resource}_p50"] = [round(float(x), 6) for x in q[0]]
+        monthly[f"{resource}_p90"] = [round(float(x), 6) for x in q[1]]
+    installed = sc.suites_by_month(months)
+    out: dict[str, Any] = {
+        "years": [
+            {**r, "p50": round(r["p50"], 6), "p90": round(r["p90"], 6)}
+            for r in table.to_dict("records")
+        ],
+        "first_month_over_target": "" if over.empty else f"{over['month'].min():%Y-%m}",
+        "shortfall_target": fac.shortfall_target,
+        "service_suites_p50": None if result.service is None else result.service["p50"],
+        "service_suites_p90": None if result.service is None else result.service["p90"],
+        "modules_needed": int(len(commits)),
+        "first_module_commit": "" if commits.empty else f"{commits['commit_month'].min():%Y-%m}",
+        "expected_cost": float(plan.cost["total"]) if fac.module_cost_per_year else None,
+        "hires": {
+            role: int(len(result.plans[role].commitments))
+            for role in ("operator_fte", "qc_fte", "qa_fte")
+        },
+        "months": [f"{m:%Y-%m}" for m in months],
+        "installed_suites": [float(x) for x in installed.to_numpy()],
+        "monthly": monthly,
+        "diagnostics_ok": bool(result.diagnostics_ok),
+        "draws": int(sc.run.draws),
+    }
+    if ranking:
+        from pmcap.run import input_columns
+
+        years = sorted(set(months.year))
+        per_draw = {}
+        for resource in ("suites", "operator_fte"):
+            values = result.total[resource].values
+            per_draw[resource] = {
+                str(y): values[:, months.year == y].max(axis=1).tolist() for y in years
+            }
+        columns = input_columns(
+            result.world, result.processes, result.total.sizes["draw"], sc.run.seed
+        )
+        out["per_draw"] = per_draw
+        # never-happening events rank last: a large finite number keeps the JSON standard
+        out["inputs"] = {
+            k: np.nan_to_num(np.asarray(v, float), nan=1e300, posinf=1e300).tolist()
+            for k, v in columns.items()
+        }
+    return out
+
+
+def _limit_threads() -> None:
+    """One compiled-kernel thread per dask thread of this worker (no oversubscription)."""
+    try:
+        from distributed import get_worker
+
+        n = get_worker().state.nthreads
+    except (ImportError, ValueError, AttributeError):
+        return
+    import numba
+
+    numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
+
+
+def run_case(payload: dict[str, Any], models: dict[str, Any]) -> dict[str, Any]:
+    """Run one scenario and return its files as bytes and its summary (a dask task).
+
+    Reads no input file: the checked inputs and the fitted models come with the task.
+    """
+    import logging as _logging
+
+    from pmcap import __version__
+    from pmcap.commands import write_run
+    from pmcap.run import Fits, run_scenario
+
+    _logging.getLogger("pymc").setLevel(_logging.ERROR)
+    _limit_threads()
+    t0 = time.perf_counter()
+    fits = Fits(dict(models), payload["diagnostics"], payload["sources"])
+    result = run_scenario(payload["scenario"], parsed=payload["parsed"], fits=fits)
+    summary = summarize(result, ranking=payload.get("ranking", False))
+    files: dict[str, bytes] = {}
+    with tempfile.TemporaryDirectory(prefix="pmcap-case-") as tmp:
+        folder = Path(tmp)
+        if payload.get("full", True):
+            write_run(
+                folder,
+                result,
+                xlsx=payload.get("xlsx", False),
+                version=__version__,
+                t0=time.perf_counter(),
+                scenario_text=payload["text"],
+                provenance=payload["provenance"],
+            )
+        (folder / SUMMARY).write_text(json.dumps(summary, sort_keys=True) + "\n")
+        (folder / "scenario.toml").write_text(payload["text"])
+        for p in sorted(folder.iterdir()):
+            files[p.name] = p.read_bytes()
+    return {"files": files, "seconds": time.perf_counter() - t0}
+
+
+# ------------------------------------------------------------------------------------------
+# the sweep (runs on the client)
+# ------------------------------------------------------------------------------------------
+@dataclass
+class SweepResult:
+    out: Path
+    rows: pd.DataFrame  # sweep.csv
+    summaries: dict[str, dict[str, Any]]  # case name -> summary (finished cases)
+    failed: dict[str, str]  # case name -> error
+    skipped: list[str]  # finished in an earlier run (resumed)
+    ran: list[str]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def check_sweep_out(out: Path, inputs: list[Path]) -> None:
+    """``out`` may be new, empty, or an earlier output of a sweep (which is resumed)."""
+    from pmcap.output import _read_manifest, check_out
+
+    check_out(out, inputs=inputs, force=True)  # inputs, the current folder, files, links
+    path = Path(out)
+    if path.is_dir() and any(path.iterdir()):
+        manifest = _read_manifest(path)
+        if manifest is None or manifest.get("command") not in ("sweep", "sensitivity"):
+            raise InputError(
+                f"--out {out}: the folder holds files that are not a pmcap sweep output; "
+                "choose a new folder (a sweep folder is resumed, never replaced)"
+            )
+
+
+def _done(folder: Path, digest: str) -> dict[str, Any] | None:
+    """The summary of a finished scenario with this digest, or None."""
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+        if manifest.get("sweep_case", {}).get("digest") != digest:
+            return None
+        return json.loads((folder / SUMMARY).read_text())
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+@contextmanager
+def _client(workers: int | None, scheduler: str | None, n_tasks: int) -> Iterator[Any]:
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout="20s")
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise InputError(f"--scheduler {scheduler}: cannot connect ({exc})") from None
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    n = workers or max(1, min(os.cpu_count() or 1, n_tasks))
+    cluster = LocalCluster(
+        n_workers=n,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        silence_logs=logging.ERROR,
+    )
+    client = Client(cluster)
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()
+
+
+def _worker_version() -> str:
+    from pmcap import __version__
+
+    return __version__
+
+
+def _check_workers(client, scheduler: str | None) -> None:
+    from pmcap import __version__
+
+    try:
+        versions = client.run(_worker_version)
+    except Exception as exc:  # a worker without pmcap cannot unpickle the function
+        raise InputError(
+            f"--scheduler {scheduler}: a worker cannot run pmcap ({type(exc).__name__}: {exc}); "
+            f"install pmcap {__version__} on every worker"
+        ) from None
+    if not versions:
+        raise InputError(f"--scheduler {scheduler}: the cluster has no workers")
+    wrong = {w: v for w, v in versions.items() if v != __version__}
+    if wrong:
+        worker, version = next(iter(wrong.items()))
+        raise InputError(
+            f"--scheduler {scheduler}: worker {worker} has pmcap {version}, this is "
+            f"{__version__}; install the same version on every worker"
+        )
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    """Write a file whole or not at all (a temp file renamed over it)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def run_sweep(
+    sweep: Sweep,
+    out: Path,
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    use_cache: bool = True,
+    xlsx: bool = False,
+    full: Callable[[Case], bool] = lambda case: True,
+    ranking: Callable[[Case], bool] = lambda case: False,
+    progress: Callable[[str, str, int, int], None] | None = None,
+    command: str = "sweep",
+) -> SweepResult:
+    """Run every scenario not already done in ``out`` and write the comparison outputs."""
+    from pmcap import __version__
+    from pmcap.output import atomic_folder, file_sha256, write_manifest
+    from pmcap.run import fit_jobs
+
+    out = Path(out)
+    inputs = sorted({p for c in sweep.cases for p in c.scenario.input_files()})
+    if sweep.path is not None:
+        inputs.append(sweep.path)
+    check_sweep_out(out, inputs)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "scenarios").mkdir(exist_ok=True)
+    timings: dict[str, float] = {}
+    t_start = time.perf_counter()
+    summaries: dict[str, dict[str, Any]] = {}
+    skipped, todo = [], []
+    for case in sweep.cases:
+        summary = _done(out / "scenarios" / case.slug, case.digest)
+        if summary is not None:
+            summaries[case.name] = summary
+            skipped.append(case.name)
+        else:
+            todo.append(case)
+    failed: dict[str, str] = {}
+    ran: list[str] = []
+    notify = progress or (lambda name, status, done, total: None)
+    if todo:
+        # each distinct model is fitted (or read from the cache) once, here
+        t0 = time.perf_counter()
+        jobs = {c.name: fit_jobs(c.scenario, c.parsed) for c in todo}
+        fitted: dict[tuple[str, str], tuple[Any, dict, str]] = {}
+        from pmcap.fits import cached
+
+        for case_jobs in jobs.values():
+            for job in case_jobs:
+                if (job.kind, job.key) not in fitted:
+                    notify(f"{job.label} model", "fitting", 0, len(todo))
+                    model, source = cached(
+                        job.kind, job.key, job.fit, job.load, use_cache=use_cache
+                    )
+                    fitted[job.kind, job.key] = (model, model.diagnostics(), source)
+        timings["fit_s"] = round(time.perf_counter() - t0, 3)
+        with _client(workers, scheduler, len(todo)) as client:
+            from distributed import as_completed
+
+            _check_workers(client, scheduler)
+            t0 = time.perf_counter()
+            shared = {k: client.scatter(m, hash=False) for k, (m, _, _) in fitted.items()}
+            futures = {}
+            for case in todo:
+                case_jobs = jobs[case.name]
+                payload = {
+                    "scenario": case.scenario,
+                    "parsed": case.parsed,
+                    "diagnostics": {j.label: fitted[j.kind, j.key][1] for j in case_jobs},
+                    "sources": {j.label: fitted[j.kind, j.key][2] for j in case_jobs},
+                    "text": case.text(sweep.title),
+                    "provenance": {
+                        "scenario": {"path": str(case.scenario.path), "sha256": case.digest},
+                        "inputs": [
+                            {"path": str(p), "sha256": file_sha256(p)}
+                            for p in case.scenario.input_files()
+                        ],
+                        "sweep_case": payload_case(case, sweep),
+                    },
+                    "full": full(case),
+                    "ranking": ranking(case),
+                    "xlsx": xlsx,
+                }
+                models = {j.name: shared[j.kind, j.key] for j in case_jobs}
+                future = client.submit(
+                    run_case,
+                    payload,
+                    models,
+                    key=f"pmcap-{case.slug}-{case.digest[:12]}-{os.getpid()}-{time.time_ns()}",
+                    pure=False,
+                )
+                futures[future] = case
+            done = 0
+            for future in as_completed(futures):
+                case = futures[future]
+                done += 1
+                try:
+                    answer = future.result()
+                except Exception as exc:
+                    failed[case.name] = _error_text(exc)
+                    _write_failure(out, case, exc, future)
+                    notify(case.name, "failed", done, len(todo))
+                    continue
+                files = answer["files"]
+                manifest = json.loads(files.get("manifest.json", b"{}") or b"{}")
+                if not manifest:  # a light folder (sensitivity swings): still resumable
+                    manifest = {
+                        "command": command,
+                        "pmcap_output": 1,
+                        "sweep_case": payload_case(case, sweep),
+                    }
+                    files["manifest.json"] = (json.dumps(manifest, indent=2) + "\n").encode()
+                with atomic_folder(out / "scenarios" / case.slug) as folder:
+                    for name, data in files.items():
+                        (folder / name).write_bytes(data)
+                (out / "failed" / f"{case.slug}.txt").unlink(missing_ok=True)
+                summaries[case.name] = json.loads(files[SUMMARY])
+                ran.append(case.name)
+                notify(case.name, "done", done, len(todo))
+            timings["run_s"] = round(time.perf_counter() - t0, 3)
+    rows = sweep_table(sweep, summaries, failed)
+    _write_bytes(out / "sweep.csv", rows.to_csv(index=False, lineterminator="\n").encode())
+    _write_bytes(
+        out / "sweep_monthly.csv",
+        monthly_table(sweep, summaries).to_csv(index=False, lineterminator="\n").encode(),
+    )
+    html = render_sweep(sweep, summaries, failed, rows, __version__)
+    _write_bytes(out / "sweep.html", html.encode())
+    timings["total_s"] = round(time.perf_counter() - t_start, 3)
+    write_manifest(
+        out,
+        command=command,
+        sweep={"path": str(sweep.path) if sweep.path else None, "title": sweep.title},
+        scenarios=[
+            {
+                "name": c.name,
+                "folder": f"scenarios/{c.slug}",
+                "digest": c.digest,
+                "status": "failed"
+                if c.name in failed
+                else ("skipped" if c.name in skipped else "done"),
+            }
+            for c in sweep.cases
+        ],
+        timings=timings,
+        files=["sweep.csv", "sweep_monthly.csv", "sweep.html", "scenarios", "failed"],
+    )
+    return SweepResult(out, rows, summaries, failed, skipped, ran, timings)
+
+
+def payload_case(case: Case, sweep: Sweep) -> dict[str, Any]:
+    return {
+        "name": case.name,
+        "digest": case.digest,
+        "changes": {k: _show(v) for k, v in case.changes.items()},
+        "sweep": str(sweep.path) if sweep.path else None,
+    }
+
+
+def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, InputError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _write_failure(out: Path, case: Case, exc: BaseException, future) -> None:
+    (out / "failed").mkdir(exist_ok=True)
+    try:
+        tb = "".join(traceback.format_tb(future.traceback()))
+    except Exception:
+        tb = ""
+    _write_bytes(
+        out / "failed" / f"{case.slug}.txt",
+        f"scenario: {case.name}\nerror: {_error_text(exc)}\n\n{tb}".encode(),
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# comparison outputs
+# ------------------------------------------------------------------------------------------
+def sweep_table(
+    sweep: Sweep, summaries: dict[str, dict[str, Any]], failed: dict[str, str]
+) -> pd.DataFrame:
+    """sweep.csv: one row per scenario: changed keys, decisions, P50/P90 need by year."""
+    rows = []
+    for case in sweep.cases:
+        row: dict[str, Any] = {"scenario": case.name, "folder": f"scenarios/{case.slug}"}
+        row["status"] = (
+            "failed" if case.name in failed else ("done" if case.name in summaries else "not run")
+        )
+        for key in sweep.keys:
+            row[key] = _show(case.changes[key]) if key in case.changes else ""
+        s = summaries.get(case.name)
+        if s is not None:
+            row["first_month_over_target"] = s["first_month_over_target"]
+            row["shortfall_target"] = s["shortfall_target"]
+            row["service_suites_p50"] = s["service_suites_p50"]
+            row["service_suites_p90"] = s["service_suites_p90"]
+            row["modules_needed"] = s["modules_needed"]
+            row["first_module_commit"] = s["first_module_commit"]
+            row["expected_cost"] = s["expected_cost"]
+            row["diagnostics_ok"] = s["diagnostics_ok"]
+            for y in s["years"]:
+                for stat in ("p50", "p90"):
+                    row[f"{y['resource']}_{stat}_{y['year']}"] = y[stat]
+        row["error"] = failed.get(case.name, "")
+        row["digest"] = case.digest[:16]
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    tail = ["error", "digest"]
+    return frame[[c for c in frame.columns if c not in tail] + tail]
+
+
+def monthly_table(sweep: Sweep, summaries: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """sweep_monthly.csv: scenario, month, installed suites, P50/P90 suites and operators."""
+    frames = []
+    for case in sweep.cases:
+        s = summaries.get(case.name)
+        if s is None:
+            continue
+        frames.append(
+            pd.DataFrame(
+                {
+                    "scenario": case.name,
+                    "month": s["months"],
+                    "installed_suites": s["installed_suites"],
+                    **s["monthly"],
+                }
+            )
+        )
+    if not frames:
+        return pd.DataFrame(columns=["scenario", "month", "installed_suites"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def _png(fig) -> str:
+    from pmcap.report import _inline_png
+
+    return _inline_png(fig)
+
+
+def suite_need_figure(sweep: Sweep, summaries: dict[str, dict[str, Any]]) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(10, 4))
+    for case in sweep.cases:
+        s = summaries.get(case.name)
+        if s is None:
+            continue
+        months = pd.to_datetime(s["months"])
+        (line,) = ax.plot(
+            months, s["monthly"]["suites_p90"], drawstyle="steps-mid", label=case.name
+        )
+        ax.plot(months, s["installed_suites"], ls="--", lw=0.8, color=line.get_color())
+    ax.set_title("P90 suite need per month (dashed: installed)")
+    ax.set_ylabel("suites")
+    if len(summaries) <= 12:
+        ax.legend(frameon=False, fontsize=7, loc="upper left")
+    return _png(fig)
+
+
+def render_sweep(
+    sweep: Sweep,
+    summaries: dict[str, dict[str, Any]],
+    failed: dict[str, str],
+    rows: pd.DataFrame,
+    version: str,
+    extra: dict[str, Any] | None = None,
+) -> str:
+    from importlib import resources
+
+    import jinja2
+
+    years = sorted({y["year"] for s in summaries.values() for y in s["years"]})
+    # keys set to one value in every scenario ([set]) are in sweep.csv, not in the table
+    keys = [
+        k
+        for k in sweep.keys
+        if len({_show(c.changes.get(k, "")) for c in sweep.cases}) > 1 or len(sweep.cases) == 1
+    ]
+    table = []
+    for case in sweep.cases:
+        s = summaries.get(case.name)
+        entry = {
+            "name": case.name,
+            "folder": f"scenarios/{case.slug}",
+            "changes": [_show(case.changes.get(k, "")) for k in keys],
+            "failed": failed.get(case.name),
+            "cells": [],
+        }
+        if s is not None:
+            by = {(y["year"], y["resource"]): y for y in s["years"]}
+            for year in years:
+                y = by.get((year, "suites"))
+                entry["cells"].append(
+                    None
+                    if y is None
+                    else {
+                        "p50": f"{y['p50']:.1f}",
+                        "p90": f"{y['p90']:.1f}",
+                        "installed": f"{y['installed']:g}",
+                        "short": y["short"],
+                    }
+                )
+            fte = [by.get((years[-1], r)) for r in ("operator_fte", "qc_fte", "qa_fte")]
+            entry["fte"] = [f"{y['p90']:.1f}" if y else "" for y in fte]
+            entry["first"] = s["first_month_over_target"] or "none"
+            entry["service"] = f"{s['service_suites_p50']} / {s['service_suites_p90']}"
+            entry["modules"] = f"{s['modules_needed']}" + (
+                f" (commit {s['first_module_commit']})" if s["first_module_commit"] else ""
+            )
+            entry["cost"] = "" if s["expected_cost"] is None else f"{s['expected_cost']:,.0f}"
+        table.append(entry)
+    template = jinja2.Template(
+        (resources.files("pmcap") / "templates" / "sweep.html").read_text(), autoescape=True
+    )
+    return template.render(
+        title=sweep.title,
+        base=str(sweep.base.path),
+        version=version,
+        keys=keys,
+        years=years,
+        last_year=years[-1] if years else "",
+        table=table,
+        n_done=len(summaries),
+        n_failed=len(failed),
+        n=len(sweep.cases),
+        figure=suite_need_figure(sweep, summaries) if summaries else "",
+        extra=extra or {},
+    )
