@@ -48,18 +48,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import pymc as pm
-import pytensor.tensor as pt
 import xarray as xr
 from scipy import stats
 
 from forecast import _pymc
 from forecast.draws import manufacture_starts, resample_index
 from forecast.errors import InputError
+
+if TYPE_CHECKING:
+    import pymc as pm
 
 __all__ = ["EnrollmentModel", "EnrollmentData", "enrollment_data", "planning_prior"]
 
@@ -394,6 +395,8 @@ def negative_multinomial_logp(counts, exposure, eps, alpha, beta):
     ``counts``, ``exposure``: (site, month); ``eps``: (month,); ``alpha``: scalar;
     ``beta``: (site,). Terms constant in the parameters (log k!) are dropped.
     """
+    import pytensor.tensor as pt
+
     mean_exposure = exposure * eps[None, :]
     total = pt.sum(counts, axis=1)
     return pt.sum(
@@ -404,7 +407,7 @@ def negative_multinomial_logp(counts, exposure, eps, alpha, beta):
     ) + pt.sum(counts * pt.log(pt.switch(counts > 0, mean_exposure, 1.0)))
 
 
-class EnrollmentModel:
+class EnrollmentModel(_pymc.Fitted):
     """Posterior draws of trial enrollment, time to target and patients reaching apheresis.
 
     Parameters
@@ -471,7 +474,7 @@ class EnrollmentModel:
         self.p_never = p_never
         self.single_site_prior = single_site_prior
         self.draws, self.tune, self.chains, self.seed = draws, tune, chains, seed
-        self.idata = None
+        self._idata = None
         self.data_: EnrollmentData | None = None
         self.forecast_: xr.Dataset | None = None
 
@@ -496,7 +499,7 @@ class EnrollmentModel:
 
     def save(self, path) -> Path:
         """Posterior, the validated data and the config (JSON attrs) to one NetCDF file."""
-        if self.idata is None:
+        if self._idata is None:
             raise RuntimeError("call fit() first")
         d = self.data_
         data = {
@@ -515,7 +518,7 @@ class EnrollmentModel:
             "treated": d.treated,
             "dropped": d.dropped,
         }
-        _pymc.save_idata(self.idata, path, {"config": self.config(), "data": data})
+        _pymc.save_idata(self._idata, path, {"config": self.config(), "data": data})
         return Path(path)
 
     @classmethod
@@ -577,10 +580,10 @@ class EnrollmentModel:
         counts_o, exposure_o = data.counts[opened], data.exposure[opened]
         single = int(opened.sum()) == 1
         if single and not self.calendar_effect:
-            self.idata = self._closed_form(counts_o, exposure_o)
+            self._idata = self._closed_form(counts_o, exposure_o)
             return self
         model = self.build_model(counts_o, exposure_o, data.sites.loc[opened, "country"].to_numpy())
-        self.idata = _pymc.sample(
+        self._idata = _pymc.sample(
             model,
             draws=self.draws,
             tune=self.tune,
@@ -609,6 +612,9 @@ class EnrollmentModel:
 
     def build_model(self, counts, exposure, countries) -> pm.Model:
         """The PyMC model with site rates marginalised (negative multinomial likelihood)."""
+        import pytensor.tensor as pt
+
+        pm = _pymc.pymc()
         n_sites, n_months = counts.shape
         country_names = sorted(set(countries))
         country_idx = np.array([country_names.index(c) for c in countries])
@@ -648,9 +654,9 @@ class EnrollmentModel:
         return model
 
     def diagnostics(self) -> dict[str, Any]:
-        if self.idata is None:
+        if self._idata is None:
             raise RuntimeError("call fit() first")
-        if self.idata.attrs.get("closed_form"):
+        if self._idata.attrs.get("closed_form"):
             return {
                 "r_hat_max": 1.0,
                 "ess_bulk_min": float(self.draws * self.chains),
@@ -660,17 +666,17 @@ class EnrollmentModel:
         names = [
             v
             for v in ("alpha", "log_mu", "mu", "sigma_calendar", "z_calendar", "sigma_country")
-            if v in self.idata.posterior
+            if v in self._idata.posterior
         ]
-        return _pymc.diagnostics(self.idata, names)
+        return _pymc.diagnostics(self._idata, names)
 
     # --- posterior pieces -------------------------------------------------------------------
     def _posterior(self, pick: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Flattened posterior draws of what the forecast needs (rows ``pick`` if given)."""
-        if self.idata is None:
+        if self._idata is None:
             raise RuntimeError("call fit() first")
-        post = self.idata.posterior
-        out = {name: _pymc.stacked(self.idata, name) for name in post.data_vars}
+        post = self._idata.posterior
+        out = {name: _pymc.stacked(self._idata, name) for name in post.data_vars}
         if pick is not None:
             out = {name: values[pick] for name, values in out.items()}
         return out
@@ -693,7 +699,7 @@ class EnrollmentModel:
         n = len(eps)
         if "alpha" in post:
             alpha = post["alpha"]
-            names = list(self.idata.posterior["country"].values)
+            names = list(self._idata.posterior["country"].values)
             countries = data.sites.loc[opened, "country"].to_numpy()
             idx = np.array([names.index(c) for c in countries])
             beta = alpha[:, None] / post["mu_country"][:, idx]
@@ -873,7 +879,7 @@ class EnrollmentModel:
             months = pd.date_range(start_month, periods=horizon_months, freq="MS")
             end_day = months[-1] + pd.offsets.MonthEnd(0)
         pick = None
-        n_post = len(_pymc.stacked(self.idata, next(iter(self.idata.posterior.data_vars))))
+        n_post = len(_pymc.stacked(self._idata, next(iter(self._idata.posterior.data_vars))))
         if draws is not None:
             if draws < 1:
                 raise InputError(f"draws must be >= 1, got {draws}")

@@ -53,17 +53,19 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import pandas as pd
-import pymc as pm
 import xarray as xr
 from scipy import special, stats
 
 from forecast import _pymc
 from forecast.data import phase_durations, phase_transitions
 from forecast.errors import InputError
+
+if TYPE_CHECKING:
+    import pymc as pm
 
 __all__ = ["PHASES", "STEPS", "PhaseTransitionModel", "duration_groups", "transition_counts"]
 
@@ -143,6 +145,7 @@ def build_model(
     loa_evidence: Mapping[str, Any] | None = None,
 ) -> pm.Model:
     """The hierarchical binomial model as a plain ``pm.Model`` (see module docstring)."""
+    pm = _pymc.pymc()
     coords = {"group": list(groups), "step": list(STEPS)}
     with pm.Model(coords=coords) as model:
         trials = pm.Data("n", n, dims=("group", "step"))
@@ -185,7 +188,7 @@ def _logit_normal(evidence: Mapping[str, Any]) -> tuple[float, float]:
 # --------------------------------------------------------------------------------------------
 # the model class
 # --------------------------------------------------------------------------------------------
-class PhaseTransitionModel:
+class PhaseTransitionModel(_pymc.Fitted):
     """Draws of whether and when a program is approved.
 
     Parameters
@@ -234,7 +237,7 @@ class PhaseTransitionModel:
         self.speed_sd = float(speed_sd)
         self.draws, self.tune, self.chains, self.seed = draws, tune, chains, seed
         self.target_accept = float(target_accept)
-        self.idata = None
+        self._idata = None
         self.durations_: pd.DataFrame | None = None
         self.simulation_: xr.Dataset | None = None
         self._shifts: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
@@ -257,7 +260,7 @@ class PhaseTransitionModel:
                 "speed_sd": self.speed_sd if speed_sd is None else speed_sd,
             }
         )
-        copy.idata, copy.durations_ = self.idata, self.durations_
+        copy._idata, copy.durations_ = self._idata, self.durations_
         return copy
 
     # --- config and persistence ---------------------------------------------------------
@@ -281,7 +284,7 @@ class PhaseTransitionModel:
         self._check_fitted()
         path = Path(path)
         config = {**self.config(), "durations": self.durations_.to_dict("records")}
-        _pymc.save_idata(self.idata, path, config)
+        _pymc.save_idata(self._idata, path, config)
         return path
 
     @classmethod
@@ -307,7 +310,7 @@ class PhaseTransitionModel:
             )
         self.durations_ = _durations_table(phase_durations() if durations is None else durations)
         model = build_model(groups, n, y, self.loa_evidence)
-        self.idata = _pymc.sample(
+        self._idata = _pymc.sample(
             model,
             draws=self.draws,
             tune=self.tune,
@@ -315,18 +318,18 @@ class PhaseTransitionModel:
             seed=self.seed,
             target_accept=self.target_accept,
         )
-        self.idata.posterior.attrs["pmcap_config"] = json.dumps(self.config(), default=str)
+        self._idata.posterior.attrs["pmcap_config"] = json.dumps(self.config(), default=str)
         return self
 
     def diagnostics(self) -> dict[str, Any]:
         self._check_fitted()
-        names = [v for v in ("mu", "sigma", "z") if v in self.idata.posterior]
-        return _pymc.diagnostics(self.idata, names)
+        names = [v for v in ("mu", "sigma", "z") if v in self._idata.posterior]
+        return _pymc.diagnostics(self._idata, names)
 
     @property
     def groups(self) -> list[str]:
         self._check_fitted()
-        return [str(g) for g in self.idata.posterior["group"].values]
+        return [str(g) for g in self._idata.posterior["group"].values]
 
     @property
     def duration_groups(self) -> list[str]:
@@ -336,7 +339,7 @@ class PhaseTransitionModel:
         return _duration_groups(_durations_table(self.durations_))
 
     def _check_fitted(self) -> None:
-        if self.idata is None:
+        if self._idata is None:
             raise RuntimeError("call fit() first")
 
     def _check_group(self, group: str, new_group: bool) -> None:
@@ -374,14 +377,14 @@ class PhaseTransitionModel:
         self._check_group(group, new_group)
         rng = np.random.default_rng(seed)
         if not new_group:
-            p = _pymc.stacked(self.idata, "p")[:, self.groups.index(group), :]
-        elif "sigma" not in self.idata.posterior:
+            p = _pymc.stacked(self._idata, "p")[:, self.groups.index(group), :]
+        elif "sigma" not in self._idata.posterior:
             raise InputError(
                 f"group {group!r} is not in table {self.table!r}, whose single group gives no "
                 "population to predict a new group from; use a table with several groups"
             )
         else:
-            mu, sigma = _pymc.stacked(self.idata, "mu"), _pymc.stacked(self.idata, "sigma")
+            mu, sigma = _pymc.stacked(self._idata, "mu"), _pymc.stacked(self._idata, "sigma")
             p = special.expit(mu + sigma * rng.standard_normal(mu.shape))
         ess = float(len(p))
         if evidence:
@@ -420,9 +423,9 @@ class PhaseTransitionModel:
         self._check_fitted()
         for group in groups or []:
             self._check_group(group, new_group=False)
-        n = self.idata.constant_data["n"].values
-        y = self.idata.observed_data["successes"].values
-        p = _pymc.stacked(self.idata, "p")
+        n = self._idata.constant_data["n"].values
+        y = self._idata.observed_data["successes"].values
+        p = _pymc.stacked(self._idata, "p")
         rows = []
         for g, group in enumerate(self.groups):
             if groups is not None and group not in groups:

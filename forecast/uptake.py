@@ -58,12 +58,10 @@ import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import pymc as pm
-import pytensor.tensor as pt
 import xarray as xr
 from scipy import stats
 from scipy.special import gammaln
@@ -73,6 +71,9 @@ from forecast import _pymc
 from forecast.data import data_path
 from forecast.draws import param_draws
 from forecast.errors import InputError
+
+if TYPE_CHECKING:
+    import pymc as pm
 
 __all__ = [
     "ImportanceWarning",
@@ -129,6 +130,8 @@ def time_to_peak_years(p_year, q_year):
 
 
 def _pt_integral(t, p, q):
+    import pytensor.tensor as pt
+
     t = pt.maximum(t, 0.0)
     c = q / p
     return t - pt.log((1 + c) / (1 + c * pt.exp(-(p + q) * t))) / q
@@ -551,7 +554,7 @@ def _pieces(obs: pd.DataFrame, products: Sequence[Product]):
     )
 
 
-class UptakeModel:
+class UptakeModel(_pymc.Fitted):
     """Bass adoption pooled across analog launches; forecasts patients per month.
 
     Parameters
@@ -562,7 +565,7 @@ class UptakeModel:
 
     def __init__(self, *, draws: int = 1000, tune: int = 1000, chains: int = 2, seed: int = 0):
         self.draws, self.tune, self.chains, self.seed = draws, tune, chains, seed
-        self.idata = None
+        self._idata = None
         self.products_: list[Product] = []
         self.observations_: pd.DataFrame | None = None
 
@@ -594,7 +597,7 @@ class UptakeModel:
                 for r in obs.itertuples()
             ],
         }
-        _pymc.save_idata(self.idata, path, saved)
+        _pymc.save_idata(self._idata, path, saved)
         return path
 
     @classmethod
@@ -630,6 +633,9 @@ class UptakeModel:
         obs_i, prod_k, seg_j, t0, t1, seg_prod, seg_launch, seg_base = _pieces(
             observations, products
         )
+        import pytensor.tensor as pt
+
+        pm = _pymc.pymc()
         n_obs, n_seg = len(observations), len(seg_prod)
         patients = observations["patients"].to_numpy(float)
         lower = observations["lower_bound"].to_numpy(bool)
@@ -692,7 +698,7 @@ class UptakeModel:
             raise InputError("observations: no rows; nothing to fit")
         self.products_, self.observations_ = list(products), observations
         model = self.build_model(self.observations_, self.products_)
-        self.idata = _pymc.sample(
+        self._idata = _pymc.sample(
             model,
             draws=self.draws,
             tune=self.tune,
@@ -704,21 +710,21 @@ class UptakeModel:
 
     def diagnostics(self) -> dict[str, Any]:
         return _pymc.diagnostics(
-            self.idata, ["mu_log_p", "mu_log_q", "sigma_log_p", "sigma_log_q", "log_scale", "phi"]
+            self._idata, ["mu_log_p", "mu_log_q", "sigma_log_p", "sigma_log_q", "log_scale", "phi"]
         )
 
     def _check(self):
-        if self.idata is None:
+        if self._idata is None:
             raise RuntimeError("call fit() first")
 
     def _analog(self, name: str) -> dict[str, np.ndarray]:
         names = [p.name for p in self.products_]
         k = names.index(name)
-        post = {v: _pymc.stacked(self.idata, v) for v in ("p_year", "q_year", "scale", "phi")}
+        post = {v: _pymc.stacked(self._idata, v) for v in ("p_year", "q_year", "scale", "phi")}
         _, _, _, _, _, seg_prod, _, seg_base = _pieces(self.observations_.iloc[:0], self.products_)
         ratios = np.ones((len(post["phi"]), len(seg_prod)))
         if (~seg_base).any():
-            ratios[:, ~seg_base] = np.exp(_pymc.stacked(self.idata, "log_ratio"))
+            ratios[:, ~seg_base] = np.exp(_pymc.stacked(self._idata, "log_ratio"))
         return {
             "p_year": post["p_year"][:, k],
             "q_year": post["q_year"][:, k],
@@ -733,7 +739,7 @@ class UptakeModel:
         rng = np.random.default_rng(seed)
         pick = rng.integers(0, self.draws * self.chains, n)
         s = {
-            v: _pymc.stacked(self.idata, v)[pick]
+            v: _pymc.stacked(self._idata, v)[pick]
             for v in ("mu_log_p", "mu_log_q", "sigma_log_p", "sigma_log_q", "phi")
         }
         return {
