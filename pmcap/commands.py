@@ -330,4 +330,69 @@ def sweep(
     _finish_sweep(result, out, quiet)
 
 
-__all__ = ["run", "validate", "init", "write_run", "sweep"]
+@app.command(short_help="One-at-a-time swings and a ranking of the inputs driving the need.")
+def sensitivity(
+    scenario: Annotated[
+        Path | None,
+        typer.Argument(help="Scenario TOML file (default: the bundled example portfolio)."),
+    ] = None,
+    out: Annotated[
+        Path,
+        typer.Option(metavar="FOLDER", help="Output folder (an earlier run's is resumed)."),
+    ] = Path("pmcap-output/sensitivity"),
+    year: Annotated[
+        int | None,
+        typer.Option(
+            metavar="YYYY",
+            help="Year whose P90 need is compared (default: the base run's peak year).",
+        ),
+    ] = None,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(metavar="TEXT", help="Swing only inputs whose name contains TEXT (repeat)."),
+    ] = None,
+    workers: WorkersOption = None,
+    scheduler: SchedulerOption = None,
+    draws: Annotated[int | None, typer.Option(metavar="N", help="Override run.draws.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Refit every model; do not read or write the cache.")
+    ] = False,
+) -> None:
+    """Fix each uncertain input at its P10 and P90 in turn (a sweep: tornado of the P90 suite
+    and operator need in a year) and rank every input sampled per draw of the base run by
+    rank correlation with the need. Writes sensitivity.csv, ranking.csv, sweep.csv and
+    sweep.html (with the tornado and the ranking); the base run's folder in full."""
+    from pmcap.sensitivity import run_sensitivity
+
+    if workers is not None and scheduler is not None:
+        raise _fail("give --workers (a local cluster) or --scheduler (an existing one), not both")
+    try:
+        base = _load(scenario)
+        with _sweep_progress(quiet) as show:
+            result = run_sensitivity(
+                base,
+                out,
+                year=year,
+                draws=draws,
+                only=only,
+                workers=workers,
+                scheduler=scheduler,
+                use_cache=not no_cache,
+                progress=show,
+            )
+    except InputError as exc:
+        raise _fail(str(exc)) from None
+    if not quiet and result.sensitivity:
+        top = result.sensitivity["swings"].head(3)
+        typer.echo(
+            f"largest swings of the P90 suite need in {result.sensitivity['year']}: "
+            + "; ".join(
+                f"{r.input} {r.suites_p90_low:.1f} to {r.suites_p90_high:.1f}"
+                for r in top.itertuples()
+            )
+        )
+    _finish_sweep(result, out, quiet)
+
+
+__all__ = ["run", "validate", "init", "write_run", "sweep", "sensitivity"]

@@ -560,12 +560,15 @@ def run_scenario(
     use_cache: bool = True,
     parsed: dict[str, Any] | None = None,
     fits: Fits | None = None,
+    service_level: bool = True,
 ) -> RunResult:
     """Run a validated scenario end to end; every stage is timed in ``timings``.
 
     ``parsed`` (from :func:`check_inputs`) and ``fits`` (from :func:`fit_models`) skip those
     stages when given: a sweep checks and fits once per distinct input and runs each scenario
-    where its input files may not be (a worker of a remote cluster).
+    where its input files may not be (a worker of a remote cluster). ``service_level=False``
+    skips the day-level simulation that sizes the facility for the service level (the
+    sensitivity swings, which compare the P90 need only).
     """
     from capacity import (
         facility,
@@ -641,15 +644,19 @@ def run_scenario(
             draw=slice(0, min(fac.service_level.draws, world.demand.sizes["draw"]))
         )
         peaks = total["suites"].isel(draw=slice(0, sub.sizes["draw"])).max("month").values
-        service = service_level_suites(
-            sub,
-            spec,
-            quantiles=(0.5, 0.9),
-            max_wait_days=fac.service_level.max_wait_days,
-            epsilon=fac.service_level.epsilon,
-            seed=scenario.run.seed,
-            opening=world.opening or None,
-            start=max(1, int(np.ceil(peaks.min()))),
+        service = (
+            None
+            if not service_level
+            else service_level_suites(
+                sub,
+                spec,
+                quantiles=(0.5, 0.9),
+                max_wait_days=fac.service_level.max_wait_days,
+                epsilon=fac.service_level.epsilon,
+                seed=scenario.run.seed,
+                opening=world.opening or None,
+                start=max(1, int(np.ceil(peaks.min()))),
+            )
         )
         drivers = _drivers(total, world, processes, scenario.run.seed)
     return RunResult(

@@ -403,7 +403,7 @@ def summarize(result, *, ranking: bool = False) -> dict[str, Any]:
     fac = sc.facility
     table = decision_table(result)
     sf = result.shortfall
-    over = sf[(sf["metric"] == "any") & (sf["probability"] > fac.shortfall_target)]
+    over = sf[(sf["metric"] == "any") & (sf["probability"] > fac.shortfall_target)]  # any of
     plan = result.plans["suites"]
     commits = plan.commitments
     months = pd.DatetimeIndex(result.total["month"].values)
@@ -420,6 +420,9 @@ def summarize(result, *, ranking: bool = False) -> dict[str, Any]:
             for r in table.to_dict("records")
         ],
         "first_month_over_target": "" if over.empty else f"{over['month'].min():%Y-%m}",
+        "first_month_over_target_by": {
+            r: _first_over(sf, r, fac.shortfall_target) for r in RESOURCES
+        },
         "shortfall_target": fac.shortfall_target,
         "service_suites_p50": None if result.service is None else result.service["p50"],
         "service_suites_p90": None if result.service is None else result.service["p90"],
@@ -458,6 +461,11 @@ def summarize(result, *, ranking: bool = False) -> dict[str, Any]:
     return out
 
 
+def _first_over(shortfall: pd.DataFrame, metric: str, target: float) -> str:
+    rows = shortfall[(shortfall["metric"] == metric) & (shortfall["probability"] > target)]
+    return "" if rows.empty else f"{rows['month'].min():%Y-%m}"
+
+
 def _limit_threads() -> None:
     """One compiled-kernel thread per dask thread of this worker (no oversubscription)."""
     try:
@@ -486,7 +494,12 @@ def run_case(payload: dict[str, Any], models: dict[str, Any]) -> dict[str, Any]:
     _limit_threads()
     t0 = time.perf_counter()
     fits = Fits(dict(models), payload["diagnostics"], payload["sources"])
-    result = run_scenario(payload["scenario"], parsed=payload["parsed"], fits=fits)
+    result = run_scenario(
+        payload["scenario"],
+        parsed=payload["parsed"],
+        fits=fits,
+        service_level=payload.get("service_level", True),
+    )
     summary = summarize(result, ranking=payload.get("ranking", False))
     files: dict[str, bytes] = {}
     with tempfile.TemporaryDirectory(prefix="pmcap-case-") as tmp:
@@ -520,6 +533,7 @@ class SweepResult:
     skipped: list[str]  # finished in an earlier run (resumed)
     ran: list[str]
     timings: dict[str, float] = field(default_factory=dict)
+    sensitivity: dict[str, Any] = field(default_factory=dict)  # pmcap sensitivity's tables
 
 
 def check_sweep_out(out: Path, inputs: list[Path]) -> None:
@@ -549,9 +563,14 @@ def _done(folder: Path, digest: str) -> dict[str, Any] | None:
 
 
 @contextmanager
-def _client(workers: int | None, scheduler: str | None, n_tasks: int) -> Iterator[Any]:
+def _client(
+    workers: int | None, scheduler: str | None, n_tasks: int, client: Any = None
+) -> Iterator[Any]:
     from distributed import Client, LocalCluster
 
+    if client is not None:  # the caller's own client (a notebook's cluster): left open
+        yield client
+        return
     if scheduler:
         try:
             client = Client(scheduler, timeout="20s")
@@ -629,8 +648,15 @@ def run_sweep(
     ranking: Callable[[Case], bool] = lambda case: False,
     progress: Callable[[str, str, int, int], None] | None = None,
     command: str = "sweep",
+    extra: Callable[[dict], tuple[dict[str, Any], dict[str, bytes]]] | None = None,
+    client: Any = None,
 ) -> SweepResult:
-    """Run every scenario not already done in ``out`` and write the comparison outputs."""
+    """Run every scenario not already done in ``out`` and write the comparison outputs.
+
+    The scenarios run on ``client`` (a ``distributed.Client`` the caller made and keeps),
+    else on the cluster at ``scheduler``, else on a new ``LocalCluster`` of ``workers``
+    processes with one thread each (default: one per core, at most one per scenario).
+    """
     from pmcap import __version__
     from pmcap.output import atomic_folder, file_sha256, write_manifest
     from pmcap.run import fit_jobs
@@ -672,7 +698,7 @@ def run_sweep(
                     )
                     fitted[job.kind, job.key] = (model, model.diagnostics(), source)
         timings["fit_s"] = round(time.perf_counter() - t0, 3)
-        with _client(workers, scheduler, len(todo)) as client:
+        with _client(workers, scheduler, len(todo), client) as client:
             from distributed import as_completed
 
             _check_workers(client, scheduler)
@@ -696,6 +722,8 @@ def run_sweep(
                         "sweep_case": payload_case(case, sweep),
                     },
                     "full": full(case),
+                    # without a run folder (sensitivity swings) only the need is compared
+                    "service_level": full(case),
                     "ranking": ranking(case),
                     "xlsx": xlsx,
                 }
@@ -742,7 +770,10 @@ def run_sweep(
         out / "sweep_monthly.csv",
         monthly_table(sweep, summaries).to_csv(index=False, lineterminator="\n").encode(),
     )
-    html = render_sweep(sweep, summaries, failed, rows, __version__)
+    sections, files = extra(summaries) if extra is not None else ({}, {})
+    for name, data in files.items():
+        _write_bytes(out / name, data)
+    html = render_sweep(sweep, summaries, failed, rows, __version__, extra=sections)
     _write_bytes(out / "sweep.html", html.encode())
     timings["total_s"] = round(time.perf_counter() - t_start, 3)
     write_manifest(
@@ -761,7 +792,7 @@ def run_sweep(
             for c in sweep.cases
         ],
         timings=timings,
-        files=["sweep.csv", "sweep_monthly.csv", "sweep.html", "scenarios", "failed"],
+        files=["sweep.csv", "sweep_monthly.csv", "sweep.html", "scenarios", "failed", *files],
     )
     return SweepResult(out, rows, summaries, failed, skipped, ran, timings)
 
@@ -811,6 +842,8 @@ def sweep_table(
         s = summaries.get(case.name)
         if s is not None:
             row["first_month_over_target"] = s["first_month_over_target"]
+            for r in RESOURCES:
+                row[f"first_month_over_target_{r}"] = s["first_month_over_target_by"][r]
             row["shortfall_target"] = s["shortfall_target"]
             row["service_suites_p50"] = s["service_suites_p50"]
             row["service_suites_p90"] = s["service_suites_p90"]

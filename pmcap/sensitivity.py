@@ -1,0 +1,290 @@
+"""`pmcap sensitivity`: which uncertain inputs drive the P90 suite and operator need.
+
+Two views, both in ``sweep.html`` and in CSV files:
+
+* **One at a time** (a sweep): every input written as a distribution in the scenario (a
+  program's ``peak_share``, ``lag_days``, a trial plan's patients ...) and every uncertain
+  field of the processes it uses (``culture_days``, ``failure_rate`` ...) is fixed at its P10
+  (low) and at its P90 (high) while all other inputs keep their distributions. Per-draw inputs
+  are drawn by the inverse CDF of one uniform per draw, so a swing changes only its own input:
+  every other input keeps its draws (common random numbers) and the difference between low
+  and high is the input's effect, not Monte Carlo noise. ``sensitivity.csv``; tornado charts
+  of the P90 need (each draw's peak month in the chosen year) of suites and operator FTE.
+* **Across draws** of the base run: the Spearman rank correlation of every input sampled per
+  draw (including those that are not scenario inputs: approval timing, enrollment completion,
+  the uptake posterior's draws) with the draw's suite and operator need in the year.
+  ``ranking.csv``.
+
+QC assay fields (hands-on hours, turnaround) are not swung one at a time (a process has one
+per assay); they are in the ranking across draws.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from capacity.distributions import Param
+from capacity.errors import InputError
+from pmcap.scenario import Scenario
+from pmcap.sweep import Sweep, _is_dist, make_cases, run_sweep
+
+__all__ = [
+    "uncertain_inputs",
+    "sensitivity_sweep",
+    "run_sensitivity",
+    "swing_table",
+    "ranking_table",
+    "pick_year",
+]
+
+LOW, HIGH = 0.1, 0.9
+
+
+def uncertain_inputs(base: Scenario, parsed: dict[str, Any]) -> list[tuple[tuple[str, ...], Param]]:
+    """Every input of ``base`` given as a distribution: ``(path, Param)``, in file order."""
+    raw = tomllib.loads(base.path.read_text())
+    out: list[tuple[tuple[str, ...], Param]] = []
+
+    def walk(node: dict, path: tuple[str, ...]) -> None:
+        for key, value in node.items():
+            if _is_dist(value):
+                out.append(((*path, key), Param.parse(value)))
+            elif isinstance(value, dict):
+                walk(value, (*path, key))
+
+    for program in raw.get("program", []):
+        walk({k: v for k, v in program.items() if k != "name"}, ("program", program["name"]))
+    seen = set()
+    for spec in parsed["processes"].values():
+        if spec.name in seen:
+            continue
+        seen.add(spec.name)
+        for name in type(spec).model_fields:
+            value = getattr(spec, name)
+            if isinstance(value, Param) and value.kind != "fixed":
+                out.append((("process", spec.name, name), value))
+    return out
+
+
+def _label(path: tuple[str, ...]) -> str:
+    """``program.CART-A.uptake.peak_share`` -> ``CART-A.uptake.peak_share``."""
+    return ".".join(path[1:])
+
+
+def sensitivity_sweep(
+    base: Scenario,
+    *,
+    draws: int | None = None,
+    only: list[str] | None = None,
+) -> tuple[Sweep, list[dict[str, Any]]]:
+    """The base scenario plus a low and a high swing of each uncertain input.
+
+    ``only``: keep the inputs whose label contains one of these texts. Returns the sweep and
+    one record per input (label, path, low and high values).
+    """
+    from pmcap.run import check_inputs
+
+    parsed = check_inputs(base)
+    inputs = uncertain_inputs(base, parsed)
+    if only:
+        inputs = [(p, v) for p, v in inputs if any(o in _label(p) for o in only)]
+    if not inputs:
+        raise InputError(
+            f"{base.path}: no uncertain input to swing"
+            + (f" matches {', '.join(only)}" if only else "")
+            + "; write an input as a distribution, e.g. peak_share = {uniform = [0.1, 0.2]}"
+        )
+    common = [] if draws is None else [(("run", "draws"), draws)]
+    if draws is not None and draws < 20:
+        raise InputError(f"--draws: expected at least 20, got {draws}")
+    variants: list[tuple[str, list]] = [("base", [])]
+    roles = ["base"]
+    records = []
+    for path, param in inputs:
+        low, high = (float(x) for x in param.ppf([LOW, HIGH]))
+        label = _label(path)
+        records.append(
+            {"input": label, "path": ".".join(path), "low_value": low, "high_value": high}
+        )
+        variants.append((f"{label} = {low:.4g} (P10)", [(path, low)]))
+        variants.append((f"{label} = {high:.4g} (P90)", [(path, high)]))
+        roles += ["low", "high"]
+    cases, keys = make_cases(
+        base, variants, common=common, where=f"{base.path}: sensitivity", roles=roles
+    )
+    sweep = Sweep(
+        path=None, title=f"sensitivity of {base.path.name}", base=base, cases=cases, keys=keys
+    )
+    return sweep, records
+
+
+def _p90(summary: dict[str, Any], resource: str, year: int) -> float:
+    for y in summary["years"]:
+        if y["year"] == year and y["resource"] == resource:
+            return float(y["p90"])
+    raise InputError(f"--year {year}: not in the horizon")
+
+
+def pick_year(summary: dict[str, Any]) -> int:
+    """The year of the base run's highest P90 suite need (the first such year)."""
+    rows = [y for y in summary["years"] if y["resource"] == "suites"]
+    return int(max(rows, key=lambda y: (y["p90"], -y["year"]))["year"])
+
+
+def swing_table(
+    sweep: Sweep, records: list[dict[str, Any]], summaries: dict[str, dict], year: int
+) -> pd.DataFrame:
+    """One row per input: the P90 need in ``year`` with it at its P10 and at its P90."""
+    base = next(c for c in sweep.cases if c.role == "base")
+    low = [c for c in sweep.cases if c.role == "low"]
+    high = [c for c in sweep.cases if c.role == "high"]
+    rows = []
+    for rec, lo, hi in zip(records, low, high, strict=True):
+        row = dict(rec, year=year)
+        for resource, short in (("suites", "suites"), ("operator_fte", "operator_fte")):
+            a = summaries.get(lo.name)
+            b = summaries.get(hi.name)
+            row[f"{short}_p90_low"] = np.nan if a is None else _p90(a, resource, year)
+            row[f"{short}_p90_high"] = np.nan if b is None else _p90(b, resource, year)
+            row[f"{short}_p90_base"] = _p90(summaries[base.name], resource, year)
+            row[f"{short}_swing"] = abs(row[f"{short}_p90_high"] - row[f"{short}_p90_low"])
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    for col in ("low_value", "high_value"):  # the exact values are in each scenario.toml
+        frame[col] = [float(f"{x:.6g}") for x in frame[col]]
+    return frame.sort_values(["suites_swing", "operator_fte_swing"], ascending=False).reset_index(
+        drop=True
+    )
+
+
+def ranking_table(summary: dict[str, Any], year: int) -> pd.DataFrame:
+    """Spearman rho of each per-draw input with the draw's peak suite / operator need."""
+    from pmcap.run import rank_drivers
+
+    columns = {k: np.asarray(v, float) for k, v in summary["inputs"].items()}
+    frames = []
+    for resource in ("suites", "operator_fte"):
+        target = np.asarray(summary["per_draw"][resource][str(year)], float)
+        frames.append(
+            rank_drivers(columns, target).set_index("input")["spearman_rho"].rename(resource)
+        )
+    table = pd.concat(frames, axis=1).reset_index()
+    table.columns = ["input", "rho_suites", "rho_operator_fte"]
+    order = table["rho_suites"].abs().fillna(0).sort_values(ascending=False, kind="stable").index
+    return table.loc[order].reset_index(drop=True)
+
+
+def tornado(swings: pd.DataFrame, top: int = 15) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from pmcap.sweep import _png
+
+    rows = swings.head(top).iloc[::-1]
+    fig, axes = plt.subplots(1, 2, figsize=(13, 0.35 * len(rows) + 1.4), sharey=True)
+    for ax, (resource, label) in zip(
+        axes, (("suites", "P90 suites"), ("operator_fte", "P90 operator FTE")), strict=True
+    ):
+        base = float(rows[f"{resource}_p90_base"].iloc[0]) if len(rows) else 0.0
+        y = np.arange(len(rows))
+        lo = rows[f"{resource}_p90_low"].to_numpy(float)
+        hi = rows[f"{resource}_p90_high"].to_numpy(float)
+        ax.barh(y, lo - base, left=base, color="#4c78a8", label="input at P10")
+        ax.barh(y, hi - base, left=base, color="#e45756", label="input at P90")
+        ax.axvline(base, color="k", lw=0.8)
+        ax.set_title(label)
+        ax.legend(frameon=False, fontsize=8, loc="lower right")
+    axes[0].set_yticks(np.arange(len(rows)), rows["input"], fontsize=8)
+    return _png(fig)
+
+
+def run_sensitivity(
+    base: Scenario,
+    out: Path,
+    *,
+    year: int | None = None,
+    draws: int | None = None,
+    only: list[str] | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    use_cache: bool = True,
+    progress: Callable | None = None,
+    client: Any = None,
+):
+    """Run the swings (base run folder in full, the swings as summaries) and write
+    sensitivity.csv, ranking.csv and the tornado and ranking in sweep.html."""
+    start = pd.Timestamp(base.run.start)
+    years = range(start.year, (start + pd.DateOffset(months=base.run.horizon_months - 1)).year + 1)
+    if year is not None and year not in years:
+        raise InputError(f"--year {year}: outside the horizon ({years[0]}-{years[-1]})")
+    sweep, records = sensitivity_sweep(base, draws=draws, only=only)
+    base_case = sweep.cases[0]
+    found: dict[str, Any] = {}
+
+    def extra(summaries: dict[str, dict]) -> tuple[dict[str, Any], dict[str, bytes]]:
+        if base_case.name not in summaries:
+            return {}, {}
+        y = year if year is not None else pick_year(summaries[base_case.name])
+        swings = swing_table(sweep, records, summaries, y)
+        ranking = ranking_table(summaries[base_case.name], y)
+        found.update(year=y, swings=swings, ranking=ranking)
+        fmt = lambda x: "" if pd.isna(x) else f"{x:.1f}"  # noqa: E731
+        html = {
+            "year": y,
+            "base_suites": fmt(swings["suites_p90_base"].iloc[0]),
+            "base_operators": fmt(swings["operator_fte_p90_base"].iloc[0]),
+            "tornado": tornado(swings),
+            "swings": [
+                {
+                    "input": r.input,
+                    "low_value": f"{r.low_value:.4g}",
+                    "high_value": f"{r.high_value:.4g}",
+                    "suites_low": fmt(r.suites_p90_low),
+                    "suites_high": fmt(r.suites_p90_high),
+                    "suites_swing": fmt(r.suites_swing),
+                    "operators_low": fmt(r.operator_fte_p90_low),
+                    "operators_high": fmt(r.operator_fte_p90_high),
+                    "operators_swing": fmt(r.operator_fte_swing),
+                }
+                for r in swings.itertuples()
+            ],
+            "ranking": [
+                {
+                    "input": r.input,
+                    "suites": "" if pd.isna(r.rho_suites) else f"{r.rho_suites:+.2f}",
+                    "operators": ""
+                    if pd.isna(r.rho_operator_fte)
+                    else f"{r.rho_operator_fte:+.2f}",
+                }
+                for r in ranking.head(25).itertuples()
+            ],
+        }
+        files = {
+            "sensitivity.csv": swings.to_csv(index=False, lineterminator="\n").encode(),
+            "ranking.csv": ranking.to_csv(index=False, lineterminator="\n").encode(),
+        }
+        return html, files
+
+    result = run_sweep(
+        sweep,
+        out,
+        workers=workers,
+        scheduler=scheduler,
+        use_cache=use_cache,
+        full=lambda case: case.role == "base",
+        ranking=lambda case: case.role == "base",
+        progress=progress,
+        command="sensitivity",
+        extra=extra,
+        client=client,
+    )
+    result.sensitivity = found
+    return result

@@ -1,0 +1,337 @@
+"""`pmcap sweep` and `pmcap sensitivity` on small scenarios (a real 2-worker LocalCluster)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import tomli_w
+import xarray as xr
+from typer.testing import CliRunner
+
+from pmcap.cli import app
+from pmcap.scenario import example_scenario_path, load_scenario
+
+runner = CliRunner()
+CSVS = (
+    "requirements.csv",
+    "demand.csv",
+    "finance.csv",
+    "shortfall.csv",
+    "plan.csv",
+    "events.csv",
+    "drivers.csv",
+)
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cache")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PMCAP_CACHE", str(path))
+    yield path
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory, cache) -> Path:
+    """The example portfolio without its trial (no enrollment fit): a pipeline program and a
+    launched product on two processes, 36 months, few draws."""
+    folder = tmp_path_factory.mktemp("small")
+    source = example_scenario_path().parent
+    raw = tomllib.loads(example_scenario_path().read_text())
+    raw["program"] = [p for p in raw["program"] if p["name"] != "CART-A"]
+    raw["run"].update(draws=40, horizon_months=36)
+    raw["facility"]["service_level"]["draws"] = 20
+    raw["facility"]["suites"] = 12
+    shutil.copyfile(source / "cart-c-patients.csv", folder / "cart-c-patients.csv")
+    (folder / "scenario.toml").write_text(tomli_w.dumps(raw))
+    return folder / "scenario.toml"
+
+
+def write_sweep(folder: Path, base: Path, body: str) -> Path:
+    path = folder / "sweep.toml"
+    path.write_text(f'[sweep]\nbase = "{base}"\ntitle = "test"\n\n{body}')
+    return path
+
+
+FOUR = """
+[grid]
+"facility.suites" = [8, 30]
+
+[[variant]]
+name = "as planned"
+
+[[variant]]
+name = "automated"
+"program.CART-C.process" = "car-t-autologous-automated"
+"""
+
+
+@pytest.fixture(scope="module")
+def four(tmp_path_factory, small) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("sweep")
+    sweep = write_sweep(folder, small, FOUR)
+    out = folder / "out"
+    result = runner.invoke(app, ["sweep", str(sweep), "--out", str(out), "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    return sweep, out
+
+
+def test_sweep_equals_the_scenarios_run_one_by_one(four, tmp_path):
+    sweep, out = four
+    table = pd.read_csv(out / "sweep.csv")
+    assert len(table) == 4 and (table["status"] == "done").all()
+    assert sorted(table["facility.suites"]) == [8, 8, 30, 30]
+    for folder in table["folder"]:
+        single = tmp_path / Path(folder).name
+        result = runner.invoke(
+            app, ["run", str(out / folder / "scenario.toml"), "--out", str(single), "--quiet"]
+        )
+        assert result.exit_code == 0, result.output
+        for name in CSVS:
+            assert (single / name).read_bytes() == (out / folder / name).read_bytes(), name
+
+
+def test_sweep_table_values_come_from_each_scenarios_draws(four):
+    _, out = four
+    table = pd.read_csv(out / "sweep.csv")
+    for row in table.itertuples():
+        draws = xr.open_dataset(out / row.folder / "draws.nc", engine="h5netcdf").load()
+        months = pd.DatetimeIndex(draws["month"].values)
+        year = months.year[15]
+        peak = draws["total_suites"].values[:, months.year == year].max(axis=1)
+        assert getattr(row, f"suites_p90_{year}") == pytest.approx(np.quantile(peak, 0.9), 1e-5)
+        shortfall = pd.read_csv(out / row.folder / "shortfall.csv")
+        any_short = shortfall["metric"].str.startswith("any of")
+        over = shortfall[any_short & (shortfall["probability"] > 0.1)]
+        first = "" if over.empty else over["month"].min()[:7]
+        assert (
+            row.first_month_over_target if isinstance(row.first_month_over_target, str) else ""
+        ) == first
+    # the installed suites change the shortfall, not the need
+    by = table.set_index(["scenario"])
+    col = [c for c in table.columns if c.startswith("suites_p90_")][1]
+    assert (
+        by.loc["as planned, facility.suites=8", col]
+        == by.loc["as planned, facility.suites=30", col]
+    )
+    first = "first_month_over_target_suites"
+    assert by.loc["as planned, facility.suites=8", first] == "2026-12"
+    assert pd.isna(by.loc["as planned, facility.suites=30", first])  # never short
+
+
+def test_sweep_html_and_monthly(four):
+    _, out = four
+    html = (out / "sweep.html").read_text()
+    assert "as planned, facility.suites=8" in html and "data:image/png;base64" in html
+    monthly = pd.read_csv(out / "sweep_monthly.csv")
+    assert monthly.groupby("scenario").size().tolist() == [36] * 4
+    one = monthly[monthly["scenario"] == "automated, facility.suites=30"]
+    req = pd.read_csv(out / "scenarios" / "automated-facility-suites-30" / "requirements.csv")
+    p90 = req.query("program == 'total' and metric == 'suites'")["p90"].to_numpy()
+    np.testing.assert_allclose(one["suites_p90"].to_numpy(), p90, rtol=1e-5)
+
+
+def test_rerun_skips_finished_scenarios_and_runs_new_ones(four, tmp_path):
+    sweep, out = four
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy, symlinks=True)
+    kept = {p.name: p.resolve() for p in (copy / "scenarios").iterdir()}
+    result = runner.invoke(app, ["sweep", str(sweep), "--out", str(copy), "--quiet"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((copy / "manifest.json").read_text())
+    assert {s["status"] for s in manifest["scenarios"]} == {"skipped"}
+    assert {p.name: p.resolve() for p in (copy / "scenarios").iterdir()} == kept
+    # a new variant runs; the four others are kept
+    sweep.write_text(sweep.read_text() + '\n[[variant]]\nname = "later"\n"facility.qc_fte" = 20\n')
+    result = runner.invoke(app, ["sweep", str(sweep), "--out", str(copy), "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert "(2 run, 4 already done, 0 failed)" in result.output
+    assert len(pd.read_csv(copy / "sweep.csv")) == 6
+
+
+def test_a_failing_scenario_is_reported_and_the_others_finish(small, tmp_path, monkeypatch):
+    from distributed import Client, LocalCluster
+
+    import pmcap.run
+    from pmcap.sweep import load_sweep, run_sweep
+
+    original = pmcap.run.run_scenario
+
+    def flaky(scenario, **kw):
+        if scenario.facility.suites == 30:
+            raise RuntimeError("the solver fell over")
+        return original(scenario, **kw)
+
+    monkeypatch.setattr(pmcap.run, "run_scenario", flaky)
+    sweep = load_sweep(write_sweep(tmp_path, small, FOUR))
+    with LocalCluster(n_workers=2, processes=False, dashboard_address=None) as cluster:
+        with Client(cluster) as client:
+            result = run_sweep(sweep, tmp_path / "out", client=client)
+    assert set(result.failed) == {"as planned, facility.suites=30", "automated, facility.suites=30"}
+    assert all("RuntimeError: the solver fell over" in e for e in result.failed.values())
+    table = pd.read_csv(tmp_path / "out" / "sweep.csv")
+    assert table.set_index("scenario")["status"].to_dict() == {
+        "as planned, facility.suites=8": "done",
+        "as planned, facility.suites=30": "failed",
+        "automated, facility.suites=8": "done",
+        "automated, facility.suites=30": "failed",
+    }
+    assert (
+        "the solver fell over"
+        in (tmp_path / "out" / "failed" / "as-planned-facility-suites-30.txt").read_text()
+    )
+    assert "2 scenario(s) failed" in (tmp_path / "out" / "sweep.html").read_text()
+    # a rerun (the defect fixed) runs only the failed ones
+    monkeypatch.setattr(pmcap.run, "run_scenario", original)
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
+        with Client(cluster) as client:
+            again = run_sweep(sweep, tmp_path / "out", client=client)
+    assert sorted(again.ran) == sorted(result.failed) and not again.failed
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ('[grid]\n"facility.suitez" = [1, 2]\n', "facility.suitez: unknown key"),
+        ('[grid]\n"program.NOPE.process" = ["x"]\n', "no program named 'NOPE'"),
+        ('[grid]\n"facility.suites" = 12\n', "grid.facility.suites: expected a non-empty list"),
+        ('[grid]\n"facility.suites" = [12, -1]\n', "facility.suites: installed suites must be"),
+        ('[[variant]]\nname = "a"\n"process.nope.culture_days" = 5\n', "no process named 'nope'"),
+        (
+            '[[variant]]\nname = "a"\n"process.car-t-autologous-manual.culture_dayz" = 5\n',
+            "culture_dayz",
+        ),
+        ('[[variant]]\nname = "a"\n[[variant]]\nname = "a"\n', "the name 'a' is used twice"),
+        ('[[variant]]\nname = "a"\n[[variant]]\nname = "b"\n', "is the same scenario as 'a'"),
+        ('[grid]\n"bogus.key" = [1]\n', "bogus.key: unknown key"),
+        ("[other]\nx = 1\n", "unknown table 'other'"),
+    ],
+)
+def test_bad_sweep_files_exit_2_naming_the_key(small, tmp_path, body, message):
+    sweep = write_sweep(tmp_path, small, body)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["sweep", str(sweep), "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and str(sweep) in result.output
+    assert "Traceback" not in result.output and not out.exists()
+
+
+def test_sweep_refuses_a_folder_that_is_not_a_sweep_output(small, tmp_path):
+    sweep = write_sweep(tmp_path, small, FOUR)
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    result = runner.invoke(app, ["sweep", str(sweep), "--out", str(out)])
+    assert result.exit_code == 2 and "not a pmcap sweep output" in result.output
+    assert (out / "notes.txt").read_text() == "keep me"
+
+
+def test_process_overrides_in_a_scenario(small, tmp_path):
+    """[process.NAME] replaces fields of that process for every program using it."""
+    from pmcap.run import check_inputs
+
+    text = small.read_text() + "\n[process.car-t-autologous-manual]\nculture_days = 6\n"
+    path = tmp_path / "scenario.toml"
+    path.write_text(text)
+    shutil.copyfile(small.parent / "cart-c-patients.csv", tmp_path / "cart-c-patients.csv")
+    spec = check_inputs(load_scenario(path))["processes"]["CART-C"]
+    assert spec.culture_days.kind == "fixed" and spec.culture_days.args == (6.0,)
+    assert spec.failure_rate.kind == "beta"  # the rest of the template is kept
+    path.write_text(small.read_text() + '\n[process.car-t-autologous-manual]\nname = "x"\n')
+    result = runner.invoke(app, ["validate", str(path)])
+    assert result.exit_code == 2 and "the name cannot be changed" in result.output
+
+
+# --- sensitivity ------------------------------------------------------------------------------
+PLANTED = """name = "planted"
+modality = "car-t"
+culture_days = 9
+changeover_days = 1
+failure_rate = {uniform = [0.0, 0.6]}
+max_remanufacture = 1
+operating_days_per_year = 360
+operator_hours_per_lot = 80
+qa_hours_per_lot = 8
+productive_hours_per_fte_year = 1600
+shifts_per_day = 2
+hours_per_shift = 8
+min_operators_per_suite_shift = 2
+
+[[qc]]
+assay = "sterility"
+hands_on_hours = 1.5
+turnaround_days = 14
+"""
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory, small, cache):
+    """Only the failure rate is uncertain among the inputs: the launched product's
+    eligible patients and peak share are fixed numbers, every other process field too."""
+    folder = tmp_path_factory.mktemp("planted")
+    raw = tomllib.loads(small.read_text())
+    raw["program"] = [p for p in raw["program"] if p["name"] == "CART-C"]
+    raw["program"][0]["process"] = "planted.toml"
+    raw["program"][0]["uptake"].update(eligible_per_year=2500, peak_share=0.2)
+    raw["run"]["draws"] = 200
+    (folder / "planted.toml").write_text(PLANTED)
+    shutil.copyfile(small.parent / "cart-c-patients.csv", folder / "cart-c-patients.csv")
+    (folder / "scenario.toml").write_text(tomli_w.dumps(raw))
+    out = folder / "out"
+    result = runner.invoke(
+        app,
+        [
+            "sensitivity",
+            str(folder / "scenario.toml"),
+            "--out",
+            str(out),
+            "--workers",
+            "2",
+            "--year",
+            "2028",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    return folder, out
+
+
+def test_sensitivity_ranks_the_planted_driver_first(planted):
+    _, out = planted
+    swings = pd.read_csv(out / "sensitivity.csv")
+    assert swings["input"].tolist() == ["planted.failure_rate"]
+    row = swings.iloc[0]
+    assert (row.low_value, row.high_value) == pytest.approx((0.06, 0.54))
+    assert row.suites_p90_low < row.suites_p90_base < row.suites_p90_high
+    ranking = pd.read_csv(out / "ranking.csv")
+    assert ranking["input"].iloc[0] == "planted.failure_rate"
+    assert ranking["rho_suites"].iloc[0] > 0.5
+    html = (out / "sweep.html").read_text()
+    assert 'id="tornado"' in html and "planted.failure_rate" in html
+
+
+def test_a_swing_equals_the_scenario_run_with_that_input_fixed(planted):
+    """The low swing is exactly the scenario with failure_rate = its P10, run by itself."""
+    folder, out = planted
+    from pmcap.run import run_scenario
+
+    raw = tomllib.loads((folder / "scenario.toml").read_text())
+    text = (
+        (folder / "planted.toml")
+        .read_text()
+        .replace("failure_rate = {uniform = [0.0, 0.6]}", "failure_rate = 0.06")
+    )
+    (folder / "fixed.toml").write_text(text)
+    raw["program"][0]["process"] = "fixed.toml"
+    (folder / "fixed-scenario.toml").write_text(tomli_w.dumps(raw))
+    result = run_scenario(load_scenario(folder / "fixed-scenario.toml"), service_level=False)
+    months = pd.DatetimeIndex(result.total["month"].values)
+    peak = result.total["suites"].values[:, months.year == 2028].max(axis=1)
+    swings = pd.read_csv(out / "sensitivity.csv")
+    assert swings["suites_p90_low"].iloc[0] == pytest.approx(np.quantile(peak, 0.9), abs=1e-5)
