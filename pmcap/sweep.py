@@ -573,7 +573,7 @@ def _client(
         return
     if scheduler:
         try:
-            client = Client(scheduler, timeout="20s")
+            client = Client(scheduler, timeout="10s")
         except (OSError, TimeoutError, ValueError) as exc:
             raise InputError(f"--scheduler {scheduler}: cannot connect ({exc})") from None
         try:
@@ -605,6 +605,8 @@ def _worker_version() -> str:
 
 def _check_workers(client, scheduler: str | None) -> None:
     from pmcap import __version__
+
+    scheduler = scheduler or "(the cluster)"
 
     try:
         versions = client.run(_worker_version)

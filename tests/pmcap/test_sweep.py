@@ -14,6 +14,7 @@ import tomli_w
 import xarray as xr
 from typer.testing import CliRunner
 
+from capacity.errors import InputError
 from pmcap.cli import app
 from pmcap.scenario import example_scenario_path, load_scenario
 
@@ -335,3 +336,53 @@ def test_a_swing_equals_the_scenario_run_with_that_input_fixed(planted):
     peak = result.total["suites"].values[:, months.year == 2028].max(axis=1)
     swings = pd.read_csv(out / "sensitivity.csv")
     assert swings["suites_p90_low"].iloc[0] == pytest.approx(np.quantile(peak, 0.9), abs=1e-5)
+
+
+TWO = """
+[grid]
+"facility.suites" = [8, 30]
+"""
+
+
+def test_sweep_on_an_existing_cluster_by_address(small, tmp_path, four):
+    """--scheduler ADDRESS: the same tasks on a cluster pmcap did not start, same outputs."""
+    from distributed import LocalCluster
+
+    sweep = write_sweep(tmp_path, small, TWO)
+    out = tmp_path / "out"
+    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None) as cluster:
+        result = runner.invoke(
+            app, ["sweep", str(sweep), "--out", str(out), "--scheduler", cluster.scheduler_address]
+        )
+    assert result.exit_code == 0, result.output
+    # the same scenario as in the 2-worker sweep (as planned, 8 suites): same bytes
+    _, local = four
+    for name in CSVS:
+        a = (out / "scenarios" / "facility-suites-8" / name).read_bytes()
+        assert a == (local / "scenarios" / "as-planned-facility-suites-8" / name).read_bytes()
+
+
+def test_unreachable_scheduler_and_both_options_exit_2(small, tmp_path):
+    sweep = write_sweep(tmp_path, small, TWO)
+    result = runner.invoke(
+        app, ["sweep", str(sweep), "--out", str(tmp_path / "o"), "--scheduler", "tcp://127.0.0.1:9"]
+    )
+    assert result.exit_code == 2 and "cannot connect" in result.output, result.output
+    result = runner.invoke(
+        app, ["sweep", str(sweep), "--workers", "2", "--scheduler", "tcp://127.0.0.1:9"]
+    )
+    assert result.exit_code == 2 and "not both" in result.output
+
+
+def test_a_worker_with_another_pmcap_version_is_refused(small, tmp_path, monkeypatch):
+    from distributed import Client, LocalCluster
+
+    import pmcap.sweep
+    from pmcap.sweep import load_sweep, run_sweep
+
+    monkeypatch.setattr(pmcap.sweep, "_worker_version", lambda: "0.0.1")
+    sweep = load_sweep(write_sweep(tmp_path, small, TWO))
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
+        with Client(cluster) as client, pytest.raises(InputError, match="has pmcap 0.0.1"):
+            run_sweep(sweep, tmp_path / "out", client=client)
+    assert not list((tmp_path / "out" / "scenarios").iterdir())
