@@ -386,3 +386,27 @@ def test_a_worker_with_another_pmcap_version_is_refused(small, tmp_path, monkeyp
         with Client(cluster) as client, pytest.raises(InputError, match="has pmcap 0.0.1"):
             run_sweep(sweep, tmp_path / "out", client=client)
     assert not list((tmp_path / "out" / "scenarios").iterdir())
+
+
+def test_each_distinct_model_is_fitted_or_loaded_once_for_the_whole_sweep(
+    small, tmp_path, monkeypatch
+):
+    from distributed import Client, LocalCluster
+
+    import pmcap.fits
+    from pmcap.sweep import load_sweep, run_sweep
+
+    calls = []
+    original = pmcap.fits.cached
+
+    def counting(kind, key, *args, **kw):
+        calls.append((kind, key))
+        return original(kind, key, *args, **kw)
+
+    monkeypatch.setattr(pmcap.fits, "cached", counting)
+    sweep = load_sweep(write_sweep(tmp_path, small, FOUR))
+    with LocalCluster(n_workers=2, processes=False, dashboard_address=None) as cluster:
+        with Client(cluster) as client:  # in-process workers: a fit there would count too
+            result = run_sweep(sweep, tmp_path / "out", client=client)
+    assert len(result.ran) == 4
+    assert sorted(kind for kind, _ in calls) == ["phase", "uptake"]
