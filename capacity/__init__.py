@@ -37,6 +37,7 @@ _PUBLIC = {
     "metric_names": "engine",
     "requirements": "engine",
     "shortfall_probability": "engine",
+    "summarise": "engine",
 }
 
 __all__ = sorted(_PUBLIC)
@@ -63,6 +64,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs
         metric_names,
         requirements,
         shortfall_probability,
+        summarise,
     )
     from capacity.errors import DemandError, InputError, ProcessSpecError  # noqa: F401
     from capacity.plan import ExpansionPlan, newsvendor, plan_expansion, plan_hiring  # noqa: F401

@@ -36,11 +36,15 @@ _MONTH_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}")
 _MONTH_FORM = "a date written YYYY-MM-01 (the first day of the month; no time of day or timezone)"
 
 
-def as_demand(demand: xr.DataArray, source: str = "demand") -> xr.DataArray:
+def as_demand(demand: xr.DataArray, source: str = "demand", *, copy: bool = True) -> xr.DataArray:
     """Check a DataArray against the contract and return it in canonical form.
 
     A missing ``program`` dim becomes one program ``"all"``; a missing ``stream`` dim becomes
-    ``"commercial"``. Errors name ``source`` and what was expected.
+    ``"commercial"``. Errors name ``source`` and what was expected. Values are int64 (a copy).
+    Demand backed by a dask array stays lazy: each chunk is checked and converted when it is
+    computed. ``copy=False`` is for callers that only read the values and sum them in int64:
+    int64 input is then shared, not copied, and the chunks of lazy integer input keep their
+    dtype (checked, not converted: a uint8 chunk read from a file stays 8 times smaller).
     """
     if isinstance(demand, xr.Dataset):
         if "patients" not in demand:
@@ -71,42 +75,86 @@ def as_demand(demand: xr.DataArray, source: str = "demand") -> xr.DataArray:
             raise DemandError(f"{source}: duplicate labels in '{dim}': {labels}")
 
     months = _months(demand.indexes.get("month", demand["month"].values), source)
-    values = np.asarray(demand.values)
-    if values.size == 0:
+    coords = {
+        "draw": np.arange(demand.sizes["draw"]),
+        "month": months,
+        "program": [str(p) for p in demand["program"].values],
+        "stream": [str(s) for s in demand["stream"].values],
+    }
+    if demand.size == 0:
         raise DemandError(f"{source}: no draws or months")
-    if not np.issubdtype(values.dtype, np.number) or np.issubdtype(
-        values.dtype, np.complexfloating
-    ):
-        raise DemandError(f"{source}: patients must be numbers, got dtype {values.dtype}")
+    dtype = demand.dtype
+    if not np.issubdtype(dtype, np.number) or np.issubdtype(dtype, np.complexfloating):
+        raise DemandError(f"{source}: patients must be numbers, got dtype {dtype}")
+    draws = np.asarray(demand["draw"].values)
+    labels = {
+        "draw": None if np.array_equal(draws, coords["draw"]) else draws,  # None: the position
+        "month": [str(m.date()) for m in months],
+        "program": coords["program"],
+        "stream": coords["stream"],
+    }
+    if demand.chunks is not None:  # dask-backed: every chunk is checked when it is computed
+        keep = not copy and np.issubdtype(dtype, np.integer)
+        values = demand.data.map_blocks(
+            _checked_block,
+            labels=labels,
+            source=source,
+            keep=keep,
+            dtype=dtype if keep else np.dtype(np.int64),
+        )
+    else:
+        values = _checked(np.asarray(demand.values), labels, (0, 0, 0, 0), source)
+        if copy and np.shares_memory(values, demand.values):
+            values = values.copy()
+    return xr.DataArray(
+        values,
+        dims=DIMS,
+        coords=coords,
+        name="patients",
+        attrs={**demand.attrs, "units": "patients/month"},
+    )
+
+
+def _checked_block(
+    values: np.ndarray, labels: dict, source: str, keep: bool, block_info: dict | None = None
+) -> np.ndarray:
+    offset = tuple(start for start, _ in block_info[0]["array-location"]) if block_info else None
+    return _checked(values, labels, offset or (0,) * values.ndim, source, keep)
+
+
+def _checked(
+    values: np.ndarray, labels: dict, offset: tuple[int, ...], source: str, keep: bool = False
+) -> np.ndarray:
+    """Patients as int64 after the checks of the contract; ``offset``: the block's position.
+
+    ``keep``: integer values are returned in their own dtype.
+    """
+
+    def where(mask: np.ndarray) -> str:
+        idx = [int(i[0]) + o for i, o in zip(np.nonzero(mask), offset, strict=True)]
+        shown = {
+            d: i if labels[d] is None else labels[d][i] for d, i in zip(DIMS, idx, strict=True)
+        }
+        return "first at " + ", ".join(f"{k}={v}" for k, v in shown.items())
+
+    if np.issubdtype(values.dtype, np.integer):  # finite and whole: only the range to check
+        if values.min() >= 0 and values.max() <= MAX_PATIENTS:
+            return values if keep else values.astype(np.int64, copy=False)
     finite = np.isfinite(values)
     if not finite.all():
-        raise DemandError(f"{source}: patients must be finite; {_where(demand, ~finite)}")
+        raise DemandError(f"{source}: patients must be finite; {where(~finite)}")
     if (values < 0).any():
-        raise DemandError(f"{source}: patients must be >= 0; {_where(demand, values < 0)}")
+        raise DemandError(f"{source}: patients must be >= 0; {where(values < 0)}")
     if (values > MAX_PATIENTS).any():
         raise DemandError(
             f"{source}: patients must be at most {MAX_PATIENTS:,} a month per program and stream "
-            f"(a unit or typing error?); {_where(demand, values > MAX_PATIENTS)}"
+            f"(a unit or typing error?); {where(values > MAX_PATIENTS)}"
         )
     if np.issubdtype(values.dtype, np.floating):
         fractional = values != np.round(values)
         if fractional.any():
-            raise DemandError(
-                f"{source}: patients must be whole numbers; {_where(demand, fractional)}"
-            )
-    out = xr.DataArray(
-        values.astype(np.int64),
-        dims=DIMS,
-        coords={
-            "draw": np.arange(demand.sizes["draw"]),
-            "month": months,
-            "program": [str(p) for p in demand["program"].values],
-            "stream": [str(s) for s in demand["stream"].values],
-        },
-        name="patients",
-        attrs={**demand.attrs, "units": "patients/month"},
-    )
-    return out
+            raise DemandError(f"{source}: patients must be whole numbers; {where(fractional)}")
+    return values.astype(np.int64, copy=False)
 
 
 def _months(values: np.ndarray | pd.Index, source: str) -> pd.DatetimeIndex:
@@ -192,17 +240,18 @@ def _month(value: object, i: int, source: str) -> pd.Timestamp:
     )
 
 
-def _where(demand: xr.DataArray, mask: np.ndarray) -> str:
-    idx = tuple(int(i[0]) for i in np.nonzero(mask))
-    labels = {d: demand[d].values[i] for d, i in zip(demand.dims, idx, strict=True)}
-    if "month" in labels:
-        labels["month"] = str(pd.Timestamp(labels["month"]).date())
-    return "first at " + ", ".join(f"{k}={v}" for k, v in labels.items())
+def read_demand(path: str | Path, chunks: int | None = None) -> xr.DataArray:
+    """Read demand draws from NetCDF (``.nc``) or a long CSV; errors name the file and row.
 
-
-def read_demand(path: str | Path) -> xr.DataArray:
-    """Read demand draws from NetCDF (``.nc``) or a long CSV; errors name the file and row."""
+    ``chunks`` (NetCDF only): draws per chunk; the file stays open and the values are read
+    lazily, a chunk at a time, as a dask array chunked along ``draw`` (for demand larger than
+    memory; see :func:`capacity.requirements`). Values are checked when a chunk is read.
+    """
     path = Path(path)
+    if chunks is not None and (
+        isinstance(chunks, bool) or not isinstance(chunks, int | np.integer) or chunks < 1
+    ):
+        raise DemandError(f"{path}: chunks must be a whole number of draws >= 1, got {chunks!r}")
     if not path.exists():
         raise DemandError(f"{path}: no such demand file")
     if path.is_dir():
@@ -211,12 +260,17 @@ def read_demand(path: str | Path) -> xr.DataArray:
     if suffix in (".nc", ".nc4", ".netcdf"):
         engine = _netcdf_engine(path)
         try:
-            with xr.open_dataset(path, engine=engine) as ds:
-                ds = ds.load()
+            if chunks is not None:  # left open: read a chunk at a time when computed
+                ds = xr.open_dataset(path, engine=engine, chunks={"draw": int(chunks)})
+            else:
+                with xr.open_dataset(path, engine=engine) as ds:
+                    ds = ds.load()
         except Exception as exc:
             raise DemandError(f"{path}: cannot read as NetCDF ({exc})") from None
         return as_demand(ds, str(path))
     if suffix == ".csv":
+        if chunks is not None:
+            raise DemandError(f"{path}: chunks needs a NetCDF file; a CSV is read whole")
         return _read_csv(path)
     raise DemandError(f"{path}: expected a .nc or .csv demand file")
 

@@ -16,7 +16,12 @@ Python loop runs over draws or months.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+import os
+import tempfile
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +31,16 @@ import xarray as xr
 
 from capacity.demand import as_demand
 from capacity.errors import InputError
-from capacity.process import ProcessSpec, check_seed, load_process, stream_rng
+from capacity.process import ProcessSpec, check_seed, load_process
 
-__all__ = ["requirements", "bands", "shortfall_probability", "facility", "metric_names"]
+__all__ = [
+    "requirements",
+    "bands",
+    "shortfall_probability",
+    "summarise",
+    "facility",
+    "metric_names",
+]
 
 ProcessLike = ProcessSpec | str | Path
 PATIENT_STREAMS = ("clinical", "commercial")
@@ -80,7 +92,7 @@ def _offsets(delay: np.ndarray, duration: np.ndarray) -> int:
 
 
 def _occupancy_weights(
-    months: pd.DatetimeIndex, delay: np.ndarray, duration: np.ndarray
+    months: pd.DatetimeIndex, delay: np.ndarray, duration: np.ndarray, n_k: int | None = None
 ) -> np.ndarray:
     """Days per lot that fall in month ``m + k`` for lots started in month ``m``.
 
@@ -89,11 +101,14 @@ def _occupancy_weights(
     ``(Phi(b - t0') - Phi(a - t0') - Phi(b - t1') + Phi(a - t1')) / (t1 - t0)`` with
     ``t' = t + delay``. With ``duration == 0`` it returns the *fraction* of lots whose event
     ``s + delay`` falls in month ``m + k`` instead. Shape ``(draw, month, k)``; entries
-    beyond the horizon are 0.
+    beyond the horizon are 0. ``n_k`` (default: enough for these draws) sets the number of
+    offsets ``k``; :func:`requirements` gives the one of all draws, so that a block of draws
+    gets the same weights whichever other draws share it.
     """
     delay = np.asarray(delay, float)[:, None, None]
     duration = np.asarray(duration, float)[:, None, None]
-    n_k = _offsets(delay, duration) + 1
+    if n_k is None:
+        n_k = _offsets(delay, duration) + 1
     cal = _Calendar(months, n_k)
     m = np.arange(cal.n)
     t0 = cal.start[m][None, :, None] + delay
@@ -147,7 +162,10 @@ def requirements(
         mapping ``program -> process``; the key ``"*"`` sets the default.
     seed
         Seed for parameter draws and lot failures. ``None`` takes ``demand.attrs["seed"]``
-        or 0, so the same inputs always give the same result.
+        or 0, so the same inputs always give the same result. The failures of each program,
+        re-run attempt and block of ``RNG_BLOCK`` (256) draws have their own random stream,
+        so a draw's lots depend neither on how draws are split into blocks or chunks nor
+        on the other programs.
     by_program
         Keep a ``program`` dim (``facility(result)`` gives the totals).
     opening
@@ -188,6 +206,24 @@ def requirements(
         * ``qc_fte`` = sum of qc_hours / productive hours; ``qa_fte`` = lots released x
           ``qa_hours_per_lot`` / productive hours; ``fte[role]`` stacks the three.
 
+    Notes
+    -----
+    Demand larger than memory: demand backed by a dask array chunked along ``draw`` (an
+    xarray DataArray over ``dask.array``, e.g. a NetCDF file opened with ``chunks``) gives a
+    *lazy* result, a Dataset of dask arrays chunked along draw. Nothing is computed until
+    :func:`bands`, :func:`shortfall_probability`, :func:`summarise` (both in one pass),
+    ``.compute()`` or ``.to_netcdf()`` reads the demand a chunk at a time. Its numbers are
+    exactly those of the same draws in memory, ``opening`` included. Memory is bounded by the
+    chunks being computed (a chunk's demand and outputs, worked through in blocks of
+    ``CHUNK_CELLS`` draw-months) plus the process parameters of every draw, sampled up front
+    (a few dozen numbers per draw). Chunks are realigned, when needed, to start on multiples
+    of ``RNG_BLOCK`` draws. Demand values are checked as each chunk is read::
+
+        demand = xr.open_dataset("demand.nc", chunks={"draw": 1000})
+        # or: demand = read_demand("demand.nc", chunks=1000)
+        req = requirements(demand, "car-t-autologous-manual", seed=1)  # lazy
+        table, risk = summarise(req, installed={"suites": 12})  # one pass
+
     Examples
     --------
     >>> import numpy as np, pandas as pd, xarray as xr
@@ -198,13 +234,15 @@ def requirements(
     >>> req["lots"].sizes["month"]
     3
     """
-    demand = as_demand(demand)
+    demand = as_demand(demand, copy=False)  # only read, summed in int64
     seed = check_seed(demand.attrs.get("seed", 0) if seed is None else seed)
     programs = [str(p) for p in demand["program"].values]
     specs = _process_map(process, programs)
     months = pd.DatetimeIndex(demand["month"].values)
     n_draws = demand.sizes["draw"]
 
+    # process parameters of every draw, sampled up front (small: draws x parameters); a block
+    # or chunk of draws takes its own rows
     params: dict[str, xr.Dataset] = {}
     for spec in specs.values():
         if spec.name in params:
@@ -227,91 +265,43 @@ def requirements(
             months[0] - pd.DateOffset(months=n_hist), periods=len(months) + n_hist, freq="MS"
         )
     cal = _Calendar(months, 0)
-    month_share = cal.days / cal.days_in_year  # (M,) fraction of a year in each month
 
-    streams = [str(s) for s in demand["stream"].values]
-    patient_idx = [i for i, s in enumerate(streams) if s in PATIENT_STREAMS]
-    ppq_idx = [i for i, s in enumerate(streams) if s == "ppq"]
-    values = demand.values  # (draw, month, program, stream)
-
-    # Lots per program (each program and re-run attempt its own random stream, so adding or
+    # Lots per program (each program and re-run attempt its own random streams, so adding or
     # reordering programs leaves the others' draws alone), then resources once per *unit*: a
     # program, or for facility totals all programs sharing a process. Resources are linear in
     # lots for a given process, so summing lots first gives the same totals at a fraction of
     # the work. Draws are processed in blocks of about CHUNK_CELLS draw-months, so memory is
-    # bounded by the block and the outputs, not by the draws; every random stream is used in
-    # draw order, so the result does not depend on the block size.
+    # bounded by the block and the outputs, not by the draws; the failures of draws
+    # [k * RNG_BLOCK, (k + 1) * RNG_BLOCK) come from their own streams, used in draw order, so
+    # the result depends neither on the block size nor on how a dask array is chunked.
     units: dict[str, list[str]] = {}
     for program in programs:
         units.setdefault(program if by_program else specs[program].name, []).append(program)
-    rngs = {
-        program: [
-            stream_rng(seed, "failures", program, f"attempt-{r}")
-            for r in range(specs[program].max_remanufacture + 1)
-        ]
-        for program in programs
-    }
-    n_out = demand.sizes["month"]
-    lead = (n_draws, n_out, len(units)) if by_program else (n_draws, n_out)
-    extra = {"qc_hours": (len(assays),), "instrument_hours": (len(instruments),)}
-    data = {k: np.zeros((*lead, *extra.get(k, ()))) for k in _COMPUTED}
-    block = max(1, CHUNK_CELLS // max(1, len(months) * len(programs)))
-    for a in range(0, n_draws, block):
-        rows = slice(a, min(n_draws, a + block))
-        n_rows = rows.stop - rows.start
-        par = {name: p.isel(draw=rows) for name, p in params.items()}
-        kernels: dict[str, dict[str, np.ndarray]] = {}
-        # lots of every program in the block first: a process's fixed QC/QA work is shared
-        # among the programs made with it in proportion to their lots
-        lots: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-        by_process: dict[str, np.ndarray] = {}
-        for p_i, program in enumerate(programs):
-            spec = specs[program]
-            block_values = values[rows, :, p_i]
-            out = _lots(
-                block_values[..., patient_idx].sum(axis=-1),
-                block_values[..., ppq_idx].sum(axis=-1),
-                par[spec.name]["failure_rate"].values[:, None],
-                spec.max_remanufacture,
-                rngs[program],
-            )
-            made = np.zeros((n_rows, len(months)))
-            made[:, n_hist:] += out[0]
-            # opening lots (months before the start): only the work still to come counts
-            made[:, :n_hist] += history[:, :, p_i]
-            lots[program] = (made, out[1], out[2])
-            by_process[spec.name] = by_process.get(spec.name, 0.0) + made
-        for u_i, members in enumerate(units.values()):
-            spec = specs[members[0]]
-            if spec.name not in kernels:
-                kernels[spec.name] = _kernels(months, par[spec.name])
-            made = sum(lots[m][0] for m in members)
-            n_sharing = sum(specs[p].name == spec.name for p in programs)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                share = np.where(
-                    by_process[spec.name] > 0,
-                    made / by_process[spec.name],
-                    len(members) / n_sharing,
-                )
-            result = _resources(
-                made,
-                spec,
-                par[spec.name],
-                kernels[spec.name],
-                month_share,
-                cal.days,
-                assays,
-                instruments,
-                share,
-            )
-            result["remanufactured_lots"] = np.zeros((n_rows, len(months)))
-            result["patients_lost"] = np.zeros((n_rows, len(months)))
-            for m in members:
-                result["remanufactured_lots"][:, n_hist:] += lots[m][1]
-                result["patients_lost"][:, n_hist:] += lots[m][2]
-            for k, v in result.items():
-                target = data[k][rows, :, u_i] if by_program else data[k][rows]
-                target += v[:, n_hist:]  # drop the months before the start
+    streams = [str(s) for s in demand["stream"].values]
+    plan = _Plan(
+        seed=seed,
+        programs=programs,
+        specs=specs,
+        units=units,
+        by_program=by_program,
+        months=months,
+        n_hist=n_hist,
+        n_out=demand.sizes["month"],
+        history=history,
+        assays=assays,
+        instruments=instruments,
+        month_share=cal.days / cal.days_in_year,  # (M,) fraction of a year in each month
+        month_days=cal.days,
+        patient_idx=[i for i, s in enumerate(streams) if s in PATIENT_STREAMS],
+        ppq_idx=[i for i, s in enumerate(streams) if s == "ppq"],
+        n_k={name: _kernel_offsets(par) for name, par in params.items()},
+        rng_block=RNG_BLOCK,
+    )
+    if demand.chunks is not None:  # dask-backed: a lazy result chunked along draw
+        data = _lazy_outputs(plan, demand.data, params)
+    else:
+        data = plan.outputs(n_draws)
+        _compute(plan, demand.values, 0, params, data)
     coords = {
         "draw": demand["draw"].values,
         "month": demand["month"].values,
@@ -390,6 +380,7 @@ def opening_history(
 
 FIXED_WORK = "fixed_work"  # qc_hours label of QC work that does not scale with lots
 CHUNK_CELLS = 2_000_000  # draw-months per block of requirements (a few MB per array)
+RNG_BLOCK = 256  # draws per random stream of lot failures (fixed: results depend on it)
 _COMPUTED = (
     "lots",
     "suite_days",
@@ -403,40 +394,290 @@ _COMPUTED = (
     "remanufactured_lots",
     "patients_lost",
 )
+_RESOURCE_DIMS = {"qc_hours": "assays", "instrument_hours": "instruments"}
+
+
+@dataclass(eq=False)
+class _Plan:
+    """Everything a block of draws needs besides its demand and parameters."""
+
+    seed: int
+    programs: list[str]
+    specs: dict[str, ProcessSpec]
+    units: dict[str, list[str]]  # output unit -> its programs
+    by_program: bool
+    months: pd.DatetimeIndex  # with the months of opening history first
+    n_hist: int
+    n_out: int
+    history: np.ndarray  # (1, n_hist, program)
+    assays: list[str]
+    instruments: list[str]
+    month_share: np.ndarray
+    month_days: np.ndarray
+    patient_idx: list[int]
+    ppq_idx: list[int]
+    n_k: dict[str, dict[str, int]]  # process -> kernel -> month offsets (from all draws)
+    rng_block: int
+
+    def shape(self, name: str, rows: int) -> tuple[int, ...]:
+        lead = (rows, self.n_out, len(self.units)) if self.by_program else (rows, self.n_out)
+        extra = _RESOURCE_DIMS.get(name)
+        return (*lead, len(getattr(self, extra))) if extra else lead
+
+    def outputs(self, rows: int) -> dict[str, np.ndarray]:
+        return {k: np.zeros(self.shape(k, rows)) for k in _COMPUTED}
+
+    def fields(self) -> dict[str, slice]:
+        """Where each output sits along the last axis of a packed block."""
+        out, j = {}, 0
+        for k in _COMPUTED:
+            width = len(getattr(self, _RESOURCE_DIMS[k])) if k in _RESOURCE_DIMS else 1
+            out[k] = slice(j, j + width)
+            j += width
+        return out
+
+
+class _FailureStreams:
+    """Random streams of lot failures: one per program, attempt and block of draws.
+
+    The failures of draws ``[k * block, (k + 1) * block)`` in attempt ``r`` of a program come
+    from the ``k``-th spawned child of the seed sequence ``(seed, "failures", program,
+    "attempt-r")``, drawn in draw order. A stream left part-way through its block is kept for
+    the next call, so consecutive blocks of any size give the numbers of all draws at once;
+    a chunk that starts on a multiple of ``block`` needs no other chunk's draws.
+    """
+
+    def __init__(self, seed: int, block: int):
+        self.seed, self.block = seed, block
+        self.live: dict[tuple[str, int, int], np.random.Generator] = {}
+
+    def _stream(self, program: str, attempt: int, k: int) -> np.random.Generator:
+        words = [zlib.crc32(w.encode()) for w in ("failures", program, f"attempt-{attempt}")]
+        return np.random.default_rng(np.random.SeedSequence([self.seed, *words], spawn_key=(k,)))
+
+    def binomial(
+        self, program: str, attempt: int, start: int, n: np.ndarray, p: np.ndarray
+    ) -> np.ndarray:
+        """``Binomial(n, p)`` for the rows of draws ``start, start + 1, ...``."""
+        out = np.empty(n.shape, np.int64)
+        i, rows = 0, n.shape[0]
+        while i < rows:
+            k, offset = divmod(start + i, self.block)
+            stop = min(rows, i + self.block - offset)
+            key = (program, attempt, k)
+            rng = self.live.pop(key, None)
+            if rng is None:
+                rng = self._stream(program, attempt, k)
+            out[i:stop] = rng.binomial(n[i:stop], p[i:stop])
+            if offset + stop - i < self.block:  # the block goes on in the next call
+                self.live[key] = rng
+            i = stop
+        return out
 
 
 def _lots(
     patients: np.ndarray,
     ppq: np.ndarray,
-    failure: np.ndarray,
     max_remanufacture: int,
-    rngs: Sequence[np.random.Generator],
+    binomial: Callable[[int, np.ndarray], np.ndarray],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Lots started, re-runs and patients lost: binomial failures, ``max_remanufacture`` re-runs.
 
-    ``rngs[r]`` draws the failures of attempt ``r`` (one stream per attempt, so blocks of
-    draws processed one after another give the same numbers as all draws at once).
+    ``binomial(r, n)`` draws the failures of attempt ``r`` among ``n`` lots (its own streams,
+    see :class:`_FailureStreams`).
     """
     attempt = patients
     rerun = np.zeros_like(patients)
     for r in range(max_remanufacture):
-        attempt = rngs[r].binomial(attempt, failure)
+        attempt = binomial(r, attempt)
         rerun += attempt
-    lost = rngs[max_remanufacture].binomial(attempt, failure)
+    lost = binomial(max_remanufacture, attempt)
     return patients + ppq + rerun, rerun, lost
 
 
-def _kernels(months: pd.DatetimeIndex, par: xr.Dataset) -> dict[str, np.ndarray]:
-    """Month-spreading weights of one process (slot, culture, harvest and release)."""
+def _kernel_spans(par: xr.Dataset) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(delay, duration) per draw of the slot, culture, harvest and release kernels."""
     culture = par["culture_days"].values
     turnaround = par["qc_turnaround_days"].values.max(axis=1)
     zero = np.zeros_like(culture)
     return {
-        "slot": _occupancy_weights(months, zero, culture + par["changeover_days"].values),
-        "culture": _occupancy_weights(months, zero, culture),
-        "harvest": _occupancy_weights(months, culture, zero),
-        "release": _occupancy_weights(months, culture + turnaround, zero),
+        "slot": (zero, culture + par["changeover_days"].values),
+        "culture": (zero, culture),
+        "harvest": (culture, zero),
+        "release": (culture + turnaround, zero),
     }
+
+
+def _kernel_offsets(par: xr.Dataset) -> dict[str, int]:
+    """Month offsets each kernel needs for the longest lot of any draw."""
+    return {k: _offsets(*span) + 1 for k, span in _kernel_spans(par).items()}
+
+
+def _kernels(
+    months: pd.DatetimeIndex, par: xr.Dataset, n_k: Mapping[str, int] | None = None
+) -> dict[str, np.ndarray]:
+    """Month-spreading weights of one process (slot, culture, harvest and release)."""
+    n_k = n_k or {}
+    return {
+        k: _occupancy_weights(months, delay, duration, n_k.get(k))
+        for k, (delay, duration) in _kernel_spans(par).items()
+    }
+
+
+def _compute(
+    plan: _Plan,
+    values: np.ndarray,
+    start: int,
+    params: Mapping[str, xr.Dataset],
+    data: Mapping[str, np.ndarray],
+) -> None:
+    """Requirements of the draws ``start, start + 1, ...`` (demand ``values``) into ``data``.
+
+    Works through blocks of about CHUNK_CELLS draw-months; ``params`` are those of these
+    draws. ``start`` must be a multiple of ``plan.rng_block`` unless it is 0.
+    """
+    failures = _FailureStreams(plan.seed, plan.rng_block)
+    n = values.shape[0]
+    block = max(1, CHUNK_CELLS // max(1, len(plan.months) * len(plan.programs)))
+    for a in range(0, n, block):
+        rows = slice(a, min(n, a + block))
+        par = {name: p.isel(draw=rows) for name, p in params.items()}
+        for k, v in _block(plan, values[rows], start + a, par, failures).items():
+            data[k][rows] = v
+
+
+def _block(
+    plan: _Plan,
+    values: np.ndarray,
+    start: int,
+    par: Mapping[str, xr.Dataset],
+    failures: _FailureStreams,
+) -> dict[str, np.ndarray]:
+    """Outputs of one block of draws (demand ``values``: draw, month, program, stream)."""
+    n_rows, n_hist, n_months = values.shape[0], plan.n_hist, len(plan.months)
+    specs, programs = plan.specs, plan.programs
+    # lots of every program in the block first: a process's fixed QC/QA work is shared among
+    # the programs made with it in proportion to their lots
+    lots: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    by_process: dict[str, np.ndarray] = {}
+    for p_i, program in enumerate(programs):
+        spec = specs[program]
+        block_values = values[:, :, p_i]
+
+        def binomial(
+            r: int,
+            n: np.ndarray,
+            program: str = program,
+            failure: np.ndarray = par[spec.name]["failure_rate"].values[:, None],
+        ) -> np.ndarray:
+            return failures.binomial(program, r, start, n, failure)
+
+        out = _lots(
+            block_values[..., plan.patient_idx].sum(axis=-1, dtype=np.int64),
+            block_values[..., plan.ppq_idx].sum(axis=-1, dtype=np.int64),
+            spec.max_remanufacture,
+            binomial,
+        )
+        made = np.zeros((n_rows, n_months))
+        made[:, n_hist:] += out[0]
+        # opening lots (months before the start): only the work still to come counts
+        made[:, :n_hist] += plan.history[:, :, p_i]
+        lots[program] = (made, out[1], out[2])
+        by_process[spec.name] = by_process.get(spec.name, 0.0) + made
+    data = plan.outputs(n_rows)
+    kernels: dict[str, dict[str, np.ndarray]] = {}
+    for u_i, members in enumerate(plan.units.values()):
+        spec = specs[members[0]]
+        if spec.name not in kernels:
+            kernels[spec.name] = _kernels(plan.months, par[spec.name], plan.n_k[spec.name])
+        made = sum(lots[m][0] for m in members)
+        n_sharing = sum(specs[p].name == spec.name for p in programs)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share = np.where(
+                by_process[spec.name] > 0,
+                made / by_process[spec.name],
+                len(members) / n_sharing,
+            )
+        result = _resources(
+            made,
+            spec,
+            par[spec.name],
+            kernels[spec.name],
+            plan.month_share,
+            plan.month_days,
+            plan.assays,
+            plan.instruments,
+            share,
+        )
+        result["remanufactured_lots"] = np.zeros((n_rows, n_months))
+        result["patients_lost"] = np.zeros((n_rows, n_months))
+        for m in members:
+            result["remanufactured_lots"][:, n_hist:] += lots[m][1]
+            result["patients_lost"][:, n_hist:] += lots[m][2]
+        for k, v in result.items():
+            target = data[k][:, :, u_i] if plan.by_program else data[k]
+            target += v[:, n_hist:]  # drop the months before the start
+    return data
+
+
+def _width(fields: Mapping[str, slice]) -> int:
+    return max(where.stop for where in fields.values())
+
+
+def _aligned_chunks(chunks: Sequence[int], block: int) -> tuple[int, ...]:
+    """Chunks along draw whose boundaries fall on multiples of ``block`` (about as large)."""
+    chunks = tuple(int(c) for c in chunks)
+    if all(b % block == 0 for b in np.cumsum(chunks)[:-1]):
+        return chunks
+    size = block * max(1, round(max(chunks) / block))
+    total = sum(chunks)
+    return (size,) * (total // size) + ((total % size,) if total % size else ())
+
+
+def _packed_block(
+    plan: _Plan, values: np.ndarray, start: int, params: Mapping[str, xr.Dataset]
+) -> np.ndarray:
+    """One dask chunk: every output of its draws in one array (draw, month, unit, field)."""
+    rows = values.shape[0]
+    fields = plan.fields()
+    packed = np.empty((rows, plan.n_out, len(plan.units), _width(fields)))
+    data = {}
+    for k, where in fields.items():
+        view = packed[..., where] if k in _RESOURCE_DIMS else packed[..., where.start]
+        data[k] = view if plan.by_program else view[:, :, 0]
+    _compute(plan, values, start, params, data)
+    return packed
+
+
+def _lazy_outputs(plan: _Plan, demand: Any, params: Mapping[str, xr.Dataset]) -> dict[str, Any]:
+    """Outputs as dask arrays chunked along draw: one task per chunk, nothing computed yet.
+
+    Chunks are realigned, when needed, so that each starts on a multiple of
+    ``plan.rng_block`` (see :class:`_FailureStreams`); each task gets its demand chunk and
+    its draws' process parameters.
+    """
+    import dask
+    import dask.array as da
+
+    chunks = _aligned_chunks(demand.chunks[0], plan.rng_block)
+    demand = demand.rechunk((chunks, -1, -1, -1))
+    fields = plan.fields()
+    n_fields = _width(fields)
+    plan_key = dask.delayed(plan, pure=False)
+    pieces = demand.to_delayed().reshape(-1)  # one per chunk, its own key (no copy)
+    blocks, start = [], 0
+    for i, rows in enumerate(chunks):
+        par = {name: p.isel(draw=slice(start, start + rows)) for name, p in params.items()}
+        task = dask.delayed(_packed_block, pure=True)(plan_key, pieces[i], start, par)
+        shape = (rows, plan.n_out, len(plan.units), n_fields)
+        blocks.append(da.from_delayed(task, shape=shape, dtype=float))
+        start += rows
+    packed = da.concatenate(blocks, axis=0)
+    data = {}
+    for k, where in fields.items():
+        view = packed[..., where] if k in _RESOURCE_DIMS else packed[..., where.start]
+        data[k] = view if plan.by_program else view[:, :, 0]
+    return data
 
 
 def _resources(
@@ -515,7 +756,8 @@ def facility(req: xr.Dataset) -> xr.Dataset:
     """Facility totals of a ``by_program`` result: sums, with the operator crew floor re-applied.
 
     Operators are shared across programs, so the facility needs the larger of total hands-on
-    FTE and total crew FTE, not the sum of each program's larger one.
+    FTE and total crew FTE, not the sum of each program's larger one. A lazy (dask-backed)
+    result gives a lazy total.
     """
     if "program" not in req.dims:
         return req
@@ -603,14 +845,171 @@ def _quantile_label(q: float) -> str:
     return f"p{100 * q:g}"
 
 
+def _check_quantiles(quantiles: Sequence[float]) -> list[float]:
+    qs = [float(q) for q in quantiles]
+    if not qs or any(not 0 <= q <= 1 for q in qs):
+        raise InputError(f"quantiles must be numbers in [0, 1], got {list(quantiles)}")
+    if len({_quantile_label(q) for q in qs}) != len(qs):
+        raise InputError(f"quantiles must be distinct, got {list(quantiles)}")
+    return qs
+
+
+def _is_lazy(result: xr.Dataset | xr.DataArray) -> bool:
+    """Whether any variable is a dask array (nothing computed yet)."""
+    return any(v.chunks is not None for v in _as_dataset(result).data_vars.values())
+
+
+def _band_series(result: xr.Dataset | xr.DataArray) -> list[tuple[str, xr.DataArray]]:
+    """Every series of ``result`` with dims (draw, month, program)."""
+    out = []
+    for metric, var in _series(_as_dataset(result)):
+        if "program" not in var.dims:
+            var = var.expand_dims(program=["all"], axis=2)
+        out.append((metric, var.transpose("draw", "month", "program")))
+    if not out:
+        raise InputError("bands: nothing to summarise (no variable with dims draw and month)")
+    return out
+
+
+def _stats(values: np.ndarray, qs: Sequence[float], axis: int) -> dict[str, np.ndarray]:
+    """Mean and quantiles over the draws (``axis``), the same whatever the array's layout.
+
+    The mean is the sum in draw order (a cumulative sum: no pairwise or blocked summation that
+    would depend on the layout) over the number of draws; quantiles are NumPy's exact linear
+    interpolation between order statistics.
+    """
+    n = values.shape[axis]
+    stats = {"mean": np.take(np.cumsum(values, axis=axis), -1, axis=axis) / n}
+    for q, v in zip(qs, np.quantile(values, qs, axis=axis), strict=True):
+        stats[_quantile_label(q)] = v
+    return stats
+
+
+def _band_frame(metric: str, var: xr.DataArray, stats: Mapping[str, np.ndarray]) -> pd.DataFrame:
+    n_m, n_p = var.sizes["month"], var.sizes["program"]
+    return pd.DataFrame(
+        {
+            "month": np.repeat(pd.DatetimeIndex(var["month"].values), n_p),
+            "program": np.tile(np.asarray(var["program"].values, str), n_m),
+            "metric": metric,
+            "unit": var.attrs.get("units", ""),
+            **{k: v.reshape(-1) for k, v in stats.items()},
+        }
+    )
+
+
+SLAB_BYTES = 64 * 2**20  # months of all draws read at once by bands of a lazy result
+
+
+class _Spill:
+    """A float64 array (month, program, draw) in a scratch file, written block by block.
+
+    Plain reads and writes (no memory map), so the pages sit in the system's file cache, not
+    in the process. Holds only its path: tasks on other processes of the same machine can
+    write to it too.
+    """
+
+    def __init__(self, path: Path, shape: tuple[int, int, int]):
+        self.path, self.shape = str(path), tuple(int(n) for n in shape)
+        with open(self.path, "wb") as fh:
+            fh.truncate(int(np.prod(self.shape)) * 8)
+
+    def __dask_tokenize__(self) -> tuple:
+        return ("pmcap-spill", self.path, self.shape)
+
+    def write(self, block: np.ndarray, location: Sequence[tuple[int, int]]) -> None:
+        (m0, m1), (p0, p1), (d0, _) = location
+        _, n_p, n_d = self.shape
+        block = np.ascontiguousarray(block, dtype=float)
+        fd = os.open(self.path, os.O_WRONLY)
+        try:
+            for i in range(m1 - m0):
+                for j in range(p1 - p0):
+                    row = block[i, j]
+                    offset = (((m0 + i) * n_p + p0 + j) * n_d + d0) * 8
+                    if os.pwrite(fd, row, offset) != row.nbytes:
+                        raise OSError(f"{self.path}: short write")
+        finally:
+            os.close(fd)
+
+    def slabs(self) -> list[tuple[int, int]]:
+        n_m, n_p, n_d = self.shape
+        width = max(1, SLAB_BYTES // max(1, n_p * n_d * 8))
+        return [(m, min(n_m, m + width)) for m in range(0, n_m, width)]
+
+    def read(self, m0: int, m1: int) -> np.ndarray:
+        _, n_p, n_d = self.shape
+        out = np.empty((m1 - m0, n_p, n_d))
+        view = memoryview(out).cast("B")
+        with open(self.path, "rb", buffering=0) as fh:
+            fh.seek(m0 * n_p * n_d * 8)
+            done = 0
+            while done < len(view):
+                got = fh.readinto(view[done:])
+                if not got:
+                    raise OSError(f"{self.path}: file ends early")
+                done += got
+        return out
+
+
+def _spill_block(block: np.ndarray, spill: _Spill, block_info: dict | None = None) -> np.ndarray:
+    spill.write(block, block_info[0]["array-location"])
+    return np.zeros((1,) * block.ndim)
+
+
+def _lazy_summaries(
+    series: list[tuple[str, xr.DataArray]],
+    qs: Sequence[float],
+    counts: Sequence[Any],
+    spill_dir: str | Path | None,
+) -> tuple[list[pd.DataFrame], list[np.ndarray]]:
+    """Bands of lazy series and any other dask arrays (``counts``) in one pass over the chunks.
+
+    Every series is written, chunk by chunk, to a scratch file laid out month by month; the
+    files are then read a slab of months (all draws) at a time for the exact statistics.
+    """
+    import dask
+    import dask.array as da
+
+    with tempfile.TemporaryDirectory(prefix="pmcap-bands-", dir=spill_dir) as tmp:
+        spills, writes = [], []
+        for i, (_, var) in enumerate(series):
+            data = da.asarray(var.data).astype(float).transpose(1, 2, 0)  # month, program, draw
+            spill = _Spill(Path(tmp) / f"{i}.f8", data.shape)
+            done = tuple((1,) * len(c) for c in data.chunks)
+            writes.append(data.map_blocks(_spill_block, spill=spill, chunks=done, dtype=float))
+            spills.append(spill)
+        computed = dask.compute(*writes, *counts)
+        frames = []
+        for (metric, var), spill in zip(series, spills, strict=True):
+            parts = [_stats(spill.read(m0, m1), qs, axis=-1) for m0, m1 in spill.slabs()]
+            stats = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+            frames.append(_band_frame(metric, var, stats))
+    return frames, list(computed[len(writes) :])
+
+
 def bands(
-    result: xr.Dataset | xr.DataArray, quantiles: Sequence[float] = (0.1, 0.5, 0.9)
+    result: xr.Dataset | xr.DataArray,
+    quantiles: Sequence[float] = (0.1, 0.5, 0.9),
+    *,
+    spill_dir: str | Path | None = None,
 ) -> pd.DataFrame:
     """Tidy percentile bands: ``month, program, metric, unit, mean, p10, p50, p90``.
 
     Works on requirements and on demand draws alike. Variables with a resource dim (assay,
     role, instrument, stream) give one metric per label, ``qc_hours[sterility]``; without a
-    ``program`` dim the program is ``"all"``.
+    ``program`` dim the program is ``"all"``. The mean is the sum over draws in draw order
+    divided by their number; quantiles are exact (NumPy's linear interpolation).
+
+    A lazy (dask-backed) result, e.g. :func:`requirements` of demand chunked along draw, gives
+    exactly the numbers of the same draws in memory. It is computed once, chunk by chunk, and
+    each series is written to a scratch file laid out month by month (in ``spill_dir``,
+    default the system's temporary folder; removed afterwards), then read back a slab of
+    months with all draws at a time. Memory: the chunks being computed (one per dask worker
+    thread) plus a few copies of a slab of about ``SLAB_BYTES`` (64 MiB); disk: the result's
+    size, 8 bytes per draw, month and program of every series. Workers must share
+    ``spill_dir`` (threads, or processes on one machine). To get bands and shortfall
+    probabilities from one pass over a lazy result, use :func:`summarise`.
 
     Examples
     --------
@@ -621,34 +1020,65 @@ def bands(
     >>> bands(da)[["metric", "p10", "p50", "p90"]].to_dict("records")
     [{'metric': 'suites', 'p10': 0.9, 'p50': 4.5, 'p90': 8.1}]
     """
-    qs = [float(q) for q in quantiles]
-    if not qs or any(not 0 <= q <= 1 for q in qs):
-        raise InputError(f"quantiles must be numbers in [0, 1], got {list(quantiles)}")
-    if len({_quantile_label(q) for q in qs}) != len(qs):
-        raise InputError(f"quantiles must be distinct, got {list(quantiles)}")
-    frames = []
-    for metric, var in _series(_as_dataset(result)):
-        if "program" not in var.dims:
-            var = var.expand_dims(program=["all"], axis=2)
-        var = var.transpose("draw", "month", "program")
-        arr = np.asarray(var.values, float)
-        stats = {"mean": arr.mean(axis=0)}
-        for q, values in zip(qs, np.quantile(arr, qs, axis=0), strict=True):
-            stats[_quantile_label(q)] = values
-        n_m, n_p = arr.shape[1:]
-        frame = pd.DataFrame(
-            {
-                "month": np.repeat(pd.DatetimeIndex(var["month"].values), n_p),
-                "program": np.tile(np.asarray(var["program"].values, str), n_m),
-                "metric": metric,
-                "unit": var.attrs.get("units", ""),
-                **{k: v.reshape(-1) for k, v in stats.items()},
-            }
-        )
-        frames.append(frame)
-    if not frames:
-        raise InputError("bands: nothing to summarise (no variable with dims draw and month)")
+    qs = _check_quantiles(quantiles)
+    series = _band_series(result)
+    if _is_lazy(result):
+        frames, _ = _lazy_summaries(series, qs, [], spill_dir)
+    else:
+        frames = [
+            _band_frame(metric, var, _stats(np.asarray(var.values, float), qs, axis=0))
+            for metric, var in series
+        ]
     return pd.concat(frames, ignore_index=True)
+
+
+@dataclass
+class _Shortfall:
+    months: pd.DatetimeIndex
+    metrics: list[str]
+    caps: list[np.ndarray]
+    counts: list[Any]  # draws short per month, per metric then "any" (NumPy or dask)
+    n_draws: int
+
+    def frame(self, counts: Sequence[np.ndarray]) -> pd.DataFrame:
+        frames = [
+            pd.DataFrame(
+                {
+                    "month": self.months,
+                    "metric": metric,
+                    "installed": cap,
+                    "probability": np.asarray(count) / self.n_draws,
+                }
+            )
+            for metric, cap, count in zip(
+                [*self.metrics, "any"], [*self.caps, np.nan], counts, strict=True
+            )
+        ]
+        return pd.concat(frames, ignore_index=True)
+
+
+def _shortfall(
+    req: xr.Dataset, installed: Mapping[str, float | Sequence[float] | pd.Series]
+) -> _Shortfall:
+    """Checks, then the counts of draws short per month (lazy for a lazy ``req``)."""
+    if not installed:
+        raise InputError("installed: give at least one resource, e.g. {'suites': 6}")
+    req = facility(req)
+    series = dict(_series(req))
+    months = pd.DatetimeIndex(req["month"].values)
+    caps, shorts = [], []
+    for metric, capacity in installed.items():
+        if metric not in series:
+            raise InputError(
+                f"installed: unknown metric {metric!r}; expected one of: {', '.join(series)}"
+            )
+        cap = _capacity_by_month(capacity, months, metric)
+        need = series[metric].transpose("draw", "month").astype(float).data  # dask stays lazy
+        shorts.append(need > cap[None, :] * (1 + 1e-12) + 1e-12)
+        caps.append(cap)
+    any_short = functools.reduce(np.logical_or, shorts)
+    counts = [short.sum(axis=0) for short in [*shorts, any_short]]
+    return _Shortfall(months, list(installed), caps, counts, req.sizes["draw"])
 
 
 def shortfall_probability(
@@ -660,7 +1090,9 @@ def shortfall_probability(
     ``instrument_hours[qpcr]`` ...) to a number, a sequence with one value per month, or a
     Series indexed by month (capacity that changes when a module comes online). Returns
     ``month, metric, installed, probability``, plus metric ``any``: the chance that at least
-    one of the listed resources falls short that month.
+    one of the listed resources falls short that month. The probability is the count of draws
+    short over the number of draws; a lazy (dask-backed) ``req`` is computed once, chunk by
+    chunk, with the same result (counts are exact).
 
     Examples
     --------
@@ -670,43 +1102,45 @@ def shortfall_probability(
     >>> shortfall_probability(req, {"suites": 4})["probability"].tolist()
     [0.5, 0.5]
     """
-    if not installed:
-        raise InputError("installed: give at least one resource, e.g. {'suites': 6}")
-    req = facility(req)
-    series = dict(_series(req))
-    months = pd.DatetimeIndex(req["month"].values)
-    frames, shorts = [], []
-    for metric, capacity in installed.items():
-        if metric not in series:
-            raise InputError(
-                f"installed: unknown metric {metric!r}; expected one of: {', '.join(series)}"
-            )
-        cap = _capacity_by_month(capacity, months, metric)
-        need = np.asarray(series[metric].transpose("draw", "month").values, float)
-        short = need > cap[None, :] * (1 + 1e-12) + 1e-12
-        shorts.append(short)
-        frames.append(
-            pd.DataFrame(
-                {
-                    "month": months,
-                    "metric": metric,
-                    "installed": cap,
-                    "probability": short.mean(axis=0),
-                }
-            )
-        )
-    any_short = np.logical_or.reduce(shorts)
-    frames.append(
-        pd.DataFrame(
-            {
-                "month": months,
-                "metric": "any",
-                "installed": np.nan,
-                "probability": any_short.mean(axis=0),
-            }
-        )
-    )
-    return pd.concat(frames, ignore_index=True)
+    short = _shortfall(req, installed)
+    counts = short.counts
+    if _is_lazy(req):
+        import dask
+
+        counts = dask.compute(*counts)
+    return short.frame(counts)
+
+
+def summarise(
+    req: xr.Dataset,
+    quantiles: Sequence[float] = (0.1, 0.5, 0.9),
+    installed: Mapping[str, float | Sequence[float] | pd.Series] | None = None,
+    *,
+    spill_dir: str | Path | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """``bands(req, quantiles)`` and ``shortfall_probability(req, installed)`` together.
+
+    The same two tables (the second is None without ``installed``); a lazy result is computed
+    only once for both, where calling the two functions computes it twice.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, xarray as xr
+    >>> req = xr.Dataset({"suites": (("draw", "month"), [[1.0], [3.0], [5.0], [7.0]])},
+    ...                  coords={"month": pd.date_range("2027-01-01", periods=1, freq="MS")})
+    >>> table, risk = summarise(req.chunk({"draw": 2}), [0.5], {"suites": 4})
+    >>> table["p50"].tolist(), risk["probability"].tolist()
+    ([4.0], [0.5, 0.5])
+    """
+    qs = _check_quantiles(quantiles)
+    series = _band_series(req)
+    short = None if installed is None else _shortfall(req, installed)
+    if not _is_lazy(req):
+        table = bands(req, qs)
+        return table, None if short is None else short.frame(short.counts)
+    frames, counts = _lazy_summaries(series, qs, [] if short is None else short.counts, spill_dir)
+    table = pd.concat(frames, ignore_index=True)
+    return table, None if short is None else short.frame(counts)
 
 
 def _capacity_by_month(capacity: Any, months: pd.DatetimeIndex, metric: str) -> np.ndarray:
