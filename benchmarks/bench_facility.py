@@ -5,9 +5,12 @@ process with fixed parameters except lot-to-lot culture time triangular(7, 8, 12
 changeover uniform(0.5, 2), failure rate 5% with one re-run queued at manufacture end +
 14 days. Both report the mean wait, the share of patients waiting over 2 days and the mean
 number of busy slots; SimPy runs on a subset of draws (``--simpy-draws``) and its time is
-scaled per draw. Needs ``pip install simpy`` (``pip install -e .[bench]``).
+scaled per draw. The two are timed in alternating rounds (``--rounds``: one simulate_facility
+call, then a share of the SimPy draws), so a machine that gets busier slows both alike; the
+pmcap time is the median call. ``--threads`` sets numba's threads (default: all cores).
+Needs ``pip install simpy`` (``pip install -e .[bench]``).
 
-Run: ``python benchmarks/bench_facility.py [--draws 1000] [--simpy-draws 100]``
+Run: ``python benchmarks/bench_facility.py [--draws 1000] [--simpy-draws 100] [--threads 1]``
 """
 
 from __future__ import annotations
@@ -82,26 +85,36 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--simpy-draws", type=int, default=100)
     parser.add_argument("--sizing-draws", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
+    if args.threads:
+        import numba
+
+        numba.set_num_threads(args.threads)
     demand = make_demand(args.draws)
 
     simulate_facility(demand.isel(draw=slice(0, 10)), PROCESS, SLOTS, seed=1)  # warm-up
-    t0 = time.perf_counter()
-    sim = simulate_facility(demand, PROCESS, SLOTS, seed=1)
-    t_pmcap = time.perf_counter() - t0
+    rng = np.random.default_rng(2)
+    calls, t_simpy, simpy_stats = [], 0.0, []
+    for r in range(args.rounds):
+        t0 = time.perf_counter()
+        sim = simulate_facility(demand, PROCESS, SLOTS, seed=1)
+        calls.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        for d in range(
+            r * args.simpy_draws // args.rounds, (r + 1) * args.simpy_draws // args.rounds
+        ):
+            w, b = simpy_draw(demand.values[d], rng)
+            simpy_stats.append((np.mean(w), np.mean(np.asarray(w) > 2), b))
+        t_simpy += time.perf_counter() - t0
+    t_pmcap = float(np.median(calls))
     waits = sim["patient_wait_days"].values
     per_draw_mean = np.nanmean(waits, axis=1)
     per_draw_over = np.nanmean(np.where(np.isnan(waits), np.nan, waits > 2), axis=1)
     horizon_days = float(MONTHS.days_in_month.to_numpy().sum())
     busy = (sim["slots_busy"] * MONTHS.days_in_month.to_numpy()).sum("month").values / horizon_days
 
-    rng = np.random.default_rng(2)
-    t0 = time.perf_counter()
-    simpy_stats = []
-    for d in range(args.simpy_draws):
-        w, b = simpy_draw(demand.values[d], rng)
-        simpy_stats.append((np.mean(w), np.mean(np.asarray(w) > 2), b))
-    t_simpy = time.perf_counter() - t0
     s_mean, s_over, s_busy = np.asarray(simpy_stats).T
 
     def row(name, ours, theirs):
@@ -117,13 +130,19 @@ def main() -> None:
     row("share waiting > 2 days", per_draw_over, s_over)
     row("mean busy slots", busy, s_busy)
     per_draw_simpy = t_simpy / args.simpy_draws
+    threads = f"{args.threads} thread(s)" if args.threads else "all threads"
     print(
-        f"pmcap: {t_pmcap:.2f} s for {args.draws} draws ({1e3 * t_pmcap / args.draws:.2f} ms/draw)"
+        f"pmcap: {t_pmcap:.3f} s for {args.draws} draws ({1e3 * t_pmcap / args.draws:.3f} "
+        f"ms/draw; median of {args.rounds} calls, {threads})"
     )
     print(
         f"simpy: {t_simpy:.2f} s for {args.simpy_draws} draws ({1e3 * per_draw_simpy:.2f} ms/draw)"
     )
     print(f"ratio simpy / pmcap per draw: {per_draw_simpy * args.draws / t_pmcap:.1f}x")
+    print(
+        f"  (first call {calls[0]:.3f} s: ratio {per_draw_simpy * args.draws / calls[0]:.1f}x; "
+        f"slowest {max(calls):.3f} s: {per_draw_simpy * args.draws / max(calls):.1f}x)"
+    )
     sizing(args.sizing_draws)
 
 

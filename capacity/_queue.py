@@ -1,19 +1,32 @@
-"""Compiled core of the facility simulation: one draw's queue, QC queue and monthly summary.
+"""Compiled core of the facility simulation: arrivals, one draw's queue, QC queue and summary.
 
 Numba earns its place here: the queue is sequential within a draw (each patient's start
 depends on every earlier one), so a compiled loop over patients, run for the draws in parallel,
-replaces Python-level stepping. All random numbers are drawn by the caller in NumPy.
+replaces Python-level stepping.
+
+Random numbers are drawn inside the kernels from a counter-based generator: every number is a
+hash (SplitMix64's output function) of the draw's key, what it is for (arrival, culture,
+changeover, failure) and an index (the patient, or the patient and attempt of a lot). So a
+draw's numbers do not depend on the number of threads, on which draws are simulated together,
+or on the facility: a lot has the same culture time whichever slot runs it and whenever it
+starts (common random numbers across facility sizes), and nothing is stored per lot.
 """
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
 
-# monthly outputs, in this order along the last axis of ``monthly``
+# positions of the monthly outputs along the last axis of ``monthly``; lot-distribution codes
 from capacity._fields import (
+    BETA,
     BUSY,
     COUNT,
+    EXPONENTIAL,
+    FIXED,
+    LOGNORMAL,
     LOST,
     N_MONTHLY,
     OVER,
@@ -22,17 +35,180 @@ from capacity._fields import (
     RELEASE_SUM,
     RELEASED,
     SERVED,
+    TRIANGULAR,
+    UNIFORM,
     WAIT_SUM,
 )
+
+# what a random number is for: one independent stream of each per draw
+ARRIVAL, ARRIVAL_END, CULTURE, CHANGEOVER, FAIL = (
+    np.uint64(0x243F6A8885A308D3),
+    np.uint64(0xBE5466CF34E90C6C),
+    np.uint64(0x13198A2E03707344),
+    np.uint64(0xA4093822299F31D0),
+    np.uint64(0x082EFA98EC4E6C89),
+)
+_GAMMA = np.uint64(0x9E3779B97F4A7C15)
+_TWO_53 = 1.0 / 9007199254740992.0
+
+
+@numba.njit(cache=True, inline="always")
+def _mix(z):
+    """SplitMix64's output function (a bijection of 64-bit words; Steele et al. 2014)."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+@numba.njit(cache=True, inline="always")
+def _unit(key, index):
+    """Uniform number ``index`` of ``key``'s stream, in the open interval (0, 1)."""
+    z = _mix(key + np.uint64(index + 1) * _GAMMA)
+    return (np.float64(z >> np.uint64(11)) + 0.5) * _TWO_53
+
+
+@numba.njit(cache=True, inline="always")
+def _substream(key, index):
+    """The key of stream ``index`` of ``key`` (a lot that needs several uniforms)."""
+    return _mix(key + np.uint64(index + 1) * _GAMMA) ^ np.uint64(0x5851F42D4C957F2D)
+
+
+@numba.njit(cache=True)
+def stream_key(key, what):
+    """A draw's key for one purpose (``ARRIVAL``, ``CULTURE``, ...)."""
+    return _mix(key ^ what)
+
+
+@numba.njit(cache=True, inline="always")
+def _normal(state, k):
+    """A standard normal from uniforms ``k`` and ``k + 1`` (Box-Muller)."""
+    return math.sqrt(-2.0 * math.log(_unit(state, k))) * math.cos(
+        2.0 * math.pi * _unit(state, k + 1)
+    )
+
+
+@numba.njit(cache=True)
+def _gamma(shape, state, k):
+    """Gamma(shape, 1) from uniforms ``k, k + 1, ...`` (Marsaglia and Tsang 2000); returns
+    the value and the next unused ``k``."""
+    boost = 1.0
+    if shape < 1.0:
+        boost = _unit(state, k) ** (1.0 / shape)
+        k += 1
+        shape += 1.0
+    d = shape - 1.0 / 3.0
+    c = 1.0 / math.sqrt(9.0 * d)
+    while True:
+        x = _normal(state, k)
+        k += 2
+        v = 1.0 + c * x
+        if v <= 0.0:
+            continue
+        v = v * v * v
+        u = _unit(state, k)
+        k += 1
+        if math.log(u) < 0.5 * x * x + d - d * v + d * math.log(v):
+            return d * v * boost, k
+
+
+@numba.njit(cache=True, inline="always")
+def sample(kind, args, mean, key, index):
+    """One draw of a lot-to-lot quantity: ``kind`` with ``args`` (as Param: uniform low, high;
+    triangular low, mode, high; lognormal log median, sigma; beta a, b), ``EXPONENTIAL`` with
+    ``mean``, ``FIXED`` at ``mean``."""
+    if kind == FIXED:
+        return mean
+    if kind == UNIFORM:
+        return args[0] + _unit(key, index) * (args[1] - args[0])
+    if kind == TRIANGULAR:
+        low, mode, high = args[0], args[1], args[2]
+        u = _unit(key, index)
+        if u < (mode - low) / (high - low):
+            return low + math.sqrt(u * (high - low) * (mode - low))
+        return high - math.sqrt((1.0 - u) * (high - low) * (high - mode))
+    if kind == EXPONENTIAL:
+        return -math.log(_unit(key, index)) * mean
+    state = _substream(key, index)
+    if kind == LOGNORMAL:
+        return math.exp(args[0] + args[1] * _normal(state, 0))
+    if kind == BETA:
+        x, k = _gamma(args[0], state, 0)
+        y, k = _gamma(args[1], state, k)
+        return x / (x + y)
+    return np.nan
+
+
+@numba.njit(cache=True, parallel=True)
+def arrivals(counts, ppq_counts, starts, days, keys, n_jobs):
+    """Arrival days per draw, sorted (inf = padding), and which are PPQ lots.
+
+    Given a month's count ``n``, arrival times are uniform over the month (a Poisson
+    process). Their order statistics are drawn already sorted, as the cumulative sums of
+    ``n + 1`` exponential spacings divided by their total (no sort). A cell with PPQ lots
+    draws ``n`` uniforms and sorts them instead; its first ``ppq_counts`` jobs (before
+    sorting) are the PPQ lots.
+    """
+    draws, n_months = counts.shape
+    out = np.full((draws, n_jobs), np.inf)
+    is_ppq = np.zeros((draws, n_jobs), np.bool_)
+    for d in numba.prange(draws):
+        key = stream_key(keys[d], ARRIVAL)
+        end_key = stream_key(keys[d], ARRIVAL_END)
+        largest = 0
+        for m in range(n_months):
+            largest = max(largest, counts[d, m] + ppq_counts[d, m])
+        buffer = np.empty(largest)
+        pos = 0
+        for m in range(n_months):
+            n_ppq = ppq_counts[d, m]
+            n = counts[d, m] + n_ppq
+            if n == 0:
+                continue
+            u = buffer[:n]
+            top = np.nextafter(starts[m] + days[m], -np.inf)  # inside the month when rounded
+            if n_ppq == 0:
+                total = 0.0
+                for j in range(n):
+                    total -= math.log(_unit(key, pos + j))
+                    u[j] = total
+                total -= math.log(_unit(end_key, m))
+                scale = days[m] / total
+                for j in range(n):
+                    out[d, pos + j] = min(starts[m] + u[j] * scale, top)
+            else:
+                for j in range(n):
+                    u[j] = _unit(key, pos + j)
+                order = np.argsort(u, kind="mergesort")
+                for j in range(n):
+                    out[d, pos + j] = min(starts[m] + u[order[j]] * days[m], top)
+                    is_ppq[d, pos + j] = order[j] < n_ppq
+            pos += n
+    return out, is_ppq
+
+
+@numba.njit(cache=True, parallel=True)
+def patient_days(arrivals, is_ppq):
+    """Arrival days of patients (not PPQ lots), NaN elsewhere."""
+    out = np.empty(arrivals.shape)
+    for d in numba.prange(arrivals.shape[0]):
+        for j in range(arrivals.shape[1]):
+            a = arrivals[d, j]
+            out[d, j] = a if (a < np.inf and not is_ppq[d, j]) else np.nan
+    return out
 
 
 @numba.njit(cache=True, parallel=True)
 def simulate_draws(
     arrivals,
     is_ppq,
-    culture,
-    changeover,
-    fails,
+    keys,
+    culture_kind,
+    culture_args,
+    culture_mean,
+    changeover_kind,
+    changeover_args,
+    changeover_mean,
+    failure_rate,
     online,
     n_slots,
     turnaround,
@@ -47,6 +223,8 @@ def simulate_draws(
 
     ``online[d, :n_slots[d]]`` are the days draw ``d``'s slots come online (facilities of
     different sizes per draw share one call: service-level sizing bisects per draw).
+    ``keys[d]`` seeds draw ``d``'s random numbers (culture and changeover of each lot, its
+    release failure).
     """
     draws, n_primary = arrivals.shape
     n_months = month_starts.shape[0]
@@ -54,12 +232,16 @@ def simulate_draws(
     patient_wait = np.full((draws, n_primary), np.nan)
     for d in numba.prange(draws):
         _one_draw(
-            d,
             arrivals[d],
             is_ppq[d],
-            culture[d],
-            changeover[d],
-            fails[d],
+            keys[d],
+            culture_kind,
+            culture_args,
+            culture_mean[d],
+            changeover_kind,
+            changeover_args,
+            changeover_mean[d],
+            failure_rate[d],
             online[d, : n_slots[d]],
             turnaround[d],
             qc_work_days[d],
@@ -75,18 +257,104 @@ def simulate_draws(
 
 
 @numba.njit(cache=True)
-def _month_of(day, month_ends):
-    return np.searchsorted(month_ends, day, side="right")
+def _select(a, n, k):
+    """Reorder ``a[:n]`` so that ``a[k]`` is its k-th smallest value, with nothing larger
+    before it and nothing smaller after it (Hoare's selection); returns ``a[k]``."""
+    lo = 0
+    hi = n - 1
+    while lo < hi:
+        pivot = a[(lo + hi) // 2]
+        i = lo
+        j = hi
+        while i <= j:
+            while a[i] < pivot:
+                i += 1
+            while a[j] > pivot:
+                j -= 1
+            if i <= j:
+                a[i], a[j] = a[j], a[i]
+                i += 1
+                j -= 1
+        if k <= j:
+            hi = j
+        elif k >= i:
+            lo = i
+        else:
+            break
+    return a[k]
+
+
+@numba.njit(cache=True, inline="always")
+def _sift_down(heap, n, i):
+    """Restore the min-heap ``heap[:n]`` after ``heap[i]`` grew."""
+    value = heap[i]
+    while True:
+        child = 2 * i + 1
+        if child >= n:
+            break
+        if child + 1 < n and heap[child + 1] < heap[child]:
+            child += 1
+        if heap[child] >= value:
+            break
+        heap[i] = heap[child]
+        i = child
+    heap[i] = value
+
+
+@numba.njit(cache=True, inline="always")
+def _before(t1, j1, t2, j2):
+    return t1 < t2 or (t1 == t2 and j1 < j2)
+
+
+@numba.njit(cache=True, inline="always")
+def _pend_push(times, jobs, n, t, job):
+    """Push (t, job) on the min-heap of re-runs ``times[:n], jobs[:n]`` (ties: lower job)."""
+    i = n
+    while i > 0:
+        parent = (i - 1) // 2
+        if not _before(t, job, times[parent], jobs[parent]):
+            break
+        times[i] = times[parent]
+        jobs[i] = jobs[parent]
+        i = parent
+    times[i] = t
+    jobs[i] = job
+
+
+@numba.njit(cache=True, inline="always")
+def _pend_pop(times, jobs, n):
+    """Remove the root of the re-run heap of size ``n`` (``n - 1`` left)."""
+    n -= 1
+    t, job = times[n], jobs[n]
+    i = 0
+    while True:
+        child = 2 * i + 1
+        if child >= n:
+            break
+        if child + 1 < n and _before(times[child + 1], jobs[child + 1], times[child], jobs[child]):
+            child += 1
+        if not _before(times[child], jobs[child], t, job):
+            break
+        times[i] = times[child]
+        jobs[i] = jobs[child]
+        i = child
+    if n > 0:
+        times[i] = t
+        jobs[i] = job
 
 
 @numba.njit(cache=True)
 def _one_draw(
-    d,
     arrivals,
     is_ppq,
-    culture,
-    changeover,
-    fails,
+    key,
+    culture_kind,
+    culture_args,
+    culture_mean,
+    changeover_kind,
+    changeover_args,
+    changeover_mean,
+    failure_rate,
     online,
     turnaround,
     qc_work_days,
@@ -101,47 +369,48 @@ def _one_draw(
     n_primary = arrivals.shape[0]
     n_months = month_starts.shape[0]
     n_slots = online.shape[0]
-    free = online.copy()
-    pend_time = np.empty(n_primary)
+    culture_key = stream_key(key, CULTURE)
+    changeover_key = stream_key(key, CHANGEOVER)
+    fail_key = stream_key(key, FAIL)
+    free = np.sort(online)  # a sorted array is a min-heap of the slots' free times
+    pend_time = np.empty(n_primary)  # min-heap of re-runs: (time the failure is known, job)
     pend_job = np.empty(n_primary, np.int64)
     n_pend = 0
     attempt_of = np.zeros(n_primary, np.int64)
-    max_lots = n_primary * attempts
+    job_month = np.empty(n_primary, np.int64)  # the patient's month of arrival
+    queued_qc = qc_work_days > 0  # else QC starts at manufacture end: no second queue
+    max_lots = n_primary * attempts if queued_qc else 0
     lot_job = np.empty(max_lots, np.int64)
     lot_end = np.empty(max_lots)
     lot_released = np.zeros(max_lots, np.bool_)
     n_lots = 0
     ptr = 0
+    month = 0  # month of arrivals[ptr]
+    start_month = 0  # month of the latest start (starts never decrease: first come, first
+    # served in time order, and the earliest free slot only gets later)
     while True:
         a_p = arrivals[ptr] if ptr < n_primary else np.inf
-        k = -1
-        a_r = np.inf
-        for i in range(n_pend):
-            if pend_time[i] < a_r:
-                a_r = pend_time[i]
-                k = i
+        a_r = pend_time[0] if n_pend > 0 else np.inf
         if a_r < a_p:
-            job = pend_job[k]
+            job = pend_job[0]
             arrival = a_r
+            _pend_pop(pend_time, pend_job, n_pend)
             n_pend -= 1
-            pend_time[k] = pend_time[n_pend]
-            pend_job[k] = pend_job[n_pend]
             rerun = True
         elif a_p < np.inf:
             job = ptr
             arrival = a_p
+            while month < n_months and month_ends[month] <= a_p:
+                month += 1
+            job_month[job] = month
             ptr += 1
             rerun = False
         else:
             break
         ppq = is_ppq[job] and not rerun
-        slot = 0
-        for s in range(1, n_slots):
-            if free[s] < free[slot]:
-                slot = s
-        start = max(arrival, free[slot])
+        start = max(arrival, free[0])
         wait = start - arrival
-        m = _month_of(arrivals[job], month_ends)  # the patient's month, re-runs included
+        m = job_month[job]  # the patient's month, re-runs included
         counted = (not is_ppq[job]) and m < n_months
         if counted and not rerun:
             monthly[m, COUNT] += 1
@@ -157,69 +426,71 @@ def _one_draw(
             patient_wait[job] = wait
         attempt = attempt_of[job]
         lot = job * attempts + attempt
-        end = start + culture[lot]
-        slot_end = end + changeover[lot]
-        free[slot] = slot_end
+        end = start + sample(culture_kind, culture_args, culture_mean, culture_key, lot)
+        slot_end = end + sample(
+            changeover_kind, changeover_args, changeover_mean, changeover_key, lot
+        )
+        free[0] = slot_end
+        _sift_down(free, n_slots, 0)
         # slot-days busy, by calendar month
-        mm = _month_of(start, month_ends)
+        while start_month < n_months and month_ends[start_month] <= start:
+            start_month += 1
+        while start_month > 0 and month_ends[start_month - 1] > start:  # never taken
+            start_month -= 1
+        mm = start_month
         while mm < n_months and month_starts[mm] < slot_end:
-            lo = max(start, month_starts[mm])
-            hi = min(slot_end, month_ends[mm])
-            monthly[mm, BUSY] += hi - lo
+            monthly[mm, BUSY] += min(slot_end, month_ends[mm]) - max(start, month_starts[mm])
             mm += 1
-        failed = (not ppq) and fails[lot]
+        failed = (not ppq) and failure_rate > 0 and _unit(fail_key, lot) < failure_rate
         if failed and attempt + 1 < attempts:
-            pend_time[n_pend] = end + turnaround
-            pend_job[n_pend] = job
+            _pend_push(pend_time, pend_job, n_pend, end + turnaround, job)
             n_pend += 1
             attempt_of[job] += 1
         elif failed and counted:
             monthly[m, LOST] += 1
-        lot_job[n_lots] = job
-        lot_end[n_lots] = end
-        lot_released[n_lots] = not failed
-        n_lots += 1
+        if queued_qc:
+            lot_job[n_lots] = job
+            lot_end[n_lots] = end
+            lot_released[n_lots] = not failed
+            n_lots += 1
+        elif not failed and counted:  # QC starts at manufacture end
+            monthly[m, RELEASED] += 1
+            monthly[m, RELEASE_SUM] += end + turnaround - arrivals[job]
 
-    # QC: FIFO in order of manufacture end; release = QC start + longest turnaround
-    order = np.argsort(lot_end[:n_lots])
-    done = -np.inf
-    for i in range(n_lots):
-        lot = order[i]
-        qc_start = max(lot_end[lot], done)
-        done = qc_start + qc_work_days
-        job = lot_job[lot]
-        if lot_released[lot] and not is_ppq[job]:
-            m = _month_of(arrivals[job], month_ends)
-            if m < n_months:
-                monthly[m, RELEASED] += 1
-                monthly[m, RELEASE_SUM] += qc_start + turnaround - arrivals[job]
-                monthly[m, QC_WAIT_SUM] += qc_start - lot_end[lot]
+    if queued_qc:  # FIFO in order of manufacture end; release = QC start + longest turnaround
+        order = np.argsort(lot_end[:n_lots], kind="mergesort")
+        done = -np.inf
+        for i in range(n_lots):
+            lot = order[i]
+            qc_start = max(lot_end[lot], done)
+            done = qc_start + qc_work_days
+            job = lot_job[lot]
+            if lot_released[lot] and not is_ppq[job]:
+                m = job_month[job]
+                if m < n_months:
+                    monthly[m, RELEASED] += 1
+                    monthly[m, RELEASE_SUM] += qc_start + turnaround - arrivals[job]
+                    monthly[m, QC_WAIT_SUM] += qc_start - lot_end[lot]
 
-    # P95 of first-slot waits per month of arrival (linear interpolation)
-    counts = np.zeros(n_months, np.int64)
-    month_of_patient = np.full(n_primary, -1, np.int64)
-    for j in range(n_primary):
-        if not np.isnan(patient_wait[j]):
-            m = _month_of(arrivals[j], month_ends)
-            month_of_patient[j] = m
-            counts[m] += 1
-    offsets = np.zeros(n_months + 1, np.int64)
+    # P95 of first-slot waits per month of arrival (linear interpolation); patients are in
+    # arrival order, so a month's patients are consecutive
+    buffer = np.empty(n_primary)
+    j = 0
     for m in range(n_months):
-        offsets[m + 1] = offsets[m] + counts[m]
-    buffer = np.empty(offsets[n_months])
-    fill = offsets[:-1].copy()
-    for j in range(n_primary):
-        m = month_of_patient[j]
-        if m >= 0:
-            buffer[fill[m]] = patient_wait[j]
-            fill[m] += 1
-    for m in range(n_months):
-        n = counts[m]
+        n = 0
+        while j < ptr and job_month[j] == m:
+            if not np.isnan(patient_wait[j]):
+                buffer[n] = patient_wait[j]
+                n += 1
+            j += 1
         if n == 0:
             monthly[m, P95] = np.nan
             continue
-        values = np.sort(buffer[offsets[m] : offsets[m + 1]])
         pos = (n - 1) * 0.95
         lo = int(np.floor(pos))
-        hi = min(lo + 1, n - 1)
-        monthly[m, P95] = values[lo] + (values[hi] - values[lo]) * (pos - lo)
+        v_lo = _select(buffer, n, lo)
+        v_hi = v_lo  # the next order statistic: the smallest value after lo
+        for i in range(lo + 1, n):
+            if i == lo + 1 or buffer[i] < v_hi:
+                v_hi = buffer[i]
+        monthly[m, P95] = v_lo + (v_hi - v_lo) * (pos - lo)

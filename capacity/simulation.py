@@ -10,10 +10,11 @@ queue: lots enter in order of manufacture end, each needs the panel's hands-on h
 supply ``qc_fte x productive hours / 365`` hours a day, and release = QC start + the longest
 turnaround.
 
-The simulation is vectorised over draws: one loop runs over the *sequence* of jobs (the k-th
-job to arrive in every draw is handled in the same NumPy step), never over draws or months.
-Random numbers are drawn per patient and attempt before the loop, so two facilities simulated
-with the same seed see the same patients (common random numbers).
+Each draw's queue runs in a compiled loop over its patients (``capacity._queue``, draws in
+parallel). Random numbers come from a counter-based generator keyed by the draw and by the
+patient and attempt (arrival times, culture and changeover of each lot, release failures), so
+two facilities simulated with the same seed see the same patients and lots (common random
+numbers), and results do not depend on the number of threads.
 """
 
 from __future__ import annotations
@@ -27,8 +28,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from capacity import _fields
 from capacity._fields import COUNT, OVER
 from capacity.demand import as_demand
+from capacity.distributions import Z90
 from capacity.engine import longest_lot_days, opening_history
 from capacity.errors import InputError
 from capacity.process import ProcessSpec, check_seed, load_process, stream_rng
@@ -178,8 +181,9 @@ def simulate_facility(
 
 @dataclass
 class _Prepared:
-    """Everything a facility simulation draws before the queue runs (common random numbers:
-    facilities of any size simulated from one preparation see the same patients and lots)."""
+    """Everything a facility simulation fixes before the queue runs: the patients' arrivals
+    and each draw's parameters and random-number key (common random numbers: facilities of
+    any size simulated from one preparation see the same patients and lots)."""
 
     seed: int
     draws: int
@@ -187,11 +191,14 @@ class _Prepared:
     n_hist: int
     starts: np.ndarray
     days: np.ndarray
-    arrivals: np.ndarray
+    arrivals: np.ndarray  # (draw, job) days since the first month, sorted; inf = padding
     is_ppq: np.ndarray
-    culture: np.ndarray
-    changeover: np.ndarray
-    fails: np.ndarray
+    keys: np.ndarray  # (draw,) uint64: the draw's lots' random numbers (capacity._queue)
+    culture: tuple[int, np.ndarray]  # lot-to-lot distribution: kind code, arguments
+    culture_mean: np.ndarray  # (draw,) for fixed and exponential service
+    changeover: tuple[int, np.ndarray]
+    changeover_mean: np.ndarray
+    failure_rate: np.ndarray
     turnaround: np.ndarray
     qc_work_days: np.ndarray
     wait_limit: float
@@ -238,29 +245,27 @@ def _prepare(
         before = np.broadcast_to(history.sum(axis=2), (draws, n_hist)).astype(np.int64)
         counts = np.concatenate([before, counts], axis=1)
         ppq_counts = np.concatenate([np.zeros_like(before), ppq_counts], axis=1)
-    rng = stream_rng(seed, "facility", spec.name)
+    # one key per draw seeds all of that draw's random numbers, drawn in the compiled
+    # kernels (a draw's numbers do not depend on the other draws or on threads)
+    keys = stream_rng(seed, "facility", spec.name).integers(
+        0, 2**64, size=draws, dtype=np.uint64, endpoint=False
+    )
 
     # ---- arrivals: per draw, sorted days since the first month (inf = padding) ----------
     starts = (months - months[0]).days.to_numpy(float)
     days = months.days_in_month.to_numpy(float)
-    arrivals, is_ppq = _arrivals(counts, ppq_counts, starts, days, rng)
-    n_jobs = arrivals.shape[1]
-    attempts = spec.max_remanufacture + 1
+    arrivals, is_ppq = _arrivals(counts, ppq_counts, starts, days, keys)
 
-    # ---- per patient and attempt random numbers (common across facilities) -------------
-    culture_mean = par["culture_days"].values[:, None, None]
-    changeover_mean = par["changeover_days"].values[:, None, None]
-    shape = (draws, n_jobs, attempts)
+    # ---- lot-to-lot culture and changeover: drawn per patient and attempt in the queue --
+    culture_mean = par["culture_days"].values.astype(float)
+    changeover_mean = par["changeover_days"].values.astype(float)
     if service == "process":
-        culture = _per_lot(spec.culture_days, shape, rng)
-        changeover = _per_lot(spec.changeover_days, shape, rng)
-    elif service == "fixed":
-        culture = np.broadcast_to(culture_mean, shape)
-        changeover = np.broadcast_to(changeover_mean, shape)
-    else:
-        culture = rng.exponential(1.0, shape) * culture_mean
-        changeover = np.broadcast_to(changeover_mean, shape)
-    fails = rng.random(shape) < par["failure_rate"].values[:, None, None]
+        culture, culture_mean = _lot_distribution(spec.culture_days, culture_mean)
+        changeover, changeover_mean = _lot_distribution(spec.changeover_days, changeover_mean)
+    else:  # at each draw's mean, or exponential with that mean
+        exponential = service == "exponential"
+        culture = (_fields.EXPONENTIAL if exponential else _fields.FIXED, np.zeros(3))
+        changeover = (_fields.FIXED, np.zeros(3))
     turnaround = par["qc_turnaround_days"].values.max(axis=1)
 
     qc_hours_per_lot = (
@@ -282,14 +287,17 @@ def _prepare(
         days=days,
         arrivals=arrivals,
         is_ppq=is_ppq,
-        culture=np.ascontiguousarray(culture.reshape(draws, -1), dtype=float),
-        changeover=np.ascontiguousarray(changeover.reshape(draws, -1), dtype=float),
-        fails=np.ascontiguousarray(fails.reshape(draws, -1)),
+        keys=keys,
+        culture=culture,
+        culture_mean=culture_mean,
+        changeover=changeover,
+        changeover_mean=changeover_mean,
+        failure_rate=par["failure_rate"].values.astype(float),
         turnaround=turnaround.astype(float),
         qc_work_days=qc_work_days.astype(float),
         wait_limit=-1.0 if (max_wait_days is None or cryopreserved) else float(max_wait_days),
         threshold=float(wait_threshold_days),
-        attempts=attempts,
+        attempts=spec.max_remanufacture + 1,
     )
 
 
@@ -305,9 +313,14 @@ def _run(prep: _Prepared, online: np.ndarray, idx: np.ndarray | None = None):
     return _queue.simulate_draws(
         np.ascontiguousarray(prep.arrivals[rows]),
         np.ascontiguousarray(prep.is_ppq[rows]),
-        np.ascontiguousarray(prep.culture[rows]),
-        np.ascontiguousarray(prep.changeover[rows]),
-        np.ascontiguousarray(prep.fails[rows]),
+        np.ascontiguousarray(prep.keys[rows]),
+        prep.culture[0],
+        prep.culture[1],
+        np.ascontiguousarray(prep.culture_mean[rows]),
+        prep.changeover[0],
+        prep.changeover[1],
+        np.ascontiguousarray(prep.changeover_mean[rows]),
+        np.ascontiguousarray(prep.failure_rate[rows]),
         online,
         n_slots,
         np.ascontiguousarray(prep.turnaround[rows]),
@@ -346,8 +359,7 @@ def _cut_history(result: xr.Dataset, n_hist: int, offset_days: float) -> xr.Data
 
 
 def _dataset(monthly, patient_wait, arrivals, is_ppq, months, starts, days, online, attrs):
-    from capacity import _fields as q
-
+    q = _fields
     ends = starts + days
     with np.errstate(invalid="ignore", divide="ignore"):
         wait_mean = monthly[..., q.WAIT_SUM] / monthly[..., q.SERVED]
@@ -356,9 +368,10 @@ def _dataset(monthly, patient_wait, arrivals, is_ppq, months, starts, days, onli
         qc_wait = monthly[..., q.QC_WAIT_SUM] / monthly[..., q.RELEASED]
         available = np.clip(ends[None, :] - np.maximum(starts[None, :], online[:, None]), 0, None)
         utilisation = monthly[..., q.BUSY] / available.sum(axis=0)[None, :]
-    patient_day = np.where(
-        np.isfinite(arrivals) & ~is_ppq & (arrivals < ends[-1]), arrivals, np.nan
-    )
+    from capacity import _queue
+
+    # every arrival is inside the months; a patient has a wait only where it has a day
+    patient_day = _queue.patient_days(arrivals, is_ppq)
     dims = ("draw", "month")
     threshold = attrs["wait_threshold_days"]
     return xr.Dataset(
@@ -374,7 +387,7 @@ def _dataset(monthly, patient_wait, arrivals, is_ppq, months, starts, days, onli
             "slot_utilisation": (dims, utilisation, {"units": "fraction"}),
             "patient_wait_days": (
                 ("draw", "patient"),
-                np.where(np.isnan(patient_day), np.nan, patient_wait),
+                patient_wait,
                 {"units": "days"},
             ),
             "patient_arrival_day": (
@@ -388,32 +401,42 @@ def _dataset(monthly, patient_wait, arrivals, is_ppq, months, starts, days, onli
     )
 
 
-def _per_lot(param, shape, rng) -> np.ndarray:
-    """Lot-to-lot draws of a process parameter (a fixed value is repeated)."""
-    return param.sample(int(np.prod(shape)), rng).reshape(shape)
+def _lot_distribution(param, per_draw: np.ndarray) -> tuple[tuple[int, np.ndarray], np.ndarray]:
+    """A process parameter's lot-to-lot distribution as the kernel's (kind code, arguments;
+    see ``capacity._queue.sample``), and the per-draw value a ``FIXED`` kind takes (a fixed
+    parameter's value)."""
+    args = np.zeros(3)
+    if param.kind == "fixed":
+        return (_fields.FIXED, args), np.full(per_draw.shape, param.args[0])
+    if param.kind == "lognormal":
+        median, p90 = param.args
+        args[:2] = np.log(median), np.log(p90 / median) / Z90
+    else:
+        args[: len(param.args)] = param.args
+    kind = {
+        "uniform": _fields.UNIFORM,
+        "triangular": _fields.TRIANGULAR,
+        "lognormal": _fields.LOGNORMAL,
+        "beta": _fields.BETA,
+    }[param.kind]
+    return (kind, args), per_draw
 
 
-def _arrivals(counts, ppq_counts, starts, days, rng):
-    """Uniform arrival days within each month (Poisson given the count), sorted per draw."""
-    draws, n_months = counts.shape
-    total = (counts + ppq_counts).ravel()
+def _arrivals(counts, ppq_counts, starts, days, keys):
+    """Uniform arrival days within each month (Poisson given the count), sorted per draw
+    (drawn in a compiled kernel cell by cell, already in order: no global sort)."""
+    from capacity import _queue  # numba: imported only when a facility is simulated
+
     per_draw = (counts + ppq_counts).sum(axis=1)
     n_jobs = max(int(per_draw.max()) if per_draw.size else 0, 1)
-    cell = np.repeat(np.arange(draws * n_months), total)  # (draw, month) cell of every job
-    month_idx = cell % n_months
-    rank = np.arange(len(cell)) - np.repeat(np.cumsum(total) - total, total)
-    ppq_flag = rank < np.repeat(ppq_counts.ravel(), total)
-    u = rng.random(len(cell))
-    # jobs are already grouped by cell in time order; sort only within a cell: key = cell + u
-    order = np.argsort(cell + u)
-    times = starts[month_idx[order]] + u[order] * days[month_idx[order]]
-    draw_idx = cell[order] // n_months
-    position = np.arange(len(order)) - np.repeat(np.cumsum(per_draw) - per_draw, per_draw)
-    arrivals = np.full((draws, n_jobs), np.inf)
-    is_ppq = np.zeros((draws, n_jobs), dtype=bool)
-    arrivals[draw_idx, position] = times
-    is_ppq[draw_idx, position] = ppq_flag[order]
-    return arrivals, is_ppq
+    return _queue.arrivals(
+        np.ascontiguousarray(counts, dtype=np.int64),
+        np.ascontiguousarray(ppq_counts, dtype=np.int64),
+        starts,
+        days,
+        keys,
+        n_jobs,
+    )
 
 
 def suites_for_service_level(
