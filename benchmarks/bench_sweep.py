@@ -10,7 +10,8 @@ the same thing: ``requirements`` of every program on the bundled manual CAR-T te
 * in memory: demand generated in RAM as int64 (draw, month, program, stream), then
   ``requirements(demand)``, ``bands``, ``shortfall_probability``;
 * chunked: demand written first (by another process) to a NetCDF file in a temporary folder,
-  chunked along draw, then ``read_demand(path, chunks=N)`` (lazy), ``requirements`` (lazy) and
+  chunked along draw (uint8), then ``xr.open_dataset(path, chunks={"draw": N})`` (lazy),
+  ``requirements`` (lazy) and
   ``summarise`` (bands and shortfall in one pass; scratch files in the same folder), with the
   dask scheduler given by ``--threads`` (1: synchronous).
 
@@ -161,8 +162,9 @@ def child_in_memory(args) -> dict:
 
 def child_chunked(args) -> dict:
     import dask
+    import xarray as xr
 
-    from capacity import read_demand, requirements, summarise
+    from capacity import requirements, summarise
 
     if args.threads > 1:
         config = {"scheduler": "threads", "num_workers": args.threads}
@@ -170,7 +172,7 @@ def child_chunked(args) -> dict:
         config = {"scheduler": "synchronous"}
     start, cpu = time.perf_counter(), time.process_time()
     with dask.config.set(config):
-        demand = read_demand(args.file, chunks=args.chunk)
+        demand = xr.open_dataset(args.file, chunks={"draw": args.chunk})  # lazy
         req = requirements(demand, PROCESS, seed=1)
         table, risk = summarise(req, installed=INSTALLED, spill_dir=Path(args.file).parent)
     return {
