@@ -22,7 +22,10 @@ common size (the largest in-memory one), where the two tables must also be equal
 each is printed). Run: ``python benchmarks/bench_sweep.py --part scale`` (about 8 minutes on 2
 cores; ``--quick`` for a small smoke run).
 
-``--part sweep``: sweep of 8 scenarios, 2 workers vs 1 (see :func:`sweep_part`).
+``--part sweep``: wall time of a sweep of 8 scenarios of the example portfolio (two installed
+facility sizes x four variants, ``--sweep-draws`` draws each, full run folders) on a local
+cluster of 1 and of 2 workers, and the speed-up (goal: at least 1.7x on 2 cores). Fits are
+cached and numba compiled by a warm-up sweep first; each timing starts its own cluster.
 """
 
 from __future__ import annotations
@@ -351,13 +354,72 @@ def _scheduler(args) -> str:
 # --------------------------------------------------------------------------------------------
 # part sweep
 # --------------------------------------------------------------------------------------------
-def sweep_part(args) -> dict:
-    """Sweep of 8 scenarios: 2 workers vs 1 on a LocalCluster (goal: at least 1.7x).
+SWEEP_BODY = """
+[set]
+"run.draws" = {draws}
+"facility.service_level.draws" = {service_draws}
 
-    NOT IMPLEMENTED YET: to be filled in with ``pmcap sweep`` (issue 13, parts 1-3).
-    """
-    print("sweep: not implemented yet (pmcap sweep is being built)")
-    return {}
+[grid]
+"facility.suites" = [16, 24]
+
+[[variant]]
+name = "as planned"
+
+[[variant]]
+name = "all automated"
+"program.CART-A.process" = "car-t-autologous-automated"
+"program.CART-C.process" = "car-t-autologous-automated"
+
+[[variant]]
+name = "shorter manual culture"
+"process.car-t-autologous-manual.culture_days" = {{triangular = [6, 7, 9]}}
+
+[[variant]]
+name = "peak share halves"
+"program.CART-C.uptake.peak_share" = {{uniform = [0.075, 0.15]}}
+"""
+
+
+def sweep_part(args) -> dict:
+    """Wall time of an 8-scenario sweep of the example portfolio with 1 and with 2 local
+    workers (fits cached first; each timing a fresh output folder and a fresh cluster,
+    cluster start-up included)."""
+    import statistics
+
+    draws, repeat = args.sweep_draws, args.repeat
+    from pmcap.scenario import example_scenario_path
+    from pmcap.sweep import load_sweep, run_sweep
+
+    with tempfile.TemporaryDirectory(prefix="pmcap-bench-sweep-") as tmp:
+        tmp = Path(tmp)
+        path = tmp / "sweep.toml"
+        path.write_text(
+            f'[sweep]\nbase = "{example_scenario_path()}"\ntitle = "bench"\n'
+            + SWEEP_BODY.format(draws=draws, service_draws=min(200, draws))
+        )
+        sweep = load_sweep(path)
+        assert len(sweep.cases) == 8, len(sweep.cases)
+        run_sweep(load_sweep(path), tmp / "warm", workers=2)  # fits cached, numba compiled
+        times: dict[int, list[float]] = {1: [], 2: []}
+        for i in range(repeat):
+            for workers in (1, 2):
+                t0 = time.perf_counter()
+                result = run_sweep(sweep, tmp / f"w{workers}-{i}", workers=workers)
+                times[workers].append(time.perf_counter() - t0)
+                assert len(result.ran) == 8 and not result.failed
+                t = result.timings
+                print(
+                    f"  {workers} worker(s): {times[workers][-1]:.1f} s wall; cluster start "
+                    f"{t['cluster_start_s']:.1f} s, tasks {t['run_s']:.1f} s wall, "
+                    f"{t['tasks_s']:.1f} s summed over tasks",
+                    flush=True,
+                )
+        one, two = statistics.median(times[1]), statistics.median(times[2])
+        print(f"sweep of 8 scenarios ({draws} draws x 120 months x 3 programs each)")
+        print(f"  1 worker : {one:7.1f} s  (runs: {', '.join(f'{t:.1f}' for t in times[1])})")
+        print(f"  2 workers: {two:7.1f} s  (runs: {', '.join(f'{t:.1f}' for t in times[2])})")
+        print(f"  speed-up 2 vs 1 workers: {one / two:.2f}x (goal >= 1.7x)")
+        return {"one_worker_s": one, "two_workers_s": two, "speedup": one / two}
 
 
 # --------------------------------------------------------------------------------------------
@@ -373,6 +435,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--probe-draws", type=int, nargs=2, default=(1024, 4096))
     parser.add_argument("--tmp", default=None, help="folder for demand and scratch files")
     parser.add_argument("--quick", action="store_true", help="small smoke run (0.5 GiB, 2x)")
+    parser.add_argument("--sweep-draws", type=int, default=1000, help="draws per scenario (sweep)")
+    parser.add_argument("--repeat", type=int, default=1, help="timings per worker count (sweep)")
     parser.add_argument("--child", choices=("memory", "chunked"), help=argparse.SUPPRESS)
     parser.add_argument("--draws", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--file", help=argparse.SUPPRESS)

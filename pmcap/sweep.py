@@ -683,6 +683,7 @@ def run_sweep(
             todo.append(case)
     failed: dict[str, str] = {}
     ran: list[str] = []
+    task_seconds: dict[str, float] = {}  # wall time of each task on its worker
     notify = progress or (lambda name, status, done, total: None)
     if todo:
         # each distinct model is fitted (or read from the cache) once, here
@@ -700,9 +701,11 @@ def run_sweep(
                     )
                     fitted[job.kind, job.key] = (model, model.diagnostics(), source)
         timings["fit_s"] = round(time.perf_counter() - t0, 3)
+        t0 = time.perf_counter()
         with _client(workers, scheduler, len(todo), client) as client:
             from distributed import as_completed
 
+            timings["cluster_start_s"] = round(time.perf_counter() - t0, 3)
             _check_workers(client, scheduler)
             t0 = time.perf_counter()
             shared = {k: client.scatter(m, hash=False) for k, (m, _, _) in fitted.items()}
@@ -764,8 +767,10 @@ def run_sweep(
                 (out / "failed" / f"{case.slug}.txt").unlink(missing_ok=True)
                 summaries[case.name] = json.loads(files[SUMMARY])
                 ran.append(case.name)
+                task_seconds[case.name] = round(answer["seconds"], 3)
                 notify(case.name, "done", done, len(todo))
             timings["run_s"] = round(time.perf_counter() - t0, 3)
+            timings["tasks_s"] = round(sum(task_seconds.values()), 3)
     rows = sweep_table(sweep, summaries, failed)
     _write_bytes(out / "sweep.csv", rows.to_csv(index=False, lineterminator="\n").encode())
     _write_bytes(
