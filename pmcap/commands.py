@@ -79,10 +79,8 @@ def run(
     """Scenario -> report.html, requirements.csv, demand.csv, finance.csv, draws.nc."""
     import logging
 
-    # the stage display (or --quiet) replaces PyMC's own sampling messages; PyMC sets its
-    # logger's level when imported, so import it first
-    import pymc  # noqa: F401
-
+    # the stage display (or --quiet) replaces PyMC's own sampling messages; PyMC is imported
+    # only if a model is fitted, and then keeps the level set here (forecast._pymc)
     from pmcap import __version__
     from pmcap.output import atomic_folder, check_out
     from pmcap.run import run_scenario
