@@ -130,6 +130,7 @@ def write_run(
     overrides: str = "",
     scenario_text: str | None = None,
     provenance: dict | None = None,
+    title: str | None = None,
 ) -> list[str]:
     """Every output file of a run into ``folder``; returns their names.
 
@@ -171,7 +172,7 @@ def write_run(
         names.append("finance.xlsx")
     export.write_draws(folder / "draws.nc", result.world, result.requirements, result.total)
     text = scenario_text if scenario_text is not None else (sc.path.read_text() if sc.path else "")
-    (folder / "report.html").write_text(render_report(result, text, version, overrides))
+    (folder / "report.html").write_text(render_report(result, text, version, overrides, title))
     names += ["draws.nc", "report.html"]
     timings = dict(result.timings)
     timings["write_s"] = round(time.perf_counter() - t0, 3)

@@ -215,7 +215,13 @@ def _figures(result: RunResult) -> dict[str, str]:
     return figs
 
 
-def render_report(result: RunResult, scenario_text: str, version: str, overrides: str = "") -> str:
+def render_report(
+    result: RunResult,
+    scenario_text: str,
+    version: str,
+    overrides: str = "",
+    title: str | None = None,
+) -> str:
     import jinja2
 
     sc = result.scenario
@@ -279,7 +285,7 @@ def render_report(result: RunResult, scenario_text: str, version: str, overrides
         autoescape=True,
     )
     return template.render(
-        title=sc.path.parent.name + "/" + sc.path.name if sc.path else "scenario",
+        title=title or (sc.path.parent.name + "/" + sc.path.name if sc.path else "scenario"),
         as_of=sc.run.as_of,
         horizon=f"{months[0]:%Y-%m} to {months[-1]:%Y-%m}",
         draws=sc.run.draws,

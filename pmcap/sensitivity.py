@@ -15,8 +15,11 @@ Two views, both in ``sweep.html`` and in CSV files:
   the uptake posterior's draws) with the draw's suite and operator need in the year.
   ``ranking.csv``.
 
-QC assay fields (hands-on hours, turnaround) are not swung one at a time (a process has one
-per assay); they are in the ranking across draws.
+QC assay fields (hands-on hours, turnaround) and label expansions (a list in the scenario) are
+not swung one at a time; they are in the ranking across draws. A launched product with its
+own sales is conditioned on them by re-weighting its draws: its swings use the P10/P90 of
+the inputs as written (before conditioning), and fixing one of its inputs re-picks its draws,
+so its other inputs do not keep their draws there.
 """
 
 from __future__ import annotations

@@ -143,8 +143,10 @@ def _show(value: Any) -> str:
     """A short label for a value: 12, triangular(6, 7, 9), car-t-autologous-automated."""
     if isinstance(value, bool):
         return str(value).lower()
-    if isinstance(value, int | float):
-        return f"{value:g}"
+    if isinstance(value, int):
+        return str(value)  # exactly: seeds and costs are distinct in full
+    if isinstance(value, float):
+        return f"{value:.12g}"
     if isinstance(value, dt.date):
         return value.isoformat()
     if _is_dist(value):
@@ -157,6 +159,28 @@ def _show(value: Any) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(_show(v) for v in value) + "]"
     return str(value)
+
+
+_CODE: list[str] = []
+
+
+def code_digest() -> str:
+    """Hash of pmcap's own source (capacity, forecast, pmcap) and shipped data: a sweep folder
+    made by other code is rerun, not resumed, even when the version number is the same."""
+    if not _CODE:
+        import capacity
+        import forecast
+        import pmcap
+
+        h = hashlib.sha256()
+        for package in (capacity, forecast, pmcap):
+            root = Path(package.__file__).parent
+            for f in sorted(root.rglob("*")):
+                if f.suffix in (".py", ".toml", ".csv", ".html") and f.is_file():
+                    h.update(str(f.relative_to(root)).encode())
+                    h.update(f.read_bytes())
+        _CODE.append(h.hexdigest())
+    return _CODE[0]
 
 
 def _slug(name: str, taken: set[str]) -> str:
@@ -275,11 +299,14 @@ def make_cases(
     folder = folder or (base.path.parent if base.path else Path.cwd())
     grid = [(keys.resolve(p), list(v)) for p, v in grid]
     common = [(keys.resolve(p), v) for p, v in common]
+    _no_overlap(common, "[set]", [(p, None) for p, _ in grid], "[grid]", where)
     combos = list(itertools.product(*[[(p, v) for v in values] for p, values in grid])) or [()]
     cases, seen_keys, taken = [], [], set()
-    digests: dict[str, str] = {}
     for i, (vname, changes) in enumerate(variants):
-        changes = [(keys.resolve(p), v) for p, v in changes]
+        vkeys = _Keys(base_raw, process_names, f"{where}: variant {vname!r}" if vname else where)
+        changes = [(vkeys.resolve(p), v) for p, v in changes]
+        _no_overlap(changes, f"variant {vname!r}", common, "[set]", where)
+        _no_overlap(changes, f"variant {vname!r}", [(p, None) for p, _ in grid], "[grid]", where)
         for combo in combos:
             all_changes = [*common, *changes, *combo]
             label = [vname] if vname else []
@@ -294,6 +321,7 @@ def make_cases(
                 shown[".".join(path)] = value
                 if ".".join(path) not in seen_keys:
                     seen_keys.append(".".join(path))
+            _drop_unused_overrides(raw)
             try:
                 scenario = Scenario.model_validate(raw)
             except ValidationError as exc:
@@ -304,13 +332,11 @@ def make_cases(
                 parsed = check_inputs(scenario)
             except InputError as exc:
                 raise InputError(f"{at}: {exc}") from None
-            digest = hashlib.sha256(f"{scenario.digest()}|pmcap {__version__}".encode()).hexdigest()
-            if digest in digests:
-                raise InputError(
-                    f"{at}: is the same scenario as {digests[digest]!r}; every scenario of a "
-                    "sweep must differ"
-                )
-            digests[digest] = name
+            digest = hashlib.sha256(
+                f"{scenario.digest()}|pmcap {__version__}|{code_digest()}".encode()
+            ).hexdigest()
+            if any(c.name == name for c in cases):
+                raise InputError(f"{at}: two scenarios have this name; give variants other names")
             cases.append(
                 Case(
                     name=name,
@@ -324,6 +350,34 @@ def make_cases(
                 )
             )
     return cases, seen_keys
+
+
+def _no_overlap(a: list, a_name: str, b: list, b_name: str, where: str) -> None:
+    both = sorted({".".join(p) for p, _ in a} & {".".join(p) for p, _ in b})
+    if both:
+        raise InputError(
+            f"{where}: {both[0]} is set in both {a_name} and {b_name}; set each key in one place"
+        )
+
+
+def _drop_unused_overrides(raw: dict) -> None:
+    """A [process.NAME] override checked against the base but used by no program of this
+    scenario (a variant moved them all to another process) does not apply here."""
+    overrides = raw.get("process")
+    if not overrides:
+        return
+    from capacity import load_process
+
+    used = set()
+    for program in raw.get("program", []):
+        try:
+            used.add(load_process(program.get("process", "")).name)
+        except InputError:
+            return  # reported with its scenario by check_inputs
+    for name in [n for n in overrides if n not in used]:
+        del overrides[name]
+    if not overrides:
+        del raw["process"]
 
 
 def load_sweep(path: str | Path, *, draws: int | None = None) -> Sweep:
@@ -343,6 +397,10 @@ def load_sweep(path: str | Path, *, draws: int | None = None) -> Sweep:
             f"{path}: unknown table {unknown[0]!r}; a sweep file has [sweep], [set], [grid] "
             "and [[variant]]"
         )
+    for table, kind in (("sweep", dict), ("set", dict), ("grid", dict), ("variant", list)):
+        if table in raw and not isinstance(raw[table], kind):
+            shape = f"[{table}] table" if kind is dict else "list of [[variant]] tables"
+            raise InputError(f"{path}: {table}: expected a {shape}")
     head = raw.get("sweep")
     if not isinstance(head, dict) or "base" not in head:
         raise InputError(f'{path}: [sweep]: give base = "scenario.toml" (the base scenario)')
@@ -369,6 +427,8 @@ def load_sweep(path: str | Path, *, draws: int | None = None) -> Sweep:
     if not isinstance(items, list):
         raise InputError(f"{path}: variant: write each variant as a [[variant]] table")
     for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise InputError(f"{path}: variant[{i}]: expected a [[variant]] table")
         name = item.get("name")
         if not isinstance(name, str) or not name.strip():
             raise InputError(f'{path}: variant[{i}]: give it a name = "..."')
@@ -428,7 +488,8 @@ def summarize(result, *, ranking: bool = False) -> dict[str, Any]:
         "service_suites_p90": None if result.service is None else result.service["p90"],
         "modules_needed": int(len(commits)),
         "first_module_commit": "" if commits.empty else f"{commits['commit_month'].min():%Y-%m}",
-        "expected_cost": float(plan.cost["total"]) if fac.module_cost_per_year else None,
+        # expected cost of the modules the plan adds (installed suites are not in it)
+        "added_module_cost": float(plan.cost["total"]) if fac.module_cost_per_year else None,
         "hires": {
             role: int(len(result.plans[role].commitments))
             for role in ("operator_fte", "qc_fte", "qa_fte")
@@ -476,7 +537,9 @@ def _limit_threads() -> None:
         return
     import numba
 
-    numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
+    # numba's thread count is per calling thread: each of the worker's n task threads gets
+    # its share of the machine's cores
+    numba.set_num_threads(max(1, min(numba.config.NUMBA_NUM_THREADS // n, 64)))
 
 
 def run_case(payload: dict[str, Any], models: dict[str, Any]) -> dict[str, Any]:
@@ -513,6 +576,7 @@ def run_case(payload: dict[str, Any], models: dict[str, Any]) -> dict[str, Any]:
                 t0=time.perf_counter(),
                 scenario_text=payload["text"],
                 provenance=payload["provenance"],
+                title=payload.get("title"),
             )
         (folder / SUMMARY).write_text(json.dumps(summary, sort_keys=True) + "\n")
         (folder / "scenario.toml").write_text(payload["text"])
@@ -669,6 +733,10 @@ def run_sweep(
         inputs.append(sweep.path)
     check_sweep_out(out, inputs)
     out.mkdir(parents=True, exist_ok=True)
+    if not (out / "manifest.json").exists():
+        # marks the folder as a sweep's from the start, so a sweep stopped early (Ctrl-C, a
+        # crash, a refused cluster) is resumed by the next run; completed at the end
+        write_manifest(out, command=command, status="running", files=["scenarios", "failed"])
     (out / "scenarios").mkdir(exist_ok=True)
     timings: dict[str, float] = {}
     t_start = time.perf_counter()
@@ -692,14 +760,27 @@ def run_sweep(
         fitted: dict[tuple[str, str], tuple[Any, dict, str]] = {}
         from pmcap.fits import cached
 
+        broken: dict[tuple[str, str], str] = {}  # fits that failed: their scenarios fail
         for case_jobs in jobs.values():
             for job in case_jobs:
-                if (job.kind, job.key) not in fitted:
+                if (job.kind, job.key) not in fitted and (job.kind, job.key) not in broken:
                     notify(f"{job.label} model", "fitting", 0, len(todo))
-                    model, source = cached(
-                        job.kind, job.key, job.fit, job.load, use_cache=use_cache
-                    )
+                    try:
+                        model, source = cached(
+                            job.kind, job.key, job.fit, job.load, use_cache=use_cache
+                        )
+                    except InputError:
+                        raise  # bad data: exit 2 before anything runs
+                    except Exception as exc:
+                        broken[job.kind, job.key] = f"{job.label}: fit failed: {_error_text(exc)}"
+                        continue
                     fitted[job.kind, job.key] = (model, model.diagnostics(), source)
+        for case in list(todo):
+            reasons = [broken[j.kind, j.key] for j in jobs[case.name] if (j.kind, j.key) in broken]
+            if reasons:
+                failed[case.name] = reasons[0]
+                _write_failure(out, case, RuntimeError(reasons[0]), None)
+                todo.remove(case)
         timings["fit_s"] = round(time.perf_counter() - t0, 3)
         t0 = time.perf_counter()
         with _client(workers, scheduler, len(todo), client) as client:
@@ -717,9 +798,15 @@ def run_sweep(
                     "parsed": case.parsed,
                     "diagnostics": {j.label: fitted[j.kind, j.key][1] for j in case_jobs},
                     "sources": {j.label: fitted[j.kind, j.key][2] for j in case_jobs},
-                    "text": case.text(sweep.title),
+                    "text": (text := case.text(sweep.title)),
+                    "title": f"{case.name} (sweep: {sweep.title})",
                     "provenance": {
-                        "scenario": {"path": str(case.scenario.path), "sha256": case.digest},
+                        # this folder's own scenario.toml, which pmcap run reproduces
+                        "scenario": {
+                            "path": "scenario.toml",
+                            "sha256": hashlib.sha256(text.encode()).hexdigest(),
+                            "base": str(case.scenario.path),
+                        },
                         "inputs": [
                             {"path": str(p), "sha256": file_sha256(p)}
                             for p in case.scenario.input_files()
@@ -780,7 +867,9 @@ def run_sweep(
     sections, files = extra(summaries) if extra is not None else ({}, {})
     for name, data in files.items():
         _write_bytes(out / name, data)
-    html = render_sweep(sweep, summaries, failed, rows, __version__, extra=sections)
+    html = render_sweep(
+        sweep, summaries, failed, rows, __version__, extra=sections, out_root=out / "scenarios"
+    )
     _write_bytes(out / "sweep.html", html.encode())
     timings["total_s"] = round(time.perf_counter() - t_start, 3)
     write_manifest(
@@ -822,7 +911,7 @@ def _error_text(exc: BaseException) -> str:
 def _write_failure(out: Path, case: Case, exc: BaseException, future) -> None:
     (out / "failed").mkdir(exist_ok=True)
     try:
-        tb = "".join(traceback.format_tb(future.traceback()))
+        tb = "" if future is None else "".join(traceback.format_tb(future.traceback()))
     except Exception:
         tb = ""
     _write_bytes(
@@ -856,7 +945,7 @@ def sweep_table(
             row["service_suites_p90"] = s["service_suites_p90"]
             row["modules_needed"] = s["modules_needed"]
             row["first_module_commit"] = s["first_module_commit"]
-            row["expected_cost"] = s["expected_cost"]
+            row["added_module_cost"] = s["added_module_cost"]
             row["diagnostics_ok"] = s["diagnostics_ok"]
             for y in s["years"]:
                 for stat in ("p50", "p90"):
@@ -927,7 +1016,9 @@ def render_sweep(
     rows: pd.DataFrame,
     version: str,
     extra: dict[str, Any] | None = None,
+    out_root: Path | None = None,
 ) -> str:
+    """sweep.html; ``out_root`` (the scenarios folder) links the scenarios with a report."""
     from importlib import resources
 
     import jinja2
@@ -966,11 +1057,19 @@ def render_sweep(
             fte = [by.get((years[-1], r)) for r in ("operator_fte", "qc_fte", "qa_fte")]
             entry["fte"] = [f"{y['p90']:.1f}" if y else "" for y in fte]
             entry["first"] = s["first_month_over_target"] or "none"
-            entry["service"] = f"{s['service_suites_p50']} / {s['service_suites_p90']}"
+            entry["service"] = (
+                ""
+                if s["service_suites_p50"] is None
+                else f"{s['service_suites_p50']} / {s['service_suites_p90']}"
+            )
+            entry["report"] = (
+                out_root is not None and (out_root / case.slug / "report.html").exists()
+            )
             entry["modules"] = f"{s['modules_needed']}" + (
                 f" (commit {s['first_module_commit']})" if s["first_module_commit"] else ""
             )
-            entry["cost"] = "" if s["expected_cost"] is None else f"{s['expected_cost']:,.0f}"
+            cost = s["added_module_cost"]
+            entry["cost"] = "" if cost is None else f"{cost:,.0f}"
         table.append(entry)
     template = jinja2.Template(
         (resources.files("pmcap") / "templates" / "sweep.html").read_text(), autoescape=True

@@ -57,7 +57,11 @@ def small(tmp_path_factory, cache) -> Path:
 
 def write_sweep(folder: Path, base: Path, body: str) -> Path:
     path = folder / "sweep.toml"
-    path.write_text(f'[sweep]\nbase = "{base}"\ntitle = "test"\n\n{body}')
+    head = f'[sweep]\nbase = "{base}"\ntitle = "test"\n\n'
+    if body.startswith(("variant =", "set =")):  # top-level keys go before any table
+        path.write_text(body + head)
+    else:
+        path.write_text(head + body)
     return path
 
 
@@ -97,6 +101,26 @@ def test_sweep_equals_the_scenarios_run_one_by_one(four, tmp_path):
         assert result.exit_code == 0, result.output
         for name in CSVS:
             assert (single / name).read_bytes() == (out / folder / name).read_bytes(), name
+
+
+def test_a_sweep_scenario_equals_the_base_edited_by_hand(four, small, tmp_path):
+    """Independent of the sweep's own scenario.toml: the base with the two changes made by
+    hand gives the same bytes as the sweep's 'automated, facility.suites=30'."""
+    _, out = four
+    raw = tomllib.loads(small.read_text())
+    raw["facility"]["suites"] = 30
+    next(p for p in raw["program"] if p["name"] == "CART-C")["process"] = (
+        "car-t-autologous-automated"
+    )
+    (tmp_path / "by-hand.toml").write_text(tomli_w.dumps(raw))
+    shutil.copyfile(small.parent / "cart-c-patients.csv", tmp_path / "cart-c-patients.csv")
+    result = runner.invoke(
+        app, ["run", str(tmp_path / "by-hand.toml"), "--out", str(tmp_path / "o"), "--quiet"]
+    )
+    assert result.exit_code == 0, result.output
+    for name in CSVS:
+        expected = (out / "scenarios" / "automated-facility-suites-30" / name).read_bytes()
+        assert (tmp_path / "o" / name).read_bytes() == expected, name
 
 
 def test_sweep_table_values_come_from_each_scenarios_draws(four):
@@ -210,9 +234,17 @@ def test_a_failing_scenario_is_reported_and_the_others_finish(small, tmp_path, m
             "culture_dayz",
         ),
         ('[[variant]]\nname = "a"\n[[variant]]\nname = "a"\n', "the name 'a' is used twice"),
-        ('[[variant]]\nname = "a"\n[[variant]]\nname = "b"\n', "is the same scenario as 'a'"),
         ('[grid]\n"bogus.key" = [1]\n', "bogus.key: unknown key"),
         ("[other]\nx = 1\n", "unknown table 'other'"),
+        ('[set]\n"facility.suites" = 9\n[grid]\n"facility.suites" = [8, 30]\n', "set in both"),
+        (
+            '[grid]\n"facility.suites" = [8, 30]\n[[variant]]\nname = "v"\n'
+            '"facility.suites" = 40\n',
+            "facility.suites is set in both variant 'v' and [grid]",
+        ),
+        ('variant = ["a"]\n', "variant[0]: expected a [[variant]] table"),
+        ("set = 5\n", "set: expected a [set] table"),
+        ('[[variant]]\nname = "v"\n"facility.bogus" = 1\n', "facility.bogus: unknown key"),
     ],
 )
 def test_bad_sweep_files_exit_2_naming_the_key(small, tmp_path, body, message):
@@ -374,6 +406,60 @@ def test_unreachable_scheduler_and_both_options_exit_2(small, tmp_path):
     assert result.exit_code == 2 and "not both" in result.output
 
 
+def test_a_sweep_stopped_before_it_finished_is_resumed(small, tmp_path):
+    """A first run that stops early (here: no cluster at that address) leaves a folder the
+    next run accepts and fills."""
+    sweep = write_sweep(tmp_path, small, TWO)
+    out = tmp_path / "out"
+    result = runner.invoke(
+        app, ["sweep", str(sweep), "--out", str(out), "--scheduler", "tcp://127.0.0.1:9"]
+    )
+    assert result.exit_code == 2 and out.is_dir()
+    result = runner.invoke(app, ["sweep", str(sweep), "--out", str(out), "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert "(2 run, 0 already done, 0 failed)" in result.output
+
+
+def test_scenario_names_show_values_exactly_and_unused_overrides_drop(small, tmp_path):
+    from pmcap.sweep import load_sweep
+
+    body = '[grid]\n"run.seed" = [20261130, 20261131]\n"facility.module_cost_per_year" = [12e6]\n'
+    names = [c.name for c in load_sweep(write_sweep(tmp_path, small, body)).cases]
+    assert names == [
+        "run.seed=20261130, facility.module_cost_per_year=12000000",
+        "run.seed=20261131, facility.module_cost_per_year=12000000",
+    ]
+    # an override of the manual process crossed with a variant that no longer uses it
+    body = (
+        '[grid]\n"process.car-t-autologous-manual.culture_days" = [7, 9]\n'
+        '[[variant]]\nname = "planned"\n'
+        '[[variant]]\nname = "automated"\n"program.CART-C.process" = "car-t-autologous-automated"\n'
+    )
+    cases = load_sweep(write_sweep(tmp_path, small, body)).cases
+    manual = [c for c in cases if c.name.startswith("planned")]
+    assert [c.parsed["processes"]["CART-C"].culture_days.args for c in manual] == [(7.0,), (9.0,)]
+    auto = [c for c in cases if c.name.startswith("automated")]
+    assert all("process" not in c.raw for c in auto)
+    assert auto[0].digest == auto[1].digest  # the same scenario twice: allowed, both run
+
+
+def test_a_failed_fit_fails_its_scenarios_not_the_sweep(small, tmp_path, monkeypatch):
+    import pmcap.fits
+    from pmcap.sweep import load_sweep, run_sweep
+
+    def broken(kind, key, *args, **kw):
+        raise FloatingPointError("sampler blew up")
+
+    monkeypatch.setattr(pmcap.fits, "cached", broken)
+    sweep = load_sweep(write_sweep(tmp_path, small, TWO))
+    result = run_sweep(sweep, tmp_path / "out", workers=1)
+    assert set(result.failed) == {"facility.suites=8", "facility.suites=30"}
+    assert all(
+        "fit failed: FloatingPointError: sampler blew up" in e for e in result.failed.values()
+    )
+    assert (pd.read_csv(tmp_path / "out" / "sweep.csv")["status"] == "failed").all()
+
+
 def test_a_worker_with_another_pmcap_version_is_refused(small, tmp_path, monkeypatch):
     from distributed import Client, LocalCluster
 
@@ -386,6 +472,8 @@ def test_a_worker_with_another_pmcap_version_is_refused(small, tmp_path, monkeyp
         with Client(cluster) as client, pytest.raises(InputError, match="has pmcap 0.0.1"):
             run_sweep(sweep, tmp_path / "out", client=client)
     assert not list((tmp_path / "out" / "scenarios").iterdir())
+    # the folder is a sweep's: a later run (right version) resumes it
+    assert json.loads((tmp_path / "out" / "manifest.json").read_text())["status"] == "running"
 
 
 def test_each_distinct_model_is_fitted_or_loaded_once_for_the_whole_sweep(
