@@ -667,6 +667,19 @@ def _worker_version() -> str:
     return __version__
 
 
+def _preload() -> None:
+    """Import what a task needs, so the first task on a worker does not pay for it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot
+
+    import capacity.simulation  # noqa: F401
+    import pmcap.commands
+    import pmcap.report
+    import pmcap.run  # noqa: F401
+
+
 def _check_workers(client, scheduler: str | None) -> None:
     from pmcap import __version__
 
@@ -754,40 +767,50 @@ def run_sweep(
     task_seconds: dict[str, float] = {}  # wall time of each task on its worker
     notify = progress or (lambda name, status, done, total: None)
     if todo:
-        # each distinct model is fitted (or read from the cache) once, here
-        t0 = time.perf_counter()
-        jobs = {c.name: fit_jobs(c.scenario, c.parsed) for c in todo}
-        fitted: dict[tuple[str, str], tuple[Any, dict, str]] = {}
-        from pmcap.fits import cached
-
-        broken: dict[tuple[str, str], str] = {}  # fits that failed: their scenarios fail
-        for case_jobs in jobs.values():
-            for job in case_jobs:
-                if (job.kind, job.key) not in fitted and (job.kind, job.key) not in broken:
-                    notify(f"{job.label} model", "fitting", 0, len(todo))
-                    try:
-                        model, source = cached(
-                            job.kind, job.key, job.fit, job.load, use_cache=use_cache
-                        )
-                    except InputError:
-                        raise  # bad data: exit 2 before anything runs
-                    except Exception as exc:
-                        broken[job.kind, job.key] = f"{job.label}: fit failed: {_error_text(exc)}"
-                        continue
-                    fitted[job.kind, job.key] = (model, model.diagnostics(), source)
-        for case in list(todo):
-            reasons = [broken[j.kind, j.key] for j in jobs[case.name] if (j.kind, j.key) in broken]
-            if reasons:
-                failed[case.name] = reasons[0]
-                _write_failure(out, case, RuntimeError(reasons[0]), None)
-                todo.remove(case)
-        timings["fit_s"] = round(time.perf_counter() - t0, 3)
         t0 = time.perf_counter()
         with _client(workers, scheduler, len(todo), client) as client:
             from distributed import as_completed
 
             timings["cluster_start_s"] = round(time.perf_counter() - t0, 3)
             _check_workers(client, scheduler)
+            # the workers import pmcap (and load its compiled kernels) while the models are
+            # fitted or read here
+            warming = [
+                client.submit(_preload, key=f"pmcap-preload-{w}", workers=[w], pure=False)
+                for w in client.scheduler_info()["workers"]
+            ]
+            # each distinct model is fitted (or read from the cache) once, here
+            t0 = time.perf_counter()
+            jobs = {c.name: fit_jobs(c.scenario, c.parsed) for c in todo}
+            fitted: dict[tuple[str, str], tuple[Any, dict, str]] = {}
+            from pmcap.fits import cached
+
+            broken: dict[tuple[str, str], str] = {}  # fits that failed: their scenarios fail
+            for case_jobs in jobs.values():
+                for job in case_jobs:
+                    if (job.kind, job.key) not in fitted and (job.kind, job.key) not in broken:
+                        notify(f"{job.label} model", "fitting", 0, len(todo))
+                        try:
+                            model, source = cached(
+                                job.kind, job.key, job.fit, job.load, use_cache=use_cache
+                            )
+                        except InputError:
+                            raise  # bad data: exit 2 before anything runs
+                        except Exception as exc:
+                            broken[job.kind, job.key] = (
+                                f"{job.label}: fit failed: {_error_text(exc)}"
+                            )
+                            continue
+                        fitted[job.kind, job.key] = (model, model.diagnostics(), source)
+            for case in list(todo):
+                reasons = [
+                    broken[j.kind, j.key] for j in jobs[case.name] if (j.kind, j.key) in broken
+                ]
+                if reasons:
+                    failed[case.name] = reasons[0]
+                    _write_failure(out, case, RuntimeError(reasons[0]), None)
+                    todo.remove(case)
+            timings["fit_s"] = round(time.perf_counter() - t0, 3)
             t0 = time.perf_counter()
             shared = {k: client.scatter(m, hash=False) for k, (m, _, _) in fitted.items()}
             futures = {}
@@ -857,6 +880,7 @@ def run_sweep(
                 task_seconds[case.name] = round(answer["seconds"], 3)
                 notify(case.name, "done", done, len(todo))
             timings["run_s"] = round(time.perf_counter() - t0, 3)
+            del warming
             timings["tasks_s"] = round(sum(task_seconds.values()), 3)
     rows = sweep_table(sweep, summaries, failed)
     _write_bytes(out / "sweep.csv", rows.to_csv(index=False, lineterminator="\n").encode())
