@@ -286,7 +286,7 @@ def _finish_sweep(result, out: Path, quiet: bool) -> None:
         raise typer.Exit(code=1)
 
 
-@app.command(short_help="Run the scenarios of a sweep file on a dask cluster and compare them.")
+@app.command(short_help="Run a sweep file's scenarios on dask and compare them.")
 def sweep(
     sweep_file: Annotated[Path, typer.Argument(metavar="SWEEP", help="Sweep TOML file.")],
     out: Annotated[
@@ -329,7 +329,7 @@ def sweep(
     _finish_sweep(result, out, quiet)
 
 
-@app.command(short_help="One-at-a-time swings and a ranking of the inputs driving the need.")
+@app.command(short_help="Swing each uncertain input; rank what drives the need.")
 def sensitivity(
     scenario: Annotated[
         Path | None,
