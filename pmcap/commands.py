@@ -16,6 +16,14 @@ from pmcap.cli import ForceOption, _fail, app
 
 EXIT_DIAGNOSTICS = 3
 
+ScenarioArgument = Annotated[
+    Path | None,
+    typer.Argument(help="Scenario TOML file (default: the bundled example portfolio)."),
+]
+NoCacheOption = Annotated[
+    bool, typer.Option("--no-cache", help="Refit every model; do not read or write the cache.")
+]
+
 
 def _load(scenario: Path | None):
     from pmcap.scenario import example_scenario_path, load_scenario
@@ -53,10 +61,7 @@ def _progress(quiet: bool) -> Iterator:
 
 @app.command(short_help="Scenario -> report, requirements, demand and finance files.")
 def run(
-    scenario: Annotated[
-        Path | None,
-        typer.Argument(help="Scenario TOML file (default: the bundled example portfolio)."),
-    ] = None,
+    scenario: ScenarioArgument = None,
     out: Annotated[
         Path,
         typer.Option(metavar="FOLDER", help="Output folder (replaced atomically; see --force)."),
@@ -72,9 +77,7 @@ def run(
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
     force: ForceOption = False,
-    no_cache: Annotated[
-        bool, typer.Option("--no-cache", help="Refit every model; do not read or write the cache.")
-    ] = False,
+    no_cache: NoCacheOption = False,
 ) -> None:
     """Scenario -> report.html, requirements.csv, demand.csv, finance.csv, draws.nc."""
     import logging
@@ -300,9 +303,7 @@ def sweep(
     ] = None,
     xlsx: Annotated[bool, typer.Option("--xlsx", help="Also write finance.xlsx.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
-    no_cache: Annotated[
-        bool, typer.Option("--no-cache", help="Refit every model; do not read or write the cache.")
-    ] = False,
+    no_cache: NoCacheOption = False,
 ) -> None:
     """Run every scenario of SWEEP (each a task on dask.distributed) and write sweep.csv,
     sweep.html and one run folder per scenario. Scenarios already done in FOLDER (same
@@ -331,10 +332,7 @@ def sweep(
 
 @app.command(short_help="Swing each uncertain input; rank what drives the need.")
 def sensitivity(
-    scenario: Annotated[
-        Path | None,
-        typer.Argument(help="Scenario TOML file (default: the bundled example portfolio)."),
-    ] = None,
+    scenario: ScenarioArgument = None,
     out: Annotated[
         Path,
         typer.Option(metavar="FOLDER", help="Output folder (an earlier run's is resumed)."),
@@ -354,9 +352,7 @@ def sensitivity(
     scheduler: SchedulerOption = None,
     draws: Annotated[int | None, typer.Option(metavar="N", help="Override run.draws.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
-    no_cache: Annotated[
-        bool, typer.Option("--no-cache", help="Refit every model; do not read or write the cache.")
-    ] = False,
+    no_cache: NoCacheOption = False,
 ) -> None:
     """Fix each uncertain input at its P10 and P90 in turn (a sweep: tornado of the P90 suite
     and operator need in a year) and rank every input sampled per draw of the base run by

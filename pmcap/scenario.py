@@ -422,19 +422,24 @@ def example_scenario_path() -> Path:
     return here
 
 
+def read_toml(path: Path, what: str) -> dict[str, Any]:
+    """A TOML file's tables, or one InputError naming the file (``what``: "scenario")."""
+    if not path.exists():
+        raise InputError(f"{path}: no such {what} file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; expected a {what} .toml file")
+    try:
+        return tomllib.loads(path.read_text())
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a text file; expected a {what} .toml file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{path}: not valid TOML ({exc})") from None
+
+
 def load_scenario(path: str | Path) -> Scenario:
     """Read and validate a scenario file, including that every file it names exists."""
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such scenario file")
-    if path.is_dir():
-        raise InputError(f"{path}: is a folder; expected a scenario .toml file")
-    try:
-        raw = tomllib.loads(path.read_text())
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: not a text file; expected a scenario .toml file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{path}: not valid TOML ({exc})") from None
+    raw = read_toml(path, "scenario")
     try:
         scenario = Scenario.model_validate(raw)
     except ValidationError as exc:

@@ -64,7 +64,7 @@ import pandas as pd
 from pydantic import ValidationError
 
 from capacity.errors import InputError
-from pmcap.scenario import Scenario, _describe, check_files, load_scenario
+from pmcap.scenario import Scenario, _describe, check_files, load_scenario, read_toml
 
 __all__ = [
     "Case",
@@ -383,14 +383,7 @@ def _drop_unused_overrides(raw: dict) -> None:
 def load_sweep(path: str | Path, *, draws: int | None = None) -> Sweep:
     """Read a sweep file, build every scenario and check it (nothing runs)."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such sweep file")
-    try:
-        raw = tomllib.loads(path.read_text())
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: not a text file; expected a sweep .toml file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{path}: not valid TOML ({exc})") from None
+    raw = read_toml(path, "sweep")
     unknown = sorted(set(raw) - {"sweep", "set", "grid", "variant"})
     if unknown:
         raise InputError(
