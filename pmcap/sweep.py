@@ -520,19 +520,24 @@ def _first_over(shortfall: pd.DataFrame, metric: str, target: float) -> str:
     return "" if rows.empty else f"{rows['month'].min():%Y-%m}"
 
 
-def _limit_threads() -> None:
-    """One compiled-kernel thread per dask thread of this worker (no oversubscription)."""
+def _host(address: str) -> str:
+    """``tcp://10.0.0.5:40123`` -> ``10.0.0.5``."""
+    return address.split("://")[-1].rsplit(":", 1)[0]
+
+
+def _limit_threads(host_threads: dict[str, int] | None) -> None:
+    """Share this machine's cores among the dask threads running on it: numba's thread count
+    is per calling thread, so each task's kernels get cores / (dask threads on this host)."""
     try:
         from distributed import get_worker
 
-        n = get_worker().state.nthreads
-    except (ImportError, ValueError, AttributeError):
+        worker = get_worker()
+    except (ImportError, ValueError):
         return
     import numba
 
-    # numba's thread count is per calling thread: each of the worker's n task threads gets
-    # its share of the machine's cores
-    numba.set_num_threads(max(1, min(numba.config.NUMBA_NUM_THREADS // n, 64)))
+    on_host = (host_threads or {}).get(_host(worker.address), worker.state.nthreads)
+    numba.set_num_threads(max(1, min(numba.config.NUMBA_NUM_THREADS // max(on_host, 1), 64)))
 
 
 def run_case(payload: dict[str, Any], models: dict[str, Any]) -> dict[str, Any]:
@@ -547,7 +552,7 @@ def run_case(payload: dict[str, Any], models: dict[str, Any]) -> dict[str, Any]:
     from pmcap.run import Fits, run_scenario
 
     _logging.getLogger("pymc").setLevel(_logging.ERROR)
-    _limit_threads()
+    _limit_threads(payload.get("host_threads"))
     t0 = time.perf_counter()
     fits = Fits(dict(models), payload["diagnostics"], payload["sources"])
     result = run_scenario(
@@ -806,6 +811,10 @@ def run_sweep(
             timings["fit_s"] = round(time.perf_counter() - t0, 3)
             t0 = time.perf_counter()
             shared = {k: client.scatter(m, hash=False) for k, (m, _, _) in fitted.items()}
+            host_threads: dict[str, int] = {}  # dask threads per machine
+            for address, info in client.scheduler_info()["workers"].items():
+                host = _host(address)
+                host_threads[host] = host_threads.get(host, 0) + int(info.get("nthreads", 1))
             futures = {}
             for case in todo:
                 case_jobs = jobs[case.name]
@@ -829,6 +838,7 @@ def run_sweep(
                         ],
                         "sweep_case": payload_case(case, sweep),
                     },
+                    "host_threads": host_threads,
                     "full": full(case),
                     # without a run folder (sensitivity swings) only the need is compared
                     "service_level": full(case),

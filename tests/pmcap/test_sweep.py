@@ -498,3 +498,24 @@ def test_each_distinct_model_is_fitted_or_loaded_once_for_the_whole_sweep(
             result = run_sweep(sweep, tmp_path / "out", client=client)
     assert len(result.ran) == 4
     assert sorted(kind for kind, _ in calls) == ["phase", "uptake"]
+
+
+def test_kernel_threads_share_the_cores_of_a_machine_among_its_dask_threads():
+    """Two one-thread workers on one machine: each task's kernels get half of the cores (the
+    old rule gave each task all cores, oversubscribing the machine twice over)."""
+    import numba
+    from distributed import Client, LocalCluster
+
+    from pmcap.sweep import _limit_threads
+
+    def threads(host_threads):
+        _limit_threads(host_threads)
+        return numba.get_num_threads()
+
+    cores = numba.config.NUMBA_NUM_THREADS
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
+        with Client(cluster) as client:
+            host = next(iter(client.scheduler_info()["workers"])).split("://")[-1].rsplit(":", 1)[0]
+            two = client.submit(threads, {host: 2}, pure=False).result()
+            one = client.submit(threads, {host: 1}, pure=False).result()
+    assert (two, one) == (max(1, cores // 2), cores)
