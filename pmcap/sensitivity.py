@@ -150,13 +150,12 @@ def swing_table(
     rows = []
     for rec, lo, hi in zip(records, low, high, strict=True):
         row = dict(rec, year=year)
-        for resource, short in (("suites", "suites"), ("operator_fte", "operator_fte")):
-            a = summaries.get(lo.name)
-            b = summaries.get(hi.name)
-            row[f"{short}_p90_low"] = np.nan if a is None else _p90(a, resource, year)
-            row[f"{short}_p90_high"] = np.nan if b is None else _p90(b, resource, year)
-            row[f"{short}_p90_base"] = _p90(summaries[base.name], resource, year)
-            row[f"{short}_swing"] = abs(row[f"{short}_p90_high"] - row[f"{short}_p90_low"])
+        a, b = summaries.get(lo.name), summaries.get(hi.name)
+        for resource in ("suites", "operator_fte"):
+            row[f"{resource}_p90_low"] = np.nan if a is None else _p90(a, resource, year)
+            row[f"{resource}_p90_high"] = np.nan if b is None else _p90(b, resource, year)
+            row[f"{resource}_p90_base"] = _p90(summaries[base.name], resource, year)
+            row[f"{resource}_swing"] = abs(row[f"{resource}_p90_high"] - row[f"{resource}_p90_low"])
         rows.append(row)
     frame = pd.DataFrame(rows)
     for col in ("low_value", "high_value"):  # the exact values are in each scenario.toml
@@ -189,7 +188,7 @@ def tornado(swings: pd.DataFrame, top: int = 15) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from pmcap.sweep import _png
+    from pmcap.report import _inline_png
 
     rows = swings.head(top).iloc[::-1]
     fig, axes = plt.subplots(1, 2, figsize=(13, 0.35 * len(rows) + 1.4), sharey=True)
@@ -206,7 +205,11 @@ def tornado(swings: pd.DataFrame, top: int = 15) -> str:
         ax.set_title(label)
         ax.legend(frameon=False, fontsize=8, loc="lower right")
     axes[0].set_yticks(np.arange(len(rows)), rows["input"], fontsize=8)
-    return _png(fig)
+    return _inline_png(fig)
+
+
+def _fmt(x: float) -> str:
+    return "" if pd.isna(x) else f"{x:.1f}"
 
 
 def run_sensitivity(
@@ -239,23 +242,22 @@ def run_sensitivity(
         swings = swing_table(sweep, records, summaries, y)
         ranking = ranking_table(summaries[base_case.name], y)
         found.update(year=y, swings=swings, ranking=ranking)
-        fmt = lambda x: "" if pd.isna(x) else f"{x:.1f}"  # noqa: E731
         html = {
             "year": y,
-            "base_suites": fmt(swings["suites_p90_base"].iloc[0]),
-            "base_operators": fmt(swings["operator_fte_p90_base"].iloc[0]),
+            "base_suites": _fmt(swings["suites_p90_base"].iloc[0]),
+            "base_operators": _fmt(swings["operator_fte_p90_base"].iloc[0]),
             "tornado": tornado(swings),
             "swings": [
                 {
                     "input": r.input,
                     "low_value": f"{r.low_value:.4g}",
                     "high_value": f"{r.high_value:.4g}",
-                    "suites_low": fmt(r.suites_p90_low),
-                    "suites_high": fmt(r.suites_p90_high),
-                    "suites_swing": fmt(r.suites_swing),
-                    "operators_low": fmt(r.operator_fte_p90_low),
-                    "operators_high": fmt(r.operator_fte_p90_high),
-                    "operators_swing": fmt(r.operator_fte_swing),
+                    "suites_low": _fmt(r.suites_p90_low),
+                    "suites_high": _fmt(r.suites_p90_high),
+                    "suites_swing": _fmt(r.suites_swing),
+                    "operators_low": _fmt(r.operator_fte_p90_low),
+                    "operators_high": _fmt(r.operator_fte_p90_high),
+                    "operators_swing": _fmt(r.operator_fte_swing),
                 }
                 for r in swings.itertuples()
             ],

@@ -545,13 +545,11 @@ def run_case(payload: dict[str, Any], models: dict[str, Any]) -> dict[str, Any]:
 
     Reads no input file: the checked inputs and the fitted models come with the task.
     """
-    import logging as _logging
-
     from pmcap import __version__
     from pmcap.commands import write_run
     from pmcap.run import Fits, run_scenario
 
-    _logging.getLogger("pymc").setLevel(_logging.ERROR)
+    logging.getLogger("pymc").setLevel(logging.ERROR)
     _limit_threads(payload.get("host_threads"))
     t0 = time.perf_counter()
     fits = Fits(dict(models), payload["diagnostics"], payload["sources"])
@@ -1007,17 +1005,13 @@ def monthly_table(sweep: Sweep, summaries: dict[str, dict[str, Any]]) -> pd.Data
     return pd.concat(frames, ignore_index=True)
 
 
-def _png(fig) -> str:
-    from pmcap.report import _inline_png
-
-    return _inline_png(fig)
-
-
 def suite_need_figure(sweep: Sweep, summaries: dict[str, dict[str, Any]]) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from pmcap.report import _inline_png
 
     fig, ax = plt.subplots(figsize=(10, 4))
     for case in sweep.cases:
@@ -1033,7 +1027,7 @@ def suite_need_figure(sweep: Sweep, summaries: dict[str, dict[str, Any]]) -> str
     ax.set_ylabel("suites")
     if len(summaries) <= 12:
         ax.legend(frameon=False, fontsize=7, loc="upper left")
-    return _png(fig)
+    return _inline_png(fig)
 
 
 def render_sweep(
