@@ -186,6 +186,76 @@ def sizing(draws: int) -> None:
         f"month), every size 1..{top} {t_all:.2f} s (horizon only); ratio {t_all / t_fast:.1f}x; "
         f"same horizon answers: {same}"
     )
+    horizon_only(demand, kw, fast["suites_needed"].values)
+
+
+def global_bisection(demand, kw, quantiles=(0.5, 0.9)) -> tuple[dict, int]:
+    """The percentiles as ``pmcap run`` found them before (one bisection over a size common
+    to all draws per percentile, every draw simulated at each step): the baseline."""
+    from capacity import load_process
+    from capacity.demand import as_demand
+    from capacity.simulation import _prepare, _run
+
+    spec = load_process(PROCESS)
+    prep = _prepare(
+        as_demand(demand),
+        spec,
+        qc_fte=None,
+        max_wait_days=None,
+        cryopreserved=True,
+        wait_threshold_days=kw["max_wait_days"],
+        service="process",
+        seed=kw["seed"],
+        opening=None,
+    )
+    counted = np.isfinite(prep.arrivals) & ~prep.is_ppq
+    meets: dict[int, np.ndarray] = {}
+
+    def share(c: int) -> float:
+        if c not in meets:
+            _, waits = _run(prep, np.zeros((prep.draws, c * spec.lots_per_suite)))
+            late = np.where(counted, waits > kw["max_wait_days"], False).sum(axis=1)
+            meets[c] = late <= kw["epsilon"] * counted.sum(axis=1)
+        return float(meets[c].mean())
+
+    out = {}
+    for q in quantiles:
+        hi = 1
+        while share(hi) < q:
+            hi *= 2
+        lo = hi // 2
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            hi, lo = (mid, lo) if share(mid) >= q else (hi, mid)
+        out[f"p{100 * q:g}"] = hi
+    return out, len(meets) * prep.draws
+
+
+def horizon_only(demand, kw, horizon: np.ndarray, rounds: int = 5) -> None:
+    """P50/P90 of the horizon sizing as pmcap run needs it: each draw's own search from its
+    peak suite need (``by_month=False``, ``start``) against the old global bisection,
+    alternating rounds (the guess's requirements are not timed)."""
+    from capacity import requirements, suites_for_service_level
+
+    # each draw's guess: its peak suite need (as pmcap run passes it)
+    peaks = requirements(demand, PROCESS, seed=1)["suites"].max("month").values
+    new_t, old_t = [], []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        got = suites_for_service_level(demand, PROCESS, by_month=False, start=peaks, **kw)
+        new_t.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        old, old_runs = global_bisection(demand, kw)
+        old_t.append(time.perf_counter() - t0)
+    need = got["suites_needed"].values
+    new = {f"p{100 * q:g}": np.quantile(need, q, method="inverted_cdf") for q in (0.5, 0.9)}
+    same = np.array_equal(need, horizon) and all(new[k] == old[k] for k in old)
+    t_new, t_old = float(np.median(new_t)), float(np.median(old_t))
+    print(
+        f"P50/P90 of the horizon sizing: per-draw search {t_new:.2f} s "
+        f"({got.attrs['queue_runs']} draw-runs), global bisection {t_old:.2f} s ({old_runs} "
+        f"draw-runs); ratio {t_old / t_new:.1f}x (median of {rounds}); same answers: {same}"
+    )
 
 
 if __name__ == "__main__":

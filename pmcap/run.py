@@ -490,66 +490,38 @@ def service_level_suites(
     epsilon: float,
     seed: int,
     opening=None,
-    start: int = 1,
+    start: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Percentiles across draws of the fewest suites keeping P(wait > max_wait_days) <= epsilon.
 
-    A draw needs at most ``c`` suites exactly when the facility with ``c`` suites meets the
-    service level in that draw (more suites never make a wait longer, and every candidate
-    sees the same patients), so the ``q`` percentile is the smallest ``c`` that meets it in a
-    share ``q`` of draws: a bisection over ``c`` with one day-level simulation per step
-    (about 2 log2(range) simulations instead of one per candidate). Percentiles are values a
-    draw takes (inverted CDF).
+    Each draw's own answer is found by :func:`capacity.suites_for_service_level` over the
+    horizon (more suites never make a wait longer, and every size sees the same patients),
+    searching from ``start`` (one guess per draw: its peak suite need) and simulating only
+    the draws still unsettled; percentiles are values a draw takes (inverted CDF).
+    ``queue_runs`` is the number of draw-simulations made (a draw simulated at one size
+    counts 1).
     """
-    from capacity import load_process
-    from capacity.demand import as_demand
-    from capacity.simulation import _prepare, _run
+    from capacity import suites_for_service_level
 
-    spec = load_process(process)
-    # the patients, lots and random numbers are drawn once (as simulate_facility would with
-    # this seed) and every facility size runs only the compiled queue on them
-    prep = _prepare(
-        as_demand(demand),
-        spec,
-        qc_fte=None,
-        max_wait_days=None,
-        cryopreserved=True,
-        wait_threshold_days=max_wait_days,
-        service="process",
+    need = suites_for_service_level(
+        demand,
+        process,
+        max_wait_days=max_wait_days,
+        epsilon=epsilon,
         seed=seed,
         opening=opening,
+        by_month=False,
+        start=start,
     )
-    counted = np.isfinite(prep.arrivals) & ~prep.is_ppq
-    counted &= prep.arrivals >= prep.starts[prep.n_hist]  # not the opening lots
-    meets: dict[int, np.ndarray] = {}
-
-    def share_meeting(c: int) -> float:
-        if c not in meets:
-            slots = c * spec.lots_per_suite
-            online = np.zeros((prep.draws, slots))
-            _, waits = _run(prep, online)
-            late = np.where(counted, waits > max_wait_days, False).sum(axis=1)
-            meets[c] = late <= epsilon * counted.sum(axis=1)
-        return float(meets[c].mean())
-
-    out: dict[str, Any] = {}
-    for q in quantiles:
-        hi = max(1, start)
-        while share_meeting(hi) < q:  # grow until the bracket holds the answer
-            hi *= 2
-            if hi > 100_000:
-                raise InputError("service level: no facility size up to 100,000 suites meets it")
-        lo = hi // 2 if hi > start else 0
-        while lo > 0 and share_meeting(lo) >= q:
-            hi, lo = lo, lo // 2
-        while hi - lo > 1:  # share_meeting(lo) < q <= share_meeting(hi)
-            mid = (lo + hi) // 2
-            if share_meeting(mid) >= q:
-                hi = mid
-            else:
-                lo = mid
-        out[f"p{100 * q:g}"] = hi
-    out.update(draws=int(demand.sizes["draw"]), simulations=len(meets))
+    per_draw = need["suites_needed"].values
+    out: dict[str, Any] = {
+        f"p{100 * q:g}": int(np.quantile(per_draw, q, method="inverted_cdf")) for q in quantiles
+    }
+    out.update(
+        draws=int(demand.sizes["draw"]),
+        queue_runs=int(need.attrs["queue_runs"]),
+        queue_runs_per_draw=int(need.attrs["queue_runs_per_draw"]),
+    )
     return out
 
 
@@ -655,7 +627,7 @@ def run_scenario(
                 epsilon=fac.service_level.epsilon,
                 seed=scenario.run.seed,
                 opening=world.opening or None,
-                start=max(1, int(np.ceil(peaks.min()))),
+                start=peaks,
             )
         )
         drivers = _drivers(total, world, processes, scenario.run.seed)

@@ -274,6 +274,39 @@ def test_service_level_sizing_never_clamps_and_matches_brute_force():
     np.testing.assert_array_equal(small["suites_needed"].values, horizon)
 
 
+def test_horizon_sizing_from_any_guess_matches_brute_force():
+    # by_month=False searches each draw from its own guess (galloping, then bisection): a
+    # wrong step rule would settle a draw on a size that is not the first to meet, or loop.
+    # Guesses far too low, far too high, exact, 1, and mixed must all give the brute force.
+    rng = np.random.default_rng(4)
+    rate = np.r_[np.full(6, 4.0), np.full(6, 60.0)][:, None] * np.linspace(0.5, 1.5, 8)[None]
+    demand = make_demand(rng.poisson(rate))
+    process = fixed_process(changeover_days=1)
+    horizon, _ = _exhaustive(demand, process, 2.0, 0.05, 3, range(1, 60))
+    kw = {"max_wait_days": 2.0, "epsilon": 0.05, "seed": 3, "by_month": False}
+    guesses = {
+        "default": None,
+        "exact": horizon,
+        "ones": np.ones(12),
+        "far above": horizon * 5 + 7,
+        "just below": horizon - 1,
+        "mixed": np.where(np.arange(12) % 2, 1, 90),
+        "fractional": horizon * 0.8 + 0.3,
+    }
+    for name, start in guesses.items():
+        got = suites_for_service_level(demand, process, start=start, **kw)
+        np.testing.assert_array_equal(got["suites_needed"].values, horizon, err_msg=name)
+        assert "suites_needed_by_month" not in got
+    exact = suites_for_service_level(demand, process, start=horizon, **kw)
+    far = suites_for_service_level(demand, process, start=horizon * 5 + 7, **kw)
+    # from the answer itself: a run to meet it, one a step (10%) below to fail, then
+    # bisection of that step (at most 6 suites here: 3 runs)
+    assert horizon.max() <= 60 and exact.attrs["queue_runs_per_draw"] <= 5
+    assert exact.attrs["queue_runs"] < far.attrs["queue_runs"]
+    with pytest.raises(InputError, match="one guess per draw"):
+        suites_for_service_level(demand, process, start=np.ones(3), **kw)
+
+
 def test_p95_wait_is_the_interpolated_95th_percentile_of_the_months_patients():
     # mutation survivors: wait_p95_days was never checked by value
     rng = np.random.default_rng(2)

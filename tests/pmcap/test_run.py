@@ -427,10 +427,12 @@ def test_service_level_bisection_equals_brute_force():
     full = suites_for_service_level(demand, process, candidates=range(1, 40), **kw)
     need = full["suites_needed"].values
     assert not np.isnan(need).any()
-    got = service_level_suites(demand, process, quantiles=(0.1, 0.5, 0.9), start=5, **kw)
-    for q in (0.1, 0.5, 0.9):
-        assert got[f"p{100 * q:g}"] == np.quantile(need, q, method="inverted_cdf")
-    assert got["simulations"] < 15  # bisection, not one simulation per candidate
+    for start in (None, np.full(60, 3), need * 3):  # the guesses only set where it starts
+        got = service_level_suites(demand, process, quantiles=(0.1, 0.5, 0.9), start=start, **kw)
+        for q in (0.1, 0.5, 0.9):
+            assert got[f"p{100 * q:g}"] == np.quantile(need, q, method="inverted_cdf")
+        # a search per draw, not one simulation per candidate size
+        assert got["queue_runs_per_draw"] < 15 and got["queue_runs"] < 60 * 10
 
 
 def test_duration_group_is_checked_against_the_duration_table(tmp_path):
