@@ -54,6 +54,7 @@ import time
 import tomllib
 import traceback
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -699,6 +700,33 @@ def _check_workers(client, scheduler: str | None) -> None:
         )
 
 
+def _fit_all(todo: list[Case], use_cache: bool, notify: Callable) -> tuple[dict, dict, dict]:
+    """Fit or read every distinct model of the scenarios once: ``(jobs by case, fitted,
+    broken)``; ``fitted[kind, key] = (model, diagnostics, source)``, ``broken[kind, key]``
+    the error of a fit that failed (its scenarios fail, the others run). Bad input data
+    raises :class:`InputError` (exit 2 before anything runs)."""
+    from pmcap.fits import cached
+    from pmcap.run import fit_jobs
+
+    jobs = {c.name: fit_jobs(c.scenario, c.parsed) for c in todo}
+    fitted: dict[tuple[str, str], tuple[Any, dict, str]] = {}
+    broken: dict[tuple[str, str], str] = {}
+    for case_jobs in jobs.values():
+        for job in case_jobs:
+            if (job.kind, job.key) in fitted or (job.kind, job.key) in broken:
+                continue
+            notify(f"{job.label} model", "fitting", 0, len(todo))
+            try:
+                model, source = cached(job.kind, job.key, job.fit, job.load, use_cache=use_cache)
+            except InputError:
+                raise
+            except Exception as exc:
+                broken[job.kind, job.key] = f"{job.label}: fit failed: {_error_text(exc)}"
+                continue
+            fitted[job.kind, job.key] = (model, model.diagnostics(), source)
+    return jobs, fitted, broken
+
+
 def _write_bytes(path: Path, data: bytes) -> None:
     """Write a file whole or not at all (a temp file renamed over it)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -734,7 +762,6 @@ def run_sweep(
     """
     from pmcap import __version__
     from pmcap.output import atomic_folder, file_sha256, write_manifest
-    from pmcap.run import fit_jobs
 
     out = Path(out)
     inputs = sorted({p for c in sweep.cases for p in c.scenario.input_files()})
@@ -764,40 +791,24 @@ def run_sweep(
     notify = progress or (lambda name, status, done, total: None)
     if todo:
         t0 = time.perf_counter()
+        # each distinct model is fitted (or read from the cache) once, here, in a thread
+        # while the cluster starts and its workers import pmcap
+        pool = ThreadPoolExecutor(1, thread_name_prefix="pmcap-fits")
+        fitting = pool.submit(_fit_all, todo, use_cache, notify)
+        pool.shutdown(wait=False)
         with _client(workers, scheduler, len(todo), client) as client:
             from distributed import as_completed
 
             timings["cluster_start_s"] = round(time.perf_counter() - t0, 3)
             _check_workers(client, scheduler)
             # the workers import pmcap (and load its compiled kernels) while the models are
-            # fitted or read here
+            # fitted or read
             warming = [
                 client.submit(_preload, key=f"pmcap-preload-{w}", workers=[w], pure=False)
                 for w in client.scheduler_info()["workers"]
             ]
-            # each distinct model is fitted (or read from the cache) once, here
-            t0 = time.perf_counter()
-            jobs = {c.name: fit_jobs(c.scenario, c.parsed) for c in todo}
-            fitted: dict[tuple[str, str], tuple[Any, dict, str]] = {}
-            from pmcap.fits import cached
-
-            broken: dict[tuple[str, str], str] = {}  # fits that failed: their scenarios fail
-            for case_jobs in jobs.values():
-                for job in case_jobs:
-                    if (job.kind, job.key) not in fitted and (job.kind, job.key) not in broken:
-                        notify(f"{job.label} model", "fitting", 0, len(todo))
-                        try:
-                            model, source = cached(
-                                job.kind, job.key, job.fit, job.load, use_cache=use_cache
-                            )
-                        except InputError:
-                            raise  # bad data: exit 2 before anything runs
-                        except Exception as exc:
-                            broken[job.kind, job.key] = (
-                                f"{job.label}: fit failed: {_error_text(exc)}"
-                            )
-                            continue
-                        fitted[job.kind, job.key] = (model, model.diagnostics(), source)
+            t1 = time.perf_counter()
+            jobs, fitted, broken = fitting.result()
             for case in list(todo):
                 reasons = [
                     broken[j.kind, j.key] for j in jobs[case.name] if (j.kind, j.key) in broken
@@ -806,7 +817,7 @@ def run_sweep(
                     failed[case.name] = reasons[0]
                     _write_failure(out, case, RuntimeError(reasons[0]), None)
                     todo.remove(case)
-            timings["fit_s"] = round(time.perf_counter() - t0, 3)
+            timings["fit_wait_s"] = round(time.perf_counter() - t1, 3)  # after the cluster
             t0 = time.perf_counter()
             shared = {k: client.scatter(m, hash=False) for k, (m, _, _) in fitted.items()}
             host_threads: dict[str, int] = {}  # dask threads per machine
