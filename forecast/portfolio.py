@@ -427,6 +427,7 @@ class Portfolio:
             .reindex(month=months, fill_value=0)
             .values
         )
+        clinical = clinical + self._enrolled_before_cut(prog, model.data_, share, lag)
         completion = np.full(self.draws, np.nan)
         if model.target is not None:
             ttt = model.time_to_target().values
@@ -434,6 +435,33 @@ class Portfolio:
             completion[ok] = (ttt[ok] - np.datetime64(EPOCH, "ns")) / np.timedelta64(1, "D")
         inputs["enrollment_complete_days"] = completion - (self.as_of - EPOCH).days
         return clinical.astype(np.int64), completion
+
+    def _enrolled_before_cut(self, prog: Program, data, share, lag) -> np.ndarray:
+        """Lots started after the data cut by patients enrolled before it (within the lag).
+
+        A patient enrolled on day ``e`` starts manufacture on ``e + lag`` (the draw's lag and
+        manufactured share, as for forecast patients); those starting on or before the cut
+        are already in manufacture and are not demand. The observed counts of a month are
+        spread uniformly over its observed days. (draw, month) int64 over the horizon; its
+        own random stream, so no other draw changes.
+        """
+        n = self.draws
+        out = np.zeros((n, len(self.months)), np.int64)
+        cut = float((data.as_of - EPOCH).days) + 1  # the first day after the data
+        counts = np.asarray(data.counts).sum(axis=0).astype(np.int64)
+        first = (data.months - EPOCH).days.to_numpy(float)
+        end = np.minimum((data.months + pd.offsets.MonthBegin(1) - EPOCH).days.to_numpy(float), cut)
+        recent = (end + lag.max() > cut) & (counts > 0)
+        if not recent.any() or not lag.any():
+            return out
+        rng = self._rng(prog.name, "manufacture-before-cut")
+        for a, b, k in zip(first[recent], end[recent], counts[recent], strict=True):
+            made = rng.binomial(k, share)  # per draw
+            s, e = a + lag, b + lag  # the month's starts: uniform on [s, e)
+            lo = np.maximum(s, cut)
+            kept = rng.binomial(made, np.clip((e - lo) / (e - s), 0, 1))
+            out += spread_over_windows(kept, lo, e, self.months, rng)
+        return out
 
     def _phase_model(self, prog: Program):
         if self.phase_model is None:
@@ -499,17 +527,24 @@ class Portfolio:
                 raise InputError(f"program {prog.name!r}: trial_plan.{phase} patients must be >= 0")
             patients = np.round(patients).astype(np.int64)
             # the current phase's plan counts from the phase start: patients enrolled before
-            # the horizon fall before its first month and are dropped by the spreading
+            # the horizon are spread over the months before it too, so that those whose lot
+            # starts after the lag, inside the horizon, are counted; earlier starts are dropped
             begin = np.full(self.draws, float((start - EPOCH).days)) if k == c else ends[:, k - 1]
             begin = np.where(np.isfinite(ends[:, k]), begin, np.nan)  # phase never reached
             stop = ends[:, k]
             if "enrollment_months" in plan:
                 months_ = param_draws(plan["enrollment_months"], self.draws, rng, "enrollment")
                 stop = np.minimum(stop, begin + months_ * DAYS_PER_MONTH)
-            enrolled = spread_over_windows(patients, begin, stop, self.months, rng)
-            clinical += manufacture_starts(
-                enrolled, prog.manufactured_share, prog.lag_days, self.months, rng
+            share = param_draws(prog.manufactured_share, self.draws, rng, "manufactured_share")
+            lag = param_draws(prog.lag_days, self.draws, rng, "lag_days")
+            before = int(np.ceil(max(lag.max(), 0) / DAYS_PER_MONTH)) + 1 if k == c else 0
+            grid = pd.date_range(
+                self.start - pd.DateOffset(months=before),
+                periods=before + len(self.months),
+                freq="MS",
             )
+            enrolled = spread_over_windows(patients, begin, stop, grid, rng)
+            clinical += manufacture_starts(enrolled, share, lag, grid, rng)[:, before:]
             inputs[f"{phase}_patients"] = patients.astype(float)
         inputs["approval_years"] = (sim["approval_day"].values - (self.as_of - EPOCH).days) / (
             DAYS_PER_YEAR

@@ -516,3 +516,76 @@ def test_fixing_an_uptake_input_keeps_the_draws_of_the_others():
     share_b, eligible_b = draw(0.1)
     assert (share_b == 0.1).all() and share_a.std() > 0.02
     np.testing.assert_array_equal(eligible_a, eligible_b)
+
+
+# --- patients enrolled before the data cut -------------------------------------------------
+def _trial_world(lag_days, *, as_of="2026-12-31", draws=2000, rate=30.0):
+    model = fakes.enrollment_model(target=100_000, rate_per_month=rate, as_of=as_of, months=12)
+    pf = Portfolio(start="2027-01-01", horizon_months=6, draws=draws, seed=5)
+    pf.add(Program("T", "trial", enrollment=model, manufactured_share=1.0, lag_days=lag_days))
+    return model, pf.simulate().demand.sel(program="T", stream="clinical").values
+
+
+@pytest.mark.parametrize("lag_days", [20, 45])
+def test_patients_enrolled_before_the_cut_start_manufacture_after_it(lag_days):
+    # Defect: only patients enrolled after as_of were manufactured, so the first month(s) of
+    # clinical demand lacked everyone enrolled within lag_days before the cut (about 35% of
+    # a steady month was left with a 20-day lag). At a steady rate every month must start
+    # about the same number of lots.
+    model, clinical = _trial_world(lag_days)
+    per_month = clinical.mean(axis=0)
+    steady = per_month[3:].mean()  # months whose patients all enrolled after the cut
+    assert per_month[0] == pytest.approx(steady, rel=0.08)
+    assert per_month[1] == pytest.approx(steady, rel=0.08)
+    # the history part is the observed counts, spread uniformly over their month: with a
+    # 45-day lag, January holds the patients enrolled Nov 17 - Dec 17 (all observed)
+    counts = model.data_.counts.sum(axis=0)
+    if lag_days == 45:
+        # January's starts were enrolled Nov 17 - Dec 17: 14 of November's 30 observed days
+        # and 17 of December's 31 (all observed: only the lag is drawn here)
+        nov, dec = counts[-2], counts[-1]
+        assert per_month[0] == pytest.approx(nov * 14 / 30 + dec * 17 / 31, rel=0.03)
+
+
+def test_without_a_lag_no_patient_of_the_history_is_added():
+    # a patient enrolled before the cut with no lag started before it: nothing is added, so
+    # the first month holds the forecast only (days after the cut)
+    model, clinical = _trial_world(0.0)
+    fc = model.forecast(until="2027-06-30", draws=2000, seed=1)["enrolled"].values
+    assert clinical[:, 0].mean() == pytest.approx(fc[:, 0].mean(), rel=0.05)
+
+
+def test_a_pipeline_phase_under_way_keeps_its_lag_crossing_patients():
+    # Same defect for a program in phase I under way at the start: the plan's patients
+    # enrolled before the horizon were dropped before the lag moved them, so the first
+    # month lacked those starting in it. 600 patients over 60 months from 2025-01 is a
+    # steady 10 a month; with a 25-day lag every month of 2027 starts about 10 lots.
+    pf = Portfolio(
+        start="2027-01-01",
+        horizon_months=12,
+        draws=2000,
+        seed=2,
+        phase_model=fakes.phase_model(P, dispersion=0.4),
+        uptake_model=fakes.uptake_model(),
+    )
+    pf.add(
+        Program(
+            "PIPE",
+            "pipeline",
+            group="CAR-T",
+            phase="phase1",
+            phase_start="2025-01-01",
+            trial_plan={"phase1": {"patients": 600, "enrollment_months": 60}},
+            manufactured_share=1.0,
+            lag_days=25,
+            eligible_per_year=1000,
+            peak_share=0.1,
+        )
+    )
+    clinical = pf.simulate().demand.sel(program="PIPE", stream="clinical").values
+    # draws whose phase I goes on after July enroll at their own steady rate Jan-Jun (a
+    # draw whose phase ends earlier spreads the 600 over a shorter window, then stops)
+    running = clinical[:, 7:].sum(axis=1) > 0
+    assert running.mean() > 0.2
+    per_month = clinical[running].mean(axis=0)
+    assert per_month[0] == pytest.approx(per_month[1:6].mean(), rel=0.08)
