@@ -95,6 +95,7 @@ def simulate_facility(
     service: Service = "process",
     seed: int | None = None,
     opening: Any = None,
+    params: xr.Dataset | None = None,
 ) -> xr.Dataset:
     """Simulate one facility day by day for every demand draw.
 
@@ -123,6 +124,11 @@ def simulate_facility(
         a mapping program -> either). They are simulated from before the start (with the
         first month's suites), so the facility does not start empty; results cover the
         demand's months only.
+    params
+        The process's per-draw parameters (``process.sample(draws, seed)``, one row per
+        demand draw). Give the rows :func:`capacity.requirements` used (it samples
+        ``process.sample(all_draws, seed)``) so that draw ``i`` has the same failure rate,
+        culture and QC times in both; by default they are drawn from a stream of their own.
 
     Returns
     -------
@@ -148,6 +154,7 @@ def simulate_facility(
         service=service,
         seed=seed,
         opening=opening,
+        params=params,
     )
     if prep.n_hist:  # simulate from before the start with the first month's suites, cut later
         suites = _extend_suites(suites, pd.DatetimeIndex(demand["month"].values), prep.n_hist)
@@ -217,6 +224,7 @@ def _prepare(
     service,
     seed,
     opening,
+    params: xr.Dataset | None = None,
 ) -> _Prepared:
     seed = check_seed(demand.attrs.get("seed", 0) if seed is None else seed)
     if max_wait_days is not None and not max_wait_days >= 0:
@@ -234,7 +242,17 @@ def _prepare(
     ppq_cols = [i for i, s in enumerate(streams) if s == "ppq"]
     counts = demand.values[..., patient_cols].sum(axis=(2, 3))
     ppq_counts = demand.values[..., ppq_cols].sum(axis=(2, 3))
-    par = spec.sample(draws, stream_rng(seed, "facility-process", spec.name))
+    if params is None:
+        par = spec.sample(draws, stream_rng(seed, "facility-process", spec.name))
+    else:
+        par = params
+        if par.sizes.get("draw") != draws:
+            raise InputError(
+                f"params: one row per demand draw ({draws}), got {par.sizes.get('draw')}"
+            )
+        missing = sorted(set(spec.sample(1, 0).data_vars) - set(par.data_vars))
+        if missing:
+            raise InputError(f"params: missing {', '.join(missing)} (from process.sample)")
     programs = [str(p) for p in demand["program"].values]
     history = opening_history(opening, programs, months, longest_lot_days(par))
     n_hist = history.shape[1]
@@ -478,7 +496,7 @@ def suites_for_service_level(
         raise InputError(f"max_wait_days must be >= 0, got {max_wait_days}")
     spec = load_process(process)
     demand = as_demand(demand)
-    unknown = sorted(set(simulate_kw) - {"qc_fte", "service", "opening"})
+    unknown = sorted(set(simulate_kw) - {"qc_fte", "service", "opening", "params"})
     if unknown:
         raise InputError(f"suites_for_service_level: unexpected arguments {unknown}")
     prep = _prepare(
@@ -491,6 +509,7 @@ def suites_for_service_level(
         service=simulate_kw.get("service", "process"),
         seed=seed,
         opening=simulate_kw.get("opening"),
+        params=simulate_kw.get("params"),
     )
     draws, months = demand.sizes["draw"], demand.sizes["month"]
     h = prep.n_hist

@@ -491,6 +491,7 @@ def service_level_suites(
     seed: int,
     opening=None,
     start: np.ndarray | None = None,
+    params=None,
 ) -> dict[str, Any]:
     """Percentiles across draws of the fewest suites keeping P(wait > max_wait_days) <= epsilon.
 
@@ -498,6 +499,7 @@ def service_level_suites(
     horizon (more suites never make a wait longer, and every size sees the same patients),
     searching from ``start`` (one guess per draw: its peak suite need) and simulating only
     the draws still unsettled; percentiles are values a draw takes (inverted CDF).
+    ``params``: the process's per-draw parameters of these draws (those requirements used).
     ``queue_runs`` is the number of draw-simulations made (a draw simulated at one size
     counts 1).
     """
@@ -512,6 +514,7 @@ def service_level_suites(
         opening=opening,
         by_month=False,
         start=start,
+        params=params,
     )
     per_draw = need["suites_needed"].values
     out: dict[str, Any] = {
@@ -628,6 +631,10 @@ def run_scenario(
                 seed=scenario.run.seed,
                 opening=world.opening or None,
                 start=peaks,
+                # draw i keeps the process parameters requirements drew for it
+                params=spec.sample(world.demand.sizes["draw"], world.seed).isel(
+                    draw=slice(0, sub.sizes["draw"])
+                ),
             )
         )
         drivers = _drivers(total, world, processes, scenario.run.seed)

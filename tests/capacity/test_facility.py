@@ -331,3 +331,28 @@ def test_a_wait_equal_to_the_limit_is_served():
     assert sim["share_waiting_over"].values.max() == 0
     with pytest.raises(InputError, match="max_wait_days"):
         simulate_facility(demand, fixed_process(), 4, max_wait_days=-1)  # the internal sentinel
+
+
+def test_given_process_params_are_the_ones_simulated():
+    # params= replaces the facility's own draw of the process parameters: the default's
+    # rows give the same facility, another draw's rows a different one, and a mismatch
+    # in draws or fields is refused
+    import xarray as xr
+
+    from capacity.process import stream_rng
+
+    rng = np.random.default_rng(8)
+    demand = make_demand(rng.poisson(30, size=(40, 6)))
+    process = fixed_process(changeover_days=1)
+    own = process.sample(40, stream_rng(3, "facility-process", process.name))
+    base = simulate_facility(demand, process, 14, seed=3)
+    same = simulate_facility(demand, process, 14, seed=3, params=own)
+    xr.testing.assert_identical(base, same)
+    failing = own.copy()
+    failing["failure_rate"] = xr.full_like(own["failure_rate"], 0.5)
+    worse = simulate_facility(demand, process, 14, seed=3, params=failing)
+    assert worse["patients_lost"].sum() > base["patients_lost"].sum()
+    with pytest.raises(InputError, match="one row per demand draw"):
+        simulate_facility(demand, process, 14, seed=3, params=own.isel(draw=slice(0, 10)))
+    with pytest.raises(InputError, match="missing failure_rate"):
+        simulate_facility(demand, process, 14, seed=3, params=own.drop_vars("failure_rate"))

@@ -481,3 +481,31 @@ def test_decision_table_shades_a_gap_before_a_mid_year_module():
     suites = row["cells"][0]
     assert suites["short"] and suites["installed"] == "12"
     assert not any(c["short"] for c in row["cells"][1:])
+
+
+def test_service_level_simulation_uses_the_process_draws_of_requirements(tmp_path, monkeypatch):
+    # Seam defect: the day-level simulation that sizes the facility drew its own process
+    # parameters (another random stream), so draw i of the service level had another
+    # culture time and failure rate than draw i of the requirements next to it. Each draw's
+    # parameters must be those requirements used (the first service_level.draws draws).
+    import capacity.simulation as simulation
+    from pmcap.run import run_scenario
+    from pmcap.scenario import load_scenario
+
+    seen = []
+    real = simulation._run
+
+    def spy(prep, online, idx=None):
+        seen.append((prep.failure_rate.copy(), prep.culture_mean.copy()))
+        return real(prep, online, idx)
+
+    monkeypatch.setattr(simulation, "_run", spy)
+    path = edited(tmp_path, "draws = 1000\nseed", "draws = 150\nseed")
+    result = run_scenario(load_scenario(path))
+    spec = next(s for s in result.processes.values() if s.name == result.service_process)
+    par = spec.sample(150, result.world.seed)  # what requirements drew for every draw
+    n = min(result.scenario.facility.service_level.draws, 150)
+    failure, culture = seen[0]
+    assert len(failure) == n
+    np.testing.assert_array_equal(failure, par["failure_rate"].values[:n])
+    np.testing.assert_allclose(culture, par["culture_days"].values[:n])
