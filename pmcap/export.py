@@ -110,12 +110,18 @@ def demand_table(demand: xr.DataArray, quantiles) -> pd.DataFrame:
     return frame
 
 
-def _per_period(var: xr.DataArray, flow: bool, freq: str) -> xr.DataArray:
-    if freq == "month":
-        return var
-    years = var["month"].dt.year
-    grouped = var.groupby(years)
-    return (grouped.sum("month") if flow else grouped.mean("month")).rename(year="period")
+def _per_period(arr: np.ndarray, flow: bool, groups: list[slice]) -> np.ndarray:
+    """``arr`` (draw x month x program) summed (flows) or averaged (stocks) over each group
+    of months (draw x group x program), skipping NaN - the reductions xarray's
+    ``groupby(...).sum/mean("month")`` makes, per group, without its per-group overhead."""
+    out = []
+    for group in groups:
+        part = arr[:, group, :]
+        if flow:
+            out.append(part.sum(axis=1) if part.dtype.kind in "iub" else np.nansum(part, axis=1))
+        else:
+            out.append(np.nanmean(part, axis=1))
+    return np.stack(out, axis=1)
 
 
 def finance_table(
@@ -133,18 +139,27 @@ def finance_table(
         "qc_hours": (req["qc_hours"].sum("assay"), total["qc_hours"].sum("assay"), "hours"),
     }
     months = pd.DatetimeIndex(demand["month"].values)
+    programs = np.asarray([*map(str, patients["program"].values), "total"], str)
+    # each year's months (the month axis is sorted, so a year is a contiguous run)
+    years = months.year.to_numpy()
+    starts = np.flatnonzero(np.r_[True, years[1:] != years[:-1]])
+    groups = [slice(a, b) for a, b in zip(starts, [*starts[1:], len(years)], strict=True)]
+    both = {}
+    for metric, (by_program, facility_total, _) in sources.items():
+        by_program = by_program.transpose("draw", "month", "program")
+        if list(map(str, by_program["program"].values)) != list(programs[:-1]):
+            raise ValueError(f"{metric}: programs out of order")
+        both[metric] = np.concatenate(
+            [by_program.values, facility_total.transpose("draw", "month").values[:, :, None]],
+            axis=2,
+        )
     rows = []
     for freq in ("year", "month"):
         columns: dict[str, np.ndarray] = {}
-        index = None
-        for metric, (by_program, facility_total, unit) in sources.items():
+        for metric, (_, _, unit) in sources.items():
             flow = metric in FLOWS
-            both = xr.concat(
-                [by_program, facility_total.expand_dims(program=["total"])], dim="program"
-            ).transpose("draw", "month", "program")
-            per = _per_period(both, flow, freq)
-            dim = "month" if freq == "month" else "period"
-            arr = np.asarray(per.transpose("draw", dim, "program").values, float)
+            per = both[metric] if freq == "month" else _per_period(both[metric], flow, groups)
+            arr = np.asarray(per, float)
             # one header for both granularities: flows are totals over the row's period
             unit_label = f"{unit} per period" if flow else f"{unit}, average"
             method = "inverted_cdf" if metric in COUNTS else "linear"
@@ -152,23 +167,18 @@ def finance_table(
             qs = np.quantile(arr, quantiles, axis=0, method=method)
             for q, values in zip(quantiles, qs, strict=True):
                 columns[f"{metric}_{_label(q)} [{unit_label}]"] = values.reshape(-1)
-            if index is None:
-                periods = per[dim].values
-                programs = np.asarray(per["program"].values, str)
-                index = (periods, programs)
-        periods, programs = index
         if freq == "month":
-            labels = pd.DatetimeIndex(periods).strftime("%Y-%m")
-            n_months = np.ones(len(periods), int)
+            labels = months.strftime("%Y-%m")
+            n_months = np.ones(len(months), int)
         else:
-            labels = np.asarray(periods).astype(str)
-            n_months = np.array([(months.year == int(y)).sum() for y in periods])
+            labels = np.asarray(years[starts]).astype(str)
+            n_months = np.array([g.stop - g.start for g in groups])
         frame = pd.DataFrame(
             {
                 "granularity": freq,
                 "period": np.repeat(labels, len(programs)),
                 "months_in_period": np.repeat(n_months, len(programs)),
-                "program": np.tile(programs, len(periods)),
+                "program": np.tile(programs, len(labels)),
                 **columns,
             }
         )

@@ -20,15 +20,25 @@ RESOURCES = (
 )
 
 
-def _inline_png(fig) -> str:
+def _inline_png(fig, tight: bool = True) -> str:
     """The figure as an inline PNG (base64): self-contained and several times faster to
-    render than SVG for fan charts with thousands of vertices."""
+    render than SVG for fan charts with thousands of vertices.
+
+    ``tight`` crops to the drawn content (``bbox_inches="tight"``), which draws the figure
+    twice; the report's own charts lay themselves out (:func:`_fixed_layout`) and pass
+    ``tight=False`` to be drawn once."""
     import base64
 
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight", metadata={"Software": None})
+    fig.savefig(
+        buf,
+        format="png",
+        dpi=90,
+        bbox_inches="tight" if tight else None,
+        metadata={"Software": None},
+    )
     plt.close(fig)
     data = base64.b64encode(buf.getvalue()).decode()
     return f'<img alt="chart" src="data:image/png;base64,{data}">'
@@ -50,23 +60,33 @@ def decision_table(result: RunResult) -> pd.DataFrame:
     months = pd.DatetimeIndex(total["month"].values)
     target = result.scenario.facility.shortfall_target
     sf = result.shortfall.set_index(["metric", "month"])["probability"]
+    years = sorted(set(months.year))
+    in_year = [months.year == year for year in years]
+    per_resource = {}
+    for resource, _ in RESOURCES:
+        values = total[resource].values
+        # each draw's peak month per year (draw x year), then both quantiles of every year
+        peaks = np.stack([values[:, mask].max(axis=1) for mask in in_year], axis=1)
+        risk = sf.loc[resource].reindex(months)
+        per_resource[resource] = (
+            np.quantile(peaks, [0.5, 0.9], axis=0),
+            risk.groupby(months.year).max(),
+            _installed_series(result, resource, months),
+        )
     rows = []
-    for year in sorted(set(months.year)):
-        in_year = months.year == year
+    for i, (year, mask) in enumerate(zip(years, in_year, strict=True)):
         for resource, _ in RESOURCES:
-            peak = total[resource].values[:, in_year].max(axis=1)
-            p50, p90 = np.quantile(peak, [0.5, 0.9])
-            risk = float(sf.loc[resource].reindex(months[in_year]).max())
+            (p50, p90), risk, installed = per_resource[resource]
             rows.append(
                 {
                     "year": int(year),
-                    "months": int(in_year.sum()),
+                    "months": int(mask.sum()),
                     "resource": resource,
-                    "p50": float(p50),
-                    "p90": float(p90),
-                    "installed": float(_installed_series(result, resource, months)[in_year].min()),
-                    "max_shortfall_probability": risk,
-                    "short": bool(risk > target),
+                    "p50": float(p50[i]),
+                    "p90": float(p90[i]),
+                    "installed": float(installed[mask].min()),
+                    "max_shortfall_probability": float(risk.loc[year]),
+                    "short": bool(risk.loc[year] > target),
                 }
             )
     return pd.DataFrame(rows)
@@ -156,62 +176,138 @@ def key_facts(result: RunResult) -> list[str]:
     return facts
 
 
+# Fixed chart layout, in inches: room for y tick labels of ``n`` characters at the default
+# 10 pt (a digit is about 0.09 in), for x tick labels below and a 12 pt title above. Laying
+# the figures out ahead draws each once; ``bbox_inches="tight"`` drew each twice, and the
+# date-axis tick layout of every shared axis was most of the cost of writing a run.
+_CHAR_IN = 0.09
+_RIGHT_IN = 0.15
+_BOTTOM_IN = 0.35
+_TOP_IN = 0.32
+
+
+def _ylabel_chars(axes) -> int:
+    """The longest y tick label of ``axes`` (as they will be drawn), in characters."""
+    longest = 1
+    for ax in axes:
+        lo, hi = sorted(ax.get_ylim())
+        ticks = [t for t in ax.yaxis.get_majorticklocs() if lo <= t <= hi]
+        labels = ax.yaxis.get_major_formatter().format_ticks(ticks)
+        longest = max(longest, *map(len, labels)) if labels else longest
+    return longest
+
+
+def _fixed_layout(fig, axes, nrows: int, ncols: int) -> float:
+    """Place the axes grid with margins sized for its tick labels and titles (no draw);
+    returns the width of one axes in inches."""
+    width, height = fig.get_size_inches()
+    left = 0.2 + _CHAR_IN * _ylabel_chars(axes)
+    gap_w = left + _RIGHT_IN
+    gap_h = _TOP_IN + 0.12
+    ax_w = (width - left - _RIGHT_IN - (ncols - 1) * gap_w) / ncols
+    ax_h = (height - _BOTTOM_IN - _TOP_IN - (nrows - 1) * gap_h) / nrows
+    fig.subplots_adjust(
+        left=left / width,
+        right=1 - _RIGHT_IN / width,
+        bottom=_BOTTOM_IN / height,
+        top=1 - _TOP_IN / height,
+        wspace=gap_w / ax_w,
+        hspace=gap_h / ax_h,
+    )
+    return ax_w
+
+
+def _date_axis(ax, x: np.ndarray, width_in: float) -> None:
+    """Year ticks (every year if they fit, else every few), or month ticks for a horizon
+    of under three years; set explicitly, which is much cheaper to lay out than the
+    automatic date locator on shared axes. ``x`` holds the months as matplotlib dates."""
+    import matplotlib.dates as mdates
+
+    first, last = mdates.num2date(x[0]), mdates.num2date(x[-1])
+    years = last.year - first.year + 1
+    if len(x) >= 36:
+        fits = max(2, int(width_in / 0.45))
+        ax.xaxis.set_major_locator(mdates.YearLocator(max(1, -(-years // fits))))
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y"))
+    else:
+        fits = max(2, int(width_in / 0.7))
+        step = next(s for s in (1, 2, 3, 4, 6, 12) if s == 12 or len(x) / s <= fits)
+        ax.xaxis.set_major_locator(mdates.MonthLocator(bymonth=range(1, 13, step)))
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m"))
+
+
 def _figures(result: RunResult) -> dict[str, str]:
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
     plt.rcParams["svg.hashsalt"] = "pmcap"
     demand = result.world.demand
     months = pd.DatetimeIndex(demand["month"].values)
+    grid = months.to_numpy("datetime64[ns]")
+    # plain date numbers: no unit conversion per artist, and the explicit date ticks below
+    x = mdates.date2num(grid)
     figs = {}
 
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.3), sharex=True)
-    for ax, stream in zip(axes, ("clinical", "commercial", "ppq"), strict=True):
-        for program in map(str, demand["program"].values):
-            values = demand.sel(program=program, stream=stream).values
-            if not values.any():
+    # titles get an explicit y: matplotlib then skips re-measuring every (shared) axis's
+    # ticks to place them, which it would do for each of the three titles of each axes
+    fig, axes = plt.subplots(1, 3, figsize=(10.6, 3.2), sharex=True)
+    programs = list(map(str, demand["program"].values))
+    streams = ("clinical", "commercial", "ppq")
+    values = demand.transpose("draw", "month", "program", "stream").sel(stream=list(streams))
+    values = values.values
+    q_all = np.quantile(values, [0.1, 0.5, 0.9], axis=0)  # quantile x month x program x stream
+    present = values.any(axis=(0, 1))
+    for j, (ax, stream) in enumerate(zip(axes, streams, strict=True)):
+        for i, program in enumerate(programs):
+            if not present[i, j]:
                 continue
-            q = np.quantile(values, [0.1, 0.5, 0.9], axis=0)
-            (line,) = ax.plot(months, q[1], drawstyle="steps-mid", label=program)
-            ax.fill_between(months, q[0], q[2], step="mid", alpha=0.2, color=line.get_color())
-        ax.set_title(f"{stream} ({'lots' if stream == 'ppq' else 'patients'}/month, P10-P50-P90)")
+            q = q_all[:, :, i, j]
+            (line,) = ax.plot(x, q[1], drawstyle="steps-mid", label=program)
+            ax.fill_between(x, q[0], q[2], step="mid", alpha=0.2, color=line.get_color())
+        unit = "lots" if stream == "ppq" else "patients"
+        ax.set_title(f"{stream} ({unit}/month, P10-P50-P90)", fontsize=10, y=1.0)
         ax.legend(frameon=False, fontsize=8, loc="upper left")
-    figs["demand"] = _inline_png(fig)
+    _date_axis(axes[0], x, _fixed_layout(fig, axes, 1, 3))
+    figs["demand"] = _inline_png(fig, tight=False)
 
-    fig, ax = plt.subplots(figsize=(8, 3))
-    grid = months.to_numpy("datetime64[ns]")
-    for program in map(str, result.world.events["program"].values):
-        approval = result.world.events["approval"].sel(program=program).values
+    fig, ax = plt.subplots(figsize=(6.7, 2.95))
+    events = result.world.events
+    for program in map(str, events["program"].values):
+        approval = events["approval"].sel(program=program).values
         if np.isnat(approval).all():
             continue
         share = (approval[:, None] <= grid[None, :]).mean(axis=0)
-        ax.plot(months, share, label=program)
+        ax.plot(x, share, label=program)
     ax.set_ylim(0, 1.02)
-    ax.set_title("P(approved by month)")
+    ax.set_title("P(approved by month)", y=1.0)
     ax.legend(frameon=False, fontsize=8)
-    figs["approval"] = _inline_png(fig)
+    _date_axis(ax, x, _fixed_layout(fig, [ax], 1, 1))
+    figs["approval"] = _inline_png(fig, tight=False)
 
-    fig, axes = plt.subplots(2, 2, figsize=(13, 6), sharex=True)
+    fig, axes = plt.subplots(2, 2, figsize=(10.6, 5.25), sharex=True)
     for ax, (resource, label) in zip(axes.ravel(), RESOURCES, strict=True):
-        values = result.total[resource].values
-        q = np.quantile(values, [0.1, 0.5, 0.9], axis=0)
-        ax.fill_between(months, q[0], q[2], step="mid", alpha=0.3, label="P10-P90")
-        ax.plot(months, q[1], drawstyle="steps-mid", label="P50")
-        ax.plot(months, _installed_series(result, resource, months), "k--", label="installed")
-        ax.set_title(label)
+        q = np.quantile(result.total[resource].values, [0.1, 0.5, 0.9], axis=0)
+        ax.fill_between(x, q[0], q[2], step="mid", alpha=0.3, label="P10-P90")
+        ax.plot(x, q[1], drawstyle="steps-mid", label="P50")
+        ax.plot(x, _installed_series(result, resource, months), "k--", label="installed")
+        ax.set_title(label, y=1.0)
         ax.legend(frameon=False, fontsize=8, loc="upper left")
-    figs["capacity"] = _inline_png(fig)
+    _date_axis(axes[0, 0], x, _fixed_layout(fig, axes.ravel(), 2, 2))
+    figs["capacity"] = _inline_png(fig, tight=False)
 
-    fig, ax = plt.subplots(figsize=(8, 3))
+    fig, ax = plt.subplots(figsize=(6.7, 2.95))
     for metric, rows in result.shortfall.groupby("metric", sort=False):
-        ax.plot(rows["month"], rows["probability"], label=metric)
+        month = mdates.date2num(rows["month"].to_numpy("datetime64[ns]"))
+        ax.plot(month, rows["probability"], label=metric)
     ax.axhline(0.1, color="grey", lw=0.8, ls=":")
     ax.set_ylim(0, 1.02)
-    ax.set_title("Probability that need exceeds installed, per month")
+    ax.set_title("Probability that need exceeds installed, per month", y=1.0)
     ax.legend(frameon=False, fontsize=8)
-    figs["shortfall"] = _inline_png(fig)
+    _date_axis(ax, x, _fixed_layout(fig, [ax], 1, 1))
+    figs["shortfall"] = _inline_png(fig, tight=False)
     return figs
 
 

@@ -1,0 +1,178 @@
+"""What the faster ``write_run`` must still get right: the report charts (drawn once with a
+fixed layout instead of ``bbox_inches="tight"``), the finance and decision tables (vectorised)
+and draws.nc (exact values)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.dates as mdates
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from pmcap import export, report
+from pmcap.scenario import example_scenario_path, load_scenario
+
+DRAWS = 50
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory):
+    from pmcap.run import run_scenario
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PMCAP_CACHE", str(tmp_path_factory.mktemp("cache")))
+    try:
+        sc = load_scenario(example_scenario_path()).apply(draws=DRAWS, seed=11)
+        return run_scenario(sc, service_level=False)
+    finally:
+        mp.undo()
+
+
+def _pixels(img_tag: str) -> np.ndarray:
+    data = re.search(r'src="data:image/png;base64,([^"]+)"', img_tag).group(1)
+    return plt.imread(io.BytesIO(base64.b64decode(data)), format="png")
+
+
+def _ink(pixels: np.ndarray) -> np.ndarray:
+    """True where a pixel is not (near) white."""
+    return (pixels[..., :3] < 0.9).any(axis=-1)
+
+
+def test_report_charts_are_drawn_whole_inside_the_canvas(result):
+    # a fixed layout with too small a margin clips titles or tick labels at the edge of the
+    # image (bbox_inches="tight" used to make room); a chart drawn off the canvas is blank
+    figures = report._figures(result)
+    assert set(figures) == {"demand", "approval", "capacity", "shortfall"}
+    for name, tag in figures.items():
+        ink = _ink(_pixels(tag))
+        height, width = ink.shape
+        assert width >= 500 and height >= 200, name
+        assert 0.02 < ink.mean() < 0.6, name  # lines, bands and text, not blank or solid
+        edge = np.r_[ink[0], ink[-1], ink[:, 0], ink[:, -1]]
+        assert not edge.any(), f"{name}: something is cut off at the edge of the image"
+        assert ink[: height // 10].any(), f"{name}: no title at the top"
+        assert ink[:, : width // 20].any(), f"{name}: no y tick labels at the left"
+        assert ink[-height // 10 :].any(), f"{name}: no x tick labels at the bottom"
+
+
+def test_report_charts_are_deterministic(result):
+    assert report._figures(result) == report._figures(result)
+
+
+def test_fixed_layout_makes_room_for_long_tick_labels():
+    # y values in the tens of thousands (a large facility) need a wider left margin
+    months = pd.date_range("2027-01-01", periods=120, freq="MS")
+    x = mdates.date2num(months.to_numpy())
+    fig, axes = plt.subplots(2, 2, figsize=(10.6, 5.25), sharex=True)
+    for ax in axes.ravel():
+        ax.plot(x, np.linspace(-1500, 250_000, len(x)), label="P50")
+        ax.set_title("Operators (FTE)", y=1.0)
+    report._date_axis(axes[0, 0], x, report._fixed_layout(fig, axes.ravel(), 2, 2))
+    ink = _ink(_pixels(report._inline_png(fig, tight=False)))
+    assert not np.r_[ink[:, 0], ink[0], ink[-1], ink[:, -1]].any()
+    assert ink[:, :40].any()  # the labels are there, inside the image
+
+
+@pytest.mark.parametrize(
+    ("periods", "width", "fmt", "most"),
+    [(120, 3.0, "%Y", 7), (120, 6.0, "%Y", 13), (20, 4.6, "%Y-%m", 8)],
+)
+def test_date_ticks_fit_the_axis(periods, width, fmt, most):
+    # the automatic locator put a label on every year of a 3-inch panel, overlapping
+    months = pd.date_range("2026-12-01", periods=periods, freq="MS")
+    x = mdates.date2num(months.to_numpy())
+    fig, ax = plt.subplots()
+    ax.plot(x, np.arange(periods))
+    report._date_axis(ax, x, width)
+    lo, hi = ax.get_xlim()
+    ticks = [t for t in ax.xaxis.get_major_locator()() if lo <= t <= hi]
+    labels = ax.xaxis.get_major_formatter().format_ticks(ticks)
+    plt.close(fig)
+    assert 2 <= len(ticks) <= most
+    assert list(labels) == [mdates.num2date(t).strftime(fmt) for t in ticks]
+
+
+def test_finance_table_equals_a_per_program_reference(result):
+    # the annual rows group months into years by slices of the month axis: a wrong slice,
+    # axis or program order (the facility total last) changes the numbers
+    req, total, demand = result.requirements, result.total, result.world.demand
+    qs = result.scenario.run.quantiles
+    table = export.finance_table(req, total, demand, qs)
+    months = pd.DatetimeIndex(req["month"].values)
+    programs = [*map(str, req["program"].values), "total"]
+    for metric, flow, method in (
+        ("lots", True, "inverted_cdf"),
+        ("suites", False, "linear"),
+        ("qc_fte", False, "linear"),
+    ):
+        unit = {"lots": "lots", "suites": "suites", "qc_fte": "FTE"}[metric]
+        label = f"{unit} per period" if flow else f"{unit}, average"
+        for program in programs:
+            source = total[metric] if program == "total" else req[metric].sel(program=program)
+            values = source.transpose("draw", "month").values.astype(float)
+            for year in sorted(set(months.year)):
+                in_year = values[:, months.year == year]
+                per_draw = in_year.sum(axis=1) if flow else in_year.mean(axis=1)
+                row = table.query(
+                    "granularity == 'year' and program == @program and period == @year_s",
+                    local_dict={"program": program, "year_s": str(year)},
+                )
+                assert len(row) == 1
+                assert row["months_in_period"].item() == in_year.shape[1]
+                assert row[f"{metric}_mean [{label}]"].item() == pytest.approx(
+                    per_draw.mean(), rel=1e-12, abs=1e-12
+                )
+                expected = np.quantile(per_draw, qs, method=method)
+                got = [row[f"{metric}_{export._label(q)} [{label}]"].item() for q in qs]
+                np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+            monthly = table[(table["granularity"] == "month") & (table["program"] == program)]
+            np.testing.assert_array_equal(
+                monthly[f"{metric}_{export._label(qs[-1])} [{label}]"].to_numpy(),
+                np.quantile(values, qs[-1], axis=0, method=method),
+            )
+
+
+def test_decision_table_equals_a_per_year_reference(result):
+    table = report.decision_table(result)
+    months = pd.DatetimeIndex(result.total["month"].values)
+    sf = result.shortfall
+    assert len(table) == len(set(months.year)) * len(report.RESOURCES)
+    for row in table.itertuples():
+        in_year = months.year == row.year
+        peak = result.total[row.resource].values[:, in_year].max(axis=1)
+        assert (row.p50, row.p90) == tuple(np.quantile(peak, [0.5, 0.9]))
+        risk = sf[(sf["metric"] == row.resource) & (sf["month"].dt.year == row.year)]
+        assert row.max_shortfall_probability == risk["probability"].max()
+        assert row.months == in_year.sum()
+
+
+def test_draws_nc_round_trips_the_exact_values(result, tmp_path):
+    path = tmp_path / "draws.nc"
+    export.write_draws(path, result.world, result.requirements, result.total)
+    with xr.open_dataset(path, engine="h5netcdf") as ds:
+        ds = ds.load()
+    keep = [m for m in export.REPORTED if m in result.requirements]
+    expected = {
+        "patients": result.world.demand.astype(np.int32),
+        **{m: result.requirements[m].astype(np.float32) for m in keep},
+        **{f"total_{m}": result.total[m].astype(np.float32) for m in keep},
+        **{f"event_{e}": result.world.events[e] for e in result.world.events.data_vars},
+        **{f"input:{k}": v for k, v in result.world.inputs.data_vars.items()},
+    }
+    assert list(ds.data_vars) == list(expected)
+    for name, want in expected.items():
+        got = ds[name]
+        assert got.dtype == want.dtype and got.dims == want.dims, name
+        a, b = got.values, want.values
+        if a.dtype.kind == "M":
+            a, b = a.view("i8"), b.view("i8")
+        np.testing.assert_array_equal(a, b, err_msg=name)
