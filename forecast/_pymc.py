@@ -177,11 +177,14 @@ def _split_chains(ary: np.ndarray) -> np.ndarray:
 
 
 def _z_scale(ary: np.ndarray) -> np.ndarray:
-    from scipy import stats
+    import pandas as pd
 
-    rank = stats.rankdata(ary, method="average", nan_policy="omit")
+    from forecast._dist import norm_ppf
+
+    # average ranks over all values, NaN kept (scipy.stats.rankdata, nan_policy="omit")
+    rank = pd.Series(np.ravel(ary)).rank(method="average").to_numpy()
     rank = (rank - 3 / 8) / (rank.size - 2 * 3 / 8 + 1)  # Blom (1958)
-    return stats.norm.ppf(rank).reshape(ary.shape)
+    return norm_ppf(rank).reshape(ary.shape)
 
 
 def _rhat(ary: np.ndarray) -> float:

@@ -53,9 +53,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy import stats
 
 from forecast import _pymc
+from forecast._dist import norm_isf, norm_sf
 from forecast.draws import manufacture_starts, resample_index
 from forecast.errors import InputError
 
@@ -794,11 +794,11 @@ class EnrollmentModel(_pymc.Fitted):
         for sweep in range(sweeps if len(elapsed) else 0):
             # pending sites given the parameters: never, or a delay beyond the days elapsed
             z = (elapsed[None, :] - mu[:, None]) / sd[:, None]
-            still = stats.norm.sf(z)  # P(delay > elapsed)
+            still = norm_sf(z)  # P(delay > elapsed)
             prob = p_never[:, None] / (p_never[:, None] + (1 - p_never[:, None]) * still)
             never = rng.random(prob.shape) < prob
             u = rng.random(prob.shape)
-            delay = mu[:, None] + sd[:, None] * stats.norm.isf(np.maximum(u * still, 1e-300))
+            delay = mu[:, None] + sd[:, None] * norm_isf(np.maximum(u * still, 1e-300))
             if sweep == sweeps - 1:
                 break
             # the parameters given the pending sites' states
@@ -1084,9 +1084,9 @@ class EnrollmentModel(_pymc.Fitted):
         n = len(base)
         act = self._activation(n, rng)
         mu, sd = act["mu"][:, None], act["sd"][:, None]
-        still = stats.norm.sf(-mu / sd)  # delay > 0: planned for as_of, not open yet
+        still = norm_sf(-mu / sd)  # delay > 0: planned for as_of, not open yet
         u = rng.random((n, max_sites))
-        delay = mu + sd * stats.norm.isf(np.maximum(u * still, 1e-300))
+        delay = mu + sd * norm_isf(np.maximum(u * still, 1e-300))
         never = rng.random((n, max_sites)) < act["p_never"][:, None]
         start = np.where(never, np.inf, np.maximum(delay, 0.0))
         opened = ~self.data_.sites["activated_on"].isna().to_numpy()

@@ -58,9 +58,10 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy import special, stats
+from scipy import special
 
 from forecast import _pymc
+from forecast._dist import binom_logpmf, norm_cdf, norm_logpdf, norm_logsf, norm_ppf
 from forecast.data import phase_durations, phase_transitions
 from forecast.errors import InputError
 
@@ -80,7 +81,7 @@ CLINICAL = np.array([1.0, 1.0, 1.0, 0.0])  # the phases a modality's shift appli
 MODALITY_SD = 0.5  # prior sd of a modality's log shift from its area (assumption)
 SHIFT_GRID = np.linspace(-3.0, 3.0, 241)  # log shifts at which its posterior is evaluated
 SHIFT_DRAWS = 10_000  # Monte Carlo draws per grid point (common random numbers, fixed seed)
-Z975 = stats.norm.ppf(0.975)
+Z975 = norm_ppf(0.975)
 SURVIVOR_POOL = 16  # as_of conditioning draws at most this many prior draws per output draw
 
 
@@ -393,7 +394,7 @@ class PhaseTransitionModel(_pymc.Fitted):
                 j = _step_index(step)
                 if not 0 <= k <= n or n <= 0:
                     raise InputError(f"evidence[{step!r}]: need 0 <= successes <= trials, n > 0")
-                logw += stats.binom.logpmf(k, n, p[:, j])
+                logw += binom_logpmf(k, n, p[:, j])
             w = np.exp(logw - logw.max())
             w /= w.sum()
             ess = float(1.0 / np.sum(w**2))
@@ -637,7 +638,7 @@ class PhaseTransitionModel(_pymc.Fitted):
         log_total = np.log(np.exp(SHIFT_GRID)[:, None] * clinical + review)  # (grid, draw)
         centre, spread = np.median(log_total, axis=1), log_total.std(axis=1)
         se = np.sqrt(np.pi / 2 / n_programs) * np.maximum(spread, 1e-6)
-        log_post = stats.norm.logpdf(SHIFT_GRID, 0.0, MODALITY_SD) + stats.norm.logpdf(
+        log_post = norm_logpdf(SHIFT_GRID, 0.0, MODALITY_SD) + norm_logpdf(
             np.log(median_years), centre, se
         )
         prob = np.exp(log_post - log_post.max())
@@ -812,7 +813,7 @@ def _log_survival(years: float, median: np.ndarray, sigma: np.ndarray) -> np.nda
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(sigma > 0, np.log(years / median) / sigma, np.nan)
     fixed = np.where(median >= years, 0.0, -np.inf)
-    return np.where(sigma > 0, stats.norm.logsf(np.nan_to_num(z)), fixed)
+    return np.where(sigma > 0, norm_logsf(np.nan_to_num(z)), fixed)
 
 
 def _lognormal(
@@ -823,9 +824,9 @@ def _lognormal(
         return median * np.exp(sigma * rng.standard_normal(median.shape))
     with np.errstate(divide="ignore", invalid="ignore"):
         z_floor = np.where(sigma > 0, np.log(floor / median) / sigma, np.inf)
-    lower = stats.norm.cdf(z_floor)
+    lower = norm_cdf(z_floor)
     u = lower + (1 - lower) * rng.random(median.shape)
-    z = stats.norm.ppf(np.clip(u, 0, 1 - 1e-12))
+    z = norm_ppf(np.clip(u, 0, 1 - 1e-12))
     years = median * np.exp(sigma * z)
     return np.maximum(years, floor)
 

@@ -63,7 +63,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy import stats
 from scipy.special import gammaln
 
 from capacity.distributions import Param
@@ -221,7 +220,10 @@ def observation_loglik(obs: pd.DataFrame, means: np.ndarray, phi: np.ndarray):
             - gammaln(y[k] + 1).sum()
         )
         factors[int(year)] = (total, m)
-    for i in np.flatnonzero(~exact):
+    inexact = np.flatnonzero(~exact)
+    if len(inexact):  # scipy.stats takes about 1 s to import: only when it is needed
+        from scipy import stats
+    for i in inexact:
         prob = phi / (phi + means[:, i])
         if lower[i]:
             logp += stats.nbinom.logsf(y[i] - 1, phi, prob)

@@ -1,4 +1,4 @@
-"""Forecasting from a saved posterior imports neither PyMC, PyTensor nor ArviZ (issue 14).
+"""Forecasting from a saved posterior imports neither PyMC, PyTensor, ArviZ nor scipy.stats.
 
 ``import forecast``, loading the shipped posteriors (and a saved enrollment posterior), their
 diagnostics and a small forecast run in a fresh interpreter, which then reports the modules
@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 SHIPPED = Path(__file__).resolve().parents[1] / "forecast" / "posteriors"
-HEAVY = ("pymc", "pytensor", "arviz")
+HEAVY = ("pymc", "pytensor", "arviz", "scipy.stats")  # scipy.stats: about 1 s to import
 
 SCRIPT = """
 import json, sys
