@@ -29,8 +29,6 @@ def _inline_png(fig, tight: bool = True) -> str:
     ``tight=False`` to be drawn once."""
     import base64
 
-    import matplotlib.pyplot as plt
-
     buf = io.BytesIO()
     fig.savefig(
         buf,
@@ -39,7 +37,6 @@ def _inline_png(fig, tight: bool = True) -> str:
         bbox_inches="tight" if tight else None,
         metadata={"Software": None},
     )
-    plt.close(fig)
     data = base64.b64encode(buf.getvalue()).decode()
     return f'<img alt="chart" src="data:image/png;base64,{data}">'
 
@@ -237,13 +234,12 @@ def _date_axis(ax, x: np.ndarray, width_in: float) -> None:
 
 
 def _figures(result: RunResult) -> dict[str, str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.dates as mdates
-    import matplotlib.pyplot as plt
 
-    plt.rcParams["svg.hashsalt"] = "pmcap"
+    # Figure objects, not pyplot: no global backend or figure registry is touched (a
+    # notebook's inline charts keep working after a run)
+    from matplotlib.figure import Figure
+
     demand = result.world.demand
     months = pd.DatetimeIndex(demand["month"].values)
     grid = months.to_numpy("datetime64[ns]")
@@ -253,7 +249,8 @@ def _figures(result: RunResult) -> dict[str, str]:
 
     # titles get an explicit y: matplotlib then skips re-measuring every (shared) axis's
     # ticks to place them, which it would do for each of the three titles of each axes
-    fig, axes = plt.subplots(1, 3, figsize=(10.6, 3.2), sharex=True)
+    fig = Figure(figsize=(10.6, 3.2))
+    axes = fig.subplots(1, 3, sharex=True)
     programs = list(map(str, demand["program"].values))
     streams = ("clinical", "commercial", "ppq")
     values = demand.transpose("draw", "month", "program", "stream").sel(stream=list(streams))
@@ -273,7 +270,8 @@ def _figures(result: RunResult) -> dict[str, str]:
     _date_axis(axes[0], x, _fixed_layout(fig, axes, 1, 3))
     figs["demand"] = _inline_png(fig, tight=False)
 
-    fig, ax = plt.subplots(figsize=(6.7, 2.95))
+    fig = Figure(figsize=(6.7, 2.95))
+    ax = fig.subplots()
     events = result.world.events
     for program in map(str, events["program"].values):
         approval = events["approval"].sel(program=program).values
@@ -287,7 +285,8 @@ def _figures(result: RunResult) -> dict[str, str]:
     _date_axis(ax, x, _fixed_layout(fig, [ax], 1, 1))
     figs["approval"] = _inline_png(fig, tight=False)
 
-    fig, axes = plt.subplots(2, 2, figsize=(10.6, 5.25), sharex=True)
+    fig = Figure(figsize=(10.6, 5.25))
+    axes = fig.subplots(2, 2, sharex=True)
     for ax, (resource, label) in zip(axes.ravel(), RESOURCES, strict=True):
         q = np.quantile(result.total[resource].values, [0.1, 0.5, 0.9], axis=0)
         ax.fill_between(x, q[0], q[2], step="mid", alpha=0.3, label="P10-P90")
@@ -298,7 +297,8 @@ def _figures(result: RunResult) -> dict[str, str]:
     _date_axis(axes[0, 0], x, _fixed_layout(fig, axes.ravel(), 2, 2))
     figs["capacity"] = _inline_png(fig, tight=False)
 
-    fig, ax = plt.subplots(figsize=(6.7, 2.95))
+    fig = Figure(figsize=(6.7, 2.95))
+    ax = fig.subplots()
     for metric, rows in result.shortfall.groupby("metric", sort=False):
         month = mdates.date2num(rows["month"].to_numpy("datetime64[ns]"))
         ax.plot(month, rows["probability"], label=metric)

@@ -183,15 +183,13 @@ def ranking_table(summary: dict[str, Any], year: int) -> pd.DataFrame:
 
 
 def tornado(swings: pd.DataFrame, top: int = 15) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     from pmcap.report import _inline_png
 
     rows = swings.head(top).iloc[::-1]
-    fig, axes = plt.subplots(1, 2, figsize=(13, 0.35 * len(rows) + 1.4), sharey=True)
+    fig = Figure(figsize=(13, 0.35 * len(rows) + 1.4))
+    axes = fig.subplots(1, 2, sharey=True)
     for ax, (resource, label) in zip(
         axes, (("suites", "P90 suites"), ("operator_fte", "P90 operator FTE")), strict=True
     ):

@@ -541,6 +541,15 @@ def _limit_threads(host_threads: dict[str, int] | None) -> None:
     numba.set_num_threads(max(1, min(numba.config.NUMBA_NUM_THREADS // max(on_host, 1), 64)))
 
 
+def _worker_address() -> str:
+    try:
+        from distributed import get_worker
+
+        return get_worker().address
+    except (ImportError, ValueError):
+        return ""
+
+
 def run_case(payload: dict[str, Any], models: dict[str, Any]) -> dict[str, Any]:
     """Run one scenario and return its files as bytes and its summary (a dask task).
 
@@ -579,7 +588,12 @@ def run_case(payload: dict[str, Any], models: dict[str, Any]) -> dict[str, Any]:
         (folder / "scenario.toml").write_text(payload["text"])
         for p in sorted(folder.iterdir()):
             files[p.name] = p.read_bytes()
-    return {"files": files, "seconds": time.perf_counter() - t0}
+    return {
+        "files": files,
+        "seconds": time.perf_counter() - t0,
+        # wall-clock span on this worker (how the tasks were spread over the workers)
+        "span": (time.time() - (time.perf_counter() - t0), time.time(), _worker_address()),
+    }
 
 
 # ------------------------------------------------------------------------------------------
@@ -595,6 +609,8 @@ class SweepResult:
     ran: list[str]
     timings: dict[str, float] = field(default_factory=dict)
     sensitivity: dict[str, Any] = field(default_factory=dict)  # pmcap sensitivity's tables
+    # each task's (start, end) in seconds from the sweep's start, and its worker
+    spans: dict[str, tuple[float, float, str]] = field(default_factory=dict)
 
 
 def check_sweep_out(out: Path, inputs: list[Path]) -> None:
@@ -666,10 +682,8 @@ def _worker_version() -> str:
 
 def _preload() -> None:
     """Import what a task needs, so the first task on a worker does not pay for it."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot
+    import matplotlib.backends.backend_agg
+    import matplotlib.figure  # noqa: F401
 
     import capacity.simulation  # noqa: F401
     import pmcap.commands
@@ -724,6 +738,12 @@ def _fit_all(todo: list[Case], use_cache: bool, notify: Callable) -> tuple[dict,
                 broken[job.kind, job.key] = f"{job.label}: fit failed: {_error_text(exc)}"
                 continue
             fitted[job.kind, job.key] = (model, model.diagnostics(), source)
+    # what the comparison report needs, imported while the client would wait for the tasks
+    # (not after the last one, when nothing else runs)
+    import jinja2  # noqa: F401
+    import matplotlib.backends.backend_agg
+    import matplotlib.figure  # noqa: F401
+
     return jobs, fitted, broken
 
 
@@ -788,6 +808,8 @@ def run_sweep(
     failed: dict[str, str] = {}
     ran: list[str] = []
     task_seconds: dict[str, float] = {}  # wall time of each task on its worker
+    spans: dict[str, tuple[float, float, str]] = {}  # each task's (start, end, worker)
+    t_wall = time.time()
     notify = progress or (lambda name, status, done, total: None)
     if todo:
         t0 = time.perf_counter()
@@ -890,6 +912,7 @@ def run_sweep(
                 summaries[case.name] = json.loads(files[SUMMARY])
                 ran.append(case.name)
                 task_seconds[case.name] = round(answer["seconds"], 3)
+                spans[case.name] = answer["span"]
                 notify(case.name, "done", done, len(todo))
             timings["run_s"] = round(time.perf_counter() - t0, 3)
             del warming
@@ -926,7 +949,8 @@ def run_sweep(
         timings=timings,
         files=["sweep.csv", "sweep_monthly.csv", "sweep.html", "scenarios", "failed", *files],
     )
-    return SweepResult(out, rows, summaries, failed, skipped, ran, timings)
+    spans = {k: (a - t_wall, b - t_wall, w) for k, (a, b, w) in spans.items()}
+    return SweepResult(out, rows, summaries, failed, skipped, ran, timings, spans=spans)
 
 
 def payload_case(case: Case, sweep: Sweep) -> dict[str, Any]:
@@ -1017,14 +1041,12 @@ def monthly_table(sweep: Sweep, summaries: dict[str, dict[str, Any]]) -> pd.Data
 
 
 def suite_need_figure(sweep: Sweep, summaries: dict[str, dict[str, Any]]) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     from pmcap.report import _inline_png
 
-    fig, ax = plt.subplots(figsize=(10, 4))
+    fig = Figure(figsize=(10, 4))
+    ax = fig.subplots()
     for case in sweep.cases:
         s = summaries.get(case.name)
         if s is None:

@@ -509,3 +509,30 @@ def test_service_level_simulation_uses_the_process_draws_of_requirements(tmp_pat
     assert len(failure) == n
     np.testing.assert_array_equal(failure, par["failure_rate"].values[:n])
     np.testing.assert_allclose(culture, par["culture_days"].values[:n])
+
+
+def test_writing_a_report_leaves_the_users_matplotlib_backend_alone(tmp_path):
+    import subprocess
+    import sys
+
+    # Defect: the report, sweep and tornado charts called matplotlib.use("Agg") and pyplot,
+    # so in Jupyter every chart after a run stopped showing inline (the backend had been
+    # switched for the whole kernel). Charts are now Figure objects outside pyplot.
+    script = f"""
+import matplotlib
+matplotlib.use("svg")  # stands for a notebook's inline backend
+import time
+from pathlib import Path
+from pmcap.commands import write_run
+from pmcap.run import run_scenario
+from pmcap.scenario import load_scenario
+path = Path({str(edited(tmp_path, "draws = 1000", "draws = 40"))!r})
+result = run_scenario(load_scenario(path), service_level=False)
+(Path({str(tmp_path)!r}) / "out").mkdir()
+write_run(Path({str(tmp_path)!r}) / "out", result, xlsx=False, version="t", t0=time.perf_counter())
+import matplotlib.pyplot as plt
+print(matplotlib.get_backend(), len(plt.get_fignums()))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split()[-2:] == ["svg", "0"]
