@@ -408,10 +408,18 @@ def sweep_part(args) -> dict:
                 times[workers].append(time.perf_counter() - t0)
                 assert len(result.ran) == 8 and not result.failed
                 t = result.timings
+                spans = result.spans.values()
+                first, last = min(a for a, _, _ in spans), max(b for _, b, _ in spans)
+                busy: dict[str, float] = {}
+                for a, b, w in spans:
+                    busy[w] = busy.get(w, 0.0) + b - a
                 print(
                     f"  {workers} worker(s): {times[workers][-1]:.1f} s wall; cluster start "
                     f"{t['cluster_start_s']:.1f} s, tasks {t['run_s']:.1f} s wall, "
-                    f"{t['tasks_s']:.1f} s summed over tasks",
+                    f"{t['tasks_s']:.1f} s summed over tasks; first task started at "
+                    f"{first:.1f} s, last ended at {last:.1f} s; busy per worker "
+                    + ", ".join(f"{v:.1f}" for v in sorted(busy.values()))
+                    + " s",
                     flush=True,
                 )
         one, two = statistics.median(times[1]), statistics.median(times[2])
