@@ -421,13 +421,21 @@ class Portfolio:
         share = param_draws(prog.manufactured_share, self.draws, rng, "manufactured_share")
         lag = param_draws(prog.lag_days, self.draws, rng, "lag_days")
         inputs.update(manufactured_share=share, lag_days=lag)
-        starts = manufacture_starts(fc["enrolled"].values, share, lag, fc_months, rng)
+        enrolled = fc["enrolled"].values
+        partial = None
+        if (model.data_.as_of + pd.Timedelta(days=1)).day != 1:
+            # the first forecast month holds only the days after the cut: its patients are
+            # placed by day (below), not as if spread over the whole month
+            partial = enrolled[:, 0].copy()
+            enrolled = enrolled.copy()
+            enrolled[:, 0] = 0
+        starts = manufacture_starts(enrolled, share, lag, fc_months, rng)
         clinical = (
             xr.DataArray(starts, dims=("draw", "month"), coords={"month": fc_months})
             .reindex(month=months, fill_value=0)
             .values
         )
-        clinical = clinical + self._enrolled_before_cut(prog, model.data_, share, lag)
+        clinical = clinical + self._starts_by_day(prog, model.data_, share, lag, partial)
         completion = np.full(self.draws, np.nan)
         if model.target is not None:
             ttt = model.time_to_target().values
@@ -436,29 +444,42 @@ class Portfolio:
         inputs["enrollment_complete_days"] = completion - (self.as_of - EPOCH).days
         return clinical.astype(np.int64), completion
 
-    def _enrolled_before_cut(self, prog: Program, data, share, lag) -> np.ndarray:
-        """Lots started after the data cut by patients enrolled before it (within the lag).
+    def _starts_by_day(self, prog: Program, data, share, lag, partial) -> np.ndarray:
+        """Lots started inside the horizon by patients placed by day: those enrolled before
+        the data cut, and (``partial``, per draw) those of a forecast month that begins after
+        the cut.
 
         A patient enrolled on day ``e`` starts manufacture on ``e + lag`` (the draw's lag and
-        manufactured share, as for forecast patients); those starting on or before the cut
-        are already in manufacture and are not demand. The observed counts of a month are
-        spread uniformly over its observed days. (draw, month) int64 over the horizon; its
-        own random stream, so no other draw changes.
+        manufactured share, as for forecast patients). The observed counts of a month are
+        spread uniformly over its observed days, a partial month's over its days after the
+        cut. Starts before the horizon's first day are not demand (lots already in
+        manufacture: ``in_progress``); a horizon that begins before the cut counts observed
+        patients' starts from its first day. (draw, month) int64; its own random stream, so
+        no other draw changes.
         """
         n = self.draws
         out = np.zeros((n, len(self.months)), np.int64)
         cut = float((data.as_of - EPOCH).days) + 1  # the first day after the data
+        floor = min(cut, float((self.start - EPOCH).days))  # earlier starts: not in the horizon
         counts = np.asarray(data.counts).sum(axis=0).astype(np.int64)
         first = (data.months - EPOCH).days.to_numpy(float)
-        end = np.minimum((data.months + pd.offsets.MonthBegin(1) - EPOCH).days.to_numpy(float), cut)
-        recent = (end + lag.max() > cut) & (counts > 0)
-        if not recent.any() or not lag.any():
+        nxt = (data.months + pd.offsets.MonthBegin(1) - EPOCH).days.to_numpy(float)
+        end = np.minimum(nxt, cut)
+        windows = [
+            (a, b, np.full(n, k))
+            for a, b, k in zip(first, end, counts, strict=True)
+            if k > 0 and b + lag.max() > floor
+        ]
+        if partial is not None:
+            month_end = float((data.as_of + pd.offsets.MonthBegin(1) - EPOCH).days)
+            windows.append((cut, month_end, np.asarray(partial, np.int64)))
+        if not windows:
             return out
         rng = self._rng(prog.name, "manufacture-before-cut")
-        for a, b, k in zip(first[recent], end[recent], counts[recent], strict=True):
+        for a, b, k in windows:
             made = rng.binomial(k, share)  # per draw
-            s, e = a + lag, b + lag  # the month's starts: uniform on [s, e)
-            lo = np.maximum(s, cut)
+            s, e = a + lag, b + lag  # the window's starts: uniform on [s, e)
+            lo = np.maximum(s, floor)
             kept = rng.binomial(made, np.clip((e - lo) / (e - s), 0, 1))
             out += spread_over_windows(kept, lo, e, self.months, rng)
         return out
@@ -527,8 +548,9 @@ class Portfolio:
                 raise InputError(f"program {prog.name!r}: trial_plan.{phase} patients must be >= 0")
             patients = np.round(patients).astype(np.int64)
             # the current phase's plan counts from the phase start: patients enrolled before
-            # the horizon are spread over the months before it too, so that those whose lot
-            # starts after the lag, inside the horizon, are counted; earlier starts are dropped
+            # the horizon (in the current phase, or a later one when as_of precedes the start)
+            # are spread over the months before it too, so that those whose lot starts after
+            # the lag, inside the horizon, are counted; earlier starts are dropped
             begin = np.full(self.draws, float((start - EPOCH).days)) if k == c else ends[:, k - 1]
             begin = np.where(np.isfinite(ends[:, k]), begin, np.nan)  # phase never reached
             stop = ends[:, k]
@@ -537,7 +559,7 @@ class Portfolio:
                 stop = np.minimum(stop, begin + months_ * DAYS_PER_MONTH)
             share = param_draws(prog.manufactured_share, self.draws, rng, "manufactured_share")
             lag = param_draws(prog.lag_days, self.draws, rng, "lag_days")
-            before = int(np.ceil(max(lag.max(), 0) / DAYS_PER_MONTH)) + 1 if k == c else 0
+            before = int(np.ceil(max(lag.max(), 0) / DAYS_PER_MONTH)) + 1
             grid = pd.date_range(
                 self.start - pd.DateOffset(months=before),
                 periods=before + len(self.months),

@@ -519,9 +519,9 @@ def test_fixing_an_uptake_input_keeps_the_draws_of_the_others():
 
 
 # --- patients enrolled before the data cut -------------------------------------------------
-def _trial_world(lag_days, *, as_of="2026-12-31", draws=2000, rate=30.0):
+def _trial_world(lag_days, *, as_of="2026-12-31", start="2027-01-01", draws=2000, rate=30.0):
     model = fakes.enrollment_model(target=100_000, rate_per_month=rate, as_of=as_of, months=12)
-    pf = Portfolio(start="2027-01-01", horizon_months=6, draws=draws, seed=5)
+    pf = Portfolio(start=start, horizon_months=6, draws=draws, seed=5, as_of=as_of)
     pf.add(Program("T", "trial", enrollment=model, manufactured_share=1.0, lag_days=lag_days))
     return model, pf.simulate().demand.sel(program="T", stream="clinical").values
 
@@ -589,3 +589,24 @@ def test_a_pipeline_phase_under_way_keeps_its_lag_crossing_patients():
     assert running.mean() > 0.2
     per_month = clinical[running].mean(axis=0)
     assert per_month[0] == pytest.approx(per_month[1:6].mean(), rel=0.08)
+
+
+@pytest.mark.parametrize("lag_days", [10, 45])
+def test_a_cut_in_mid_month_counts_every_patient_once(lag_days):
+    # Review finding: with the data cut on Jan 15 the forecast's first month holds only Jan
+    # 16-31, but its patients were shifted as if spread over all of January, so some
+    # started too early and overlapped the patients placed by day (Feb 39 vs 31 steady,
+    # then Mar 25). At a steady rate every month of the horizon starts the same number.
+    _, clinical = _trial_world(lag_days, as_of="2027-01-15", start="2027-02-01", rate=32.0)
+    per_month = clinical.mean(axis=0)
+    steady = per_month[3:].mean()
+    np.testing.assert_allclose(per_month[:3], steady, rtol=0.06)
+
+
+def test_a_horizon_starting_before_the_cut_keeps_the_observed_starts():
+    # Review finding: with the horizon starting Jan 1 and the data cut on Jan 15, lots of
+    # patients observed Jan 1-15 (no lag) start inside the horizon but were counted nowhere
+    # (Jan 16.8 vs 31 steady).
+    _, clinical = _trial_world(0.0, as_of="2027-01-15", start="2027-01-01", rate=32.0)
+    per_month = clinical.mean(axis=0)
+    assert per_month[0] == pytest.approx(per_month[2:].mean(), rel=0.06)
