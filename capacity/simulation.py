@@ -245,7 +245,9 @@ def _prepare(
     if params is None:
         par = spec.sample(draws, stream_rng(seed, "facility-process", spec.name))
     else:
-        par = params
+        if not isinstance(params, xr.Dataset) or "draw" not in params.dims:
+            raise InputError("params: expected the Dataset of process.sample(draws, seed)")
+        par = params.transpose("draw", ...)
         if par.sizes.get("draw") != draws:
             raise InputError(
                 f"params: one row per demand draw ({draws}), got {par.sizes.get('draw')}"
@@ -457,6 +459,9 @@ def _arrivals(counts, ppq_counts, starts, days, keys):
     )
 
 
+MAX_SUITES = 1_000_000  # the largest facility the service-level search tries
+
+
 def suites_for_service_level(
     demand: xr.DataArray,
     process: ProcessSpec | str,
@@ -514,9 +519,12 @@ def suites_for_service_level(
     draws, months = demand.sizes["draw"], demand.sizes["month"]
     h = prep.n_hist
     if start is not None:
-        guess = np.maximum(1, np.ceil(np.asarray(start, float))).astype(np.int64)
-        if guess.shape != (draws,):
-            raise InputError(f"start: one guess per draw ({draws}), got shape {guess.shape}")
+        start = np.asarray(start, float)
+        if start.shape != (draws,):
+            raise InputError(f"start: one guess per draw ({draws}), got shape {start.shape}")
+        if not np.isfinite(start).all():
+            raise InputError("start: every guess must be a finite number of suites")
+        guess = np.clip(np.ceil(start), 1, MAX_SUITES).astype(np.int64)
     elif candidates is not None:
         guess = np.full(draws, max(1, min(int(c) for c in candidates)), np.int64)
     else:  # Little's law in the busiest month: the lots' average slot occupancy
@@ -560,8 +568,8 @@ def suites_for_service_level(
             size = np.where(b < 0, np.where(a == 0, guess[todo], 2 * a), (a + b) // 2)
         else:
             size = _gallop(lo[todo], hi[todo], guess[todo], step[todo])
-        if size.max() > 1_000_000:
-            raise InputError("service level: no facility up to 1,000,000 suites meets it")
+        if size.max() > MAX_SUITES:
+            raise InputError(f"service level: no facility up to {MAX_SUITES:,} suites meets it")
         simulated.update(int(c) for c in np.unique(size))
         slots = int(size.max()) * per_suite
         online = np.where(np.arange(slots)[None, :] < (size * per_suite)[:, None], 0.0, np.inf)

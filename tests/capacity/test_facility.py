@@ -305,6 +305,12 @@ def test_horizon_sizing_from_any_guess_matches_brute_force():
     assert exact.attrs["queue_runs"] < far.attrs["queue_runs"]
     with pytest.raises(InputError, match="one guess per draw"):
         suites_for_service_level(demand, process, start=np.ones(3), **kw)
+    # review: a NaN guess became INT_MIN (a linear search); one over the largest size tried
+    # raised "no facility meets it" at once
+    with pytest.raises(InputError, match="finite"):
+        suites_for_service_level(demand, process, start=np.r_[np.nan, np.ones(11)], **kw)
+    huge = suites_for_service_level(demand, process, start=np.full(12, 5e6), **kw)
+    np.testing.assert_array_equal(huge["suites_needed"].values, horizon)
 
 
 def test_p95_wait_is_the_interpolated_95th_percentile_of_the_months_patients():
@@ -354,5 +360,11 @@ def test_given_process_params_are_the_ones_simulated():
     assert worse["patients_lost"].sum() > base["patients_lost"].sum()
     with pytest.raises(InputError, match="one row per demand draw"):
         simulate_facility(demand, process, 14, seed=3, params=own.isel(draw=slice(0, 10)))
+    with pytest.raises(InputError, match="Dataset of process.sample"):
+        simulate_facility(demand, process, 14, seed=3, params=own["failure_rate"].values)
+    flipped = own.transpose("assay", "draw")  # the dimension order does not matter
+    xr.testing.assert_identical(
+        simulate_facility(demand, process, 14, seed=3, params=flipped), base
+    )
     with pytest.raises(InputError, match="missing failure_rate"):
         simulate_facility(demand, process, 14, seed=3, params=own.drop_vars("failure_rate"))
