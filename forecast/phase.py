@@ -392,8 +392,11 @@ class PhaseTransitionModel(_pymc.Fitted):
             logw = np.zeros(len(p))
             for step, (k, n) in evidence.items():
                 j = _step_index(step)
-                if not 0 <= k <= n or n <= 0:
-                    raise InputError(f"evidence[{step!r}]: need 0 <= successes <= trials, n > 0")
+                if not 0 <= k <= n or n <= 0 or k != int(k) or n != int(n):
+                    raise InputError(
+                        f"evidence[{step!r}]: need whole numbers 0 <= successes <= trials, "
+                        f"trials > 0; got ({k}, {n})"
+                    )
                 logw += binom_logpmf(k, n, p[:, j])
             w = np.exp(logw - logw.max())
             w /= w.sum()

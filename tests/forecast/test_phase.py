@@ -141,6 +141,9 @@ def test_program_evidence_and_step_priors(modality_model):
         base.sel(step="phase1_to_phase2").mean(),
         atol=0.02,
     )
+    for bad in ((2.5, 10), (9, 10.5), (11, 10), (0, 0)):  # whole numbers, k <= n, n > 0
+        with pytest.raises(InputError, match="whole numbers"):
+            modality_model.transition_probabilities("CAR-T", evidence={"phase3_to_filing": bad})
     own = modality_model.transition_probabilities("CAR-T", step_priors={"phase2_to_phase3": (8, 2)})
     assert float(own.sel(step="phase2_to_phase3").mean()) == pytest.approx(0.8, abs=0.01)
 
