@@ -8,6 +8,7 @@ from importlib import resources
 import numpy as np
 import pandas as pd
 
+from pmcap._style import default_style
 from pmcap.run import DIAGNOSTIC_LIMITS, RunResult, _diagnostics_ok
 
 __all__ = ["render_report", "decision_rows", "decision_table", "key_facts"]
@@ -233,6 +234,7 @@ def _date_axis(ax, x: np.ndarray, width_in: float) -> None:
         ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m"))
 
 
+@default_style
 def _figures(result: RunResult) -> dict[str, str]:
     import matplotlib.dates as mdates
 

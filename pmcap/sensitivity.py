@@ -34,6 +34,7 @@ import pandas as pd
 
 from capacity.distributions import Param
 from capacity.errors import InputError
+from pmcap._style import default_style
 from pmcap.scenario import Scenario
 from pmcap.sweep import Sweep, _is_dist, make_cases, run_sweep
 
@@ -182,6 +183,7 @@ def ranking_table(summary: dict[str, Any], year: int) -> pd.DataFrame:
     return table.loc[order].reset_index(drop=True)
 
 
+@default_style
 def tornado(swings: pd.DataFrame, top: int = 15) -> str:
     from matplotlib.figure import Figure
 

@@ -50,11 +50,12 @@ import logging
 import os
 import re
 import tempfile
+import threading
 import time
 import tomllib
 import traceback
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +66,7 @@ import pandas as pd
 from pydantic import ValidationError
 
 from capacity.errors import InputError
+from pmcap._style import default_style
 from pmcap.scenario import Scenario, _describe, check_files, load_scenario, read_toml
 
 __all__ = [
@@ -714,6 +716,21 @@ def _check_workers(client, scheduler: str | None) -> None:
         )
 
 
+def _in_background(fn: Callable, *args: Any) -> Future:
+    """``fn(*args)`` in a daemon thread: if the sweep stops early (a refused cluster,
+    Ctrl-C) the process exits without waiting for a fit still running."""
+    future: Future = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(fn(*args))
+        except BaseException as exc:  # handed to whoever waits for the result
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="pmcap-fits", daemon=True).start()
+    return future
+
+
 def _fit_all(todo: list[Case], use_cache: bool, notify: Callable) -> tuple[dict, dict, dict]:
     """Fit or read every distinct model of the scenarios once: ``(jobs by case, fitted,
     broken)``; ``fitted[kind, key] = (model, diagnostics, source)``, ``broken[kind, key]``
@@ -815,9 +832,12 @@ def run_sweep(
         t0 = time.perf_counter()
         # each distinct model is fitted (or read from the cache) once, here, in a thread
         # while the cluster starts and its workers import pmcap
-        pool = ThreadPoolExecutor(1, thread_name_prefix="pmcap-fits")
-        fitting = pool.submit(_fit_all, todo, use_cache, notify)
-        pool.shutdown(wait=False)
+        # dask and distributed are imported here, before the fit thread starts: the two
+        # threads importing dask at once (xarray and PyMC reach it too) failed on its
+        # circular imports ("partially initialized module 'dask.base'")
+        import distributed  # noqa: F401
+
+        fitting = _in_background(_fit_all, todo, use_cache, notify)
         with _client(workers, scheduler, len(todo), client) as client:
             from distributed import as_completed
 
@@ -1040,6 +1060,7 @@ def monthly_table(sweep: Sweep, summaries: dict[str, dict[str, Any]]) -> pd.Data
     return pd.concat(frames, ignore_index=True)
 
 
+@default_style
 def suite_need_figure(sweep: Sweep, summaries: dict[str, dict[str, Any]]) -> str:
     from matplotlib.figure import Figure
 

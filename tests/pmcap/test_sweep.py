@@ -519,3 +519,64 @@ def test_kernel_threads_share_the_cores_of_a_machine_among_its_dask_threads():
             two = client.submit(threads, {host: 2}, pure=False).result()
             one = client.submit(threads, {host: 1}, pure=False).result()
     assert (two, one) == (max(1, cores // 2), cores)
+
+
+def test_models_are_fitted_in_a_daemon_thread():
+    # review: the fits ran in a pool thread the interpreter joins at exit, so a sweep
+    # refused by its cluster (or stopped by Ctrl-C) printed its error and then waited for
+    # a cold PyMC fit to finish before exiting. The fit thread is now a daemon, and its
+    # result or error still reaches the sweep.
+    import threading
+
+    from pmcap import sweep as sweep_module
+
+    started, release = threading.Event(), threading.Event()
+
+    def slow():
+        started.set()
+        release.wait()
+        return "fitted"
+
+    future = sweep_module._in_background(slow)
+    started.wait()
+    thread = next(t for t in threading.enumerate() if t.name == "pmcap-fits")
+    assert thread.daemon and not future.done()
+    release.set()
+    assert future.result() == "fitted"
+
+    def bad():
+        raise InputError("bad data")
+
+    with pytest.raises(InputError, match="bad data"):
+        sweep_module._in_background(bad).result()
+
+
+def test_dask_is_imported_before_the_fit_thread_starts(tmp_path):
+    import subprocess
+    import sys
+
+    sweep_file = example_scenario_path().parents[1] / "sweep.toml"
+    # CI failure: the client imported distributed (and dask) to start the cluster while the
+    # fit thread imported dask through xarray/PyMC; dask's circular imports then failed
+    # ("cannot import name 'annotate' from partially initialized module 'dask.base'"). In a
+    # fresh interpreter, dask must already be loaded when the fit thread is started.
+    script = f"""
+import sys
+from pathlib import Path
+from pmcap import sweep
+seen = []
+real = sweep._in_background
+def spy(fn, *args):
+    seen.append("dask" in sys.modules and "distributed" in sys.modules)
+    return real(fn, *args)
+sweep._in_background = spy
+s = sweep.load_sweep(Path({str(sweep_file)!r}))
+try:
+    sweep.run_sweep(s, Path({str(tmp_path / "out")!r}), scheduler="tcp://127.0.0.1:9")
+except Exception as exc:
+    print(type(exc).__name__)
+print(seen)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split("\n")[-2] == "[True]", done.stdout

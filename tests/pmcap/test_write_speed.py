@@ -68,6 +68,19 @@ def test_report_charts_are_deterministic(result):
     assert report._figures(result) == report._figures(result)
 
 
+def test_report_charts_ignore_the_callers_matplotlib_style(result):
+    # review: the fixed layouts assume the default 10 pt text; a notebook with larger fonts
+    # (e.g. a seaborn "talk" theme) got clipped tick labels. The charts are drawn in the
+    # default style whatever the caller set, and the caller's settings are left as they were.
+    from pmcap.report import _figures
+
+    plain = _figures(result)
+    with matplotlib.rc_context({"font.size": 18, "lines.linewidth": 4, "axes.grid": True}):
+        themed = _figures(result)
+        assert matplotlib.rcParams["font.size"] == 18
+    assert themed == plain
+
+
 def test_fixed_layout_makes_room_for_long_tick_labels():
     # y values in the tens of thousands (a large facility) need a wider left margin
     months = pd.date_range("2027-01-01", periods=120, freq="MS")
