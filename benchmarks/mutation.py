@@ -98,6 +98,7 @@ TESTS: dict[str, list[str]] = {
     "capacity/demand.py": ["tests/capacity/test_demand.py", VALUES, BAD],
     "capacity/process.py": ["tests/capacity/test_process.py", VALUES, BAD],
     "capacity/distributions.py": ["tests/capacity/test_process.py", VALUES, BAD],
+    "forecast/_dist.py": ["tests/forecast/test_dist.py", "tests/forecast/test_phase.py"],
 }
 FORECAST_SHARED = ["tests/forecast/test_portfolio.py", BAD]
 DEFAULT_MODULES = [
