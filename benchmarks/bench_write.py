@@ -126,16 +126,7 @@ def _old_per_period(var: xr.DataArray, flow: bool, freq: str) -> xr.DataArray:
 
 
 def old_finance_table(req, total, demand, quantiles) -> pd.DataFrame:
-    patients = demand.sel(stream=["clinical", "commercial"]).sum("stream")
-    sources = {
-        "patients": (patients, patients.sum("program"), "patients"),
-        "lots": (req["lots"], total["lots"], "lots"),
-        "suites": (req["suites"], total["suites"], "suites"),
-        "operator_fte": (req["operator_fte"], total["operator_fte"], "FTE"),
-        "qc_fte": (req["qc_fte"], total["qc_fte"], "FTE"),
-        "qa_fte": (req["qa_fte"], total["qa_fte"], "FTE"),
-        "qc_hours": (req["qc_hours"].sum("assay"), total["qc_hours"].sum("assay"), "hours"),
-    }
+    sources = export.finance_sources(req, total, demand)  # the inputs: unchanged
     months = pd.DatetimeIndex(demand["month"].values)
     rows = []
     for freq in ("year", "month"):

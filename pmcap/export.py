@@ -124,12 +124,10 @@ def _per_period(arr: np.ndarray, flow: bool, groups: list[slice]) -> np.ndarray:
     return np.stack(out, axis=1)
 
 
-def finance_table(
-    req: xr.Dataset, total: xr.Dataset, demand: xr.DataArray, quantiles
-) -> pd.DataFrame:
-    """Annual and monthly rows per program and total; columns ``METRIC_STAT [UNIT]``."""
+def finance_sources(req: xr.Dataset, total: xr.Dataset, demand: xr.DataArray) -> dict:
+    """Each finance metric: ``(by program, facility total, unit)``."""
     patients = demand.sel(stream=["clinical", "commercial"]).sum("stream")
-    sources = {
+    return {
         "patients": (patients, patients.sum("program"), "patients"),
         "lots": (req["lots"], total["lots"], "lots"),
         "suites": (req["suites"], total["suites"], "suites"),
@@ -138,6 +136,14 @@ def finance_table(
         "qa_fte": (req["qa_fte"], total["qa_fte"], "FTE"),
         "qc_hours": (req["qc_hours"].sum("assay"), total["qc_hours"].sum("assay"), "hours"),
     }
+
+
+def finance_table(
+    req: xr.Dataset, total: xr.Dataset, demand: xr.DataArray, quantiles
+) -> pd.DataFrame:
+    """Annual and monthly rows per program and total; columns ``METRIC_STAT [UNIT]``."""
+    sources = finance_sources(req, total, demand)
+    patients = sources["patients"][0]
     months = pd.DatetimeIndex(demand["month"].values)
     programs = np.asarray([*map(str, patients["program"].values), "total"], str)
     # each year's months (the month axis is sorted, so a year is a contiguous run)
