@@ -299,6 +299,10 @@ def test_horizon_sizing_from_any_guess_matches_brute_force():
         assert "suites_needed_by_month" not in got
     exact = suites_for_service_level(demand, process, start=horizon, **kw)
     far = suites_for_service_level(demand, process, start=horizon * 5 + 7, **kw)
+    # the default guess (each draw's busiest month by Little's law) saves runs over 1
+    default = suites_for_service_level(demand, process, **kw)
+    ones = suites_for_service_level(demand, process, start=np.ones(12), **kw)
+    assert default.attrs["queue_runs"] < ones.attrs["queue_runs"]
     # from the answer itself: a run to meet it, one a step (10%) below to fail, then
     # bisection of that step (at most 6 suites here: 3 runs)
     assert horizon.max() <= 60 and exact.attrs["queue_runs_per_draw"] <= 5

@@ -526,7 +526,7 @@ def _trial_world(lag_days, *, as_of="2026-12-31", start="2027-01-01", draws=2000
     return model, pf.simulate().demand.sel(program="T", stream="clinical").values
 
 
-@pytest.mark.parametrize("lag_days", [20, 45])
+@pytest.mark.parametrize("lag_days", [20, 45, {"uniform": [2, 40]}])
 def test_patients_enrolled_before_the_cut_start_manufacture_after_it(lag_days):
     # Defect: only patients enrolled after as_of were manufactured, so the first month(s) of
     # clinical demand lacked everyone enrolled within lag_days before the cut (about 35% of
@@ -540,6 +540,7 @@ def test_patients_enrolled_before_the_cut_start_manufacture_after_it(lag_days):
     # the history part is the observed counts, spread uniformly over their month: with a
     # 45-day lag, January holds the patients enrolled Nov 17 - Dec 17 (all observed)
     counts = model.data_.counts.sum(axis=0)
+    # an uncertain lag: draws whose lag puts a month's starts wholly before the cut keep none
     if lag_days == 45:
         # January's starts were enrolled Nov 17 - Dec 17: 14 of November's 30 observed days
         # and 17 of December's 31 (all observed: only the lag is drawn here)
