@@ -870,10 +870,10 @@ def run_sweep(
             for address, info in client.scheduler_info()["workers"].items():
                 host = _host(address)
                 host_threads[host] = host_threads.get(host, 0) + int(info.get("nthreads", 1))
-            futures = {}
+            payloads: dict[str, dict[str, Any]] = {}
             for case in todo:
                 case_jobs = jobs[case.name]
-                payload = {
+                payloads[case.name] = {
                     "scenario": case.scenario,
                     "parsed": case.parsed,
                     "diagnostics": {j.label: fitted[j.kind, j.key][1] for j in case_jobs},
@@ -900,18 +900,46 @@ def run_sweep(
                     "ranking": ranking(case),
                     "xlsx": xlsx,
                 }
-                models = {j.name: shared[j.kind, j.key] for j in case_jobs}
+            # A scenario is handed to a worker thread only when the thread is free (one task
+            # in flight per thread). Submitted all at once, the scheduler placed the tasks up
+            # front and one worker sat idle for 7 s while the other had a queue (bench_sweep);
+            # work stealing came late. A worker that joins later (an adaptive cluster) gets
+            # tasks from the next finished one.
+            waiting = list(todo)
+            running: dict[Any, tuple[Case, str]] = {}  # future -> (scenario, worker given)
+            busy: dict[str, int] = {}  # tasks in flight per worker
+
+            def submit(case: Case, worker: str) -> Any:
                 future = client.submit(
                     run_case,
-                    payload,
-                    models,
+                    payloads[case.name],
+                    {j.name: shared[j.kind, j.key] for j in jobs[case.name]},
                     key=f"pmcap-{case.slug}-{case.digest[:12]}-{os.getpid()}-{time.time_ns()}",
                     pure=False,
+                    workers=[worker] if worker else None,
+                    allow_other_workers=True,  # a worker that dies hands its task on
                 )
-                futures[future] = case
+                running[future] = (case, worker)
+                busy[worker] = busy.get(worker, 0) + 1
+                return future
+
+            def fill() -> list[Any]:
+                """Submit waiting scenarios to the free worker threads."""
+                new = []
+                for address, info in client.scheduler_info(n_workers=-1)["workers"].items():
+                    while waiting and busy.get(address, 0) < int(info.get("nthreads", 1)):
+                        new.append(submit(waiting.pop(0), address))
+                if waiting and not running:  # no worker left: the scheduler holds the rest
+                    new += [submit(waiting.pop(0), "") for _ in list(waiting)]
+                return new
+
             done = 0
-            for future in as_completed(futures):
-                case = futures[future]
+            pending = as_completed(fill())
+            for future in pending:
+                case, worker = running.pop(future)
+                busy[worker] -= 1
+                for new in fill():
+                    pending.add(new)
                 done += 1
                 try:
                     answer = future.result()

@@ -221,6 +221,42 @@ def test_a_failing_scenario_is_reported_and_the_others_finish(small, tmp_path, m
     assert sorted(again.ran) == sorted(result.failed) and not again.failed
 
 
+def test_a_task_is_handed_out_only_when_a_worker_thread_is_free(small, tmp_path):
+    """Submitted all at once, the scheduler placed the tasks up front and one worker could
+    sit idle while the other had a queue (bench_sweep: 7 s idle of 41 s). Each scenario is
+    now submitted when a worker thread frees up: never more tasks in flight than threads,
+    and each worker is given one from the start."""
+    from distributed import Client, LocalCluster
+
+    from pmcap.sweep import load_sweep, run_sweep
+
+    sweep = load_sweep(write_sweep(tmp_path, small, FOUR))
+    in_flight: list[int] = []
+    given: list[str] = []
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster:
+        with Client(cluster) as client:
+            submitted: list = []
+            original = client.submit
+
+            def submit(fn, *args, **kw):
+                future = original(fn, *args, **kw)
+                if fn.__name__ == "run_case":
+                    submitted.append(future)
+                    in_flight.append(sum(not f.done() for f in submitted))
+                    given.append((kw.get("workers") or [""])[0])
+                return future
+
+            client.submit = submit
+            result = run_sweep(sweep, tmp_path / "out", client=client)
+            workers = set(client.scheduler_info()["workers"])
+    assert sorted(result.ran) == sorted(c.name for c in sweep.cases)
+    assert len(in_flight) == 4 and max(in_flight) <= 2, in_flight  # old: 1, 2, 3, 4
+    assert set(given[:2]) == workers  # one to each worker first
+    assert set(given) <= workers
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [
