@@ -643,8 +643,17 @@ def _done(folder: Path, digest: str) -> dict[str, Any] | None:
 
 @contextmanager
 def _client(
-    workers: int | None, scheduler: str | None, n_tasks: int, client: Any = None
+    workers: int | None,
+    scheduler: str | None,
+    n_tasks: int,
+    client: Any = None,
+    closing: list[threading.Thread] | None = None,
 ) -> Iterator[Any]:
+    """A client of the caller's, of the cluster at ``scheduler``, or of a new LocalCluster.
+
+    A LocalCluster left without an error is closed in a thread appended to ``closing`` (the
+    caller joins it), so that its half second of shutdown overlaps writing the comparison.
+    """
     from distributed import Client, LocalCluster
 
     if client is not None:  # the caller's own client (a notebook's cluster): left open
@@ -669,11 +678,21 @@ def _client(
         silence_logs=logging.ERROR,
     )
     client = Client(cluster)
-    try:
-        yield client
-    finally:
+
+    def close() -> None:
         client.close()
         cluster.close()
+
+    try:
+        yield client
+    except BaseException:
+        close()
+        raise
+    if closing is None:
+        close()
+    else:
+        closing.append(threading.Thread(target=close, name="pmcap-close", daemon=True))
+        closing[-1].start()
 
 
 def _worker_version() -> str:
@@ -827,6 +846,7 @@ def run_sweep(
     task_seconds: dict[str, float] = {}  # wall time of each task on its worker
     spans: dict[str, tuple[float, float, str]] = {}  # each task's (start, end, worker)
     t_wall = time.time()
+    closing: list[threading.Thread] = []  # the LocalCluster shutting down
     notify = progress or (lambda name, status, done, total: None)
     if todo:
         t0 = time.perf_counter()
@@ -838,7 +858,7 @@ def run_sweep(
         import distributed  # noqa: F401
 
         fitting = _in_background(_fit_all, todo, use_cache, notify)
-        with _client(workers, scheduler, len(todo), client) as client:
+        with _client(workers, scheduler, len(todo), client, closing) as client:
             from distributed import as_completed
 
             timings["cluster_start_s"] = round(time.perf_counter() - t0, 3)
@@ -969,19 +989,23 @@ def run_sweep(
             timings["run_s"] = round(time.perf_counter() - t0, 3)
             del warming
             timings["tasks_s"] = round(sum(task_seconds.values()), 3)
-    rows = sweep_table(sweep, summaries, failed)
-    _write_bytes(out / "sweep.csv", rows.to_csv(index=False, lineterminator="\n").encode())
-    _write_bytes(
-        out / "sweep_monthly.csv",
-        monthly_table(sweep, summaries).to_csv(index=False, lineterminator="\n").encode(),
-    )
-    sections, files = extra(summaries) if extra is not None else ({}, {})
-    for name, data in files.items():
-        _write_bytes(out / name, data)
-    html = render_sweep(
-        sweep, summaries, failed, rows, __version__, extra=sections, out_root=out / "scenarios"
-    )
-    _write_bytes(out / "sweep.html", html.encode())
+    try:  # while the cluster shuts down
+        rows = sweep_table(sweep, summaries, failed)
+        _write_bytes(out / "sweep.csv", rows.to_csv(index=False, lineterminator="\n").encode())
+        _write_bytes(
+            out / "sweep_monthly.csv",
+            monthly_table(sweep, summaries).to_csv(index=False, lineterminator="\n").encode(),
+        )
+        sections, files = extra(summaries) if extra is not None else ({}, {})
+        for name, data in files.items():
+            _write_bytes(out / name, data)
+        html = render_sweep(
+            sweep, summaries, failed, rows, __version__, extra=sections, out_root=out / "scenarios"
+        )
+        _write_bytes(out / "sweep.html", html.encode())
+    finally:
+        for thread in closing:
+            thread.join()
     timings["total_s"] = round(time.perf_counter() - t_start, 3)
     write_manifest(
         out,

@@ -123,6 +123,20 @@ def test_a_sweep_scenario_equals_the_base_edited_by_hand(four, small, tmp_path):
         assert (tmp_path / "o" / name).read_bytes() == expected, name
 
 
+def test_the_local_cluster_is_shut_down_when_the_sweep_returns(small, tmp_path):
+    """The cluster closes in a thread while the comparison is written; the sweep waits for it
+    (no worker process outlives the call)."""
+    import multiprocessing
+
+    from pmcap.sweep import load_sweep, run_sweep
+
+    before = set(multiprocessing.active_children())
+    sweep = load_sweep(write_sweep(tmp_path, small, '[grid]\n"facility.suites" = [8, 30]\n'))
+    result = run_sweep(sweep, tmp_path / "out", workers=2)
+    assert len(result.ran) == 2
+    assert set(multiprocessing.active_children()) <= before
+
+
 def test_sweep_table_values_come_from_each_scenarios_draws(four):
     _, out = four
     table = pd.read_csv(out / "sweep.csv")
