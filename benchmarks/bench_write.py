@@ -101,7 +101,7 @@ def old_decision_table(result) -> pd.DataFrame:
         in_year = months.year == year
         for resource, _ in RESOURCES:
             peak = total[resource].values[:, in_year].max(axis=1)
-            p50, p90 = np.quantile(peak, [0.5, 0.9])
+            p50, plan = np.quantile(peak, [0.5, round(1 - target, 6)])
             risk = float(sf.loc[resource].reindex(months[in_year]).max())
             rows.append(
                 {
@@ -109,7 +109,7 @@ def old_decision_table(result) -> pd.DataFrame:
                     "months": int(in_year.sum()),
                     "resource": resource,
                     "p50": float(p50),
-                    "p90": float(p90),
+                    "plan": float(plan),
                     "installed": float(_installed_series(result, resource, months)[in_year].min()),
                     "max_shortfall_probability": risk,
                     "short": bool(risk > target),

@@ -49,14 +49,26 @@ def _installed_series(result: RunResult, resource: str, months: pd.DatetimeIndex
     return np.full(len(months), float(value))
 
 
+def plan_quantile(result: RunResult) -> float:
+    """The quantile of need the decision table shows beside the median: one minus
+    ``facility.shortfall_target`` (0.9 at the default target of 10%), the level the module
+    and hiring plans size to and the shading compares with."""
+    return round(1.0 - result.scenario.facility.shortfall_target, 6)
+
+
+def plan_label(result: RunResult) -> str:
+    return f"P{100 * plan_quantile(result):g}"
+
+
 def decision_table(result: RunResult) -> pd.DataFrame:
-    """Per year and resource: P50/P90 of each draw's peak month in the year, the least
-    installed in the year, the largest monthly shortfall probability and whether it exceeds
-    the shortfall target. Columns ``year, months, resource, p50, p90, installed,
-    max_shortfall_probability, short``."""
+    """Per year and resource: the median and the :func:`plan_quantile` of each draw's peak
+    month in the year, the least installed in the year, the largest monthly shortfall
+    probability and whether it exceeds the shortfall target. Columns ``year, months,
+    resource, p50, plan, installed, max_shortfall_probability, short``."""
     total = result.total
     months = pd.DatetimeIndex(total["month"].values)
     target = result.scenario.facility.shortfall_target
+    upper = plan_quantile(result)
     sf = result.shortfall.set_index(["metric", "month"])["probability"]
     years = sorted(set(months.year))
     in_year = [months.year == year for year in years]
@@ -67,21 +79,21 @@ def decision_table(result: RunResult) -> pd.DataFrame:
         peaks = np.stack([values[:, mask].max(axis=1) for mask in in_year], axis=1)
         risk = sf.loc[resource].reindex(months)
         per_resource[resource] = (
-            np.quantile(peaks, [0.5, 0.9], axis=0),
+            np.quantile(peaks, [0.5, upper], axis=0),
             risk.groupby(months.year).max(),
             _installed_series(result, resource, months),
         )
     rows = []
     for i, (year, mask) in enumerate(zip(years, in_year, strict=True)):
         for resource, _ in RESOURCES:
-            (p50, p90), risk, installed = per_resource[resource]
+            (p50, plan), risk, installed = per_resource[resource]
             rows.append(
                 {
                     "year": int(year),
                     "months": int(mask.sum()),
                     "resource": resource,
                     "p50": float(p50[i]),
-                    "p90": float(p90[i]),
+                    "plan": float(plan[i]),
                     "installed": float(installed[mask].min()),
                     "max_shortfall_probability": float(risk.loc[year]),
                     "short": bool(risk.loc[year] > target),
@@ -101,7 +113,7 @@ def decision_rows(result: RunResult) -> list[dict]:
                 "cells": [
                     {
                         "p50": f"{c.p50:.1f}",
-                        "p90": f"{c.p90:.1f}",
+                        "plan": f"{c.plan:.1f}",
                         "installed": f"{c.installed:g}",
                         "short": bool(c.short),
                     }
@@ -395,6 +407,7 @@ def render_report(
         facts=key_facts(result),
         resources=[{"label": label} for _, label in RESOURCES],
         decision_rows=decision_rows(result),
+        plan_label=plan_label(result),
         figures=_figures(result),
         qlabels=qlabels,
         events=events,

@@ -162,7 +162,7 @@ def test_decision_table_equals_a_per_year_reference(result):
     for row in table.itertuples():
         in_year = months.year == row.year
         peak = result.total[row.resource].values[:, in_year].max(axis=1)
-        assert (row.p50, row.p90) == tuple(np.quantile(peak, [0.5, 0.9]))
+        assert (row.p50, row.plan) == tuple(np.quantile(peak, [0.5, 0.9]))  # target 0.1
         risk = sf[(sf["metric"] == row.resource) & (sf["month"].dt.year == row.year)]
         assert row.max_shortfall_probability == risk["probability"].max()
         assert row.months == in_year.sum()
@@ -189,3 +189,29 @@ def test_draws_nc_round_trips_the_exact_values(result, tmp_path):
         if a.dtype.kind == "M":
             a, b = a.view("i8"), b.view("i8")
         np.testing.assert_array_equal(a, b, err_msg=name)
+
+
+def test_decision_table_shows_the_quantile_the_plans_size_to(result):
+    # The table showed P90 whatever the shortfall target: with a 5% target the plans size to
+    # P95 and the shading compares with 5%, while the column beside it read P90.
+    import dataclasses
+    import re
+
+    fac = result.scenario.facility.model_copy(update={"shortfall_target": 0.05})
+    strict = dataclasses.replace(
+        result, scenario=result.scenario.model_copy(update={"facility": fac})
+    )
+    table = report.decision_table(strict)
+    months = pd.DatetimeIndex(result.total["month"].values)
+    row = table[table["resource"] == "suites"].iloc[0]
+    peak = result.total["suites"].values[:, months.year == row.year].max(axis=1)
+    assert row.plan == np.quantile(peak, 0.95) != np.quantile(peak, 0.9)
+    html = report.render_report(strict, "", "test", "", None)
+    head = re.search(r'<table id="decisions">(.*?)</thead>', html, re.S).group(1)
+    assert head.count("<th>P95</th>") == len(report.RESOURCES) and "P90" not in head
+    first = re.search(
+        r'<tbody>\s*<tr><td class="l">[^<]*</td><td>[^<]*</td><td[^>]*>([^<]*)<', html
+    )
+    assert first.group(1) == f"{row.plan:.1f}"
+    # the default target (10%) keeps the P90 column
+    assert "<th>P90</th>" in report.render_report(result, "", "test", "", None)
