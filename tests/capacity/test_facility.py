@@ -372,3 +372,46 @@ def test_given_process_params_are_the_ones_simulated():
     )
     with pytest.raises(InputError, match="missing failure_rate"):
         simulate_facility(demand, process, 14, seed=3, params=own.drop_vars("failure_rate"))
+
+
+def test_opening_simulates_history_with_the_first_months_suites():
+    # mutation survivors (no test ran _extend_suites): with an opening state and suites that
+    # grow by month (a list or a Series), the months simulated before the start have the
+    # first month's suites. 1 suite in January, 3 from February; 10 opening lots a month in
+    # the two months before (a lot holds its slot 9 + 1 days; longest lot 24 days: 2 months)
+    spec = fixed_process(culture_days=9, changeover_days=1, failure_rate=0.0)
+    demand = make_demand(np.full((4, 3), 2))
+    months = pd.DatetimeIndex(demand["month"].values)
+    kw = {"opening": 10, "cryopreserved": True, "seed": 4}
+    by_list = simulate_facility(demand, spec, [1, 3, 3], **kw)
+    by_series = simulate_facility(demand, spec, pd.Series([1, 3, 3], index=months), **kw)
+    assert by_list.identical(by_series)
+    assert by_list.sizes["month"] == 3 and by_list.attrs["slots_installed_max"] == 3
+    # 20 opening lots = 200 slot-days of work by Dec 31 on 1 slot from Nov 1: at most 92
+    # slot-days done by Feb 1, so the one January slot is busy all month, and the >= 108
+    # left (> 3 x 28) keep all three February slots busy
+    np.testing.assert_array_equal(by_list["slots_busy"].values[:, :2], [[1.0, 3.0]] * 4)
+    np.testing.assert_array_equal(by_list["slot_utilisation"].values[:, :2], 1.0)
+    # the same as simulating the history months as demand, with the suites written out
+    history = np.c_[np.full((4, 2), 10), np.full((4, 3), 2)]
+    explicit = simulate_facility(
+        make_demand(history, start="2026-11-01"), spec, [1, 1, 1, 3, 3], cryopreserved=True, seed=4
+    ).isel(month=slice(2, None))
+    for name in ("slots_busy", "slot_utilisation", "wait_mean_days", "patients", "patients_lost"):
+        np.testing.assert_array_equal(by_list[name].values, explicit[name].values, err_msg=name)
+    # patients of the horizon (20 opening patients first, then 6): same waits, days from Jan 1
+    waits = by_list["patient_wait_days"].values
+    assert np.isnan(waits[:, :20]).all() and np.isfinite(waits[:, 20:]).all()
+    np.testing.assert_array_equal(waits[:, 20:], explicit["patient_wait_days"].values[:, 20:])
+    np.testing.assert_allclose(
+        by_list["patient_arrival_day"].values[:, 20:],
+        explicit["patient_arrival_day"].values[:, 20:] - 61,  # Nov + Dec 2026
+    )
+    # the prepended months themselves: two months before the start, at the first value
+    from capacity.simulation import _extend_suites
+
+    np.testing.assert_array_equal(_extend_suites([1, 3, 3], months, 2), [1, 1, 1, 3, 3])
+    extended = _extend_suites(pd.Series([1, 3, 3], index=months), months, 2)
+    assert list(extended.index) == list(pd.date_range("2026-11-01", periods=5, freq="MS"))
+    assert extended.tolist() == [1, 1, 1, 3, 3]
+    assert _extend_suites(5, months, 2) == 5

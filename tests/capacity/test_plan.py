@@ -194,3 +194,45 @@ def test_expected_shortfall_and_refused_targets():
         plan_expansion(need, installed=10, unit_size=4, lead_time_months=6, target=1.0)
     with pytest.raises(InputError):
         newsvendor(need, cost_short_per_unit_year=1.0, cost_idle_per_unit_year=0.0)
+
+
+@pytest.mark.parametrize(
+    ("slots_per_suite", "best_slots", "cdmo_suites", "option_totals"),
+    [
+        # 2 slots make a suite: 1 slot adds 0.5 (short by 0.5 of 7), so 2 slots are needed
+        (2.0, 2, 1.0, [54 / 7, 2.4 + 27 / 7, 4.8]),
+        # a slot makes 2 suites: 1 slot already covers the 7th suite (capacity 8)
+        (0.5, 1, 2.0, [54 / 7, 2.4, 4.8]),
+        (1.0, 1, 1.0, [54 / 7, 2.4, 4.8]),
+    ],
+)
+def test_cdmo_slots_count_per_unit_of_resource(
+    slots_per_suite, best_slots, cdmo_suites, option_totals
+):
+    # mutation survivors: 'slots / slots_per_unit_of_resource' -> '*' (only 1.0 was tested).
+    # Need 5 suites, 7 in 10 of 100 draws for months 30-47; 6 installed; no module can be
+    # online inside the horizon (lead time 48), so only CDMO slots (0.05 a slot a month,
+    # 2.4 over 48 months) help. Lost lots = 30 a month x (1 - capacity / 7) in 10% of draws
+    # for 18 months: 54 / 7 with capacity 6, 27 / 7 with 6.5, none with 7 or more.
+    values = np.full((100, 48), 5.0)
+    values[:10, 30:] = 7.0
+    req = xr.Dataset({"suites": need(values), "lots": xr.full_like(need(values), 30.0)})
+    plan = plan_expansion(
+        req,
+        installed=6,
+        unit_size=2,
+        lead_time_months=48,
+        target=0.05,
+        cost_per_patient_lost=1,
+        cdmo_slot_fee_per_month=0.05,
+        cdmo_slot_options=(0, 1, 2),
+        slots_per_unit_of_resource=slots_per_suite,
+    )
+    assert plan.cdmo_slots == best_slots
+    assert len(plan.commitments) == 0
+    np.testing.assert_allclose(plan.alternatives["total"], option_totals, rtol=1e-12)
+    np.testing.assert_allclose(plan.alternatives["cdmo"], [0.0, 2.4, 4.8], rtol=1e-12)
+    assert plan.cost["total"] == pytest.approx(0.05 * 48 * best_slots, rel=1e-12)
+    np.testing.assert_array_equal(plan.by_month["cdmo"], cdmo_suites)
+    np.testing.assert_array_equal(plan.by_month["capacity"], 6 + cdmo_suites)
+    np.testing.assert_array_equal(plan.by_month["shortfall_probability"], 0.0)

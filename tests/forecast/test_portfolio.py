@@ -611,3 +611,123 @@ def test_a_horizon_starting_before_the_cut_keeps_the_observed_starts():
     _, clinical = _trial_world(0.0, as_of="2027-01-15", start="2027-01-01", rate=32.0)
     per_month = clinical.mean(axis=0)
     assert per_month[0] == pytest.approx(per_month[2:].mean(), rel=0.06)
+
+
+# --- mutation survivors: bounds of pivotal_success, a phase without patients ---------------
+def _pivotal_world(models, pivotal_success):
+    pf = Portfolio(
+        start="2027-01-01", horizon_months=60, draws=200, seed=3, phase_model=models["phase"]
+    )
+    pf.add(
+        Program(
+            "PIV",
+            "trial",
+            group="CAR-T",
+            enrollment=models["enrollment"],
+            registrational=True,
+            follow_up_months=12,
+            filing_prep_months=3,
+            pivotal_success=pivotal_success,
+        )
+    )
+    return pf.simulate()
+
+
+@pytest.mark.parametrize("p", [-0.01, 1.01])
+def test_pivotal_success_just_outside_0_1_is_refused(models, p):
+    with pytest.raises(InputError, match=r"'PIV': pivotal_success must lie in \[0, 1\]"):
+        _pivotal_world(models, p)
+
+
+def test_pivotal_success_of_exactly_0_or_1_is_accepted(models):
+    # the bounds themselves are probabilities: 0 never files, 1 files in every draw that
+    # completes enrollment, 12 + 3 months after completion
+    never = _pivotal_world(models, 0.0)
+    always = _pivotal_world(models, 1.0)
+    np.testing.assert_array_equal(never.inputs["PIV.p_pivotal"].values, 0.0)
+    np.testing.assert_array_equal(always.inputs["PIV.p_pivotal"].values, 1.0)
+    assert np.isnat(never.events["filing"].sel(program="PIV").values).all()
+    assert np.isnat(never.events["approval"].sel(program="PIV").values).all()
+    done = always.events["enrollment_complete"].sel(program="PIV").values
+    filing = always.events["filing"].sel(program="PIV").values
+    assert not np.isnat(done).any()  # the fake trial reaches its target in every draw
+    assert not np.isnat(filing).any()
+    gap_days = (filing - done) / np.timedelta64(1, "D")
+    np.testing.assert_allclose(gap_days, 15 * DAYS_PER_MONTH, atol=1e-6)
+    # approval then follows with the review step's probability (0.9)
+    approved = ~np.isnat(always.events["approval"].sel(program="PIV").values)
+    assert approved.mean() == pytest.approx(P[3], abs=4 * np.sqrt(0.09 / 200))
+
+
+def test_a_pipeline_phase_with_no_patients_adds_no_demand(models):
+    # mutation survivor: 'patients < 0' -> '<= 0' refused a plan phase of 0 patients. Phases
+    # I and III plan none, phase II 40 over its first 12 months (all made, no lag): every
+    # draw that reaches phase II starts exactly 40 lots, all inside that window; the others
+    # none. The plan does not move the events: the same world with patients in I and III has
+    # the same filing and approval dates.
+    def world(p1, p3):
+        pf = Portfolio(
+            start="2027-01-01",
+            horizon_months=96,
+            draws=400,
+            seed=4,
+            phase_model=fakes.phase_model(P, years=(1.0, 2.0, 2.5, 1.0)),
+        )
+        plan = {
+            "phase1": {"patients": p1},
+            "phase2": {"patients": 40, "enrollment_months": 12},
+            "phase3": {"patients": p3},
+        }
+        pf.add(
+            Program(
+                "PIPE",
+                "pipeline",
+                group="CAR-T",
+                phase="phase1",
+                phase_start="2027-01-01",
+                trial_plan=plan,
+                manufactured_share=1.0,
+                lag_days=0,
+            )
+        )
+        return pf, pf.simulate()
+
+    pf, w = world(0, 0)
+    np.testing.assert_array_equal(w.inputs["PIPE.phase1_patients"].values, 0.0)
+    np.testing.assert_array_equal(w.inputs["PIPE.phase3_patients"].values, 0.0)
+    clinical = w.demand.sel(program="PIPE", stream="clinical").values
+    months = w.demand["month"].values
+    sim = fakes.phase_model(P, years=(1.0, 2.0, 2.5, 1.0)).simulate(
+        "phase1",
+        "2027-01-01",
+        draws=400,
+        seed=pf.seed_for("PIPE", "approval"),
+        group="CAR-T",
+        as_of="2027-01-01",
+    )
+    ends = sim["phase_end_day"].values
+
+    def to_month(days):
+        return np.datetime64("1970-01-01", "D") + np.floor(days).astype("timedelta64[D]")
+
+    reached = np.isfinite(ends[:, 1])
+    assert 0.4 < reached.mean() < 0.6  # phase I -> II with probability 0.5
+    np.testing.assert_array_equal(clinical[~reached], 0)  # failed in phase I: nothing
+    first = to_month(ends[reached, 0]).astype("datetime64[M]")
+    last = to_month(np.minimum(ends[reached, 1], ends[reached, 0] + 12 * DAYS_PER_MONTH))
+    assert (last.astype("datetime64[M]") <= months[-1].astype("datetime64[M]")).all()
+    np.testing.assert_array_equal(clinical[reached].sum(axis=1), 40)
+    month = months.astype("datetime64[M]")
+    outside = (month[None, :] < first[:, None]) | (
+        month[None, :] > last.astype("datetime64[M]")[:, None]
+    )
+    np.testing.assert_array_equal(clinical[reached][outside], 0)
+    # filing (after phase III, which planned no patients) comes after every lot of phase II
+    filing = w.events["filing"].sel(program="PIPE").values
+    filed = ~np.isnat(filing)
+    assert filed.any() and not (filed & ~reached).any()
+    last_lot = months[len(months) - 1 - np.argmax(clinical[:, ::-1] > 0, axis=1)]
+    assert (last_lot[filed] <= month_of(filing[filed])).all()
+    _, staffed = world(30, 50)
+    xr.testing.assert_identical(w.events, staffed.events)
+    assert staffed.demand.sel(program="PIPE", stream="clinical").values.sum() > clinical.sum()
