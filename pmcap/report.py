@@ -60,15 +60,16 @@ def plan_label(result: RunResult) -> str:
     return f"P{100 * plan_quantile(result):g}"
 
 
-def decision_table(result: RunResult) -> pd.DataFrame:
-    """Per year and resource: the median and the :func:`plan_quantile` of each draw's peak
-    month in the year, the least installed in the year, the largest monthly shortfall
-    probability and whether it exceeds the shortfall target. Columns ``year, months,
-    resource, p50, plan, installed, max_shortfall_probability, short``."""
+def decision_table(result: RunResult, upper: float | None = None) -> pd.DataFrame:
+    """Per year and resource: the median and the ``upper`` quantile (default
+    :func:`plan_quantile`) of each draw's peak month in the year, the least installed in the
+    year, the largest monthly shortfall probability and whether it exceeds the shortfall
+    target. Columns ``year, months, resource, p50, plan, installed,
+    max_shortfall_probability, short``."""
     total = result.total
     months = pd.DatetimeIndex(total["month"].values)
     target = result.scenario.facility.shortfall_target
-    upper = plan_quantile(result)
+    upper = plan_quantile(result) if upper is None else upper
     sf = result.shortfall.set_index(["metric", "month"])["probability"]
     years = sorted(set(months.year))
     in_year = [months.year == year for year in years]

@@ -457,7 +457,7 @@ def summarize(result, *, ranking: bool = False) -> dict[str, Any]:
 
     sc = result.scenario
     fac = sc.facility
-    table = decision_table(result)
+    table = decision_table(result, upper=0.9)  # a sweep compares P50/P90 whatever the target
     sf = result.shortfall
     over = sf[(sf["metric"] == "any") & (sf["probability"] > fac.shortfall_target)]  # any of
     plan = result.plans["suites"]
@@ -472,7 +472,11 @@ def summarize(result, *, ranking: bool = False) -> dict[str, Any]:
     installed = sc.suites_by_month(months)
     out: dict[str, Any] = {
         "years": [
-            {**r, "p50": round(r["p50"], 6), "p90": round(r["p90"], 6)}
+            {
+                **{k: v for k, v in r.items() if k != "plan"},
+                "p50": round(r["p50"], 6),
+                "p90": round(r["plan"], 6),
+            }
             for r in table.to_dict("records")
         ],
         "first_month_over_target": "" if over.empty else f"{over['month'].min():%Y-%m}",

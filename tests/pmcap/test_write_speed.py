@@ -215,3 +215,19 @@ def test_decision_table_shows_the_quantile_the_plans_size_to(result):
     assert first.group(1) == f"{row.plan:.1f}"
     # the default target (10%) keeps the P90 column
     assert "<th>P90</th>" in report.render_report(result, "", "test", "", None)
+
+
+def test_a_sweep_compares_p90_whatever_the_shortfall_target(result):
+    import dataclasses
+
+    from pmcap.sweep import summarize
+
+    fac = result.scenario.facility.model_copy(update={"shortfall_target": 0.05})
+    strict = dataclasses.replace(
+        result, scenario=result.scenario.model_copy(update={"facility": fac})
+    )
+    months = pd.DatetimeIndex(result.total["month"].values)
+    for y in summarize(strict)["years"]:
+        assert set(y) == {*report.decision_table(result).columns, "p90"} - {"plan"}
+        peak = result.total[y["resource"]].values[:, months.year == y["year"]].max(axis=1)
+        assert y["p90"] == round(np.quantile(peak, 0.9), 6)
