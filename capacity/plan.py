@@ -142,6 +142,11 @@ def plan_expansion(
     if target is not None and not 0 <= target < 1:
         raise InputError(f"plan: target must be in [0, 1), got {target}")
     options = [int(s) for s in cdmo_slot_options]
+    if not (np.isfinite(slots_per_unit_of_resource) and slots_per_unit_of_resource > 0):
+        raise InputError(
+            "plan: slots_per_unit_of_resource must be a finite number > 0, got "
+            f"{slots_per_unit_of_resource}"
+        )
     if any(s < 0 for s in options) or (any(options) and cdmo_slot_fee_per_month is None):
         raise InputError("plan: CDMO options need slots >= 0 and cdmo_slot_fee_per_month")
 

@@ -54,6 +54,12 @@ def param_draws(value: Any, draws: int, rng: np.random.Generator, what: str) -> 
     if isinstance(value, np.ndarray | list | tuple) and not isinstance(value, dict):
         arr = np.asarray(value, float)
         if arr.ndim == 1 and len(arr) == draws:
+            bad = np.flatnonzero(~np.isfinite(arr))
+            if bad.size:
+                raise InputError(
+                    f"{what}: draw {bad[0]} is {arr[bad[0]]}; expected finite numbers "
+                    f"({bad.size} of {draws} draws are not)"
+                )
             return arr.copy()
         raise InputError(f"{what}: expected {draws} draws, got an array of shape {arr.shape}")
     try:

@@ -236,3 +236,20 @@ def test_cdmo_slots_count_per_unit_of_resource(
     np.testing.assert_array_equal(plan.by_month["cdmo"], cdmo_suites)
     np.testing.assert_array_equal(plan.by_month["capacity"], 6 + cdmo_suites)
     np.testing.assert_array_equal(plan.by_month["shortfall_probability"], 0.0)
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, np.nan, np.inf])
+def test_slots_per_unit_of_resource_must_be_a_positive_number(bad):
+    # found by review: 0 raised a bare ZeroDivisionError; NaN gave NaN capacity, no shortfall
+    # and a cost of 0; a negative value was accepted
+    values = np.full((20, 12), 5.0)
+    with pytest.raises(InputError, match="slots_per_unit_of_resource must be a finite number > 0"):
+        plan_expansion(
+            xr.Dataset({"suites": need(values)}),
+            installed=6,
+            unit_size=2,
+            lead_time_months=6,
+            cdmo_slot_fee_per_month=0.05,
+            cdmo_slot_options=(0, 1),
+            slots_per_unit_of_resource=bad,
+        )

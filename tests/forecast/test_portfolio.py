@@ -731,3 +731,13 @@ def test_a_pipeline_phase_with_no_patients_adds_no_demand(models):
     _, staffed = world(30, 50)
     xr.testing.assert_identical(w.events, staffed.events)
     assert staffed.demand.sel(program="PIPE", stream="clinical").values.sum() > clinical.sum()
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_an_array_of_draws_with_a_non_finite_value_is_refused(models, bad):
+    # found by review: NaN passed the [0, 1] check ((p < 0) | (p > 1) is False for NaN) and
+    # those draws silently never filed; a number NaN was already refused
+    p = np.ones(200)
+    p[7] = bad
+    with pytest.raises(InputError, match=r"pivotal_success: draw 7 is (nan|inf); expected"):
+        _pivotal_world(models, p)
