@@ -678,7 +678,9 @@ def _client(
         n_workers=n,
         threads_per_worker=1,
         processes=True,
-        dashboard_address=None,
+        # any free port: None still serves the scheduler's HTTP routes on 8787, and warned
+        # "Port 8787 is already in use" whenever another cluster held it
+        dashboard_address=":0",
         silence_logs=logging.ERROR,
     )
     client = Client(cluster)
@@ -787,12 +789,28 @@ def _fit_all(todo: list[Case], use_cache: bool, notify: Callable) -> tuple[dict,
     return jobs, fitted, broken
 
 
+def _umask() -> int:
+    """This process's umask, read without changing it (setting it, even for an instant, would
+    race with the threads that write files meanwhile)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o022  # the usual default where /proc is not there
+
+
 def _write_bytes(path: Path, data: bytes) -> None:
-    """Write a file whole or not at all (a temp file renamed over it)."""
+    """Write a file whole or not at all (a temp file renamed over it), with the permissions
+    of any other file this process writes (mkstemp's own are owner-only: colleagues could
+    not read a sweep's tables on a shared drive)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+            os.fchmod(fh.fileno(), 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -630,3 +630,40 @@ print(seen)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split("\n")[-2] == "[True]", done.stdout
+
+
+def test_sweep_tables_are_readable_like_the_run_folders(four):
+    # found by a new user: sweep.csv, sweep.html (written through a temp file) were
+    # owner-only (0600) while run outputs follow the umask (0644 under 022)
+    import os
+    import stat
+
+    _, out = four
+    mask = os.umask(0o022)
+    os.umask(mask)
+    want = 0o666 & ~mask
+    for name in ("sweep.csv", "sweep_monthly.csv", "sweep.html"):
+        assert stat.S_IMODE((out / name).stat().st_mode) == want, name
+    report = next((out / "scenarios").iterdir()) / "report.html"
+    assert stat.S_IMODE(report.stat().st_mode) == want
+
+
+def test_a_local_sweep_does_not_take_port_8787(small, tmp_path):
+    # dashboard_address=None still served the scheduler's HTTP routes on 8787: with another
+    # cluster on it, every sweep warned "Port 8787 is already in use"
+    import socket
+    import warnings
+
+    from pmcap.sweep import load_sweep, run_sweep
+
+    sweep = load_sweep(write_sweep(tmp_path, small, '[grid]\n"facility.suites" = [8]\n'))
+    with socket.socket() as held:
+        try:
+            held.bind(("", 8787))
+        except OSError:
+            pytest.skip("port 8787 is taken on this machine")
+        held.listen()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            run_sweep(sweep, tmp_path / "out", workers=1)
+    assert not [w for w in caught if "8787" in str(w.message)]
