@@ -135,6 +135,7 @@ def _own_observations(scenario: Scenario, p: ProgramConfig) -> pd.DataFrame | No
     if missing:
         raise InputError(f"{path}: missing columns {sorted(missing)}; expected period,patients")
     rows = []
+    seen: list[tuple[int, tuple[pd.Timestamp, pd.Timestamp]]] = []  # row, [start, end)
     for i, row in frame.iterrows():
         try:
             start, end = _period_bounds(row["period"])
@@ -153,6 +154,14 @@ def _own_observations(scenario: Scenario, p: ProgramConfig) -> pd.DataFrame | No
             raise InputError(f"{path}: row {i + 2}: period {row['period']} ends after as_of")
         if start < pd.Timestamp(p.launch).to_period("M").to_timestamp():
             raise InputError(f"{path}: row {i + 2}: period {row['period']} is before launch")
+        for j, other in seen:
+            if start < other[1] and other[0] < end:
+                raise InputError(
+                    f"{path}: rows {j + 2} and {i + 2}: periods {frame['period'][j]} and "
+                    f"{row['period']} overlap (their patients would count twice); give each "
+                    "period once"
+                )
+        seen.append((i, (start, end)))
         rows.append(
             {
                 "products": (p.name,),

@@ -351,6 +351,19 @@ BAD_ROWS = [
         ["cart-c-patients.csv", "row 3", "whole number"],
     ),
     ("cart-c-patients.csv", "2025Q3,", "2024Q3,", ["cart-c-patients.csv", "before launch"]),
+    # a period given twice or overlapping another counted its patients twice (new-user review)
+    (
+        "cart-c-patients.csv",
+        "2025Q4,26",
+        "2026Q2,26",
+        ["cart-c-patients.csv", "rows 3 and 5", "periods 2026Q2 and 2026Q2 overlap"],
+    ),
+    (
+        "cart-c-patients.csv",
+        "2026Q1,50",
+        "H1-2026,50",
+        ["cart-c-patients.csv", "rows 4 and 5", "periods H1-2026 and 2026Q2 overlap"],
+    ),
 ]
 
 
