@@ -181,7 +181,13 @@ def write_run(
     timings["write_s"] = round(time.perf_counter() - t0, 3)
     if provenance is None:
         provenance = {
-            "scenario": {"path": str(sc.path), "sha256": sc.digest()},
+            # sha256: the file's bytes (what sha256sum prints); digest: the parsed scenario
+            # and its input files' bytes (the same for an equivalent file)
+            "scenario": {
+                "path": str(sc.path),
+                "sha256": file_sha256(sc.path) if sc.path else None,
+                "digest": sc.digest(),
+            },
             "inputs": [{"path": str(p), "sha256": file_sha256(p)} for p in sc.input_files()],
         }
     write_manifest(

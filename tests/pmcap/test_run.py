@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -68,6 +69,12 @@ def test_run_writes_every_file(first_run):
         "cart-a-sites.csv",
         "cart-c-patients.csv",
     }
+    # the scenario's sha256 is its file's (a new user's sha256sum disagreed: it was the digest
+    # of the parsed scenario, now under "digest")
+    scenario = manifest["scenario"]
+    assert scenario["sha256"] == hashlib.sha256(EXAMPLE.read_bytes()).hexdigest()
+    assert scenario["digest"] == load_scenario(EXAMPLE).apply(draws=DRAWS).digest()
+    assert scenario["digest"] != scenario["sha256"]
 
 
 def test_csv_values_agree_with_the_draws(first_run):
