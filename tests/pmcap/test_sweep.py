@@ -667,3 +667,25 @@ def test_a_local_sweep_does_not_take_port_8787(small, tmp_path):
             warnings.simplefilter("always")
             run_sweep(sweep, tmp_path / "out", workers=1)
     assert not [w for w in caught if "8787" in str(w.message)]
+
+
+def test_a_sweep_where_every_scenario_failed_says_so_plainly(small, tmp_path, monkeypatch):
+    # new-user review: the comparison read "(the others finished; ...)" and "FTE: P90 of the
+    # peak month in ." when no scenario had finished
+    from distributed import Client, LocalCluster
+
+    import pmcap.run
+    from pmcap.sweep import load_sweep, run_sweep
+
+    def broken(scenario, **kw):
+        raise RuntimeError("the solver fell over")
+
+    monkeypatch.setattr(pmcap.run, "run_scenario", broken)
+    sweep = load_sweep(write_sweep(tmp_path, small, '[grid]\n"facility.suites" = [8, 30]\n'))
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as cluster:
+        with Client(cluster) as client:
+            result = run_sweep(sweep, tmp_path / "out", client=client)
+    assert len(result.failed) == 2 and not result.ran
+    html = (tmp_path / "out" / "sweep.html").read_text()
+    assert "2 scenario(s) failed</strong> (a rerun of the sweep retries only these)" in html
+    assert "others finished" not in html and "peak month in ." not in html
