@@ -284,8 +284,10 @@ def _sweep_progress(quiet: bool) -> Iterator:
 
 def _finish_sweep(result, out: Path, quiet: bool) -> None:
     if not quiet:
+        extra = "sensitivity.csv, ranking.csv, " if result.sensitivity else ""
         typer.echo(
-            f"wrote {out}/: sweep.csv, sweep_monthly.csv, sweep.html and scenarios/ "
+            f"wrote {out}/: {extra}sweep.csv, sweep_monthly.csv, sweep.html (the comparison"
+            f"{', tornado and ranking' if extra else ''}) and scenarios/ "
             f"({len(result.ran)} run, {len(result.skipped)} already done, "
             f"{len(result.failed)} failed)"
         )

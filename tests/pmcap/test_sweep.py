@@ -382,6 +382,8 @@ def planted(tmp_path_factory, small, cache):
         ],
     )
     assert result.exit_code == 0, result.output
+    # the closing line names sensitivity's own tables (it listed the sweep's only)
+    assert f"wrote {out}/: sensitivity.csv, ranking.csv, sweep.csv" in result.output
     return folder, out
 
 
