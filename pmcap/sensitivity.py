@@ -183,6 +183,26 @@ def ranking_table(summary: dict[str, Any], year: int) -> pd.DataFrame:
     return table.loc[order].reset_index(drop=True)
 
 
+def ranking_paths(inputs: list[str], swings: pd.DataFrame) -> list[str]:
+    """For each ranked input, the scenario key swung in ``sensitivity.csv`` (its ``path``),
+    or "" where the input is no key of the scenario (approval timing, posterior draws, QC
+    assays). A program's inputs are ranked without the table they sit in: ``CART-C.peak_share``
+    is swung as ``program.CART-C.uptake.peak_share``, ``CART-A.lag_days`` as
+    ``program.CART-A.enrollment.lag_days``, ``CART-B.phase2_patients`` as
+    ``program.CART-B.trial_plan.phase2.patients``; a process's carry the same name in both."""
+    names: dict[str, set[str]] = {}
+    for path in swings["path"]:
+        parts = path.split(".")
+        forms = {".".join(parts[1:])}
+        if parts[0] == "program" and len(parts) == 4:  # program.A.<table>.field
+            forms.add(f"{parts[1]}.{parts[3]}")
+        if parts[0] == "program" and len(parts) == 5 and parts[2] == "trial_plan":
+            forms.add(f"{parts[1]}.{parts[3]}_{parts[4]}")
+        for form in forms:
+            names.setdefault(form, set()).add(path)
+    return [next(iter(names[n])) if len(names.get(n, ())) == 1 else "" for n in inputs]
+
+
 @default_style
 def tornado(swings: pd.DataFrame, top: int = 15) -> str:
     from matplotlib.figure import Figure
@@ -241,6 +261,7 @@ def run_sensitivity(
         y = year if year is not None else pick_year(summaries[base_case.name])
         swings = swing_table(sweep, records, summaries, y)
         ranking = ranking_table(summaries[base_case.name], y)
+        ranking.insert(1, "path", ranking_paths(list(ranking["input"]), swings))
         found.update(year=y, swings=swings, ranking=ranking)
         html = {
             "year": y,

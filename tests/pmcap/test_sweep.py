@@ -397,6 +397,8 @@ def test_sensitivity_ranks_the_planted_driver_first(planted):
     ranking = pd.read_csv(out / "ranking.csv")
     assert ranking["input"].iloc[0] == "planted.failure_rate"
     assert ranking["rho_suites"].iloc[0] > 0.5
+    # the two tables join on the scenario key
+    assert ranking["path"].iloc[0] == swings["path"].iloc[0] == "process.planted.failure_rate"
     html = (out / "sweep.html").read_text()
     assert 'id="tornado"' in html and "planted.failure_rate" in html
 
@@ -691,3 +693,28 @@ def test_a_sweep_where_every_scenario_failed_says_so_plainly(small, tmp_path, mo
     html = (tmp_path / "out" / "sweep.html").read_text()
     assert "2 scenario(s) failed</strong> (a rerun of the sweep retries only these)" in html
     assert "others finished" not in html and "peak month in ." not in html
+
+
+def test_ranking_names_the_scenario_key_each_swing_used():
+    # new-user review: ranking.csv said CART-A.peak_share where sensitivity.csv said
+    # CART-A.uptake.peak_share, so the two tables could not be joined
+    from pmcap.sensitivity import ranking_paths
+
+    paths = [
+        "program.CART-A.uptake.peak_share",
+        "program.CART-A.enrollment.lag_days",
+        "program.CART-B.trial_plan.phase2.patients",
+        "program.CART-B.manufactured_share",
+        "process.proc-x.culture_days",
+    ]
+    swings = pd.DataFrame({"input": [p.split(".", 1)[1] for p in paths], "path": paths})
+    inputs = [
+        "CART-A.peak_share",
+        "CART-A.lag_days",
+        "CART-B.phase2_patients",
+        "CART-B.manufactured_share",
+        "proc-x.culture_days",
+        "CART-A.approval_years",
+        "proc-x.qc_hours[sterility]",
+    ]
+    assert ranking_paths(inputs, swings) == [*paths, "", ""]
