@@ -236,7 +236,7 @@ BAD = [
     ("horizon_months = 120", 'horizon_months = "ten"', ["run.horizon_months", "whole number"]),
     ("start = 2026-12-01", "start = 2026-12-15", ["run.start", "first day of a month"]),
     ("start = 2026-12-01", "start = 2026-01-01", ["start", "before the month of as_of"]),
-    ("draws = 1000\nseed", "draws = 5\nseed", ["run.draws", "greater than or equal to 20"]),
+    ("draws = 1000\nseed", "draws = 5\nseed", ["run.draws", "must be >= 20, got 5"]),
     ("quantiles = [0.1, 0.5, 0.9]", "quantiles = [0.1, 0.1]", ["quantiles", "distinct"]),
     ("quantiles = [0.1, 0.5, 0.9]", "quantiles = [0.1, 1.5]", ["quantiles", "between 0 and 1"]),
     ('patients = "cart-a-patients.csv"', 'patients = "missing.csv"', ["missing.csv", "not found"]),
@@ -247,7 +247,7 @@ BAD = [
         'group = "CAR T"                  ',
         ["CAR T", "known groups"],
     ),
-    ("target = 120", "target = -5", ["enrollment.target", "greater than 0"]),
+    ("target = 120", "target = -5", ["enrollment.target", "must be > 0, got -5"]),
     (
         "manufactured_share = {beta = [45, 5]}",
         "manufactured_share = {gamma = [45, 5]}",
@@ -298,12 +298,29 @@ BAD = [
     (
         "median = 5000, p90 = 8000",
         "median = 5000, p90 = 8000}}\nbacklog = -1 #",
-        ["backlog", "greater than or equal to 0"],
+        ["backlog", "must be >= 0, got -1"],
     ),
     ("registrational = true", "registrational = false", ["not registrational"]),
     ("phase1 = {patients = 24,", "phase1 = {patients = -24,", ["patients", ">= 0"]),
     ("manufactured_share = 0.95", "manufactured_share = 1.5", ["manufactured_share", "[0, 1]"]),
     ("launch_lag_months = 2", "launch_lag_months = -2", ["launch_lag_months", ">= 0"]),
+    # new-user review: a bad step of a suites schedule gave two messages in Python's terms
+    # ("facility.suites.int: expected a whole number, got [{'from': datetime.date(...")
+    (
+        "{from = 2028-07-01, suites = 16}]",
+        "{from = 2028-07-01, suites = -16}]",
+        ["facility.suites[1].suites: must be >= 0, got -16"],
+    ),
+    (
+        "{from = 2028-07-01, suites = 16}]",
+        "{from = 2028-07-01, suites = 16.5}]",
+        ["facility.suites[1].suites: expected a whole number, got 16.5"],
+    ),
+    (
+        "suites = [{from = 2026-12-01, suites = 12}, {from = 2028-07-01, suites = 16}]",
+        'suites = "twelve"',
+        ["facility.suites: expected a whole number or a list of tables, got 'twelve'"],
+    ),
 ]
 
 
