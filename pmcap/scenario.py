@@ -443,7 +443,7 @@ def load_scenario(path: str | Path) -> Scenario:
     try:
         scenario = Scenario.model_validate(raw)
     except ValidationError as exc:
-        raise InputError(_describe(exc, str(path))) from None
+        raise InputError(_describe(exc, str(path), raw)) from None
     scenario._path = path.resolve()
     check_files(scenario, str(path))
     return scenario
@@ -520,12 +520,25 @@ def _one_branch(errors: list[dict]) -> list[dict]:
     return out
 
 
-def _describe(exc: ValidationError, source: str) -> str:
+def _program_name(programs: Any, i: Any) -> str:
+    if isinstance(programs, list) and isinstance(i, int) and 0 <= i < len(programs):
+        entry = programs[i]
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+            return f" ({entry['name']})"
+    return ""
+
+
+def _describe(exc: ValidationError, source: str, raw: dict | None = None) -> str:
+    """One line per problem: the file, the key and what was expected. With the scenario's
+    ``raw`` data a program is named too: ``program[1] (CART-B).uptake.peak_share``."""
+    programs = (raw or {}).get("program")
     lines = []
     for err in _one_branch(exc.errors()):
         loc = ""
-        for part in err["loc"]:
+        for j, part in enumerate(err["loc"]):
             loc += f"[{part}]" if isinstance(part, int) else ("." if loc else "") + str(part)
+            if j == 1 and err["loc"][0] == "program":
+                loc += _program_name(programs, part)
         kind = err["type"]
         if kind == "extra_forbidden":
             msg = "unknown key"

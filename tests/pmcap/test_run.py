@@ -240,8 +240,8 @@ BAD = [
     ("quantiles = [0.1, 0.5, 0.9]", "quantiles = [0.1, 0.1]", ["quantiles", "distinct"]),
     ("quantiles = [0.1, 0.5, 0.9]", "quantiles = [0.1, 1.5]", ["quantiles", "between 0 and 1"]),
     ('patients = "cart-a-patients.csv"', 'patients = "missing.csv"', ["missing.csv", "not found"]),
-    ('stage = "pipeline"', 'stage = "preclinical"', ["program[1].stage", "trial"]),
-    ('phase = "phase1"', 'phase = "phase4"', ["program[1].phase"]),
+    ('stage = "pipeline"', 'stage = "preclinical"', ["program[1] (CART-B).stage", "trial"]),
+    ('phase = "phase1"', 'phase = "phase4"', ["program[1] (CART-B).phase"]),
     (
         'group = "CAR-T"                  ',
         'group = "CAR T"                  ',
