@@ -54,6 +54,7 @@ import threading
 import time
 import tomllib
 import traceback
+import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
@@ -678,16 +679,18 @@ def _client(
         n_workers=n,
         threads_per_worker=1,
         processes=True,
-        # any free port: None still serves the scheduler's HTTP routes on 8787, and warned
-        # "Port 8787 is already in use" whenever another cluster held it
-        dashboard_address=":0",
+        # any free port of this machine only: None still served the scheduler's HTTP routes
+        # on 8787 (a warning whenever another cluster held it), ":0" on every interface
+        dashboard_address="127.0.0.1:0",
         silence_logs=logging.ERROR,
     )
     client = Client(cluster)
 
     def close() -> None:
-        client.close()
-        cluster.close()
+        try:
+            client.close()
+        finally:
+            cluster.close()
 
     try:
         yield client
@@ -696,9 +699,18 @@ def _client(
         raise
     if closing is None:
         close()
-    else:
-        closing.append(threading.Thread(target=close, name="pmcap-close", daemon=True))
-        closing[-1].start()
+        return
+
+    def close_noting_errors() -> None:
+        try:
+            close()
+        except Exception as exc:  # reported by the caller after join(): results are written
+            thread.error = exc  # type: ignore[attr-defined]
+
+    thread = threading.Thread(target=close_noting_errors, name="pmcap-close", daemon=True)
+    thread.error = None  # type: ignore[attr-defined]
+    closing.append(thread)
+    thread.start()
 
 
 def _worker_version() -> str:
@@ -789,28 +801,15 @@ def _fit_all(todo: list[Case], use_cache: bool, notify: Callable) -> tuple[dict,
     return jobs, fitted, broken
 
 
-def _umask() -> int:
-    """This process's umask, read without changing it (setting it, even for an instant, would
-    race with the threads that write files meanwhile)."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except OSError:
-        pass
-    return 0o022  # the usual default where /proc is not there
-
-
 def _write_bytes(path: Path, data: bytes) -> None:
     """Write a file whole or not at all (a temp file renamed over it), with the permissions
-    of any other file this process writes (mkstemp's own are owner-only: colleagues could
-    not read a sweep's tables on a shared drive)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    of any other file this process writes: created 0o666 less the umask (mkstemp's own are
+    owner-only, so colleagues could not read a sweep's tables on a shared drive)."""
+    tmp = path.parent / f".{path.name}.{os.getpid()}-{time.time_ns()}.tmp"
+    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-            os.fchmod(fh.fileno(), 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -880,6 +879,7 @@ def run_sweep(
         import distributed  # noqa: F401
 
         fitting = _in_background(_fit_all, todo, use_cache, notify)
+        own_cluster = client is None and not scheduler  # a LocalCluster started here
         with _client(workers, scheduler, len(todo), client, closing) as client:
             from distributed import as_completed
 
@@ -942,11 +942,12 @@ def run_sweep(
                     "ranking": ranking(case),
                     "xlsx": xlsx,
                 }
-            # A scenario is handed to a worker thread only when the thread is free (one task
-            # in flight per thread). Submitted all at once, the scheduler placed the tasks up
-            # front and one worker sat idle for 7 s while the other had a queue (bench_sweep);
-            # work stealing came late. A worker that joins later (an adaptive cluster) gets
-            # tasks from the next finished one.
+            # On the LocalCluster started here, a scenario is handed to a worker thread only
+            # when the thread is free (one task in flight per thread): submitted all at once,
+            # the scheduler placed the tasks up front and one worker sat idle for 7 s while the
+            # other had a queue (bench_sweep); work stealing came late. A cluster of the
+            # caller's (--scheduler, client=) gets every task at once: it may scale with the
+            # backlog (adaptive) and its size is its own.
             waiting = list(todo)
             running: dict[Any, tuple[Case, str]] = {}  # future -> (scenario, worker given)
             busy: dict[str, int] = {}  # tasks in flight per worker
@@ -956,20 +957,26 @@ def run_sweep(
                     run_case,
                     payloads[case.name],
                     {j.name: shared[j.kind, j.key] for j in jobs[case.name]},
-                    key=f"pmcap-{case.slug}-{case.digest[:12]}-{os.getpid()}-{time.time_ns()}",
+                    # one key prefix for every scenario: the scheduler learns their duration
+                    key=("pmcap-case", f"{case.slug}-{case.digest[:12]}-{time.time_ns()}"),
                     pure=False,
                     workers=[worker] if worker else None,
-                    allow_other_workers=True,  # a worker that dies hands its task on
+                    allow_other_workers=bool(worker),  # a worker that dies hands it on
                 )
                 running[future] = (case, worker)
                 busy[worker] = busy.get(worker, 0) + 1
                 return future
 
             def fill() -> list[Any]:
-                """Submit waiting scenarios to the free worker threads."""
+                """Submit waiting scenarios to the free worker threads (all of them at once
+                to a cluster of the caller's)."""
+                if not waiting:
+                    return []
+                if not own_cluster:
+                    return [submit(waiting.pop(0), "") for _ in list(waiting)]
                 new = []
-                for address, info in client.scheduler_info(n_workers=-1)["workers"].items():
-                    while waiting and busy.get(address, 0) < int(info.get("nthreads", 1)):
+                for address, threads in client.nthreads().items():
+                    while waiting and busy.get(address, 0) < threads:
                         new.append(submit(waiting.pop(0), address))
                 if waiting and not running:  # no worker left: the scheduler holds the rest
                     new += [submit(waiting.pop(0), "") for _ in list(waiting)]
@@ -1028,6 +1035,11 @@ def run_sweep(
     finally:
         for thread in closing:
             thread.join()
+    for thread in closing:
+        if thread.error is not None:  # type: ignore[attr-defined]
+            warnings.warn(
+                f"pmcap: closing the local cluster failed: {thread.error!r}", stacklevel=2
+            )
     timings["total_s"] = round(time.perf_counter() - t_start, 3)
     write_manifest(
         out,

@@ -235,40 +235,63 @@ def test_a_failing_scenario_is_reported_and_the_others_finish(small, tmp_path, m
     assert sorted(again.ran) == sorted(result.failed) and not again.failed
 
 
-def test_a_task_is_handed_out_only_when_a_worker_thread_is_free(small, tmp_path):
+def test_a_task_is_handed_out_only_when_a_worker_thread_is_free(small, tmp_path, monkeypatch):
     """Submitted all at once, the scheduler placed the tasks up front and one worker could
-    sit idle while the other had a queue (bench_sweep: 7 s idle of 41 s). Each scenario is
-    now submitted when a worker thread frees up: never more tasks in flight than threads,
-    and each worker is given one from the start."""
-    from distributed import Client, LocalCluster
+    sit idle while the other had a queue (bench_sweep: 7 s idle of 41 s). On the local
+    cluster a sweep starts, each scenario is now submitted when a worker thread frees up:
+    never more tasks in flight than threads, and each worker is given one from the start."""
+    from distributed import Client
 
     from pmcap.sweep import load_sweep, run_sweep
 
     sweep = load_sweep(write_sweep(tmp_path, small, FOUR))
     in_flight: list[int] = []
     given: list[str] = []
+    workers: set[str] = set()
+    submitted: list = []
+    original = Client.submit
+
+    def submit(self, fn, *args, **kw):
+        future = original(self, fn, *args, **kw)
+        if fn.__name__ == "run_case":
+            workers.update(self.nthreads())
+            submitted.append(future)
+            in_flight.append(sum(not f.done() for f in submitted))
+            given.append((kw.get("workers") or [""])[0])
+        return future
+
+    monkeypatch.setattr(Client, "submit", submit)
+    result = run_sweep(sweep, tmp_path / "out", workers=2)
+    assert sorted(result.ran) == sorted(c.name for c in sweep.cases)
+    assert len(in_flight) == 4 and max(in_flight) <= 2, in_flight  # old: 1, 2, 3, 4
+    assert len(workers) == 2 and set(given[:2]) == workers  # one to each worker first
+    assert set(given) <= workers
+
+
+def test_a_cluster_of_the_callers_gets_every_task_at_once(small, tmp_path):
+    # review: throttled, an adaptive cluster never saw the backlog it scales with
+    from distributed import Client, LocalCluster
+
+    from pmcap.sweep import load_sweep, run_sweep
+
+    sweep = load_sweep(write_sweep(tmp_path, small, FOUR))
     with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
     ) as cluster:
         with Client(cluster) as client:
-            submitted: list = []
+            counts: list[int] = []
             original = client.submit
 
             def submit(fn, *args, **kw):
                 future = original(fn, *args, **kw)
                 if fn.__name__ == "run_case":
-                    submitted.append(future)
-                    in_flight.append(sum(not f.done() for f in submitted))
-                    given.append((kw.get("workers") or [""])[0])
+                    counts.append(len(client.futures))
+                    assert kw.get("workers") is None
                 return future
 
             client.submit = submit
             result = run_sweep(sweep, tmp_path / "out", client=client)
-            workers = set(client.scheduler_info()["workers"])
-    assert sorted(result.ran) == sorted(c.name for c in sweep.cases)
-    assert len(in_flight) == 4 and max(in_flight) <= 2, in_flight  # old: 1, 2, 3, 4
-    assert set(given[:2]) == workers  # one to each worker first
-    assert set(given) <= workers
+    assert len(result.ran) == 4 and len(counts) == 4
 
 
 @pytest.mark.parametrize(
@@ -642,6 +665,8 @@ def test_sweep_tables_are_readable_like_the_run_folders(four):
     import os
     import stat
 
+    from pmcap.sweep import _write_bytes
+
     _, out = four
     mask = os.umask(0o022)
     os.umask(mask)
@@ -650,6 +675,14 @@ def test_sweep_tables_are_readable_like_the_run_folders(four):
         assert stat.S_IMODE((out / name).stat().st_mode) == want, name
     report = next((out / "scenarios").iterdir()) / "report.html"
     assert stat.S_IMODE(report.stat().st_mode) == want
+    # whatever the umask (review: a fixed 0644 or 0600 would pass the check above)
+    old = os.umask(0o027)
+    try:
+        _write_bytes(out / "probe.txt", b"x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((out / "probe.txt").stat().st_mode) == 0o640
+    (out / "probe.txt").unlink()
 
 
 def test_a_local_sweep_does_not_take_port_8787(small, tmp_path):
@@ -657,6 +690,8 @@ def test_a_local_sweep_does_not_take_port_8787(small, tmp_path):
     # cluster on it, every sweep warned "Port 8787 is already in use"
     import socket
     import warnings
+
+    import psutil
 
     from pmcap.sweep import load_sweep, run_sweep
 
@@ -667,10 +702,22 @@ def test_a_local_sweep_does_not_take_port_8787(small, tmp_path):
         except OSError:
             pytest.skip("port 8787 is taken on this machine")
         held.listen()
+        listening: list[str] = []
+
+        def progress(name, status, done, total):
+            # review: ":0" bound the scheduler's HTTP server to every interface
+            me = psutil.Process()
+            listening.extend(
+                c.laddr.ip
+                for c in me.net_connections("tcp")
+                if c.status == psutil.CONN_LISTEN and c.laddr.port != 8787  # the test's own
+            )
+
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            run_sweep(sweep, tmp_path / "out", workers=1)
+            run_sweep(sweep, tmp_path / "out", workers=1, progress=progress)
     assert not [w for w in caught if "8787" in str(w.message)]
+    assert listening and set(listening) <= {"127.0.0.1"}, listening
 
 
 def test_a_sweep_where_every_scenario_failed_says_so_plainly(small, tmp_path, monkeypatch):
