@@ -159,7 +159,8 @@ def _own_observations(scenario: Scenario, p: ProgramConfig) -> pd.DataFrame | No
                 raise InputError(
                     f"{path}: rows {j + 2} and {i + 2}: periods {frame['period'][j]} and "
                     f"{row['period']} overlap (their patients would count twice); give each "
-                    "period once"
+                    "period once (cumulative figures such as 9M or FY: subtract the earlier "
+                    "periods to get the quarter's own)"
                 )
         seen.append((i, (start, end)))
         rows.append(
