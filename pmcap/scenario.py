@@ -509,14 +509,13 @@ def _one_branch(errors: list[dict]) -> list[dict]:
     for prefix, members in groups.items():
         deep = [e for at, e in members if len(e["loc"]) > at + 1]
         tags = list(dict.fromkeys(e["loc"][at] for at, e in members))
-        if deep and len(tags) > 1:
-            out += [{**e, "loc": tuple(p for p in e["loc"] if not _is_tag(p))} for e in deep]
-        elif len(tags) > 1:
+        if len(tags) > 1 and not deep:
             forms = " or ".join(_tag_text(t) for t in tags)
             got = members[0][1].get("input")
             out.append({"loc": prefix, "type": "union", "msg": f"expected {forms}, got {got!r}"})
-        else:
-            out += [{**e, "loc": tuple(p for p in e["loc"] if not _is_tag(p))} for _, e in members]
+            continue
+        keep = deep if len(tags) > 1 else [e for _, e in members]
+        out += [{**e, "loc": tuple(p for p in e["loc"] if not _is_tag(p))} for e in keep]
     return out
 
 

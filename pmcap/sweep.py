@@ -41,6 +41,7 @@ others.
 
 from __future__ import annotations
 
+import collections
 import copy
 import datetime as dt
 import hashlib
@@ -950,7 +951,6 @@ def run_sweep(
             # backlog (adaptive) and its size is its own.
             waiting = list(todo)
             running: dict[Any, tuple[Case, str]] = {}  # future -> (scenario, worker given)
-            busy: dict[str, int] = {}  # tasks in flight per worker
 
             def submit(case: Case, worker: str) -> Any:
                 future = client.submit(
@@ -964,29 +964,27 @@ def run_sweep(
                     allow_other_workers=bool(worker),  # a worker that dies hands it on
                 )
                 running[future] = (case, worker)
-                busy[worker] = busy.get(worker, 0) + 1
                 return future
 
             def fill() -> list[Any]:
                 """Submit waiting scenarios to the free worker threads (all of them at once
                 to a cluster of the caller's)."""
-                if not waiting:
-                    return []
-                if not own_cluster:
-                    return [submit(waiting.pop(0), "") for _ in list(waiting)]
                 new = []
-                for address, threads in client.nthreads().items():
-                    while waiting and busy.get(address, 0) < threads:
-                        new.append(submit(waiting.pop(0), address))
-                if waiting and not running:  # no worker left: the scheduler holds the rest
+                if waiting and own_cluster:
+                    busy = collections.Counter(worker for _, worker in running.values())
+                    for address, threads in client.nthreads().items():
+                        while waiting and busy[address] < threads:
+                            new.append(submit(waiting.pop(0), address))
+                            busy[address] += 1
+                # a caller's cluster, or no worker left: the scheduler holds the rest
+                if waiting and (not own_cluster or not running):
                     new += [submit(waiting.pop(0), "") for _ in list(waiting)]
                 return new
 
             done = 0
             pending = as_completed(fill())
             for future in pending:
-                case, worker = running.pop(future)
-                busy[worker] -= 1
+                case, _ = running.pop(future)
                 for new in fill():
                     pending.add(new)
                 done += 1

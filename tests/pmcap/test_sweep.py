@@ -279,19 +279,22 @@ def test_a_cluster_of_the_callers_gets_every_task_at_once(small, tmp_path):
         n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
     ) as cluster:
         with Client(cluster) as client:
-            counts: list[int] = []
+            in_flight: list[int] = []
+            submitted: list = []
             original = client.submit
 
             def submit(fn, *args, **kw):
                 future = original(fn, *args, **kw)
                 if fn.__name__ == "run_case":
-                    counts.append(len(client.futures))
+                    submitted.append(future)
+                    in_flight.append(sum(not f.done() for f in submitted))
                     assert kw.get("workers") is None
                 return future
 
             client.submit = submit
             result = run_sweep(sweep, tmp_path / "out", client=client)
-    assert len(result.ran) == 4 and len(counts) == 4
+    assert len(result.ran) == 4
+    assert in_flight == [1, 2, 3, 4]  # throttled: 1, 1, 1, 1 on this one-thread cluster
 
 
 @pytest.mark.parametrize(
