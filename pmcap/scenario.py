@@ -2,7 +2,8 @@
 
 Validated with pydantic at the door: unknown keys, wrong types, missing files, dates in the
 wrong order and bad CSV rows give one :class:`~capacity.errors.InputError` naming the file, the
-key or row, and what was expected. Paths are relative to the scenario file. Uncertain numbers
+key or row, and what was expected; a number written as text (``target = "120"``) is refused,
+not read as the number. Paths are relative to the scenario file. Uncertain numbers
 may be written as a number or a one-key distribution table: ``{beta = [a, b]}``,
 ``{triangular = [low, mode, high]}``, ``{uniform = [low, high]}`` or
 ``{lognormal = {median = m, p90 = x}}``. See ``pmcap init`` for a commented starter.
@@ -15,11 +16,20 @@ import hashlib
 import json
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from capacity.distributions import Param
 from capacity.errors import InputError
@@ -27,6 +37,22 @@ from capacity.errors import InputError
 __all__ = ["Scenario", "load_scenario", "example_scenario_path"]
 
 PHASE = Literal["phase1", "phase2", "phase3"]
+
+
+def _not_text(expected: str) -> BeforeValidator:
+    """Refuse a number written as text (``target = "120"``), which pydantic's lax mode reads
+    as the number; everything else as lax mode has it (an int where a float is expected)."""
+
+    def check(value: Any) -> Any:
+        if isinstance(value, str | bytes):
+            raise ValueError(f"expected {expected}, got {value!r}")
+        return value
+
+    return BeforeValidator(check)
+
+
+Int = Annotated[int, _not_text("a whole number")]
+Float = Annotated[float, _not_text("a number")]
 
 
 def _param(value: Any) -> Any:
@@ -55,10 +81,10 @@ class _Strict(BaseModel):
 class RunConfig(_Strict):
     as_of: dt.date
     start: dt.date
-    horizon_months: int = Field(gt=0, le=600)
-    draws: int = Field(1000, ge=20, le=1_000_000)
-    seed: int = Field(0, ge=0, lt=2**32)
-    quantiles: list[float] = [0.1, 0.5, 0.9]
+    horizon_months: Int = Field(gt=0, le=600)
+    draws: Int = Field(1000, ge=20, le=1_000_000)
+    seed: Int = Field(0, ge=0, lt=2**32)
+    quantiles: list[Float] = [0.1, 0.5, 0.9]
 
     @field_validator("start")
     @classmethod
@@ -88,20 +114,20 @@ class ModelsConfig(_Strict):
     """Sampler settings of the fitted models (NUTS draws per chain, tuning, chains)."""
 
     phase_table: Literal["all", "area", "modality", "oncology_subtype", "population"] = "modality"
-    draws: int = Field(1000, ge=100)
-    tune: int = Field(1000, ge=100)
-    chains: int = Field(2, ge=1, le=8)
-    seed: int = Field(0, ge=0, lt=2**32)  # fit seed, apart from run.seed so fits are reused
-    target_accept: float = Field(0.99, gt=0.5, lt=1)
+    draws: Int = Field(1000, ge=100)
+    tune: Int = Field(1000, ge=100)
+    chains: Int = Field(2, ge=1, le=8)
+    seed: Int = Field(0, ge=0, lt=2**32)  # fit seed, apart from run.seed so fits are reused
+    target_accept: Float = Field(0.99, gt=0.5, lt=1)
 
 
 class EnrollmentConfig(_Strict):
     patients: Path | None = None
     counts: Path | None = None
     sites: Path | None = None
-    target: int = Field(gt=0)
+    target: Int = Field(gt=0)
     calendar_effect: bool = False
-    ramp_days: float = Field(0.0, ge=0)
+    ramp_days: Float = Field(0.0, ge=0)
     pauses: list[tuple[dt.date, dt.date]] = []
     manufactured_share: Any = 1.0
     lag_days: Any = 0.0
@@ -156,7 +182,7 @@ class PhasePlan(_Strict):
 
 class Expansion(_Strict):
     date: dt.date | None = None
-    months_after_launch: float | None = Field(None, ge=0)
+    months_after_launch: Float | None = Field(None, ge=0)
     eligible_per_year: Any
 
     _p = field_validator("eligible_per_year")(_param)
@@ -177,7 +203,7 @@ class UptakeConfig(_Strict):
     peak_share: Any
     launch_lag_months: Any = 0.0
     expansions: list[Expansion] = []
-    backlog: float = Field(0.0, ge=0)
+    backlog: Float = Field(0.0, ge=0)
     patients: Path | None = None  # the product's own patients per period: period,patients
 
     _p = field_validator("eligible_per_year", "peak_share", "launch_lag_months")(_param)
@@ -193,8 +219,8 @@ class UptakeConfig(_Strict):
 
 
 class PPQConfig(_Strict):
-    lots: int = Field(0, ge=0)
-    window_months: tuple[int, int] = (12, 4)
+    lots: Int = Field(0, ge=0)
+    window_months: tuple[Int, Int] = (12, 4)
 
     @field_validator("window_months")
     @classmethod
@@ -222,7 +248,7 @@ class ProgramConfig(_Strict):
     lag_days: Any = 0.0
     uptake: UptakeConfig | None = None
     ppq: PPQConfig = PPQConfig()
-    in_progress: float = Field(0.0, ge=0)
+    in_progress: Float = Field(0.0, ge=0)
 
     _p = field_validator("manufactured_share", "lag_days")(_param)
 
@@ -270,25 +296,25 @@ class ProgramConfig(_Strict):
 class SuiteStep(_Strict):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     from_: dt.date = Field(alias="from")
-    suites: int = Field(ge=0)
+    suites: Int = Field(ge=0)
 
 
 class ServiceLevel(_Strict):
-    max_wait_days: float = Field(3.0, ge=0)
-    epsilon: float = Field(0.05, gt=0, lt=1)
-    draws: int = Field(200, ge=10)
+    max_wait_days: Float = Field(3.0, ge=0)
+    epsilon: Float = Field(0.05, gt=0, lt=1)
+    draws: Int = Field(200, ge=10)
 
 
 class FacilityConfig(_Strict):
-    suites: int | list[SuiteStep]
-    operator_fte: float = Field(ge=0)
-    qc_fte: float = Field(ge=0)
-    qa_fte: float = Field(ge=0)
-    module_suites: int = Field(4, gt=0)
-    module_lead_time_months: int = Field(20, ge=0)
-    module_cost_per_year: float = Field(0.0, ge=0)
-    hiring_lead_months: int = Field(6, ge=0)
-    shortfall_target: float = Field(0.1, gt=0, lt=1)
+    suites: Annotated[Int, Tag("int")] | list[SuiteStep]
+    operator_fte: Float = Field(ge=0)
+    qc_fte: Float = Field(ge=0)
+    qa_fte: Float = Field(ge=0)
+    module_suites: Int = Field(4, gt=0)
+    module_lead_time_months: Int = Field(20, ge=0)
+    module_cost_per_year: Float = Field(0.0, ge=0)
+    hiring_lead_months: Int = Field(6, ge=0)
+    shortfall_target: Float = Field(0.1, gt=0, lt=1)
     service_level: ServiceLevel = ServiceLevel()
 
     @field_validator("suites")

@@ -1,0 +1,129 @@
+"""Scenario files: a number written as text is refused with the usual one-line message."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from capacity.errors import InputError
+from pmcap.scenario import example_scenario_path, load_scenario
+
+EXAMPLE = example_scenario_path()
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def edited(tmp_path: Path, old: str, new: str) -> Path:
+    folder = tmp_path / "sc"
+    shutil.copytree(EXAMPLE.parent, folder)
+    path = folder / "scenario.toml"
+    text = path.read_text()
+    assert text.count(old) == 1, old
+    path.write_text(text.replace(old, new))
+    return path
+
+
+# pydantic's lax mode read these strings as numbers (target = "120" was a target of 120)
+TEXT = [
+    (
+        "target = 120",
+        'target = "120"',
+        "program[0] (CART-A).enrollment.target: expected a whole number, got '120'",
+    ),
+    (
+        "horizon_months = 120",
+        'horizon_months = "120"',
+        "run.horizon_months: expected a whole number, got '120'",
+    ),
+    (
+        "quantiles = [0.1, 0.5, 0.9]",
+        'quantiles = ["0.1", 0.5, 0.9]',
+        "run.quantiles[0]: expected a number, got '0.1'",
+    ),
+    ("chains = 2", 'chains = "2"', "models.chains: expected a whole number, got '2'"),
+    (
+        "module_cost_per_year = 12e6",
+        'module_cost_per_year = "12e6"',
+        "facility.module_cost_per_year: expected a number, got '12e6'",
+    ),
+    (
+        "operator_fte = 160",
+        'operator_fte = "160"',
+        "facility.operator_fte: expected a number, got '160'",
+    ),
+    (
+        "window_months = [12, 6]",
+        'window_months = ["12", 6]',
+        "program[0] (CART-A).ppq.window_months[0]: expected a whole number, got '12'",
+    ),
+    (
+        "months_after_launch = 30",
+        'months_after_launch = "30"',
+        "program[0] (CART-A).uptake.expansions[0].months_after_launch: expected a number, got '30'",
+    ),
+    (
+        "in_progress = 25",
+        'in_progress = "25"',
+        "program[2] (CART-C).in_progress: expected a number, got '25'",
+    ),
+    (
+        "max_wait_days = 3",
+        'max_wait_days = "3"',
+        "facility.service_level.max_wait_days: expected a number, got '3'",
+    ),
+    (
+        "{from = 2028-07-01, suites = 16}",
+        '{from = 2028-07-01, suites = "16"}',
+        "facility.suites[1].suites: expected a whole number, got '16'",
+    ),
+    (
+        "suites = [{from = 2026-12-01, suites = 12}, {from = 2028-07-01, suites = 16}]",
+        'suites = "16"',
+        "facility.suites: expected a whole number or a list of tables, got '16'",
+    ),
+]
+
+
+@pytest.mark.parametrize("old, new, message", TEXT, ids=[t[1][:40] for t in TEXT])
+def test_a_number_written_as_text_is_refused(tmp_path, old, new, message):
+    path = edited(tmp_path, old, new)
+    with pytest.raises(InputError) as err:
+        load_scenario(path)
+    assert str(err.value) == f"{path}: {message}"
+
+
+def test_two_numbers_as_text_are_two_lines(tmp_path):
+    path = edited(tmp_path, "qc_fte = 12\nqa_fte = 6", 'qc_fte = "12"\nqa_fte = "6"')
+    with pytest.raises(InputError) as err:
+        load_scenario(path)
+    assert str(err.value).splitlines() == [
+        "2 problems:",
+        f"{path}: facility.qc_fte: expected a number, got '12'",
+        f"{path}: facility.qa_fte: expected a number, got '6'",
+    ]
+
+
+def test_whole_numbers_are_still_read_where_a_number_is_expected(tmp_path):
+    path = edited(tmp_path, "peak_share = {uniform = [0.05, 0.15]}", "peak_share = 1")
+    sc = load_scenario(path)
+    assert sc.program[1].uptake.peak_share == 1
+    fac = sc.facility
+    # written as whole numbers in the example: operator_fte = 160, max_wait_days = 3
+    assert (fac.operator_fte, fac.qc_fte, fac.qa_fte) == (160.0, 12.0, 6.0)
+    assert type(fac.operator_fte) is float and type(fac.service_level.max_wait_days) is float
+    assert fac.service_level.max_wait_days == 3.0
+    assert fac.module_cost_per_year == 12e6
+    assert sc.program[0].enrollment.target == 120
+    assert sc.program[2].in_progress == 25.0
+
+
+def test_bundled_example_and_sweep_still_load():
+    from pmcap.sweep import load_sweep
+
+    sc = load_scenario(ROOT / "data/examples/portfolio/scenario.toml")
+    assert [p.name for p in sc.program] == ["CART-A", "CART-B", "CART-C"]
+    assert sc.run.quantiles == [0.1, 0.5, 0.9]
+    assert [s.suites for s in sc.facility.suites] == [12, 16]
+    sweep = load_sweep(ROOT / "data/examples/sweep.toml")
+    assert len(sweep.cases) == 6
