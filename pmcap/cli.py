@@ -183,9 +183,11 @@ def capacity(
     force: ForceOption = False,
 ) -> None:
     """Capacity alone: demand draws -> requirements.csv (percentile bands) and, with
-    --installed, shortfall.csv (the probability each month needs more than is installed).
+    --installed, shortfall.csv (the probability each month needs more than is installed, each
+    resource with its unit, as in pmcap run's).
     """
     from capacity import bands, load_process, read_demand, requirements, shortfall_probability
+    from pmcap.export import shortfall_table
     from pmcap.output import atomic_folder, check_out, file_sha256, write_manifest
 
     try:
@@ -216,8 +218,8 @@ def capacity(
     try:
         with atomic_folder(out, inputs=inputs, force=force) as folder:
             _write_csv(table, folder / "requirements.csv")
-            if shortfall is not None:
-                _write_csv(shortfall, folder / "shortfall.csv")
+            if shortfall is not None:  # the layout of `pmcap run`'s: units, "any of ..."
+                _write_csv(shortfall_table(shortfall), folder / "shortfall.csv")
             write_manifest(
                 folder,
                 command="capacity",

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from capacity.engine import _series
+from capacity.engine import UNITS, _series
 
 __all__ = [
     "REPORTED",
@@ -192,14 +192,16 @@ def finance_table(
     return pd.concat(rows, ignore_index=True)
 
 
-SHORTFALL_UNITS = {"suites": "suites", "operator_fte": "FTE", "qc_fte": "FTE", "qa_fte": "FTE"}
-
-
 def shortfall_table(shortfall: pd.DataFrame) -> pd.DataFrame:
-    """Shortfall probability per month and resource, with units; ``any`` says what it means."""
+    """Shortfall probability per month and resource, with units; ``any`` says what it means.
+
+    ``shortfall``: :func:`capacity.shortfall_probability`'s table, of ``pmcap run`` or of
+    ``pmcap capacity``. A resource's unit is its metric's in ``requirements.csv``
+    (``fte[qa]``: FTE, ``qc_hours[sterility]``: hours/month).
+    """
     frame = shortfall.copy()
     listed = [m for m in frame["metric"].unique() if m != "any"]
-    frame["unit"] = frame["metric"].map(SHORTFALL_UNITS).fillna("")
+    frame["unit"] = frame["metric"].map(lambda m: UNITS.get(str(m).split("[")[0], ""))
     is_any = frame["metric"] == "any"
     frame.loc[is_any, "metric"] = "any of " + "/".join(listed)
     frame.loc[is_any, "unit"] = "(no installed value: at least one resource short)"

@@ -77,10 +77,19 @@ def test_capacity_writes_bands_shortfall_and_manifest(tmp_path, demand_file):
     header = (out / "requirements.csv").read_text().splitlines()[0]
     assert header == "month,program,metric,unit,mean,p10,p50,p90"
     check_bands_csv(out / "requirements.csv", req)
+    # the layout of `pmcap run`'s shortfall.csv: each resource's unit, and what "any" means
+    header = (out / "shortfall.csv").read_text().splitlines()[0]
+    assert header == "month,metric,unit,installed,probability"
     short = pd.read_csv(out / "shortfall.csv", parse_dates=["month"])
+    any_of = "any of suites/qc_fte"
+    assert short.groupby("metric", sort=False)["unit"].unique().map(list).to_dict() == {
+        "suites": ["suites"],
+        "qc_fte": ["FTE"],
+        any_of: ["(no installed value: at least one resource short)"],
+    }
     need = {"suites": req["suites"].values > 13, "qc_fte": req["qc_fte"].values > qc_level}
-    need["any"] = need["suites"] | need["qc_fte"]
-    assert short["metric"].value_counts().to_dict() == {"suites": 6, "qc_fte": 6, "any": 6}
+    need[any_of] = need["suites"] | need["qc_fte"]
+    assert short["metric"].value_counts().to_dict() == {"suites": 6, "qc_fte": 6, any_of: 6}
     for metric, over in need.items():
         rows = short[short["metric"] == metric].sort_values("month")
         assert rows["month"].tolist() == list(pd.DatetimeIndex(req["month"].values))
@@ -92,6 +101,37 @@ def test_capacity_writes_bands_shortfall_and_manifest(tmp_path, demand_file):
     assert manifest["seed"] == 0 and manifest["draws"] == 40
     assert len(manifest["demand"]["sha256"]) == 64
     assert "numpy" in manifest["versions"]
+
+
+def test_capacity_shortfall_units_are_those_of_requirements(tmp_path, demand_file):
+    # labelled metrics (fte[qa], qc_hours[sterility]) take their unit from their base metric
+    out = tmp_path / "out"
+    installed = "fte[qa]=2,qc_hours[sterility]=50,instrument_hours[qpcr]=10,suite_days=100"
+    result = run(
+        "capacity",
+        demand_file,
+        "--process",
+        "car-t-autologous-manual",
+        "--out",
+        out,
+        "--installed",
+        installed,
+    )
+    assert result.exit_code == 0, result.output
+    short = pd.read_csv(out / "shortfall.csv")
+    units = short.groupby("metric", sort=False)["unit"].unique().map(list).to_dict()
+    assert units == {
+        "fte[qa]": ["FTE"],
+        "qc_hours[sterility]": ["hours/month"],
+        "instrument_hours[qpcr]": ["hours/month"],
+        "suite_days": ["suite-days/month"],
+        "any of fte[qa]/qc_hours[sterility]/instrument_hours[qpcr]/suite_days": [
+            "(no installed value: at least one resource short)"
+        ],
+    }
+    bands = pd.read_csv(out / "requirements.csv")
+    for metric, unit in list(units.items())[:-1]:
+        assert set(bands.loc[bands["metric"] == metric, "unit"]) == set(unit), metric
 
 
 def test_same_seed_identical_files(tmp_path, demand_file):
@@ -200,6 +240,7 @@ def test_bundled_example_runs(tmp_path):
         seed=0,
     )
     short = pd.read_csv(out / "shortfall.csv", parse_dates=["month"])
+    assert set(short["unit"]) == {"suites", "(no installed value: at least one resource short)"}
     suites = short[short["metric"] == "suites"].sort_values("month")
     assert suites["month"].tolist() == list(pd.DatetimeIndex(req["month"].values))
     expected = (req["suites"].values > 16).mean(axis=0)
