@@ -211,12 +211,19 @@ def shortfall_table(shortfall: pd.DataFrame) -> pd.DataFrame:
 PLAN_UNITS = {"suites": "suites", "operator_fte": "FTE", "qc_fte": "FTE", "qa_fte": "FTE"}
 
 
+PLAN_COST = "plan_total_expected_cost [currency of facility.module_cost_per_year]"
+
+
 def plan_table(plans: dict) -> pd.DataFrame:
-    """One row per commitment (a module, a hire): what it adds, in which unit, and the plan's
-    expected cost over the horizon (the same on every row of a resource)."""
+    """One row per commitment (a module, a hire): what it adds and in which unit, and the
+    expected cost over the horizon of the resource's whole plan (every commitment in it),
+    given once, on the plan's first row, empty on its other rows, so that a column sum adds
+    each plan once. The scenario names no currency: costs are in that of its
+    ``facility.module_cost_per_year`` (hires cost nothing here: the scenario has no cost per
+    FTE)."""
     rows = []
     for resource, plan in plans.items():
-        for c in plan.commitments.itertuples():
+        for i, c in enumerate(plan.commitments.itertuples()):
             rows.append(
                 {
                     "resource": resource,
@@ -226,7 +233,7 @@ def plan_table(plans: dict) -> pd.DataFrame:
                     "capacity_added": float(c.capacity_added),
                     "unit": PLAN_UNITS.get(resource, ""),
                     "target_shortfall_probability": plan.target,
-                    "plan_expected_cost": plan.cost.get("total", np.nan),
+                    PLAN_COST: plan.cost.get("total", np.nan) if i == 0 else np.nan,
                 }
             )
     columns = [
@@ -237,7 +244,7 @@ def plan_table(plans: dict) -> pd.DataFrame:
         "capacity_added",
         "unit",
         "target_shortfall_probability",
-        "plan_expected_cost",
+        PLAN_COST,
     ]
     return pd.DataFrame(rows, columns=columns)
 

@@ -39,3 +39,60 @@ def test_shortfall_table_of_pmcap_run_keeps_its_units():
         "(no installed value: at least one resource short)",
     ]
     pd.testing.assert_series_equal(table["probability"], raw["probability"])
+
+
+def _plan(n: int, size: float, cost: float):
+    from types import SimpleNamespace
+
+    commitments = pd.DataFrame(
+        {
+            "unit": np.arange(1, n + 1),
+            "commit_month": pd.date_range("2027-01-01", periods=n, freq="12MS"),
+            "online_month": pd.date_range("2028-09-01", periods=n, freq="12MS"),
+            "capacity_added": size,
+        }
+    )
+    return SimpleNamespace(commitments=commitments, target=0.1, cost={"total": cost})
+
+
+COST = "plan_total_expected_cost [currency of facility.module_cost_per_year]"
+
+
+def test_plan_table_gives_each_plans_cost_once():
+    # the plan's total cost was repeated on each of its commitments (30e6 read as 60e6 by a
+    # sum in Excel), under a name that gave no currency
+    plans = {
+        "suites": _plan(2, 4, 30e6),
+        "operator_fte": _plan(0, 1, 0.0),
+        "qc_fte": _plan(3, 1, 0.0),
+    }
+    table = export.plan_table(plans)
+    assert list(table.columns) == [
+        "resource",
+        "commitment",
+        "commit_month",
+        "online_month",
+        "capacity_added",
+        "unit",
+        "target_shortfall_probability",
+        COST,
+    ]
+    assert table["resource"].tolist() == ["suites"] * 2 + ["qc_fte"] * 3
+    assert table["commitment"].tolist() == [1, 2, 1, 2, 3]
+    assert table["unit"].tolist() == ["suites"] * 2 + ["FTE"] * 3
+    assert table["capacity_added"].tolist() == [4.0, 4.0, 1.0, 1.0, 1.0]
+    cost = table[COST].tolist()
+    assert cost[0] == 30e6 and cost[2] == 0.0
+    assert np.isnan([cost[1], *cost[3:]]).all()
+    assert table[COST].sum() == 30e6
+
+
+def test_plan_table_csv_leaves_the_repeated_cells_empty(tmp_path):
+    export.write_csv(export.plan_table({"suites": _plan(2, 4, 30e6)}), tmp_path / "plan.csv")
+    lines = (tmp_path / "plan.csv").read_text().splitlines()
+    assert lines == [
+        "resource,commitment,commit_month,online_month,capacity_added,unit,"
+        f"target_shortfall_probability,{COST}",
+        "suites,1,2027-01-01,2028-09-01,4,suites,0.1,3e+07",
+        "suites,2,2028-01-01,2029-09-01,4,suites,0.1,",
+    ]
