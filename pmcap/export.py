@@ -125,7 +125,10 @@ def _per_period(arr: np.ndarray, flow: bool, groups: list[slice]) -> np.ndarray:
 
 
 def finance_sources(req: xr.Dataset, total: xr.Dataset, demand: xr.DataArray) -> dict:
-    """Each finance metric: ``(by program, facility total, unit)``."""
+    """Each finance metric: ``(by program, facility total, unit)``. ``patients`` are the
+    clinical and commercial patients starting manufacture; PPQ lots (process performance
+    qualification runs before filing) are not patients and are not counted in them, though
+    they are in ``lots`` (which also counts re-runs)."""
     patients = demand.sel(stream=["clinical", "commercial"]).sum("stream")
     return {
         "patients": (patients, patients.sum("program"), "patients"),
@@ -141,7 +144,12 @@ def finance_sources(req: xr.Dataset, total: xr.Dataset, demand: xr.DataArray) ->
 def finance_table(
     req: xr.Dataset, total: xr.Dataset, demand: xr.DataArray, quantiles
 ) -> pd.DataFrame:
-    """Annual and monthly rows per program and total; columns ``METRIC_STAT [UNIT]``."""
+    """Annual and monthly rows per program and total; columns ``METRIC_STAT [UNIT]``.
+
+    The ``patients_*`` columns count clinical and commercial patients only: PPQ lots (process
+    performance qualification, no patient) are left out of them but counted in ``lots_*``,
+    as are re-runs, so lots can exceed patients in a period with no failure.
+    """
     sources = finance_sources(req, total, demand)
     patients = sources["patients"][0]
     months = pd.DatetimeIndex(demand["month"].values)

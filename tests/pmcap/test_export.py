@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from pytest import approx
 
 from pmcap import export
 
@@ -96,3 +97,28 @@ def test_plan_table_csv_leaves_the_repeated_cells_empty(tmp_path):
         "suites,1,2027-01-01,2028-09-01,4,suites,0.1,3e+07",
         "suites,2,2028-01-01,2029-09-01,4,suites,0.1,",
     ]
+
+
+def test_finance_patients_leave_out_ppq_lots_and_lots_count_them():
+    # what finance_table's docstring says (and README should): PPQ lots are in lots_*, not in
+    # patients_*; here no lot fails, so lots = patients + PPQ lots in every period
+    from capacity import requirements
+    from capacity.engine import facility
+    from tests.conftest import fixed_process, make_demand
+
+    rng = np.random.default_rng(3)
+    values = rng.poisson([5, 3, 2], (30, 14, 2, 3))  # draw, month, program, stream
+    demand = make_demand(values, start="2027-01-01", programs=["A", "B"])
+    req = requirements(demand, fixed_process(), seed=0, by_program=True)
+    table = export.finance_table(req, facility(req), demand, [0.5])
+    year = table[(table["granularity"] == "year") & (table["period"] == "2027")]
+    year = year.set_index("program")
+    patients = values[:, :12, :, :2].sum(axis=(1, 3))  # draw x program, clinical + commercial
+    ppq = values[:, :12, :, 2].sum(axis=1)
+    for i, program in enumerate(["A", "B"]):
+        row = year.loc[program]
+        assert row["patients_mean [patients per period]"] == approx(patients[:, i].mean())
+        assert row["lots_mean [lots per period]"] == approx((patients[:, i] + ppq[:, i]).mean())
+        assert ppq[:, i].mean() > 20  # so leaving PPQ lots out (or in) shows
+    total = year.loc["total", "patients_mean [patients per period]"]
+    assert total == approx(patients.sum(axis=1).mean())
