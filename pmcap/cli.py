@@ -187,7 +187,7 @@ def capacity(
     resource with its unit, as in pmcap run's).
     """
     from capacity import bands, load_process, read_demand, requirements, shortfall_probability
-    from pmcap.export import shortfall_table
+    from pmcap import export
     from pmcap.output import atomic_folder, check_out, file_sha256, write_manifest
 
     try:
@@ -217,9 +217,9 @@ def capacity(
 
     try:
         with atomic_folder(out, inputs=inputs, force=force) as folder:
-            _write_csv(table, folder / "requirements.csv")
+            export.write_csv(table, folder / "requirements.csv")
             if shortfall is not None:  # the layout of `pmcap run`'s: units, "any of ..."
-                _write_csv(shortfall_table(shortfall), folder / "shortfall.csv")
+                export.write_csv(export.shortfall_table(shortfall), folder / "shortfall.csv")
             write_manifest(
                 folder,
                 command="capacity",
@@ -237,12 +237,6 @@ def capacity(
     typer.echo(
         f"wrote {out}/requirements.csv" + (" and shortfall.csv" if shortfall is not None else "")
     )
-
-
-def _write_csv(frame, path: Path) -> None:
-    frame = frame.copy()
-    frame["month"] = frame["month"].dt.strftime("%Y-%m-%d")
-    frame.to_csv(path, index=False, float_format="%.6g")
 
 
 # `run`, `validate` and `init` live in their own module; importing it registers them

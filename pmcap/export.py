@@ -257,12 +257,18 @@ def plan_table(plans: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+def csv_number(value: float) -> str:
+    """A float as a CSV cell: 6 significant digits, but from a million up every digit of the
+    whole number (``%.6g`` wrote a $123,456,789 plan cost as ``1.23457e+08``)."""
+    return f"{value:.0f}" if abs(value) >= 999_999.5 else f"{value:.6g}"
+
+
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
     frame = frame.copy()
     for col in frame.columns:
         if pd.api.types.is_datetime64_any_dtype(frame[col]):
             frame[col] = frame[col].dt.strftime("%Y-%m-%d")
-    frame.to_csv(path, index=False, float_format="%.6g", lineterminator="\n")
+    frame.to_csv(path, index=False, float_format=csv_number, lineterminator="\n")
 
 
 def write_draws(path: Path, world, req: xr.Dataset, total: xr.Dataset) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from pytest import approx
 
 from pmcap import export
@@ -94,7 +95,7 @@ def test_plan_table_csv_leaves_the_repeated_cells_empty(tmp_path):
     assert lines == [
         "resource,commitment,commit_month,online_month,capacity_added,unit,"
         f"target_shortfall_probability,{COST}",
-        "suites,1,2027-01-01,2028-09-01,4,suites,0.1,3e+07",
+        "suites,1,2027-01-01,2028-09-01,4,suites,0.1,30000000",
         "suites,2,2028-01-01,2029-09-01,4,suites,0.1,",
     ]
 
@@ -122,3 +123,20 @@ def test_finance_patients_leave_out_ppq_lots_and_lots_count_them():
         assert ppq[:, i].mean() > 20  # so leaving PPQ lots out (or in) shows
     total = year.loc["total", "patients_mean [patients per period]"]
     assert total == approx(patients.sum(axis=1).mean())
+
+
+@pytest.mark.parametrize(
+    ("value", "cell"),
+    [
+        (123_456_789.0, "123456789"),  # a cost: every digit, no exponent (was 1.23457e+08)
+        (-2.5e9, "-2500000000"),
+        (999_999.6, "1000000"),  # rounds up to a million: written out, not 1e+06
+        (999_999.4, "999999"),
+        (1234.5678, "1234.57"),
+        (0.1234567, "0.123457"),
+        (1e-7, "1e-07"),  # small probabilities keep 6 significant digits
+    ],
+)
+def test_csv_cells_keep_six_digits_and_write_large_numbers_out(tmp_path, value, cell):
+    export.write_csv(pd.DataFrame({"x": [value, np.nan]}), tmp_path / "t.csv")
+    assert (tmp_path / "t.csv").read_text() == f'x\n{cell}\n""\n'
