@@ -424,10 +424,12 @@ class Scenario(_Strict):
         return out
 
     def digest(self) -> str:
-        """Hash of the scenario's content and of every input file's bytes."""
+        """Hash of the scenario's content and of the bytes of every file it reads: the same
+        for an equivalent scenario file (other comments or layout, a sweep's own copy)."""
         h = hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode())
         for f in self.input_files():
-            h.update(f.read_bytes())
+            if f != self._path:  # its content is in the dump above
+                h.update(f.read_bytes())
         return h.hexdigest()
 
 

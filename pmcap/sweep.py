@@ -940,6 +940,8 @@ def run_sweep(
                         "scenario": {
                             "path": "scenario.toml",
                             "sha256": hashlib.sha256(text.encode()).hexdigest(),
+                            # as pmcap run's: the parsed scenario and its input files
+                            "digest": case.scenario.digest(),
                             "base": str(case.scenario.path),
                         },
                         "inputs": [
@@ -1028,6 +1030,7 @@ def run_sweep(
             timings["run_s"] = round(time.perf_counter() - t0, 3)
             del warming
             timings["tasks_s"] = round(sum(task_seconds.values()), 3)
+    t0 = time.perf_counter()
     try:  # while the cluster shuts down
         rows = sweep_table(sweep, summaries, failed)
         _write_bytes(out / "sweep.csv", rows.to_csv(index=False, lineterminator="\n").encode())
@@ -1042,9 +1045,11 @@ def run_sweep(
             sweep, summaries, failed, rows, __version__, extra=sections, out_root=out / "scenarios"
         )
         _write_bytes(out / "sweep.html", html.encode())
+        timings["compare_s"] = round(time.perf_counter() - t0, 3)  # the comparison outputs
     finally:
         for thread in closing:
             thread.join()
+    timings["close_wait_s"] = round(time.perf_counter() - t0 - timings.get("compare_s", 0), 3)
     for thread in closing:
         if thread.error is not None:  # type: ignore[attr-defined]
             warnings.warn(

@@ -127,3 +127,17 @@ def test_bundled_example_and_sweep_still_load():
     assert [s.suites for s in sc.facility.suites] == [12, 16]
     sweep = load_sweep(ROOT / "data/examples/sweep.toml")
     assert len(sweep.cases) == 6
+
+
+def test_digest_is_of_the_content_and_the_data_files_not_the_scenario_files_bytes(tmp_path):
+    """An equivalent file (other comments, a sweep's own copy) has the run's digest; a changed
+    value or a changed data file does not."""
+    base = edited(tmp_path / "a", "peak_share = {uniform = [0.05, 0.15]}", "peak_share = 0.1")
+    digest = load_scenario(base).digest()
+    base.write_text("# a note for the finance team\n" + base.read_text().replace("\n\n", "\n"))
+    assert load_scenario(base).digest() == digest
+    other = edited(tmp_path / "b", "peak_share = {uniform = [0.05, 0.15]}", "peak_share = 0.2")
+    assert load_scenario(other).digest() != digest
+    data = base.parent / "cart-c-patients.csv"
+    data.write_text(data.read_text() + "\n")
+    assert load_scenario(base).digest() != digest

@@ -102,6 +102,11 @@ def test_sweep_equals_the_scenarios_run_one_by_one(four, tmp_path):
         assert result.exit_code == 0, result.output
         for name in CSVS:
             assert (single / name).read_bytes() == (out / folder / name).read_bytes(), name
+        # the folder's manifest names the scenario as pmcap run's does: the same digest of the
+        # parsed scenario and its inputs, the sha256 of the folder's scenario.toml
+        ran, swept = (json.loads((d / "manifest.json").read_text()) for d in (single, out / folder))
+        assert swept["scenario"]["digest"] == ran["scenario"]["digest"]
+        assert swept["scenario"]["sha256"] == ran["scenario"]["sha256"]
 
 
 def test_a_sweep_scenario_equals_the_base_edited_by_hand(four, small, tmp_path):
