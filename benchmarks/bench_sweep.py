@@ -419,7 +419,8 @@ def sweep_part(args) -> dict:
                     f"{t['tasks_s']:.1f} s summed over tasks; first task started at "
                     f"{first:.1f} s, last ended at {last:.1f} s; busy per worker "
                     + ", ".join(f"{v:.1f}" for v in sorted(busy.values()))
-                    + " s",
+                    + f" s; then comparison {t.get('compare_s', 0):.1f} s, waiting for the "
+                    f"cluster to close {t.get('close_wait_s', 0):.1f} s",
                     flush=True,
                 )
         one, two = statistics.median(times[1]), statistics.median(times[2])
