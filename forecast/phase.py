@@ -11,31 +11,59 @@ for groups g of the table and steps k (phase1->phase2, phase2->phase3, phase3->f
 filing->approval). A group not in the table is refused (a typo is not a new group) unless asked
 for with ``new_group=True``: it then gets the population predictive (a new z per draw).
 
-Time in phase k is lognormal, drawn per draw: its *mean* is the benchmark mean years of the
-duration group (``duration_group``, default the group; a group of the table without durations
-of its own, or a new group, takes the all-indication means; any other name is refused)::
+Time in each clinical phase k (phase I, II, III) is lognormal, drawn per draw: its *mean* is
+the benchmark mean years of the duration group (``duration_group``, default the group; a group
+of the table without durations of its own, or a new group, takes the all-indication means; any
+other name is refused)::
 
     median[k] = mean[k] * exp(-s[k]**2 / 2) * exp(e[k]) * v
     e[k] ~ Normal(0, median_sd)              (0.1: the benchmark mean is precise over thousands
                                               of programs, a given program's phase is not)
     s[k] ~ LogNormal(log 0.4, dispersion_sd) (0.25; assumption: 90% of phases take 0.5x to
                                               1.9x their median)
-    v    ~ LogNormal(-speed_sd**2 / 2, speed_sd)    one per program, shared by its phases
+    v    ~ LogNormal(-speed_sd**2 / 2, speed_sd)    one per program, shared by phases I-III
 
-``v`` is the program's speed: a slow program is slow in every phase (mean 1, so the benchmark
-mean total is kept). ``speed_sd`` = 0.35 is chosen so that the years from phase I to approval
-of approved programs spread as published: Q75/Q25 = 1.75 for novel therapeutics the FDA approved
-in 2015-2022 without expedited programs (median 8.3 y, IQR 6.5-11.4 y; Mooghali et al., JAMA
-Netw Open 2023;6(8):e2331753, Table 2). Independent phases gave 1.36; the model gives 1.76. With
-it a single phase varies more (log-sd about 0.54: 90% of phases within 0.4x-2.4x the group's
-median). A program that fails leaves its phase at a time drawn the same way.
+``v`` is the program's speed: a slow program is slow in every clinical phase (mean 1, so the
+benchmark mean total is kept). ``speed_sd`` = 0.35 is chosen so that the years from phase I to
+approval of approved programs spread as published: Q75/Q25 = 1.75 for novel therapeutics the
+FDA approved in 2015-2022 without expedited programs (median 8.3 y, IQR 6.5-11.4 y; Mooghali et
+al., JAMA Netw Open 2023;6(8):e2331753, Table 2). Independent phases gave 1.36; the model gives
+1.71 (all indications, mean of four seeds of 60,000 programs; 1.75 while the speed also scaled
+the review; still within the 1.61-1.88 of the paper's rows, so ``speed_sd`` is kept, 0.37 would
+give 1.75). With it a single phase varies more (log-sd about 0.54: 90% of phases within
+0.4x-2.4x the group's median). A program that fails leaves its phase at a time drawn the same
+way.
+
+The review (phase ``filing``: NDA/BLA submission to the FDA's decision) runs on the FDA's clock,
+not the program's: no speed ``v``, no lognormal. In months, per draw::
+
+    review = G - EARLY_ACTION_MONTHS * U + B * X
+    G = 8 with probability q = priority_review (priority review), else 12 (standard)
+    U ~ Uniform(0, 1)     B ~ Bernoulli(r = REVIEW_DELAY_SHARE)     X ~ Exponential(mean m)
+    m = (12 * mean[filing] - (12 - 4 q - EARLY_ACTION_MONTHS / 2)) / r
+
+``G``: the PDUFA V and VI goals for NME NDAs and original BLAs, to act within 6 (priority) or 10
+(standard) months of the 60-day filing date, i.e. 8 or 12 months after submission (commitment
+letters; ``data/SOURCES.md``; **assumption**: PDUFA VII keeps them). ``m`` makes the mean the
+group's benchmark filing mean (CAR-T, from Oncology: 0.8 y = 9.6 months). So no review ends before 6
+months (priority) or 10 months (standard); a delayed one (a refuse-to-file, a 3-month
+major-amendment extension, a missed goal date, a complete response and resubmission) runs an
+exponential time past its goal (Oncology: mean 3.9 months). **Assumptions**: an on-time action comes
+up to ``EARLY_ACTION_MONTHS`` = 2 before its goal date (uniform; the CAR-T BLAs' on-time actions
+came 0-1.4 months early); ``r`` = 4/9 and the default ``q`` = 7/9 are Laplace's rule on the seven
+CAR-T BLAs approved in 2017-2024 (3 delayed, 6 priority;
+``forecast/reference/car_t_bla_reviews.csv``): few products, and the benchmark mean of the area, not
+theirs (10.5 months over the six with a known submission), sets the mean; delays are exponential. A
+group whose filing mean is below the goals' on-time mean (``11 - 4 q`` months: 7.9 at the default
+``q``) is refused. ``duration_dispersion=0`` fixes the review at its mean too. The review is drawn
+independently of the program's clinical phases.
 
 A modality with few approvals has no phase means of its own, only the years from phase I to
 approval of its ``n`` approved products (durations rows ``phase = "phase1_to_approval"``, with
 ``n_programs`` and the group it borrows from, ``borrow_from``; bundled: CAR-T from Oncology,
 gene therapy from All indications). Its phase I-III means are those of ``borrow_from`` times
-``exp(d)``; the review (filing) keeps the area's mean (**assumption**: FDA review runs on its
-own clock, and a modality's time is spread over phases I-III as its area's is)::
+``exp(d)``; the review (filing) keeps the area's mean (**assumption**: a modality's time is
+spread over phases I-III as its area's is)::
 
     d ~ Normal(0, MODALITY_SD = 0.5)          (assumption: a modality's phases I-III take
                                                0.4x to 2.7x its area's, 95%)
@@ -78,6 +106,13 @@ ALL = "All indications"  # the durations of groups without their own
 TOTAL = "phase1_to_approval"  # durations rows of a modality's total years (module docstring)
 TOTAL_STATISTICS = ("median", "mean", "min", "max")
 CLINICAL = np.array([1.0, 1.0, 1.0, 0.0])  # the phases a modality's shift applies to
+FILING = PHASES.index("filing")  # the review: drawn on its own clock (module docstring)
+PRIORITY_GOAL_MONTHS = 8.0  # PDUFA goal from submission: 60-day filing + 6 months (priority)
+STANDARD_GOAL_MONTHS = 12.0  # and 60-day filing + 10 months (standard), module docstring
+EARLY_ACTION_MONTHS = 2.0  # assumption: an on-time action comes up to this before the goal
+REVIEW_DELAY_SHARE = 4 / 9  # reviews delayed past the goal: 3 of 7 CAR-T BLAs, Laplace's rule
+PRIORITY_REVIEW = 7 / 9  # default share of priority reviews: 6 of 7 CAR-T BLAs, Laplace's rule
+REVIEW_BISECTIONS = 40  # inverse-CDF steps: the bracket (< 1000 months) to < 1e-9 months
 MODALITY_SD = 0.5  # prior sd of a modality's log shift from its area (assumption)
 SHIFT_GRID = np.linspace(-3.0, 3.0, 241)  # log shifts at which its posterior is evaluated
 SHIFT_DRAWS = 10_000  # Monte Carlo draws per grid point (common random numbers, fixed seed)
@@ -204,6 +239,10 @@ class PhaseTransitionModel(_pymc.Fitted):
     duration_dispersion, dispersion_sd, median_sd, speed_sd
         Phase-duration priors (module docstring); ``duration_dispersion=0``, ``median_sd=0``
         and ``speed_sd=0`` make durations fixed at the benchmark means.
+    priority_review
+        Probability that the program's NDA/BLA gets priority review (PDUFA goal 8 months
+        after submission instead of 12; module docstring). Default 7/9: six of the seven
+        CAR-T BLAs approved in 2017-2024 had it.
     draws, tune, chains, seed, target_accept
         NUTS settings.
 
@@ -222,6 +261,7 @@ class PhaseTransitionModel(_pymc.Fitted):
         dispersion_sd: float = 0.25,
         median_sd: float = 0.1,
         speed_sd: float = 0.35,
+        priority_review: float = PRIORITY_REVIEW,
         draws: int = 1000,
         tune: int = 1000,
         chains: int = 2,
@@ -230,12 +270,15 @@ class PhaseTransitionModel(_pymc.Fitted):
     ):
         if min(duration_dispersion, dispersion_sd, median_sd, speed_sd) < 0:
             raise InputError("duration priors: dispersion and sds must be >= 0")
+        if not 0 <= priority_review <= 1:
+            raise InputError(f"priority_review must be a probability, got {priority_review}")
         self.table = table
         self.loa_evidence = dict(loa_evidence) if loa_evidence else None
         self.duration_dispersion = float(duration_dispersion)
         self.dispersion_sd = float(dispersion_sd)
         self.median_sd = float(median_sd)
         self.speed_sd = float(speed_sd)
+        self.priority_review = float(priority_review)
         self.draws, self.tune, self.chains, self.seed = draws, tune, chains, seed
         self.target_accept = float(target_accept)
         self._idata = None
@@ -273,6 +316,7 @@ class PhaseTransitionModel(_pymc.Fitted):
             "dispersion_sd": self.dispersion_sd,
             "median_sd": self.median_sd,
             "speed_sd": self.speed_sd,
+            "priority_review": self.priority_review,
             "draws": self.draws,
             "tune": self.tune,
             "chains": self.chains,
@@ -479,8 +523,11 @@ class PhaseTransitionModel(_pymc.Fitted):
         ``phase_start`` is when the program entered ``current_phase``. With ``as_of``, the
         program is known to have lasted in it until ``as_of``: the duration parameters are
         resampled in proportion to the probability of lasting that long (a program overdue is
-        likely a slow one) and the time left is drawn given that. The effective number of
-        parameter draws behind the resample is ``attrs["duration_ess"]``.
+        likely a slow one) and the time left is drawn given that (in the review: given that it
+        has lasted that long; the review has no program-level parameters to resample). The
+        effective number of parameter draws behind the resample is ``attrs["duration_ess"]``.
+        ``duration_median_years`` and ``duration_sigma`` are the lognormal parameters of phases
+        I-III; in the ``filing`` column, the review's mean years and NaN (module docstring).
         Events after ``horizon_end`` are NaT and ``approved`` means approved by then.
         ``ppq_lots`` run ``ppq_months_before_filing`` months before filing, in draws that file.
         """
@@ -512,7 +559,9 @@ class PhaseTransitionModel(_pymc.Fitted):
         ends = np.full((draws, len(PHASES)), np.nan)
         passed = np.zeros((draws, len(PHASES)), bool)
         for k in range(c, len(PHASES)):
-            years = _lognormal(median[:, k], sigma[:, k], rng, floor=elapsed if k == c else 0.0)
+            years = self._phase_years(
+                k, median[:, k], sigma[:, k], rng, floor=elapsed if k == c else 0.0
+            )
             t = t + years * DAYS_PER_YEAR
             ends[alive, k] = t[alive]
             success = rng.random(draws) < p[:, k]
@@ -573,7 +622,8 @@ class PhaseTransitionModel(_pymc.Fitted):
     ) -> dict[str, np.ndarray]:
         """One program's world per draw: step probabilities ``p`` (draw, step) and the
         lognormal phase-duration parameters ``median_years`` (the program's speed included)
-        and ``sigma`` (draw, phase).
+        and ``sigma`` (draw, phase) of phases I-III; in the ``filing`` column, the mean years
+        of the review, which :meth:`review_years` draws on its own clock, and NaN.
 
         The same draws :meth:`simulate` uses, for callers that time phases themselves (a
         registrational trial whose filing follows its own enrollment).
@@ -589,10 +639,63 @@ class PhaseTransitionModel(_pymc.Fitted):
         return {"p": p, "median_years": median, "sigma": sigma}
 
     def review_years(self, program: Mapping[str, np.ndarray], seed: int = 0) -> np.ndarray:
-        """Years from filing to the approval decision per draw (the ``filing`` phase)."""
-        rng = np.random.default_rng(seed)
-        k = _phase_index("filing")
-        return _lognormal(program["median_years"][:, k], program["sigma"][:, k], rng)
+        """Years from filing to the approval decision per draw (the ``filing`` phase): PDUFA
+        goal by review type plus delay, independent of the program's speed (module
+        docstring)."""
+        return self._review(program["median_years"][:, FILING], np.random.default_rng(seed))
+
+    def _review(
+        self, mean_years: np.ndarray, rng: np.random.Generator, floor: float = 0.0
+    ) -> np.ndarray:
+        """Review years per element of ``mean_years`` (module docstring), drawn given that the
+        review lasts at least ``floor`` years (then by inverse CDF, one uniform each)."""
+        mean_years = np.asarray(mean_years, float)
+        if self.duration_dispersion == 0:  # fixed durations: the review takes its mean
+            return np.maximum(mean_years, floor)
+        mean, q, shape = 12 * mean_years, self.priority_review, mean_years.shape
+        delay = _delay_mean(mean, q)
+        earliest = PRIORITY_GOAL_MONTHS - EARLY_ACTION_MONTHS
+        if 12 * floor <= earliest:  # no review ends before: nothing to condition on
+            goal = np.where(rng.random(shape) < q, PRIORITY_GOAL_MONTHS, STANDARD_GOAL_MONTHS)
+            on_time = goal - EARLY_ACTION_MONTHS * rng.random(shape)
+            late = rng.random(shape) < REVIEW_DELAY_SHARE
+            return (on_time + late * delay * rng.standard_exponential(shape)) / 12
+        low = _review_cdf(np.full(shape, 12 * floor), mean, q)
+        u = np.minimum(low + (1 - low) * rng.random(shape), 1 - 1e-12)
+        # F(hi) >= u: past the standard goal and the floor, 1 - F falls as exp(-x / m) or faster
+        lo = np.full(shape, 12 * floor)
+        hi = np.maximum(lo, STANDARD_GOAL_MONTHS) + delay * -np.log1p(-u) + 1.0
+        for _ in range(REVIEW_BISECTIONS):
+            mid = (lo + hi) / 2
+            below = _review_cdf(mid, mean, q) < u
+            lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+        return hi / 12
+
+    def _phase_years(
+        self,
+        phase: int,
+        median: np.ndarray,
+        sigma: np.ndarray,
+        rng: np.random.Generator,
+        floor: float = 0.0,
+    ) -> np.ndarray:
+        """Years in ``phase`` given the draws' parameters: lognormal in phases I-III, the
+        review on its own clock (``median`` holds its mean years)."""
+        if phase == FILING:
+            return self._review(median, rng, floor=floor)
+        return _lognormal(median, sigma, rng, floor=floor)
+
+    def _check_review(self, group: str, mean_years: float) -> None:
+        """Refuse a filing mean the PDUFA goals cannot give on average (module docstring)."""
+        on_time = _on_time_mean(self.priority_review)
+        if 12 * mean_years < on_time - 1e-9 and self.duration_dispersion > 0:
+            raise InputError(
+                f"durations: the filing (review) mean of {group!r} is {12 * mean_years:.1f} "
+                f"months, below the {on_time:.1f} months the PDUFA goals take on average with "
+                f"priority_review={self.priority_review:g} (8 months from submission for a "
+                "priority review, 12 for a standard one, less up to 2 months for an early "
+                "action); raise the mean or priority_review"
+            )
 
     def _durations_for(self, duration_group: str | None, group: str) -> _Durations:
         """Mean years per phase of ``duration_group`` (default: ``group``) and, for a modality
@@ -610,9 +713,12 @@ class PhaseTransitionModel(_pymc.Fitted):
             name = ALL
         total = table[(table["group"] == name) & (table["phase"] == TOTAL)]
         if total.empty:
-            return _Durations(_phase_means(table, name), None, None)
+            means = _phase_means(table, name)
+            self._check_review(name, means[FILING])
+            return _Durations(means, None, None)
         row = total[total["statistic"] == "median"].iloc[0]
         area = _phase_means(table, str(row["borrow_from"]))
+        self._check_review(name, area[FILING])
         key = (
             name,
             tuple(area),
@@ -622,6 +728,7 @@ class PhaseTransitionModel(_pymc.Fitted):
             self.dispersion_sd,
             self.median_sd,
             self.speed_sd,
+            self.priority_review,
         )
         if key not in self._shifts:
             self._shifts[key] = self._shift_posterior(
@@ -637,7 +744,7 @@ class PhaseTransitionModel(_pymc.Fitted):
         rng = np.random.default_rng(0)  # fixed: the same posterior in every run
         median, sigma = self._duration_params(_Durations(area_years, None, None), SHIFT_DRAWS, rng)
         years = median * np.exp(sigma * rng.standard_normal(median.shape))
-        clinical, review = years[:, :3].sum(axis=1), years[:, 3]
+        clinical, review = years[:, :FILING].sum(axis=1), self._review(median[:, FILING], rng)
         log_total = np.log(np.exp(SHIFT_GRID)[:, None] * clinical + review)  # (grid, draw)
         centre, spread = np.median(log_total, axis=1), log_total.std(axis=1)
         se = np.sqrt(np.pi / 2 / n_programs) * np.maximum(spread, 1e-6)
@@ -659,9 +766,10 @@ class PhaseTransitionModel(_pymc.Fitted):
 
         Importance resampling: prior draws weighted by their probability of lasting that long,
         from a pool grown (up to ``SURVIVOR_POOL`` x ``draws``) until the effective sample
-        size reaches ``draws``. Returns median years, sigma (draw, phase) and that size.
+        size reaches ``draws``. Returns median years, sigma (draw, phase) and that size. The
+        review has no program-level parameters: only its own draw is conditioned (``_review``).
         """
-        if elapsed_years <= 0:
+        if elapsed_years <= 0 or phase == FILING:
             return (*self._duration_params(spec, draws, rng), float(draws))
         pool = draws
         while True:
@@ -695,9 +803,12 @@ class PhaseTransitionModel(_pymc.Fitted):
         else:
             sigma = np.zeros(shape)
         median = mean_years * np.exp(-(sigma**2) / 2 + self.median_sd * rng.standard_normal(shape))
-        if self.speed_sd > 0:  # the program's speed, shared by its phases (mean 1)
+        if self.speed_sd > 0:  # the program's speed, shared by phases I-III (mean 1)
             tau = self.speed_sd
             median = median * np.exp(tau * rng.standard_normal((draws, 1)) - tau**2 / 2)
+        # the review runs on the FDA's clock (module docstring): its mean years, no sigma
+        median[:, FILING] = np.broadcast_to(mean_years, shape)[:, FILING]
+        sigma[:, FILING] = np.nan
         return median, sigma
 
     def probability_approved_by(self, date, simulation: xr.Dataset | None = None) -> float:
@@ -738,7 +849,8 @@ class PhaseTransitionModel(_pymc.Fitted):
         elapsed = (pd.Timestamp(sim.attrs["as_of"]) - pd.Timestamp(sim.attrs["phase_start"])).days
         years = np.stack(
             [
-                _lognormal(
+                self._phase_years(
+                    c + j,
                     np.repeat(median[:, j : j + 1], replicates, 1),
                     np.repeat(sigma[:, j : j + 1], replicates, 1),
                     rng,
@@ -832,6 +944,37 @@ def _lognormal(
     z = norm_ppf(np.clip(u, 0, 1 - 1e-12))
     years = median * np.exp(sigma * z)
     return np.maximum(years, floor)
+
+
+def _on_time_mean(priority: float) -> float:
+    """Mean months from submission to an on-time action: goal less half the early window."""
+    goal = priority * PRIORITY_GOAL_MONTHS + (1 - priority) * STANDARD_GOAL_MONTHS
+    return goal - EARLY_ACTION_MONTHS / 2
+
+
+def _delay_mean(mean_months: np.ndarray, priority: float) -> np.ndarray:
+    """Mean months of a delayed review's delay, so the review's mean is ``mean_months``."""
+    return np.maximum(mean_months - _on_time_mean(priority), 0.0) / REVIEW_DELAY_SHARE
+
+
+def _review_cdf(months: np.ndarray, mean_months: np.ndarray, priority: float) -> np.ndarray:
+    """P(review <= ``months``) (module docstring): a mixture over the two goals G of
+    on-time ``A ~ Uniform(G - w, G)`` and, with probability r, ``A + Exponential(m)``."""
+    w, r = EARLY_ACTION_MONTHS, REVIEW_DELAY_SHARE
+    m = _delay_mean(mean_months, priority)
+    safe = np.maximum(m, 1e-300)
+    total = np.zeros(np.broadcast(months, mean_months).shape)
+    for goal, weight in ((PRIORITY_GOAL_MONTHS, priority), (STANDARD_GOAL_MONTHS, 1 - priority)):
+        on_time = np.clip((months - goal + w) / w, 0.0, 1.0)  # P(A <= x)
+        # E[exp(-(x - A) / m); A <= x], the part of P(A <= x) a delay X > x - A takes away
+        with np.errstate(over="ignore", invalid="ignore"):
+            late = (safe / w) * (
+                np.exp(-(months - np.minimum(months, goal)) / safe)
+                - np.exp(-np.maximum(months - goal + w, 0.0) / safe)
+            )
+        late = np.where((m > 0) & (months > goal - w), late, 0.0)
+        total = total + weight * (on_time - r * late)
+    return total
 
 
 class _Durations(NamedTuple):

@@ -57,7 +57,7 @@ def test_modality_shift_calibration():
     over 200 replicates the rank of the true shift among 99 posterior draws must look uniform
     (measured with 300 replicates: chi-square p = 0.36)."""
     from forecast import PhaseTransitionModel
-    from forecast.phase import CLINICAL, MODALITY_SD, _Durations
+    from forecast.phase import CLINICAL, FILING, MODALITY_SD, _Durations
 
     model = PhaseTransitionModel("modality")
     area = np.array([2.7, 3.7, 3.1, 0.8])  # oncology means, as CAR-T borrows them
@@ -67,7 +67,8 @@ def test_modality_shift_calibration():
         shift = rng.normal(0.0, MODALITY_SD)
         spec = _Durations(area * np.exp(shift * CLINICAL), None, None)
         median, sigma = model._duration_params(spec, 6, rng)
-        years = (median * np.exp(sigma * rng.standard_normal(median.shape))).sum(axis=1)
+        clinical = median[:, :FILING] * np.exp(sigma[:, :FILING] * rng.standard_normal((6, 3)))
+        years = clinical.sum(axis=1) + model._review(median[:, FILING], rng)
         grid, prob = model._shift_posterior(area, float(np.median(years)), 6)
         step = grid[1] - grid[0]
         draws = rng.choice(grid, size=THIN_TO, p=prob) + step * (rng.random(THIN_TO) - 0.5)

@@ -242,6 +242,23 @@ def test_approval_probabilities_match_the_product_of_steps(models):
     assert filed == pytest.approx(P[2], abs=4 * se)
 
 
+def test_the_review_after_filing_keeps_its_pdufa_floor_and_mean(models):
+    # new-user review: a registrational trial's review (filing -> approval) was drawn like a
+    # lognormal phase scaled by the program's speed (CART-A of the example: 1.5 to 109 months).
+    # Now a PDUFA goal (8 or 12 months after submission) less up to 2 months, plus a delay in
+    # some draws, with the durations' filing mean kept (the fake model's: 1.0 y).
+    w = three_programs(models, draws=4000, seed=11).simulate()
+    months = 12 * w.inputs["PIVOTAL.review_years"].values
+    assert months.min() >= 6.0  # was 1.5 over these draws
+    assert months.mean() == pytest.approx(12.0, abs=0.5)  # standard error 0.13
+    filing = w.events["filing"].sel(program="PIVOTAL").values
+    approval = w.events["approval"].sel(program="PIVOTAL").values
+    approved = ~np.isnat(approval)
+    assert approved.mean() > 0.5
+    gap = (approval[approved] - filing[approved]) / np.timedelta64(1, "D") / DAYS_PER_MONTH
+    assert gap.min() >= 6.0 - 1e-6
+
+
 def test_every_model_gives_the_same_number_of_draws(models, world):
     assert world.demand.sizes["draw"] == 800
     assert world.events.sizes["draw"] == 800
