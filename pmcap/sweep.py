@@ -561,10 +561,13 @@ def _worker_address() -> str:
 def run_case(payload: dict[str, Any], models: dict[str, Any]) -> dict[str, Any]:
     """Run one scenario and return its files as bytes and its summary (a dask task).
 
-    Reads no input file: the checked inputs and the fitted models come with the task.
+    Reads no input file: the checked inputs and the fitted models come with the task. With
+    ``payload["folder"]`` (a worker of the LocalCluster the sweep started, on the sweep's own
+    machine) the run folder is written there in place (atomically) and only the summary comes
+    back, instead of every file (26 MB on the example) through the scheduler to be written
+    again by the client.
     """
-    from pmcap import __version__
-    from pmcap.commands import write_run
+    from pmcap.output import atomic_folder
     from pmcap.run import Fits, run_scenario
 
     logging.getLogger("pymc").setLevel(logging.ERROR)
@@ -578,30 +581,45 @@ def run_case(payload: dict[str, Any], models: dict[str, Any]) -> dict[str, Any]:
         service_level=payload.get("service_level", True),
     )
     summary = summarize(result, ranking=payload.get("ranking", False))
-    files: dict[str, bytes] = {}
-    with tempfile.TemporaryDirectory(prefix="pmcap-case-") as tmp:
-        folder = Path(tmp)
-        if payload.get("full", True):
-            write_run(
-                folder,
-                result,
-                xlsx=payload.get("xlsx", False),
-                version=__version__,
-                t0=time.perf_counter(),
-                scenario_text=payload["text"],
-                provenance=payload["provenance"],
-                title=payload.get("title"),
-            )
-        (folder / SUMMARY).write_text(json.dumps(summary, sort_keys=True) + "\n")
-        (folder / "scenario.toml").write_text(payload["text"])
-        for p in sorted(folder.iterdir()):
-            files[p.name] = p.read_bytes()
+    summary_bytes = (json.dumps(summary, sort_keys=True) + "\n").encode()
+    if payload.get("folder"):
+        with atomic_folder(Path(payload["folder"])) as folder:
+            _write_case(folder, payload, result, summary_bytes)
+        files = {SUMMARY: summary_bytes}
+    else:
+        with tempfile.TemporaryDirectory(prefix="pmcap-case-") as tmp:
+            _write_case(Path(tmp), payload, result, summary_bytes)
+            files = {p.name: p.read_bytes() for p in sorted(Path(tmp).iterdir())}
     return {
+        "written": bool(payload.get("folder")),
         "files": files,
         "seconds": time.perf_counter() - t0,
         # wall-clock span on this worker (how the tasks were spread over the workers)
         "span": (time.time() - (time.perf_counter() - t0), time.time(), _worker_address()),
     }
+
+
+def _write_case(folder: Path, payload: dict[str, Any], result, summary: bytes) -> None:
+    """A scenario's run folder: every output of ``pmcap run`` (or, for a sensitivity swing,
+    none), its summary, its scenario.toml and a manifest that lets a rerun skip it."""
+    from pmcap import __version__
+    from pmcap.commands import write_run
+
+    if payload.get("full", True):
+        write_run(
+            folder,
+            result,
+            xlsx=payload.get("xlsx", False),
+            version=__version__,
+            t0=time.perf_counter(),
+            scenario_text=payload["text"],
+            provenance=payload["provenance"],
+            title=payload.get("title"),
+        )
+    else:  # a light folder (sensitivity swings): still resumable
+        (folder / "manifest.json").write_text(json.dumps(payload["manifest"], indent=2) + "\n")
+    (folder / SUMMARY).write_bytes(summary)
+    (folder / "scenario.toml").write_text(payload["text"])
 
 
 # ------------------------------------------------------------------------------------------
@@ -951,6 +969,15 @@ def run_sweep(
                         "sweep_case": payload_case(case, sweep),
                     },
                     "host_threads": host_threads,
+                    # a worker of the LocalCluster started here writes the folder in place
+                    "folder": str((out / "scenarios" / case.slug).resolve())
+                    if own_cluster
+                    else None,
+                    "manifest": {
+                        "command": command,
+                        "pmcap_output": 1,
+                        "sweep_case": payload_case(case, sweep),
+                    },
                     "full": full(case),
                     # without a run folder (sensitivity swings) only the need is compared
                     "service_level": full(case),
@@ -1010,17 +1037,10 @@ def run_sweep(
                     notify(case.name, "failed", done, len(todo))
                     continue
                 files = answer["files"]
-                manifest = json.loads(files.get("manifest.json", b"{}") or b"{}")
-                if not manifest:  # a light folder (sensitivity swings): still resumable
-                    manifest = {
-                        "command": command,
-                        "pmcap_output": 1,
-                        "sweep_case": payload_case(case, sweep),
-                    }
-                    files["manifest.json"] = (json.dumps(manifest, indent=2) + "\n").encode()
-                with atomic_folder(out / "scenarios" / case.slug) as folder:
-                    for name, data in files.items():
-                        (folder / name).write_bytes(data)
+                if not answer["written"]:  # the worker may not see this disk: written here
+                    with atomic_folder(out / "scenarios" / case.slug) as folder:
+                        for name, data in files.items():
+                            (folder / name).write_bytes(data)
                 (out / "failed" / f"{case.slug}.txt").unlink(missing_ok=True)
                 summaries[case.name] = json.loads(files[SUMMARY])
                 ran.append(case.name)

@@ -290,7 +290,22 @@ def test_a_task_is_handed_out_only_when_a_worker_thread_is_free(small, tmp_path,
     assert set(given) <= workers
 
 
-def test_a_cluster_of_the_callers_gets_every_task_at_once(small, tmp_path):
+def test_local_workers_write_their_folders_in_place(four):
+    """On the LocalCluster a sweep starts, each worker writes its scenario's folder itself (the
+    folder's hidden target is named after the writing process) instead of sending 26 MB of
+    files per scenario through the scheduler to the client (old code: the client's pid)."""
+    _, out = four
+    writers = set()
+    for folder in (out / "scenarios").iterdir():
+        if folder.name.startswith("."):
+            continue
+        target = os.readlink(folder)  # ".<slug>.pmcap-<pid>-<hex>"
+        assert target.startswith(f".{folder.name}.pmcap-"), target
+        writers.add(int(target.rsplit("-", 2)[1]))
+    assert len(writers) == 2 and os.getpid() not in writers  # the two workers
+
+
+def test_a_cluster_of_the_callers_gets_every_task_at_once(small, tmp_path, four):
     # review: throttled, an adaptive cluster never saw the backlog it scales with
     from distributed import Client, LocalCluster
 
@@ -317,6 +332,16 @@ def test_a_cluster_of_the_callers_gets_every_task_at_once(small, tmp_path):
             result = run_sweep(sweep, tmp_path / "out", client=client)
     assert len(result.ran) == 4
     assert in_flight == [1, 2, 3, 4]  # throttled: 1, 1, 1, 1 on this one-thread cluster
+    # a worker of the caller's may not see this disk: its files come back and are written
+    # here, the same bytes as the folders the sweep's own workers write in place
+    _, own = four
+    for case in sweep.cases:
+        here, there = tmp_path / "out" / "scenarios" / case.slug, own / "scenarios" / case.slug
+        assert os.readlink(here).startswith(f".{case.slug}.pmcap-{os.getpid()}-")
+        for name in (*CSVS, "summary.json", "scenario.toml"):
+            assert (here / name).read_bytes() == (there / name).read_bytes(), name
+        files = [json.loads((d / "manifest.json").read_text())["files"] for d in (here, there)]
+        assert files[0] == files[1]
 
 
 @pytest.mark.parametrize(
