@@ -25,12 +25,13 @@ so its other inputs do not keep their draws there.
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.special import ndtri
 
 from capacity.distributions import Param
 from capacity.errors import InputError
@@ -135,10 +136,32 @@ def _p90(summary: dict[str, Any], resource: str, year: int) -> float:
     raise InputError(f"--year {year}: not in the horizon")
 
 
+def p90_interval(values: Sequence[float], level: float = 0.9) -> tuple[float, float]:
+    """A distribution-free ``level`` interval of the P90 of ``values`` (one per draw): the
+    order statistics whose ranks bracket 0.9 n, the number of draws below the true P90 being
+    Binomial(n, 0.9) (normal approximation, ranks rounded outwards)."""
+    x = np.sort(np.asarray(values, float))
+    n = len(x)
+    z = float(ndtri(0.5 + level / 2))
+    half = z * np.sqrt(n * 0.9 * 0.1)
+    lo = int(np.clip(np.floor(0.9 * n - half), 1, n))  # 1-based ranks
+    hi = int(np.clip(np.ceil(0.9 * n + half) + 1, 1, n))
+    return float(x[lo - 1]), float(x[hi - 1])
+
+
 def pick_year(summary: dict[str, Any]) -> int:
     """The year of the base run's highest P90 suite need (the first such year)."""
     rows = [y for y in summary["years"] if y["resource"] == "suites"]
     return int(max(rows, key=lambda y: (y["p90"], -y["year"]))["year"])
+
+
+def base_noise(summary: dict[str, Any], year: int) -> dict[str, tuple[float, float]]:
+    """The 90% interval of the base run's P90 need in ``year`` per resource, from its draws'
+    peak months (:func:`p90_interval`)."""
+    return {
+        resource: p90_interval(summary["per_draw"][resource][str(year)])
+        for resource in ("suites", "operator_fte")
+    }
 
 
 def swing_table(
@@ -146,6 +169,7 @@ def swing_table(
 ) -> pd.DataFrame:
     """One row per input: the P90 need in ``year`` with it at its P10 and at its P90."""
     base = next(c for c in sweep.cases if c.role == "base")
+    noise = base_noise(summaries[base.name], year)
     low = [c for c in sweep.cases if c.role == "low"]
     high = [c for c in sweep.cases if c.role == "high"]
     rows = []
@@ -157,6 +181,10 @@ def swing_table(
             row[f"{resource}_p90_high"] = np.nan if b is None else _p90(b, resource, year)
             row[f"{resource}_p90_base"] = _p90(summaries[base.name], resource, year)
             row[f"{resource}_swing"] = abs(row[f"{resource}_p90_high"] - row[f"{resource}_p90_low"])
+            # the base P90's own sampling interval at this many draws: a narrower swing is not
+            # told apart from noise (conservative: low and high share their draws)
+            lo_, hi_ = noise[resource]
+            row[f"{resource}_within_noise"] = bool(row[f"{resource}_swing"] < hi_ - lo_)
         rows.append(row)
     frame = pd.DataFrame(rows)
     for col in ("low_value", "high_value"):  # the exact values are in each scenario.toml
@@ -263,8 +291,15 @@ def run_sensitivity(
         ranking = ranking_table(summaries[base_case.name], y)
         ranking.insert(1, "path", ranking_paths(list(ranking["input"]), swings))
         found.update(year=y, swings=swings, ranking=ranking)
+        noise = base_noise(summaries[base_case.name], y)
         html = {
             "year": y,
+            "draws": summaries[base_case.name]["draws"],
+            "noise_suites": " and ".join(_fmt(v) for v in noise["suites"]),
+            "noise_operators": " and ".join(_fmt(v) for v in noise["operator_fte"]),
+            "noisy": int(
+                (swings["suites_within_noise"] & swings["operator_fte_within_noise"]).sum()
+            ),
             "base_suites": _fmt(swings["suites_p90_base"].iloc[0]),
             "base_operators": _fmt(swings["operator_fte_p90_base"].iloc[0]),
             "tornado": tornado(swings),
@@ -279,6 +314,8 @@ def run_sensitivity(
                     "operators_low": _fmt(r.operator_fte_p90_low),
                     "operators_high": _fmt(r.operator_fte_p90_high),
                     "operators_swing": _fmt(r.operator_fte_swing),
+                    # both swings narrower than the base P90's sampling interval
+                    "noisy": bool(r.suites_within_noise and r.operator_fte_within_noise),
                 }
                 for r in swings.itertuples()
             ],

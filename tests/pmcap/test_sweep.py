@@ -510,6 +510,45 @@ def test_sensitivity_ranks_the_planted_driver_first(planted):
     assert 'id="tornado"' in html and "planted.failure_rate" in html
 
 
+def test_p90_interval_covers_the_true_p90_about_90_percent_of_the_time():
+    """Exponential draws (true P90 = ln 10): the interval from 200 draws holds it in about 90%
+    of 4,000 repetitions (the normal approximation, ranks rounded outwards: a little over)."""
+    from pmcap.sensitivity import p90_interval
+
+    rng = np.random.default_rng(5)
+    hits = [
+        lo <= np.log(10) <= hi
+        for lo, hi in (p90_interval(rng.exponential(size=200)) for _ in range(4000))
+    ]
+    assert 0.895 <= np.mean(hits) <= 0.95
+    # by hand, n = 200: 0.9 n = 180, 1.645 sqrt(18) = 6.98, ranks 173 and 188 (1-based)
+    assert p90_interval(np.arange(1.0, 201.0)) == (173.0, 188.0)
+
+
+def test_sensitivity_says_which_swings_are_within_the_sampling_noise(planted):
+    """The base P90's 90% interval at the run's draws, from the base run's own per-draw peaks
+    (order statistics, computed here by hand), is in the report, and a swing narrower than it
+    is flagged in sensitivity.csv; the planted driver swings far more than the noise."""
+    _, out = planted
+    base = next(
+        json.loads(f.read_text())
+        for f in (out / "scenarios").glob("*/summary.json")
+        if "per_draw" in json.loads(f.read_text())
+    )
+    swings = pd.read_csv(out / "sensitivity.csv")
+    html = (out / "sweep.html").read_text()
+    for resource, unit in (("suites", "suites"), ("operator_fte", "operator FTE")):
+        peaks = np.sort(base["per_draw"][resource]["2028"])
+        assert len(peaks) == 200
+        lo, hi = peaks[173 - 1], peaks[188 - 1]  # ranks of the test above
+        assert f"between {lo:.1f} and {hi:.1f} {unit}" in html
+        assert swings[f"{resource}_within_noise"].tolist() == [
+            bool(swings[f"{resource}_swing"].iloc[0] < hi - lo)
+        ]
+    assert not swings["suites_within_noise"].iloc[0]  # the failure rate: no noise
+    assert "Sampling noise at 200 draws" in html
+
+
 def test_a_swing_equals_the_scenario_run_with_that_input_fixed(planted):
     """The low swing is exactly the scenario with failure_rate = its P10, run by itself."""
     folder, out = planted
