@@ -1005,7 +1005,8 @@ def run_sweep(
                     },
                     "host_threads": host_threads,
                     # a worker of the LocalCluster started here writes the folder in place
-                    "folder": str((out / "scenarios" / case.slug).resolve())
+                    # (the folder itself not resolved: from an earlier run it is a link)
+                    "folder": str((out / "scenarios").resolve() / case.slug)
                     if own_cluster
                     else None,
                     "manifest": {

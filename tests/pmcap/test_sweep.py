@@ -109,6 +109,17 @@ def test_sweep_equals_the_scenarios_run_one_by_one(four, tmp_path):
         assert swept["scenario"]["sha256"] == ran["scenario"]["sha256"]
 
 
+def test_pmcap_run_into_a_sweep_folder_names_the_sweep(four, small):
+    """A new user's `pmcap run --out` on a sweep's folder was told it held files pmcap did
+    not write (the scenarios' folders); it is named as a sweep's output and left untouched."""
+    _, out = four
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    result = runner.invoke(app, ["run", str(small), "--out", str(out), "--quiet"])
+    assert result.exit_code == 2
+    assert f"--out {out}: holds the outputs of pmcap sweep" in result.output
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+
+
 def test_a_sweep_scenario_equals_the_base_edited_by_hand(four, small, tmp_path):
     """Independent of the sweep's own scenario.toml: the base with the two changes made by
     hand gives the same bytes as the sweep's 'automated, facility.suites=30'."""
@@ -592,6 +603,27 @@ def test_sweep_on_an_existing_cluster_by_address(small, tmp_path, four):
     for name in CSVS:
         a = (out / "scenarios" / "facility-suites-8" / name).read_bytes()
         assert a == (local / "scenarios" / "as-planned-facility-suites-8" / name).read_bytes()
+
+
+def test_a_rerun_that_redoes_scenarios_replaces_their_folders(small, tmp_path):
+    """Other draws: every scenario's digest changes, so the rerun redoes them over the first
+    run's folders (the local workers write them in place; they once resolved the folder's
+    link to its hidden target and refused it)."""
+    from pmcap.sweep import load_sweep, run_sweep
+
+    path = write_sweep(tmp_path, small, TWO)
+    out = tmp_path / "out"
+    first = run_sweep(load_sweep(path, draws=30), out, workers=2)
+    second = run_sweep(load_sweep(path, draws=32), out, workers=2)
+    assert not first.failed and not second.failed, second.failed
+    assert sorted(second.ran) == sorted(first.ran) and not second.skipped
+    for case in load_sweep(path).cases:
+        folder = out / "scenarios" / case.slug
+        assert json.loads((folder / "summary.json").read_text())["draws"] == 32
+        assert len(pd.read_csv(folder / "drivers.csv")) > 0
+    # the first run's folders are gone, not left beside the new ones
+    hidden = {p.name for p in (out / "scenarios").iterdir() if p.name.startswith(".")}
+    assert hidden == {os.readlink(out / "scenarios" / c.slug) for c in load_sweep(path).cases}
 
 
 def test_unreachable_scheduler_and_both_options_exit_2(small, tmp_path):
