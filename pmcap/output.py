@@ -105,6 +105,13 @@ def check_out(out: Path, *, inputs: Sequence[Path] = (), force: bool = False) ->
                     f"{shown}: the folder holds files pmcap did not write ({_few(names)}); "
                     "choose a new folder, or pass --force to replace it"
                 )
+            # a sweep's own folder (not one of its scenarios'; the sweep checks it with force)
+            if manifest.get("command") in ("sweep", "sensitivity") and "sweep_case" not in manifest:
+                raise InputError(
+                    f"{shown}: holds the outputs of pmcap {manifest['command']} (its scenarios' "
+                    "run folders and comparison); choose a new folder, or pass --force to "
+                    "replace it all"
+                )
             _check_own_files(path, shown, manifest)
 
     existing = path.parent
