@@ -40,11 +40,12 @@ PHASE = Literal["phase1", "phase2", "phase3"]
 
 
 def _not_text(expected: str) -> BeforeValidator:
-    """Refuse a number written as text (``target = "120"``), which pydantic's lax mode reads
-    as the number; everything else as lax mode has it (an int where a float is expected)."""
+    """Refuse a number written as text (``target = "120"``) or as a boolean (``suites =
+    true``), which pydantic's lax mode reads as the number (1); everything else as lax mode
+    has it (an int where a float is expected)."""
 
     def check(value: Any) -> Any:
-        if isinstance(value, str | bytes):
+        if isinstance(value, str | bytes | bool):
             raise ValueError(f"expected {expected}, got {value!r}")
         return value
 

@@ -82,6 +82,13 @@ TEXT = [
         'suites = "16"',
         "facility.suites: expected a whole number or a list of tables, got '16'",
     ),
+    # a boolean is no number either (lax mode read true as 1)
+    ("chains = 2", "chains = true", "models.chains: expected a whole number, got True"),
+    (
+        "operator_fte = 160",
+        "operator_fte = false",
+        "facility.operator_fte: expected a number, got False",
+    ),
 ]
 
 
