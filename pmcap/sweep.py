@@ -665,13 +665,27 @@ def _done(folder: Path, digest: str) -> dict[str, Any] | None:
         return None
 
 
-# The workers of the LocalCluster a sweep starts keep glibc's own malloc tuning. Dask's nanny
+# The workers of the LocalCluster a sweep starts keep glibc's own malloc tuning (even if this
+# process has the variable, see _without_env). Dask's nanny
 # sets MALLOC_TRIM_THRESHOLD_=65536 in every worker's environment (to hand freed memory back to
 # the OS at once); setting it at all also turns off glibc's adaptive mmap threshold, so every
 # numpy temporary over 128 KiB is a fresh mmap whose pages the kernel faults in and zeroes.
 # On this project's tasks that cost 15-17% (a scenario of the example: 5.5-5.7 s without it,
 # 6.3-6.7 s with it, in one process) and more with two workers sharing the memory bus.
 _WORKER_CONFIG = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+
+
+@contextmanager
+def _without_env(name: str) -> Iterator[None]:
+    """``name`` out of this process's environment while the workers are spawned (they inherit
+    it), then put back: a dask cluster started earlier in this process (a notebook's) leaves
+    MALLOC_TRIM_THRESHOLD_ there, as the nanny sets it in its own process before spawning."""
+    value = os.environ.pop(name, None)
+    try:
+        yield
+    finally:
+        if value is not None:
+            os.environ[name] = value
 
 
 @contextmanager
@@ -704,7 +718,7 @@ def _client(
             client.close()
         return
     n = workers or max(1, min(os.cpu_count() or 1, n_tasks))
-    with dask.config.set(_WORKER_CONFIG):
+    with dask.config.set(_WORKER_CONFIG), _without_env("MALLOC_TRIM_THRESHOLD_"):
         cluster = LocalCluster(
             n_workers=n,
             threads_per_worker=1,

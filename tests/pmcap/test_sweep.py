@@ -198,10 +198,13 @@ def test_local_workers_keep_glibcs_adaptive_malloc(monkeypatch):
     sweep's own cluster leaves it unset and keeps dask's other settings (OMP_NUM_THREADS=1)."""
     from pmcap.sweep import _client
 
-    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    # as after any dask cluster started in this process (a notebook's): the nanny sets it in
+    # its own process before spawning, and spawned workers inherit it (review)
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
     with _client(2, None, 2) as client:
         seen = client.run(_malloc_env)
     assert list(seen.values()) == [(None, "1"), (None, "1")]
+    assert os.environ["MALLOC_TRIM_THRESHOLD_"] == "65536"  # this process's: put back
 
 
 def test_sweep_table_values_come_from_each_scenarios_draws(four):
