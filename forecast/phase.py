@@ -47,8 +47,9 @@ not the program's: no speed ``v``, no lognormal. In months, per draw::
 letters; ``data/SOURCES.md``; **assumption**: PDUFA VII keeps them). ``m`` makes the mean the
 group's benchmark filing mean (CAR-T, from Oncology: 0.8 y = 9.6 months). So no review ends before 6
 months (priority) or 10 months (standard); a delayed one (a refuse-to-file, a 3-month
-major-amendment extension, a missed goal date, a complete response and resubmission) runs an
-exponential time past its goal (Oncology: mean 3.9 months). **Assumptions**: an on-time action comes
+major-amendment extension, a missed goal date, a complete response and resubmission) adds an
+exponential delay to the date an on-time action would have had (Oncology: mean 3.9 months), so
+a short delay can still end a little before the goal. **Assumptions**: an on-time action comes
 up to ``EARLY_ACTION_MONTHS`` = 2 before its goal date (uniform; the CAR-T BLAs' on-time actions
 came 0-1.4 months early); ``r`` = 4/9 and the default ``q`` = 7/9 are Laplace's rule on the seven
 CAR-T BLAs approved in 2017-2024 (3 delayed, 6 priority;
