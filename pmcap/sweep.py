@@ -453,8 +453,10 @@ def load_sweep(path: str | Path, *, draws: int | None = None) -> Sweep:
 # ------------------------------------------------------------------------------------------
 # one scenario (runs on a worker)
 # ------------------------------------------------------------------------------------------
-def summarize(result, *, ranking: bool = False) -> dict[str, Any]:
-    """The numbers a sweep compares, from one run (JSON-ready)."""
+def summarize(result, *, ranking: bool = False, per_draw: bool = False) -> dict[str, Any]:
+    """The numbers a sweep compares, from one run (JSON-ready); with ``per_draw`` (implied by
+    ``ranking``) each draw's peak suite and operator need per year, with ``ranking`` the
+    inputs sampled per draw too."""
     from pmcap.report import decision_table
 
     sc = result.scenario
@@ -502,20 +504,21 @@ def summarize(result, *, ranking: bool = False) -> dict[str, Any]:
         "diagnostics_ok": bool(result.diagnostics_ok),
         "draws": int(sc.run.draws),
     }
+    if ranking or per_draw:
+        years = sorted(set(months.year))
+        peaks = {}
+        for resource in ("suites", "operator_fte"):
+            values = result.total[resource].values
+            peaks[resource] = {
+                str(y): values[:, months.year == y].max(axis=1).tolist() for y in years
+            }
+        out["per_draw"] = peaks
     if ranking:
         from pmcap.run import input_columns
 
-        years = sorted(set(months.year))
-        per_draw = {}
-        for resource in ("suites", "operator_fte"):
-            values = result.total[resource].values
-            per_draw[resource] = {
-                str(y): values[:, months.year == y].max(axis=1).tolist() for y in years
-            }
         columns = input_columns(
             result.world, result.processes, result.total.sizes["draw"], sc.run.seed
         )
-        out["per_draw"] = per_draw
         # never-happening events rank last: a large finite number keeps the JSON standard
         out["inputs"] = {
             k: np.nan_to_num(np.asarray(v, float), nan=1e300, posinf=1e300).tolist()
@@ -580,7 +583,9 @@ def run_case(payload: dict[str, Any], models: dict[str, Any]) -> dict[str, Any]:
         fits=fits,
         service_level=payload.get("service_level", True),
     )
-    summary = summarize(result, ranking=payload.get("ranking", False))
+    summary = summarize(
+        result, ranking=payload.get("ranking", False), per_draw=payload.get("per_draw", False)
+    )
     summary_bytes = (json.dumps(summary, sort_keys=True) + "\n").encode()
     if payload.get("folder"):
         with atomic_folder(Path(payload["folder"])) as folder:
@@ -906,6 +911,7 @@ def run_sweep(
     xlsx: bool = False,
     full: Callable[[Case], bool] = lambda case: True,
     ranking: Callable[[Case], bool] = lambda case: False,
+    per_draw: Callable[[Case], bool] = lambda case: False,
     progress: Callable[[str, str, int, int], None] | None = None,
     command: str = "sweep",
     extra: Callable[[dict], tuple[dict[str, Any], dict[str, bytes]]] | None = None,
@@ -1032,6 +1038,7 @@ def run_sweep(
                     # without a run folder (sensitivity swings) only the need is compared
                     "service_level": full(case),
                     "ranking": ranking(case),
+                    "per_draw": per_draw(case),
                     "xlsx": xlsx,
                 }
             # On the LocalCluster started here, a scenario is handed to a worker thread only

@@ -539,28 +539,67 @@ def test_p90_interval_covers_the_true_p90_about_90_percent_of_the_time():
     assert p90_interval(np.arange(1.0, 201.0)) == (173.0, 188.0)
 
 
+def test_swing_interval_resamples_the_draws_in_pairs():
+    """The review's case: an input adding 0.8 suites to every draw swings by exactly 0.8 (no
+    noise, whatever the spread of the draws); no effect gives 0; two unrelated samples give
+    an interval around 0."""
+    from pmcap.sensitivity import swing_interval
+
+    rng = np.random.default_rng(2)
+    low = rng.gamma(4.0, 5.0, size=200)  # a wide spread: the base P90 itself is uncertain
+    assert swing_interval(low, low + 0.8) == pytest.approx((0.8, 0.8))
+    assert swing_interval(low, low) == (0.0, 0.0)
+    a, b = swing_interval(low, rng.gamma(4.0, 5.0, size=200))
+    assert a < 0 < b
+
+
+def test_rho_noise_is_what_unrelated_inputs_reach_ten_percent_of_the_time():
+    from pmcap.run import spearman
+    from pmcap.sensitivity import rho_noise
+
+    assert rho_noise(200) == pytest.approx(1.644854 / np.sqrt(199))  # 0.1166
+    rng = np.random.default_rng(4)
+    rhos = np.array([spearman(rng.random(200), rng.random(200)) for _ in range(2000)])
+    assert 0.08 <= np.mean(np.abs(rhos) > rho_noise(200)) <= 0.12
+
+
 def test_sensitivity_says_which_swings_are_within_the_sampling_noise(planted):
-    """The base P90's 90% interval at the run's draws, from the base run's own per-draw peaks
-    (order statistics, computed here by hand), is in the report, and a swing narrower than it
-    is flagged in sensitivity.csv; the planted driver swings far more than the noise."""
+    """The base P90's 90% interval (order statistics of its own per-draw peaks, by hand) is
+    in the report; each swing's interval of P90(high) - P90(low) is in sensitivity.csv,
+    recomputed here from the two swings' per-draw peaks; the planted driver is no noise."""
+    from pmcap.sensitivity import swing_interval
+
     _, out = planted
-    base = next(
-        json.loads(f.read_text())
-        for f in (out / "scenarios").glob("*/summary.json")
-        if "per_draw" in json.loads(f.read_text())
-    )
+    summaries = [json.loads(f.read_text()) for f in (out / "scenarios").glob("*/summary.json")]
+    base = next(s for s in summaries if "inputs" in s)
     swings = pd.read_csv(out / "sensitivity.csv")
     html = (out / "sweep.html").read_text()
+    row = swings.iloc[0]
     for resource, unit in (("suites", "suites"), ("operator_fte", "operator FTE")):
         peaks = np.sort(base["per_draw"][resource]["2028"])
         assert len(peaks) == 200
         lo, hi = peaks[173 - 1], peaks[188 - 1]  # ranks of the test above
         assert f"between {lo:.1f} and {hi:.1f} {unit}" in html
-        assert swings[f"{resource}_within_noise"].tolist() == [
-            bool(swings[f"{resource}_swing"].iloc[0] < hi - lo)
-        ]
-    assert not swings["suites_within_noise"].iloc[0]  # the failure rate: no noise
+        # the low and high swings: their P90 in 2028 is the table's
+        by_p90 = {
+            round(float(np.quantile(s["per_draw"][resource]["2028"], 0.9)), 4): s for s in summaries
+        }
+        low = by_p90[round(row[f"{resource}_p90_low"], 4)]["per_draw"][resource]["2028"]
+        high = by_p90[round(row[f"{resource}_p90_high"], 4)]["per_draw"][resource]["2028"]
+        a, b = swing_interval(low, high)
+        assert (row[f"{resource}_swing_p05"], row[f"{resource}_swing_p95"]) == pytest.approx(
+            (a, b), abs=1e-9
+        )
+        assert row[f"{resource}_within_noise"] == bool(a <= 0 <= b)
+    assert not row["suites_within_noise"] and row["suites_swing_p05"] > 0  # the failure rate
     assert "Sampling noise at 200 draws" in html
+    ranking = pd.read_csv(out / "ranking.csv")
+    limit = 1.644854 / np.sqrt(199)
+    expected = (ranking["rho_suites"].abs().fillna(0) < limit) & (
+        ranking["rho_operator_fte"].abs().fillna(0) < limit
+    )
+    assert ranking["within_noise"].tolist() == expected.tolist()
+    assert not ranking["within_noise"].iloc[0] and "below 0.12 for both" in html
 
 
 def test_a_swing_equals_the_scenario_run_with_that_input_fixed(planted):
