@@ -333,6 +333,7 @@ def run_sensitivity(
                 (swings["suites_within_noise"] & swings["operator_fte_within_noise"]).sum()
             ),
             "rho_noise": f"{rho_noise(summaries[base_case.name]['draws']):.2f}",
+            "ranked": len(ranking),
             "base_suites": _fmt(swings["suites_p90_base"].iloc[0]),
             "base_operators": _fmt(swings["operator_fte_p90_base"].iloc[0]),
             "tornado": tornado(swings),
