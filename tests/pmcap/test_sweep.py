@@ -353,6 +353,45 @@ def test_local_workers_write_their_folders_in_place(four):
     assert len(writers) == 2 and os.getpid() not in writers  # the two workers
 
 
+def crash_first_task(payload, models):
+    """run_case, but the first call of the sweep kills its worker process (a marker file)."""
+    from pmcap.sweep import run_case
+
+    marker = Path(os.environ["PMCAP_TEST_CRASH_MARKER"])
+    try:
+        marker.touch(exist_ok=False)
+    except FileExistsError:
+        return run_case(payload, models)
+    os._exit(1)  # as an out-of-memory kill would: no cleanup, no reply
+
+
+def test_a_worker_killed_mid_sweep_hands_its_scenario_on(small, tmp_path, monkeypatch):
+    """A worker dies during its first scenario: the nanny restarts it, the scenario runs
+    again (on either worker) and the sweep finishes every scenario, none failed."""
+    from distributed import Client
+
+    from pmcap.sweep import load_sweep, run_sweep
+
+    monkeypatch.setenv("PMCAP_TEST_CRASH_MARKER", str(tmp_path / "crashed"))
+    original = Client.submit
+
+    def submit(self, fn, *args, **kw):
+        if getattr(fn, "__name__", "") == "run_case":
+            fn = crash_first_task
+        return original(self, fn, *args, **kw)
+
+    monkeypatch.setattr(Client, "submit", submit)
+    sweep = load_sweep(write_sweep(tmp_path, small, TWO))
+    result = run_sweep(sweep, tmp_path / "out", workers=2)
+    assert (tmp_path / "crashed").exists()  # a worker did die
+    assert not result.failed and sorted(result.ran) == sorted(c.name for c in sweep.cases)
+    for case in sweep.cases:
+        folder = tmp_path / "out" / "scenarios" / case.slug
+        assert json.loads((folder / "summary.json").read_text())["draws"] == 40
+    hidden = {p.name for p in (tmp_path / "out" / "scenarios").iterdir() if p.name[0] == "."}
+    assert hidden == {os.readlink(tmp_path / "out" / "scenarios" / c.slug) for c in sweep.cases}
+
+
 def test_a_cluster_of_the_callers_gets_every_task_at_once(small, tmp_path, four):
     # review: throttled, an adaptive cluster never saw the backlog it scales with
     from distributed import Client, LocalCluster
