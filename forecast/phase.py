@@ -516,6 +516,7 @@ class PhaseTransitionModel(_pymc.Fitted):
         step_priors: Mapping[str, tuple[float, float]] | None = None,
         ppq_lots: int = 0,
         ppq_months_before_filing: int = 0,
+        min_years: Mapping[str, float | np.ndarray] | None = None,
     ) -> xr.Dataset:
         """Per draw: approved or not, and the month each phase ends, filing and approval.
 
@@ -531,6 +532,10 @@ class PhaseTransitionModel(_pymc.Fitted):
         I-III; in the ``filing`` column, the review's mean years and NaN (module docstring).
         Events after ``horizon_end`` are NaT and ``approved`` means approved by then.
         ``ppq_lots`` run ``ppq_months_before_filing`` months before filing, in draws that file.
+        ``min_years`` (phase -> years, a number or one per draw, from the phase's start): a
+        phase the program passes lasts at least that long (its trial's planned enrollment):
+        its duration is drawn given that (a draw already that long is unchanged, from a
+        stream of its own so the other draws are too); a phase it fails may end sooner.
         """
         self._check_fitted()
         c = _phase_index(current_phase)
@@ -559,13 +564,24 @@ class PhaseTransitionModel(_pymc.Fitted):
         alive = np.ones(draws, bool)
         ends = np.full((draws, len(PHASES)), np.nan)
         passed = np.zeros((draws, len(PHASES)), bool)
+        floors = {} if min_years is None else dict(min_years)
+        unknown = sorted(set(floors) - set(PHASES[:3]))
+        if unknown:
+            raise InputError(f"min_years: phases {unknown}; expected phase1, phase2 or phase3")
+        extra = np.random.default_rng([seed, 17])  # redraws given a minimum (docstring)
         for k in range(c, len(PHASES)):
             years = self._phase_years(
                 k, median[:, k], sigma[:, k], rng, floor=elapsed if k == c else 0.0
             )
+            success = rng.random(draws) < p[:, k]
+            if PHASES[k] in floors:
+                need = np.broadcast_to(np.asarray(floors[PHASES[k]], float), (draws,))
+                short = alive & success & (years < need)
+                if short.any():
+                    floor = np.maximum(need[short], elapsed if k == c else 0.0)
+                    years[short] = _lognormal(median[short, k], sigma[short, k], extra, floor)
             t = t + years * DAYS_PER_YEAR
             ends[alive, k] = t[alive]
-            success = rng.random(draws) < p[:, k]
             passed[:, k] = alive & success
             alive = passed[:, k]
         filing = np.where(passed[:, 2], ends[:, 2], np.nan)
@@ -933,10 +949,14 @@ def _log_survival(years: float, median: np.ndarray, sigma: np.ndarray) -> np.nda
 
 
 def _lognormal(
-    median: np.ndarray, sigma: np.ndarray, rng: np.random.Generator, floor: float = 0.0
+    median: np.ndarray,
+    sigma: np.ndarray,
+    rng: np.random.Generator,
+    floor: float | np.ndarray = 0.0,
 ) -> np.ndarray:
-    """Lognormal(log median, sigma) years; with ``floor`` > 0, drawn given it exceeds floor."""
-    if floor <= 0:
+    """Lognormal(log median, sigma) years; with ``floor`` > 0 (a number, or one per element),
+    drawn given it exceeds floor."""
+    if np.all(np.asarray(floor) <= 0):
         return median * np.exp(sigma * rng.standard_normal(median.shape))
     with np.errstate(divide="ignore", invalid="ignore"):
         z_floor = np.where(sigma > 0, np.log(floor / median) / sigma, np.inf)

@@ -17,9 +17,12 @@ same draw:
   completion.
 * **pipeline** (phase I/II/III without trial data): phase ends, filing and approval from
   :meth:`PhaseTransitionModel.simulate`; each phase's planned trial patients are spread
-  uniformly over the phase's enrollment window in that draw (the first
-  ``enrollment_months`` of the phase, never past the phase's end), so a program that fails
-  stops generating demand when the phase it fails in ends.
+  uniformly over the phase's enrollment window in that draw (its first ``enrollment_months``,
+  or the whole phase). A phase the program passes lasts at least its enrollment window (its
+  duration is drawn given that: the trial enrolls as planned before it reads out, so no
+  filing precedes the pivotal trial's planned enrollment); a phase it fails may end sooner,
+  having enrolled the share of its patients that its window had reached (binomial), so a
+  program that fails stops generating demand when the phase it fails in ends.
 * **launched**: commercial patients from :class:`~forecast.UptakeModel` from a known launch,
   optionally reweighted by the product's own sales.
 * **commercial stream**: uptake from each draw's launch = approval + ``launch_lag_months``;
@@ -525,6 +528,16 @@ class Portfolio:
         model = self._phase_model(prog)
         start = pd.Timestamp(prog.phase_start)
         as_of = max(self.as_of, start)
+        # each phase's planned enrollment months, drawn first: a phase the program passes
+        # lasts at least that long (its trial enrolls as planned before it reads out)
+        window = {}
+        months_rng = self._rng(prog.name, "enrollment-months")
+        for phase in TRIAL_PHASES[TRIAL_PHASES.index(prog.phase) :]:
+            plan = prog.trial_plan.get(phase, {})
+            if "enrollment_months" in plan:
+                window[phase] = param_draws(
+                    plan["enrollment_months"], self.draws, months_rng, "enrollment"
+                )
         sim = model.simulate(
             prog.phase,
             start,
@@ -533,6 +546,7 @@ class Portfolio:
             group=prog.group,
             as_of=as_of,
             duration_group=prog.duration_group,
+            min_years={phase: m / 12 for phase, m in window.items()},
         )
         ends = sim["phase_end_day"].values  # (draw, phase) days since epoch, NaN: not reached
         rng = self._rng(prog.name, "trial-plan")
@@ -554,9 +568,16 @@ class Portfolio:
             begin = np.full(self.draws, float((start - EPOCH).days)) if k == c else ends[:, k - 1]
             begin = np.where(np.isfinite(ends[:, k]), begin, np.nan)  # phase never reached
             stop = ends[:, k]
-            if "enrollment_months" in plan:
-                months_ = param_draws(plan["enrollment_months"], self.draws, rng, "enrollment")
-                stop = np.minimum(stop, begin + months_ * DAYS_PER_MONTH)
+            enrolling = patients
+            if phase in window:
+                # a passed phase enrolls its plan in full (it lasts the window); a failed one
+                # stops enrolling when it ends: the share of its window it had enrolled
+                planned = window[phase] * DAYS_PER_MONTH
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    done = np.clip((stop - begin) / planned, 0, 1)
+                done = np.where(np.isfinite(done), done, 0.0)
+                enrolling = rng.binomial(patients, done)
+                stop = np.minimum(stop, begin + planned)
             share = param_draws(prog.manufactured_share, self.draws, rng, "manufactured_share")
             lag = param_draws(prog.lag_days, self.draws, rng, "lag_days")
             before = int(np.ceil(max(lag.max(), 0) / DAYS_PER_MONTH)) + 1
@@ -565,7 +586,7 @@ class Portfolio:
                 periods=before + len(self.months),
                 freq="MS",
             )
-            enrolled = spread_over_windows(patients, begin, stop, grid, rng)
+            enrolled = spread_over_windows(enrolling, begin, stop, grid, rng)
             clinical += manufacture_starts(enrolled, share, lag, grid, rng)[:, before:]
             inputs[f"{phase}_patients"] = patients.astype(float)
         inputs["approval_years"] = (sim["approval_day"].values - (self.as_of - EPOCH).days) / (

@@ -164,7 +164,8 @@ def test_no_trial_patient_after_the_phase_the_program_failed_in(models):
     sim_world = pf.simulate()
     clinical = sim_world.demand.sel(program="PIPE", stream="clinical").values
     months = sim_world.demand["month"].values
-    # re-simulate the phase model with the portfolio's seed to read the phase ends
+    # re-simulate the phase model with the portfolio's seed to read the phase ends (a phase
+    # passed lasts at least its planned enrollment: 18 and 24 months in PIPE's plan)
     sim = models["phase"].simulate(
         "phase1",
         "2026-06-01",
@@ -172,6 +173,7 @@ def test_no_trial_patient_after_the_phase_the_program_failed_in(models):
         seed=pf.seed_for("PIPE", "approval"),
         group="CAR-T",
         as_of=pf.as_of,
+        min_years={"phase1": 18 / 12, "phase3": 24 / 12},
     )
     ends = sim["phase_end_day"].values
     last_end = np.nanmax(ends[:, :3], axis=1)  # end of the last trial phase reached
@@ -721,6 +723,7 @@ def test_a_pipeline_phase_with_no_patients_adds_no_demand(models):
         seed=pf.seed_for("PIPE", "approval"),
         group="CAR-T",
         as_of="2027-01-01",
+        min_years={"phase2": 1.0},  # the plan's 12 months of enrollment
     )
     ends = sim["phase_end_day"].values
 
@@ -733,7 +736,13 @@ def test_a_pipeline_phase_with_no_patients_adds_no_demand(models):
     first = to_month(ends[reached, 0]).astype("datetime64[M]")
     last = to_month(np.minimum(ends[reached, 1], ends[reached, 0] + 12 * DAYS_PER_MONTH))
     assert (last.astype("datetime64[M]") <= months[-1].astype("datetime64[M]")).all()
-    np.testing.assert_array_equal(clinical[reached].sum(axis=1), 40)
+    # a draw that passes phase II enrolls all 40; one that fails it after its 12 months too;
+    # one that fails it sooner enrolled only part of them
+    passed = np.isfinite(ends[:, 2])
+    long = reached & (ends[:, 1] - ends[:, 0] >= 12 * DAYS_PER_MONTH)
+    assert passed[reached].any() and (reached & ~passed & ~long).any()
+    np.testing.assert_array_equal(clinical[passed | long].sum(axis=1), 40)
+    assert (clinical[reached].sum(axis=1) <= 40).all()
     month = months.astype("datetime64[M]")
     outside = (month[None, :] < first[:, None]) | (
         month[None, :] > last.astype("datetime64[M]")[:, None]
@@ -758,3 +767,74 @@ def test_an_array_of_draws_with_a_non_finite_value_is_refused(models, bad):
     p[7] = bad
     with pytest.raises(InputError, match=r"pivotal_success: draw 7 is (nan|inf); expected"):
         _pivotal_world(models, p)
+
+
+def test_a_passed_phase_lasts_at_least_its_planned_enrollment():
+    """min_years: a phase the program passes is drawn given it lasts the trial's enrollment
+    window (truncated lognormal: its probability integral transform is uniform); draws
+    already that long, and draws that fail the phase, are the same as without it."""
+    from scipy import stats
+
+    model = fakes.phase_model(P, years=(1.0, 1.5, 2.0, 1.0), dispersion=0.4)
+    kw = dict(draws=6000, seed=3, group="CAR-T", as_of="2027-01-01")
+    free = model.simulate("phase3", "2027-01-01", **kw)
+    held = model.simulate("phase3", "2027-01-01", min_years={"phase3": 2.5}, **kw)
+    start = (pd.Timestamp("2027-01-01") - pd.Timestamp("1970-01-01")).days
+    years = {
+        k: (s["phase_end_day"].values[:, 2] - start) / 365.25
+        for k, s in (("free", free), ("held", held))
+    }
+    passed = np.isfinite(held["filing_day"].values)
+    np.testing.assert_array_equal(passed, np.isfinite(free["filing_day"].values))
+    assert passed.mean() == pytest.approx(0.7, abs=0.03)
+    assert years["held"][passed].min() >= 2.5
+    redrawn = passed & (years["free"] < 2.5)
+    assert redrawn.sum() > 1000  # a 2-year phase: most passed draws were shorter
+    np.testing.assert_array_equal(years["held"][~redrawn], years["free"][~redrawn])
+    # the later events move with the phase: the review itself is the same draw
+    shift = held["phase_end_day"].values[:, 2] - free["phase_end_day"].values[:, 2]
+    approved = np.isfinite(held["approval_day"].values)
+    np.testing.assert_allclose(
+        (held["approval_day"].values - free["approval_day"].values)[approved], shift[approved]
+    )
+    # given X >= 2.5, F(X) rescaled to [F(2.5), 1] is uniform (per-draw median and sigma)
+    m = held["duration_median_years"].values[redrawn, 2]
+    s = held["duration_sigma"].values[redrawn, 2]
+    cdf = stats.norm.cdf((np.log(years["held"][redrawn]) - np.log(m)) / s)
+    low = stats.norm.cdf((np.log(2.5) - np.log(m)) / s)
+    u = (cdf - low) / (1 - low)
+    assert stats.kstest(u, "uniform").pvalue > 0.001
+
+
+def test_no_pipeline_filing_before_its_pivotal_trial_has_enrolled_as_planned():
+    """Phase III plans 100 patients over 30 months from 2027-01: every draw that files does so
+    30 months or more after the phase began (old code: 2-year phases filed sooner, their
+    patients squeezed into the shorter phase), and every such draw enrolled all 100."""
+    pf = Portfolio(
+        start="2027-01-01",
+        horizon_months=120,
+        draws=800,
+        seed=6,
+        phase_model=fakes.phase_model(P, years=(1.0, 1.5, 2.0, 1.0), dispersion=0.4),
+    )
+    pf.add(
+        Program(
+            "PIPE",
+            "pipeline",
+            group="CAR-T",
+            phase="phase3",
+            phase_start="2027-01-01",
+            trial_plan={"phase3": {"patients": 100, "enrollment_months": 30}},
+            manufactured_share=1.0,
+            lag_days=0,
+        )
+    )
+    w = pf.simulate()
+    filing = w.events["filing"].sel(program="PIPE").values
+    filed = ~np.isnat(filing)
+    assert filed.mean() == pytest.approx(0.7, abs=0.05)
+    assert (filing[filed] >= np.datetime64("2029-07-01")).all()
+    clinical = w.demand.sel(program="PIPE", stream="clinical").values
+    np.testing.assert_array_equal(clinical[filed].sum(axis=1), 100)
+    # a trial that failed before its 30 months enrolled fewer: about the share reached
+    assert clinical[~filed].sum(axis=1).mean() < 100
