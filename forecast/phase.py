@@ -90,7 +90,14 @@ import xarray as xr
 from scipy import special
 
 from forecast import _pymc
-from forecast._dist import binom_logpmf, norm_cdf, norm_logpdf, norm_logsf, norm_ppf
+from forecast._dist import (
+    binom_logpmf,
+    norm_isf,
+    norm_logpdf,
+    norm_logsf,
+    norm_ppf,
+    norm_sf,
+)
 from forecast.data import phase_durations, phase_transitions
 from forecast.errors import InputError
 
@@ -568,6 +575,9 @@ class PhaseTransitionModel(_pymc.Fitted):
         unknown = sorted(set(floors) - set(PHASES[:3]))
         if unknown:
             raise InputError(f"min_years: phases {unknown}; expected phase1, phase2 or phase3")
+        minimum = np.zeros((draws, len(PHASES)))  # kept in the result: bands() draws with it
+        for phase, value in floors.items():
+            minimum[:, PHASES.index(phase)] = np.asarray(value, float)
         extra = np.random.default_rng([seed, 17])  # redraws given a minimum (docstring)
         for k in range(c, len(PHASES)):
             years = self._phase_years(
@@ -599,6 +609,7 @@ class PhaseTransitionModel(_pymc.Fitted):
                 "p": (("draw", "step"), p),
                 "duration_median_years": (("draw", "phase"), median),
                 "duration_sigma": (("draw", "phase"), sigma),
+                "min_years": (("draw", "phase"), minimum),
                 "phase_end_day": (("draw", "phase"), ends, {"units": DAY_UNITS}),
                 "filing_day": ("draw", filing, {"units": DAY_UNITS}),
                 "approval_day": ("draw", approval, {"units": DAY_UNITS}),
@@ -864,6 +875,15 @@ class PhaseTransitionModel(_pymc.Fitted):
         median = sim["duration_median_years"].values[:, c:]
         sigma = sim["duration_sigma"].values[:, c:]
         elapsed = (pd.Timestamp(sim.attrs["as_of"]) - pd.Timestamp(sim.attrs["phase_start"])).days
+        # an approved draw passed every phase: each lasted at least its minimum (simulate)
+        minimum = sim["min_years"].values[:, c:] if "min_years" in sim else np.zeros_like(median)
+
+        def floor(j: int) -> float | np.ndarray:
+            base = elapsed / DAYS_PER_YEAR if j == 0 else 0.0
+            if not minimum[:, j].any():
+                return base
+            return np.maximum(np.repeat(minimum[:, j : j + 1], replicates, 1), base)
+
         years = np.stack(
             [
                 self._phase_years(
@@ -871,7 +891,7 @@ class PhaseTransitionModel(_pymc.Fitted):
                     np.repeat(median[:, j : j + 1], replicates, 1),
                     np.repeat(sigma[:, j : j + 1], replicates, 1),
                     rng,
-                    floor=elapsed / DAYS_PER_YEAR if j == 0 else 0.0,
+                    floor=floor(j),
                 )
                 for j in range(median.shape[1])
             ],
@@ -960,10 +980,14 @@ def _lognormal(
         return median * np.exp(sigma * rng.standard_normal(median.shape))
     with np.errstate(divide="ignore", invalid="ignore"):
         z_floor = np.where(sigma > 0, np.log(floor / median) / sigma, np.inf)
-    lower = norm_cdf(z_floor)
-    u = lower + (1 - lower) * rng.random(median.shape)
-    z = norm_ppf(np.clip(u, 0, 1 - 1e-12))
-    years = median * np.exp(sigma * z)
+    # from the survival side: z = isf(sf(z_floor) * v), the same as ppf(cdf + (1 - cdf) u) with
+    # v = 1 - u, but exact far in the tail, where cdf rounds to 1 (a floor many sigmas above
+    # the median drew exactly the floor)
+    upper = norm_sf(z_floor)
+    v = 1 - rng.random(median.shape)  # (0, 1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(upper > 0, norm_isf(upper * v), z_floor)
+    years = median * np.exp(sigma * np.where(np.isfinite(z), z, 0.0))
     return np.maximum(years, floor)
 
 

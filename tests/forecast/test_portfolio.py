@@ -838,3 +838,35 @@ def test_no_pipeline_filing_before_its_pivotal_trial_has_enrolled_as_planned():
     np.testing.assert_array_equal(clinical[filed].sum(axis=1), 100)
     # a trial that failed before its 30 months enrolled fewer: about the share reached
     assert clinical[~filed].sum(axis=1).mean() < 100
+
+
+def test_approval_bands_draw_with_the_phases_minimums():
+    """bands() redraws each draw's durations: with a phase's minimum kept in the simulation,
+    its conditional P(approved by month) is 0 before the first approval can happen, like the
+    share approved (review: with fixed durations the P50 band read 0.63 in a month where no
+    draw could be approved yet)."""
+    model = fakes.phase_model(P, years=(1.0, 1.5, 2.0, 1.0))  # fixed durations
+    sim = model.simulate(
+        "phase3", "2027-01-01", draws=400, seed=2, group="CAR-T", min_years={"phase3": 3.0}
+    )
+    np.testing.assert_array_equal(sim["min_years"].sel(phase="phase3").values, 3.0)
+    bands = model.bands(sim, quantiles=(0.5, 0.9))
+    first_mean = bands.loc[bands["mean"] > 0, "month"].min()
+    first_p90 = bands.loc[bands["p90"] > 0, "month"].min()
+    assert first_mean == first_p90 >= pd.Timestamp("2030-01-01")  # 3 y + the review
+
+
+def test_a_floor_far_above_the_median_keeps_the_truncated_mean():
+    """Truncated lognormal far in the tail (floor 2.5 y, median 0.2 y, sigma 0.3: z = 8.4):
+    the mean given X >= floor is exp(mu + s^2/2) Phi(s - z) / Phi(-z) ~ floor (1 + s^2 / z...),
+    2.590 by quadrature; drawing from the cdf side rounded to the floor (mean 2.500)."""
+    from scipy import integrate, stats
+
+    from forecast.phase import _lognormal
+
+    m, s, a = 0.2, 0.3, 2.5
+    x = _lognormal(np.full(200_000, m), np.full(200_000, s), np.random.default_rng(1), a)
+    dist = stats.lognorm(s, scale=m)
+    exact = integrate.quad(lambda t: t * dist.pdf(t), a, np.inf)[0] / dist.sf(a)
+    assert x.min() >= a and x.std() > 0.05
+    assert x.mean() == pytest.approx(exact, rel=2e-3)
