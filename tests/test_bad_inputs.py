@@ -41,7 +41,7 @@ from capacity import (
 )
 from pmcap.cli import app
 from pmcap.scenario import example_scenario_path
-from tests.conftest import make_demand
+from tests.helpers import make_demand
 from tests.pmcap.test_run import BAD as BAD_SCENARIOS
 from tests.pmcap.test_run import BAD_ROWS as BAD_SCENARIO_ROWS
 

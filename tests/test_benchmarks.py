@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from capacity import load_process, requirements
-from tests.conftest import fixed_process
+from tests.helpers import fixed_process
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_capacity.py"
 

@@ -26,7 +26,7 @@ from capacity import (
     summarise,
     write_demand,
 )
-from tests.conftest import fixed_process, make_demand
+from tests.helpers import fixed_process, make_demand
 
 engine = importlib.import_module("capacity.engine")  # the module, not the function
 

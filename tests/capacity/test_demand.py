@@ -6,7 +6,7 @@ import pytest
 import xarray as xr
 
 from capacity import DemandError, as_demand, read_demand, write_demand
-from tests.conftest import make_demand
+from tests.helpers import make_demand
 
 
 @pytest.fixture

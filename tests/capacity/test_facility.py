@@ -10,7 +10,7 @@ import pytest
 
 from capacity import InputError, describe, simulate_facility, suites_for_service_level
 from capacity.simulation import erlang_c_wait_probability
-from tests.conftest import fixed_process, make_demand
+from tests.helpers import fixed_process, make_demand
 
 MONTHS = pd.date_range("2027-01-01", periods=36, freq="MS")
 SEVEN_DAYS = fixed_process(culture_days=7, changeover_days=0, failure_rate=0.0)
@@ -211,7 +211,7 @@ def test_suites_for_service_level_matches_erlang_c_sizing():
 )
 def test_bad_simulation_arguments_are_refused_before_any_work(kwargs, words):
     from capacity import InputError
-    from tests.conftest import fixed_process, make_demand
+    from tests.helpers import fixed_process, make_demand
 
     with pytest.raises(InputError, match=words):
         simulate_facility(make_demand(np.ones((2, 3), int)), fixed_process(), 4, **kwargs)
@@ -219,7 +219,7 @@ def test_bad_simulation_arguments_are_refused_before_any_work(kwargs, words):
 
 def test_bad_service_level_and_requirements_arguments():
     from capacity import InputError, requirements
-    from tests.conftest import fixed_process, make_demand
+    from tests.helpers import fixed_process, make_demand
 
     demand = make_demand(np.ones((2, 3), int))
     with pytest.raises(InputError, match="max_wait_days"):

@@ -22,7 +22,7 @@ from capacity import _fields as f
 from capacity import _queue, simulate_facility
 from capacity.distributions import Z90, Param
 from capacity.simulation import _lot_distribution, _prepare, _run, _slot_online_days
-from tests.conftest import fixed_process, make_demand
+from tests.helpers import fixed_process, make_demand
 
 KEYS = np.random.default_rng(11).integers(0, 2**64, size=3, dtype=np.uint64)
 

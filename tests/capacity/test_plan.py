@@ -8,7 +8,7 @@ import pytest
 import xarray as xr
 
 from capacity import InputError, newsvendor, plan_expansion, plan_hiring, requirements
-from tests.conftest import fixed_process, make_demand
+from tests.helpers import fixed_process, make_demand
 
 MONTHS = pd.date_range("2027-01-01", periods=48, freq="MS")
 

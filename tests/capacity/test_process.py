@@ -6,7 +6,7 @@ from scipy import stats
 
 from capacity import ProcessSpec, ProcessSpecError, load_process, process_templates
 from capacity.distributions import Z90, Param
-from tests.conftest import fixed_process
+from tests.helpers import fixed_process
 
 GOOD = """
 name = "p"

@@ -9,7 +9,7 @@ from hypothesis.extra.numpy import arrays
 
 from capacity import requirements
 from tests.capacity.test_values import assert_bands_match
-from tests.conftest import fixed_process, make_demand
+from tests.helpers import fixed_process, make_demand
 
 # Failure rate 0 so that results are deterministic in demand; every other parameter uncertain.
 SPEC = fixed_process(

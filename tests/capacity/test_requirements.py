@@ -9,7 +9,7 @@ import xarray as xr
 
 from capacity import InputError, bands, facility, requirements, shortfall_probability
 from capacity.engine import _occupancy_weights
-from tests.conftest import fixed_process, make_demand
+from tests.helpers import fixed_process, make_demand
 
 
 def test_failure_rate_zero_lots_equal_patients_plus_ppq(process):

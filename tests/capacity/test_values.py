@@ -26,7 +26,7 @@ from capacity import (
     simulate_facility,
     suites_for_service_level,
 )
-from tests.conftest import fixed_process, make_demand
+from tests.helpers import fixed_process, make_demand
 
 
 # --------------------------------------------------------------------------------------------

@@ -12,8 +12,8 @@ from forecast import Portfolio, Program
 from forecast.draws import DAYS_PER_MONTH, manufacture_starts, spread_over_windows
 from forecast.errors import InputError
 from forecast.uptake import Product
-from tests.conftest import fixed_process, make_demand
 from tests.forecast import fakes
+from tests.helpers import fixed_process, make_demand
 
 P = (0.5, 0.6, 0.7, 0.9)  # phase1->2, 2->3, 3->filing, filing->approval in the fake model
 

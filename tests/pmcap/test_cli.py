@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from capacity import load_process, read_demand, requirements, write_demand
 from pmcap.cli import app
-from tests.conftest import make_demand
+from tests.helpers import make_demand
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()

@@ -105,7 +105,7 @@ def test_finance_patients_leave_out_ppq_lots_and_lots_count_them():
     # patients_*; here no lot fails, so lots = patients + PPQ lots in every period
     from capacity import requirements
     from capacity.engine import facility
-    from tests.conftest import fixed_process, make_demand
+    from tests.helpers import fixed_process, make_demand
 
     rng = np.random.default_rng(3)
     values = rng.poisson([5, 3, 2], (30, 14, 2, 3))  # draw, month, program, stream

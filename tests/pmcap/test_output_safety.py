@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 from capacity import InputError, write_demand
 from pmcap import output
 from pmcap.cli import app
-from tests.conftest import make_demand
+from tests.helpers import make_demand
 
 ROOT = Path(__file__).resolve().parents[2]
 PROCESS = ROOT / "data/examples/process.toml"
