@@ -1,4 +1,4 @@
-"""Time writing a run's output folder (``pmcap.commands.write_run``): the current code against
+"""Time writing a run's output folder (``pmcap.runfolder.write_run``): the current code against
 the implementation it replaced, in the same process, on the bundled example scenario.
 
 The baseline is the old code's slow parts, kept here: the report charts drawn with
@@ -25,9 +25,9 @@ import pandas as pd
 import xarray as xr
 
 from pmcap import export, report
-from pmcap.commands import write_run
 from pmcap.report import RESOURCES, _installed_series
 from pmcap.run import run_scenario
+from pmcap.runfolder import write_run
 from pmcap.scenario import example_scenario_path, load_scenario
 
 # ---- the old implementation (before the write-speed change) ----------------------------
@@ -54,7 +54,7 @@ def old_figures(result) -> dict[str, str]:
             ax.fill_between(months, q[0], q[2], step="mid", alpha=0.2, color=line.get_color())
         ax.set_title(f"{stream} ({'lots' if stream == 'ppq' else 'patients'}/month, P10-P50-P90)")
         ax.legend(frameon=False, fontsize=8, loc="upper left")
-    figs["demand"] = report._inline_png(fig, tight=True)
+    figs["demand"] = report.inline_png(fig, tight=True)
 
     fig, ax = plt.subplots(figsize=(8, 3))
     grid = months.to_numpy("datetime64[ns]")
@@ -67,7 +67,7 @@ def old_figures(result) -> dict[str, str]:
     ax.set_ylim(0, 1.02)
     ax.set_title("P(approved by month)")
     ax.legend(frameon=False, fontsize=8)
-    figs["approval"] = report._inline_png(fig, tight=True)
+    figs["approval"] = report.inline_png(fig, tight=True)
 
     fig, axes = plt.subplots(2, 2, figsize=(13, 6), sharex=True)
     for ax, (resource, label) in zip(axes.ravel(), RESOURCES, strict=True):
@@ -78,7 +78,7 @@ def old_figures(result) -> dict[str, str]:
         ax.plot(months, _installed_series(result, resource, months), "k--", label="installed")
         ax.set_title(label)
         ax.legend(frameon=False, fontsize=8, loc="upper left")
-    figs["capacity"] = report._inline_png(fig, tight=True)
+    figs["capacity"] = report.inline_png(fig, tight=True)
 
     fig, ax = plt.subplots(figsize=(8, 3))
     for metric, rows in result.shortfall.groupby("metric", sort=False):
@@ -87,7 +87,7 @@ def old_figures(result) -> dict[str, str]:
     ax.set_ylim(0, 1.02)
     ax.set_title("Probability that need exceeds installed, per month")
     ax.legend(frameon=False, fontsize=8)
-    figs["shortfall"] = report._inline_png(fig, tight=True)
+    figs["shortfall"] = report.inline_png(fig, tight=True)
     return figs
 
 

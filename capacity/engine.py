@@ -816,7 +816,7 @@ def _json(obj: Any) -> str:
 # --------------------------------------------------------------------------------------------
 def metric_names(result: xr.Dataset | xr.DataArray) -> list[str]:
     """Names ``bands`` gives each series, e.g. ``suites`` or ``qc_hours[sterility]``."""
-    return [name for name, _ in _series(_as_dataset(result))]
+    return [name for name, _ in metric_series(_as_dataset(result))]
 
 
 def _as_dataset(result: xr.Dataset | xr.DataArray) -> xr.Dataset:
@@ -825,7 +825,7 @@ def _as_dataset(result: xr.Dataset | xr.DataArray) -> xr.Dataset:
     return result
 
 
-def _series(ds: xr.Dataset):
+def metric_series(ds: xr.Dataset):
     """Yield ``(metric, DataArray with dims draw, month[, program])`` for every series."""
     for name, var in ds.data_vars.items():
         if "draw" not in var.dims or "month" not in var.dims:
@@ -862,7 +862,7 @@ def _is_lazy(result: xr.Dataset | xr.DataArray) -> bool:
 def _band_series(result: xr.Dataset | xr.DataArray) -> list[tuple[str, xr.DataArray]]:
     """Every series of ``result`` with dims (draw, month, program)."""
     out = []
-    for metric, var in _series(_as_dataset(result)):
+    for metric, var in metric_series(_as_dataset(result)):
         if "program" not in var.dims:
             var = var.expand_dims(program=["all"], axis=2)
         out.append((metric, var.transpose("draw", "month", "program")))
@@ -1064,7 +1064,7 @@ def _shortfall(
     if not installed:
         raise InputError("installed: give at least one resource, e.g. {'suites': 6}")
     req = facility(req)
-    series = dict(_series(req))
+    series = dict(metric_series(req))
     months = pd.DatetimeIndex(req["month"].values)
     caps, shorts = [], []
     for metric, capacity in installed.items():

@@ -263,7 +263,7 @@ def analog_products() -> list[Product]:
     ]
 
 
-def _period_bounds(label: str) -> tuple[pd.Timestamp, pd.Timestamp]:
+def period_bounds(label: str) -> tuple[pd.Timestamp, pd.Timestamp]:
     """'2021Q3', 'FY2019', 'H1-2025', '9M-2018' -> [start, end) dates."""
     label = str(label).strip()
     try:
@@ -360,7 +360,7 @@ def observations_from_sales(
         period = row.get("period")
         if (period is None or pd.isna(period)) and "quarter" in frame.columns:
             period = row["quarter"]  # the bundled quarterly CSV's name, or a concat of both
-        start, end = _period_bounds(period)
+        start, end = period_bounds(period)
         if end <= start:
             raise InputError(f"sales: row {i + 2}: period ends before it starts")
         constrained = (

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from capacity.engine import UNITS, _series
+from capacity.engine import UNITS, metric_series
 
 __all__ = [
     "REPORTED",
@@ -63,7 +63,7 @@ def _label(q: float) -> str:
 def _tidy(ds: xr.Dataset, quantiles: Sequence[float], program_label: str | None = None):
     """Like capacity.bands, with whole-number percentiles for counts."""
     frames = []
-    for metric, var in _series(ds):
+    for metric, var in metric_series(ds):
         if "program" not in var.dims:
             var = var.expand_dims(program=[program_label or "total"], axis=2)
         var = var.transpose("draw", "month", "program")

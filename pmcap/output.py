@@ -99,7 +99,7 @@ def check_out(out: Path, *, inputs: Sequence[Path] = (), force: bool = False) ->
     elif path.is_dir() and not force:
         names = sorted(os.listdir(path))
         if names:
-            manifest = _read_manifest(path)
+            manifest = read_manifest(path)
             if manifest is None:
                 raise InputError(
                     f"{shown}: the folder holds files pmcap did not write ({_few(names)}); "
@@ -131,7 +131,7 @@ def _absolute(out: Path) -> Path:
     return Path(os.path.abspath(path.parent)).resolve() / path.name
 
 
-def _read_manifest(folder: Path) -> dict[str, Any] | None:
+def read_manifest(folder: Path) -> dict[str, Any] | None:
     """The manifest of a pmcap output, or None if ``folder`` holds none."""
     try:
         manifest = json.loads((folder / MANIFEST).read_text())
@@ -146,7 +146,7 @@ def _read_manifest(folder: Path) -> dict[str, Any] | None:
 
 def _check_own_files(folder: Path, shown: str, manifest: dict[str, Any] | None = None) -> None:
     """Refuse if a pmcap output holds files its manifest does not list (the user's)."""
-    manifest = manifest if manifest is not None else _read_manifest(folder)
+    manifest = manifest if manifest is not None else read_manifest(folder)
     listed = manifest.get("files") if manifest else None
     if not isinstance(listed, list):
         return

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from pmcap._style import default_style
-from pmcap.run import DIAGNOSTIC_LIMITS, RunResult, _diagnostics_ok
+from pmcap.run import DIAGNOSTIC_LIMITS, RunResult, diagnostics_pass
 
 __all__ = ["render_report", "decision_rows", "decision_table", "key_facts"]
 
@@ -21,7 +21,7 @@ RESOURCES = (
 )
 
 
-def _inline_png(fig, tight: bool = True) -> str:
+def inline_png(fig, tight: bool = True) -> str:
     """The figure as an inline PNG (base64): self-contained and several times faster to
     render than SVG for fan charts with thousands of vertices.
 
@@ -283,7 +283,7 @@ def _figures(result: RunResult) -> dict[str, str]:
         ax.set_title(f"{stream} ({unit}/month, P10-P50-P90)", fontsize=10, y=1.0)
         ax.legend(frameon=False, fontsize=8, loc="upper left")
     _date_axis(axes[0], x, _fixed_layout(fig, axes, 1, 3))
-    figs["demand"] = _inline_png(fig, tight=False)
+    figs["demand"] = inline_png(fig, tight=False)
 
     fig = Figure(figsize=(6.7, 2.95))
     ax = fig.subplots()
@@ -298,7 +298,7 @@ def _figures(result: RunResult) -> dict[str, str]:
     ax.set_title("P(approved by month)", y=1.0)
     ax.legend(frameon=False, fontsize=8)
     _date_axis(ax, x, _fixed_layout(fig, [ax], 1, 1))
-    figs["approval"] = _inline_png(fig, tight=False)
+    figs["approval"] = inline_png(fig, tight=False)
 
     fig = Figure(figsize=(10.6, 5.25))
     axes = fig.subplots(2, 2, sharex=True)
@@ -310,7 +310,7 @@ def _figures(result: RunResult) -> dict[str, str]:
         ax.set_title(label, y=1.0)
         ax.legend(frameon=False, fontsize=8, loc="upper left")
     _date_axis(axes[0, 0], x, _fixed_layout(fig, axes.ravel(), 2, 2))
-    figs["capacity"] = _inline_png(fig, tight=False)
+    figs["capacity"] = inline_png(fig, tight=False)
 
     fig = Figure(figsize=(6.7, 2.95))
     ax = fig.subplots()
@@ -322,7 +322,7 @@ def _figures(result: RunResult) -> dict[str, str]:
     ax.set_title("Probability that need exceeds installed, per month", y=1.0)
     ax.legend(frameon=False, fontsize=8)
     _date_axis(ax, x, _fixed_layout(fig, [ax], 1, 1))
-    figs["shortfall"] = _inline_png(fig, tight=False)
+    figs["shortfall"] = inline_png(fig, tight=False)
     return figs
 
 
@@ -351,7 +351,7 @@ def render_report(
     diagnostics = []
     failing = []
     for name, d in result.diagnostics.items():
-        ok = _diagnostics_ok(d)
+        ok = diagnostics_pass(d)
         if not ok:
             failing.append(name)
         diagnostics.append(

@@ -55,10 +55,10 @@ class RunResult:
 
     @property
     def diagnostics_ok(self) -> bool:
-        return all(_diagnostics_ok(d) for d in self.diagnostics.values())
+        return all(diagnostics_pass(d) for d in self.diagnostics.values())
 
 
-def _diagnostics_ok(d: dict[str, Any]) -> bool:
+def diagnostics_pass(d: dict[str, Any]) -> bool:
     if d.get("closed_form"):
         return True
     return (
@@ -125,7 +125,7 @@ def _rename_tables(exc: InputError, scenario: Scenario, p: ProgramConfig) -> Inp
 
 def _own_observations(scenario: Scenario, p: ProgramConfig) -> pd.DataFrame | None:
     """A launched product's own patients per period -> uptake observations."""
-    from forecast.uptake import _period_bounds
+    from forecast.uptake import period_bounds
 
     if p.uptake is None or p.uptake.patients is None:
         return None
@@ -138,7 +138,7 @@ def _own_observations(scenario: Scenario, p: ProgramConfig) -> pd.DataFrame | No
     seen: list[tuple[int, tuple[pd.Timestamp, pd.Timestamp]]] = []  # row, [start, end)
     for i, row in frame.iterrows():
         try:
-            start, end = _period_bounds(row["period"])
+            start, end = period_bounds(row["period"])
         except InputError:
             raise InputError(
                 f"{path}: row {i + 2}: period {row['period']!r} not understood; expected "
@@ -177,7 +177,7 @@ def _own_observations(scenario: Scenario, p: ProgramConfig) -> pd.DataFrame | No
     return pd.DataFrame(rows)
 
 
-def _processes(scenario: Scenario) -> dict[str, Any]:
+def scenario_processes(scenario: Scenario) -> dict[str, Any]:
     """Each program's process, with the scenario's ``[process.NAME]`` overrides applied."""
     from capacity import load_process
     from capacity.process import ProcessSpec
@@ -234,7 +234,7 @@ def check_inputs(scenario: Scenario) -> dict[str, Any]:
     """Every check short of sampling: processes, groups, CSV rows. Returns parsed inputs."""
     from forecast.enrollment import enrollment_data
 
-    processes = _processes(scenario)
+    processes = scenario_processes(scenario)
     _check_groups(scenario)
     parsed: dict[str, Any] = {"processes": processes, "enrollment": {}, "observations": {}}
     for p in scenario.program:

@@ -472,7 +472,7 @@ def load_scenario(path: str | Path) -> Scenario:
     try:
         scenario = Scenario.model_validate(raw)
     except ValidationError as exc:
-        raise InputError(_describe(exc, str(path), raw)) from None
+        raise InputError(describe_validation_error(exc, str(path), raw)) from None
     scenario._path = path.resolve()
     check_files(scenario, str(path))
     return scenario
@@ -556,7 +556,7 @@ def _program_name(programs: Any, i: Any) -> str:
     return ""
 
 
-def _describe(exc: ValidationError, source: str, raw: dict | None = None) -> str:
+def describe_validation_error(exc: ValidationError, source: str, raw: dict | None = None) -> str:
     """One line per problem: the file, the key and what was expected. With the scenario's
     ``raw`` data a program is named too: ``program[1] (CART-B).uptake.peak_share``."""
     programs = (raw or {}).get("program")

@@ -37,7 +37,7 @@ from capacity.distributions import Param
 from capacity.errors import InputError
 from pmcap._style import default_style
 from pmcap.scenario import Scenario
-from pmcap.sweep import Sweep, _is_dist, make_cases, run_sweep
+from pmcap.sweep import Sweep, is_distribution, make_cases, run_sweep
 
 __all__ = [
     "uncertain_inputs",
@@ -58,7 +58,7 @@ def uncertain_inputs(base: Scenario, parsed: dict[str, Any]) -> list[tuple[tuple
 
     def walk(node: dict, path: tuple[str, ...]) -> None:
         for key, value in node.items():
-            if _is_dist(value):
+            if is_distribution(value):
                 out.append(((*path, key), Param.parse(value)))
             elif isinstance(value, dict):
                 walk(value, (*path, key))
@@ -267,7 +267,7 @@ def ranking_paths(inputs: list[str], swings: pd.DataFrame) -> list[str]:
 def tornado(swings: pd.DataFrame, top: int = 15) -> str:
     from matplotlib.figure import Figure
 
-    from pmcap.report import _inline_png
+    from pmcap.report import inline_png
 
     rows = swings.head(top).iloc[::-1]
     fig = Figure(figsize=(13, 0.35 * len(rows) + 1.4))
@@ -285,7 +285,7 @@ def tornado(swings: pd.DataFrame, top: int = 15) -> str:
         ax.set_title(label)
         ax.legend(frameon=False, fontsize=8, loc="lower right")
     axes[0].set_yticks(np.arange(len(rows)), rows["input"], fontsize=8)
-    return _inline_png(fig)
+    return inline_png(fig)
 
 
 def _fmt(x: float) -> str:

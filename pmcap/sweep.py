@@ -69,7 +69,13 @@ from pydantic import ValidationError
 
 from capacity.errors import InputError
 from pmcap._style import default_style
-from pmcap.scenario import Scenario, _describe, check_files, load_scenario, read_toml
+from pmcap.scenario import (
+    Scenario,
+    check_files,
+    describe_validation_error,
+    load_scenario,
+    read_toml,
+)
 
 __all__ = [
     "Case",
@@ -128,7 +134,7 @@ class Sweep:
     keys: list[str]  # every changed key, in order of first appearance
 
 
-def _is_dist(value: Any) -> bool:
+def is_distribution(value: Any) -> bool:
     return isinstance(value, dict) and len(value) == 1 and next(iter(value)) in DIST_KINDS
 
 
@@ -137,7 +143,7 @@ def _leaves(table: dict, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, 
     out = []
     for key, value in table.items():
         path = prefix + tuple(str(key).split("."))
-        if isinstance(value, dict) and value and not _is_dist(value):
+        if isinstance(value, dict) and value and not is_distribution(value):
             out += _leaves(value, path)
         else:
             out.append((path, value))
@@ -154,7 +160,7 @@ def _show(value: Any) -> str:
         return f"{value:.12g}"
     if isinstance(value, dt.date):
         return value.isoformat()
-    if _is_dist(value):
+    if is_distribution(value):
         kind, args = next(iter(value.items()))
         if isinstance(args, dict):
             return f"{kind}(" + ", ".join(f"{k}={_show(v)}" for k, v in args.items()) + ")"
@@ -251,7 +257,7 @@ def _apply(raw: dict, path: tuple[str, ...], value: Any, where: str) -> None:
         nxt = node.get(k)
         if nxt is None:
             nxt = node[k] = {}
-        elif not isinstance(nxt, dict) or _is_dist(nxt):
+        elif not isinstance(nxt, dict) or is_distribution(nxt):
             raise InputError(f"{where}: {dotted}: {k!r} is a value, not a table, in the base")
         node = nxt
     node[keys[-1]] = copy.deepcopy(value)
@@ -296,10 +302,10 @@ def make_cases(
     (see :class:`_Keys`). Every scenario is validated and its inputs checked here.
     """
     from pmcap import __version__
-    from pmcap.run import _processes, check_inputs
+    from pmcap.run import check_inputs, scenario_processes
 
     base_raw = tomllib.loads(base.path.read_text())
-    process_names = sorted({s.name for s in _processes(base).values()})
+    process_names = sorted({s.name for s in scenario_processes(base).values()})
     keys = _Keys(base_raw, process_names, where)
     folder = folder or (base.path.parent if base.path else Path.cwd())
     grid = [(keys.resolve(p), list(v)) for p, v in grid]
@@ -330,7 +336,7 @@ def make_cases(
             try:
                 scenario = Scenario.model_validate(raw)
             except ValidationError as exc:
-                raise InputError(_describe(exc, at)) from None
+                raise InputError(describe_validation_error(exc, at)) from None
             scenario._path = base.path
             check_files(scenario, at)
             try:
@@ -608,7 +614,7 @@ def _write_case(folder: Path, payload: dict[str, Any], result, summary: bytes) -
     """A scenario's run folder: every output of ``pmcap run`` (or, for a sensitivity swing,
     none), its summary, its scenario.toml and a manifest that lets a rerun skip it."""
     from pmcap import __version__
-    from pmcap.commands import write_run
+    from pmcap.runfolder import write_run
 
     if payload.get("full", True):
         write_run(
@@ -646,12 +652,12 @@ class SweepResult:
 
 def check_sweep_out(out: Path, inputs: list[Path]) -> None:
     """``out`` may be new, empty, or an earlier output of a sweep (which is resumed)."""
-    from pmcap.output import _read_manifest, check_out
+    from pmcap.output import check_out, read_manifest
 
     check_out(out, inputs=inputs, force=True)  # inputs, the current folder, files, links
     path = Path(out)
     if path.is_dir() and any(path.iterdir()):
-        manifest = _read_manifest(path)
+        manifest = read_manifest(path)
         if manifest is None or manifest.get("command") not in ("sweep", "sensitivity"):
             raise InputError(
                 f"--out {out}: the folder holds files that are not a pmcap sweep output; "
@@ -1246,7 +1252,7 @@ def monthly_table(sweep: Sweep, summaries: dict[str, dict[str, Any]]) -> pd.Data
 def suite_need_figure(sweep: Sweep, summaries: dict[str, dict[str, Any]]) -> str:
     from matplotlib.figure import Figure
 
-    from pmcap.report import _inline_png
+    from pmcap.report import inline_png
 
     fig = Figure(figsize=(10, 4))
     ax = fig.subplots()
@@ -1263,7 +1269,7 @@ def suite_need_figure(sweep: Sweep, summaries: dict[str, dict[str, Any]]) -> str
     ax.set_ylabel("suites")
     if len(summaries) <= 12:
         ax.legend(frameon=False, fontsize=7, loc="upper left")
-    return _inline_png(fig)
+    return inline_png(fig)
 
 
 def render_sweep(

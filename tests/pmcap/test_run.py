@@ -167,7 +167,7 @@ def test_same_seed_gives_byte_identical_csvs(first_run, cache, tmp_path, monkeyp
 
 
 def test_interrupted_run_leaves_no_folder(cache, tmp_path, monkeypatch):
-    import pmcap.commands
+    import pmcap.runfolder
 
     monkeypatch.setenv("PMCAP_CACHE", str(cache))
 
@@ -175,7 +175,7 @@ def test_interrupted_run_leaves_no_folder(cache, tmp_path, monkeypatch):
         (folder / "report.html").write_text("half")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pmcap.commands, "write_run", boom)
+    monkeypatch.setattr(pmcap.runfolder, "write_run", boom)
     out = tmp_path / "out"
     result = runner.invoke(app, ["run", "--out", str(out), "--draws", "30", "--quiet"])
     assert result.exit_code != 0
@@ -560,7 +560,7 @@ import matplotlib
 matplotlib.use("svg")  # stands for a notebook's inline backend
 import time
 from pathlib import Path
-from pmcap.commands import write_run
+from pmcap.runfolder import write_run
 from pmcap.run import run_scenario
 from pmcap.scenario import load_scenario
 path = Path({str(edited(tmp_path, "draws = 1000", "draws = 40"))!r})

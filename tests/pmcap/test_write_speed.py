@@ -90,7 +90,7 @@ def test_fixed_layout_makes_room_for_long_tick_labels():
         ax.plot(x, np.linspace(-1500, 250_000, len(x)), label="P50")
         ax.set_title("Operators (FTE)", y=1.0)
     report._date_axis(axes[0, 0], x, report._fixed_layout(fig, axes.ravel(), 2, 2))
-    ink = _ink(_pixels(report._inline_png(fig, tight=False)))
+    ink = _ink(_pixels(report.inline_png(fig, tight=False)))
     assert not np.r_[ink[:, 0], ink[0], ink[-1], ink[:, -1]].any()
     assert ink[:, :40].any()  # the labels are there, inside the image
 
