@@ -436,6 +436,18 @@ class _Plan:
             j += width
         return out
 
+    def n_fields(self) -> int:
+        """Length of the last axis of a packed block."""
+        return max(where.stop for where in self.fields().values())
+
+    def unpack(self, packed: Any) -> dict[str, Any]:
+        """Each output's view into a packed block (draw, month, unit, field), NumPy or dask."""
+        data = {}
+        for k, where in self.fields().items():
+            view = packed[..., where] if k in _RESOURCE_DIMS else packed[..., where.start]
+            data[k] = view if self.by_program else view[:, :, 0]
+        return data
+
 
 class _FailureStreams:
     """Random streams of lot failures: one per program, attempt and block of draws.
@@ -620,10 +632,6 @@ def _block(
     return data
 
 
-def _width(fields: Mapping[str, slice]) -> int:
-    return max(where.stop for where in fields.values())
-
-
 def _aligned_chunks(chunks: Sequence[int], block: int) -> tuple[int, ...]:
     """Chunks along draw whose boundaries fall on multiples of ``block`` (about as large)."""
     chunks = tuple(int(c) for c in chunks)
@@ -638,14 +646,8 @@ def _packed_block(
     plan: _Plan, values: np.ndarray, start: int, params: Mapping[str, xr.Dataset]
 ) -> np.ndarray:
     """One dask chunk: every output of its draws in one array (draw, month, unit, field)."""
-    rows = values.shape[0]
-    fields = plan.fields()
-    packed = np.empty((rows, plan.n_out, len(plan.units), _width(fields)))
-    data = {}
-    for k, where in fields.items():
-        view = packed[..., where] if k in _RESOURCE_DIMS else packed[..., where.start]
-        data[k] = view if plan.by_program else view[:, :, 0]
-    _compute(plan, values, start, params, data)
+    packed = np.empty((values.shape[0], plan.n_out, len(plan.units), plan.n_fields()))
+    _compute(plan, values, start, params, plan.unpack(packed))
     return packed
 
 
@@ -661,8 +663,7 @@ def _lazy_outputs(plan: _Plan, demand: Any, params: Mapping[str, xr.Dataset]) ->
 
     chunks = _aligned_chunks(demand.chunks[0], plan.rng_block)
     demand = demand.rechunk((chunks, -1, -1, -1))
-    fields = plan.fields()
-    n_fields = _width(fields)
+    n_fields = plan.n_fields()
     plan_key = dask.delayed(plan, pure=False)
     pieces = demand.to_delayed().reshape(-1)  # one per chunk, its own key (no copy)
     blocks, start = [], 0
@@ -672,12 +673,7 @@ def _lazy_outputs(plan: _Plan, demand: Any, params: Mapping[str, xr.Dataset]) ->
         shape = (rows, plan.n_out, len(plan.units), n_fields)
         blocks.append(da.from_delayed(task, shape=shape, dtype=float))
         start += rows
-    packed = da.concatenate(blocks, axis=0)
-    data = {}
-    for k, where in fields.items():
-        view = packed[..., where] if k in _RESOURCE_DIMS else packed[..., where.start]
-        data[k] = view if plan.by_program else view[:, :, 0]
-    return data
+    return plan.unpack(da.concatenate(blocks, axis=0))
 
 
 def _resources(
