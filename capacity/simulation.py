@@ -32,9 +32,9 @@ from capacity import _fields
 from capacity._fields import COUNT, OVER
 from capacity.demand import as_demand
 from capacity.distributions import Z90
-from capacity.engine import longest_lot_days, opening_history
 from capacity.errors import InputError
 from capacity.process import ProcessSpec, check_seed, load_process, stream_rng
+from capacity.resource_needs import longest_lot_days, opening_history
 
 __all__ = ["simulate_facility", "suites_for_service_level", "erlang_c_wait_probability"]
 

@@ -8,7 +8,7 @@ import pytest
 import xarray as xr
 
 from capacity import InputError, bands, facility, requirements, shortfall_probability
-from capacity.engine import _occupancy_weights
+from capacity.occupancy import occupancy_weights
 from tests.helpers import fixed_process, make_demand
 
 
@@ -208,7 +208,7 @@ def test_program_order_does_not_change_each_programs_draws():
 def test_occupancy_weights_match_brute_force_integration():
     months = pd.date_range("2027-01-01", periods=4, freq="MS")
     delay, duration = np.array([3.0, 20.0]), np.array([12.5, 40.0])
-    w = _occupancy_weights(months, delay, duration)
+    w = occupancy_weights(months, delay, duration)
     edges = np.r_[0, np.cumsum(months.days_in_month), 1e9]
     for d in range(2):
         for m in range(4):
@@ -305,9 +305,7 @@ def test_one_calendar_for_suites_and_crews():
 
 @pytest.mark.parametrize("by_program", [False, True])
 def test_blocks_of_draws_give_the_same_result_as_all_at_once(monkeypatch, by_program):
-    import importlib
-
-    engine = importlib.import_module("capacity.engine")  # the module, not the function
+    import capacity.workload
 
     rng = np.random.default_rng(8)
     demand = make_demand(rng.poisson(5, size=(37, 14, 3, 3)), programs=["A", "B", "C"])
@@ -316,7 +314,7 @@ def test_blocks_of_draws_give_the_same_result_as_all_at_once(monkeypatch, by_pro
         "*": "car-t-autologous-manual",
     }
     whole = requirements(demand, processes, seed=4, by_program=by_program, opening={"A": 3})
-    monkeypatch.setattr(engine, "CHUNK_CELLS", 5 * 14 * 3)  # blocks of 5 draws
+    monkeypatch.setattr(capacity.workload, "CHUNK_CELLS", 5 * 14 * 3)  # blocks of 5 draws
     blocks = requirements(demand, processes, seed=4, by_program=by_program, opening={"A": 3})
     xr.testing.assert_identical(whole, blocks)
     assert whole["remanufactured_lots"].sum() > 0
