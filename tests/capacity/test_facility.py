@@ -375,7 +375,7 @@ def test_given_process_params_are_the_ones_simulated():
 
 
 def test_opening_simulates_history_with_the_first_months_suites():
-    # mutation survivors (no test ran _extend_suites): with an opening state and suites that
+    # mutation survivors (no test ran extend_suites): with an opening state and suites that
     # grow by month (a list or a Series), the months simulated before the start have the
     # first month's suites. 1 suite in January, 3 from February; 10 opening lots a month in
     # the two months before (a lot holds its slot 9 + 1 days; longest lot 24 days: 2 months)
@@ -408,10 +408,10 @@ def test_opening_simulates_history_with_the_first_months_suites():
         explicit["patient_arrival_day"].values[:, 20:] - 61,  # Nov + Dec 2026
     )
     # the prepended months themselves: two months before the start, at the first value
-    from capacity.simulation import _extend_suites
+    from capacity.simulation import extend_suites
 
-    np.testing.assert_array_equal(_extend_suites([1, 3, 3], months, 2), [1, 1, 1, 3, 3])
-    extended = _extend_suites(pd.Series([1, 3, 3], index=months), months, 2)
+    np.testing.assert_array_equal(extend_suites([1, 3, 3], months, 2), [1, 1, 1, 3, 3])
+    extended = extend_suites(pd.Series([1, 3, 3], index=months), months, 2)
     assert list(extended.index) == list(pd.date_range("2026-11-01", periods=5, freq="MS"))
     assert extended.tolist() == [1, 1, 1, 3, 3]
-    assert _extend_suites(5, months, 2) == 5
+    assert extend_suites(5, months, 2) == 5
