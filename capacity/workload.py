@@ -53,7 +53,11 @@ _RESOURCE_DIMS = {"qc_hours": "assays", "instrument_hours": "instruments"}
 
 @dataclass(eq=False)
 class RequirementsJob:
-    """Everything a block of draws needs besides its demand and parameters."""
+    """Everything a block of draws needs besides its demand and parameters.
+
+    Built once per call of :func:`capacity.requirements`; the same object is handed to every
+    block (and, for dask-backed demand, to every chunk's task).
+    """
 
     seed: int
     programs: list[str]
@@ -66,10 +70,10 @@ class RequirementsJob:
     history: np.ndarray  # (1, n_hist, program)
     assays: list[str]
     instruments: list[str]
-    month_share: np.ndarray
-    month_days: np.ndarray
-    patient_idx: list[int]
-    ppq_idx: list[int]
+    month_share: np.ndarray  # (month,) fraction of a year in each month
+    month_days: np.ndarray  # (month,) calendar days in each month
+    patient_idx: list[int]  # positions of the patient streams along demand's stream dim
+    ppq_idx: list[int]  # position of the ppq stream (lots, never re-run)
     n_k: dict[str, dict[str, int]]  # process -> kernel -> month offsets (from all draws)
     rng_block: int
 

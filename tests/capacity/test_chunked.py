@@ -1,4 +1,4 @@
-"""Out-of-core requirements: demand as a dask array chunked along draw (issue 13, part 4).
+"""Out-of-core requirements: demand as a dask array chunked along draw.
 
 Chunked requirements, bands and shortfall probabilities must be exactly those of the same
 draws in memory, whatever the chunking, and nothing may be computed before the summaries.

@@ -1,5 +1,5 @@
-"""The compiled facility kernels (issue 14 goal 1): random numbers drawn inside them, arrivals
-without a global sort, a heap of slots.
+"""The compiled facility kernels: random numbers drawn inside them, arrivals without a
+global sort, a heap of slots.
 
 Their random numbers are a counter-based hash of (draw key, purpose, index), so the checks
 here are deterministic: distributions against their closed forms (scipy), the same output

@@ -291,8 +291,8 @@ def test_shortfall_probability_counts_draws_over_capacity():
 
 
 def test_one_calendar_for_suites_and_crews():
-    # 250 operating days: suites stay the calendar occupancy (the old code divided by
-    # operating days, x1.46), crews staff the occupied suites on 250 of 365 days
+    # 250 operating days: suites stay the calendar occupancy (lots hold suites every
+    # calendar day), crews staff the occupied suites on 250 of 365 days
     spec = fixed_process(operating_days_per_year=250, min_operators_per_suite_shift=2)
     req = requirements(make_demand(np.full((1, 3), 31)), spec, opening=31)
     jan_suite_days = 31 * 10  # 31 lots a month x 10 days each, steady state from the opening
@@ -321,7 +321,8 @@ def test_blocks_of_draws_give_the_same_result_as_all_at_once(monkeypatch, by_pro
 
 
 def test_fixed_qc_and_qa_work_counts_once_per_process_and_per_suite():
-    # issue 11 #18: QC/QA departments carry work that does not scale with lots
+    # QC/QA departments carry work that does not scale with lots: a fixed amount per month
+    # for each process, and an amount per suite in use
     spec = fixed_process(
         qc_fixed_hours_per_month=160,
         qc_hours_per_suite_month=40,
