@@ -194,10 +194,10 @@ def global_bisection(demand, kw, quantiles=(0.5, 0.9)) -> tuple[dict, int]:
     to all draws per percentile, every draw simulated at each step): the baseline."""
     from capacity import load_process
     from capacity.demand import as_demand
-    from capacity.simulation import _prepare, _run
+    from capacity.simulation import prepare_facility, run_queue
 
     spec = load_process(PROCESS)
-    prep = _prepare(
+    prep = prepare_facility(
         as_demand(demand),
         spec,
         qc_fte=None,
@@ -213,7 +213,7 @@ def global_bisection(demand, kw, quantiles=(0.5, 0.9)) -> tuple[dict, int]:
 
     def share(c: int) -> float:
         if c not in meets:
-            _, waits = _run(prep, np.zeros((prep.draws, c * spec.lots_per_suite)))
+            _, waits = run_queue(prep, np.zeros((prep.draws, c * spec.lots_per_suite)))
             late = np.where(counted, waits > kw["max_wait_days"], False).sum(axis=1)
             meets[c] = late <= kw["epsilon"] * counted.sum(axis=1)
         return float(meets[c].mean())

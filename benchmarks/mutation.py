@@ -75,6 +75,14 @@ REPO = Path(__file__).resolve().parents[1]
 # table of refused inputs (test_bad_inputs.py, ~15 s) comes last: it checks the API refusals.
 VALUES = "tests/capacity/test_values.py"
 BAD = "tests/test_bad_inputs.py"
+REQUIREMENTS = [
+    "tests/capacity/test_requirements.py",
+    VALUES,
+    "tests/capacity/test_properties.py",
+    "tests/capacity/test_chunked.py",
+    "tests/test_benchmarks.py",
+    BAD,
+]
 TESTS: dict[str, list[str]] = {
     "capacity/requirements.py": [
         "tests/capacity/test_requirements.py",
@@ -92,6 +100,12 @@ TESTS: dict[str, list[str]] = {
         "tests/test_benchmarks.py",
         BAD,
     ],
+    # the modules that hold capacity/engine.py's code at newer commits
+    "capacity/resource_needs.py": REQUIREMENTS,
+    "capacity/occupancy.py": REQUIREMENTS,
+    "capacity/workload.py": REQUIREMENTS,
+    "capacity/chunked.py": REQUIREMENTS,
+    "capacity/summary.py": REQUIREMENTS,
     "capacity/simulation.py": ["tests/capacity/test_facility.py", VALUES, BAD],
     "capacity/_queue.py": ["tests/capacity/test_facility.py", VALUES],
     "capacity/plan.py": ["tests/capacity/test_plan.py", VALUES, BAD],
@@ -104,6 +118,11 @@ FORECAST_SHARED = ["tests/forecast/test_portfolio.py", BAD]
 DEFAULT_MODULES = [
     "capacity/requirements.py",  # capacity/engine.py since the rename
     "capacity/engine.py",
+    "capacity/resource_needs.py",  # these five: capacity/engine.py at newer commits
+    "capacity/occupancy.py",
+    "capacity/workload.py",
+    "capacity/chunked.py",
+    "capacity/summary.py",
     "capacity/facility.py",  # capacity/simulation.py since the rename
     "capacity/simulation.py",
     "capacity/_queue.py",

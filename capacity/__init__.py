@@ -3,9 +3,19 @@
 This package never imports PyMC: a user can hand it demand draws from anywhere (see
 :mod:`capacity.demand` for the contract). The public names below are loaded on first use, so
 ``import capacity.errors`` (the command line's start-up) does not import pandas, xarray or
-numba, and numba is imported only when a facility is simulated. Modules: ``demand``,
-``process``, ``engine`` (requirements, bands, shortfall), ``simulation`` (facility queue,
-service-level sizing), ``plan``, ``plot``.
+numba, and numba is imported only when a facility is simulated. Modules:
+
+- ``demand``: the demand contract; read, write and check demand draws;
+- ``process``, ``distributions``: a manufacturing process and its uncertain parameters;
+- ``resource_needs``: :func:`requirements` (lots, suite-days, QC hours, FTEs per draw) and
+  :func:`facility` totals, built on ``occupancy`` (how a lot's days fall into months) and
+  ``workload`` (the arithmetic of a block of draws);
+- ``chunked``: demand larger than memory (dask arrays chunked along draw);
+- ``summary``: :func:`bands`, :func:`shortfall_probability`, :func:`summarise`;
+- ``simulation`` (with the numba kernels in ``_queue``): the facility queue and
+  service-level sizing;
+- ``plan``: expansion and hiring plans at least expected cost;
+- ``plot``: fan charts and shortfall charts (matplotlib).
 """
 
 from __future__ import annotations
@@ -32,12 +42,12 @@ _PUBLIC = {
     "QCAssay": "process",
     "load_process": "process",
     "process_templates": "process",
-    "bands": "engine",
-    "facility": "engine",
-    "metric_names": "engine",
-    "requirements": "engine",
-    "shortfall_probability": "engine",
-    "summarise": "engine",
+    "facility": "resource_needs",
+    "requirements": "resource_needs",
+    "bands": "summary",
+    "metric_names": "summary",
+    "shortfall_probability": "summary",
+    "summarise": "summary",
 }
 
 __all__ = sorted(_PUBLIC)
@@ -58,15 +68,9 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and IDEs
     from capacity.demand import STREAMS, as_demand, read_demand, write_demand  # noqa: F401
-    from capacity.engine import (  # noqa: F401
-        bands,
-        facility,
-        metric_names,
-        requirements,
-        shortfall_probability,
-        summarise,
-    )
     from capacity.errors import DemandError, InputError, ProcessSpecError  # noqa: F401
     from capacity.plan import ExpansionPlan, newsvendor, plan_expansion, plan_hiring  # noqa: F401
     from capacity.process import ProcessSpec, QCAssay, load_process, process_templates  # noqa: F401
+    from capacity.resource_needs import facility, requirements  # noqa: F401
     from capacity.simulation import describe, simulate_facility, suites_for_service_level  # noqa: F401
+    from capacity.summary import bands, metric_names, shortfall_probability, summarise  # noqa: F401

@@ -61,7 +61,7 @@ def _mix(z):
 
 
 @numba.njit(cache=True, inline="always")
-def _unit(key, index):
+def unit_uniform(key, index):
     """Uniform number ``index`` of ``key``'s stream, in the open interval (0, 1)."""
     z = _mix(key + np.uint64(index + 1) * _GAMMA)
     return (np.float64(z >> np.uint64(11)) + 0.5) * _TWO_53
@@ -82,8 +82,8 @@ def stream_key(key, what):
 @numba.njit(cache=True, inline="always")
 def _normal(state, k):
     """A standard normal from uniforms ``k`` and ``k + 1`` (Box-Muller)."""
-    return math.sqrt(-2.0 * math.log(_unit(state, k))) * math.cos(
-        2.0 * math.pi * _unit(state, k + 1)
+    return math.sqrt(-2.0 * math.log(unit_uniform(state, k))) * math.cos(
+        2.0 * math.pi * unit_uniform(state, k + 1)
     )
 
 
@@ -93,7 +93,7 @@ def _gamma(shape, state, k):
     the value and the next unused ``k``."""
     boost = 1.0
     if shape < 1.0:
-        boost = _unit(state, k) ** (1.0 / shape)
+        boost = unit_uniform(state, k) ** (1.0 / shape)
         k += 1
         shape += 1.0
     d = shape - 1.0 / 3.0
@@ -105,7 +105,7 @@ def _gamma(shape, state, k):
         if v <= 0.0:
             continue
         v = v * v * v
-        u = _unit(state, k)
+        u = unit_uniform(state, k)
         k += 1
         if math.log(u) < 0.5 * x * x + d - d * v + d * math.log(v):
             return d * v * boost, k
@@ -119,15 +119,15 @@ def sample(kind, args, mean, key, index):
     if kind == FIXED:
         return mean
     if kind == UNIFORM:
-        return args[0] + _unit(key, index) * (args[1] - args[0])
+        return args[0] + unit_uniform(key, index) * (args[1] - args[0])
     if kind == TRIANGULAR:
         low, mode, high = args[0], args[1], args[2]
-        u = _unit(key, index)
+        u = unit_uniform(key, index)
         if u < (mode - low) / (high - low):
             return low + math.sqrt(u * (high - low) * (mode - low))
         return high - math.sqrt((1.0 - u) * (high - low) * (high - mode))
     if kind == EXPONENTIAL:
-        return -math.log(_unit(key, index)) * mean
+        return -math.log(unit_uniform(key, index)) * mean
     state = _substream(key, index)
     if kind == LOGNORMAL:
         return math.exp(args[0] + args[1] * _normal(state, 0))
@@ -169,15 +169,15 @@ def arrivals(counts, ppq_counts, starts, days, keys, n_jobs):
             if n_ppq == 0:
                 total = 0.0
                 for j in range(n):
-                    total -= math.log(_unit(key, pos + j))
+                    total -= math.log(unit_uniform(key, pos + j))
                     u[j] = total
-                total -= math.log(_unit(end_key, m))
+                total -= math.log(unit_uniform(end_key, m))
                 scale = days[m] / total
                 for j in range(n):
                     out[d, pos + j] = min(starts[m] + u[j] * scale, top)
             else:
                 for j in range(n):
-                    u[j] = _unit(key, pos + j)
+                    u[j] = unit_uniform(key, pos + j)
                 order = np.argsort(u, kind="mergesort")
                 for j in range(n):
                     out[d, pos + j] = min(starts[m] + u[order[j]] * days[m], top)
@@ -441,7 +441,7 @@ def _one_draw(
         while mm < n_months and month_starts[mm] < slot_end:
             monthly[mm, BUSY] += min(slot_end, month_ends[mm]) - max(start, month_starts[mm])
             mm += 1
-        failed = (not ppq) and failure_rate > 0 and _unit(fail_key, lot) < failure_rate
+        failed = (not ppq) and failure_rate > 0 and unit_uniform(fail_key, lot) < failure_rate
         if failed and attempt + 1 < attempts:
             _pend_push(pend_time, pend_job, n_pend, end + turnaround, job)
             n_pend += 1

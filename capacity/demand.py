@@ -247,8 +247,8 @@ def read_demand(path: str | Path, chunks: int | None = None) -> xr.DataArray:
     lazily, a chunk at a time, as a dask array chunked along ``draw`` (for demand larger than
     memory; see :func:`capacity.requirements`). Values are checked, and converted to int64,
     when a chunk is read. ``xr.open_dataset(path, chunks={"draw": n})`` handed straight to
-    ``requirements`` skips that conversion (a file of small integers stays small in memory,
-    and the chunked requirements run a few percent faster).
+    ``requirements`` skips that conversion (a file of small integers stays small in memory;
+    the values are summed in int64 all the same).
     """
     path = Path(path)
     if chunks is not None and (

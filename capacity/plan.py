@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from capacity.engine import facility
 from capacity.errors import InputError
+from capacity.resource_needs import facility
 
 __all__ = ["ExpansionPlan", "plan_expansion", "plan_hiring", "newsvendor"]
 

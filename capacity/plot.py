@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from capacity.engine import bands as _bands
-from capacity.engine import facility
+from capacity.resource_needs import facility
+from capacity.summary import bands as _bands
 
 __all__ = ["fan_chart", "shortfall_chart"]
 

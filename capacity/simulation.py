@@ -32,9 +32,9 @@ from capacity import _fields
 from capacity._fields import COUNT, OVER
 from capacity.demand import as_demand
 from capacity.distributions import Z90
-from capacity.engine import longest_lot_days, opening_history
 from capacity.errors import InputError
 from capacity.process import ProcessSpec, check_seed, load_process, stream_rng
+from capacity.resource_needs import longest_lot_days, opening_history
 
 __all__ = ["simulate_facility", "suites_for_service_level", "erlang_c_wait_probability"]
 
@@ -57,7 +57,7 @@ def erlang_c_wait_probability(
     return float(c * np.exp(-(servers / service_days - arrivals_per_day) * t_days))
 
 
-def _slot_online_days(
+def slot_online_days(
     suites: int | Sequence[int] | pd.Series, months: pd.DatetimeIndex, lots_per_suite: int
 ) -> np.ndarray:
     """Day (since the first month) each slot comes online; inf for slots never installed."""
@@ -144,7 +144,7 @@ def simulate_facility(
     """
     demand = as_demand(demand)
     spec = load_process(process)
-    prep = _prepare(
+    prep = prepare_facility(
         demand,
         spec,
         qc_fte=qc_fte,
@@ -157,11 +157,11 @@ def simulate_facility(
         params=params,
     )
     if prep.n_hist:  # simulate from before the start with the first month's suites, cut later
-        suites = _extend_suites(suites, pd.DatetimeIndex(demand["month"].values), prep.n_hist)
-    online = _slot_online_days(suites, prep.months, spec.lots_per_suite)
+        suites = extend_suites(suites, pd.DatetimeIndex(demand["month"].values), prep.n_hist)
+    online = slot_online_days(suites, prep.months, spec.lots_per_suite)
     if len(online) == 0:
         raise InputError("suites: the facility has no suites")
-    monthly, patient_wait = _run(prep, np.tile(online, (prep.draws, 1)))
+    monthly, patient_wait = run_queue(prep, np.tile(online, (prep.draws, 1)))
     result = _dataset(
         monthly,
         patient_wait,
@@ -187,7 +187,7 @@ def simulate_facility(
 
 
 @dataclass
-class _Prepared:
+class PreparedFacility:
     """Everything a facility simulation fixes before the queue runs: the patients' arrivals
     and each draw's parameters and random-number key (common random numbers: facilities of
     any size simulated from one preparation see the same patients and lots)."""
@@ -213,7 +213,7 @@ class _Prepared:
     attempts: int
 
 
-def _prepare(
+def prepare_facility(
     demand,
     spec,
     *,
@@ -225,7 +225,13 @@ def _prepare(
     seed,
     opening,
     params: xr.Dataset | None = None,
-) -> _Prepared:
+) -> PreparedFacility:
+    """Check the options and fix the arrivals, parameters and random keys of every draw.
+
+    The arguments are those of :func:`simulate_facility`. :func:`run_queue` then simulates
+    any facility size from the result, with the same patients and lots (common random
+    numbers).
+    """
     seed = check_seed(demand.attrs.get("seed", 0) if seed is None else seed)
     if max_wait_days is not None and not max_wait_days >= 0:
         raise InputError(f"max_wait_days must be >= 0 (or None for no limit), got {max_wait_days}")
@@ -280,8 +286,8 @@ def _prepare(
     culture_mean = par["culture_days"].values.astype(float)
     changeover_mean = par["changeover_days"].values.astype(float)
     if service == "process":
-        culture, culture_mean = _lot_distribution(spec.culture_days, culture_mean)
-        changeover, changeover_mean = _lot_distribution(spec.changeover_days, changeover_mean)
+        culture, culture_mean = lot_distribution(spec.culture_days, culture_mean)
+        changeover, changeover_mean = lot_distribution(spec.changeover_days, changeover_mean)
     else:  # at each draw's mean, or exponential with that mean
         exponential = service == "exponential"
         culture = (_fields.EXPONENTIAL if exponential else _fields.FIXED, np.zeros(3))
@@ -298,7 +304,7 @@ def _prepare(
     else:
         hours_per_day = qc_fte * par["productive_hours_per_fte_year"].values / 365.0
         qc_work_days = qc_hours_per_lot / hours_per_day
-    return _Prepared(
+    return PreparedFacility(
         seed=seed,
         draws=draws,
         months=months,
@@ -321,7 +327,7 @@ def _prepare(
     )
 
 
-def _run(prep: _Prepared, online: np.ndarray, idx: np.ndarray | None = None):
+def run_queue(prep: PreparedFacility, online: np.ndarray, idx: np.ndarray | None = None):
     """The compiled queue for draws ``idx`` (all by default); ``online`` (draws, slots) with
     ``inf`` for slots a draw's facility does not have."""
     rows = slice(None) if idx is None else idx
@@ -353,7 +359,7 @@ def _run(prep: _Prepared, online: np.ndarray, idx: np.ndarray | None = None):
     )
 
 
-def _extend_suites(suites, months: pd.DatetimeIndex, n_hist: int):
+def extend_suites(suites, months: pd.DatetimeIndex, n_hist: int):
     """Installed suites for ``n_hist`` months before ``months``: the first month's value."""
     if isinstance(suites, pd.Series):
         index = pd.DatetimeIndex(pd.to_datetime(suites.index))
@@ -421,7 +427,7 @@ def _dataset(monthly, patient_wait, arrivals, is_ppq, months, starts, days, onli
     )
 
 
-def _lot_distribution(param, per_draw: np.ndarray) -> tuple[tuple[int, np.ndarray], np.ndarray]:
+def lot_distribution(param, per_draw: np.ndarray) -> tuple[tuple[int, np.ndarray], np.ndarray]:
     """A process parameter's lot-to-lot distribution as the kernel's (kind code, arguments;
     see ``capacity._queue.sample``), and the per-draw value a ``FIXED`` kind takes (a fixed
     parameter's value)."""
@@ -504,7 +510,7 @@ def suites_for_service_level(
     unknown = sorted(set(simulate_kw) - {"qc_fte", "service", "opening", "params"})
     if unknown:
         raise InputError(f"suites_for_service_level: unexpected arguments {unknown}")
-    prep = _prepare(
+    prep = prepare_facility(
         demand,
         spec,
         qc_fte=simulate_kw.get("qc_fte"),
@@ -573,7 +579,7 @@ def suites_for_service_level(
         simulated.update(int(c) for c in np.unique(size))
         slots = int(size.max()) * per_suite
         online = np.where(np.arange(slots)[None, :] < (size * per_suite)[:, None], 0.0, np.inf)
-        monthly, waits = _run(prep, online, todo)
+        monthly, waits = run_queue(prep, online, todo)
         runs[todo] += 1
         late = np.where(keep_patient[todo], waits > max_wait_days, False).sum(axis=1)
         n = keep_patient[todo].sum(axis=1)

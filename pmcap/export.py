@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from capacity.engine import UNITS, metric_series
+from capacity.resource_needs import UNITS
+from capacity.summary import metric_series
 
 __all__ = [
     "REPORTED",

@@ -1,12 +1,10 @@
-"""Out-of-core requirements: demand as a dask array chunked along draw (issue 13, part 4).
+"""Out-of-core requirements: demand as a dask array chunked along draw.
 
 Chunked requirements, bands and shortfall probabilities must be exactly those of the same
 draws in memory, whatever the chunking, and nothing may be computed before the summaries.
 """
 
 from __future__ import annotations
-
-import importlib
 
 import dask
 import dask.array as da
@@ -16,10 +14,14 @@ import pytest
 import xarray as xr
 from dask.callbacks import Callback
 
+import capacity.chunked
+import capacity.resource_needs
+import capacity.workload
 from capacity import (
     DemandError,
     bands,
     facility,
+    metric_names,
     read_demand,
     requirements,
     shortfall_probability,
@@ -27,8 +29,6 @@ from capacity import (
     write_demand,
 )
 from tests.helpers import fixed_process, make_demand
-
-engine = importlib.import_module("capacity.engine")  # the module, not the function
 
 DRAWS = 600  # more than two blocks of RNG_BLOCK (256) draws, so chunks are realigned
 INSTALLED = {"suites": 9, "operator_fte": 40, "fte[qa]": 2.5, "qc_hours[sterility]": 60}
@@ -91,7 +91,7 @@ def test_chunked_requirements_equal_in_memory(demand, chunks, opening, by_progra
 @pytest.mark.parametrize("chunks", [1, 3, (5, 1, 2, 4)])
 def test_one_draw_per_chunk_with_one_stream_per_draw(monkeypatch, demand, chunks):
     # with RNG_BLOCK = 1 no chunk is realigned: each task really holds its own few draws
-    monkeypatch.setattr(engine, "RNG_BLOCK", 1)
+    monkeypatch.setattr(capacity.resource_needs, "RNG_BLOCK", 1)
     small = demand.isel(draw=slice(0, 12))
     whole = requirements(small, PROCESSES, seed=2, by_program=True, opening=OPENING)
     lazy = requirements(
@@ -106,7 +106,7 @@ def test_in_memory_blocks_split_a_stream_block_without_changing_numbers(monkeypa
     # blocks of 7 draws cut the 256-draw failure streams in the middle: a stream goes on in
     # the next block where it stopped
     whole = requirements(demand, PROCESSES, seed=3, opening=OPENING)
-    monkeypatch.setattr(engine, "CHUNK_CELLS", 7 * 16 * 2)
+    monkeypatch.setattr(capacity.workload, "CHUNK_CELLS", 7 * 16 * 2)
     xr.testing.assert_identical(requirements(demand, PROCESSES, seed=3, opening=OPENING), whole)
 
 
@@ -150,18 +150,18 @@ def test_facility_of_many_programs_stays_lazy_and_equal():
 
 def test_nothing_is_computed_before_the_summaries(monkeypatch, demand):
     calls = []
-    packed = engine._packed_block
+    packed = capacity.chunked.packed_block
 
     def counting(plan, values, start, params):
         calls.append(start)
         return packed(plan, values, start, params)
 
-    monkeypatch.setattr(engine, "_packed_block", counting)
+    monkeypatch.setattr(capacity.chunked, "packed_block", counting)
     tasks = _Tasks()
     with tasks:
         lazy = requirements(demand.chunk({"draw": 256}), PROCESSES, seed=5, by_program=True)
         total = facility(lazy)
-        names = engine.metric_names(total)
+        names = metric_names(total)
     assert tasks.n == 0 and calls == []
     assert "fte[qa]" in names
     assert all(dask.is_dask_collection(v) for v in total.data_vars.values())
@@ -179,7 +179,7 @@ def test_nothing_is_computed_before_the_summaries(monkeypatch, demand):
 def test_identical_draws_get_different_failures_in_every_chunk():
     # the same demand and (fixed) parameters in every draw: only the failures differ, so a
     # chunk that reused the first chunk's random numbers would repeat its lots
-    block = engine.RNG_BLOCK
+    block = capacity.resource_needs.RNG_BLOCK
     same = make_demand(np.full((3 * block, 6, 1, 1), 20), programs=["A"], streams=["commercial"])
     spec = fixed_process(failure_rate=0.3, max_remanufacture=1)
     lazy = requirements(same.chunk({"draw": block}), spec, seed=1)

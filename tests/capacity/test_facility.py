@@ -30,7 +30,10 @@ def steady_wait_share(sim, t_days, warmup_days=90):
     return per_draw.mean(), per_draw.std(ddof=1) / np.sqrt(len(per_draw))
 
 
-def test_erlang_c_closed_form_matches_the_issue_numbers():
+def test_erlang_c_closed_form_matches_the_sizing_in_process_parameters():
+    # data/process_parameters.md: M/M/c, 7-day service, P(wait > 2 days) with 8 slots at
+    # 200 patients/year and 46 slots at 2,000/year; Erlang C, P(W > t) = C(c, a)
+    # exp(-(c - a) t / s) with a = lambda s (Kleinrock, Queueing Systems I, 1975, sec. 3.5)
     assert erlang_c_wait_probability(200 / 365, 7, 8, 2) == pytest.approx(0.0146, abs=0.0005)
     assert erlang_c_wait_probability(2000 / 365, 7, 46, 2) == pytest.approx(0.0186, abs=0.0005)
 
@@ -254,8 +257,9 @@ def _exhaustive(demand, process, max_wait, eps, seed, sizes):
 
 
 def test_service_level_sizing_never_clamps_and_matches_brute_force():
-    # draws with very different demand: the old automatic candidate floor (from the busiest
-    # draw) reported every small draw at the floor; a too-small range gave NaN
+    # draws with very different demand: every draw gets the first size that meets the level
+    # by brute force, the small draws below the busy ones (no shared floor), and a
+    # candidate range far too small still gives the answer (not NaN)
     rng = np.random.default_rng(4)
     rate = np.r_[np.full(6, 4.0), np.full(6, 60.0)][:, None] * np.linspace(0.5, 1.5, 8)[None]
     demand = make_demand(rng.poisson(rate))
@@ -309,8 +313,7 @@ def test_horizon_sizing_from_any_guess_matches_brute_force():
     assert exact.attrs["queue_runs"] < far.attrs["queue_runs"]
     with pytest.raises(InputError, match="one guess per draw"):
         suites_for_service_level(demand, process, start=np.ones(3), **kw)
-    # review: a NaN guess became INT_MIN (a linear search); one over the largest size tried
-    # raised "no facility meets it" at once
+    # a NaN guess is refused; a guess above the largest size tried still finds the answer
     with pytest.raises(InputError, match="finite"):
         suites_for_service_level(demand, process, start=np.r_[np.nan, np.ones(11)], **kw)
     huge = suites_for_service_level(demand, process, start=np.full(12, 5e6), **kw)
@@ -318,7 +321,7 @@ def test_horizon_sizing_from_any_guess_matches_brute_force():
 
 
 def test_p95_wait_is_the_interpolated_95th_percentile_of_the_months_patients():
-    # mutation survivors: wait_p95_days was never checked by value
+    # wait_p95_days: NumPy's linear interpolation over the waits of the month's patients
     rng = np.random.default_rng(2)
     demand = make_demand(rng.poisson(40, size=(20, 4)))
     sim = simulate_facility(demand, fixed_process(changeover_days=1), 12, seed=5)
@@ -334,7 +337,7 @@ def test_p95_wait_is_the_interpolated_95th_percentile_of_the_months_patients():
 
 
 def test_a_wait_equal_to_the_limit_is_served():
-    # mutation survivor: '>' -> '>=' against max_wait_days; with idle suites every wait is 0
+    # a wait equal to max_wait_days (0 here: idle suites, every wait 0) is served, not lost
     demand = make_demand(np.full((5, 3), 10))
     sim = simulate_facility(demand, fixed_process(), 200, max_wait_days=0.0, seed=1)
     assert sim["patients_lost"].values.sum() == 0
@@ -375,10 +378,10 @@ def test_given_process_params_are_the_ones_simulated():
 
 
 def test_opening_simulates_history_with_the_first_months_suites():
-    # mutation survivors (no test ran _extend_suites): with an opening state and suites that
-    # grow by month (a list or a Series), the months simulated before the start have the
-    # first month's suites. 1 suite in January, 3 from February; 10 opening lots a month in
-    # the two months before (a lot holds its slot 9 + 1 days; longest lot 24 days: 2 months)
+    # with an opening state and suites that grow by month (a list or a Series), the months
+    # simulated before the start have the first month's suites. 1 suite in January, 3 from
+    # February; 10 opening lots a month in the two months before (a lot holds its slot
+    # 9 + 1 days; longest lot 24 days: 2 months)
     spec = fixed_process(culture_days=9, changeover_days=1, failure_rate=0.0)
     demand = make_demand(np.full((4, 3), 2))
     months = pd.DatetimeIndex(demand["month"].values)
@@ -408,10 +411,10 @@ def test_opening_simulates_history_with_the_first_months_suites():
         explicit["patient_arrival_day"].values[:, 20:] - 61,  # Nov + Dec 2026
     )
     # the prepended months themselves: two months before the start, at the first value
-    from capacity.simulation import _extend_suites
+    from capacity.simulation import extend_suites
 
-    np.testing.assert_array_equal(_extend_suites([1, 3, 3], months, 2), [1, 1, 1, 3, 3])
-    extended = _extend_suites(pd.Series([1, 3, 3], index=months), months, 2)
+    np.testing.assert_array_equal(extend_suites([1, 3, 3], months, 2), [1, 1, 1, 3, 3])
+    extended = extend_suites(pd.Series([1, 3, 3], index=months), months, 2)
     assert list(extended.index) == list(pd.date_range("2026-11-01", periods=5, freq="MS"))
     assert extended.tolist() == [1, 1, 1, 3, 3]
-    assert _extend_suites(5, months, 2) == 5
+    assert extend_suites(5, months, 2) == 5

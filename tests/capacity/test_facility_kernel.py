@@ -1,5 +1,5 @@
-"""The compiled facility kernels (issue 14 goal 1): random numbers drawn inside them, arrivals
-without a global sort, a heap of slots.
+"""The compiled facility kernels: random numbers drawn inside them, arrivals without a
+global sort, a heap of slots.
 
 Their random numbers are a counter-based hash of (draw key, purpose, index), so the checks
 here are deterministic: distributions against their closed forms (scipy), the same output
@@ -21,7 +21,7 @@ from scipy import stats
 from capacity import _fields as f
 from capacity import _queue, simulate_facility
 from capacity.distributions import Z90, Param
-from capacity.simulation import _lot_distribution, _prepare, _run, _slot_online_days
+from capacity.simulation import lot_distribution, prepare_facility, run_queue, slot_online_days
 from tests.helpers import fixed_process, make_demand
 
 KEYS = np.random.default_rng(11).integers(0, 2**64, size=3, dtype=np.uint64)
@@ -39,7 +39,7 @@ def _lots(kind, args, mean, key, n):
 def _uniforms(key, n):
     out = np.empty(n)
     for i in range(n):
-        out[i] = _queue._unit(key, i)
+        out[i] = _queue.unit_uniform(key, i)
     return out
 
 
@@ -71,7 +71,7 @@ def test_uniforms_are_uniform_and_uncorrelated():
     ],
 )
 def test_lot_to_lot_draws_follow_the_process_distribution(param, reference):
-    (kind, args), _ = _lot_distribution(Param.parse(param), np.zeros(1))
+    (kind, args), _ = lot_distribution(Param.parse(param), np.zeros(1))
     values = _lots(kind, args, 0.0, KEYS[0], 50_000)
     assert stats.kstest(values, reference.cdf).pvalue > 1e-3
     assert values.mean() == pytest.approx(Param.parse(param).mean, rel=0.02)
@@ -82,7 +82,7 @@ def test_exponential_and_fixed_service():
     assert stats.kstest(values, stats.expon(scale=7).cdf).pvalue > 1e-3
     fixed = _lots(f.FIXED, np.zeros(3), 7.0, KEYS[1], 10)
     np.testing.assert_array_equal(fixed, 7.0)
-    (kind, _), per_draw = _lot_distribution(Param.fixed(9), np.array([8.0, 10.0]))
+    (kind, _), per_draw = lot_distribution(Param.fixed(9), np.array([8.0, 10.0]))
     assert kind == f.FIXED
     np.testing.assert_array_equal(per_draw, 9.0)  # a fixed lot value, not the draw's mean
 
@@ -162,7 +162,7 @@ def test_draws_run_alone_see_the_same_lots_as_draws_run_together():
     """Service-level sizing reruns only its unsettled draws, with other facility sizes: each
     draw's lots must not depend on which draws run with it or on the facility."""
     demand = _demand_with_everything()
-    prep = _prepare(
+    prep = prepare_facility(
         demand,
         PROCESS,
         qc_fte=0.3,
@@ -174,10 +174,10 @@ def test_draws_run_alone_see_the_same_lots_as_draws_run_together():
         opening=None,
     )
     online = np.zeros((prep.draws, 10))
-    monthly, waits = _run(prep, online)
+    monthly, waits = run_queue(prep, online)
     idx = np.array([3, 17, 29])
     sizes = np.where(np.arange(10)[None, :] < np.array([[10], [6], [8]]), 0.0, np.inf)
-    m_some, w_some = _run(prep, sizes, idx)
+    m_some, w_some = run_queue(prep, sizes, idx)
     np.testing.assert_array_equal(m_some[0], monthly[3])  # the same size: the same result
     np.testing.assert_array_equal(w_some[0], waits[3])
     # a smaller facility: the same patients and lots, so never a shorter wait
@@ -207,7 +207,7 @@ def test_queue_matches_a_plain_fcfs_reference(suites):
     if suites == "growing":
         suites = pd.Series([20, 20, 40, 40, 60, 60], index=months)
     sim = simulate_facility(demand, fixed_process(failure_rate=0.0), suites, seed=3)
-    online = _slot_online_days(suites, months, 1)
+    online = slot_online_days(suites, months, 1)
     for d in range(5):
         arrivals = sim["patient_arrival_day"].values[d]
         keep = np.isfinite(arrivals)

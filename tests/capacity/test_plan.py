@@ -140,8 +140,8 @@ def test_bad_plan_input():
 
 
 def test_hiring_follows_the_suites_online():
-    # demand for ~20 suites, but only 10 online until a module brings 30 in month 13: the
-    # old plan staffed all 20 suites from the start (issue 11 #16)
+    # demand for ~20 suites, but only 10 online until a module brings 30 in month 13: crews
+    # staff the suites online, so the first year is hired for 10 suites, not 20
     demand = make_demand(np.full((20, 24), 62))
     process = fixed_process(min_operators_per_suite_shift=2)
     req = requirements(demand, process, seed=1, opening=62)
@@ -178,8 +178,8 @@ def test_decision_date_before_the_horizon_moves_the_first_helpable_month():
 
 
 def test_expected_shortfall_and_refused_targets():
-    # mutation survivors: expected_shortfall was only checked where it is 0; target=1 and a
-    # zero idle cost must be refused
+    # expected_shortfall is the mean over draws of need above capacity (here nonzero);
+    # target=1 and a zero idle cost are refused
     months = pd.date_range("2027-01-01", periods=2, freq="MS")
     need = xr.DataArray(
         np.array([[5.0, 5.0], [15.0, 15.0], [12.0, 8.0], [9.0, 11.0]]),
@@ -209,7 +209,7 @@ def test_expected_shortfall_and_refused_targets():
 def test_cdmo_slots_count_per_unit_of_resource(
     slots_per_suite, best_slots, cdmo_suites, option_totals
 ):
-    # mutation survivors: 'slots / slots_per_unit_of_resource' -> '*' (only 1.0 was tested).
+    # a CDMO slot adds 1 / slots_per_unit_of_resource units of the resource (suites).
     # Need 5 suites, 7 in 10 of 100 draws for months 30-47; 6 installed; no module can be
     # online inside the horizon (lead time 48), so only CDMO slots (0.05 a slot a month,
     # 2.4 over 48 months) help. Lost lots = 30 a month x (1 - capacity / 7) in 10% of draws
@@ -240,8 +240,7 @@ def test_cdmo_slots_count_per_unit_of_resource(
 
 @pytest.mark.parametrize("bad", [0.0, -1.0, np.nan, np.inf])
 def test_slots_per_unit_of_resource_must_be_a_positive_number(bad):
-    # found by review: 0 raised a bare ZeroDivisionError; NaN gave NaN capacity, no shortfall
-    # and a cost of 0; a negative value was accepted
+    # 0, a negative value, NaN and infinity are refused with a message naming the field
     values = np.full((20, 12), 5.0)
     with pytest.raises(InputError, match="slots_per_unit_of_resource must be a finite number > 0"):
         plan_expansion(

@@ -8,7 +8,7 @@ import pytest
 import xarray as xr
 
 from capacity import InputError, bands, facility, requirements, shortfall_probability
-from capacity.engine import _occupancy_weights
+from capacity.occupancy import occupancy_weights
 from tests.helpers import fixed_process, make_demand
 
 
@@ -208,7 +208,7 @@ def test_program_order_does_not_change_each_programs_draws():
 def test_occupancy_weights_match_brute_force_integration():
     months = pd.date_range("2027-01-01", periods=4, freq="MS")
     delay, duration = np.array([3.0, 20.0]), np.array([12.5, 40.0])
-    w = _occupancy_weights(months, delay, duration)
+    w = occupancy_weights(months, delay, duration)
     edges = np.r_[0, np.cumsum(months.days_in_month), 1e9]
     for d in range(2):
         for m in range(4):
@@ -291,8 +291,8 @@ def test_shortfall_probability_counts_draws_over_capacity():
 
 
 def test_one_calendar_for_suites_and_crews():
-    # 250 operating days: suites stay the calendar occupancy (the old code divided by
-    # operating days, x1.46), crews staff the occupied suites on 250 of 365 days
+    # 250 operating days: suites stay the calendar occupancy (lots hold suites every
+    # calendar day), crews staff the occupied suites on 250 of 365 days
     spec = fixed_process(operating_days_per_year=250, min_operators_per_suite_shift=2)
     req = requirements(make_demand(np.full((1, 3), 31)), spec, opening=31)
     jan_suite_days = 31 * 10  # 31 lots a month x 10 days each, steady state from the opening
@@ -305,9 +305,7 @@ def test_one_calendar_for_suites_and_crews():
 
 @pytest.mark.parametrize("by_program", [False, True])
 def test_blocks_of_draws_give_the_same_result_as_all_at_once(monkeypatch, by_program):
-    import importlib
-
-    engine = importlib.import_module("capacity.engine")  # the module, not the function
+    import capacity.workload
 
     rng = np.random.default_rng(8)
     demand = make_demand(rng.poisson(5, size=(37, 14, 3, 3)), programs=["A", "B", "C"])
@@ -316,14 +314,15 @@ def test_blocks_of_draws_give_the_same_result_as_all_at_once(monkeypatch, by_pro
         "*": "car-t-autologous-manual",
     }
     whole = requirements(demand, processes, seed=4, by_program=by_program, opening={"A": 3})
-    monkeypatch.setattr(engine, "CHUNK_CELLS", 5 * 14 * 3)  # blocks of 5 draws
+    monkeypatch.setattr(capacity.workload, "CHUNK_CELLS", 5 * 14 * 3)  # blocks of 5 draws
     blocks = requirements(demand, processes, seed=4, by_program=by_program, opening={"A": 3})
     xr.testing.assert_identical(whole, blocks)
     assert whole["remanufactured_lots"].sum() > 0
 
 
 def test_fixed_qc_and_qa_work_counts_once_per_process_and_per_suite():
-    # issue 11 #18: QC/QA departments carry work that does not scale with lots
+    # QC/QA departments carry work that does not scale with lots: a fixed amount per month
+    # for each process, and an amount per suite in use
     spec = fixed_process(
         qc_fixed_hours_per_month=160,
         qc_hours_per_suite_month=40,

@@ -2,7 +2,8 @@
 
 Each test compares numbers with numbers derived here independently of the code under test, so
 that an off-by-one, a dropped term, a swapped argument or a unit slip changes the result.
-Sections follow the gaps of issue 15; gap 5 (demand months out of order) is in test_demand.py.
+Sections: requirements, bands, facility, plans and shortfall, service level (demand months
+out of order are tested in test_demand.py).
 """
 
 from __future__ import annotations
@@ -439,7 +440,7 @@ def test_plan_and_shortfall_probability_agree_on_float_ties():
 
 
 # --------------------------------------------------------------------------------------------
-# 6. service level: describe's P50 and P90 are the quantiles of suites_needed
+# 5. service level: describe's P50 and P90 are the quantiles of suites_needed
 # --------------------------------------------------------------------------------------------
 SENTENCE = re.compile(r"you need (more than )?(\d+) suites at P50, (more than )?(\d+) at P90$")
 

@@ -103,8 +103,7 @@ def test_plan_table_csv_leaves_the_repeated_cells_empty(tmp_path):
 def test_finance_patients_leave_out_ppq_lots_and_lots_count_them():
     # what finance_table's docstring says (and README should): PPQ lots are in lots_*, not in
     # patients_*; here no lot fails, so lots = patients + PPQ lots in every period
-    from capacity import requirements
-    from capacity.engine import facility
+    from capacity import facility, requirements
     from tests.helpers import fixed_process, make_demand
 
     rng = np.random.default_rng(3)

@@ -530,13 +530,13 @@ def test_service_level_simulation_uses_the_process_draws_of_requirements(tmp_pat
     from pmcap.scenario import load_scenario
 
     seen = []
-    real = simulation._run
+    real = simulation.run_queue
 
     def spy(prep, online, idx=None):
         seen.append((prep.failure_rate.copy(), prep.culture_mean.copy()))
         return real(prep, online, idx)
 
-    monkeypatch.setattr(simulation, "_run", spy)
+    monkeypatch.setattr(simulation, "run_queue", spy)
     path = edited(tmp_path, "draws = 1000\nseed", "draws = 150\nseed")
     result = run_scenario(load_scenario(path))
     spec = next(s for s in result.processes.values() if s.name == result.service_process)
