@@ -79,7 +79,7 @@ def requirements(
     Parameters
     ----------
     demand
-        Demand draws (``patients``, dims draw, month[, program][, stream]); see
+        Demand draws (``patients``, dims draw and month, optionally program and stream); see
         :mod:`capacity.demand`.
     process
         One process (``ProcessSpec``, template name or TOML path) for every program, or a
@@ -120,15 +120,19 @@ def requirements(
           days only, a share ``operating_days_per_year`` / 365 (at most 1) of the days.
         * ``qc_hours[assay]`` [hours/month] = lots harvested x ``tests_per_lot`` x
           ``hands_on_hours`` x (1 + ``retest_rate``); ``instrument_hours`` likewise with
-          ``instrument_hours``, summed per instrument.
+          ``instrument_hours``, summed per instrument. QC work that does not scale with lots
+          is the label ``qc_hours[fixed_work]`` = (suites x ``qc_hours_per_suite_month`` +
+          the program's share of ``qc_fixed_hours_per_month``) x days in month / 30.44.
         * productive hours [h/FTE/month] = ``productive_hours_per_fte_year`` x days in month /
           days in year; every FTE below is hours / productive hours.
         * ``operator_hands_on_fte`` from operator-hours spread over each lot's culture;
           ``operator_crew_fte`` from suite_days x operating share x ``shifts_per_day`` x
           ``min_operators_per_suite_shift`` x ``hours_per_shift``; ``operator_fte`` is the
           larger of the two (the crew floor).
-        * ``qc_fte`` = sum of qc_hours / productive hours; ``qa_fte`` = lots released x
-          ``qa_hours_per_lot`` / productive hours; ``fte[role]`` stacks the three.
+        * ``qc_fte`` = sum of qc_hours / productive hours; ``qa_fte`` = (lots released x
+          ``qa_hours_per_lot`` + (suites x ``qa_hours_per_suite_month`` + the program's share
+          of ``qa_fixed_hours_per_month``) x days in month / 30.44) / productive hours;
+          ``fte[role]`` stacks the three.
 
     Notes
     -----
@@ -142,7 +146,7 @@ def requirements(
     outputs, worked through in blocks of ``capacity.workload.CHUNK_CELLS`` draw-months) plus
     the process parameters of every draw, sampled up front (a few dozen numbers per draw).
     Chunks are realigned, when needed, to start on multiples of ``RNG_BLOCK`` draws. Demand
-    values are checked as each chunk is read::
+    values are checked as each chunk is read, for example:
 
         demand = xr.open_dataset("demand.nc", chunks={"draw": 1000})
         # or: demand = read_demand("demand.nc", chunks=1000)
