@@ -156,7 +156,7 @@ def test_the_local_cluster_is_shut_down_when_the_sweep_returns(small, tmp_path):
 
 WARM_CHECK = """
 import json, sys
-from pmcap.sweep import _preload
+from pmcap.sweep.cluster import preload
 from pmcap.run import run_scenario
 from pmcap.scenario import load_scenario
 from capacity import _queue
@@ -164,7 +164,7 @@ from capacity import _queue
 def loaded():
     return {n: len(getattr(_queue, n).signatures) for n in ("arrivals", "simulate_draws")}
 
-_preload()
+preload()
 after_preload = loaded()
 run_scenario(load_scenario(sys.argv[1]))
 print(json.dumps([after_preload, loaded()]))
@@ -196,12 +196,12 @@ def test_local_workers_keep_glibcs_adaptive_malloc(monkeypatch):
     """Dask's nanny gives every worker MALLOC_TRIM_THRESHOLD_=65536, which turns off glibc's
     adaptive mmap threshold (each large numpy temporary a fresh mmap: tasks 15% slower); the
     sweep's own cluster leaves it unset and keeps dask's other settings (OMP_NUM_THREADS=1)."""
-    from pmcap.sweep import _client
+    from pmcap.sweep.cluster import cluster_client
 
     # as after any dask cluster started in this process (a notebook's): the nanny sets it in
     # its own process before spawning, and spawned workers inherit it (review)
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
-    with _client(2, None, 2) as client:
+    with cluster_client(2, None, 2) as client:
         seen = client.run(_malloc_env)
     assert list(seen.values()) == [(None, "1"), (None, "1")]
     assert os.environ["MALLOC_TRIM_THRESHOLD_"] == "65536"  # this process's: put back
@@ -355,7 +355,7 @@ def test_local_workers_write_their_folders_in_place(four):
 
 def crash_first_task(payload, models):
     """run_case, but the first call of the sweep kills its worker process (a marker file)."""
-    from pmcap.sweep import run_case
+    from pmcap.sweep.task import run_case
 
     marker = Path(os.environ["PMCAP_TEST_CRASH_MARKER"])
     try:
@@ -778,10 +778,10 @@ def test_a_failed_fit_fails_its_scenarios_not_the_sweep(small, tmp_path, monkeyp
 def test_a_worker_with_another_pmcap_version_is_refused(small, tmp_path, monkeypatch):
     from distributed import Client, LocalCluster
 
-    import pmcap.sweep
+    import pmcap.sweep.cluster
     from pmcap.sweep import load_sweep, run_sweep
 
-    monkeypatch.setattr(pmcap.sweep, "_worker_version", lambda: "0.0.1")
+    monkeypatch.setattr(pmcap.sweep.cluster, "_worker_version", lambda: "0.0.1")
     sweep = load_sweep(write_sweep(tmp_path, small, TWO))
     with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
         with Client(cluster) as client, pytest.raises(InputError, match="has pmcap 0.0.1"):
@@ -821,7 +821,7 @@ def test_kernel_threads_share_the_cores_of_a_machine_among_its_dask_threads():
     import numba
     from distributed import Client, LocalCluster
 
-    from pmcap.sweep import _limit_threads
+    from pmcap.sweep.task import _limit_threads
 
     def threads(host_threads):
         _limit_threads(host_threads)
@@ -843,7 +843,7 @@ def test_models_are_fitted_in_a_daemon_thread():
     # result or error still reaches the sweep.
     import threading
 
-    from pmcap import sweep as sweep_module
+    from pmcap.sweep import runner
 
     started, release = threading.Event(), threading.Event()
 
@@ -852,7 +852,7 @@ def test_models_are_fitted_in_a_daemon_thread():
         release.wait()
         return "fitted"
 
-    future = sweep_module._in_background(slow)
+    future = runner._in_background(slow)
     started.wait()
     thread = next(t for t in threading.enumerate() if t.name == "pmcap-fits")
     assert thread.daemon and not future.done()
@@ -863,7 +863,7 @@ def test_models_are_fitted_in_a_daemon_thread():
         raise InputError("bad data")
 
     with pytest.raises(InputError, match="bad data"):
-        sweep_module._in_background(bad).result()
+        runner._in_background(bad).result()
 
 
 def test_dask_is_imported_before_the_fit_thread_starts(tmp_path):
@@ -879,12 +879,13 @@ def test_dask_is_imported_before_the_fit_thread_starts(tmp_path):
 import sys
 from pathlib import Path
 from pmcap import sweep
+from pmcap.sweep import runner
 seen = []
-real = sweep._in_background
+real = runner._in_background
 def spy(fn, *args):
     seen.append("dask" in sys.modules and "distributed" in sys.modules)
     return real(fn, *args)
-sweep._in_background = spy
+runner._in_background = spy
 s = sweep.load_sweep(Path({str(sweep_file)!r}))
 try:
     sweep.run_sweep(s, Path({str(tmp_path / "out")!r}), scheduler="tcp://127.0.0.1:9")
@@ -903,7 +904,7 @@ def test_sweep_tables_are_readable_like_the_run_folders(four):
     import os
     import stat
 
-    from pmcap.sweep import _write_bytes
+    from pmcap.sweep.runner import _write_bytes
 
     _, out = four
     mask = os.umask(0o022)
