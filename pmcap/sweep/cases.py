@@ -24,7 +24,15 @@ from pmcap.scenario import (
     read_toml,
 )
 
-__all__ = ["Case", "Sweep", "is_distribution", "load_sweep", "make_cases", "value_label"]
+__all__ = [
+    "Case",
+    "CaseOutputs",
+    "Sweep",
+    "is_distribution",
+    "load_sweep",
+    "make_cases",
+    "value_label",
+]
 
 
 DIST_KINDS = ("beta", "triangular", "uniform", "lognormal")
@@ -32,6 +40,28 @@ TOP = ("run", "models", "facility", "program", "process")
 # keys under program.NAME whose value is a file path
 FILE_KEYS = {("enrollment", "patients"), ("enrollment", "counts"), ("enrollment", "sites")}
 FILE_KEYS |= {("uptake", "patients")}
+
+
+@dataclass(frozen=True)
+class CaseOutputs:
+    """What a scenario of a sweep writes and keeps in its summary.
+
+    Attributes
+    ----------
+    full_run : bool, default True
+        Write every output of ``pmcap run`` (report, CSVs, draws.nc) and size the suites for
+        the service level. False: the folder holds only the summary, the scenario.toml and a
+        manifest (still resumed by a rerun), and the service-level sizing is skipped.
+    per_draw : bool, default False
+        Keep each draw's peak suite and operator need per year in the summary (``per_draw``).
+    ranking : bool, default False
+        Also keep every input sampled per draw (``inputs``), to rank them against the need;
+        implies ``per_draw``.
+    """
+
+    full_run: bool = True
+    per_draw: bool = False
+    ranking: bool = False
 
 
 @dataclass

@@ -20,10 +20,10 @@ from typing import Any
 import pandas as pd
 
 from capacity.errors import InputError
-from pmcap.sweep.cases import Case, Sweep, value_label
+from pmcap.sweep.cases import Case, CaseOutputs, Sweep, value_label
 from pmcap.sweep.cluster import check_workers, cluster_client, preload
 from pmcap.sweep.comparison import monthly_table, render_sweep, sweep_table
-from pmcap.sweep.task import SUMMARY, host_of, run_case
+from pmcap.sweep.task import SUMMARY, CaseTask, host_of, run_case
 
 __all__ = ["SweepResult", "check_sweep_out", "run_sweep"]
 
@@ -154,7 +154,7 @@ def run_sweep(
     processes with one thread each (default: one per core, at most one per scenario).
     """
     from pmcap import __version__
-    from pmcap.output import atomic_folder, file_sha256, write_manifest
+    from pmcap.output import atomic_folder, write_manifest
 
     out = Path(out)
     inputs = sorted({p for c in sweep.cases for p in c.scenario.input_files()})
@@ -228,49 +228,24 @@ def run_sweep(
             for address, info in client.scheduler_info()["workers"].items():
                 host = host_of(address)
                 host_threads[host] = host_threads.get(host, 0) + int(info.get("nthreads", 1))
-            payloads: dict[str, dict[str, Any]] = {}
-            for case in todo:
-                case_jobs = jobs[case.name]
-                payloads[case.name] = {
-                    "scenario": case.scenario,
-                    "parsed": case.parsed,
-                    "diagnostics": {j.label: fitted[j.kind, j.key][1] for j in case_jobs},
-                    "sources": {j.label: fitted[j.kind, j.key][2] for j in case_jobs},
-                    "text": (text := case.text(sweep.title)),
-                    "title": f"{case.name} (sweep: {sweep.title})",
-                    "provenance": {
-                        # this folder's own scenario.toml, which pmcap run reproduces
-                        "scenario": {
-                            "path": "scenario.toml",
-                            "sha256": hashlib.sha256(text.encode()).hexdigest(),
-                            # as pmcap run's: the parsed scenario and its input files
-                            "digest": case.scenario.digest(),
-                            "base": str(case.scenario.path),
-                        },
-                        "inputs": [
-                            {"path": str(p), "sha256": file_sha256(p)}
-                            for p in case.scenario.input_files()
-                        ],
-                        "sweep_case": payload_case(case, sweep),
-                    },
-                    "host_threads": host_threads,
+            tasks = {
+                case.name: _case_task(
+                    case,
+                    sweep,
+                    jobs[case.name],
+                    fitted,
+                    command=command,
+                    outputs=CaseOutputs(
+                        full_run=full(case), per_draw=per_draw(case), ranking=ranking(case)
+                    ),
                     # a worker of the LocalCluster started here writes the folder in place
                     # (the folder itself not resolved: from an earlier run it is a link)
-                    "folder": str((out / "scenarios").resolve() / case.slug)
-                    if own_cluster
-                    else None,
-                    "manifest": {
-                        "command": command,
-                        "pmcap_output": 1,
-                        "sweep_case": payload_case(case, sweep),
-                    },
-                    "full": full(case),
-                    # without a run folder (sensitivity swings) only the need is compared
-                    "service_level": full(case),
-                    "ranking": ranking(case),
-                    "per_draw": per_draw(case),
-                    "xlsx": xlsx,
-                }
+                    folder=(out / "scenarios").resolve() / case.slug if own_cluster else None,
+                    host_threads=host_threads,
+                    xlsx=xlsx,
+                )
+                for case in todo
+            }
             # On the LocalCluster started here, a scenario is handed to a worker thread only
             # when the thread is free (one task in flight per thread): submitted all at once,
             # the scheduler placed the tasks up front and one worker sat idle for 7 s while the
@@ -283,7 +258,7 @@ def run_sweep(
             def submit(case: Case, worker: str) -> Any:
                 future = client.submit(
                     run_case,
-                    payloads[case.name],
+                    tasks[case.name],
                     {j.name: shared[j.kind, j.key] for j in jobs[case.name]},
                     # one key prefix for every scenario: the scheduler learns their duration
                     key=("pmcap-case", f"{case.slug}-{case.digest[:12]}-{time.time_ns()}"),
@@ -323,16 +298,16 @@ def run_sweep(
                     _write_failure(out, case, exc, future)
                     notify(case.name, "failed", done, len(todo))
                     continue
-                files = answer["files"]
-                if not answer["written"]:  # the worker may not see this disk: written here
+                files = answer.files
+                if not answer.written:  # the worker may not see this disk: written here
                     with atomic_folder(out / "scenarios" / case.slug) as folder:
                         for name, data in files.items():
                             (folder / name).write_bytes(data)
                 (out / "failed" / f"{case.slug}.txt").unlink(missing_ok=True)
                 summaries[case.name] = json.loads(files[SUMMARY])
                 ran.append(case.name)
-                task_seconds[case.name] = round(answer["seconds"], 3)
-                spans[case.name] = answer["span"]
+                task_seconds[case.name] = round(answer.seconds, 3)
+                spans[case.name] = answer.span
                 notify(case.name, "done", done, len(todo))
             timings["run_s"] = round(time.perf_counter() - t0, 3)
             del warming
@@ -385,7 +360,55 @@ def run_sweep(
     return SweepResult(out, rows, summaries, failed, skipped, ran, timings, spans=spans)
 
 
-def payload_case(case: Case, sweep: Sweep) -> dict[str, Any]:
+def _case_task(
+    case: Case,
+    sweep: Sweep,
+    case_jobs: list,
+    fitted: dict[tuple[str, str], tuple[Any, dict, str]],
+    *,
+    command: str,
+    outputs: CaseOutputs,
+    folder: Path | None,
+    host_threads: dict[str, int],
+    xlsx: bool,
+) -> CaseTask:
+    """The task of one scenario: its checked inputs, the diagnostics and sources of the models
+    it uses (``case_jobs``, fitted in ``fitted``), its scenario.toml and manifest entries."""
+    from pmcap.output import file_sha256
+
+    text = case.text(sweep.title)
+    sweep_case = _sweep_case(case, sweep)
+    return CaseTask(
+        scenario=case.scenario,
+        parsed=case.parsed,
+        diagnostics={j.label: fitted[j.kind, j.key][1] for j in case_jobs},
+        sources={j.label: fitted[j.kind, j.key][2] for j in case_jobs},
+        text=text,
+        title=f"{case.name} (sweep: {sweep.title})",
+        provenance={
+            # this folder's own scenario.toml, which pmcap run reproduces
+            "scenario": {
+                "path": "scenario.toml",
+                "sha256": hashlib.sha256(text.encode()).hexdigest(),
+                # as pmcap run's: the parsed scenario and its input files
+                "digest": case.scenario.digest(),
+                "base": str(case.scenario.path),
+            },
+            "inputs": [
+                {"path": str(p), "sha256": file_sha256(p)} for p in case.scenario.input_files()
+            ],
+            "sweep_case": sweep_case,
+        },
+        manifest={"command": command, "pmcap_output": 1, "sweep_case": sweep_case},
+        outputs=outputs,
+        folder=folder,
+        host_threads=host_threads,
+        xlsx=xlsx,
+    )
+
+
+def _sweep_case(case: Case, sweep: Sweep) -> dict[str, Any]:
+    """A scenario's ``sweep_case`` entry in its manifest (its digest: resumed by a rerun)."""
     return {
         "name": case.name,
         "digest": case.digest,

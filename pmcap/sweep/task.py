@@ -6,13 +6,19 @@ import json
 import logging
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["RESOURCES", "SUMMARY", "host_of", "run_case", "summarize"]
+from pmcap.sweep.cases import CaseOutputs
+
+if TYPE_CHECKING:
+    from pmcap.scenario import Scenario
+
+__all__ = ["CaseAnswer", "CaseTask", "RESOURCES", "SUMMARY", "host_of", "run_case", "summarize"]
 
 
 SUMMARY = "summary.json"
@@ -127,67 +133,135 @@ def _worker_address() -> str:
         return ""
 
 
-def run_case(payload: dict[str, Any], models: dict[str, Any]) -> dict[str, Any]:
-    """Run one scenario and return its files as bytes and its summary (a dask task).
+@dataclass(frozen=True)
+class CaseTask:
+    """One scenario of a sweep as a dask task: all a worker needs besides the fitted models.
 
-    Reads no input file: the checked inputs and the fitted models come with the task. With
-    ``payload["folder"]`` (a worker of the LocalCluster the sweep started, on the sweep's own
-    machine) the run folder is written there in place (atomically) and only the summary comes
-    back, instead of every file (26 MB on the example) through the scheduler to be written
-    again by the client.
+    Pickled to the worker with the task; the worker reads no input file. The fitted models
+    travel beside it (scattered once to every worker and shared by the scenarios).
+
+    Attributes
+    ----------
+    scenario : Scenario
+        The validated scenario.
+    parsed : dict
+        Its checked inputs (:func:`pmcap.run.check_inputs`).
+    diagnostics : dict of str to dict
+        Sampler diagnostics of each fitted model, by model label.
+    sources : dict of str to str
+        Where each fitted model came from (fitted, cache, shipped), by model label.
+    text : str
+        The scenario as a runnable TOML file: the folder's ``scenario.toml``.
+    title : str
+        Title of the scenario's report.
+    provenance : dict
+        The run manifest's ``scenario``, ``inputs`` and ``sweep_case`` entries.
+    manifest : dict
+        The manifest of a folder without a full run (``outputs.full_run`` False), which names
+        the scenario's digest so that a rerun skips it.
+    outputs : CaseOutputs, default CaseOutputs()
+        What the scenario writes and keeps in its summary.
+    folder : Path or None, default None
+        Where the worker writes the run folder itself (atomically): a worker of the
+        LocalCluster the sweep started, on the same machine. None: the files go back to the
+        client, which writes them (a worker of another cluster may not see this disk).
+    host_threads : dict of str to int, default {}
+        Dask threads per machine (host -> threads): each task's compiled kernels get the
+        machine's cores divided by that count. Empty: the worker's own thread count.
+    xlsx : bool, default False
+        Also write finance.xlsx (with ``outputs.full_run``).
+    """
+
+    scenario: Scenario
+    parsed: dict[str, Any]
+    diagnostics: dict[str, dict[str, Any]]
+    sources: dict[str, str]
+    text: str
+    title: str
+    provenance: dict[str, Any]
+    manifest: dict[str, Any]
+    outputs: CaseOutputs = CaseOutputs()
+    folder: Path | None = None
+    host_threads: dict[str, int] = field(default_factory=dict)
+    xlsx: bool = False
+
+
+@dataclass(frozen=True)
+class CaseAnswer:
+    """What a task sends back.
+
+    Attributes
+    ----------
+    files : dict of str to bytes
+        The run folder's files by name; only the summary when ``written``.
+    written : bool
+        The worker wrote the run folder itself (``CaseTask.folder``).
+    seconds : float
+        Wall time of the task on its worker.
+    span : tuple of (float, float, str)
+        Wall-clock start and end (seconds since the epoch) and the worker's address: how the
+        tasks were spread over the workers.
+    """
+
+    files: dict[str, bytes]
+    written: bool
+    seconds: float
+    span: tuple[float, float, str]
+
+
+def run_case(task: CaseTask, models: dict[str, Any]) -> CaseAnswer:
+    """Run one scenario and write its run folder (a dask task).
+
+    With ``task.folder`` the worker writes the folder in place (atomically) and sends back
+    only the summary, instead of every file through the scheduler to be written again by the
+    client.
     """
     from pmcap.output import atomic_folder
     from pmcap.run import Fits, run_scenario
 
     logging.getLogger("pymc").setLevel(logging.ERROR)
-    _limit_threads(payload.get("host_threads"))
+    _limit_threads(task.host_threads)
     t0 = time.perf_counter()
-    fits = Fits(dict(models), payload["diagnostics"], payload["sources"])
+    fits = Fits(dict(models), task.diagnostics, task.sources)
     result = run_scenario(
-        payload["scenario"],
-        parsed=payload["parsed"],
-        fits=fits,
-        service_level=payload.get("service_level", True),
+        task.scenario, parsed=task.parsed, fits=fits, service_level=task.outputs.full_run
     )
-    summary = summarize(
-        result, ranking=payload.get("ranking", False), per_draw=payload.get("per_draw", False)
-    )
+    summary = summarize(result, ranking=task.outputs.ranking, per_draw=task.outputs.per_draw)
     summary_bytes = (json.dumps(summary, sort_keys=True) + "\n").encode()
-    if payload.get("folder"):
-        with atomic_folder(Path(payload["folder"])) as folder:
-            _write_case(folder, payload, result, summary_bytes)
+    if task.folder is not None:
+        with atomic_folder(task.folder) as folder:
+            _write_case(folder, task, result, summary_bytes)
         files = {SUMMARY: summary_bytes}
     else:
         with tempfile.TemporaryDirectory(prefix="pmcap-case-") as tmp:
-            _write_case(Path(tmp), payload, result, summary_bytes)
+            _write_case(Path(tmp), task, result, summary_bytes)
             files = {p.name: p.read_bytes() for p in sorted(Path(tmp).iterdir())}
-    return {
-        "written": bool(payload.get("folder")),
-        "files": files,
-        "seconds": time.perf_counter() - t0,
-        # wall-clock span on this worker (how the tasks were spread over the workers)
-        "span": (time.time() - (time.perf_counter() - t0), time.time(), _worker_address()),
-    }
+    return CaseAnswer(
+        files=files,
+        written=task.folder is not None,
+        seconds=time.perf_counter() - t0,
+        span=(time.time() - (time.perf_counter() - t0), time.time(), _worker_address()),
+    )
 
 
-def _write_case(folder: Path, payload: dict[str, Any], result, summary: bytes) -> None:
-    """A scenario's run folder: every output of ``pmcap run`` (or, for a sensitivity swing,
-    none), its summary, its scenario.toml and a manifest that lets a rerun skip it."""
+def _write_case(folder: Path, task: CaseTask, result, summary: bytes) -> None:
+    """A scenario's run folder: every output of ``pmcap run`` (or, without a full run, none),
+    its summary, its scenario.toml and a manifest that lets a rerun skip it."""
     from pmcap import __version__
     from pmcap.runfolder import write_run
 
-    if payload.get("full", True):
+    if task.outputs.full_run:
         write_run(
             folder,
             result,
-            xlsx=payload.get("xlsx", False),
+            xlsx=task.xlsx,
             version=__version__,
             t0=time.perf_counter(),
-            scenario_text=payload["text"],
-            provenance=payload["provenance"],
-            title=payload.get("title"),
+            scenario_text=task.text,
+            provenance=task.provenance,
+            title=task.title,
         )
     else:  # a light folder (sensitivity swings): still resumable
-        (folder / "manifest.json").write_text(json.dumps(payload["manifest"], indent=2) + "\n")
+        (folder / "manifest.json").write_text(json.dumps(task.manifest, indent=2) + "\n")
     (folder / SUMMARY).write_bytes(summary)
-    (folder / "scenario.toml").write_text(payload["text"])
+    (folder / "scenario.toml").write_text(task.text)

@@ -353,7 +353,7 @@ def test_local_workers_write_their_folders_in_place(four):
     assert len(writers) == 2 and os.getpid() not in writers  # the two workers
 
 
-def crash_first_task(payload, models):
+def crash_first_task(task, models):
     """run_case, but the first call of the sweep kills its worker process (a marker file)."""
     from pmcap.sweep.task import run_case
 
@@ -361,7 +361,7 @@ def crash_first_task(payload, models):
     try:
         marker.touch(exist_ok=False)
     except FileExistsError:
-        return run_case(payload, models)
+        return run_case(task, models)
     os._exit(1)  # as an out-of-memory kill would: no cleanup, no reply
 
 
