@@ -39,12 +39,24 @@ files and pmcap version). A failed scenario is reported with its error and does 
 others.
 """
 
-from pmcap.sweep.cases import Case, Sweep, is_distribution, load_sweep, make_cases
+from pmcap.sweep.cases import (
+    Case,
+    CaseOutputs,
+    ExtraOutputs,
+    ExtraTables,
+    Sweep,
+    is_distribution,
+    load_sweep,
+    make_cases,
+)
 from pmcap.sweep.runner import SweepResult, run_sweep
 from pmcap.sweep.task import SUMMARY, summarize
 
 __all__ = [
     "Case",
+    "CaseOutputs",
+    "ExtraOutputs",
+    "ExtraTables",
     "Sweep",
     "SweepResult",
     "is_distribution",

@@ -9,9 +9,9 @@ import hashlib
 import itertools
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
@@ -76,6 +76,7 @@ class Case:
     parsed: dict[str, Any]  # check_inputs(scenario)
     digest: str  # hash of the scenario, its input files and the pmcap version
     role: str = "case"  # "base", "low", "high" in a sensitivity sweep
+    outputs: CaseOutputs = CaseOutputs()  # what it writes and keeps in its summary
 
     def text(self, title: str) -> str:
         """The scenario as a runnable TOML file (``pmcap run`` gives the same outputs)."""
@@ -91,11 +92,56 @@ class Case:
 
 @dataclass
 class Sweep:
+    """The scenarios of a sweep, checked, and how their comparison is written.
+
+    Attributes
+    ----------
+    path : Path or None
+        The sweep file (None for a sweep built in code, as pmcap sensitivity's).
+    title : str
+        Title of sweep.html.
+    base : Scenario
+        The base scenario the changes apply to.
+    cases : list of Case
+        The scenarios, in the order of the sweep file.
+    keys : list of str
+        Every changed key, in order of first appearance (the columns of sweep.csv).
+    extra_tables : ExtraTables or None, default None
+        Tables an analysis adds to the comparison (pmcap sensitivity's tornado and ranking).
+    """
+
     path: Path | None
     title: str
     base: Scenario
     cases: list[Case]
-    keys: list[str]  # every changed key, in order of first appearance
+    keys: list[str]
+    extra_tables: ExtraTables | None = None
+
+
+@dataclass(frozen=True)
+class ExtraOutputs:
+    """What an analysis adds to a sweep's comparison.
+
+    Attributes
+    ----------
+    sections : dict
+        Values for sweep.html's ``extra`` sections.
+    files : dict of str to bytes
+        Files written beside sweep.csv, by name.
+    tables : dict
+        The analysis's tables, handed back on ``SweepResult.sensitivity``.
+    """
+
+    sections: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, bytes] = field(default_factory=dict)
+    tables: dict[str, Any] = field(default_factory=dict)
+
+
+class ExtraTables(Protocol):
+    """An analysis of a sweep's finished scenarios (a picklable object, not a closure): called
+    once all scenarios are done, with the summaries by scenario name."""
+
+    def __call__(self, sweep: Sweep, summaries: dict[str, dict[str, Any]]) -> ExtraOutputs: ...
 
 
 def is_distribution(value: Any) -> bool:

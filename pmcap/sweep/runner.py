@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from capacity.errors import InputError
-from pmcap.sweep.cases import Case, CaseOutputs, Sweep, value_label
+from pmcap.sweep.cases import Case, CaseOutputs, ExtraOutputs, Sweep, value_label
 from pmcap.sweep.cluster import check_workers, cluster_client, preload
 from pmcap.sweep.comparison import monthly_table, render_sweep, sweep_table
 from pmcap.sweep.task import SUMMARY, CaseTask, host_of, run_case
@@ -37,7 +37,8 @@ class SweepResult:
     skipped: list[str]  # finished in an earlier run (resumed)
     ran: list[str]
     timings: dict[str, float] = field(default_factory=dict)
-    sensitivity: dict[str, Any] = field(default_factory=dict)  # pmcap sensitivity's tables
+    # the tables of the sweep's extra analysis (Sweep.extra_tables): pmcap sensitivity's
+    sensitivity: dict[str, Any] = field(default_factory=dict)
     # each task's (start, end) in seconds from the sweep's start, and its worker
     spans: dict[str, tuple[float, float, str]] = field(default_factory=dict)
 
@@ -139,12 +140,8 @@ def run_sweep(
     scheduler: str | None = None,
     use_cache: bool = True,
     xlsx: bool = False,
-    full: Callable[[Case], bool] = lambda case: True,
-    ranking: Callable[[Case], bool] = lambda case: False,
-    per_draw: Callable[[Case], bool] = lambda case: False,
     progress: Callable[[str, str, int, int], None] | None = None,
     command: str = "sweep",
-    extra: Callable[[dict], tuple[dict[str, Any], dict[str, bytes]]] | None = None,
     client: Any = None,
 ) -> SweepResult:
     """Run every scenario not already done in ``out`` and write the comparison outputs.
@@ -235,9 +232,7 @@ def run_sweep(
                     jobs[case.name],
                     fitted,
                     command=command,
-                    outputs=CaseOutputs(
-                        full_run=full(case), per_draw=per_draw(case), ranking=ranking(case)
-                    ),
+                    outputs=case.outputs,
                     # a worker of the LocalCluster started here writes the folder in place
                     # (the folder itself not resolved: from an earlier run it is a link)
                     folder=(out / "scenarios").resolve() / case.slug if own_cluster else None,
@@ -320,11 +315,19 @@ def run_sweep(
             out / "sweep_monthly.csv",
             monthly_table(sweep, summaries).to_csv(index=False, lineterminator="\n").encode(),
         )
-        sections, files = extra(summaries) if extra is not None else ({}, {})
-        for name, data in files.items():
+        extra = (
+            ExtraOutputs() if sweep.extra_tables is None else sweep.extra_tables(sweep, summaries)
+        )
+        for name, data in extra.files.items():
             _write_bytes(out / name, data)
         html = render_sweep(
-            sweep, summaries, failed, rows, __version__, extra=sections, out_root=out / "scenarios"
+            sweep,
+            summaries,
+            failed,
+            rows,
+            __version__,
+            extra=extra.sections,
+            out_root=out / "scenarios",
         )
         _write_bytes(out / "sweep.html", html.encode())
         timings["compare_s"] = round(time.perf_counter() - t0, 3)  # the comparison outputs
@@ -354,10 +357,19 @@ def run_sweep(
             for c in sweep.cases
         ],
         timings=timings,
-        files=["sweep.csv", "sweep_monthly.csv", "sweep.html", "scenarios", "failed", *files],
+        files=[
+            "sweep.csv",
+            "sweep_monthly.csv",
+            "sweep.html",
+            "scenarios",
+            "failed",
+            *extra.files,
+        ],
     )
     spans = {k: (a - t_wall, b - t_wall, w) for k, (a, b, w) in spans.items()}
-    return SweepResult(out, rows, summaries, failed, skipped, ran, timings, spans=spans)
+    return SweepResult(
+        out, rows, summaries, failed, skipped, ran, timings, sensitivity=extra.tables, spans=spans
+    )
 
 
 def _case_task(
