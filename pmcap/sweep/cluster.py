@@ -15,7 +15,7 @@ import pandas as pd
 
 from capacity.errors import InputError
 
-__all__ = ["check_workers", "cluster_client", "preload"]
+__all__ = ["check_workers", "cluster_client", "host_of", "preload", "threads_per_host"]
 
 
 # process has the variable, see _without_env). Dask's nanny
@@ -124,9 +124,11 @@ def preload() -> None:
     import matplotlib.figure  # noqa: F401
 
     import capacity.simulation  # noqa: F401
-    import pmcap.commands
+    import pmcap.export
+    import pmcap.output
     import pmcap.report
-    import pmcap.run  # noqa: F401
+    import pmcap.run
+    import pmcap.runfolder  # noqa: F401
 
     _warm_kernels()
 
@@ -160,6 +162,20 @@ def _warm_kernels() -> None:
         start=peak,
         params=process.sample(2, 0),
     )
+
+
+def host_of(address: str) -> str:
+    """``tcp://10.0.0.5:40123`` -> ``10.0.0.5``."""
+    return address.split("://")[-1].rsplit(":", 1)[0]
+
+
+def threads_per_host(client: Any) -> dict[str, int]:
+    """Dask threads per machine of the cluster (host -> threads)."""
+    counts: dict[str, int] = {}
+    for address, info in client.scheduler_info()["workers"].items():
+        host = host_of(address)
+        counts[host] = counts.get(host, 0) + int(info.get("nthreads", 1))
+    return counts
 
 
 def check_workers(client, scheduler: str | None) -> None:

@@ -11,7 +11,7 @@ import threading
 import time
 import traceback
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,9 +21,9 @@ import pandas as pd
 
 from capacity.errors import InputError
 from pmcap.sweep.cases import Case, CaseOutputs, ExtraOutputs, Sweep, value_label
-from pmcap.sweep.cluster import check_workers, cluster_client, preload
+from pmcap.sweep.cluster import check_workers, cluster_client, preload, threads_per_host
 from pmcap.sweep.comparison import monthly_table, render_sweep, sweep_table
-from pmcap.sweep.task import SUMMARY, CaseTask, host_of, run_case
+from pmcap.sweep.task import SUMMARY, CaseTask, run_case
 
 __all__ = ["SweepResult", "check_sweep_out", "run_sweep"]
 
@@ -149,9 +149,13 @@ def run_sweep(
     The scenarios run on ``client`` (a ``distributed.Client`` the caller made and keeps),
     else on the cluster at ``scheduler``, else on a new ``LocalCluster`` of ``workers``
     processes with one thread each (default: one per core, at most one per scenario).
+    What each scenario writes is its ``Case.outputs``; ``Sweep.extra_tables`` adds tables to
+    the comparison. ``progress(name, status, done, total)`` is called as models are fitted
+    (status "fitting") and as scenarios finish ("done", "failed"); ``command`` names the
+    command in the manifests.
     """
     from pmcap import __version__
-    from pmcap.output import atomic_folder, write_manifest
+    from pmcap.output import write_manifest
 
     out = Path(out)
     inputs = sorted({p for c in sweep.cases for p in c.scenario.input_files()})
@@ -166,164 +170,52 @@ def run_sweep(
     (out / "scenarios").mkdir(exist_ok=True)
     timings: dict[str, float] = {}
     t_start = time.perf_counter()
-    summaries: dict[str, dict[str, Any]] = {}
-    skipped, todo = [], []
+    state = _State()
+    todo = []
     for case in sweep.cases:
         summary = _done(out / "scenarios" / case.slug, case.digest)
         if summary is not None:
-            summaries[case.name] = summary
-            skipped.append(case.name)
+            state.summaries[case.name] = summary
+            state.skipped.append(case.name)
         else:
             todo.append(case)
-    failed: dict[str, str] = {}
-    ran: list[str] = []
-    task_seconds: dict[str, float] = {}  # wall time of each task on its worker
-    spans: dict[str, tuple[float, float, str]] = {}  # each task's (start, end, worker)
     t_wall = time.time()
     closing: list[threading.Thread] = []  # the LocalCluster shutting down
-    notify = progress or (lambda name, status, done, total: None)
     if todo:
-        t0 = time.perf_counter()
-        # each distinct model is fitted (or read from the cache) once, here, in a thread
-        # while the cluster starts and its workers import pmcap
-        # dask and distributed are imported here, before the fit thread starts: the two
-        # threads importing dask at once (xarray and PyMC reach it too) failed on its
-        # circular imports ("partially initialized module 'dask.base'")
-        import distributed  # noqa: F401
-
-        fitting = _in_background(_fit_all, todo, use_cache, notify)
-        own_cluster = client is None and not scheduler  # a LocalCluster started here
-        with cluster_client(workers, scheduler, len(todo), client, closing) as client:
-            from distributed import as_completed
-
-            timings["cluster_start_s"] = round(time.perf_counter() - t0, 3)
-            check_workers(client, scheduler)
-            # the workers import pmcap (and load its compiled kernels) while the models are
-            # fitted or read
-            warming = [
-                client.submit(preload, key=f"pmcap-preload-{w}", workers=[w], pure=False)
-                for w in client.scheduler_info()["workers"]
-            ]
-            t1 = time.perf_counter()
-            jobs, fitted, broken = fitting.result()
-            for case in list(todo):
-                reasons = [
-                    broken[j.kind, j.key] for j in jobs[case.name] if (j.kind, j.key) in broken
-                ]
-                if reasons:
-                    failed[case.name] = reasons[0]
-                    _write_failure(out, case, RuntimeError(reasons[0]), None)
-                    todo.remove(case)
-            timings["fit_wait_s"] = round(time.perf_counter() - t1, 3)  # after the cluster
-            t0 = time.perf_counter()
-            # every worker gets each model once, up front: with the models on one worker only,
-            # the scheduler sent most tasks to it (busy 23 s vs 37 s in bench_sweep)
-            shared = {
-                k: client.scatter(m, hash=False, broadcast=True) for k, (m, _, _) in fitted.items()
-            }
-            host_threads: dict[str, int] = {}  # dask threads per machine
-            for address, info in client.scheduler_info()["workers"].items():
-                host = host_of(address)
-                host_threads[host] = host_threads.get(host, 0) + int(info.get("nthreads", 1))
-            tasks = {
-                case.name: _case_task(
-                    case,
-                    sweep,
-                    jobs[case.name],
-                    fitted,
-                    command=command,
-                    outputs=case.outputs,
-                    # a worker of the LocalCluster started here writes the folder in place
-                    # (the folder itself not resolved: from an earlier run it is a link)
-                    folder=(out / "scenarios").resolve() / case.slug if own_cluster else None,
-                    host_threads=host_threads,
-                    xlsx=xlsx,
-                )
-                for case in todo
-            }
-            # On the LocalCluster started here, a scenario is handed to a worker thread only
-            # when the thread is free (one task in flight per thread): submitted all at once,
-            # the scheduler placed the tasks up front and one worker sat idle for 7 s while the
-            # other had a queue (bench_sweep); work stealing came late. A cluster of the
-            # caller's (--scheduler, client=) gets every task at once: it may scale with the
-            # backlog (adaptive) and its size is its own.
-            waiting = list(todo)
-            running: dict[Any, tuple[Case, str]] = {}  # future -> (scenario, worker given)
-
-            def submit(case: Case, worker: str) -> Any:
-                future = client.submit(
-                    run_case,
-                    tasks[case.name],
-                    {j.name: shared[j.kind, j.key] for j in jobs[case.name]},
-                    # one key prefix for every scenario: the scheduler learns their duration
-                    key=("pmcap-case", f"{case.slug}-{case.digest[:12]}-{time.time_ns()}"),
-                    pure=False,
-                    workers=[worker] if worker else None,
-                    allow_other_workers=bool(worker),  # a worker that dies hands it on
-                )
-                running[future] = (case, worker)
-                return future
-
-            def fill() -> list[Any]:
-                """Submit waiting scenarios to the free worker threads (all of them at once
-                to a cluster of the caller's)."""
-                new = []
-                if waiting and own_cluster:
-                    busy = collections.Counter(worker for _, worker in running.values())
-                    for address, threads in client.nthreads().items():
-                        while waiting and busy[address] < threads:
-                            new.append(submit(waiting.pop(0), address))
-                            busy[address] += 1
-                # a caller's cluster, or no worker left: the scheduler holds the rest
-                if waiting and (not own_cluster or not running):
-                    new += [submit(waiting.pop(0), "") for _ in list(waiting)]
-                return new
-
-            done = 0
-            pending = as_completed(fill())
-            for future in pending:
-                case, _ = running.pop(future)
-                for new in fill():
-                    pending.add(new)
-                done += 1
-                try:
-                    answer = future.result()
-                except Exception as exc:
-                    failed[case.name] = _error_text(exc)
-                    _write_failure(out, case, exc, future)
-                    notify(case.name, "failed", done, len(todo))
-                    continue
-                files = answer.files
-                if not answer.written:  # the worker may not see this disk: written here
-                    with atomic_folder(out / "scenarios" / case.slug) as folder:
-                        for name, data in files.items():
-                            (folder / name).write_bytes(data)
-                (out / "failed" / f"{case.slug}.txt").unlink(missing_ok=True)
-                summaries[case.name] = json.loads(files[SUMMARY])
-                ran.append(case.name)
-                task_seconds[case.name] = round(answer.seconds, 3)
-                spans[case.name] = answer.span
-                notify(case.name, "done", done, len(todo))
-            timings["run_s"] = round(time.perf_counter() - t0, 3)
-            del warming
-            timings["tasks_s"] = round(sum(task_seconds.values()), 3)
+        _run_cases(
+            sweep,
+            todo,
+            out,
+            state,
+            timings,
+            closing,
+            workers=workers,
+            scheduler=scheduler,
+            client=client,
+            use_cache=use_cache,
+            xlsx=xlsx,
+            command=command,
+            notify=progress or (lambda name, status, done, total: None),
+        )
     t0 = time.perf_counter()
     try:  # while the cluster shuts down
-        rows = sweep_table(sweep, summaries, failed)
+        rows = sweep_table(sweep, state.summaries, state.failed)
         _write_bytes(out / "sweep.csv", rows.to_csv(index=False, lineterminator="\n").encode())
         _write_bytes(
             out / "sweep_monthly.csv",
-            monthly_table(sweep, summaries).to_csv(index=False, lineterminator="\n").encode(),
+            monthly_table(sweep, state.summaries).to_csv(index=False, lineterminator="\n").encode(),
         )
         extra = (
-            ExtraOutputs() if sweep.extra_tables is None else sweep.extra_tables(sweep, summaries)
+            ExtraOutputs()
+            if sweep.extra_tables is None
+            else sweep.extra_tables(sweep, state.summaries)
         )
         for name, data in extra.files.items():
             _write_bytes(out / name, data)
         html = render_sweep(
             sweep,
-            summaries,
-            failed,
+            state.summaries,
+            state.failed,
             rows,
             __version__,
             extra=extra.sections,
@@ -351,8 +243,8 @@ def run_sweep(
                 "folder": f"scenarios/{c.slug}",
                 "digest": c.digest,
                 "status": "failed"
-                if c.name in failed
-                else ("skipped" if c.name in skipped else "done"),
+                if c.name in state.failed
+                else ("skipped" if c.name in state.skipped else "done"),
             }
             for c in sweep.cases
         ],
@@ -366,10 +258,184 @@ def run_sweep(
             *extra.files,
         ],
     )
-    spans = {k: (a - t_wall, b - t_wall, w) for k, (a, b, w) in spans.items()}
+    spans = {k: (a - t_wall, b - t_wall, w) for k, (a, b, w) in state.spans.items()}
     return SweepResult(
-        out, rows, summaries, failed, skipped, ran, timings, sensitivity=extra.tables, spans=spans
+        out,
+        rows,
+        state.summaries,
+        state.failed,
+        state.skipped,
+        state.ran,
+        timings,
+        sensitivity=extra.tables,
+        spans=spans,
     )
+
+
+@dataclass
+class _State:
+    """What a sweep has so far: finished scenarios (run now or resumed) and failed ones."""
+
+    summaries: dict[str, dict[str, Any]] = field(default_factory=dict)  # by scenario name
+    failed: dict[str, str] = field(default_factory=dict)  # scenario name -> error
+    skipped: list[str] = field(default_factory=list)  # done in an earlier run (resumed)
+    ran: list[str] = field(default_factory=list)
+    task_seconds: dict[str, float] = field(default_factory=dict)  # each task on its worker
+    spans: dict[str, tuple[float, float, str]] = field(default_factory=dict)  # start, end, worker
+
+
+def _run_cases(
+    sweep: Sweep,
+    todo: list[Case],
+    out: Path,
+    state: _State,
+    timings: dict[str, float],
+    closing: list[threading.Thread],
+    *,
+    workers: int | None,
+    scheduler: str | None,
+    client: Any,
+    use_cache: bool,
+    xlsx: bool,
+    command: str,
+    notify: Callable[[str, str, int, int], None],
+) -> None:
+    """Fit the models, start or reach the cluster, run the scenarios of ``todo`` there and
+    write each finished one's folder; results and errors go to ``state``."""
+    from pmcap.output import atomic_folder
+
+    t0 = time.perf_counter()
+    # each distinct model is fitted (or read from the cache) once, here, in a thread
+    # while the cluster starts and its workers import pmcap
+    # dask and distributed are imported here, before the fit thread starts: the two
+    # threads importing dask at once (xarray and PyMC reach it too) failed on its
+    # circular imports ("partially initialized module 'dask.base'")
+    import distributed  # noqa: F401
+
+    fitting = _in_background(_fit_all, todo, use_cache, notify)
+    own_cluster = client is None and not scheduler  # a LocalCluster started here
+    with cluster_client(workers, scheduler, len(todo), client, closing) as client:
+        timings["cluster_start_s"] = round(time.perf_counter() - t0, 3)
+        check_workers(client, scheduler)
+        # the workers import pmcap (and load its compiled kernels) while the models are
+        # fitted or read
+        warming = [
+            client.submit(preload, key=f"pmcap-preload-{w}", workers=[w], pure=False)
+            for w in client.scheduler_info()["workers"]
+        ]
+        t1 = time.perf_counter()
+        jobs, fitted, broken = fitting.result()
+        for case in list(todo):
+            reasons = [broken[j.kind, j.key] for j in jobs[case.name] if (j.kind, j.key) in broken]
+            if reasons:
+                state.failed[case.name] = reasons[0]
+                _write_failure(out, case, RuntimeError(reasons[0]), None)
+                todo.remove(case)
+        timings["fit_wait_s"] = round(time.perf_counter() - t1, 3)  # after the cluster
+        t0 = time.perf_counter()
+        # every worker gets each model once, up front: with the models on one worker only,
+        # the scheduler sent most tasks to it (busy 23 s vs 37 s in bench_sweep)
+        shared = {
+            k: client.scatter(m, hash=False, broadcast=True) for k, (m, _, _) in fitted.items()
+        }
+        host_threads = threads_per_host(client)
+        tasks = {
+            case.name: _case_task(
+                case,
+                sweep,
+                jobs[case.name],
+                fitted,
+                command=command,
+                outputs=case.outputs,
+                # a worker of the LocalCluster started here writes the folder in place
+                # (the folder itself not resolved: from an earlier run it is a link)
+                folder=(out / "scenarios").resolve() / case.slug if own_cluster else None,
+                host_threads=host_threads,
+                xlsx=xlsx,
+            )
+            for case in todo
+        }
+        models = {c.name: {j.name: shared[j.kind, j.key] for j in jobs[c.name]} for c in todo}
+        finished = _as_finished(client, todo, tasks, models, own_cluster)
+        for done, (case, future) in enumerate(finished, start=1):
+            try:
+                answer = future.result()
+            except Exception as exc:
+                state.failed[case.name] = _error_text(exc)
+                _write_failure(out, case, exc, future)
+                notify(case.name, "failed", done, len(todo))
+                continue
+            files = answer.files
+            if not answer.written:  # the worker may not see this disk: written here
+                with atomic_folder(out / "scenarios" / case.slug) as folder:
+                    for name, data in files.items():
+                        (folder / name).write_bytes(data)
+            (out / "failed" / f"{case.slug}.txt").unlink(missing_ok=True)
+            state.summaries[case.name] = json.loads(files[SUMMARY])
+            state.ran.append(case.name)
+            state.task_seconds[case.name] = round(answer.seconds, 3)
+            state.spans[case.name] = answer.span
+            notify(case.name, "done", done, len(todo))
+        timings["run_s"] = round(time.perf_counter() - t0, 3)
+        del warming
+        timings["tasks_s"] = round(sum(state.task_seconds.values()), 3)
+
+
+def _as_finished(
+    client: Any,
+    todo: list[Case],
+    tasks: dict[str, CaseTask],
+    models: dict[str, dict[str, Any]],
+    own_cluster: bool,
+) -> Iterator[tuple[Case, Any]]:
+    """Submit the scenarios' tasks and yield each ``(case, future)`` as it finishes.
+
+    On the LocalCluster started here, a scenario is handed to a worker thread only when the
+    thread is free (one task in flight per thread): submitted all at once, the scheduler
+    placed the tasks up front and one worker sat idle for 7 s while the other had a queue
+    (bench_sweep); work stealing came late. A cluster of the caller's (--scheduler, client=)
+    gets every task at once: it may scale with the backlog (adaptive) and its size is its own.
+    """
+    from distributed import as_completed
+
+    waiting = list(todo)
+    running: dict[Any, tuple[Case, str]] = {}  # future -> (scenario, worker given)
+
+    def submit(case: Case, worker: str) -> Any:
+        future = client.submit(
+            run_case,
+            tasks[case.name],
+            models[case.name],
+            # one key prefix for every scenario: the scheduler learns their duration
+            key=("pmcap-case", f"{case.slug}-{case.digest[:12]}-{time.time_ns()}"),
+            pure=False,
+            workers=[worker] if worker else None,
+            allow_other_workers=bool(worker),  # a worker that dies hands it on
+        )
+        running[future] = (case, worker)
+        return future
+
+    def fill() -> list[Any]:
+        """Submit waiting scenarios to the free worker threads (all of them at once to a
+        cluster of the caller's)."""
+        new = []
+        if waiting and own_cluster:
+            busy = collections.Counter(worker for _, worker in running.values())
+            for address, threads in client.nthreads().items():
+                while waiting and busy[address] < threads:
+                    new.append(submit(waiting.pop(0), address))
+                    busy[address] += 1
+        # a caller's cluster, or no worker left: the scheduler holds the rest
+        if waiting and (not own_cluster or not running):
+            new += [submit(waiting.pop(0), "") for _ in list(waiting)]
+        return new
+
+    pending = as_completed(fill())
+    for future in pending:
+        case, _ = running.pop(future)
+        for new in fill():
+            pending.add(new)
+        yield case, future
 
 
 def _case_task(

@@ -14,11 +14,12 @@ import numpy as np
 import pandas as pd
 
 from pmcap.sweep.cases import CaseOutputs
+from pmcap.sweep.cluster import host_of
 
 if TYPE_CHECKING:
     from pmcap.scenario import Scenario
 
-__all__ = ["CaseAnswer", "CaseTask", "RESOURCES", "SUMMARY", "host_of", "run_case", "summarize"]
+__all__ = ["CaseAnswer", "CaseTask", "RESOURCES", "SUMMARY", "run_case", "summarize"]
 
 
 SUMMARY = "summary.json"
@@ -102,11 +103,6 @@ def summarize(result, *, ranking: bool = False, per_draw: bool = False) -> dict[
 def _first_over(shortfall: pd.DataFrame, metric: str, target: float) -> str:
     rows = shortfall[(shortfall["metric"] == metric) & (shortfall["probability"] > target)]
     return "" if rows.empty else f"{rows['month'].min():%Y-%m}"
-
-
-def host_of(address: str) -> str:
-    """``tcp://10.0.0.5:40123`` -> ``10.0.0.5``."""
-    return address.split("://")[-1].rsplit(":", 1)[0]
 
 
 def _limit_threads(host_threads: dict[str, int] | None) -> None:
