@@ -223,7 +223,7 @@ def swing_table(
             row[f"{resource}_swing"] = abs(row[f"{resource}_p90_high"] - row[f"{resource}_p90_low"])
             # is the swing told apart from sampling noise? its 90% interval, draws in pairs
             if a is None or b is None or "per_draw" not in a or "per_draw" not in b:
-                lo_ = hi_ = np.nan  # a failed swing, or a summary from before per_draw
+                lo_ = hi_ = np.nan  # a failed swing, or a summary without per-draw peaks
             else:
                 lo_, hi_ = swing_interval(
                     a["per_draw"][resource][str(year)], b["per_draw"][resource][str(year)]

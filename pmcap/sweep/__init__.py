@@ -35,8 +35,18 @@ and shared by every scenario that needs them. A worker needs pmcap (same version
 dependencies installed, not the input files. Each finished scenario's run folder is written
 (atomically) as soon as it arrives, so an interrupted sweep keeps what finished; a rerun skips
 scenarios whose folder holds a summary for the same scenario hash (scenario content, input
-files and pmcap version). A failed scenario is reported with its error and does not stop the
-others.
+files, pmcap's version and source). A failed scenario is reported with its error and does not
+stop the others.
+
+What a scenario writes is data on its :class:`Case` (``outputs``, a :class:`CaseOutputs`: a
+full run folder, per-draw peaks, the inputs sampled per draw); tables an analysis adds to the
+comparison are a :class:`Sweep`'s ``extra_tables`` (pmcap sensitivity's tornado and ranking).
+
+The modules, by job: :mod:`pmcap.sweep.cases` (sweep file -> checked scenarios),
+:mod:`pmcap.sweep.task` (one scenario as a dask task), :mod:`pmcap.sweep.cluster` (the dask
+cluster and its workers), :mod:`pmcap.sweep.runner` (:func:`run_sweep`: resuming, fitting,
+feeding the tasks) and :mod:`pmcap.sweep.comparison` (sweep.csv, sweep_monthly.csv,
+sweep.html).
 """
 
 from pmcap.sweep.cases import (

@@ -27,6 +27,8 @@ from pmcap.scenario import (
 __all__ = [
     "Case",
     "CaseOutputs",
+    "ExtraOutputs",
+    "ExtraTables",
     "Sweep",
     "is_distribution",
     "load_sweep",
@@ -66,17 +68,40 @@ class CaseOutputs:
 
 @dataclass
 class Case:
-    """One scenario of a sweep: its name, the changes from the base and the checked inputs."""
+    """One scenario of a sweep: its name, the changes from the base and the checked inputs.
+
+    Attributes
+    ----------
+    name : str
+        The variant's name and the grid's values (``"automated, facility.suites=30"``).
+    slug : str
+        Its folder under ``scenarios/``.
+    changes : dict
+        Dotted key -> value as written in the sweep file.
+    raw : dict
+        The scenario as TOML data, file paths absolute.
+    scenario : Scenario
+        The validated scenario.
+    parsed : dict
+        Its checked inputs (:func:`pmcap.run.check_inputs`).
+    digest : str
+        Hash of the scenario, its input files, pmcap's version and source: a rerun skips a
+        scenario whose folder has a summary with this digest.
+    role : str, default "case"
+        "base", "low" or "high" in a sensitivity sweep.
+    outputs : CaseOutputs, default CaseOutputs()
+        What it writes and keeps in its summary.
+    """
 
     name: str
-    slug: str  # its folder under scenarios/
-    changes: dict[str, Any]  # dotted key -> value as written in the sweep file
-    raw: dict[str, Any]  # the scenario as TOML data, file paths absolute
+    slug: str
+    changes: dict[str, Any]
+    raw: dict[str, Any]
     scenario: Scenario
-    parsed: dict[str, Any]  # check_inputs(scenario)
-    digest: str  # hash of the scenario, its input files and the pmcap version
-    role: str = "case"  # "base", "low", "high" in a sensitivity sweep
-    outputs: CaseOutputs = CaseOutputs()  # what it writes and keeps in its summary
+    parsed: dict[str, Any]
+    digest: str
+    role: str = "case"
+    outputs: CaseOutputs = CaseOutputs()
 
     def text(self, title: str) -> str:
         """The scenario as a runnable TOML file (``pmcap run`` gives the same outputs)."""
@@ -145,6 +170,7 @@ class ExtraTables(Protocol):
 
 
 def is_distribution(value: Any) -> bool:
+    """A value written as a distribution, e.g. ``{triangular = [6, 7, 9]}``."""
     return isinstance(value, dict) and len(value) == 1 and next(iter(value)) in DIST_KINDS
 
 
@@ -309,7 +335,10 @@ def make_cases(
     """The scenarios of a sweep: each variant crossed with every combination of the grid.
 
     ``variants`` are ``(name, [(path, value), ...])``; paths are resolved against ``base``
-    (see :class:`_Keys`). Every scenario is validated and its inputs checked here.
+    (see :class:`_Keys`). ``common`` changes apply to every scenario, ``roles`` (one per
+    variant) set each scenario's :attr:`Case.role`. Every scenario is validated and its
+    inputs checked here; returns the scenarios and every changed key in order of first
+    appearance.
     """
     from pmcap import __version__
     from pmcap.run import check_inputs, scenario_processes

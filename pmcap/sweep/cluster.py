@@ -18,12 +18,12 @@ from capacity.errors import InputError
 __all__ = ["check_workers", "cluster_client", "host_of", "preload", "threads_per_host"]
 
 
-# process has the variable, see _without_env). Dask's nanny
-# sets MALLOC_TRIM_THRESHOLD_=65536 in every worker's environment (to hand freed memory back to
-# the OS at once); setting it at all also turns off glibc's adaptive mmap threshold, so every
-# numpy temporary over 128 KiB is a fresh mmap whose pages the kernel faults in and zeroes.
-# On this project's tasks that cost 15-17% (a scenario of the example: 5.5-5.7 s without it,
-# 6.3-6.7 s with it, in one process) and more with two workers sharing the memory bus.
+# The workers of the LocalCluster a sweep starts keep glibc's own malloc tuning (even if this
+# process has the variable, see _without_env). Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536
+# in every worker's environment (to hand freed memory back to the OS at once); setting it at
+# all also turns off glibc's adaptive mmap threshold, so every numpy temporary over 128 KiB
+# becomes a fresh mmap whose pages the kernel faults in and zeroes: the facility kernels'
+# large per-draw temporaries then run slower, more so with workers sharing the memory bus.
 _WORKER_CONFIG = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
 
 
@@ -51,7 +51,7 @@ def cluster_client(
     """A client of the caller's, of the cluster at ``scheduler``, or of a new LocalCluster.
 
     A LocalCluster left without an error is closed in a thread appended to ``closing`` (the
-    caller joins it), so that its half second of shutdown overlaps writing the comparison.
+    caller joins it), so that its shutdown overlaps writing the comparison.
     """
     import dask
     from distributed import Client, LocalCluster
@@ -75,9 +75,9 @@ def cluster_client(
             n_workers=n,
             threads_per_worker=1,
             processes=True,
-            # any free port of this machine only: None still served the scheduler's HTTP
-            # routes on 8787 (a warning whenever another cluster held it), ":0" on every
-            # interface
+            # any free port, on this machine only: with None the scheduler still serves its
+            # HTTP routes on 8787 (a warning whenever another cluster holds it), with ":0" on
+            # every interface
             dashboard_address="127.0.0.1:0",
             silence_logs=logging.ERROR,
         )
@@ -118,8 +118,8 @@ def _worker_version() -> str:
 
 def preload() -> None:
     """Import what a task needs and load the compiled facility kernels, so the first task on a
-    worker does not pay for them (it runs while the client reads the models and sends them:
-    the first two scenarios of bench_sweep took 8.2-8.7 s on two workers, the others 4-7 s)."""
+    worker does not pay for them: the preload runs while the client fits or reads the models
+    and sends them, when the workers would otherwise wait."""
     import matplotlib.backends.backend_agg
     import matplotlib.figure  # noqa: F401
 
@@ -134,8 +134,8 @@ def preload() -> None:
 
 
 def _warm_kernels() -> None:
-    """Size a two-draw, three-month facility: numba loads the kernels from its cache (about
-    0.7 s) with the argument types of a real run, so the run compiles nothing new."""
+    """Size a two-draw, three-month facility: numba loads the kernels from its cache with the
+    argument types of a real run, so the run compiles nothing new."""
     import xarray as xr
 
     from capacity import facility, load_process, requirements, suites_for_service_level

@@ -30,16 +30,39 @@ __all__ = ["SweepResult", "check_sweep_out", "run_sweep"]
 
 @dataclass
 class SweepResult:
+    """What :func:`run_sweep` wrote and found.
+
+    Attributes
+    ----------
+    out : Path
+        The sweep's folder.
+    rows : DataFrame
+        sweep.csv: one row per scenario.
+    summaries : dict of str to dict
+        Summary of each finished scenario (run now or resumed), by scenario name.
+    failed : dict of str to str
+        Error of each failed scenario, by scenario name.
+    skipped : list of str
+        Scenarios finished by an earlier run into the same folder (resumed, not rerun).
+    ran : list of str
+        Scenarios run now, in the order they finished.
+    timings : dict of str to float
+        Wall time of the sweep's stages, in seconds (also in the manifest).
+    sensitivity : dict
+        The tables of the sweep's extra analysis (``Sweep.extra_tables``): pmcap
+        sensitivity's ``year``, ``swings`` and ``ranking``; empty without one.
+    spans : dict of str to (float, float, str)
+        Each task's start and end, in seconds from the sweep's start, and its worker.
+    """
+
     out: Path
-    rows: pd.DataFrame  # sweep.csv
-    summaries: dict[str, dict[str, Any]]  # case name -> summary (finished cases)
-    failed: dict[str, str]  # case name -> error
-    skipped: list[str]  # finished in an earlier run (resumed)
+    rows: pd.DataFrame
+    summaries: dict[str, dict[str, Any]]
+    failed: dict[str, str]
+    skipped: list[str]
     ran: list[str]
     timings: dict[str, float] = field(default_factory=dict)
-    # the tables of the sweep's extra analysis (Sweep.extra_tables): pmcap sensitivity's
     sensitivity: dict[str, Any] = field(default_factory=dict)
-    # each task's (start, end) in seconds from the sweep's start, and its worker
     spans: dict[str, tuple[float, float, str]] = field(default_factory=dict)
 
 
@@ -119,8 +142,8 @@ def _fit_all(todo: list[Case], use_cache: bool, notify: Callable) -> tuple[dict,
 
 def _write_bytes(path: Path, data: bytes) -> None:
     """Write a file whole or not at all (a temp file renamed over it), with the permissions
-    of any other file this process writes: created 0o666 less the umask (mkstemp's own are
-    owner-only, so colleagues could not read a sweep's tables on a shared drive)."""
+    of any other file this process writes: created 0o666 less the umask (mkstemp's are
+    owner-only, unreadable to colleagues on a shared drive)."""
     tmp = path.parent / f".{path.name}.{os.getpid()}-{time.time_ns()}.tmp"
     fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_BINARY", 0), 0o666)
     try:
@@ -306,10 +329,10 @@ def _run_cases(
 
     t0 = time.perf_counter()
     # each distinct model is fitted (or read from the cache) once, here, in a thread
-    # while the cluster starts and its workers import pmcap
-    # dask and distributed are imported here, before the fit thread starts: the two
-    # threads importing dask at once (xarray and PyMC reach it too) failed on its
-    # circular imports ("partially initialized module 'dask.base'")
+    # while the cluster starts and its workers import pmcap.
+    # dask and distributed are imported before the fit thread starts: two threads importing
+    # dask at once (xarray and PyMC reach it too) can fail on its circular imports
+    # ("partially initialized module 'dask.base'")
     import distributed  # noqa: F401
 
     fitting = _in_background(_fit_all, todo, use_cache, notify)
@@ -334,7 +357,7 @@ def _run_cases(
         timings["fit_wait_s"] = round(time.perf_counter() - t1, 3)  # after the cluster
         t0 = time.perf_counter()
         # every worker gets each model once, up front: with the models on one worker only,
-        # the scheduler sent most tasks to it (busy 23 s vs 37 s in bench_sweep)
+        # the scheduler's data locality sends most tasks to that worker
         shared = {
             k: client.scatter(m, hash=False, broadcast=True) for k, (m, _, _) in fitted.items()
         }
@@ -391,10 +414,11 @@ def _as_finished(
     """Submit the scenarios' tasks and yield each ``(case, future)`` as it finishes.
 
     On the LocalCluster started here, a scenario is handed to a worker thread only when the
-    thread is free (one task in flight per thread): submitted all at once, the scheduler
-    placed the tasks up front and one worker sat idle for 7 s while the other had a queue
-    (bench_sweep); work stealing came late. A cluster of the caller's (--scheduler, client=)
-    gets every task at once: it may scale with the backlog (adaptive) and its size is its own.
+    thread is free (one task in flight per thread), pinned to that worker: tasks submitted
+    all at once are placed up front by the scheduler, and one worker can sit idle while
+    another has a queue until work stealing moves them. A cluster of the caller's
+    (--scheduler, client=) gets every task at once: it may scale with the backlog (adaptive)
+    and its size is its own. A task pinned to a worker that dies runs on another.
     """
     from distributed import as_completed
 
