@@ -874,7 +874,7 @@ def test_dask_is_imported_before_the_fit_thread_starts(tmp_path):
     import subprocess
     import sys
 
-    sweep_file = example_scenario_path().parents[1] / "sweep.toml"
+    sweep_file = Path(__file__).resolve().parents[2] / "data" / "examples" / "sweep.toml"
     script = f"""
 import sys
 from pathlib import Path
