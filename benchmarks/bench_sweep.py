@@ -1,4 +1,4 @@
-"""Issue 13 benchmarks: scenario sweeps on dask.distributed, and out-of-core requirements.
+"""Benchmarks: scenario sweeps on dask.distributed, and out-of-core requirements.
 
 ``--part scale``: the largest ``requirements`` problem (draws x months x programs) whose peak
 memory stays under ``--memory-gib`` (4 GiB), in memory vs chunked along draw. Each run is a

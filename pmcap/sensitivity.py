@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,15 @@ from capacity.distributions import Param
 from capacity.errors import InputError
 from pmcap._style import default_style
 from pmcap.scenario import Scenario
-from pmcap.sweep import Sweep, is_distribution, make_cases, run_sweep
+from pmcap.sweep import (
+    CaseOutputs,
+    ExtraOutputs,
+    Sweep,
+    SweepResult,
+    is_distribution,
+    make_cases,
+    run_sweep,
+)
 
 __all__ = [
     "uncertain_inputs",
@@ -46,9 +55,17 @@ __all__ = [
     "swing_table",
     "ranking_table",
     "pick_year",
+    "SensitivityTables",
 ]
 
 LOW, HIGH = 0.1, 0.9
+# the base run in full, with every input sampled per draw (the ranking); the swings as
+# summaries; each case's per-draw peaks tell its swing apart from sampling noise
+OUTPUTS = {
+    "base": CaseOutputs(full_run=True, per_draw=True, ranking=True),
+    "low": CaseOutputs(full_run=False, per_draw=True),
+    "high": CaseOutputs(full_run=False, per_draw=True),
+}
 
 
 def uncertain_inputs(base: Scenario, parsed: dict[str, Any]) -> list[tuple[tuple[str, ...], Param]]:
@@ -123,6 +140,7 @@ def sensitivity_sweep(
     cases, keys = make_cases(
         base, variants, common=common, where=f"{base.path}: sensitivity", roles=roles
     )
+    cases = [replace(case, outputs=OUTPUTS[case.role]) for case in cases]
     sweep = Sweep(
         path=None, title=f"sensitivity of {base.path.name}", base=base, cases=cases, keys=keys
     )
@@ -205,7 +223,7 @@ def swing_table(
             row[f"{resource}_swing"] = abs(row[f"{resource}_p90_high"] - row[f"{resource}_p90_low"])
             # is the swing told apart from sampling noise? its 90% interval, draws in pairs
             if a is None or b is None or "per_draw" not in a or "per_draw" not in b:
-                lo_ = hi_ = np.nan  # a failed swing, or a summary from before per_draw
+                lo_ = hi_ = np.nan  # a failed swing, or a summary without per-draw peaks
             else:
                 lo_, hi_ = swing_interval(
                     a["per_draw"][resource][str(year)], b["per_draw"][resource][str(year)]
@@ -292,47 +310,42 @@ def _fmt(x: float) -> str:
     return "" if pd.isna(x) else f"{x:.1f}"
 
 
-def run_sensitivity(
-    base: Scenario,
-    out: Path,
-    *,
-    year: int | None = None,
-    draws: int | None = None,
-    only: list[str] | None = None,
-    workers: int | None = None,
-    scheduler: str | None = None,
-    use_cache: bool = True,
-    progress: Callable | None = None,
-    client: Any = None,
-):
-    """Run the swings (base run folder in full, the swings as summaries) and write
-    sensitivity.csv, ranking.csv and the tornado and ranking in sweep.html."""
-    start = pd.Timestamp(base.run.start)
-    years = range(start.year, (start + pd.DateOffset(months=base.run.horizon_months - 1)).year + 1)
-    if year is not None and year not in years:
-        raise InputError(f"--year {year}: outside the horizon ({years[0]}-{years[-1]})")
-    sweep, records = sensitivity_sweep(base, draws=draws, only=only)
-    base_case = sweep.cases[0]
-    found: dict[str, Any] = {}
+@dataclass(frozen=True)
+class SensitivityTables:
+    """sensitivity.csv, ranking.csv and the tornado and ranking sections of sweep.html, from
+    the summaries of a sensitivity sweep (a :class:`pmcap.sweep.ExtraTables`).
 
-    def extra(summaries: dict[str, dict]) -> tuple[dict[str, Any], dict[str, bytes]]:
-        if base_case.name not in summaries:
-            return {}, {}
-        y = year if year is not None else pick_year(summaries[base_case.name])
-        swings = swing_table(sweep, records, summaries, y)
-        ranking = ranking_table(summaries[base_case.name], y)
+    Attributes
+    ----------
+    records : tuple of dict
+        One per swung input, in the order of the low and high cases (label, path, low and
+        high values), as :func:`sensitivity_sweep` returns them.
+    year : int or None, default None
+        Year whose P90 need is compared; None: the base run's peak year (:func:`pick_year`).
+    """
+
+    records: tuple[dict[str, Any], ...]
+    year: int | None = None
+
+    def __call__(self, sweep: Sweep, summaries: dict[str, dict]) -> ExtraOutputs:
+        base = next(c for c in sweep.cases if c.role == "base")
+        if base.name not in summaries:
+            return ExtraOutputs()
+        summary = summaries[base.name]
+        y = self.year if self.year is not None else pick_year(summary)
+        swings = swing_table(sweep, list(self.records), summaries, y)
+        ranking = ranking_table(summary, y)
         ranking.insert(1, "path", ranking_paths(list(ranking["input"]), swings))
-        found.update(year=y, swings=swings, ranking=ranking)
-        noise = base_noise(summaries[base_case.name], y)
+        noise = base_noise(summary, y)
         html = {
             "year": y,
-            "draws": summaries[base_case.name]["draws"],
+            "draws": summary["draws"],
             "noise_suites": " and ".join(_fmt(v) for v in noise["suites"]),
             "noise_operators": " and ".join(_fmt(v) for v in noise["operator_fte"]),
             "noisy": int(
                 (swings["suites_within_noise"] & swings["operator_fte_within_noise"]).sum()
             ),
-            "rho_noise": f"{rho_noise(summaries[base_case.name]['draws']):.2f}",
+            "rho_noise": f"{rho_noise(summary['draws']):.2f}",
             "ranked": len(ranking),
             "base_suites": _fmt(swings["suites_p90_base"].iloc[0]),
             "base_operators": _fmt(swings["operator_fte_p90_base"].iloc[0]),
@@ -369,21 +382,39 @@ def run_sensitivity(
             "sensitivity.csv": swings.to_csv(index=False, lineterminator="\n").encode(),
             "ranking.csv": ranking.to_csv(index=False, lineterminator="\n").encode(),
         }
-        return html, files
+        return ExtraOutputs(
+            sections=html, files=files, tables={"year": y, "swings": swings, "ranking": ranking}
+        )
 
-    result = run_sweep(
+
+def run_sensitivity(
+    base: Scenario,
+    out: Path,
+    *,
+    year: int | None = None,
+    draws: int | None = None,
+    only: list[str] | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    use_cache: bool = True,
+    progress: Callable | None = None,
+    client: Any = None,
+) -> SweepResult:
+    """Run the swings (base run folder in full, the swings as summaries) and write
+    sensitivity.csv, ranking.csv and the tornado and ranking in sweep.html."""
+    start = pd.Timestamp(base.run.start)
+    years = range(start.year, (start + pd.DateOffset(months=base.run.horizon_months - 1)).year + 1)
+    if year is not None and year not in years:
+        raise InputError(f"--year {year}: outside the horizon ({years[0]}-{years[-1]})")
+    sweep, records = sensitivity_sweep(base, draws=draws, only=only)
+    sweep.extra_tables = SensitivityTables(records=tuple(records), year=year)
+    return run_sweep(
         sweep,
         out,
         workers=workers,
         scheduler=scheduler,
         use_cache=use_cache,
-        full=lambda case: case.role == "base",
-        ranking=lambda case: case.role == "base",
-        per_draw=lambda case: True,  # each swing's draws: is it told apart from noise
         progress=progress,
         command="sensitivity",
-        extra=extra,
         client=client,
     )
-    result.sensitivity = found
-    return result

@@ -110,8 +110,8 @@ def test_sweep_equals_the_scenarios_run_one_by_one(four, tmp_path):
 
 
 def test_pmcap_run_into_a_sweep_folder_names_the_sweep(four, small):
-    """A new user's `pmcap run --out` on a sweep's folder was told it held files pmcap did
-    not write (the scenarios' folders); it is named as a sweep's output and left untouched."""
+    """`pmcap run --out` on a sweep's folder exits 2 naming the folder as a sweep's output,
+    and leaves every file in it untouched."""
     _, out = four
     before = sorted(p.relative_to(out) for p in out.rglob("*"))
     result = runner.invoke(app, ["run", str(small), "--out", str(out), "--quiet"])
@@ -156,7 +156,7 @@ def test_the_local_cluster_is_shut_down_when_the_sweep_returns(small, tmp_path):
 
 WARM_CHECK = """
 import json, sys
-from pmcap.sweep import _preload
+from pmcap.sweep.cluster import preload
 from pmcap.run import run_scenario
 from pmcap.scenario import load_scenario
 from capacity import _queue
@@ -164,7 +164,7 @@ from capacity import _queue
 def loaded():
     return {n: len(getattr(_queue, n).signatures) for n in ("arrivals", "simulate_draws")}
 
-_preload()
+preload()
 after_preload = loaded()
 run_scenario(load_scenario(sys.argv[1]))
 print(json.dumps([after_preload, loaded()]))
@@ -172,10 +172,9 @@ print(json.dumps([after_preload, loaded()]))
 
 
 def test_the_preload_loads_the_kernels_a_run_uses(small):
-    """A worker's preload loads the facility kernels (about 0.7 s the first scenario on each
-    worker paid) with the argument types of a real run: the run adds no compiled signature
-    (a mismatch would compile a new one, seconds, in the first task). In a fresh process:
-    the test process has loaded them already. Old code: nothing loaded by the preload."""
+    """A worker's preload loads both facility kernels with the argument types of a real run:
+    the run then adds no compiled signature (a mismatch would compile a new one in the first
+    task). In a fresh process, as the test process has loaded them already."""
     import subprocess
     import sys
 
@@ -193,15 +192,16 @@ def _malloc_env() -> tuple[str | None, str | None]:
 
 
 def test_local_workers_keep_glibcs_adaptive_malloc(monkeypatch):
-    """Dask's nanny gives every worker MALLOC_TRIM_THRESHOLD_=65536, which turns off glibc's
-    adaptive mmap threshold (each large numpy temporary a fresh mmap: tasks 15% slower); the
-    sweep's own cluster leaves it unset and keeps dask's other settings (OMP_NUM_THREADS=1)."""
-    from pmcap.sweep import _client
+    """The workers of the sweep's own cluster have no MALLOC_TRIM_THRESHOLD_ (dask's nanny
+    sets 65536, which turns off glibc's adaptive mmap threshold), even when this process has
+    it, and keep dask's other settings (OMP_NUM_THREADS=1); this process's value is put
+    back."""
+    from pmcap.sweep.cluster import cluster_client
 
     # as after any dask cluster started in this process (a notebook's): the nanny sets it in
-    # its own process before spawning, and spawned workers inherit it (review)
+    # its own process before spawning, and spawned workers inherit it
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
-    with _client(2, None, 2) as client:
+    with cluster_client(2, None, 2) as client:
         seen = client.run(_malloc_env)
     assert list(seen.values()) == [(None, "1"), (None, "1")]
     assert os.environ["MALLOC_TRIM_THRESHOLD_"] == "65536"  # this process's: put back
@@ -306,10 +306,9 @@ def test_a_failing_scenario_is_reported_and_the_others_finish(small, tmp_path, m
 
 
 def test_a_task_is_handed_out_only_when_a_worker_thread_is_free(small, tmp_path, monkeypatch):
-    """Submitted all at once, the scheduler placed the tasks up front and one worker could
-    sit idle while the other had a queue (bench_sweep: 7 s idle of 41 s). On the local
-    cluster a sweep starts, each scenario is now submitted when a worker thread frees up:
-    never more tasks in flight than threads, and each worker is given one from the start."""
+    """On the local cluster a sweep starts, each scenario is submitted when a worker thread
+    frees up: never more tasks in flight than threads, and each worker is given one from the
+    start."""
     from distributed import Client
 
     from pmcap.sweep import load_sweep, run_sweep
@@ -333,15 +332,15 @@ def test_a_task_is_handed_out_only_when_a_worker_thread_is_free(small, tmp_path,
     monkeypatch.setattr(Client, "submit", submit)
     result = run_sweep(sweep, tmp_path / "out", workers=2)
     assert sorted(result.ran) == sorted(c.name for c in sweep.cases)
-    assert len(in_flight) == 4 and max(in_flight) <= 2, in_flight  # old: 1, 2, 3, 4
+    assert len(in_flight) == 4 and max(in_flight) <= 2, in_flight
     assert len(workers) == 2 and set(given[:2]) == workers  # one to each worker first
     assert set(given) <= workers
 
 
 def test_local_workers_write_their_folders_in_place(four):
-    """On the LocalCluster a sweep starts, each worker writes its scenario's folder itself (the
-    folder's hidden target is named after the writing process) instead of sending 26 MB of
-    files per scenario through the scheduler to the client (old code: the client's pid)."""
+    """On the LocalCluster a sweep starts, each worker writes its scenario's folder itself:
+    the folder's hidden target is named after the writing process, one of the two workers,
+    not the client."""
     _, out = four
     writers = set()
     for folder in (out / "scenarios").iterdir():
@@ -353,15 +352,15 @@ def test_local_workers_write_their_folders_in_place(four):
     assert len(writers) == 2 and os.getpid() not in writers  # the two workers
 
 
-def crash_first_task(payload, models):
+def crash_first_task(task, models):
     """run_case, but the first call of the sweep kills its worker process (a marker file)."""
-    from pmcap.sweep import run_case
+    from pmcap.sweep.task import run_case
 
     marker = Path(os.environ["PMCAP_TEST_CRASH_MARKER"])
     try:
         marker.touch(exist_ok=False)
     except FileExistsError:
-        return run_case(payload, models)
+        return run_case(task, models)
     os._exit(1)  # as an out-of-memory kill would: no cleanup, no reply
 
 
@@ -393,7 +392,9 @@ def test_a_worker_killed_mid_sweep_hands_its_scenario_on(small, tmp_path, monkey
 
 
 def test_a_cluster_of_the_callers_gets_every_task_at_once(small, tmp_path, four):
-    # review: throttled, an adaptive cluster never saw the backlog it scales with
+    """A cluster of the caller's gets every task at once (an adaptive cluster scales with the
+    backlog it sees), and the files its workers send back are written here, the same bytes
+    as the sweep's own workers write in place."""
     from distributed import Client, LocalCluster
 
     from pmcap.sweep import load_sweep, run_sweep
@@ -418,7 +419,7 @@ def test_a_cluster_of_the_callers_gets_every_task_at_once(small, tmp_path, four)
             client.submit = submit
             result = run_sweep(sweep, tmp_path / "out", client=client)
     assert len(result.ran) == 4
-    assert in_flight == [1, 2, 3, 4]  # throttled: 1, 1, 1, 1 on this one-thread cluster
+    assert in_flight == [1, 2, 3, 4]  # not one at a time, though the cluster has one thread
     # a worker of the caller's may not see this disk: its files come back and are written
     # here, the same bytes as the folders the sweep's own workers write in place
     _, own = four
@@ -542,7 +543,7 @@ def planted(tmp_path_factory, small, cache):
         ],
     )
     assert result.exit_code == 0, result.output
-    # the closing line names sensitivity's own tables (it listed the sweep's only)
+    # the closing line names sensitivity's own tables as well as the sweep's
     assert f"wrote {out}/: sensitivity.csv, ranking.csv, sweep.csv" in result.output
     return folder, out
 
@@ -579,7 +580,7 @@ def test_p90_interval_covers_the_true_p90_about_90_percent_of_the_time():
 
 
 def test_swing_interval_resamples_the_draws_in_pairs():
-    """The review's case: an input adding 0.8 suites to every draw swings by exactly 0.8 (no
+    """An input adding 0.8 suites to every draw swings by exactly 0.8 (no
     noise, whatever the spread of the draws); no effect gives 0; two unrelated samples give
     an interval around 0."""
     from pmcap.sensitivity import swing_interval
@@ -689,9 +690,9 @@ def test_sweep_on_an_existing_cluster_by_address(small, tmp_path, four):
 
 
 def test_a_rerun_that_redoes_scenarios_replaces_their_folders(small, tmp_path):
-    """Other draws: every scenario's digest changes, so the rerun redoes them over the first
-    run's folders (the local workers write them in place; they once resolved the folder's
-    link to its hidden target and refused it)."""
+    """Other draws: every scenario's digest changes, so the rerun redoes them, and the local
+    workers replace the first run's folders in place (through each folder's link, not its
+    hidden target): no first-run folder is left beside the new ones."""
     from pmcap.sweep import load_sweep, run_sweep
 
     path = write_sweep(tmp_path, small, TWO)
@@ -778,10 +779,10 @@ def test_a_failed_fit_fails_its_scenarios_not_the_sweep(small, tmp_path, monkeyp
 def test_a_worker_with_another_pmcap_version_is_refused(small, tmp_path, monkeypatch):
     from distributed import Client, LocalCluster
 
-    import pmcap.sweep
+    import pmcap.sweep.cluster
     from pmcap.sweep import load_sweep, run_sweep
 
-    monkeypatch.setattr(pmcap.sweep, "_worker_version", lambda: "0.0.1")
+    monkeypatch.setattr(pmcap.sweep.cluster, "_worker_version", lambda: "0.0.1")
     sweep = load_sweep(write_sweep(tmp_path, small, TWO))
     with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
         with Client(cluster) as client, pytest.raises(InputError, match="has pmcap 0.0.1"):
@@ -816,12 +817,12 @@ def test_each_distinct_model_is_fitted_or_loaded_once_for_the_whole_sweep(
 
 
 def test_kernel_threads_share_the_cores_of_a_machine_among_its_dask_threads():
-    """Two one-thread workers on one machine: each task's kernels get half of the cores (the
-    old rule gave each task all cores, oversubscribing the machine twice over)."""
+    """Two one-thread workers on one machine: each task's kernels get half of the cores, so
+    the two tasks together do not oversubscribe the machine; one worker gets them all."""
     import numba
     from distributed import Client, LocalCluster
 
-    from pmcap.sweep import _limit_threads
+    from pmcap.sweep.task import _limit_threads
 
     def threads(host_threads):
         _limit_threads(host_threads)
@@ -837,13 +838,12 @@ def test_kernel_threads_share_the_cores_of_a_machine_among_its_dask_threads():
 
 
 def test_models_are_fitted_in_a_daemon_thread():
-    # review: the fits ran in a pool thread the interpreter joins at exit, so a sweep
-    # refused by its cluster (or stopped by Ctrl-C) printed its error and then waited for
-    # a cold PyMC fit to finish before exiting. The fit thread is now a daemon, and its
-    # result or error still reaches the sweep.
+    """The fit thread is a daemon, so a sweep refused by its cluster (or stopped by Ctrl-C)
+    exits without waiting for a cold PyMC fit; the fit's result or error still reaches the
+    sweep."""
     import threading
 
-    from pmcap import sweep as sweep_module
+    from pmcap.sweep import runner
 
     started, release = threading.Event(), threading.Event()
 
@@ -852,7 +852,7 @@ def test_models_are_fitted_in_a_daemon_thread():
         release.wait()
         return "fitted"
 
-    future = sweep_module._in_background(slow)
+    future = runner._in_background(slow)
     started.wait()
     thread = next(t for t in threading.enumerate() if t.name == "pmcap-fits")
     assert thread.daemon and not future.done()
@@ -863,28 +863,29 @@ def test_models_are_fitted_in_a_daemon_thread():
         raise InputError("bad data")
 
     with pytest.raises(InputError, match="bad data"):
-        sweep_module._in_background(bad).result()
+        runner._in_background(bad).result()
 
 
 def test_dask_is_imported_before_the_fit_thread_starts(tmp_path):
+    """In a fresh interpreter, dask and distributed are loaded when the fit thread starts:
+    the client importing distributed while the fit thread imports dask (through xarray or
+    PyMC) can fail on dask's circular imports ("cannot import name 'annotate' from partially
+    initialized module 'dask.base'")."""
     import subprocess
     import sys
 
-    sweep_file = example_scenario_path().parents[1] / "sweep.toml"
-    # CI failure: the client imported distributed (and dask) to start the cluster while the
-    # fit thread imported dask through xarray/PyMC; dask's circular imports then failed
-    # ("cannot import name 'annotate' from partially initialized module 'dask.base'"). In a
-    # fresh interpreter, dask must already be loaded when the fit thread is started.
+    sweep_file = Path(__file__).resolve().parents[2] / "data" / "examples" / "sweep.toml"
     script = f"""
 import sys
 from pathlib import Path
 from pmcap import sweep
+from pmcap.sweep import runner
 seen = []
-real = sweep._in_background
+real = runner._in_background
 def spy(fn, *args):
     seen.append("dask" in sys.modules and "distributed" in sys.modules)
     return real(fn, *args)
-sweep._in_background = spy
+runner._in_background = spy
 s = sweep.load_sweep(Path({str(sweep_file)!r}))
 try:
     sweep.run_sweep(s, Path({str(tmp_path / "out")!r}), scheduler="tcp://127.0.0.1:9")
@@ -898,12 +899,13 @@ print(seen)
 
 
 def test_sweep_tables_are_readable_like_the_run_folders(four):
-    # found by a new user: sweep.csv, sweep.html (written through a temp file) were
-    # owner-only (0600) while run outputs follow the umask (0644 under 022)
+    """sweep.csv, sweep_monthly.csv and sweep.html (written through a temp file) get the
+    permissions the umask gives, as the run folders' files do (0644 under 022), not a temp
+    file's owner-only 0600."""
     import os
     import stat
 
-    from pmcap.sweep import _write_bytes
+    from pmcap.sweep.runner import _write_bytes
 
     _, out = four
     mask = os.umask(0o022)
@@ -913,7 +915,7 @@ def test_sweep_tables_are_readable_like_the_run_folders(four):
         assert stat.S_IMODE((out / name).stat().st_mode) == want, name
     report = next((out / "scenarios").iterdir()) / "report.html"
     assert stat.S_IMODE(report.stat().st_mode) == want
-    # whatever the umask (review: a fixed 0644 or 0600 would pass the check above)
+    # under another umask too (a fixed 0644 would pass the check above)
     old = os.umask(0o027)
     try:
         _write_bytes(out / "probe.txt", b"x")
@@ -924,8 +926,8 @@ def test_sweep_tables_are_readable_like_the_run_folders(four):
 
 
 def test_a_local_sweep_does_not_take_port_8787(small, tmp_path):
-    # dashboard_address=None still served the scheduler's HTTP routes on 8787: with another
-    # cluster on it, every sweep warned "Port 8787 is already in use"
+    """A local sweep's scheduler serves HTTP on a free port of 127.0.0.1 only: with another
+    cluster on 8787, no "Port 8787 is already in use" warning."""
     import socket
     import warnings
 
@@ -943,7 +945,7 @@ def test_a_local_sweep_does_not_take_port_8787(small, tmp_path):
         listening: list[str] = []
 
         def progress(name, status, done, total):
-            # review: ":0" bound the scheduler's HTTP server to every interface
+            # listening on 127.0.0.1 only (":0" would bind every interface)
             me = psutil.Process()
             listening.extend(
                 c.laddr.ip
@@ -959,8 +961,8 @@ def test_a_local_sweep_does_not_take_port_8787(small, tmp_path):
 
 
 def test_a_sweep_where_every_scenario_failed_says_so_plainly(small, tmp_path, monkeypatch):
-    # new-user review: the comparison read "(the others finished; ...)" and "FTE: P90 of the
-    # peak month in ." when no scenario had finished
+    """When every scenario failed, sweep.html says so and how to retry, with no sentence
+    about the others finishing and no empty year ("peak month in .")."""
     from distributed import Client, LocalCluster
 
     import pmcap.run
@@ -981,8 +983,9 @@ def test_a_sweep_where_every_scenario_failed_says_so_plainly(small, tmp_path, mo
 
 
 def test_ranking_names_the_scenario_key_each_swing_used():
-    # new-user review: ranking.csv said CART-A.peak_share where sensitivity.csv said
-    # CART-A.uptake.peak_share, so the two tables could not be joined
+    """ranking.csv names the scenario key each input was swung as in sensitivity.csv (its
+    ``path``: CART-A.peak_share -> program.CART-A.uptake.peak_share), so the two tables join;
+    an input that is no scenario key gets ""."""
     from pmcap.sensitivity import ranking_paths
 
     paths = [
