@@ -9,14 +9,17 @@ its place and renamed at the end, so nothing half-written is left behind.
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from capacity.errors import InputError
 from pmcap.scenario import Scenario
+
+if TYPE_CHECKING:
+    from pmcap.run import Stage
 
 __all__ = [
     "DiagnosticsError",
@@ -39,12 +42,6 @@ class DiagnosticsError(Exception):
         super().__init__(f"sampler diagnostics fail for {', '.join(self.labels)}")
 
 
-@contextlib.contextmanager
-def no_progress(name: str) -> Iterator[None]:
-    """A stage display that shows nothing (the default of :func:`run_to_folder`)."""
-    yield
-
-
 def load_or_example(scenario: Scenario | str | Path | None) -> Scenario:
     """A validated scenario: ``scenario`` itself, the file at that path, or (``None``) the
     bundled example portfolio."""
@@ -65,7 +62,7 @@ def run_to_folder(
     strict: bool = False,
     force: bool = False,
     use_cache: bool = True,
-    stage=no_progress,
+    stage: Stage | None = None,
 ) -> list[str]:
     """``pmcap run``: a scenario end to end, written to the folder ``out``.
 
@@ -87,7 +84,8 @@ def run_to_folder(
     use_cache
         Read and write fitted posteriors in the cache (:mod:`pmcap.fits`).
     stage
-        ``stage(name)`` returns a context manager around each stage (a progress display).
+        ``stage(name)`` returns a context manager around each stage (a progress display);
+        default: none.
 
     Returns
     -------
@@ -96,8 +94,9 @@ def run_to_folder(
     """
     from pmcap import __version__, runfolder
     from pmcap.output import atomic_folder, check_out
-    from pmcap.run import diagnostics_pass, run_scenario
+    from pmcap.run import diagnostics_pass, no_progress, run_scenario
 
+    stage = stage or no_progress
     sc = load_or_example(scenario).apply(draws=draws, seed=seed)
     inputs = sc.input_files()
     check_out(out, inputs=inputs, force=force)
@@ -118,7 +117,7 @@ def run_to_folder(
 def validate_scenario(path: str | Path) -> Scenario:
     """``pmcap validate``: read a scenario file and check every input it names, short of
     sampling (:func:`pmcap.inputs.check_inputs`); returns the scenario."""
-    from pmcap.run import check_inputs
+    from pmcap.inputs import check_inputs
     from pmcap.scenario import load_scenario
 
     scenario = load_scenario(path)

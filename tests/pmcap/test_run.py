@@ -454,7 +454,7 @@ def test_report_renders_in_a_real_browser(first_run, tmp_path):
 
 def test_service_level_bisection_equals_brute_force():
     from capacity import suites_for_service_level
-    from pmcap.run import service_level_suites
+    from pmcap.decisions import service_level_suites
     from tests.helpers import fixed_process, make_demand
 
     rng = np.random.default_rng(3)
