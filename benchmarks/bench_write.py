@@ -25,7 +25,7 @@ import pandas as pd
 import xarray as xr
 
 from pmcap import export, report
-from pmcap.report import RESOURCES, _installed_series
+from pmcap.report import RESOURCES, installed_series
 from pmcap.run import run_scenario
 from pmcap.runfolder import write_run
 from pmcap.scenario import example_scenario_path, load_scenario
@@ -75,7 +75,7 @@ def old_figures(result) -> dict[str, str]:
         q = np.quantile(values, [0.1, 0.5, 0.9], axis=0)
         ax.fill_between(months, q[0], q[2], step="mid", alpha=0.3, label="P10-P90")
         ax.plot(months, q[1], drawstyle="steps-mid", label="P50")
-        ax.plot(months, _installed_series(result, resource, months), "k--", label="installed")
+        ax.plot(months, installed_series(result, resource, months), "k--", label="installed")
         ax.set_title(label)
         ax.legend(frameon=False, fontsize=8, loc="upper left")
     figs["capacity"] = report.inline_png(fig, tight=True)
@@ -110,7 +110,7 @@ def old_decision_table(result) -> pd.DataFrame:
                     "resource": resource,
                     "p50": float(p50),
                     "plan": float(plan),
-                    "installed": float(_installed_series(result, resource, months)[in_year].min()),
+                    "installed": float(installed_series(result, resource, months)[in_year].min()),
                     "max_shortfall_probability": risk,
                     "short": bool(risk > target),
                 }
@@ -145,7 +145,7 @@ def old_finance_table(req, total, demand, quantiles) -> pd.DataFrame:
             columns[f"{metric}_mean [{unit_label}]"] = arr.mean(axis=0).reshape(-1)
             qs = np.quantile(arr, quantiles, axis=0, method=method)
             for q, values in zip(quantiles, qs, strict=True):
-                columns[f"{metric}_{export._label(q)} [{unit_label}]"] = values.reshape(-1)
+                columns[f"{metric}_{export.quantile_label(q)} [{unit_label}]"] = values.reshape(-1)
             if index is None:
                 index = (per[dim].values, np.asarray(per["program"].values, str))
         periods, programs = index
@@ -172,8 +172,8 @@ def old_finance_table(req, total, demand, quantiles) -> pd.DataFrame:
 @contextmanager
 def old_code():
     """write_run with the old figures, finance table and decision table swapped in."""
-    saved = (report._figures, report.decision_table, export.finance_table)
-    report._figures, report.decision_table, export.finance_table = (
+    saved = (report.report_figures, report.decision_table, export.finance_table)
+    report.report_figures, report.decision_table, export.finance_table = (
         old_figures,
         old_decision_table,
         old_finance_table,
@@ -181,7 +181,7 @@ def old_code():
     try:
         yield
     finally:
-        report._figures, report.decision_table, export.finance_table = saved
+        report.report_figures, report.decision_table, export.finance_table = saved
 
 
 # ---- timing ------------------------------------------------------------------------------
@@ -196,7 +196,7 @@ def _time(fn) -> float:
 def parts(result, folder: Path, old: bool) -> dict[str, float]:
     qs = result.scenario.run.quantiles
     req, total, demand = result.requirements, result.total, result.world.demand
-    figures = old_figures if old else report._figures
+    figures = old_figures if old else report.report_figures
     finance = old_finance_table if old else export.finance_table
     decision = old_decision_table if old else report.decision_table
     return {
