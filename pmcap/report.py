@@ -1,4 +1,11 @@
-"""The self-contained HTML report of a run (inline SVG charts, no network)."""
+"""The self-contained HTML report of a run: inline PNG charts, no network access.
+
+Sections (``templates/report.html``): the decisions (what to build or hire when, from the
+module and hiring plans, with key facts), demand, capacity against installed, what drives
+the P90 suite need, sampler diagnostics, and the assumptions and sources with the scenario as
+written. Charts are drawn in matplotlib's default style on ``Figure`` objects (never pyplot),
+so the caller's settings and backend are left alone.
+"""
 
 from __future__ import annotations
 
@@ -51,6 +58,7 @@ def inline_png(fig, tight: bool = True) -> str:
 
 
 def installed_series(result: RunResult, resource: str, months: pd.DatetimeIndex) -> np.ndarray:
+    """The installed level of ``resource`` (``suites``, ``operator_fte`` ...) in each month."""
     value = result.installed[resource]
     if isinstance(value, pd.Series):
         return value.reindex(months).to_numpy(float)
@@ -65,6 +73,7 @@ def plan_quantile(result: RunResult) -> float:
 
 
 def plan_label(result: RunResult) -> str:
+    """The name of :func:`plan_quantile`'s column: ``P90`` at the default target."""
     return f"P{100 * plan_quantile(result):g}"
 
 
@@ -196,9 +205,10 @@ def key_facts(result: RunResult) -> list[str]:
 
 
 # Fixed chart layout, in inches: room for y tick labels of ``n`` characters at the default
-# 10 pt (a digit is about 0.09 in), for x tick labels below and a 12 pt title above. Laying
-# the figures out ahead draws each once; ``bbox_inches="tight"`` drew each twice, and the
-# date-axis tick layout of every shared axis was most of the cost of writing a run.
+# 10 pt (a digit is about 0.09 in), for x tick labels below and a 12 pt title above. A
+# figure laid out ahead is drawn once (``bbox_inches="tight"`` draws it twice), and explicit
+# date ticks avoid the automatic date locator's layout of every shared axis, the largest
+# cost of writing a run.
 _CHAR_IN = 0.09
 _RIGHT_IN = 0.15
 _BOTTOM_IN = 0.35
@@ -257,6 +267,9 @@ def date_axis(ax, x: np.ndarray, width_in: float) -> None:
 
 @default_style
 def report_figures(result: RunResult) -> dict[str, str]:
+    """The report's charts as inline PNG ``<img>`` tags: ``demand`` (patients per month by
+    stream), ``approval``, ``capacity`` (need per resource with installed) and
+    ``shortfall`` (probability per month)."""
     import matplotlib.dates as mdates
 
     # Figure objects, not pyplot: no global backend or figure registry is touched (a
@@ -341,6 +354,9 @@ def render_report(
     overrides: str = "",
     title: str | None = None,
 ) -> str:
+    """The report of ``result`` as one HTML page. ``scenario_text`` is shown as run,
+    ``version`` is pmcap's, ``overrides`` names command-line overrides (``draws=200``) and
+    ``title`` names the run in the heading (default: the scenario file and its folder)."""
     import jinja2
 
     sc = result.scenario
