@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from capacity.errors import InputError
-from pmcap.scenario import Scenario
+from pmcap.scenario import Scenario, example_scenario_path, load_scenario
 
 if TYPE_CHECKING:
     from pmcap.run import Stage
@@ -45,8 +45,6 @@ class DiagnosticsError(Exception):
 def load_or_example(scenario: Scenario | str | Path | None) -> Scenario:
     """A validated scenario: ``scenario`` itself, the file at that path, or (``None``) the
     bundled example portfolio."""
-    from pmcap.scenario import example_scenario_path, load_scenario
-
     if isinstance(scenario, Scenario):
         return scenario
     return load_scenario(example_scenario_path() if scenario is None else scenario)
@@ -118,7 +116,6 @@ def validate_scenario(path: str | Path) -> Scenario:
     """``pmcap validate``: read a scenario file and check every input it names, short of
     sampling (:func:`pmcap.inputs.check_inputs`); returns the scenario."""
     from pmcap.inputs import check_inputs
-    from pmcap.scenario import load_scenario
 
     scenario = load_scenario(path)
     check_inputs(scenario)
@@ -128,8 +125,6 @@ def validate_scenario(path: str | Path) -> Scenario:
 def init_folder(folder: Path) -> list[str]:
     """``pmcap init``: copy the example portfolio's scenario and input files (``.toml``,
     ``.csv``) into ``folder``, a new or empty folder; returns the names copied."""
-    from pmcap.scenario import example_scenario_path
-
     try:
         if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
             raise InputError(f"{folder}: exists and is not an empty folder; give a new folder")
