@@ -1,5 +1,5 @@
-"""Start-up cost of the demand side: ``import forecast`` and forecasting from saved posteriors,
-before vs after lazy PyMC/PyTensor/ArviZ imports (issue 14 goal 3).
+"""Start-up cost of the demand side at two revisions: ``import forecast`` and forecasting from
+saved posteriors, where PyMC, PyTensor and ArviZ should not be imported at all.
 
 Each measurement is a fresh interpreter (``sys.executable``, the same venv) run in a copy of
 one commit's tree (``git archive``, nothing in the checkout is touched) with that copy first on
@@ -12,8 +12,8 @@ trees and the medians are compared, so a busy machine slows both alike.
 * which of pymc / pytensor / arviz / numba / matplotlib the second one loaded.
 
 Run: ``python benchmarks/bench_startup.py [--before REV] [--after REV|worktree] [--repeat N]``.
-``--before`` defaults to 894d99e, the last commit with eager imports; ``--after`` to the
-working tree.
+``--before`` defaults to 894d99e, a revision that imports PyMC, PyTensor and ArviZ with
+``forecast``; ``--after`` to the working tree.
 """
 
 from __future__ import annotations

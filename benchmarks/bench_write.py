@@ -1,13 +1,13 @@
-"""Time writing a run's output folder (``pmcap.runfolder.write_run``): the current code against
-the implementation it replaced, in the same process, on the bundled example scenario.
+"""Time writing a run's output folder (``pmcap.runfolder.write_run``) against a baseline, in
+the same process, on the bundled example scenario.
 
-The baseline is the old code's slow parts, kept here: the report charts drawn with
-``bbox_inches="tight"`` and matplotlib's automatic date ticks (each figure drawn twice), the
-finance table's per-metric xarray ``groupby`` and the report's per-year decision-table loop.
-``write_draws`` (draws.nc) and the other CSV tables did not change; they are timed once per
-round for the per-part table.
+The baseline is the straightforward implementation of the costly parts, kept here: the report
+charts drawn through pyplot with ``bbox_inches="tight"`` and matplotlib's automatic date
+ticks (each figure drawn twice), the finance table's per-metric xarray ``groupby`` and a
+per-year loop for the report's decision table. ``write_draws`` (draws.nc) and the other CSV
+tables are the same in both; they are timed once per round for the per-part table.
 
-Rounds alternate old and new; medians are printed. Run:
+Rounds alternate baseline and current code; medians are printed. Run:
 ``python benchmarks/bench_write.py [--rounds N]``.
 """
 
@@ -25,15 +25,15 @@ import pandas as pd
 import xarray as xr
 
 from pmcap import export, report
-from pmcap.report import RESOURCES, _installed_series
+from pmcap.report import RESOURCES, installed_series
 from pmcap.run import run_scenario
 from pmcap.runfolder import write_run
 from pmcap.scenario import example_scenario_path, load_scenario
 
-# ---- the old implementation (before the write-speed change) ----------------------------
+# ---- the baseline ------------------------------------------------------------------------
 
 
-def old_figures(result) -> dict[str, str]:
+def baseline_figures(result) -> dict[str, str]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -75,7 +75,7 @@ def old_figures(result) -> dict[str, str]:
         q = np.quantile(values, [0.1, 0.5, 0.9], axis=0)
         ax.fill_between(months, q[0], q[2], step="mid", alpha=0.3, label="P10-P90")
         ax.plot(months, q[1], drawstyle="steps-mid", label="P50")
-        ax.plot(months, _installed_series(result, resource, months), "k--", label="installed")
+        ax.plot(months, installed_series(result, resource, months), "k--", label="installed")
         ax.set_title(label)
         ax.legend(frameon=False, fontsize=8, loc="upper left")
     figs["capacity"] = report.inline_png(fig, tight=True)
@@ -91,7 +91,7 @@ def old_figures(result) -> dict[str, str]:
     return figs
 
 
-def old_decision_table(result) -> pd.DataFrame:
+def baseline_decision_table(result) -> pd.DataFrame:
     total = result.total
     months = pd.DatetimeIndex(total["month"].values)
     target = result.scenario.facility.shortfall_target
@@ -110,7 +110,7 @@ def old_decision_table(result) -> pd.DataFrame:
                     "resource": resource,
                     "p50": float(p50),
                     "plan": float(plan),
-                    "installed": float(_installed_series(result, resource, months)[in_year].min()),
+                    "installed": float(installed_series(result, resource, months)[in_year].min()),
                     "max_shortfall_probability": risk,
                     "short": bool(risk > target),
                 }
@@ -118,15 +118,15 @@ def old_decision_table(result) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _old_per_period(var: xr.DataArray, flow: bool, freq: str) -> xr.DataArray:
+def _baseline_per_period(var: xr.DataArray, flow: bool, freq: str) -> xr.DataArray:
     if freq == "month":
         return var
     grouped = var.groupby(var["month"].dt.year)
     return (grouped.sum("month") if flow else grouped.mean("month")).rename(year="period")
 
 
-def old_finance_table(req, total, demand, quantiles) -> pd.DataFrame:
-    sources = export.finance_sources(req, total, demand)  # the inputs: unchanged
+def baseline_finance_table(req, total, demand, quantiles) -> pd.DataFrame:
+    sources = export.finance_sources(req, total, demand)  # the same inputs as the current code
     months = pd.DatetimeIndex(demand["month"].values)
     rows = []
     for freq in ("year", "month"):
@@ -137,7 +137,7 @@ def old_finance_table(req, total, demand, quantiles) -> pd.DataFrame:
             both = xr.concat(
                 [by_program, facility_total.expand_dims(program=["total"])], dim="program"
             ).transpose("draw", "month", "program")
-            per = _old_per_period(both, flow, freq)
+            per = _baseline_per_period(both, flow, freq)
             dim = "month" if freq == "month" else "period"
             arr = np.asarray(per.transpose("draw", dim, "program").values, float)
             unit_label = f"{unit} per period" if flow else f"{unit}, average"
@@ -145,7 +145,7 @@ def old_finance_table(req, total, demand, quantiles) -> pd.DataFrame:
             columns[f"{metric}_mean [{unit_label}]"] = arr.mean(axis=0).reshape(-1)
             qs = np.quantile(arr, quantiles, axis=0, method=method)
             for q, values in zip(quantiles, qs, strict=True):
-                columns[f"{metric}_{export._label(q)} [{unit_label}]"] = values.reshape(-1)
+                columns[f"{metric}_{export.quantile_label(q)} [{unit_label}]"] = values.reshape(-1)
             if index is None:
                 index = (per[dim].values, np.asarray(per["program"].values, str))
         periods, programs = index
@@ -170,18 +170,18 @@ def old_finance_table(req, total, demand, quantiles) -> pd.DataFrame:
 
 
 @contextmanager
-def old_code():
-    """write_run with the old figures, finance table and decision table swapped in."""
-    saved = (report._figures, report.decision_table, export.finance_table)
-    report._figures, report.decision_table, export.finance_table = (
-        old_figures,
-        old_decision_table,
-        old_finance_table,
+def baseline_code():
+    """write_run with the baseline figures, finance table and decision table swapped in."""
+    saved = (report.report_figures, report.decision_table, export.finance_table)
+    report.report_figures, report.decision_table, export.finance_table = (
+        baseline_figures,
+        baseline_decision_table,
+        baseline_finance_table,
     )
     try:
         yield
     finally:
-        report._figures, report.decision_table, export.finance_table = saved
+        report.report_figures, report.decision_table, export.finance_table = saved
 
 
 # ---- timing ------------------------------------------------------------------------------
@@ -193,21 +193,21 @@ def _time(fn) -> float:
     return time.perf_counter() - t0
 
 
-def parts(result, folder: Path, old: bool) -> dict[str, float]:
+def parts(result, folder: Path, baseline: bool) -> dict[str, float]:
     qs = result.scenario.run.quantiles
     req, total, demand = result.requirements, result.total, result.world.demand
-    figures = old_figures if old else report._figures
-    finance = old_finance_table if old else export.finance_table
-    decision = old_decision_table if old else report.decision_table
+    figures = baseline_figures if baseline else report.report_figures
+    finance = baseline_finance_table if baseline else export.finance_table
+    decision = baseline_decision_table if baseline else report.decision_table
     return {
         "figures": _time(lambda: figures(result)),
         "finance+decision tables": _time(
             lambda: (finance(req, total, demand, qs), decision(result))
         ),
-        "requirements+demand tables (unchanged)": _time(
+        "requirements+demand tables (same code)": _time(
             lambda: (export.requirements_table(req, total, qs), export.demand_table(demand, qs))
         ),
-        "draws.nc (unchanged)": _time(
+        "draws.nc (same code)": _time(
             lambda: export.write_draws(folder / "draws.nc", result.world, req, total)
         ),
     }
@@ -219,8 +219,8 @@ def main() -> None:
     args = parser.parse_args()
     sc = load_scenario(example_scenario_path())
     result = run_scenario(sc)
-    times: dict[str, list[float]] = {"old": [], "new": []}
-    part_times: dict[str, dict[str, list[float]]] = {"old": {}, "new": {}}
+    times: dict[str, list[float]] = {"baseline": [], "current": []}
+    part_times: dict[str, dict[str, list[float]]] = {"baseline": {}, "current": {}}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
 
@@ -231,30 +231,30 @@ def main() -> None:
             write_run(folder, result, xlsx=False, version="bench", t0=t0)
             return time.perf_counter() - t0
 
-        with old_code():  # warm-up: imports, font cache, first-figure costs
-            write("warm-old")
-        write("warm-new")
+        with baseline_code():  # warm-up: imports, font cache, first-figure costs
+            write("warm-baseline")
+        write("warm-current")
         for i in range(args.rounds):
-            order = ("old", "new") if i % 2 == 0 else ("new", "old")
+            order = ("baseline", "current") if i % 2 == 0 else ("current", "baseline")
             for which in order:
-                if which == "old":
-                    with old_code():
-                        times["old"].append(write(f"old-{i}"))
+                if which == "baseline":
+                    with baseline_code():
+                        times["baseline"].append(write(f"baseline-{i}"))
                 else:
-                    times["new"].append(write(f"new-{i}"))
-                for part, t in parts(result, tmp / f"{which}-{i}", which == "old").items():
+                    times["current"].append(write(f"current-{i}"))
+                for part, t in parts(result, tmp / f"{which}-{i}", which == "baseline").items():
                     part_times[which].setdefault(part, []).append(t)
-    old, new = statistics.median(times["old"]), statistics.median(times["new"])
+    base, current = statistics.median(times["baseline"]), statistics.median(times["current"])
     print(
         f"write_run, {sc.run.draws} draws, median of {args.rounds} alternating rounds "
         f"(warm process):"
     )
-    print(f"{'part':42s}{'old s':>10s}{'new s':>10s}{'old/new':>10s}")
-    for part in part_times["old"]:
-        o = statistics.median(part_times["old"][part])
-        n = statistics.median(part_times["new"][part])
-        print(f"{part:42s}{o:10.3f}{n:10.3f}{o / n:10.2f}")
-    print(f"{'write_run (whole folder)':42s}{old:10.3f}{new:10.3f}{old / new:10.2f}")
+    print(f"{'part':42s}{'baseline s':>12s}{'current s':>12s}{'ratio':>10s}")
+    for part in part_times["baseline"]:
+        b = statistics.median(part_times["baseline"][part])
+        c = statistics.median(part_times["current"][part])
+        print(f"{part:42s}{b:12.3f}{c:12.3f}{b / c:10.2f}")
+    print(f"{'write_run (whole folder)':42s}{base:12.3f}{current:12.3f}{base / current:10.2f}")
 
 
 if __name__ == "__main__":

@@ -1,33 +1,45 @@
 """The ``pmcap`` command line.
 
-Errors a user can cause exit with status 2 and one message naming the file, row or field.
+Each command parses its options, calls one library function (:mod:`pmcap.commands`,
+:mod:`pmcap.sweep`, :mod:`pmcap.sensitivity`) and prints what it returns; no library module
+imports this one. Errors a user can cause (:class:`~capacity.errors.InputError`) are turned
+into one message naming the file, row or field and exit status 2 in one place, the command
+group's :meth:`PmcapGroup.invoke`; a ``--strict`` run whose sampler diagnostics fail exits
+with status 3.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
-import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from typer.core import TyperCommand
+from typer.core import TyperCommand, TyperGroup
 
 from capacity.errors import InputError
 from pmcap import __version__
 
-app = typer.Typer(
-    add_completion=False,
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    # plain help: 80 columns, no type labels on flags ('--xlsx <bool>')
-    rich_markup_mode=None,
-    help="pmcap: uncertain patient demand -> manufacturing capacity with percentile bands.",
-)
+EXIT_INPUT = 2
+EXIT_DIAGNOSTICS = 3
 
 
-class _Command(TyperCommand):
+class PmcapGroup(TyperGroup):
+    """The command group: an :class:`InputError` raised by any command becomes the line
+    ``pmcap: error: MESSAGE`` on stderr and exit status 2 (no traceback)."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except InputError as exc:
+            typer.echo(f"pmcap: error: {exc}", err=True)
+            raise typer.Exit(code=EXIT_INPUT) from None
+
+
+class UsageCommand(TyperCommand):
     """A command whose usage line names its arguments the usual way: ``[OPTIONS] DEMAND``."""
 
     def collect_usage_pieces(self, ctx) -> list[str]:
@@ -40,6 +52,17 @@ class _Command(TyperCommand):
                 piece = f"[{piece[1:-1].upper()}]"
             out.append(piece)
         return out
+
+
+app = typer.Typer(
+    cls=PmcapGroup,
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    # plain help: 80 columns, no type labels on flags ('--xlsx <bool>')
+    rich_markup_mode=None,
+    help="pmcap: uncertain patient demand -> manufacturing capacity with percentile bands.",
+)
 
 
 def _print_version(value: bool) -> None:
@@ -60,7 +83,7 @@ def _root(
     """pmcap: uncertain patient demand -> manufacturing capacity with percentile bands."""
 
 
-# --force, shared by every command that writes an output folder
+# options shared by several commands
 ForceOption = Annotated[
     bool,
     typer.Option(
@@ -69,13 +92,35 @@ ForceOption = Annotated[
         "(never a file, nor a folder holding an input).",
     ),
 ]
+ScenarioArgument = Annotated[
+    Path | None,
+    typer.Argument(help="Scenario TOML file (default: the bundled example portfolio)."),
+]
+NoCacheOption = Annotated[
+    bool, typer.Option("--no-cache", help="Refit every model; do not read or write the cache.")
+]
+QuietOption = Annotated[bool, typer.Option("--quiet", help="No progress output.")]
+XlsxOption = Annotated[bool, typer.Option("--xlsx", help="Also write finance.xlsx.")]
+WorkersOption = Annotated[
+    int | None,
+    typer.Option(
+        metavar="N",
+        min=1,
+        help="Workers of the local cluster (default: one per core, at most one per scenario).",
+    ),
+]
+SchedulerOption = Annotated[
+    str | None,
+    typer.Option(
+        metavar="ADDRESS",
+        help="Run on an existing dask cluster (tcp://host:8786) instead of a local one.",
+    ),
+]
 
 
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"pmcap: error: {message}", err=True)
-    return typer.Exit(code=2)
-
-
+# ------------------------------------------------------------------------------------------
+# option text -> values
+# ------------------------------------------------------------------------------------------
 def parse_installed(text: str | None) -> dict[str, float]:
     """``"suites=6,qc_fte=10"`` -> ``{"suites": 6.0, "qc_fte": 10.0}``.
 
@@ -149,7 +194,87 @@ def parse_quantiles(text: str) -> tuple[float, ...]:
     return tuple(sorted(qs))
 
 
-@app.command(short_help="Demand draws -> requirements and shortfall bands.")
+def one_cluster(workers: int | None, scheduler: str | None) -> None:
+    """``--workers`` (a local cluster) and ``--scheduler`` (an existing one) exclude each other."""
+    if workers is not None and scheduler is not None:
+        raise InputError(
+            "give --workers (a local cluster) or --scheduler (an existing one), not both"
+        )
+
+
+# ------------------------------------------------------------------------------------------
+# progress on stderr
+# ------------------------------------------------------------------------------------------
+STAGE_LABELS = {
+    "check": "checking inputs",
+    "fit": "fitting models (cached posteriors are reused)",
+    "compose": "composing the portfolio's draws",
+    "requirements": "computing requirements",
+    "decisions": "shortfall, plans, service level, drivers",
+    "write": "writing the report and files",
+}
+
+
+@contextlib.contextmanager
+def run_progress(quiet: bool) -> Iterator:
+    """A per-stage status line on stderr (rich), or nothing with --quiet."""
+    if quiet:
+        yield lambda name: contextlib.nullcontext()
+        return
+    from rich.console import Console
+
+    console = Console(stderr=True, highlight=False)
+
+    @contextlib.contextmanager
+    def stage(name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        label = STAGE_LABELS.get(name, name)
+        with console.status(label + " ..."):
+            yield
+        console.print(f"  {label}: {time.perf_counter() - t0:.1f} s")
+
+    yield stage
+
+
+@contextlib.contextmanager
+def sweep_progress(quiet: bool) -> Iterator:
+    """A line on stderr per fit and per finished scenario, or nothing with --quiet."""
+    if quiet:
+        yield None
+        return
+    from rich.console import Console
+
+    console = Console(stderr=True, highlight=False)
+
+    def show(name: str, status: str, done: int, total: int) -> None:
+        if status == "fitting":
+            console.print(f"  fitting (or reading from the cache): {name}")
+        else:
+            console.print(f"  [{done}/{total}] {status}: {name}")
+
+    yield show
+
+
+def finish_sweep(result, out: Path, quiet: bool) -> None:
+    """Say what a sweep wrote; name each failed scenario and exit 1 if any failed."""
+    if not quiet:
+        extra = "sensitivity.csv, ranking.csv, " if result.sensitivity else ""
+        typer.echo(
+            f"wrote {out}/: {extra}sweep.csv, sweep_monthly.csv, sweep.html (the comparison"
+            f"{', tornado and ranking' if extra else ''}) and scenarios/ "
+            f"({len(result.ran)} run, {len(result.skipped)} already done, "
+            f"{len(result.failed)} failed)"
+        )
+    if result.failed:
+        for name, error in result.failed.items():
+            typer.echo(f"pmcap: scenario {name!r} failed: {error}", err=True)
+        raise typer.Exit(code=1)
+
+
+# ------------------------------------------------------------------------------------------
+# the commands, in the order `pmcap --help` lists them
+# ------------------------------------------------------------------------------------------
+@app.command(cls=UsageCommand, short_help="Demand draws -> requirements and shortfall bands.")
 def capacity(
     demand: Annotated[
         Path,
@@ -186,74 +311,199 @@ def capacity(
     --installed, shortfall.csv (the probability each month needs more than is installed, each
     resource with its unit, as in pmcap run's).
     """
-    from capacity import bands, load_process, read_demand, requirements, shortfall_probability
-    from pmcap import export
-    from pmcap.output import atomic_folder, check_out, file_sha256, write_manifest
+    from pmcap.commands import capacity_to_folder
 
-    try:
-        timings: dict[str, float] = {}
-        t0 = time.perf_counter()
-        qs = parse_quantiles(quantiles)
-        capacity_installed = parse_installed(installed)
-        spec = parse_processes(process)
-        files = [Path(v) for v in (spec.values() if isinstance(spec, dict) else [spec])]
-        inputs = [demand, *(f for f in files if f.exists())]
-        check_out(out, inputs=inputs, force=force)
-        specs = (
-            {k: load_process(v) for k, v in spec.items()}
-            if isinstance(spec, dict)
-            else (load_process(spec))
-        )
-        draws = read_demand(demand)
-        timings["read_s"] = time.perf_counter() - t0
-
-        t0 = time.perf_counter()
-        req = requirements(draws, specs, seed=seed)
-        timings["requirements_s"] = time.perf_counter() - t0
-        table = bands(req, qs)
-        shortfall = shortfall_probability(req, capacity_installed) if capacity_installed else None
-    except InputError as exc:
-        raise _fail(str(exc)) from None
-
-    try:
-        with atomic_folder(out, inputs=inputs, force=force) as folder:
-            export.write_csv(table, folder / "requirements.csv")
-            if shortfall is not None:  # the layout of `pmcap run`'s: units, "any of ..."
-                export.write_csv(export.shortfall_table(shortfall), folder / "shortfall.csv")
-            write_manifest(
-                folder,
-                command="capacity",
-                demand={"path": str(demand), "sha256": file_sha256(demand)},
-                process=spec,
-                seed=req.attrs["seed"],
-                draws=int(draws.sizes["draw"]),
-                months=[str(draws["month"].values[0])[:10], str(draws["month"].values[-1])[:10]],
-                installed=capacity_installed,
-                quantiles=list(qs),
-                timings=timings,
-            )
-    except InputError as exc:
-        raise _fail(str(exc)) from None
+    qs = parse_quantiles(quantiles)
+    capacity_installed = parse_installed(installed)
+    spec = parse_processes(process)
+    written = capacity_to_folder(
+        demand, spec, out, installed=capacity_installed, seed=seed, quantiles=qs, force=force
+    )
     typer.echo(
-        f"wrote {out}/requirements.csv" + (" and shortfall.csv" if shortfall is not None else "")
+        f"wrote {out}/requirements.csv"
+        + (" and shortfall.csv" if "shortfall.csv" in written else "")
     )
 
 
-# `run`, `validate` and `init` live in their own module; importing it registers them
-from pmcap import commands as _commands  # noqa: E402,F401
+@app.command(
+    cls=UsageCommand, short_help="Scenario -> report, requirements, demand and finance files."
+)
+def run(
+    scenario: ScenarioArgument = None,
+    out: Annotated[
+        Path,
+        typer.Option(metavar="FOLDER", help="Output folder (replaced atomically; see --force)."),
+    ] = Path("pmcap-output/run"),
+    draws: Annotated[int | None, typer.Option(metavar="N", help="Override run.draws.")] = None,
+    seed: Annotated[int | None, typer.Option(metavar="INT", help="Override run.seed.")] = None,
+    xlsx: XlsxOption = False,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict", help="Exit with status 3 (and write nothing) when sampler diagnostics fail."
+        ),
+    ] = False,
+    quiet: QuietOption = False,
+    force: ForceOption = False,
+    no_cache: NoCacheOption = False,
+) -> None:
+    """Scenario -> report.html, requirements.csv, demand.csv, finance.csv, draws.nc."""
+    import logging
 
-for _info in app.registered_commands:  # one usage style for every command
-    if _info.cls in (None, TyperCommand):
-        _info.cls = _Command
+    from pmcap.commands import DiagnosticsError, run_to_folder
+
+    # the stage display (or --quiet) replaces PyMC's own sampling messages; PyMC is imported
+    # only if a model is fitted, and then keeps the level set here (forecast._pymc)
+    logging.getLogger("pymc").setLevel(logging.ERROR)
+    with run_progress(quiet) as stage:
+        try:
+            written = run_to_folder(
+                scenario,
+                out,
+                draws=draws,
+                seed=seed,
+                xlsx=xlsx,
+                strict=strict,
+                force=force,
+                use_cache=not no_cache,
+                stage=stage,
+            )
+        except DiagnosticsError as exc:
+            typer.echo(
+                f"pmcap: sampler diagnostics fail for {', '.join(exc.labels)} (--strict): "
+                "nothing written",
+                err=True,
+            )
+            raise typer.Exit(code=EXIT_DIAGNOSTICS) from None
+    if not quiet:
+        typer.echo(f"wrote {out}/: {', '.join(written)}")
+
+
+@app.command(cls=UsageCommand)
+def validate(
+    scenario: Annotated[Path, typer.Argument(help="Scenario TOML file.")],
+) -> None:
+    """Check a scenario file and every input it names (no sampling)."""
+    from pmcap.commands import validate_scenario
+
+    sc = validate_scenario(scenario)
+    stages = ", ".join(f"{p.name} ({p.stage})" for p in sc.program)
+    typer.echo(f"{scenario}: ok: {len(sc.program)} programs: {stages}")
+
+
+@app.command(
+    cls=UsageCommand, short_help="Write a starter scenario and input templates to a new folder."
+)
+def init(
+    folder: Annotated[Path, typer.Argument(help="New folder for a starter scenario.")],
+) -> None:
+    """Write a commented starter scenario and input templates (the example portfolio)."""
+    from pmcap.commands import init_folder
+
+    init_folder(folder)
+    typer.echo(
+        f"wrote {folder}/scenario.toml and its input files; edit them, then run "
+        f"'pmcap validate {folder}/scenario.toml' and 'pmcap run {folder}/scenario.toml'"
+    )
+
+
+@app.command(cls=UsageCommand, short_help="Run a sweep file's scenarios on dask and compare them.")
+def sweep(
+    sweep_file: Annotated[Path, typer.Argument(metavar="SWEEP", help="Sweep TOML file.")],
+    out: Annotated[
+        Path,
+        typer.Option(metavar="FOLDER", help="Output folder (an earlier sweep's is resumed)."),
+    ] = Path("pmcap-output/sweep"),
+    workers: WorkersOption = None,
+    scheduler: SchedulerOption = None,
+    draws: Annotated[
+        int | None, typer.Option(metavar="N", help="Override run.draws in every scenario.")
+    ] = None,
+    xlsx: XlsxOption = False,
+    quiet: QuietOption = False,
+    no_cache: NoCacheOption = False,
+) -> None:
+    """Run every scenario of SWEEP (each a task on dask.distributed) and write sweep.csv,
+    sweep.html and one run folder per scenario. Scenarios already done in FOLDER (same
+    scenario hash) are skipped; a failed scenario is reported and the others finish (exit
+    status 1 if any failed)."""
+    from pmcap.sweep import load_sweep, run_sweep
+
+    one_cluster(workers, scheduler)
+    sw = load_sweep(sweep_file, draws=draws)
+    with sweep_progress(quiet) as show:
+        result = run_sweep(
+            sw,
+            out,
+            workers=workers,
+            scheduler=scheduler,
+            use_cache=not no_cache,
+            xlsx=xlsx,
+            progress=show,
+        )
+    finish_sweep(result, out, quiet)
+
+
+@app.command(cls=UsageCommand, short_help="Swing each uncertain input; rank what drives the need.")
+def sensitivity(
+    scenario: ScenarioArgument = None,
+    out: Annotated[
+        Path,
+        typer.Option(metavar="FOLDER", help="Output folder (an earlier run's is resumed)."),
+    ] = Path("pmcap-output/sensitivity"),
+    year: Annotated[
+        int | None,
+        typer.Option(
+            metavar="YYYY",
+            help="Year whose P90 need is compared (default: the base run's peak year).",
+        ),
+    ] = None,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(metavar="TEXT", help="Swing only inputs whose name contains TEXT (repeat)."),
+    ] = None,
+    workers: WorkersOption = None,
+    scheduler: SchedulerOption = None,
+    draws: Annotated[int | None, typer.Option(metavar="N", help="Override run.draws.")] = None,
+    quiet: QuietOption = False,
+    no_cache: NoCacheOption = False,
+) -> None:
+    """Fix each uncertain input at its P10 and P90 in turn (a sweep: tornado of the P90 suite
+    and operator need in a year) and rank every input sampled per draw of the base run by
+    rank correlation with the need. Writes sensitivity.csv, ranking.csv, sweep.csv and
+    sweep.html (with the tornado and the ranking); the base run's folder in full."""
+    from pmcap.commands import load_or_example
+    from pmcap.sensitivity import run_sensitivity
+
+    one_cluster(workers, scheduler)
+    base = load_or_example(scenario)
+    with sweep_progress(quiet) as show:
+        result = run_sensitivity(
+            base,
+            out,
+            year=year,
+            draws=draws,
+            only=only,
+            workers=workers,
+            scheduler=scheduler,
+            use_cache=not no_cache,
+            progress=show,
+        )
+    if not quiet and result.sensitivity:
+        top = result.sensitivity["swings"].head(3)
+        typer.echo(
+            f"largest swings of the P90 suite need in {result.sensitivity['year']}: "
+            + "; ".join(
+                f"{r.input} {r.suites_p90_low:.1f} to {r.suites_p90_high:.1f}"
+                for r in top.itertuples()
+            )
+        )
+    finish_sweep(result, out, quiet)
 
 
 def main() -> None:
-    """Console entry point."""
-    try:
-        app()
-    except InputError as exc:  # raised outside a command's own handler
-        typer.echo(f"pmcap: error: {exc}", err=True)
-        sys.exit(2)
+    """Console entry point (``pmcap``)."""
+    app()
 
 
 if __name__ == "__main__":

@@ -1,319 +1,220 @@
-"""``pmcap run``, ``pmcap validate`` and ``pmcap init`` (registered on the CLI app)."""
+"""What each ``pmcap`` command does, as functions a notebook can call as well.
+
+The command line (:mod:`pmcap.cli`) parses options, calls one of these and prints what it
+returns. Errors a user can cause raise :class:`~capacity.errors.InputError` naming the file,
+row or field and what was expected. An output folder is only ever replaced if pmcap wrote it
+(or it is empty), and is written atomically (:func:`pmcap.output.atomic_folder`): built beside
+its place and renamed at the end, so nothing half-written is left behind.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
-
-import typer
+from typing import TYPE_CHECKING
 
 from capacity.errors import InputError
-from pmcap.cli import ForceOption, _fail, app
+from pmcap.scenario import Scenario, example_scenario_path, load_scenario
 
-EXIT_DIAGNOSTICS = 3
+if TYPE_CHECKING:
+    from pmcap.run import Stage
 
-ScenarioArgument = Annotated[
-    Path | None,
-    typer.Argument(help="Scenario TOML file (default: the bundled example portfolio)."),
+__all__ = [
+    "DiagnosticsError",
+    "capacity_to_folder",
+    "init_folder",
+    "load_or_example",
+    "run_to_folder",
+    "validate_scenario",
 ]
-NoCacheOption = Annotated[
-    bool, typer.Option("--no-cache", help="Refit every model; do not read or write the cache.")
-]
 
 
-def _load(scenario: Path | None):
-    from pmcap.scenario import example_scenario_path, load_scenario
+class DiagnosticsError(Exception):
+    """Sampler diagnostics of one or more fits fail (a strict run writes nothing).
 
+    ``labels`` names the fits, as the keys of :attr:`pmcap.run.RunResult.diagnostics`.
+    """
+
+    def __init__(self, labels: Sequence[str]) -> None:
+        self.labels = list(labels)
+        super().__init__(f"sampler diagnostics fail for {', '.join(self.labels)}")
+
+
+def load_or_example(scenario: Scenario | str | Path | None) -> Scenario:
+    """A validated scenario: ``scenario`` itself, the file at that path, or (``None``) the
+    bundled example portfolio."""
+    if isinstance(scenario, Scenario):
+        return scenario
     return load_scenario(example_scenario_path() if scenario is None else scenario)
 
 
-@contextlib.contextmanager
-def _progress(quiet: bool) -> Iterator:
-    """A per-stage status line on stderr (rich), or nothing with --quiet."""
-    if quiet:
-        yield lambda name: contextlib.nullcontext()
-        return
-    from rich.console import Console
+def run_to_folder(
+    scenario: Scenario | str | Path | None,
+    out: Path,
+    *,
+    draws: int | None = None,
+    seed: int | None = None,
+    xlsx: bool = False,
+    strict: bool = False,
+    force: bool = False,
+    use_cache: bool = True,
+    stage: Stage | None = None,
+) -> list[str]:
+    """``pmcap run``: a scenario end to end, written to the folder ``out``.
 
-    console = Console(stderr=True, highlight=False)
-    labels = {
-        "check": "checking inputs",
-        "fit": "fitting models (cached posteriors are reused)",
-        "compose": "composing the portfolio's draws",
-        "requirements": "computing requirements",
-        "decisions": "shortfall, plans, service level, drivers",
-        "write": "writing the report and files",
-    }
+    Parameters
+    ----------
+    scenario
+        A :class:`~pmcap.scenario.Scenario`, a scenario file, or ``None`` for the bundled
+        example portfolio.
+    out
+        Output folder; replaced only if pmcap wrote it (or it is empty), unless ``force``
+        (never a file, nor a folder holding an input).
+    draws, seed
+        Override ``run.draws`` and ``run.seed``; the report names the overrides.
+    xlsx
+        Also write ``finance.xlsx``.
+    strict
+        Raise :class:`DiagnosticsError`, writing nothing, when a fit's sampler diagnostics
+        fail (:data:`pmcap.run.DIAGNOSTIC_LIMITS`).
+    use_cache
+        Read and write fitted posteriors in the cache (:mod:`pmcap.fits`).
+    stage
+        ``stage(name)`` returns a context manager around each stage (a progress display);
+        default: none.
 
-    @contextlib.contextmanager
-    def stage(name: str) -> Iterator[None]:
-        t0 = time.perf_counter()
-        with console.status(labels.get(name, name) + " ..."):
-            yield
-        console.print(f"  {labels.get(name, name)}: {time.perf_counter() - t0:.1f} s")
-
-    yield stage
-
-
-@app.command(short_help="Scenario -> report, requirements, demand and finance files.")
-def run(
-    scenario: ScenarioArgument = None,
-    out: Annotated[
-        Path,
-        typer.Option(metavar="FOLDER", help="Output folder (replaced atomically; see --force)."),
-    ] = Path("pmcap-output/run"),
-    draws: Annotated[int | None, typer.Option(metavar="N", help="Override run.draws.")] = None,
-    seed: Annotated[int | None, typer.Option(metavar="INT", help="Override run.seed.")] = None,
-    xlsx: Annotated[bool, typer.Option("--xlsx", help="Also write finance.xlsx.")] = False,
-    strict: Annotated[
-        bool,
-        typer.Option(
-            "--strict", help="Exit with status 3 (and write nothing) when sampler diagnostics fail."
-        ),
-    ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
-    force: ForceOption = False,
-    no_cache: NoCacheOption = False,
-) -> None:
-    """Scenario -> report.html, requirements.csv, demand.csv, finance.csv, draws.nc."""
-    import logging
-
-    # the stage display (or --quiet) replaces PyMC's own sampling messages; PyMC is imported
-    # only if a model is fitted, and then keeps the level set here (forecast._pymc)
-    from pmcap import __version__
+    Returns
+    -------
+    list of str
+        The names of the files written, as :func:`pmcap.runfolder.write_run` returns them.
+    """
+    from pmcap import __version__, runfolder
     from pmcap.output import atomic_folder, check_out
-    from pmcap.run import run_scenario
-    from pmcap.runfolder import write_run
+    from pmcap.run import diagnostics_pass, no_progress, run_scenario
 
-    logging.getLogger("pymc").setLevel(logging.ERROR)
-    try:
-        sc = _load(scenario).apply(draws=draws, seed=seed)
-        inputs = sc.input_files()
-        check_out(out, inputs=inputs, force=force)
-        with _progress(quiet) as stage:
-            result = run_scenario(sc, stage=stage, use_cache=not no_cache)
-            if strict and not result.diagnostics_ok:
-                bad = [k for k, d in result.diagnostics.items() if not _ok(d)]
-                typer.echo(
-                    f"pmcap: sampler diagnostics fail for {', '.join(bad)} (--strict): nothing "
-                    "written",
-                    err=True,
-                )
-                raise typer.Exit(code=EXIT_DIAGNOSTICS)
-            t0 = time.perf_counter()
-            with stage("write"), atomic_folder(out, inputs=inputs, force=force) as folder:
-                overrides = ", ".join(
-                    f"{k}={v}" for k, v in (("draws", draws), ("seed", seed)) if v is not None
-                )
-                written = write_run(
-                    folder, result, xlsx=xlsx, version=__version__, t0=t0, overrides=overrides
-                )
-    except InputError as exc:
-        raise _fail(str(exc)) from None
-    if not quiet:
-        typer.echo(f"wrote {out}/: {', '.join(written)}")
+    stage = stage or no_progress
+    sc = load_or_example(scenario).apply(draws=draws, seed=seed)
+    inputs = sc.input_files()
+    check_out(out, inputs=inputs, force=force)
+    result = run_scenario(sc, stage=stage, use_cache=use_cache)
+    if strict and not result.diagnostics_ok:
+        failed = [k for k, d in result.diagnostics.items() if not diagnostics_pass(d)]
+        raise DiagnosticsError(failed)
+    t0 = time.perf_counter()
+    with stage("write"), atomic_folder(out, inputs=inputs, force=force) as folder:
+        overrides = ", ".join(
+            f"{k}={v}" for k, v in (("draws", draws), ("seed", seed)) if v is not None
+        )
+        return runfolder.write_run(
+            folder, result, xlsx=xlsx, version=__version__, t0=t0, overrides=overrides
+        )
 
 
-def _ok(d) -> bool:
-    from pmcap.run import diagnostics_pass
+def validate_scenario(path: str | Path) -> Scenario:
+    """``pmcap validate``: read a scenario file and check every input it names, short of
+    sampling (:func:`pmcap.inputs.check_inputs`); returns the scenario."""
+    from pmcap.inputs import check_inputs
 
-    return diagnostics_pass(d)
-
-
-@app.command()
-def validate(
-    scenario: Annotated[Path, typer.Argument(help="Scenario TOML file.")],
-) -> None:
-    """Check a scenario file and every input it names (no sampling)."""
-    from pmcap.run import check_inputs
-
-    try:
-        sc = _load(scenario)
-        check_inputs(sc)
-    except InputError as exc:
-        raise _fail(str(exc)) from None
-    stages = ", ".join(f"{p.name} ({p.stage})" for p in sc.program)
-    typer.echo(f"{scenario}: ok: {len(sc.program)} programs: {stages}")
+    scenario = load_scenario(path)
+    check_inputs(scenario)
+    return scenario
 
 
-@app.command(short_help="Write a starter scenario and input templates to a new folder.")
-def init(
-    folder: Annotated[Path, typer.Argument(help="New folder for a starter scenario.")],
-) -> None:
-    """Write a commented starter scenario and input templates (the example portfolio)."""
-    from pmcap.scenario import example_scenario_path
-
+def init_folder(folder: Path) -> list[str]:
+    """``pmcap init``: copy the example portfolio's scenario and input files (``.toml``,
+    ``.csv``) into ``folder``, a new or empty folder; returns the names copied."""
     try:
         if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
             raise InputError(f"{folder}: exists and is not an empty folder; give a new folder")
         source = example_scenario_path().parent
         folder.mkdir(parents=True, exist_ok=True)
+        copied = []
         for path in sorted(source.iterdir()):
             if path.suffix in (".toml", ".csv"):
                 shutil.copyfile(path, folder / path.name)
-    except InputError as exc:
-        raise _fail(str(exc)) from None
+                copied.append(path.name)
     except OSError as exc:
-        raise _fail(f"{folder}: cannot write ({exc.strerror})") from None
-    typer.echo(
-        f"wrote {folder}/scenario.toml and its input files; edit them, then run "
-        f"'pmcap validate {folder}/scenario.toml' and 'pmcap run {folder}/scenario.toml'"
+        raise InputError(f"{folder}: cannot write ({exc.strerror})") from None
+    return copied
+
+
+def capacity_to_folder(
+    demand: Path,
+    process: str | dict[str, str],
+    out: Path,
+    *,
+    installed: dict[str, float] | None = None,
+    seed: int | None = None,
+    quantiles: Sequence[float] = (0.1, 0.5, 0.9),
+    force: bool = False,
+) -> list[str]:
+    """``pmcap capacity``: demand draws -> ``requirements.csv`` (percentile bands per month,
+    program and metric) and, given ``installed``, ``shortfall.csv`` (the probability each
+    month needs more than is installed, in the layout of ``pmcap run``'s), with a manifest.
+
+    Parameters
+    ----------
+    demand
+        Demand draws, NetCDF (``.nc``) or long CSV (:func:`capacity.read_demand`).
+    process
+        A template name or TOML file for every program, or ``{program: name_or_file}``
+        (``"*"`` for the rest).
+    out
+        Output folder (as :func:`run_to_folder`'s).
+    installed
+        Installed capacity by metric, e.g. ``{"suites": 6, "qc_fte": 10}``.
+    seed
+        Seed of the process parameters; default: the demand's seed, else 0.
+    quantiles
+        Percentiles of the bands, increasing.
+
+    Returns
+    -------
+    list of str
+        The names of the files written.
+    """
+    from capacity import bands, load_process, read_demand, requirements, shortfall_probability
+    from pmcap import export
+    from pmcap.output import atomic_folder, check_out, file_sha256, write_manifest
+
+    installed = dict(installed or {})
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    files = [Path(v) for v in (process.values() if isinstance(process, dict) else [process])]
+    inputs = [demand, *(f for f in files if f.exists())]
+    check_out(out, inputs=inputs, force=force)
+    specs = (
+        {k: load_process(v) for k, v in process.items()}
+        if isinstance(process, dict)
+        else load_process(process)
     )
+    draws = read_demand(demand)
+    timings["read_s"] = time.perf_counter() - t0
 
+    t0 = time.perf_counter()
+    req = requirements(draws, specs, seed=seed)
+    timings["requirements_s"] = time.perf_counter() - t0
+    table = bands(req, quantiles)
+    shortfall = shortfall_probability(req, installed) if installed else None
 
-WorkersOption = Annotated[
-    int | None,
-    typer.Option(
-        metavar="N",
-        min=1,
-        help="Workers of the local cluster (default: one per core, at most one per scenario).",
-    ),
-]
-SchedulerOption = Annotated[
-    str | None,
-    typer.Option(
-        metavar="ADDRESS",
-        help="Run on an existing dask cluster (tcp://host:8786) instead of a local one.",
-    ),
-]
-
-
-@contextlib.contextmanager
-def _sweep_progress(quiet: bool) -> Iterator:
-    if quiet:
-        yield None
-        return
-    from rich.console import Console
-
-    console = Console(stderr=True, highlight=False)
-
-    def show(name: str, status: str, done: int, total: int) -> None:
-        if status == "fitting":
-            console.print(f"  fitting (or reading from the cache): {name}")
-        else:
-            console.print(f"  [{done}/{total}] {status}: {name}")
-
-    yield show
-
-
-def _finish_sweep(result, out: Path, quiet: bool) -> None:
-    if not quiet:
-        extra = "sensitivity.csv, ranking.csv, " if result.sensitivity else ""
-        typer.echo(
-            f"wrote {out}/: {extra}sweep.csv, sweep_monthly.csv, sweep.html (the comparison"
-            f"{', tornado and ranking' if extra else ''}) and scenarios/ "
-            f"({len(result.ran)} run, {len(result.skipped)} already done, "
-            f"{len(result.failed)} failed)"
+    written = ["requirements.csv"]
+    with atomic_folder(out, inputs=inputs, force=force) as folder:
+        export.write_csv(table, folder / "requirements.csv")
+        if shortfall is not None:  # the layout of `pmcap run`'s: units, "any of ..."
+            export.write_csv(export.shortfall_table(shortfall), folder / "shortfall.csv")
+            written.append("shortfall.csv")
+        write_manifest(
+            folder,
+            command="capacity",
+            demand={"path": str(demand), "sha256": file_sha256(demand)},
+            process=process,
+            seed=req.attrs["seed"],
+            draws=int(draws.sizes["draw"]),
+            months=[str(draws["month"].values[0])[:10], str(draws["month"].values[-1])[:10]],
+            installed=installed,
+            quantiles=list(quantiles),
+            timings=timings,
         )
-    if result.failed:
-        for name, error in result.failed.items():
-            typer.echo(f"pmcap: scenario {name!r} failed: {error}", err=True)
-        raise typer.Exit(code=1)
-
-
-@app.command(short_help="Run a sweep file's scenarios on dask and compare them.")
-def sweep(
-    sweep_file: Annotated[Path, typer.Argument(metavar="SWEEP", help="Sweep TOML file.")],
-    out: Annotated[
-        Path,
-        typer.Option(metavar="FOLDER", help="Output folder (an earlier sweep's is resumed)."),
-    ] = Path("pmcap-output/sweep"),
-    workers: WorkersOption = None,
-    scheduler: SchedulerOption = None,
-    draws: Annotated[
-        int | None, typer.Option(metavar="N", help="Override run.draws in every scenario.")
-    ] = None,
-    xlsx: Annotated[bool, typer.Option("--xlsx", help="Also write finance.xlsx.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
-    no_cache: NoCacheOption = False,
-) -> None:
-    """Run every scenario of SWEEP (each a task on dask.distributed) and write sweep.csv,
-    sweep.html and one run folder per scenario. Scenarios already done in FOLDER (same
-    scenario hash) are skipped; a failed scenario is reported and the others finish (exit
-    status 1 if any failed)."""
-    from pmcap.sweep import load_sweep, run_sweep
-
-    if workers is not None and scheduler is not None:
-        raise _fail("give --workers (a local cluster) or --scheduler (an existing one), not both")
-    try:
-        sw = load_sweep(sweep_file, draws=draws)
-        with _sweep_progress(quiet) as show:
-            result = run_sweep(
-                sw,
-                out,
-                workers=workers,
-                scheduler=scheduler,
-                use_cache=not no_cache,
-                xlsx=xlsx,
-                progress=show,
-            )
-    except InputError as exc:
-        raise _fail(str(exc)) from None
-    _finish_sweep(result, out, quiet)
-
-
-@app.command(short_help="Swing each uncertain input; rank what drives the need.")
-def sensitivity(
-    scenario: ScenarioArgument = None,
-    out: Annotated[
-        Path,
-        typer.Option(metavar="FOLDER", help="Output folder (an earlier run's is resumed)."),
-    ] = Path("pmcap-output/sensitivity"),
-    year: Annotated[
-        int | None,
-        typer.Option(
-            metavar="YYYY",
-            help="Year whose P90 need is compared (default: the base run's peak year).",
-        ),
-    ] = None,
-    only: Annotated[
-        list[str] | None,
-        typer.Option(metavar="TEXT", help="Swing only inputs whose name contains TEXT (repeat)."),
-    ] = None,
-    workers: WorkersOption = None,
-    scheduler: SchedulerOption = None,
-    draws: Annotated[int | None, typer.Option(metavar="N", help="Override run.draws.")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
-    no_cache: NoCacheOption = False,
-) -> None:
-    """Fix each uncertain input at its P10 and P90 in turn (a sweep: tornado of the P90 suite
-    and operator need in a year) and rank every input sampled per draw of the base run by
-    rank correlation with the need. Writes sensitivity.csv, ranking.csv, sweep.csv and
-    sweep.html (with the tornado and the ranking); the base run's folder in full."""
-    from pmcap.sensitivity import run_sensitivity
-
-    if workers is not None and scheduler is not None:
-        raise _fail("give --workers (a local cluster) or --scheduler (an existing one), not both")
-    try:
-        base = _load(scenario)
-        with _sweep_progress(quiet) as show:
-            result = run_sensitivity(
-                base,
-                out,
-                year=year,
-                draws=draws,
-                only=only,
-                workers=workers,
-                scheduler=scheduler,
-                use_cache=not no_cache,
-                progress=show,
-            )
-    except InputError as exc:
-        raise _fail(str(exc)) from None
-    if not quiet and result.sensitivity:
-        top = result.sensitivity["swings"].head(3)
-        typer.echo(
-            f"largest swings of the P90 suite need in {result.sensitivity['year']}: "
-            + "; ".join(
-                f"{r.input} {r.suites_p90_low:.1f} to {r.suites_p90_high:.1f}"
-                for r in top.itertuples()
-            )
-        )
-    _finish_sweep(result, out, quiet)
-
-
-__all__ = ["run", "validate", "init", "sweep", "sensitivity"]
+    return [*written, "manifest.json"]

@@ -57,7 +57,7 @@ FLOWS = (
 )
 
 
-def _label(q: float) -> str:
+def quantile_label(q: float) -> str:
     return f"p{100 * q:g}"
 
 
@@ -75,7 +75,7 @@ def _tidy(ds: xr.Dataset, quantiles: Sequence[float], program_label: str | None 
         for q, values in zip(
             quantiles, np.quantile(arr, quantiles, axis=0, method=method), strict=True
         ):
-            stats[_label(q)] = values
+            stats[quantile_label(q)] = values
         n_m, n_p = arr.shape[1:]
         frames.append(
             pd.DataFrame(
@@ -181,7 +181,7 @@ def finance_table(
             columns[f"{metric}_mean [{unit_label}]"] = arr.mean(axis=0).reshape(-1)
             qs = np.quantile(arr, quantiles, axis=0, method=method)
             for q, values in zip(quantiles, qs, strict=True):
-                columns[f"{metric}_{_label(q)} [{unit_label}]"] = values.reshape(-1)
+                columns[f"{metric}_{quantile_label(q)} [{unit_label}]"] = values.reshape(-1)
         if freq == "month":
             labels = months.strftime("%Y-%m")
             n_months = np.ones(len(months), int)

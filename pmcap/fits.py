@@ -10,6 +10,9 @@ uptake-analog posteriors depend only on reference data bundled with the package;
 looked up first among the posteriors shipped in ``forecast/posteriors/`` (same key: same
 data, same config, same model code version), then in the user cache (``$PMCAP_CACHE``, else
 ``~/.cache/pmcap``), and fitted (then cached) only when neither has them.
+
+:func:`fit_jobs` lists the models a scenario needs, each with its cache key, and
+:func:`fit_models` gets them: a sweep fits each distinct key once for all its scenarios.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import json
 import os
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +153,112 @@ def reference_uptake_model():
         "uptake", uptake_key(), lambda: UptakeModel(**REFERENCE_NUTS).fit(), UptakeModel.load
     )
     return model
+
+
+@dataclass(frozen=True)
+class FitJob:
+    """One fitted model a scenario needs: where it goes, its cache key and how to get it."""
+
+    name: str  # key in the models dict ("enrollment:CART-A", "phase", "uptake")
+    label: str  # key in diagnostics and sources ("enrollment (CART-A)")
+    kind: str  # cache kind
+    key: str  # cache key: a hash of data, settings and model version
+    fit: Callable[[], Any] = field(compare=False, repr=False)
+    load: Callable[[Path], Any] = field(compare=False, repr=False)
+
+
+def fit_jobs(scenario, parsed: dict[str, Any]) -> list[FitJob]:
+    """The models ``scenario`` needs, each with its cache key (no fitting here).
+
+    One enrollment model per trial program (its data and ``[models]`` settings), the
+    phase-transition model of ``models.phase_table`` if a program must pass phases or file,
+    the uptake model if a program has ``[program.uptake]``. ``parsed``: from
+    :func:`pmcap.inputs.check_inputs`. Two scenarios that need a model with the same
+    ``(kind, key)`` share one fit: a sweep fits each distinct key once.
+    """
+    import pandas as pd
+
+    from capacity.errors import InputError
+    from forecast import EnrollmentModel, PhaseTransitionModel, UptakeModel
+    from pmcap.inputs import enrollment_input_error, enrollment_settings
+
+    jobs = []
+    for p in scenario.program:
+        if p.enrollment is None:
+            continue
+        frames = parsed["enrollment"][p.name]
+        kw = enrollment_settings(scenario, p)
+        blobs = [
+            b"" if f is None else f.to_csv(index=False).encode()
+            for f in (frames["patients"], frames["counts"], frames["sites"])
+        ]
+        key = fit_key("enrollment", {**kw, "as_of": str(scenario.run.as_of)}, *blobs)
+
+        def fit(kw=kw, frames=frames, p=p):
+            try:
+                return EnrollmentModel(**kw).fit(
+                    frames["patients"],
+                    frames["sites"],
+                    counts=frames["counts"],
+                    as_of=pd.Timestamp(scenario.run.as_of),
+                )
+            except InputError as exc:
+                raise enrollment_input_error(exc, scenario, p) from None
+
+        jobs.append(
+            FitJob(
+                f"enrollment:{p.name}",
+                f"enrollment ({p.name})",
+                "enrollment",
+                key,
+                fit,
+                EnrollmentModel.load,
+            )
+        )
+    if any(p.stage == "pipeline" or p.registrational for p in scenario.program):
+        table = scenario.models.phase_table
+        jobs.append(
+            FitJob(
+                "phase",
+                "phase transitions",
+                "phase",
+                phase_key(table),
+                lambda: PhaseTransitionModel(table, **PHASE_NUTS).fit(),
+                PhaseTransitionModel.load,
+            )
+        )
+    if any(p.uptake is not None for p in scenario.program):
+        jobs.append(
+            FitJob(
+                "uptake",
+                "uptake analogs",
+                "uptake",
+                uptake_key(),
+                lambda: UptakeModel(**REFERENCE_NUTS).fit(),
+                UptakeModel.load,
+            )
+        )
+    return jobs
+
+
+@dataclass
+class Fits:
+    """Fitted models of one scenario, their diagnostics and where each came from."""
+
+    models: dict[str, Any]  # FitJob.name -> fitted model
+    diagnostics: dict[str, dict[str, Any]]  # FitJob.label -> model.diagnostics()
+    sources: dict[str, str]  # FitJob.label -> "shipped", "cache" or "fitted"
+
+
+def fit_models(scenario, parsed: dict[str, Any], use_cache: bool = True) -> Fits:
+    """Every model ``scenario`` needs: shipped, cached or fitted now (then cached)."""
+    fits = Fits({}, {}, {})
+    for job in fit_jobs(scenario, parsed):
+        model, source = cached(job.kind, job.key, job.fit, job.load, use_cache=use_cache)
+        fits.models[job.name] = model
+        fits.diagnostics[job.label] = model.diagnostics()
+        fits.sources[job.label] = source
+    return fits
 
 
 if __name__ == "__main__":

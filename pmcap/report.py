@@ -1,4 +1,11 @@
-"""The self-contained HTML report of a run (inline SVG charts, no network)."""
+"""The self-contained HTML report of a run: inline PNG charts, no network access.
+
+Sections (``templates/report.html``): the decisions (what to build or hire when, from the
+module and hiring plans, with key facts), demand, capacity against installed, what drives
+the P90 suite need, sampler diagnostics, and the assumptions and sources with the scenario as
+written. Charts are drawn in matplotlib's default style on ``Figure`` objects (never pyplot),
+so the caller's settings and backend are left alone.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +18,15 @@ import pandas as pd
 from pmcap._style import default_style
 from pmcap.run import DIAGNOSTIC_LIMITS, RunResult, diagnostics_pass
 
-__all__ = ["render_report", "decision_rows", "decision_table", "key_facts"]
+__all__ = [
+    "decision_rows",
+    "decision_table",
+    "inline_png",
+    "installed_series",
+    "key_facts",
+    "render_report",
+    "report_figures",
+]
 
 RESOURCES = (
     ("suites", "Suites"),
@@ -26,7 +41,7 @@ def inline_png(fig, tight: bool = True) -> str:
     render than SVG for fan charts with thousands of vertices.
 
     ``tight`` crops to the drawn content (``bbox_inches="tight"``), which draws the figure
-    twice; the report's own charts lay themselves out (:func:`_fixed_layout`) and pass
+    twice; the report's own charts lay themselves out (:func:`fixed_layout`) and pass
     ``tight=False`` to be drawn once."""
     import base64
 
@@ -42,7 +57,8 @@ def inline_png(fig, tight: bool = True) -> str:
     return f'<img alt="chart" src="data:image/png;base64,{data}">'
 
 
-def _installed_series(result: RunResult, resource: str, months: pd.DatetimeIndex) -> np.ndarray:
+def installed_series(result: RunResult, resource: str, months: pd.DatetimeIndex) -> np.ndarray:
+    """The installed level of ``resource`` (``suites``, ``operator_fte`` ...) in each month."""
     value = result.installed[resource]
     if isinstance(value, pd.Series):
         return value.reindex(months).to_numpy(float)
@@ -57,6 +73,7 @@ def plan_quantile(result: RunResult) -> float:
 
 
 def plan_label(result: RunResult) -> str:
+    """The name of :func:`plan_quantile`'s column: ``P90`` at the default target."""
     return f"P{100 * plan_quantile(result):g}"
 
 
@@ -82,7 +99,7 @@ def decision_table(result: RunResult, upper: float | None = None) -> pd.DataFram
         per_resource[resource] = (
             np.quantile(peaks, [0.5, upper], axis=0),
             risk.groupby(months.year).max(),
-            _installed_series(result, resource, months),
+            installed_series(result, resource, months),
         )
     rows = []
     for i, (year, mask) in enumerate(zip(years, in_year, strict=True)):
@@ -188,9 +205,10 @@ def key_facts(result: RunResult) -> list[str]:
 
 
 # Fixed chart layout, in inches: room for y tick labels of ``n`` characters at the default
-# 10 pt (a digit is about 0.09 in), for x tick labels below and a 12 pt title above. Laying
-# the figures out ahead draws each once; ``bbox_inches="tight"`` drew each twice, and the
-# date-axis tick layout of every shared axis was most of the cost of writing a run.
+# 10 pt (a digit is about 0.09 in), for x tick labels below and a 12 pt title above. A
+# figure laid out ahead is drawn once (``bbox_inches="tight"`` draws it twice), and explicit
+# date ticks avoid the automatic date locator's layout of every shared axis, the largest
+# cost of writing a run.
 _CHAR_IN = 0.09
 _RIGHT_IN = 0.15
 _BOTTOM_IN = 0.35
@@ -208,7 +226,7 @@ def _ylabel_chars(axes) -> int:
     return longest
 
 
-def _fixed_layout(fig, axes, nrows: int, ncols: int) -> float:
+def fixed_layout(fig, axes, nrows: int, ncols: int) -> float:
     """Place the axes grid with margins sized for its tick labels and titles (no draw);
     returns the width of one axes in inches."""
     width, height = fig.get_size_inches()
@@ -228,7 +246,7 @@ def _fixed_layout(fig, axes, nrows: int, ncols: int) -> float:
     return ax_w
 
 
-def _date_axis(ax, x: np.ndarray, width_in: float) -> None:
+def date_axis(ax, x: np.ndarray, width_in: float) -> None:
     """Year ticks (every year if they fit, else every few), or month ticks for a horizon
     of under three years; set explicitly, which is much cheaper to lay out than the
     automatic date locator on shared axes. ``x`` holds the months as matplotlib dates."""
@@ -248,7 +266,10 @@ def _date_axis(ax, x: np.ndarray, width_in: float) -> None:
 
 
 @default_style
-def _figures(result: RunResult) -> dict[str, str]:
+def report_figures(result: RunResult) -> dict[str, str]:
+    """The report's charts as inline PNG ``<img>`` tags: ``demand`` (patients per month by
+    stream), ``approval``, ``capacity`` (need per resource with installed) and
+    ``shortfall`` (probability per month)."""
     import matplotlib.dates as mdates
 
     # Figure objects, not pyplot: no global backend or figure registry is touched (a
@@ -282,7 +303,7 @@ def _figures(result: RunResult) -> dict[str, str]:
         unit = "lots" if stream == "ppq" else "patients"
         ax.set_title(f"{stream} ({unit}/month, P10-P50-P90)", fontsize=10, y=1.0)
         ax.legend(frameon=False, fontsize=8, loc="upper left")
-    _date_axis(axes[0], x, _fixed_layout(fig, axes, 1, 3))
+    date_axis(axes[0], x, fixed_layout(fig, axes, 1, 3))
     figs["demand"] = inline_png(fig, tight=False)
 
     fig = Figure(figsize=(6.7, 2.95))
@@ -297,7 +318,7 @@ def _figures(result: RunResult) -> dict[str, str]:
     ax.set_ylim(0, 1.02)
     ax.set_title("P(approved by month)", y=1.0)
     ax.legend(frameon=False, fontsize=8)
-    _date_axis(ax, x, _fixed_layout(fig, [ax], 1, 1))
+    date_axis(ax, x, fixed_layout(fig, [ax], 1, 1))
     figs["approval"] = inline_png(fig, tight=False)
 
     fig = Figure(figsize=(10.6, 5.25))
@@ -306,10 +327,10 @@ def _figures(result: RunResult) -> dict[str, str]:
         q = np.quantile(result.total[resource].values, [0.1, 0.5, 0.9], axis=0)
         ax.fill_between(x, q[0], q[2], step="mid", alpha=0.3, label="P10-P90")
         ax.plot(x, q[1], drawstyle="steps-mid", label="P50")
-        ax.plot(x, _installed_series(result, resource, months), "k--", label="installed")
+        ax.plot(x, installed_series(result, resource, months), "k--", label="installed")
         ax.set_title(label, y=1.0)
         ax.legend(frameon=False, fontsize=8, loc="upper left")
-    _date_axis(axes[0, 0], x, _fixed_layout(fig, axes.ravel(), 2, 2))
+    date_axis(axes[0, 0], x, fixed_layout(fig, axes.ravel(), 2, 2))
     figs["capacity"] = inline_png(fig, tight=False)
 
     fig = Figure(figsize=(6.7, 2.95))
@@ -321,7 +342,7 @@ def _figures(result: RunResult) -> dict[str, str]:
     ax.set_ylim(0, 1.02)
     ax.set_title("Probability that need exceeds installed, per month", y=1.0)
     ax.legend(frameon=False, fontsize=8)
-    _date_axis(ax, x, _fixed_layout(fig, [ax], 1, 1))
+    date_axis(ax, x, fixed_layout(fig, [ax], 1, 1))
     figs["shortfall"] = inline_png(fig, tight=False)
     return figs
 
@@ -333,6 +354,9 @@ def render_report(
     overrides: str = "",
     title: str | None = None,
 ) -> str:
+    """The report of ``result`` as one HTML page. ``scenario_text`` is shown as run,
+    ``version`` is pmcap's, ``overrides`` names command-line overrides (``draws=200``) and
+    ``title`` names the run in the heading (default: the scenario file and its folder)."""
     import jinja2
 
     sc = result.scenario
@@ -409,7 +433,7 @@ def render_report(
         resources=[{"label": label} for _, label in RESOURCES],
         decision_rows=decision_rows(result),
         plan_label=plan_label(result),
-        figures=_figures(result),
+        figures=report_figures(result),
         qlabels=qlabels,
         events=events,
         drivers=drivers,

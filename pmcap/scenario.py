@@ -34,7 +34,15 @@ from pydantic import (
 from capacity.distributions import Param
 from capacity.errors import InputError
 
-__all__ = ["Scenario", "load_scenario", "example_scenario_path"]
+__all__ = [
+    "Scenario",
+    "check_files",
+    "describe_validation_error",
+    "example_scenario_path",
+    "load_scenario",
+    "read_toml",
+    "scenario_from_tables",
+]
 
 PHASE = Literal["phase1", "phase2", "phase3"]
 
@@ -346,7 +354,7 @@ class Scenario(_Strict):
     # process specification when the processes are loaded
     process: dict[str, dict[str, Any]] = {}
 
-    # set by load_scenario, not part of the file
+    # set by scenario_from_tables (load_scenario), not part of the file
     _path: Path | None = None
 
     @model_validator(mode="after")
@@ -468,13 +476,19 @@ def read_toml(path: Path, what: str) -> dict[str, Any]:
 def load_scenario(path: str | Path) -> Scenario:
     """Read and validate a scenario file, including that every file it names exists."""
     path = Path(path)
-    raw = read_toml(path, "scenario")
+    return scenario_from_tables(read_toml(path, "scenario"), path, str(path))
+
+
+def scenario_from_tables(raw: dict[str, Any], path: Path, where: str) -> Scenario:
+    """Validate a scenario's tables (``raw``, as read from TOML) located at ``path``: its
+    relative file paths are relative to ``path``'s folder, and every file it names must
+    exist. Errors name ``where`` (the file, or a sweep's scenario) and the key."""
     try:
         scenario = Scenario.model_validate(raw)
     except ValidationError as exc:
-        raise InputError(describe_validation_error(exc, str(path), raw)) from None
-    scenario._path = path.resolve()
-    check_files(scenario, str(path))
+        raise InputError(describe_validation_error(exc, where, raw)) from None
+    scenario._path = Path(path).resolve()
+    check_files(scenario, where)
     return scenario
 
 

@@ -1,6 +1,6 @@
 """Every bad input: one clear error naming the field, exit 2, no traceback, nothing touched.
 
-One table, CLI and API alike (issue 12). A case builds its inputs in a fresh work folder and
+One table, CLI and API alike. A case builds its inputs in a fresh work folder and
 returns either the command-line arguments (``OUT`` stands for an existing output folder of an
 earlier run) or a function to call. The test then checks:
 

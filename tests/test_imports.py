@@ -1,22 +1,30 @@
-"""Forecasting from a saved posterior imports neither PyMC, PyTensor, ArviZ nor scipy.stats.
+"""What the packages' imports load, and how their modules depend on each other.
 
-``import forecast``, loading the shipped posteriors (and a saved enrollment posterior), their
-diagnostics and a small forecast run in a fresh interpreter, which then reports the modules
-it loaded. The diagnostics computed without ArviZ are checked against ``az.summary``.
+* Forecasting from a saved posterior imports neither PyMC, PyTensor, ArviZ nor scipy.stats:
+  ``import forecast``, loading the shipped posteriors (and a saved enrollment posterior),
+  their diagnostics and a small forecast run in a fresh interpreter, which then reports the
+  modules it loaded. The diagnostics computed without ArviZ are checked against
+  ``az.summary``.
+* The import graph of capacity's, forecast's and pmcap's modules, read from the source with
+  :mod:`ast` (module-level and function-local imports), has no cycle, and no library module
+  imports the command line (:mod:`pmcap.cli`).
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import logging
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-SHIPPED = Path(__file__).resolve().parents[1] / "forecast" / "posteriors"
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ROOT / "forecast" / "posteriors"
 HEAVY = ("pymc", "pytensor", "arviz", "scipy.stats")  # scipy.stats: about 1 s to import
 
 SCRIPT = """
@@ -150,3 +158,187 @@ def test_pymc_logger_level_survives_a_lazy_import():
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert int(done.stdout.strip()) == logging.ERROR
+
+
+# ------------------------------------------------------------------------------------------
+# the import graph of pmcap's, capacity's and forecast's modules has no cycle
+# ------------------------------------------------------------------------------------------
+PACKAGES = ("capacity", "forecast", "pmcap")
+
+
+def module_files(root: Path, packages=PACKAGES) -> dict[str, Path]:
+    """Dotted module name -> source file, for every ``.py`` file under ``packages`` (a
+    package's ``__init__.py`` is the package itself; symlinked folders are not followed)."""
+    modules = {}
+    for package in packages:
+        for path in sorted((root / package).rglob("*.py")):
+            parts = path.relative_to(root).with_suffix("").parts
+            if "__pycache__" in parts or any(
+                (root / Path(*parts[:i])).is_symlink() for i in range(1, len(parts))
+            ):
+                continue
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            modules[".".join(parts)] = path
+    return modules
+
+
+def _is_package(modules: dict[str, Path], name: str) -> bool:
+    return modules[name].name == "__init__.py"
+
+
+def _absolute(modules: dict[str, Path], module: str, node: ast.ImportFrom) -> str:
+    """The absolute module name an ``ImportFrom`` names (``from ..x import y`` included)."""
+    if not node.level:
+        return node.module or ""
+    package = module if _is_package(modules, module) else module.rpartition(".")[0]
+    for _ in range(node.level - 1):
+        package = package.rpartition(".")[0]
+    return f"{package}.{node.module}" if node.module else package
+
+
+def _reexports(modules: dict[str, Path], package: str) -> dict[str, str]:
+    """Names a package's ``__init__`` takes from its own modules -> the module each is from:
+    ``from pkg.mod import name`` anywhere in it (under ``if TYPE_CHECKING:`` as well), and a
+    dict of ``{"name": "mod"}`` literals that a lazy ``__getattr__`` looks names up in."""
+    tree = ast.parse(modules[package].read_text())
+    names: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            source = _absolute(modules, package, node)
+            if source.startswith(package + ".") and source in modules:
+                for alias in node.names:
+                    names[alias.asname or alias.name] = source
+        elif isinstance(node, ast.Dict):
+            for key, value in zip(node.keys, node.values, strict=True):
+                if (
+                    isinstance(key, ast.Constant)
+                    and isinstance(value, ast.Constant)
+                    and isinstance(key.value, str)
+                    and f"{package}.{value.value}" in modules
+                ):
+                    names.setdefault(key.value, f"{package}.{value.value}")
+    return names
+
+
+def import_graph(root: Path, packages=PACKAGES) -> dict[str, set[str]]:
+    """Module -> the modules of ``packages`` it imports, at module level or inside a function.
+
+    ``import a.b`` and ``from a import b`` (``b`` a module) point to ``a.b``; ``from a import
+    name`` points to the module ``a``'s ``__init__`` takes ``name`` from (a re-export), else
+    to ``a``. A package's imports of its own modules (its re-exports) are left out: importing
+    ``a.b`` runs ``a/__init__.py`` first, which would make every module of a package that
+    re-exports one part of a cycle.
+    """
+    modules = module_files(root, packages)
+    reexports = {m: _reexports(modules, m) for m in modules if _is_package(modules, m)}
+    graph: dict[str, set[str]] = {m: set() for m in modules}
+    for module, path in modules.items():
+        targets: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    name = alias.name
+                    while name and name not in modules:
+                        name = name.rpartition(".")[0]
+                    if name:
+                        targets.add(name)
+            elif isinstance(node, ast.ImportFrom):
+                source = _absolute(modules, module, node)
+                if source not in modules:
+                    continue
+                for alias in node.names:
+                    if f"{source}.{alias.name}" in modules:
+                        targets.add(f"{source}.{alias.name}")
+                    else:
+                        targets.add(reexports.get(source, {}).get(alias.name, source))
+        if _is_package(modules, module):
+            targets = {t for t in targets if not t.startswith(module + ".")}
+        graph[module] = targets - {module}
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One cycle of ``graph`` as ``[a, b, ..., a]``, or None (depth-first search)."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: finished
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt) :] + [nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_no_import_cycle_among_the_packages_modules():
+    """No module of capacity, forecast or pmcap imports itself through other modules."""
+    graph = import_graph(ROOT)
+    assert {"pmcap.cli", "capacity.engine", "forecast.portfolio"} <= set(graph)
+    cycle = find_cycle(graph)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_no_library_module_imports_the_command_line():
+    """The command line is imported by nothing in the packages (it imports the library)."""
+    graph = import_graph(ROOT)
+    importers = sorted(m for m, targets in graph.items() if "pmcap.cli" in targets)
+    assert importers == [], importers
+
+
+def _write_package(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+
+
+def test_import_graph_finds_a_cycle_through_a_function_local_import(tmp_path):
+    """A planted cycle a -> b -> sub.c -> a, closed by an import inside a function and a
+    relative import of a re-exported name, is found and printed in order."""
+    _write_package(
+        tmp_path,
+        {
+            "pkg/__init__.py": "from pkg.a import run\n",
+            "pkg/a.py": "from pkg import b\n\ndef run():\n    return b.helper()\n",
+            "pkg/b.py": "def helper():\n    from pkg.sub.c import value\n    return value\n",
+            "pkg/sub/__init__.py": "",
+            "pkg/sub/c.py": "from .. import run as value\n",
+        },
+    )
+    graph = import_graph(tmp_path, ["pkg"])
+    # `from pkg import b` is the module pkg.b; `from .. import run` is the re-exported pkg.a
+    assert graph == {
+        "pkg": set(),
+        "pkg.a": {"pkg.b"},
+        "pkg.b": {"pkg.sub.c"},
+        "pkg.sub": set(),
+        "pkg.sub.c": {"pkg.a"},
+    }
+    assert find_cycle(graph) == ["pkg.a", "pkg.b", "pkg.sub.c", "pkg.a"]
+
+
+def test_import_graph_sets_package_reexports_aside(tmp_path):
+    """A package whose ``__init__`` re-exports its modules' names, imported by those
+    modules, is no cycle; a re-exported name points to the module that defines it."""
+    _write_package(
+        tmp_path,
+        {
+            "pkg/__init__.py": "from pkg.a import run\nfrom pkg.b import helper\n",
+            "pkg/a.py": "from pkg import helper\n\ndef run():\n    return helper()\n",
+            "pkg/b.py": "def helper():\n    import pkg\n\n    return pkg\n",
+        },
+    )
+    graph = import_graph(tmp_path, ["pkg"])
+    assert graph == {"pkg": set(), "pkg.a": {"pkg.b"}, "pkg.b": {"pkg"}}
+    assert find_cycle(graph) is None

@@ -1,4 +1,4 @@
-"""What an installed pmcap carries, and what its command line says about itself (issue 12).
+"""What an installed pmcap carries, and what its command line says about itself.
 
 The wheel itself is built and run from outside the checkout by ``.ci/run``; these checks are the
 fast part: the build configuration ships every file the code reads, and the help reads well.

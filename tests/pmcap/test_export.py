@@ -61,8 +61,8 @@ COST = "plan_total_expected_cost [currency of facility.module_cost_per_year]"
 
 
 def test_plan_table_gives_each_plans_cost_once():
-    # the plan's total cost was repeated on each of its commitments (30e6 read as 60e6 by a
-    # sum in Excel), under a name that gave no currency
+    # a plan's total cost is on one row, not on each of its commitments (a sum in Excel
+    # would read 30e6 as 60e6), under a name that gives its currency
     plans = {
         "suites": _plan(2, 4, 30e6),
         "operator_fte": _plan(0, 1, 0.0),
@@ -127,7 +127,7 @@ def test_finance_patients_leave_out_ppq_lots_and_lots_count_them():
 @pytest.mark.parametrize(
     ("value", "cell"),
     [
-        (123_456_789.0, "123456789"),  # a cost: every digit, no exponent (was 1.23457e+08)
+        (123_456_789.0, "123456789"),  # a cost: every digit, no exponent (not 1.23457e+08)
         (-2.5e9, "-2500000000"),
         (999_999.6, "1000000"),  # rounds up to a million: written out, not 1e+06
         (999_999.4, "999999"),

@@ -1,4 +1,4 @@
-"""``--out`` never destroys or hides a user's files (issue 12, part 1).
+"""``--out`` never destroys or hides a user's files.
 
 Refusals exit 2 with one line ``pmcap: error: ...`` and leave every file byte-identical; a
 previous pmcap output is replaced; a killed run leaves ``out`` as the complete old or the
@@ -407,7 +407,7 @@ def test_kill_between_any_two_steps_leaves_old_or_new(tmp_path, monkeypatch, bef
         out = tmp_path / str(kill_at) / "out"
         out.parent.mkdir()
         old = None if before == "none" else "old"
-        if before == "older-pmcap":  # a real folder, as pmcap wrote before this change
+        if before == "older-pmcap":  # a real folder, as older pmcap versions wrote
             out.mkdir()
             for i in range(3):
                 (out / f"part{i}.txt").write_text("old" * 100)

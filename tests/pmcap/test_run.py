@@ -69,8 +69,8 @@ def test_run_writes_every_file(first_run):
         "cart-a-sites.csv",
         "cart-c-patients.csv",
     }
-    # the scenario's sha256 is its file's (a new user's sha256sum disagreed: it was the digest
-    # of the parsed scenario, now under "digest")
+    # sha256 is the scenario file's bytes (what sha256sum prints); digest is the parsed
+    # scenario and its input files, a different hash
     scenario = manifest["scenario"]
     assert scenario["sha256"] == hashlib.sha256(EXAMPLE.read_bytes()).hexdigest()
     assert scenario["digest"] == load_scenario(EXAMPLE).apply(draws=DRAWS).digest()
@@ -289,7 +289,9 @@ BAD = [
         ["trial_plan.phase4"],
     ),
     ("horizon_months = 120", "horizon_months = 120\nhorizon_months = 12", ["not valid TOML"]),
-    # review findings: silently wrong demand before
+    # values that would otherwise give wrong demand silently: a percentage for a share, a
+    # share above 1, a negative backlog, patient count or lag, commercial demand for a trial
+    # that never files
     (
         "peak_share = {uniform = [0.08, 0.18]}",
         "peak_share = {uniform = [8, 18]}",
@@ -304,8 +306,8 @@ BAD = [
     ("phase1 = {patients = 24,", "phase1 = {patients = -24,", ["patients", ">= 0"]),
     ("manufactured_share = 0.95", "manufactured_share = 1.5", ["manufactured_share", "[0, 1]"]),
     ("launch_lag_months = 2", "launch_lag_months = -2", ["launch_lag_months", ">= 0"]),
-    # new-user review: a bad step of a suites schedule gave two messages in Python's terms
-    # ("facility.suites.int: expected a whole number, got [{'from': datetime.date(...")
+    # a bad step of a suites schedule gives one message naming the step, not one per form
+    # the field may take (a number or a list of steps)
     (
         "{from = 2028-07-01, suites = 16}]",
         "{from = 2028-07-01, suites = -16}]",
@@ -375,7 +377,7 @@ BAD_ROWS = [
         ["cart-c-patients.csv", "row 3", "whole number"],
     ),
     ("cart-c-patients.csv", "2025Q3,", "2024Q3,", ["cart-c-patients.csv", "before launch"]),
-    # a period given twice or overlapping another counted its patients twice (new-user review)
+    # a period given twice or overlapping another is refused: its patients would count twice
     (
         "cart-c-patients.csv",
         "2025Q4,26",
@@ -454,7 +456,7 @@ def test_report_renders_in_a_real_browser(first_run, tmp_path):
 
 def test_service_level_bisection_equals_brute_force():
     from capacity import suites_for_service_level
-    from pmcap.run import service_level_suites
+    from pmcap.decisions import service_level_suites
     from tests.helpers import fixed_process, make_demand
 
     rng = np.random.default_rng(3)
@@ -482,8 +484,8 @@ def test_duration_group_is_checked_against_the_duration_table(tmp_path):
 
 
 def test_decision_table_shades_a_gap_before_a_mid_year_module():
-    # review finding: need 14 suites all year, 12 installed until July then 16; the old table
-    # compared with the year-end 16 and showed no problem while six months were short
+    # need 14 suites all year, 12 installed until July then 16: the year is shaded short
+    # (six months are), though the year-end 16 covers the need
     from types import SimpleNamespace
 
     from capacity import shortfall_probability
@@ -521,10 +523,9 @@ def test_decision_table_shades_a_gap_before_a_mid_year_module():
 
 
 def test_service_level_simulation_uses_the_process_draws_of_requirements(tmp_path, monkeypatch):
-    # Seam defect: the day-level simulation that sizes the facility drew its own process
-    # parameters (another random stream), so draw i of the service level had another
-    # culture time and failure rate than draw i of the requirements next to it. Each draw's
-    # parameters must be those requirements used (the first service_level.draws draws).
+    # the day-level simulation that sizes the facility for the service level simulates
+    # draw i with the culture time and failure rate requirements drew for draw i (the first
+    # service_level.draws draws), not with parameters of its own random stream
     import capacity.simulation as simulation
     from pmcap.run import run_scenario
     from pmcap.scenario import load_scenario
@@ -552,9 +553,9 @@ def test_writing_a_report_leaves_the_users_matplotlib_backend_alone(tmp_path):
     import subprocess
     import sys
 
-    # Defect: the report, sweep and tornado charts called matplotlib.use("Agg") and pyplot,
-    # so in Jupyter every chart after a run stopped showing inline (the backend had been
-    # switched for the whole kernel). Charts are now Figure objects outside pyplot.
+    # writing a run leaves the caller's matplotlib backend as it was and opens no pyplot
+    # figure (charts are Figure objects outside pyplot), so a notebook keeps showing its
+    # charts inline after a run
     script = f"""
 import matplotlib
 matplotlib.use("svg")  # stands for a notebook's inline backend

@@ -24,7 +24,7 @@ def edited(tmp_path: Path, old: str, new: str) -> Path:
     return path
 
 
-# pydantic's lax mode read these strings as numbers (target = "120" was a target of 120)
+# numbers written as text are refused (pydantic's lax mode would read target = "120" as 120)
 TEXT = [
     (
         "target = 120",

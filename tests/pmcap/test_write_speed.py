@@ -1,6 +1,7 @@
-"""What the faster ``write_run`` must still get right: the report charts (drawn once with a
-fixed layout instead of ``bbox_inches="tight"``), the finance and decision tables (vectorised)
-and draws.nc (exact values)."""
+"""``write_run``'s parts drawn or computed for speed still get it right: the report charts
+(drawn once with a fixed layout, not ``bbox_inches="tight"``) are whole and deterministic, the
+vectorised finance and decision tables agree with the draws, and draws.nc holds exact
+values."""
 
 from __future__ import annotations
 
@@ -48,9 +49,9 @@ def _ink(pixels: np.ndarray) -> np.ndarray:
 
 
 def test_report_charts_are_drawn_whole_inside_the_canvas(result):
-    # a fixed layout with too small a margin clips titles or tick labels at the edge of the
-    # image (bbox_inches="tight" used to make room); a chart drawn off the canvas is blank
-    figures = report._figures(result)
+    # every chart has its title, tick labels and some ink inside the image and nothing at
+    # its edges: a margin too small would clip them, a chart drawn off the canvas is blank
+    figures = report.report_figures(result)
     assert set(figures) == {"demand", "approval", "capacity", "shortfall"}
     for name, tag in figures.items():
         ink = _ink(_pixels(tag))
@@ -65,18 +66,17 @@ def test_report_charts_are_drawn_whole_inside_the_canvas(result):
 
 
 def test_report_charts_are_deterministic(result):
-    assert report._figures(result) == report._figures(result)
+    assert report.report_figures(result) == report.report_figures(result)
 
 
 def test_report_charts_ignore_the_callers_matplotlib_style(result):
-    # review: the fixed layouts assume the default 10 pt text; a notebook with larger fonts
-    # (e.g. a seaborn "talk" theme) got clipped tick labels. The charts are drawn in the
-    # default style whatever the caller set, and the caller's settings are left as they were.
-    from pmcap.report import _figures
+    # the charts are the same under a caller's larger fonts or theme (the fixed layouts assume
+    # matplotlib's default 10 pt text), and the caller's settings are left as they were
+    from pmcap.report import report_figures
 
-    plain = _figures(result)
+    plain = report_figures(result)
     with matplotlib.rc_context({"font.size": 18, "lines.linewidth": 4, "axes.grid": True}):
-        themed = _figures(result)
+        themed = report_figures(result)
         assert matplotlib.rcParams["font.size"] == 18
     assert themed == plain
 
@@ -89,7 +89,7 @@ def test_fixed_layout_makes_room_for_long_tick_labels():
     for ax in axes.ravel():
         ax.plot(x, np.linspace(-1500, 250_000, len(x)), label="P50")
         ax.set_title("Operators (FTE)", y=1.0)
-    report._date_axis(axes[0, 0], x, report._fixed_layout(fig, axes.ravel(), 2, 2))
+    report.date_axis(axes[0, 0], x, report.fixed_layout(fig, axes.ravel(), 2, 2))
     ink = _ink(_pixels(report.inline_png(fig, tight=False)))
     assert not np.r_[ink[:, 0], ink[0], ink[-1], ink[:, -1]].any()
     assert ink[:, :40].any()  # the labels are there, inside the image
@@ -100,12 +100,13 @@ def test_fixed_layout_makes_room_for_long_tick_labels():
     [(120, 3.0, "%Y", 7), (120, 6.0, "%Y", 13), (20, 4.6, "%Y-%m", 8)],
 )
 def test_date_ticks_fit_the_axis(periods, width, fmt, most):
-    # the automatic locator put a label on every year of a 3-inch panel, overlapping
+    # no more tick labels than fit the panel's width (a label on every year of a 3-inch
+    # panel would overlap)
     months = pd.date_range("2026-12-01", periods=periods, freq="MS")
     x = mdates.date2num(months.to_numpy())
     fig, ax = plt.subplots()
     ax.plot(x, np.arange(periods))
-    report._date_axis(ax, x, width)
+    report.date_axis(ax, x, width)
     lo, hi = ax.get_xlim()
     ticks = [t for t in ax.xaxis.get_major_locator()() if lo <= t <= hi]
     labels = ax.xaxis.get_major_formatter().format_ticks(ticks)
@@ -145,11 +146,11 @@ def test_finance_table_equals_a_per_program_reference(result):
                     per_draw.mean(), rel=1e-12, abs=1e-12
                 )
                 expected = np.quantile(per_draw, qs, method=method)
-                got = [row[f"{metric}_{export._label(q)} [{label}]"].item() for q in qs]
+                got = [row[f"{metric}_{export.quantile_label(q)} [{label}]"].item() for q in qs]
                 np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
             monthly = table[(table["granularity"] == "month") & (table["program"] == program)]
             np.testing.assert_array_equal(
-                monthly[f"{metric}_{export._label(qs[-1])} [{label}]"].to_numpy(),
+                monthly[f"{metric}_{export.quantile_label(qs[-1])} [{label}]"].to_numpy(),
                 np.quantile(values, qs[-1], axis=0, method=method),
             )
 
@@ -192,8 +193,8 @@ def test_draws_nc_round_trips_the_exact_values(result, tmp_path):
 
 
 def test_decision_table_shows_the_quantile_the_plans_size_to(result):
-    # The table showed P90 whatever the shortfall target: with a 5% target the plans size to
-    # P95 and the shading compares with 5%, while the column beside it read P90.
+    # the column beside the median is the quantile the plans size to and the shading
+    # compares with: P95 with a 5% shortfall target
     import dataclasses
     import re
 

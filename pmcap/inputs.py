@@ -1,0 +1,346 @@
+"""A scenario's inputs: read and checked, then turned into what the models take.
+
+:func:`check_inputs` makes every check short of sampling (``pmcap validate`` runs it): each
+program's process with the scenario's ``[process.NAME]`` overrides, the phase-table groups
+the programs name, and every row of the enrollment and own-sales CSV files. It returns the
+parsed inputs as a dict: ``processes`` (program -> :class:`capacity.ProcessSpec`),
+``enrollment`` (program -> its ``patients``/``counts``/``sites`` frames) and
+``observations`` (program -> its own patients per period, as uptake observations).
+
+Each scenario section then builds its own model inputs:
+
+* ``[models]`` and ``[program.enrollment]``: the settings of a
+  :class:`forecast.EnrollmentModel` (:func:`enrollment_settings`);
+* ``[program]`` and its ``[program.enrollment]``, ``trial_plan``, ``launch`` and
+  ``[program.uptake]``: those of a :class:`forecast.Program` (:func:`program_settings`);
+* ``[run]``: the :class:`forecast.Portfolio` that composes the programs (:func:`portfolio`).
+
+Errors a user can cause raise :class:`~capacity.errors.InputError` naming the file (not the
+internal table), the row and what was expected.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from capacity.errors import InputError
+from pmcap.scenario import EnrollmentConfig, ProgramConfig, Scenario, UptakeConfig
+
+__all__ = [
+    "check_inputs",
+    "enrollment_input_error",
+    "enrollment_settings",
+    "own_observations",
+    "portfolio",
+    "program_settings",
+    "scenario_processes",
+]
+
+TRUE_FALSE = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+# ------------------------------------------------------------------------------------------
+# reading and checking
+# ------------------------------------------------------------------------------------------
+def _read_csv(path: Path) -> pd.DataFrame:
+    """A CSV file as text columns, empty cells as None."""
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False).replace({"": None})
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise InputError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
+
+
+def _enrollment_frames(scenario: Scenario, p: ProgramConfig) -> dict[str, Any]:
+    """A trial's ``patients``, ``counts`` and ``sites`` files (None where not given), with
+    ``treated`` as booleans and the count and cap columns as numbers."""
+    e = p.enrollment
+    frames = {}
+    for key in ("patients", "counts", "sites"):
+        path = getattr(e, key)
+        frames[key] = None if path is None else _read_csv(scenario.resolve(path))
+    if frames["patients"] is not None and "treated" in frames["patients"].columns:
+        treated = frames["patients"]["treated"].str.strip().str.lower()
+        bad = treated.notna() & ~treated.isin(list(TRUE_FALSE))
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise InputError(
+                f"{scenario.resolve(e.patients)}: row {i + 2}: treated must be true, false or "
+                f"empty, got {frames['patients']['treated'].iloc[i]!r}"
+            )
+        frames["patients"]["treated"] = treated.map(TRUE_FALSE)
+    if frames["counts"] is not None:
+        for col in ("enrolled", "screened", "open"):
+            if col in frames["counts"].columns:
+                frames["counts"][col] = pd.to_numeric(frames["counts"][col], errors="coerce")
+    if frames["sites"] is not None and "cap" in frames["sites"].columns:
+        frames["sites"]["cap"] = pd.to_numeric(frames["sites"]["cap"], errors="coerce")
+    return frames
+
+
+def enrollment_input_error(exc: InputError, scenario: Scenario, p: ProgramConfig) -> InputError:
+    """The enrollment model's error naming the file of the table it names (``patients: row
+    3`` -> ``.../patients.csv: row 3``), else the program."""
+    msg = str(exc)
+    for key in ("patients", "counts", "sites"):
+        path = getattr(p.enrollment, key)
+        if path is not None and msg.startswith(f"{key}:"):
+            return InputError(f"{scenario.resolve(path)}:{msg[len(key) + 1 :]}")
+    return InputError(f"program {p.name!r}: {msg}")
+
+
+def own_observations(scenario: Scenario, p: ProgramConfig) -> pd.DataFrame | None:
+    """A launched product's own patients per period (``uptake.patients``, columns
+    ``period,patients``) as uptake observations; None when the program has none.
+
+    Each period (``2025Q3``, ``FY2025``, ``H1-2025``, ``9M-2025``) ends by ``run.as_of``,
+    starts no earlier than the launch month and overlaps no other period.
+    """
+    from forecast.uptake import period_bounds
+
+    if p.uptake is None or p.uptake.patients is None:
+        return None
+    path = scenario.resolve(p.uptake.patients)
+    frame = _read_csv(path)
+    missing = {"period", "patients"} - set(frame.columns)
+    if missing:
+        raise InputError(f"{path}: missing columns {sorted(missing)}; expected period,patients")
+    rows = []
+    seen: list[tuple[int, tuple[pd.Timestamp, pd.Timestamp]]] = []  # row, [start, end)
+    for i, row in frame.iterrows():
+        try:
+            start, end = period_bounds(row["period"])
+        except InputError:
+            raise InputError(
+                f"{path}: row {i + 2}: period {row['period']!r} not understood; expected "
+                "2025Q3, FY2025, H1-2025 or 9M-2025"
+            ) from None
+        value = pd.to_numeric(row["patients"], errors="coerce")
+        if not np.isfinite(value) or value < 0 or value != round(value):
+            raise InputError(
+                f"{path}: row {i + 2}: patients must be a whole number >= 0, got "
+                f"{row['patients']!r}"
+            )
+        if end > pd.Timestamp(scenario.run.as_of) + pd.Timedelta(days=1):
+            raise InputError(f"{path}: row {i + 2}: period {row['period']} ends after as_of")
+        if start < pd.Timestamp(p.launch).to_period("M").to_timestamp():
+            raise InputError(f"{path}: row {i + 2}: period {row['period']} is before launch")
+        for j, other in seen:
+            if start < other[1] and other[0] < end:
+                raise InputError(
+                    f"{path}: rows {j + 2} and {i + 2}: periods {frame['period'][j]} and "
+                    f"{row['period']} overlap (their patients would count twice); give each "
+                    "period once (cumulative figures such as 9M or FY: subtract the earlier "
+                    "periods to get the quarter's own)"
+                )
+        seen.append((i, (start, end)))
+        rows.append(
+            {
+                "products": (p.name,),
+                "starts": (start,),
+                "ends": (end,),
+                "patients": float(value),
+                "lower_bound": False,
+                "first_start": start,
+                "last_end": end,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def scenario_processes(scenario: Scenario) -> dict[str, Any]:
+    """Each program's process, with the scenario's ``[process.NAME]`` overrides applied."""
+    from capacity import load_process
+    from capacity.process import ProcessSpec
+
+    out = {}
+    for p in scenario.program:
+        spec = p.process
+        target = scenario.resolve(Path(spec)) if spec.endswith(".toml") else spec
+        try:
+            out[p.name] = load_process(target)
+        except InputError as exc:
+            raise InputError(f"program {p.name!r}: process: {exc}") from None
+    names = sorted({s.name for s in out.values()})
+    for name, fields in scenario.process.items():
+        if name not in names:
+            raise InputError(
+                f"{scenario.path}: process.{name}: no program uses a process named {name!r}; "
+                f"processes in this scenario: {', '.join(names)}"
+            )
+        if "name" in fields:
+            raise InputError(f"{scenario.path}: process.{name}: the name cannot be changed")
+        base = next(s for s in out.values() if s.name == name)
+        spec = ProcessSpec.from_mapping(
+            {**base.to_dict(), **fields}, f"{scenario.path}: process.{name}"
+        )
+        for program, s in out.items():
+            if s.name == name:
+                out[program] = spec
+    return out
+
+
+def _check_groups(scenario: Scenario) -> None:
+    """Every ``group`` is a group of the scenario's phase table, every ``duration_group`` one
+    of the phase-duration table."""
+    from forecast.data import phase_durations, phase_transitions
+    from forecast.phase import transition_counts
+
+    groups, _, _ = transition_counts(phase_transitions(), scenario.models.phase_table)
+    durations = phase_durations()
+    if "statistic" in durations.columns:
+        durations = durations[durations["statistic"] == "mean"]
+    duration_groups = sorted(set(durations["group"].astype(str)))
+    for p in scenario.program:
+        for key, value, known, where in (
+            ("group", p.group, groups, f"table {scenario.models.phase_table!r}"),
+            ("duration_group", p.duration_group, duration_groups, "the phase-duration table"),
+        ):
+            if value is not None and value not in known:
+                raise InputError(
+                    f"{scenario.path}: program {p.name!r}: {key} {value!r} is not a group of "
+                    f"{where}; known groups: {', '.join(known)}"
+                )
+
+
+def check_inputs(scenario: Scenario) -> dict[str, Any]:
+    """Every check short of sampling: processes, groups, CSV rows. Returns parsed inputs."""
+    from forecast.enrollment import enrollment_data
+
+    processes = scenario_processes(scenario)
+    _check_groups(scenario)
+    parsed: dict[str, Any] = {"processes": processes, "enrollment": {}, "observations": {}}
+    for p in scenario.program:
+        if p.enrollment is not None:
+            frames = _enrollment_frames(scenario, p)
+            try:
+                enrollment_data(
+                    frames["patients"],
+                    frames["sites"],
+                    counts=frames["counts"],
+                    as_of=pd.Timestamp(scenario.run.as_of),
+                    pauses=_pauses(p.enrollment),
+                    ramp_days=p.enrollment.ramp_days,
+                )
+            except InputError as exc:
+                raise enrollment_input_error(exc, scenario, p) from None
+            parsed["enrollment"][p.name] = frames
+        obs = own_observations(scenario, p)
+        if obs is not None:
+            parsed["observations"][p.name] = obs
+    return parsed
+
+
+# ------------------------------------------------------------------------------------------
+# model inputs, section by section
+# ------------------------------------------------------------------------------------------
+def _pauses(e: EnrollmentConfig) -> list[tuple[str, str]]:
+    return [(str(a), str(b)) for a, b in e.pauses]
+
+
+def enrollment_settings(scenario: Scenario, p: ProgramConfig) -> dict[str, Any]:
+    """Keyword arguments of :class:`forecast.EnrollmentModel` for a trial program: its
+    ``[program.enrollment]`` settings with the sampler settings of ``[models]``."""
+    cfg, e = scenario.models, p.enrollment
+    return {
+        "target_accept": cfg.target_accept,
+        "target": e.target,
+        "calendar_effect": e.calendar_effect,
+        "ramp_days": e.ramp_days,
+        "pauses": _pauses(e),
+        "draws": cfg.draws,
+        "tune": cfg.tune,
+        "chains": cfg.chains,
+        "seed": cfg.seed,
+    }
+
+
+def _trial_settings(e: EnrollmentConfig, enrollment: Any, registrational: bool) -> dict:
+    """A trial program's ``[program.enrollment]``: its fitted enrollment model, what follows
+    the last patient (follow-up, filing preparation, pivotal success) and its patients'
+    manufacturing share and lag."""
+    return {
+        "enrollment": enrollment,
+        "registrational": registrational,
+        "follow_up_months": e.follow_up_months,
+        "filing_prep_months": e.filing_prep_months,
+        "pivotal_success": e.pivotal_success,
+        "manufactured_share": e.manufactured_share,
+        "lag_days": e.lag_days,
+    }
+
+
+def _pipeline_settings(p: ProgramConfig) -> dict[str, Any]:
+    """A pipeline program's current phase, its start and each phase's trial plan (patients
+    and, where given, enrollment months)."""
+    plan = {}
+    for phase, v in p.trial_plan.items():
+        plan[phase] = {"patients": v.patients}
+        if v.enrollment_months is not None:
+            plan[phase]["enrollment_months"] = v.enrollment_months
+    return {"phase": p.phase, "phase_start": pd.Timestamp(p.phase_start), "trial_plan": plan}
+
+
+def _uptake_settings(u: UptakeConfig, sales: pd.DataFrame | None) -> dict[str, Any]:
+    """``[program.uptake]``: the eligible population, peak share, launch lag, label
+    expansions, backlog and the product's own sales (:func:`own_observations`)."""
+    return {
+        "eligible_per_year": u.eligible_per_year,
+        "peak_share": u.peak_share,
+        "launch_lag_months": u.launch_lag_months,
+        "expansions": [(x.when, x.eligible_per_year) for x in u.expansions],
+        "backlog": u.backlog,
+        "sales": sales,
+    }
+
+
+def program_settings(
+    p: ProgramConfig, models: dict[str, Any], parsed: dict[str, Any]
+) -> dict[str, Any]:
+    """Keyword arguments of :class:`forecast.Program` (after name and stage) for a program:
+    its own fields, then those of each section it has. ``models``: the fitted models by
+    name (``"enrollment:NAME"``); ``parsed``: from :func:`check_inputs`."""
+    kw: dict[str, Any] = {
+        "group": p.group,
+        "duration_group": p.duration_group,
+        "in_progress": p.in_progress or None,
+        "ppq_lots": p.ppq.lots,
+        "ppq_window_months": p.ppq.window_months,
+        "manufactured_share": p.manufactured_share,
+        "lag_days": p.lag_days,
+    }
+    if p.enrollment is not None:
+        kw.update(_trial_settings(p.enrollment, models[f"enrollment:{p.name}"], p.registrational))
+    if p.stage == "pipeline":
+        kw.update(_pipeline_settings(p))
+    if p.launch is not None:
+        kw["launch"] = pd.Timestamp(p.launch)
+    if p.uptake is not None:
+        kw.update(_uptake_settings(p.uptake, parsed["observations"].get(p.name)))
+    return kw
+
+
+def portfolio(scenario: Scenario, models: dict[str, Any], parsed: dict[str, Any]) -> Any:
+    """The scenario's :class:`forecast.Portfolio`: ``[run]``'s horizon, draws and seed, the
+    fitted phase and uptake models, and one :class:`forecast.Program` per ``[[program]]``."""
+    from forecast import Portfolio, Program
+
+    run = scenario.run
+    pf = Portfolio(
+        start=pd.Timestamp(run.start),
+        horizon_months=run.horizon_months,
+        draws=run.draws,
+        seed=run.seed,
+        as_of=pd.Timestamp(run.as_of),
+        phase_model=models.get("phase"),
+        uptake_model=models.get("uptake"),
+    )
+    for p in scenario.program:
+        try:
+            pf.add(Program(p.name, p.stage, **program_settings(p, models, parsed)))
+        except InputError as exc:
+            raise InputError(f"{scenario.path}: {exc}") from None
+    return pf
