@@ -25,9 +25,8 @@ from typing import Any
 import pandas as pd
 import xarray as xr
 
-from pmcap.decisions import input_columns, rank_drivers, spearman
-from pmcap.fits import Fits, fit_jobs, fit_models
-from pmcap.inputs import check_inputs, scenario_processes
+from pmcap.fits import Fits, fit_models
+from pmcap.inputs import check_inputs
 from pmcap.scenario import Scenario
 
 __all__ = [
@@ -37,15 +36,6 @@ __all__ = [
     "diagnostics_pass",
     "no_progress",
     "run_scenario",
-    # importable from here as well as from where they are defined
-    "Fits",
-    "check_inputs",
-    "fit_jobs",
-    "fit_models",
-    "input_columns",
-    "rank_drivers",
-    "scenario_processes",
-    "spearman",
 ]
 
 # a fit "fails" its diagnostics beyond these (R-hat, divergences, bulk ESS)

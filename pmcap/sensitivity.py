@@ -110,7 +110,7 @@ def sensitivity_sweep(
     ``only``: keep the inputs whose label contains one of these texts. Returns the sweep and
     one record per input (label, path, low and high values).
     """
-    from pmcap.run import check_inputs
+    from pmcap.inputs import check_inputs
 
     parsed = check_inputs(base)
     inputs = uncertain_inputs(base, parsed)
@@ -241,7 +241,7 @@ def swing_table(
 
 def ranking_table(summary: dict[str, Any], year: int) -> pd.DataFrame:
     """Spearman rho of each per-draw input with the draw's peak suite / operator need."""
-    from pmcap.run import rank_drivers
+    from pmcap.decisions import rank_drivers
 
     columns = {k: np.asarray(v, float) for k, v in summary["inputs"].items()}
     frames = []

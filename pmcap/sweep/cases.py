@@ -341,7 +341,7 @@ def make_cases(
     appearance.
     """
     from pmcap import __version__
-    from pmcap.run import check_inputs, scenario_processes
+    from pmcap.inputs import check_inputs, scenario_processes
 
     base_raw = tomllib.loads(base.path.read_text())
     process_names = sorted({s.name for s in scenario_processes(base).values()})

@@ -112,8 +112,7 @@ def _fit_all(todo: list[Case], use_cache: bool, notify: Callable) -> tuple[dict,
     broken)``; ``fitted[kind, key] = (model, diagnostics, source)``, ``broken[kind, key]``
     the error of a fit that failed (its scenarios fail, the others run). Bad input data
     raises :class:`InputError` (exit 2 before anything runs)."""
-    from pmcap.fits import cached
-    from pmcap.run import fit_jobs
+    from pmcap.fits import cached, fit_jobs
 
     jobs = {c.name: fit_jobs(c.scenario, c.parsed) for c in todo}
     fitted: dict[tuple[str, str], tuple[Any, dict, str]] = {}

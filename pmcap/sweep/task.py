@@ -87,7 +87,7 @@ def summarize(result, *, ranking: bool = False, per_draw: bool = False) -> dict[
             }
         out["per_draw"] = peaks
     if ranking:
-        from pmcap.run import input_columns
+        from pmcap.decisions import input_columns
 
         columns = input_columns(
             result.world, result.processes, result.total.sizes["draw"], sc.run.seed
@@ -212,8 +212,9 @@ def run_case(task: CaseTask, models: dict[str, Any]) -> CaseAnswer:
     only the summary, instead of every file through the scheduler to be written again by the
     client.
     """
+    from pmcap.fits import Fits
     from pmcap.output import atomic_folder
-    from pmcap.run import Fits, run_scenario
+    from pmcap.run import run_scenario
 
     logging.getLogger("pymc").setLevel(logging.ERROR)
     _limit_threads(task.host_threads)

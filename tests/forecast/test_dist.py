@@ -58,7 +58,7 @@ def test_edges_of_the_normal_and_binomial():
     st.integers(0, 2**31 - 1),
 )
 def test_spearman_equals_scipy_with_ties(values, seed):
-    from pmcap.run import spearman
+    from pmcap.decisions import spearman
 
     x = np.array(values, float)
     y = np.random.default_rng(seed).permutation(len(x)).astype(float) + x

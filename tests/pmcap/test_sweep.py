@@ -479,7 +479,7 @@ def test_sweep_refuses_a_folder_that_is_not_a_sweep_output(small, tmp_path):
 
 def test_process_overrides_in_a_scenario(small, tmp_path):
     """[process.NAME] replaces fields of that process for every program using it."""
-    from pmcap.run import check_inputs
+    from pmcap.inputs import check_inputs
 
     text = small.read_text() + "\n[process.car-t-autologous-manual]\nculture_days = 6\n"
     path = tmp_path / "scenario.toml"
@@ -594,7 +594,7 @@ def test_swing_interval_resamples_the_draws_in_pairs():
 
 
 def test_rho_noise_is_what_unrelated_inputs_reach_ten_percent_of_the_time():
-    from pmcap.run import spearman
+    from pmcap.decisions import spearman
     from pmcap.sensitivity import rho_noise
 
     assert rho_noise(200) == pytest.approx(1.644854 / np.sqrt(199))  # 0.1166
