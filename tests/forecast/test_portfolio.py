@@ -525,11 +525,11 @@ def test_sales_and_analog_names_are_refused_where_they_break_the_world(models):
 def test_fixing_an_uptake_input_keeps_the_draws_of_the_others():
     """A sensitivity swing fixes peak_share at a number: eligible patients (drawn after it)
     must keep their draws, or the swing would mix in noise from re-drawn inputs."""
-    from forecast.uptake import _draws_of
+    from forecast.uptake.simulate import input_draws
 
     def draw(share):
         rng = np.random.default_rng(5)
-        return _draws_of(share, 300, rng), _draws_of({"uniform": [1000, 3000]}, 300, rng)
+        return input_draws(share, 300, rng), input_draws({"uniform": [1000, 3000]}, 300, rng)
 
     share_a, eligible_a = draw({"uniform": [0.05, 0.15]})
     share_b, eligible_b = draw(0.1)
@@ -862,10 +862,10 @@ def test_a_floor_far_above_the_median_keeps_the_truncated_mean():
     2.590 by quadrature; drawing from the cdf side rounded to the floor (mean 2.500)."""
     from scipy import integrate, stats
 
-    from forecast.phase import _lognormal
+    from forecast.phase.durations import lognormal_years
 
     m, s, a = 0.2, 0.3, 2.5
-    x = _lognormal(np.full(200_000, m), np.full(200_000, s), np.random.default_rng(1), a)
+    x = lognormal_years(np.full(200_000, m), np.full(200_000, s), np.random.default_rng(1), a)
     dist = stats.lognorm(s, scale=m)
     exact = integrate.quad(lambda t: t * dist.pdf(t), a, np.inf)[0] / dist.sf(a)
     assert x.min() >= a and x.std() > 0.05
