@@ -9,6 +9,7 @@ from forecast.enrollment.model import EnrollmentModel
 from forecast.phase.data import PHASES, STEPS
 from forecast.phase.model import PhaseTransitionModel
 from forecast.portfolio import Portfolio, PortfolioDraws, Program
+from forecast.sampling import SamplerConfig
 from forecast.uptake.model import UptakeModel
 
 __all__ = [
@@ -19,5 +20,6 @@ __all__ = [
     "Portfolio",
     "PortfolioDraws",
     "Program",
+    "SamplerConfig",
     "UptakeModel",
 ]

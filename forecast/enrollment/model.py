@@ -47,6 +47,7 @@ from forecast.enrollment.simulate import (
     site_rates,
 )
 from forecast.errors import InputError
+from forecast.sampling import SamplerConfig, SamplerSettings
 
 if TYPE_CHECKING:
     import pymc as pm
@@ -137,7 +138,7 @@ def build_model(
     return model
 
 
-class EnrollmentModel(_pymc.Fitted):
+class EnrollmentModel(SamplerSettings, _pymc.Fitted):
     """Posterior draws of trial enrollment, time to target and patients reaching apheresis.
 
     Parameters
@@ -196,14 +197,13 @@ class EnrollmentModel(_pymc.Fitted):
             if p_end < p_start:
                 raise InputError(f"pauses: pause {i + 1}: ends {p_end.date()} before it starts")
         self.target = target
-        self.target_accept = float(target_accept)
         self.planning = planning
         self.calendar_effect = calendar_effect
         self.ramp_days = float(ramp_days)
         self.pauses = list(pauses)
         self.p_never = p_never
         self.single_site_prior = single_site_prior
-        self.draws, self.tune, self.chains, self.seed = draws, tune, chains, seed
+        self.sampler = SamplerConfig(draws, tune, chains, seed, float(target_accept))
         self._idata = None
         self.data_: EnrollmentData | None = None
         self.forecast_: xr.Dataset | None = None
@@ -313,14 +313,7 @@ class EnrollmentModel(_pymc.Fitted):
             self._idata = self._closed_form(counts_o, exposure_o)
             return self
         model = self.build_model(counts_o, exposure_o, data.sites.loc[opened, "country"].to_numpy())
-        self._idata = _pymc.sample(
-            model,
-            draws=self.draws,
-            tune=self.tune,
-            chains=self.chains,
-            seed=self.seed,
-            target_accept=self.target_accept,
-        )
+        self._idata = self.sampler.sample(model)
         return self
 
     def _prior_single(self) -> tuple[float, float]:

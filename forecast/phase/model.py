@@ -54,6 +54,7 @@ from forecast.phase.simulate import (
     month_starts,
     phase_end_days,
 )
+from forecast.sampling import SamplerConfig, SamplerSettings
 
 if TYPE_CHECKING:
     import pymc as pm
@@ -110,7 +111,7 @@ def _logit_normal(evidence: Mapping[str, Any]) -> tuple[float, float]:
     )
 
 
-class PhaseTransitionModel(_pymc.Fitted):
+class PhaseTransitionModel(SamplerSettings, _pymc.Fitted):
     """Draws of whether and when a program is approved.
 
     Parameters
@@ -165,8 +166,7 @@ class PhaseTransitionModel(_pymc.Fitted):
         self.median_sd = float(median_sd)
         self.speed_sd = float(speed_sd)
         self.priority_review = float(priority_review)
-        self.draws, self.tune, self.chains, self.seed = draws, tune, chains, seed
-        self.target_accept = float(target_accept)
+        self.sampler = SamplerConfig(draws, tune, chains, seed, float(target_accept))
         self._idata = None
         self.durations_: pd.DataFrame | None = None
         self.simulation_: xr.Dataset | None = None
@@ -252,14 +252,7 @@ class PhaseTransitionModel(_pymc.Fitted):
             )
         self.durations_ = durations_table(phase_durations() if durations is None else durations)
         model = build_model(groups, n, y, self.loa_evidence)
-        self._idata = _pymc.sample(
-            model,
-            draws=self.draws,
-            tune=self.tune,
-            chains=self.chains,
-            seed=self.seed,
-            target_accept=self.target_accept,
-        )
+        self._idata = self.sampler.sample(model)
         self._idata.posterior.attrs["pmcap_config"] = json.dumps(self.config(), default=str)
         return self
 

@@ -30,6 +30,7 @@ import xarray as xr
 
 from forecast import _pymc
 from forecast.errors import InputError
+from forecast.sampling import SamplerConfig, SamplerSettings
 from forecast.uptake.curves import (
     DAYS_PER_MONTH,
     ORIGIN,
@@ -57,6 +58,8 @@ if TYPE_CHECKING:
     import pymc as pm
 
 __all__ = ["UptakeModel", "build_model", "observation_means"]
+
+TARGET_ACCEPT = 0.95  # NUTS target acceptance rate of every uptake fit
 
 
 def _pieces(obs: pd.DataFrame, products: Sequence[Product]):
@@ -149,7 +152,7 @@ def build_model(observations: pd.DataFrame, products: Sequence[Product]) -> pm.M
     return model
 
 
-class UptakeModel(_pymc.Fitted):
+class UptakeModel(SamplerSettings, _pymc.Fitted):
     """Bass adoption pooled across analog launches; forecasts patients per month.
 
     Parameters
@@ -159,7 +162,7 @@ class UptakeModel(_pymc.Fitted):
     """
 
     def __init__(self, *, draws: int = 1000, tune: int = 1000, chains: int = 2, seed: int = 0):
-        self.draws, self.tune, self.chains, self.seed = draws, tune, chains, seed
+        self.sampler = SamplerConfig(draws, tune, chains, seed, target_accept=TARGET_ACCEPT)
         self._idata = None
         self.products_: list[Product] = []
         self.observations_: pd.DataFrame | None = None
@@ -248,14 +251,7 @@ class UptakeModel(_pymc.Fitted):
             raise InputError("observations: no rows; nothing to fit")
         self.products_, self.observations_ = list(products), observations
         model = self.build_model(self.observations_, self.products_)
-        self._idata = _pymc.sample(
-            model,
-            draws=self.draws,
-            tune=self.tune,
-            chains=self.chains,
-            seed=self.seed,
-            target_accept=0.95,
-        )
+        self._idata = self.sampler.sample(model)
         return self
 
     def diagnostics(self) -> dict[str, Any]:
