@@ -7,6 +7,15 @@ activation and zero on declared pauses)::
     eps_t    = exp(s z_t - s^2/2), z_t ~ Normal(0, 1)       calendar effect per month (optional)
     k[s, t]  ~ Poisson(lambda_s * E[s, t] * eps_t)
 
+    alpha ~ LogNormal(log 2, 1)                              between-site gamma shape
+    log mu ~ Normal(log 0.01, 2)                             mean site rate per day, or with a
+                                                             planning prior mu ~ Gamma(nP, TP S)
+    log mu[c] = log mu + sigma_country z_c                   with more than one country:
+    sigma_country ~ HalfNormal(0.5), z_c ~ Normal(0, 1)      country effects, non-centred
+    s ~ HalfNormal(0.5)                                      calendar effect's log-sd
+
+(S: the number of open sites, so that S mu is the planned trial rate.)
+
 Integrating lambda_s out gives a negative multinomial per site: with eps = 1 this is the
 negative binomial of site totals of Anisimov & Fedorov. Forecasts draw lambda_s from its
 conjugate posterior Gamma(alpha + K_s, alpha / mu + sum_t E[s, t] eps_t), so no site rate is
@@ -19,6 +28,14 @@ the month holding it evenly over its days as :meth:`EnrollmentModel.time_to_targ
 Screen failure (screened -> enrolled) and dropout (enrolled -> treated) are binomial with
 Beta(1, 1) priors pooled across sites, conjugate. Sites not yet open, the forecast's exposure
 and its month factors are described in :mod:`forecast.enrollment.simulate`.
+
+References
+----------
+Anisimov, V. V. and Fedorov, V. V. (2007). Modelling, prediction and adaptive adjustment of
+recruitment in multicentre trials. Statistics in Medicine 26(27), 4958-4975.
+
+Gajewski, B. J., Simon, S. D. and Carlson, S. E. (2008). Predicting accrual in clinical trials
+with Bayesian posterior predictive distributions. Statistics in Medicine 27(13), 2328-2340.
 """
 
 from __future__ import annotations
@@ -159,8 +176,14 @@ class EnrollmentModel(SamplerSettings, _pymc.Fitted):
     p_never
         Beta prior ``(a, b)`` of the probability that a planned site never opens; updated by
         the planned sites that opened and by how overdue the pending ones are.
+    single_site_prior
+        Gamma ``(shape, rate per day)`` prior of the rate of a single open site without a
+        planning prior; default (1, 10): mean 0.1 a day, about 3 a month, weak (an
+        assumption).
     draws, tune, chains, seed, target_accept
-        NUTS settings (not used when the posterior is closed-form).
+        NUTS settings, kept in ``sampler`` (:class:`~forecast.sampling.SamplerConfig`). In the
+        closed form no sampler runs: ``draws`` x ``chains`` exact posterior draws from
+        ``seed``.
     """
 
     def __init__(

@@ -278,6 +278,7 @@ def enrolled_per_month(
     """
     as_of = data.as_of
     n_draws = lam_open.shape[0]
+    # future exposure of open sites, daily (pauses and ramp exact)
     days = pd.date_range(first_day, end_day, freq="D")
     sites = data.sites
     opened = ~sites["activated_on"].isna().to_numpy()

@@ -35,7 +35,7 @@ __all__ = [
 PHASES = ("phase1", "phase2", "phase3", "filing")
 STEPS = ("phase1_to_phase2", "phase2_to_phase3", "phase3_to_filing", "filing_to_approval")
 ALL = "All indications"  # the durations of groups without their own
-TOTAL = "phase1_to_approval"  # durations rows of a modality's total years (module docstring)
+TOTAL = "phase1_to_approval"  # durations rows of a modality's total years
 TOTAL_STATISTICS = ("median", "mean", "min", "max")
 DURATION_COLUMNS = ["group", "phase", "mean_years", "statistic", "n_programs", "borrow_from"]
 

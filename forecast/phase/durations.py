@@ -13,13 +13,13 @@ other name is refused)::
     v    ~ LogNormal(-speed_sd**2 / 2, speed_sd)    one per program, shared by phases I-III
 
 ``v`` is the program's speed: a slow program is slow in every clinical phase (mean 1, so the
-benchmark mean total is kept). ``speed_sd`` = 0.35 is chosen so that the years from phase I to
-approval of approved programs spread as published: Q75/Q25 = 1.75 for novel therapeutics the
-FDA approved in 2015-2022 without expedited programs (median 8.3 y, IQR 6.5-11.4 y; Mooghali et
-al., JAMA Netw Open 2023;6(8):e2331753, Table 2). Independent phases gave 1.36; the model gives
-1.71 (all indications, mean of four seeds of 60,000 programs; 1.75 while the speed also scaled
-the review; still within the 1.61-1.88 of the paper's rows, so ``speed_sd`` is kept, 0.37 would
-give 1.75). With it a single phase varies more (log-sd about 0.54: 90% of phases within
+benchmark mean total is kept). ``speed_sd`` is the log-sd of that speed; its value, 0.35, makes
+the years from phase I to approval of approved programs spread as published: Q75/Q25 = 1.75
+for novel therapeutics the FDA approved in 2015-2022 without expedited programs (median 8.3 y,
+IQR 6.5-11.4 y; 1.61-1.88 across the paper's rows; Mooghali et al., JAMA Netw Open
+2023;6(8):e2331753, Table 2). The model gives 1.71 (all indications, mean of four seeds of
+60,000 programs), within the published range; with independent phases (``speed_sd=0``) it gives
+1.36. With the speed a single phase varies more (log-sd about 0.54: 90% of phases within
 0.4x-2.4x the group's median). A program that fails leaves its phase at a time drawn the same
 way.
 
@@ -56,6 +56,26 @@ gene therapy from All indications). Its phase I-III means are those of ``borrow_
 spread over phases I-III as its area's is)::
 
     d ~ Normal(0, MODALITY_SD = 0.5)          (assumption: a modality's phases I-III take
+                                               0.4x to 2.7x its area's, 95%)
+    log(published median) ~ Normal(log q50(d), sqrt(pi / (2 n)) * sd_log(d))
+
+(the sampling sd of the median of ``n`` programs) with ``q50(d)`` and ``sd_log(d)`` the median
+and log-sd of the years from phase I to approval that the duration model above gives for shift
+``d`` (Monte Carlo on a grid of ``d``; sources in ``data/SOURCES.md``). Each draw takes its
+``d`` from this posterior, so six products move a modality most of the way from its area, and
+``as_of`` conditioning updates ``d`` too.
+
+References
+----------
+Biotechnology Innovation Organization, Informa Pharma Intelligence and QLS Advisors (2021).
+Clinical Development Success Rates and Contributing Factors 2011-2020 (mean years per phase).
+
+Mooghali, M. et al. (2023). JAMA Network Open 6(8), e2331753, Table 2 (years from IND to
+approval of novel therapeutics, 2015-2022).
+
+U.S. Food and Drug Administration. PDUFA V and VI commitment letters (review goals).
+
+Sources of every number, and the modality totals: ``data/SOURCES.md``.
 """
 
 from __future__ import annotations
@@ -109,6 +129,21 @@ class DurationSpec(NamedTuple):
 class DurationPriors:
     """The phase-duration priors of a :class:`~forecast.phase.model.PhaseTransitionModel`
     (module docstring) and the draws they give.
+
+    Parameters
+    ----------
+    duration_dispersion
+        Median log-sd ``sigma`` of a phase's lognormal duration (0.4: 90% of phases within
+        0.5x-1.9x their median; an assumption).
+    dispersion_sd
+        Log-sd of that ``sigma`` across draws (0.25).
+    median_sd
+        Log-sd of a phase's median around the benchmark mean (0.1).
+    speed_sd
+        Log-sd of the program's speed shared by phases I-III (0.35; basis in the module
+        docstring).
+    priority_review
+        Probability of a priority review (8 months to the PDUFA goal instead of 12).
 
     ``duration_dispersion=0``, ``median_sd=0`` and ``speed_sd=0`` make durations fixed at
     the benchmark means.
@@ -271,8 +306,8 @@ def lognormal_years(
     with np.errstate(divide="ignore", invalid="ignore"):
         z_floor = np.where(sigma > 0, np.log(floor / median) / sigma, np.inf)
     # from the survival side: z = isf(sf(z_floor) * v), the same as ppf(cdf + (1 - cdf) u) with
-    # v = 1 - u, but exact far in the tail, where cdf rounds to 1 (a floor many sigmas above
-    # the median drew exactly the floor)
+    # v = 1 - u, but exact far in the tail, where cdf rounds to 1 and the ppf side would
+    # return the floor itself
     upper = norm_sf(z_floor)
     v = 1 - rng.random(median.shape)  # (0, 1]
     with np.errstate(divide="ignore", invalid="ignore"):

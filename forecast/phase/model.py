@@ -8,12 +8,22 @@ never put in one likelihood)::
     mu[k] ~ Normal(0, 1.5)        sigma[k] ~ HalfNormal(1)
 
 for groups g of the table and steps k (phase1->phase2, phase2->phase3, phase3->filing,
-filing->approval). A group not in the table is refused (a typo is not a new group) unless asked
-for with ``new_group=True``: it then gets the population predictive (a new z per draw).
-
+filing->approval). A table with one group has no population to shrink toward: its p[k] is
+invlogit(mu[k]). A group not in the table is refused (a typo is not a new group) unless asked
+for with ``new_group=True``: it then gets the population predictive (a new z per draw). An
+external estimate of one group's likelihood of approval (``loa_evidence``, an estimate with a
+95% interval) adds a soft constraint ``weight * log Normal(logit LoA | c, s)`` on
+LoA = prod_k p[g, k], with c and s the logit of the estimate and the logit interval's half
+width / 1.96.
 
 The phase durations and the FDA review are in :mod:`forecast.phase.durations`; simulating a
 program in :mod:`forecast.phase.simulate`.
+
+References
+----------
+Biotechnology Innovation Organization, Informa Pharma Intelligence and QLS Advisors (2021).
+Clinical Development Success Rates and Contributing Factors 2011-2020 (the bundled counts;
+``data/SOURCES.md``).
 """
 
 from __future__ import annotations
@@ -124,14 +134,14 @@ class PhaseTransitionModel(SamplerSettings, _pymc.Fitted):
         ``{"group": "CAR-T", "estimate": 0.136, "ci95": (0.073, 0.239), "weight": 1.0}``; it
         enters as a logit-normal soft constraint scaled by ``weight``.
     duration_dispersion, dispersion_sd, median_sd, speed_sd
-        Phase-duration priors (module docstring); ``duration_dispersion=0``, ``median_sd=0``
-        and ``speed_sd=0`` make durations fixed at the benchmark means.
+        Phase-duration priors (:mod:`forecast.phase.durations`); ``duration_dispersion=0``,
+        ``median_sd=0`` and ``speed_sd=0`` make durations fixed at the benchmark means.
     priority_review
         Probability that the program's NDA/BLA gets priority review (PDUFA goal 8 months
-        after submission instead of 12; module docstring). Default 7/9: six of the seven
-        CAR-T BLAs approved in 2017-2024 had it.
+        after submission instead of 12; :mod:`forecast.phase.durations`). Default 7/9:
+        Laplace's rule on the seven CAR-T BLAs approved in 2017-2024, six of which had it.
     draws, tune, chains, seed, target_accept
-        NUTS settings.
+        NUTS settings, kept in ``sampler`` (:class:`~forecast.sampling.SamplerConfig`).
 
     Examples
     --------
@@ -410,7 +420,7 @@ class PhaseTransitionModel(SamplerSettings, _pymc.Fitted):
         """Per draw: approved or not, and the month each phase ends, filing and approval.
 
         ``group`` and ``new_group`` as in :meth:`transition_probabilities`; ``duration_group``
-        (default ``group``) picks the phase durations (module docstring).
+        (default ``group``) picks the phase durations (:mod:`forecast.phase.durations`).
         ``phase_start`` is when the program entered ``current_phase``. With ``as_of``, the
         program is known to have lasted in it until ``as_of``: the duration parameters are
         resampled in proportion to the probability of lasting that long (a program overdue is
@@ -418,7 +428,8 @@ class PhaseTransitionModel(SamplerSettings, _pymc.Fitted):
         has lasted that long; the review has no program-level parameters to resample). The
         effective number of parameter draws behind the resample is ``attrs["duration_ess"]``.
         ``duration_median_years`` and ``duration_sigma`` are the lognormal parameters of phases
-        I-III; in the ``filing`` column, the review's mean years and NaN (module docstring).
+        I-III; in the ``filing`` column, the review's mean years and NaN
+        (:mod:`forecast.phase.durations`).
         Events after ``horizon_end`` are NaT and ``approved`` means approved by then.
         ``ppq_lots`` run ``ppq_months_before_filing`` months before filing, in draws that file.
         ``min_years`` (phase -> years, a number or one per draw, from the phase's start): a
@@ -543,7 +554,8 @@ class PhaseTransitionModel(SamplerSettings, _pymc.Fitted):
 
     def _durations_for(self, duration_group: str | None, group: str) -> DurationSpec:
         """Mean years per phase of ``duration_group`` (default: ``group``) and, for a modality
-        known by its total years only, the posterior of its shift (module docstring)."""
+        known by its total years only, the posterior of its shift
+        (:meth:`DurationPriors.shift_posterior`)."""
         table = durations_table(self.durations_)
         own = duration_groups(table)
         name = group if duration_group is None else duration_group

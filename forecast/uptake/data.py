@@ -42,7 +42,7 @@ class Product:
 
 
 def analog_products() -> list[Product]:
-    """The bundled US CAR-T analogs with approval and label-expansion dates (shared/README)."""
+    """The five bundled US CAR-T analogs with their FDA approval and label-expansion dates."""
     return [
         Product(
             "Kymriah",
@@ -126,8 +126,9 @@ def observations_from_sales(
     ``constrained`` (supply-constrained: true demand was at least this).
     An aggregate whose quarters are partly reported elsewhere keeps only the unreported rest
     (a residual over the remaining quarters), and is dropped when all are reported. Patients =
-    sales / US list price at the period start: WW sales over the US price understate ex-US
-    patients (ex-US prices are lower). Returns one row per observation with ``products``,
+    sales / US list price at the period's middle (or at launch, if later; averaged over the
+    products of a combined figure): WW sales over the US price understate ex-US patients
+    (ex-US prices are lower). Returns one row per observation with ``products``,
     ``starts``, ``ends`` (tuples of dates), ``patients`` and ``lower_bound``.
     """
     launch = {p.name: p.launch for p in products}

@@ -158,7 +158,8 @@ class UptakeModel(SamplerSettings, _pymc.Fitted):
     Parameters
     ----------
     draws, tune, chains, seed
-        NUTS settings.
+        NUTS settings, kept in ``sampler`` (:class:`~forecast.sampling.SamplerConfig`) with
+        ``target_accept`` :data:`TARGET_ACCEPT`.
     """
 
     def __init__(self, *, draws: int = 1000, tune: int = 1000, chains: int = 2, seed: int = 0):

@@ -117,7 +117,7 @@ def observation_loglik(obs: pd.DataFrame, means: np.ndarray, phi: np.ndarray):
         )
         factors[int(year)] = (total, m)
     inexact = np.flatnonzero(~exact)
-    if len(inexact):  # scipy.stats takes about 1 s to import: only when it is needed
+    if len(inexact):  # scipy.stats is slow to import (forecast._dist): only when needed
         from scipy import stats
     for i in inexact:
         prob = phi / (phi + means[:, i])

@@ -245,13 +245,12 @@ def test_approval_probabilities_match_the_product_of_steps(models):
 
 
 def test_the_review_after_filing_keeps_its_pdufa_floor_and_mean(models):
-    # new-user review: a registrational trial's review (filing -> approval) was drawn like a
-    # lognormal phase scaled by the program's speed (CART-A of the example: 1.5 to 109 months).
-    # Now a PDUFA goal (8 or 12 months after submission) less up to 2 months, plus a delay in
-    # some draws, with the durations' filing mean kept (the fake model's: 1.0 y).
+    # a registrational trial's review (filing -> approval) is a PDUFA goal (8 or 12 months
+    # after submission) less up to 2 months, plus a delay in some draws, with the durations'
+    # filing mean kept (the fake model's: 1.0 y), not a lognormal phase scaled by the speed
     w = three_programs(models, draws=4000, seed=11).simulate()
     months = 12 * w.inputs["PIVOTAL.review_years"].values
-    assert months.min() >= 6.0  # was 1.5 over these draws
+    assert months.min() >= 6.0  # the earliest on-time action: 8 months less 2
     assert months.mean() == pytest.approx(12.0, abs=0.5)  # standard error 0.13
     filing = w.events["filing"].sel(program="PIVOTAL").values
     approval = w.events["approval"].sel(program="PIVOTAL").values
@@ -320,7 +319,7 @@ def test_one_launched_product_reproduces_the_uptake_forecast_exactly(models):
     assert got.values.sum() > 0
 
 
-# --- uptake seams (defects: expansions without launch, Product launch ignored) -------------
+# --- uptake seams: expansions follow the launch, a Product's own launch date --------------
 def test_uptake_expansion_adds_nothing_without_or_before_launch(models):
     launch = np.array(["NaT", "2030-01-01"], dtype="datetime64[ns]")
     fc = models["uptake"].forecast(
@@ -474,7 +473,7 @@ def test_bad_portfolios_are_refused(models):
 
 def test_current_phase_patients_count_from_the_phase_start(models):
     # 24 patients over 18 months from 2026-03-01; the horizon starts 2026-12-01: about 9 of
-    # the 18 months (12 patients) are left, not all 24 (review finding)
+    # the 18 months (12 patients) are left, not all 24
     pf = Portfolio(
         start="2026-12-01",
         horizon_months=36,
@@ -547,10 +546,9 @@ def _trial_world(lag_days, *, as_of="2026-12-31", start="2027-01-01", draws=2000
 
 @pytest.mark.parametrize("lag_days", [20, 45, {"uniform": [2, 40]}])
 def test_patients_enrolled_before_the_cut_start_manufacture_after_it(lag_days):
-    # Defect: only patients enrolled after as_of were manufactured, so the first month(s) of
-    # clinical demand lacked everyone enrolled within lag_days before the cut (about 35% of
-    # a steady month was left with a 20-day lag). At a steady rate every month must start
-    # about the same number of lots.
+    # patients enrolled within lag_days before the cut start manufacture after it (with a
+    # 20-day lag about 35% of a steady month): at a steady rate every month starts about the
+    # same number of lots, the first ones included
     model, clinical = _trial_world(lag_days)
     per_month = clinical.mean(axis=0)
     steady = per_month[3:].mean()  # months whose patients all enrolled after the cut
@@ -576,10 +574,10 @@ def test_without_a_lag_no_patient_of_the_history_is_added():
 
 
 def test_a_pipeline_phase_under_way_keeps_its_lag_crossing_patients():
-    # Same defect for a program in phase I under way at the start: the plan's patients
-    # enrolled before the horizon were dropped before the lag moved them, so the first
-    # month lacked those starting in it. 600 patients over 60 months from 2025-01 is a
-    # steady 10 a month; with a 25-day lag every month of 2027 starts about 10 lots.
+    # the same for a program in phase I under way at the start: the plan's patients enrolled
+    # before the horizon whose lag moves them into it are counted. 600 patients over 60
+    # months from 2025-01 is a steady 10 a month; with a 25-day lag every month of 2027
+    # starts about 10 lots.
     pf = Portfolio(
         start="2027-01-01",
         horizon_months=12,
@@ -613,10 +611,9 @@ def test_a_pipeline_phase_under_way_keeps_its_lag_crossing_patients():
 
 @pytest.mark.parametrize("lag_days", [10, 45])
 def test_a_cut_in_mid_month_counts_every_patient_once(lag_days):
-    # Review finding: with the data cut on Jan 15 the forecast's first month holds only Jan
-    # 16-31, but its patients were shifted as if spread over all of January, so some
-    # started too early and overlapped the patients placed by day (Feb 39 vs 31 steady,
-    # then Mar 25). At a steady rate every month of the horizon starts the same number.
+    # with the data cut on Jan 15 the forecast's first month holds only Jan 16-31: its
+    # patients are shifted by day, not as if spread over all of January, so none is counted
+    # twice or missed. At a steady rate every month of the horizon starts the same number.
     _, clinical = _trial_world(lag_days, as_of="2027-01-15", start="2027-02-01", rate=32.0)
     per_month = clinical.mean(axis=0)
     steady = per_month[3:].mean()
@@ -624,15 +621,15 @@ def test_a_cut_in_mid_month_counts_every_patient_once(lag_days):
 
 
 def test_a_horizon_starting_before_the_cut_keeps_the_observed_starts():
-    # Review finding: with the horizon starting Jan 1 and the data cut on Jan 15, lots of
-    # patients observed Jan 1-15 (no lag) start inside the horizon but were counted nowhere
-    # (Jan 16.8 vs 31 steady).
+    # with the horizon starting Jan 1 and the data cut on Jan 15, the lots of patients
+    # observed Jan 1-15 (no lag) start inside the horizon and are counted: January starts
+    # as many as a steady month
     _, clinical = _trial_world(0.0, as_of="2027-01-15", start="2027-01-01", rate=32.0)
     per_month = clinical.mean(axis=0)
     assert per_month[0] == pytest.approx(per_month[2:].mean(), rel=0.06)
 
 
-# --- mutation survivors: bounds of pivotal_success, a phase without patients ---------------
+# --- bounds of pivotal_success, a phase without patients -----------------------------------
 def _pivotal_world(models, pivotal_success):
     pf = Portfolio(
         start="2027-01-01", horizon_months=60, draws=200, seed=3, phase_model=models["phase"]
@@ -679,8 +676,8 @@ def test_pivotal_success_of_exactly_0_or_1_is_accepted(models):
 
 
 def test_a_pipeline_phase_with_no_patients_adds_no_demand(models):
-    # mutation survivor: 'patients < 0' -> '<= 0' refused a plan phase of 0 patients. Phases
-    # I and III plan none, phase II 40 over its first 12 months (all made, no lag): every
+    # a plan phase of 0 patients is valid (only a negative count is refused). Phases I and III
+    # plan none, phase II 40 over its first 12 months (all made, no lag): every
     # draw that reaches phase II starts exactly 40 lots, all inside that window; the others
     # none. The plan does not move the events: the same world with patients in I and III has
     # the same filing and approval dates.
@@ -761,8 +758,8 @@ def test_a_pipeline_phase_with_no_patients_adds_no_demand(models):
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 def test_an_array_of_draws_with_a_non_finite_value_is_refused(models, bad):
-    # found by review: NaN passed the [0, 1] check ((p < 0) | (p > 1) is False for NaN) and
-    # those draws silently never filed; a number NaN was already refused
+    # a NaN or inf draw is refused, naming the draw ((p < 0) | (p > 1) is False for NaN, so
+    # a range check alone would let those draws silently never file)
     p = np.ones(200)
     p[7] = bad
     with pytest.raises(InputError, match=r"pivotal_success: draw 7 is (nan|inf); expected"):
@@ -807,9 +804,9 @@ def test_a_passed_phase_lasts_at_least_its_planned_enrollment():
 
 
 def test_no_pipeline_filing_before_its_pivotal_trial_has_enrolled_as_planned():
-    """Phase III plans 100 patients over 30 months from 2027-01: every draw that files does so
-    30 months or more after the phase began (old code: 2-year phases filed sooner, their
-    patients squeezed into the shorter phase), and every such draw enrolled all 100."""
+    """Phase III plans 100 patients over 30 months from 2027-01 (mean phase III: 2 years):
+    every draw that files does so 30 months or more after the phase began, and every such draw
+    enrolled all 100; a draw that failed before 30 months enrolled fewer."""
     pf = Portfolio(
         start="2027-01-01",
         horizon_months=120,
@@ -841,10 +838,9 @@ def test_no_pipeline_filing_before_its_pivotal_trial_has_enrolled_as_planned():
 
 
 def test_approval_bands_draw_with_the_phases_minimums():
-    """bands() redraws each draw's durations: with a phase's minimum kept in the simulation,
-    its conditional P(approved by month) is 0 before the first approval can happen, like the
-    share approved (review: with fixed durations the P50 band read 0.63 in a month where no
-    draw could be approved yet)."""
+    """bands() redraws each draw's durations with the phase minimums kept in the simulation:
+    with fixed durations, its conditional P(approved by month) is 0 in every percentile before
+    the first month any draw can be approved, like the share approved."""
     model = fakes.phase_model(P, years=(1.0, 1.5, 2.0, 1.0))  # fixed durations
     sim = model.simulate(
         "phase3", "2027-01-01", draws=400, seed=2, group="CAR-T", min_years={"phase3": 3.0}
@@ -858,8 +854,8 @@ def test_approval_bands_draw_with_the_phases_minimums():
 
 def test_a_floor_far_above_the_median_keeps_the_truncated_mean():
     """Truncated lognormal far in the tail (floor 2.5 y, median 0.2 y, sigma 0.3: z = 8.4):
-    the mean given X >= floor is exp(mu + s^2/2) Phi(s - z) / Phi(-z) ~ floor (1 + s^2 / z...),
-    2.590 by quadrature; drawing from the cdf side rounded to the floor (mean 2.500)."""
+    the draws' mean given X >= floor is the quadrature value, 2.590, to 0.2% (every draw at
+    the floor would give 2.500), and the draws spread above the floor."""
     from scipy import integrate, stats
 
     from forecast.phase.durations import lognormal_years
