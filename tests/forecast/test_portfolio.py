@@ -12,7 +12,7 @@ from forecast import Portfolio, Program
 from forecast.draws import DAYS_PER_MONTH, manufacture_starts, spread_over_windows
 from forecast.errors import InputError
 from forecast.uptake import Product
-from tests.forecast import fakes
+from tests.forecast import builders, fakes
 from tests.helpers import fixed_process, make_demand
 
 P = (0.5, 0.6, 0.7, 0.9)  # phase1->2, 2->3, 3->filing, filing->approval in the fake model
@@ -28,62 +28,53 @@ def models():
 
 
 def three_programs(models, draws=800, seed=3, **kw) -> Portfolio:
-    pf = Portfolio(
-        start="2027-01-01",
+    """A registrational trial, a phase I program and a launched product, from 2027-01."""
+    pivotal = builders.trial(
+        "PIVOTAL",
+        models["enrollment"],
+        group="CAR-T",
+        registrational=True,
+        follow_up_months={"uniform": [9, 15]},
+        filing_prep_months=3,
+        manufactured_share={"beta": [18, 2]},
+        lag_days=20,
+        eligible_per_year=2000,
+        peak_share=(0.1, 0.2),
+        # dated before most launches, and one relative to launch
+        expansions=[("2028-01-01", 800), (24, 1000)],
+        ppq_lots=3,
+        ppq_window_months=(8, 6),
+        **kw,
+    )
+    pipe = builders.pipeline(
+        "phase1",
+        "2026-06-01",
+        trial_plan={
+            "phase1": {"patients": 30, "enrollment_months": 18},
+            "phase2": {"patients": 60},
+            "phase3": {"patients": 200, "enrollment_months": 24},
+        },
+        eligible_per_year=3000,
+        peak_share=0.1,
+        ppq_lots=4,
+    )
+    launched = builders.launched(
+        "LAUNCHED",
+        "2025-03-15",
+        eligible_per_year=1500,
+        peak_share={"beta": [4, 16]},
+        in_progress=10,
+    )
+    return builders.portfolio(
+        pivotal,
+        pipe,
+        launched,
         horizon_months=120,
         draws=draws,
         seed=seed,
         phase_model=models["phase"],
         uptake_model=models["uptake"],
     )
-    pf.add(
-        Program(
-            "PIVOTAL",
-            "trial",
-            group="CAR-T",
-            enrollment=models["enrollment"],
-            registrational=True,
-            follow_up_months={"uniform": [9, 15]},
-            filing_prep_months=3,
-            manufactured_share={"beta": [18, 2]},
-            lag_days=20,
-            eligible_per_year=2000,
-            peak_share=(0.1, 0.2),
-            # dated before most launches, and one relative to launch
-            expansions=[("2028-01-01", 800), (24, 1000)],
-            ppq_lots=3,
-            ppq_window_months=(8, 6),
-            **kw,
-        )
-    )
-    pf.add(
-        Program(
-            "PIPE",
-            "pipeline",
-            group="CAR-T",
-            phase="phase1",
-            phase_start="2026-06-01",
-            trial_plan={
-                "phase1": {"patients": 30, "enrollment_months": 18},
-                "phase2": {"patients": 60},
-                "phase3": {"patients": 200, "enrollment_months": 24},
-            },
-            eligible_per_year=3000,
-            peak_share=0.1,
-            ppq_lots=4,
-        )
-    )
-    pf.add(
-        Program(
-            "LAUNCHED",
-            "launched",
-            launch="2025-03-15",
-            eligible_per_year=1500,
-            peak_share={"beta": [4, 16]},
-            in_progress=10,
-        )
-    )
-    return pf
 
 
 @pytest.fixture(scope="module")
@@ -193,27 +184,12 @@ def test_no_trial_patient_after_the_phase_the_program_failed_in(models):
 # --- draw alignment and closed forms -------------------------------------------------------
 def test_approval_of_draw_i_shifts_demand_of_draw_i(models):
     fast = fakes.uptake_model(p_year=50.0, q_year=0.1)  # adoption is immediate
-    pf = Portfolio(
-        start="2027-01-01",
-        horizon_months=120,
-        draws=400,
-        seed=5,
-        phase_model=models["phase"],
-        uptake_model=fast,
+    pipe = builders.pipeline(
+        "phase2", "2026-01-01", eligible_per_year=12_000, peak_share=0.5, launch_lag_months=2
     )
-    pf.add(
-        Program(
-            "PIPE",
-            "pipeline",
-            group="CAR-T",
-            phase="phase2",
-            phase_start="2026-01-01",
-            eligible_per_year=12_000,
-            peak_share=0.5,
-            launch_lag_months=2,
-        )
-    )
-    w = pf.simulate()
+    w = builders.portfolio(
+        pipe, horizon_months=120, draws=400, seed=5, phase_model=models["phase"], uptake_model=fast
+    ).simulate()
     commercial = w.demand.sel(program="PIPE", stream="commercial").values
     launch = w.events["launch"].sel(program="PIPE").values
     approval = w.events["approval"].sel(program="PIPE").values
@@ -291,18 +267,15 @@ def test_same_seed_same_world_and_sums_over_programs(models, world):
 
 
 def test_one_launched_product_reproduces_the_uptake_forecast_exactly(models):
-    pf = Portfolio(
-        start="2027-01-01", horizon_months=60, draws=500, seed=9, uptake_model=models["uptake"]
+    launched = builders.launched(
+        "LAUNCHED",
+        "2025-03-15",
+        eligible_per_year=1500,
+        peak_share={"beta": [4, 16]},
+        expansions=[(12, 400)],
     )
-    pf.add(
-        Program(
-            "LAUNCHED",
-            "launched",
-            launch="2025-03-15",
-            eligible_per_year=1500,
-            peak_share={"beta": [4, 16]},
-            expansions=[(12, 400)],
-        )
+    pf = builders.portfolio(
+        launched, horizon_months=60, draws=500, seed=9, uptake_model=models["uptake"]
     )
     got = pf.demand().sel(program="LAUNCHED", stream="commercial")
     direct = models["uptake"].forecast(
@@ -474,22 +447,16 @@ def test_bad_portfolios_are_refused(models):
 def test_current_phase_patients_count_from_the_phase_start(models):
     # 24 patients over 18 months from 2026-03-01; the horizon starts 2026-12-01: about 9 of
     # the 18 months (12 patients) are left, not all 24
-    pf = Portfolio(
+    pipe = builders.pipeline(
+        "phase1", "2026-03-01", trial_plan={"phase1": {"patients": 24, "enrollment_months": 18}}
+    )
+    pf = builders.portfolio(
+        pipe,
         start="2026-12-01",
         horizon_months=36,
         draws=400,
         seed=2,
         phase_model=fakes.phase_model(P, years=(5.0, 2.0, 2.5, 1.0)),
-    )
-    pf.add(
-        Program(
-            "PIPE",
-            "pipeline",
-            group="CAR-T",
-            phase="phase1",
-            phase_start="2026-03-01",
-            trial_plan={"phase1": {"patients": 24, "enrollment_months": 18}},
-        )
     )
     clinical = pf.simulate().demand.sel(program="PIPE", stream="clinical")
     per_draw = clinical.sum("month").values
@@ -513,10 +480,8 @@ def test_sales_and_analog_names_are_refused_where_they_break_the_world(models):
         )
     uptake = fakes.uptake_model()
     uptake.products_ = [Product("Breyanzi", pd.Timestamp("2021-02-05"))]
-    pf = Portfolio(start="2027-01-01", horizon_months=12, draws=10, uptake_model=uptake)
-    pf.add(
-        Program("Breyanzi", "launched", launch="2025-01-01", eligible_per_year=10, peak_share=0.1)
-    )
+    breyanzi = builders.launched("Breyanzi", "2025-01-01", eligible_per_year=10, peak_share=0.1)
+    pf = builders.portfolio(breyanzi, horizon_months=12, draws=10, uptake_model=uptake)
     with pytest.raises(InputError, match="name of a fitted uptake analog"):
         pf.simulate()
 
@@ -539,8 +504,8 @@ def test_fixing_an_uptake_input_keeps_the_draws_of_the_others():
 # --- patients enrolled before the data cut -------------------------------------------------
 def _trial_world(lag_days, *, as_of="2026-12-31", start="2027-01-01", draws=2000, rate=30.0):
     model = fakes.enrollment_model(target=100_000, rate_per_month=rate, as_of=as_of, months=12)
-    pf = Portfolio(start=start, horizon_months=6, draws=draws, seed=5, as_of=as_of)
-    pf.add(Program("T", "trial", enrollment=model, manufactured_share=1.0, lag_days=lag_days))
+    trial = builders.trial("T", model, manufactured_share=1.0, lag_days=lag_days)
+    pf = builders.portfolio(trial, start=start, horizon_months=6, draws=draws, seed=5, as_of=as_of)
     return model, pf.simulate().demand.sel(program="T", stream="clinical").values
 
 
@@ -578,27 +543,22 @@ def test_a_pipeline_phase_under_way_keeps_its_lag_crossing_patients():
     # before the horizon whose lag moves them into it are counted. 600 patients over 60
     # months from 2025-01 is a steady 10 a month; with a 25-day lag every month of 2027
     # starts about 10 lots.
-    pf = Portfolio(
-        start="2027-01-01",
+    pipe = builders.pipeline(
+        "phase1",
+        "2025-01-01",
+        trial_plan={"phase1": {"patients": 600, "enrollment_months": 60}},
+        manufactured_share=1.0,
+        lag_days=25,
+        eligible_per_year=1000,
+        peak_share=0.1,
+    )
+    pf = builders.portfolio(
+        pipe,
         horizon_months=12,
         draws=2000,
         seed=2,
         phase_model=fakes.phase_model(P, dispersion=0.4),
         uptake_model=fakes.uptake_model(),
-    )
-    pf.add(
-        Program(
-            "PIPE",
-            "pipeline",
-            group="CAR-T",
-            phase="phase1",
-            phase_start="2025-01-01",
-            trial_plan={"phase1": {"patients": 600, "enrollment_months": 60}},
-            manufactured_share=1.0,
-            lag_days=25,
-            eligible_per_year=1000,
-            peak_share=0.1,
-        )
     )
     clinical = pf.simulate().demand.sel(program="PIPE", stream="clinical").values
     # draws whose phase I goes on after July enroll at their own steady rate Jan-Jun (a
@@ -631,22 +591,18 @@ def test_a_horizon_starting_before_the_cut_keeps_the_observed_starts():
 
 # --- bounds of pivotal_success, a phase without patients -----------------------------------
 def _pivotal_world(models, pivotal_success):
-    pf = Portfolio(
-        start="2027-01-01", horizon_months=60, draws=200, seed=3, phase_model=models["phase"]
+    pivotal = builders.trial(
+        "PIV",
+        models["enrollment"],
+        group="CAR-T",
+        registrational=True,
+        follow_up_months=12,
+        filing_prep_months=3,
+        pivotal_success=pivotal_success,
     )
-    pf.add(
-        Program(
-            "PIV",
-            "trial",
-            group="CAR-T",
-            enrollment=models["enrollment"],
-            registrational=True,
-            follow_up_months=12,
-            filing_prep_months=3,
-            pivotal_success=pivotal_success,
-        )
-    )
-    return pf.simulate()
+    return builders.portfolio(
+        pivotal, horizon_months=60, draws=200, seed=3, phase_model=models["phase"]
+    ).simulate()
 
 
 @pytest.mark.parametrize("p", [-0.01, 1.01])
@@ -682,29 +638,20 @@ def test_a_pipeline_phase_with_no_patients_adds_no_demand(models):
     # none. The plan does not move the events: the same world with patients in I and III has
     # the same filing and approval dates.
     def world(p1, p3):
-        pf = Portfolio(
-            start="2027-01-01",
-            horizon_months=96,
-            draws=400,
-            seed=4,
-            phase_model=fakes.phase_model(P, years=(1.0, 2.0, 2.5, 1.0)),
-        )
         plan = {
             "phase1": {"patients": p1},
             "phase2": {"patients": 40, "enrollment_months": 12},
             "phase3": {"patients": p3},
         }
-        pf.add(
-            Program(
-                "PIPE",
-                "pipeline",
-                group="CAR-T",
-                phase="phase1",
-                phase_start="2027-01-01",
-                trial_plan=plan,
-                manufactured_share=1.0,
-                lag_days=0,
-            )
+        pipe = builders.pipeline(
+            "phase1", "2027-01-01", trial_plan=plan, manufactured_share=1.0, lag_days=0
+        )
+        pf = builders.portfolio(
+            pipe,
+            horizon_months=96,
+            draws=400,
+            seed=4,
+            phase_model=fakes.phase_model(P, years=(1.0, 2.0, 2.5, 1.0)),
         )
         return pf, pf.simulate()
 
@@ -807,26 +754,20 @@ def test_no_pipeline_filing_before_its_pivotal_trial_has_enrolled_as_planned():
     """Phase III plans 100 patients over 30 months from 2027-01 (mean phase III: 2 years):
     every draw that files does so 30 months or more after the phase began, and every such draw
     enrolled all 100; a draw that failed before 30 months enrolled fewer."""
-    pf = Portfolio(
-        start="2027-01-01",
+    pipe = builders.pipeline(
+        "phase3",
+        "2027-01-01",
+        trial_plan={"phase3": {"patients": 100, "enrollment_months": 30}},
+        manufactured_share=1.0,
+        lag_days=0,
+    )
+    w = builders.portfolio(
+        pipe,
         horizon_months=120,
         draws=800,
         seed=6,
         phase_model=fakes.phase_model(P, years=(1.0, 1.5, 2.0, 1.0), dispersion=0.4),
-    )
-    pf.add(
-        Program(
-            "PIPE",
-            "pipeline",
-            group="CAR-T",
-            phase="phase3",
-            phase_start="2027-01-01",
-            trial_plan={"phase3": {"patients": 100, "enrollment_months": 30}},
-            manufactured_share=1.0,
-            lag_days=0,
-        )
-    )
-    w = pf.simulate()
+    ).simulate()
     filing = w.events["filing"].sel(program="PIPE").values
     filed = ~np.isnat(filing)
     assert filed.mean() == pytest.approx(0.7, abs=0.05)
