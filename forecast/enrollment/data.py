@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,6 +34,46 @@ class EnrollmentData:
     screen_failed: int = 0
     treated: int = 0
     dropped: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """The data as JSON-ready lists and strings (a saved model stores them)."""
+        return {
+            "sites": self.sites.astype(object)
+            .where(self.sites.notna(), None)
+            .astype(str)
+            .to_dict("list"),
+            "months": [str(m.date()) for m in self.months],
+            "counts": self.counts.tolist(),
+            "exposure": self.exposure.tolist(),
+            "as_of": str(self.as_of.date()),
+            "open_share": self.open_share.tolist(),
+            "monthly_open_share": self.monthly_open_share.tolist(),
+            "screened": self.screened,
+            "screen_failed": self.screen_failed,
+            "treated": self.treated,
+            "dropped": self.dropped,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> EnrollmentData:
+        """The data :meth:`to_json` gave, rebuilt."""
+        sites = pd.DataFrame(d["sites"]).replace({"None": None, "NaT": None, "nan": None})
+        for col in ("activated_on", "planned_activation", "closed_on"):
+            sites[col] = pd.to_datetime(sites[col])
+        sites["cap"] = pd.to_numeric(sites["cap"])
+        return cls(
+            sites,
+            pd.DatetimeIndex(d["months"]),
+            np.array(d["counts"]),
+            np.array(d["exposure"]),
+            pd.Timestamp(d["as_of"]),
+            np.array(d["open_share"]),
+            np.array(d["monthly_open_share"]),
+            d["screened"],
+            d["screen_failed"],
+            d["treated"],
+            d["dropped"],
+        )
 
 
 def _dates(frame: pd.DataFrame, column: str, source: str, required: bool) -> pd.Series:

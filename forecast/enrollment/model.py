@@ -254,24 +254,8 @@ class EnrollmentModel(SamplerSettings, _pymc.Fitted):
         """Posterior, the validated data and the config (JSON attrs) to one NetCDF file."""
         if self._idata is None:
             raise RuntimeError("call fit() first")
-        d = self.data_
-        data = {
-            "sites": d.sites.astype(object)
-            .where(d.sites.notna(), None)
-            .astype(str)
-            .to_dict("list"),
-            "months": [str(m.date()) for m in d.months],
-            "counts": d.counts.tolist(),
-            "exposure": d.exposure.tolist(),
-            "as_of": str(d.as_of.date()),
-            "open_share": d.open_share.tolist(),
-            "monthly_open_share": d.monthly_open_share.tolist(),
-            "screened": d.screened,
-            "screen_failed": d.screen_failed,
-            "treated": d.treated,
-            "dropped": d.dropped,
-        }
-        _pymc.save_idata(self._idata, path, {"config": self.config(), "data": data})
+        saved = {"config": self.config(), "data": self.data_.to_json()}
+        _pymc.save_idata(self._idata, path, saved)
         return Path(path)
 
     @classmethod
@@ -287,24 +271,7 @@ class EnrollmentModel(SamplerSettings, _pymc.Fitted):
                 "single_site_prior": tuple(config["single_site_prior"]),
             }
         )
-        d = saved["data"]
-        sites = pd.DataFrame(d["sites"]).replace({"None": None, "NaT": None, "nan": None})
-        for col in ("activated_on", "planned_activation", "closed_on"):
-            sites[col] = pd.to_datetime(sites[col])
-        sites["cap"] = pd.to_numeric(sites["cap"])
-        model.data_ = EnrollmentData(
-            sites,
-            pd.DatetimeIndex(d["months"]),
-            np.array(d["counts"]),
-            np.array(d["exposure"]),
-            pd.Timestamp(d["as_of"]),
-            np.array(d["open_share"]),
-            np.array(d["monthly_open_share"]),
-            d["screened"],
-            d["screen_failed"],
-            d["treated"],
-            d["dropped"],
-        )
+        model.data_ = EnrollmentData.from_json(saved["data"])
         model.idata = idata
         return model
 
