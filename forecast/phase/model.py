@@ -452,11 +452,9 @@ class PhaseTransitionModel(SamplerSettings, _pymc.Fitted):
         if draws <= 0 or ppq_lots < 0 or ppq_months_before_filing < 0:
             raise InputError("draws must be > 0 and the PPQ numbers >= 0")
         rng = np.random.default_rng(seed)
-        p_all = self.transition_probabilities(
-            group, new_group=new_group, evidence=evidence, step_priors=step_priors, seed=seed
-        ).values
-        p = p_all[rng.integers(0, len(p_all), size=draws)]
-        spec = self._durations_for(duration_group, group)
+        p, spec = self._program(
+            group, draws, rng, seed, duration_group, new_group, evidence, step_priors
+        )
         elapsed = (as_of_ts - start).days / DAYS_PER_YEAR
         median, sigma, ess = self.duration_priors.survivor_params(spec, draws, rng, c, elapsed)
 
@@ -536,13 +534,30 @@ class PhaseTransitionModel(SamplerSettings, _pymc.Fitted):
         """
         self._check_fitted()
         rng = np.random.default_rng(seed)
+        p, spec = self._program(
+            group, draws, rng, seed, duration_group, new_group, evidence, step_priors
+        )
+        median, sigma = self.duration_priors.duration_params(spec, draws, rng)
+        return {"p": p, "median_years": median, "sigma": sigma}
+
+    def _program(
+        self,
+        group: str,
+        draws: int,
+        rng: np.random.Generator,
+        seed: int,
+        duration_group: str | None,
+        new_group: bool,
+        evidence: Mapping[str, tuple[int, int]] | None,
+        step_priors: Mapping[str, tuple[float, float]] | None,
+    ) -> tuple[np.ndarray, DurationSpec]:
+        """``draws`` step probabilities (draw, step) of one program of ``group``, drawn with
+        ``rng`` from :meth:`transition_probabilities`, and its phase-duration spec."""
         p_all = self.transition_probabilities(
             group, new_group=new_group, evidence=evidence, step_priors=step_priors, seed=seed
         ).values
         p = p_all[rng.integers(0, len(p_all), size=draws)]
-        spec = self._durations_for(duration_group, group)
-        median, sigma = self.duration_priors.duration_params(spec, draws, rng)
-        return {"p": p, "median_years": median, "sigma": sigma}
+        return p, self._durations_for(duration_group, group)
 
     def review_years(self, program: Mapping[str, np.ndarray], seed: int = 0) -> np.ndarray:
         """Years from filing to the approval decision per draw (the ``filing`` phase): PDUFA
