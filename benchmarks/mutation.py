@@ -135,6 +135,18 @@ DEFAULT_MODULES = [
     "forecast/enrollment.py",
     "forecast/phase.py",
     "forecast/uptake.py",
+    # the same models as subpackages: a commit has the module or the package
+    "forecast/enrollment/data.py",
+    "forecast/enrollment/model.py",
+    "forecast/enrollment/simulate.py",
+    "forecast/phase/data.py",
+    "forecast/phase/model.py",
+    "forecast/phase/durations.py",
+    "forecast/phase/simulate.py",
+    "forecast/uptake/curves.py",
+    "forecast/uptake/data.py",
+    "forecast/uptake/model.py",
+    "forecast/uptake/simulate.py",
     "forecast/backtest.py",
     "forecast/data.py",
 ]
@@ -147,7 +159,9 @@ def tests_for(module: str, root: Path) -> list[str]:
     if module in TESTS:
         files = TESTS[module]
     elif module.startswith("forecast/"):
-        files = [f"tests/forecast/test_{Path(module).stem}.py", *FORECAST_SHARED]
+        # forecast/phase.py and the modules of forecast/phase/ are tested by test_phase.py
+        name = Path(module).with_suffix("").parts[1]
+        files = [f"tests/forecast/test_{name}.py", *FORECAST_SHARED]
     else:
         files = [f"tests/{Path(module).parent}/test_{Path(module).stem}.py"]
     return [f for f in dict.fromkeys(files) if (root / f).is_file()]

@@ -5,10 +5,12 @@ one pattern: configure in ``__init__``, ``fit(data) -> self`` (posterior in ``.i
 ``simulate``/``forecast`` returning xarray draws, plus ``summary()``/``bands()`` tidy frames.
 """
 
-from forecast.enrollment import EnrollmentModel
-from forecast.phase import PHASES, STEPS, PhaseTransitionModel
+from forecast.enrollment.model import EnrollmentModel
+from forecast.phase.data import PHASES, STEPS
+from forecast.phase.model import PhaseTransitionModel
 from forecast.portfolio import Portfolio, PortfolioDraws, Program
-from forecast.uptake import UptakeModel
+from forecast.sampling import SamplerConfig
+from forecast.uptake.model import UptakeModel
 
 __all__ = [
     "PHASES",
@@ -18,5 +20,6 @@ __all__ = [
     "Portfolio",
     "PortfolioDraws",
     "Program",
+    "SamplerConfig",
     "UptakeModel",
 ]

@@ -1,8 +1,8 @@
 """Normal and binomial functions on :mod:`scipy.special`, computed as :mod:`scipy.stats` does.
 
-``scipy.stats`` takes about a second to import (it builds every distribution object), which
-every process running pmcap paid: ``pmcap run``, each worker of a sweep. ``scipy.special``
-alone takes about 0.2 s. These are the formulas ``scipy.stats.norm`` and ``binom`` evaluate
+Importing ``scipy.stats`` builds every distribution object, which is slow and which every
+process running pmcap (``pmcap run``, each worker of a sweep) would pay; ``scipy.special`` alone
+is much cheaper. These are the formulas ``scipy.stats.norm`` and ``binom`` evaluate
 (``tests/forecast/test_dist.py`` checks them against it bit for bit).
 """
 

@@ -5,8 +5,10 @@ sampling a model imports PyMC (:func:`pymc`); forecasting from a saved posterior
 file with xarray (:func:`load_idata` returns a :class:`Draws`) and computes the sampler
 diagnostics with NumPy (:func:`diagnostics`, the same numbers ``az.summary`` reports). ArviZ
 is imported only when a fit returns an ``InferenceData``, when one is saved, or when a user
-reads a loaded model's ``.idata`` (converted on first access, see :class:`Fitted`). Together
-they cost about 3 s of start-up on the 2-core machine (``benchmarks/bench_startup.py``).
+reads a loaded model's ``.idata`` (converted on first access, see :class:`Fitted`): the three
+take seconds to import, which every ``pmcap run`` and sweep worker would otherwise pay
+(``benchmarks/bench_startup.py`` measures the start-up). NUTS settings live in
+:class:`forecast.sampling.SamplerConfig`.
 """
 
 from __future__ import annotations
@@ -153,7 +155,7 @@ def _nanmin(values) -> float:
 # --- R-hat and bulk ESS, as ArviZ 0.2x computes them (Vehtari et al. 2021) -----------------
 # A port of ``arviz.stats.diagnostics._multichain_statistics`` (rank-normalised split R-hat:
 # the larger of bulk and folded; bulk ESS with Geyer's initial monotone sequence) so that
-# reading a posterior does not import ArviZ (about 1-3 s); tests/test_imports.py checks it
+# reading a posterior does not import ArviZ; tests/test_imports.py checks it
 # against az.summary.
 def _rhat_ess_bulk(ary: np.ndarray) -> tuple[float, float]:
     """(R-hat, bulk ESS) of one scalar's draws, shape (chain, draw)."""

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from forecast.data import screening_log
-from forecast.enrollment import EnrollmentModel
+from forecast.enrollment.model import EnrollmentModel
 
 __all__ = [
     "backtest_summary",
@@ -161,7 +161,7 @@ def _bass_least_squares(train: pd.DataFrame, test: pd.DataFrame, launch: pd.Time
     """Per-product Bass (p, q, scale) by least squares on log patients; lognormal residuals."""
     from scipy.optimize import least_squares
 
-    from forecast.uptake import bass_integral, months_since_origin
+    from forecast.uptake.curves import bass_integral, months_since_origin
 
     L = months_since_origin([launch])[0]
 
@@ -259,7 +259,8 @@ def uptake_backtest(
     own observations: a Bass fit by least squares and statsmodels ETS. Lower bounds are not
     scored. One row per test observation and method: 80% interval, coverage, CRPS.
     """
-    from forecast.uptake import UptakeModel, analog_observations, analog_products, observation_means
+    from forecast.uptake.data import analog_observations, analog_products
+    from forecast.uptake.model import UptakeModel, observation_means
 
     logging.getLogger("pymc").setLevel(logging.ERROR)
     rng = np.random.default_rng(seed)

@@ -99,7 +99,7 @@ class Program:
         Uptake inputs (no commercial stream without ``eligible_per_year`` and
         ``peak_share``); ``expansions`` are ``(date or months after launch, added eligible per
         year)``; ``sales`` are observations of the product (the output of
-        :func:`forecast.uptake.observations_from_sales`) that reweight the uptake draws.
+        :func:`forecast.uptake.data.observations_from_sales`) that reweight the uptake draws.
     ppq_lots, ppq_window_months
         Process-performance-qualification lots and the window before filing they run in
         (from ``[0]`` months to ``[1]`` months before the filing month).
@@ -614,7 +614,7 @@ class Portfolio:
         return out
 
     def _commercial(self, prog: Program, launch: np.ndarray, inputs: dict) -> np.ndarray:
-        from forecast.uptake import Product
+        from forecast.uptake.data import Product
 
         if self.uptake_model is None:
             raise InputError(f"program {prog.name!r}: needs a fitted UptakeModel (uptake_model)")

@@ -250,7 +250,7 @@ def test_save_and_load_give_the_same_forecast(tmp_path, trial_model, accrual_mod
 
 
 # --------------------------------------------------------------------------------------------
-# sites not open yet, pauses, closures, sites_needed (issue 11 items 5-8) and inputs (issue 12)
+# sites not open yet, pauses, closures, sites_needed, and bad inputs
 # --------------------------------------------------------------------------------------------
 def pending_contribution(sites_with, sites_without, counts, as_of, months=12, **kw):
     """Mean enrolled per month that the sites only in ``sites_with`` add (same seeds: the
@@ -265,7 +265,8 @@ def pending_contribution(sites_with, sites_without, counts, as_of, months=12, **
 
 @pytest.mark.parametrize("calendar_effect", [False, True])
 def test_pending_sites_draw_rates_informed_by_one_open_site(calendar_effect):
-    # issue 11.5: one site at about 0.46/month; a pending site used to add the prior's 2.7
+    # one site at about 0.46/month: a pending site's rate comes from that site (about the same
+    # rate), not from the single-site prior (about 3 a month)
     counts = one_site_counts("2024-01-01", "2024-12-31", 6, seed=1)
     open_site = pd.DataFrame({"site": ["A"], "activated_on": ["2024-01-01"]})
     pending = pd.DataFrame({"site": ["B"], "planned_activation": ["2024-11-01"]})
@@ -283,7 +284,7 @@ def test_pending_sites_draw_rates_informed_by_one_open_site(calendar_effect):
 
 
 def test_pending_sites_respect_declared_pauses():
-    # issue 11.6: a pending site recruited 2.7-2.9 a month inside a declared pause
+    # a declared pause stops the sites not open yet too
     counts = one_site_counts("2024-01-01", "2024-12-31", 40, seed=2)
     sites = pd.DataFrame(
         {
@@ -301,7 +302,8 @@ def test_pending_sites_respect_declared_pauses():
 
 
 def test_sites_needed_evaluates_enrollment_at_by_itself():
-    # issue 11.7: with ``by`` on the first of a month the whole month used to count
+    # enrollment is evaluated at ``by`` itself, not at the end of its month: with no extra
+    # site sites_needed agrees with probability_by, also for ``by`` on the first of a month
     model = fakes.enrollment_model(target=100, rate_per_month=4.0, as_of="2026-12-31")
     model.forecast(until="2028-12-31")
     for by in ("2027-06-01", "2027-07-01", "2027-08-01", "2027-09-01", "2027-09-15"):
@@ -311,7 +313,7 @@ def test_sites_needed_evaluates_enrollment_at_by_itself():
 
 
 def test_new_sites_use_their_own_country_rate():
-    # issue 11.8: a pending site in a fast country used the global median rate
+    # a pending site in the fast country draws that country's rate, not the median of both
     rng = np.random.default_rng(3)
     start, as_of = pd.Timestamp("2024-01-01"), pd.Timestamp("2024-12-31")
     rows, table = [], []
@@ -341,7 +343,7 @@ def test_new_sites_use_their_own_country_rate():
 
 
 def test_closed_on_is_the_first_day_without_recruitment_in_fit_and_forecast():
-    # issue 11.8: the forecast counted the closing day, the fit did not
+    # closed_on is the first day without recruitment in the forecast as in the fit
     counts = one_site_counts("2024-01-01", "2024-12-31", 3660, seed=4)  # 10 a day
     sites = pd.DataFrame(
         {"site": ["A"], "activated_on": ["2024-01-01"], "closed_on": ["2025-01-11"]}
@@ -356,7 +358,8 @@ def test_closed_on_is_the_first_day_without_recruitment_in_fit_and_forecast():
 
 
 def test_p_never_learns_that_a_long_overdue_site_is_unlikely_to_open():
-    # issue 11.8: a site a year past its plan (others open within a month) kept 90% odds
+    # a site a year past its plan, while the others opened within a month, almost surely
+    # never opens: p_never learns from it (prior Beta(1, 9), 90% odds of opening)
     counts = one_site_counts("2024-01-31", "2024-12-31", 170, seed=5)
     open_site = pd.DataFrame(
         {"site": ["A"], "planned_activation": ["2024-01-01"], "activated_on": ["2024-01-31"]}
@@ -369,7 +372,7 @@ def test_p_never_learns_that_a_long_overdue_site_is_unlikely_to_open():
 
 
 def test_bad_model_inputs():
-    # issue 12: errors name the argument, before any work
+    # errors name the argument, before any work
     with pytest.raises(InputError, match="target"):
         EnrollmentModel(target=-5)
     with pytest.raises(InputError, match="target"):
@@ -392,8 +395,8 @@ def test_bad_model_inputs():
 
 
 def test_a_target_reached_in_the_data_is_dated_from_the_data():
-    # review finding: a trial already at its target was "completed" on as_of, so filing and
-    # launch came months late; the 20th patient enrolled in June here
+    # a trial already at its target is dated from its data, not from as_of (4 patients a
+    # month from January: the 20th by the end of May)
     days = pd.date_range("2026-01-01", "2026-11-30")
     enrolled = np.zeros(len(days), int)
     enrolled[(days.month <= 6) & (days.day == 10)] = [4, 4, 4, 4, 4, 4]  # 4 a month Jan-Jun
@@ -406,7 +409,7 @@ def test_a_target_reached_in_the_data_is_dated_from_the_data():
 
 
 def test_day_first_dates_are_refused_not_scrambled():
-    # review finding: "05/03/2026" was read as 3 May while "13/03/2026" was 13 March
+    # dates are ISO only: a day-first "05/03/2026" is an error naming the row, never 3 May
     patients = pd.DataFrame({"site": ["S1", "S1"], "enrolled_on": ["2026-03-01", "05/03/2026"]})
     with pytest.raises(InputError, match="row 3: enrolled_on '05/03/2026' is not a date written"):
         EnrollmentModel(target=5).fit(patients, as_of="2026-11-30")

@@ -53,8 +53,8 @@ def test_oncology_reproduces_the_benchmark(area_model):
     means = area_model.transition_probabilities("Oncology").mean("draw").values
     diff = np.abs(means - published("area", "Oncology"))
     # Oncology has the lowest phase III rate of all 15 areas (0.477 vs about 0.6): partial
-    # pooling moves it up by about 0.012 even with 495 transitions. The other steps are
-    # within the issue's 0.01; this one within 0.015 (see the closing note of issue 4).
+    # pooling moves it up by about 0.012 even with 495 transitions, so that step is held to
+    # 0.015 and the others to 0.01.
     assert np.all(diff[[0, 1, 3]] < 0.01)
     assert diff[2] < 0.015
     assert np.prod(means) == pytest.approx(0.053, abs=0.005)  # published LOA 5.3%
@@ -66,8 +66,8 @@ def test_car_t_shrinks_toward_other_modalities(modality_model):
     raw = np.prod(published("modality", "CAR-T"))  # 17.3%, from 3 and 4 late-phase transitions
     assert 0.10 <= median <= 0.20
     assert median < raw
-    # 90% interval: measured 7.3%-15.4% (8 pp); the issue asked for > 10 pp (not met: the
-    # modalities' rates differ little, so CAR-T's few transitions are pooled hard).
+    # 90% interval about 8 pp wide (7.3%-15.4% at seed 1): the modalities' rates differ
+    # little, so CAR-T's few transitions are pooled hard.
     assert high - low > 0.06
     # a modality not in the table gets the population predictive: far wider than a modality
     # with thousands of transitions
@@ -210,8 +210,8 @@ def test_bad_input(modality_model):
 
 
 def test_horizon_compares_dates_not_months(all_model):
-    # issue 11 item 12: every draw is approved on 2037-07-02 (start + 10.5 y, fixed durations);
-    # a horizon of 2037-07-01 must not count it, although both fall in July 2037
+    # every draw is approved on 2037-07-02 (start + 10.5 y, fixed durations); a horizon of
+    # 2037-07-01 must not count it, although both fall in July 2037
     fixed = all_model.with_durations(duration_dispersion=0, median_sd=0, speed_sd=0)
     start, approval = pd.Timestamp("2027-01-01"), pd.Timestamp("2037-07-02")
     kw = {"draws": 500, "seed": 3, "group": "All indications"}
@@ -234,7 +234,7 @@ def test_horizon_compares_dates_not_months(all_model):
 
 @pytest.mark.parametrize("typo", ["CAR T", "Oncolgy"])
 def test_unknown_group_raises_and_lists_the_known_ones(modality_model, typo):
-    # issue 11 item 11: a typo used to return the population predictive without a word
+    # a name not in the table is an error, never silently the population predictive
     known = r"known groups: .*CAR-T.*Small molecule.*new_group=True"
     with pytest.raises(InputError, match=rf"unknown group {typo!r} .*{known}"):
         modality_model.transition_probabilities(typo)
@@ -247,7 +247,7 @@ def test_unknown_group_raises_and_lists_the_known_ones(modality_model, typo):
 
 
 def test_unknown_duration_group_raises(modality_model):
-    # issue 11 item 11: a duration_group typo used to fall back to "All indications"
+    # a duration_group not in the durations table is an error, not "All indications"
     match = r"unknown duration_group 'Oncolgy'.*Oncology.*Hematology"
     with pytest.raises(InputError, match=match):
         modality_model.simulate("phase1", "2027-01-01", group="CAR-T", duration_group="Oncolgy")
@@ -273,9 +273,9 @@ def test_a_new_group_is_asked_for_explicitly(modality_model):
 
 
 def test_as_of_reweights_parameter_draws_by_survival(modality_model):
-    # issue 11 item 9: seven years into phase III (oncology mean 3.1 y) the program is likely a
-    # slow one. Brute force: draw parameters and phase times from the prior, keep the programs
-    # whose phase III lasts past as_of. simulate(as_of=...) must give the same remaining time.
+    # seven years into phase III (oncology mean 3.1 y) the program is likely a slow one. Brute
+    # force: draw parameters and phase times from the prior, keep the programs whose phase III
+    # lasts past as_of. simulate(as_of=...) must give the same remaining time.
     start, as_of = pd.Timestamp("2020-01-01"), pd.Timestamp("2027-01-01")
     elapsed = (as_of - start).days / 365.25
     kw = {"duration_group": "Oncology"}
@@ -292,19 +292,18 @@ def test_as_of_reweights_parameter_draws_by_survival(modality_model):
     as_of_day = (as_of - pd.Timestamp("1970-01-01")).days
     ends = (sim["phase_end_day"].values - as_of_day) / 365.25
     got, got_decision = ends[:, 2], ends[:, 3][np.isfinite(ends[:, 3])]
-    assert got.mean() == pytest.approx(left.mean(), rel=0.05)  # issue: 1.23 y vs 1.74 y
+    assert got.mean() == pytest.approx(left.mean(), rel=0.05)
     assert np.quantile(got, 0.9) == pytest.approx(np.quantile(left, 0.9), rel=0.05)
     assert got_decision.mean() == pytest.approx(to_decision.mean(), rel=0.05)
     assert np.quantile(got_decision, 0.9) == pytest.approx(np.quantile(to_decision, 0.9), rel=0.05)
 
 
 def test_program_speed_spreads_approval_dates_as_published(all_model):
-    # issue 11 item 10: a slow program is slow in every phase. Published spread of IND to
-    # approval, novel therapeutics approved by the FDA 2015-2022 without expedited programs:
-    # median 8.3 y, IQR 6.5-11.4 y, so Q75/Q25 = 1.75 (Mooghali et al., JAMA Netw Open 2023,
-    # Table 2; 1.61 to 1.88 across its BLA, NDA, cancer and expedited rows). Independent phases
-    # gave 1.36. With the review on its own clock (not scaled by the speed) this draw gives
-    # 1.69 (1.735 before), four seeds 1.71 (1.75 before).
+    # a slow program is slow in every phase. Published spread of IND to approval, novel
+    # therapeutics approved by the FDA 2015-2022 without expedited programs: median 8.3 y, IQR
+    # 6.5-11.4 y, so Q75/Q25 = 1.75 (Mooghali et al., JAMA Netw Open 2023, Table 2; 1.61 to
+    # 1.88 across its BLA, NDA, cancer and expedited rows). This draw gives 1.69 (four seeds
+    # 1.71); independent phases (speed_sd=0) give 1.36, outside the published range.
     start = pd.Timestamp("2027-01-01")
     sim = all_model.simulate("phase1", start, draws=60_000, seed=8, group="All indications")
     start_day = (start - pd.Timestamp("1970-01-01")).days
@@ -330,12 +329,12 @@ def years_to_approval(model, group, draws=40_000, seed=21, **kw):
 
 
 def test_cell_and_gene_therapies_are_timed_from_their_own_approvals(modality_model):
-    # issue 11 item 13: Parexel's analysis of FDA data: the six CAR-T the FDA approved in
-    # 2017-2022 took 4.2-8.4 y from IND or first-in-human to market (median 4.8 y), the six gene
-    # therapies 5.8-17.5 y (median 9.6 y). CAR-T used the all-indication means: median 10.2 y.
+    # Parexel's analysis of FDA data: the six CAR-T the FDA approved in 2017-2022 took
+    # 4.2-8.4 y from IND or first-in-human to market (median 4.8 y), the six gene therapies
+    # 5.8-17.5 y (median 9.6 y). The all-indication means would give CAR-T a median of 10.2 y.
     car_t = years_to_approval(modality_model, "CAR-T")
     assert 4.5 < np.median(car_t) < 6.0
-    assert np.mean((car_t >= 4.2) & (car_t <= 8.4)) > 0.45  # 0.36 with oncology durations
+    assert np.mean((car_t >= 4.2) & (car_t <= 8.4)) > 0.45  # oncology durations: 0.36
     oncology = years_to_approval(modality_model, "CAR-T", duration_group="Oncology")
     assert np.median(car_t) < 0.7 * np.median(oncology)
     gene = years_to_approval(modality_model, "Gene therapy")
@@ -389,11 +388,9 @@ def test_bad_modality_durations(modality_model, changes, match):
 
 
 # --- the review (filing -> decision): PDUFA goal plus delay, on the FDA's clock ---------------
-# new-user review: CART-A's review was drawn like a clinical phase, lognormal and scaled by the
-# program's speed: 1.5 to 109 months over the example's draws, P10 about 4. The goal is 8
-# months after submission (priority review, q = 7/9 of draws) or 12 (standard), acted on up to
-# 2 months early; in r = 4/9 of draws an exponential delay follows, its mean m keeping the
-# group's benchmark mean (Oncology, which CAR-T borrows: 0.8 y = 9.6 months).
+# The goal is 8 months after submission (priority review, q = 7/9 of draws) or 12 (standard),
+# acted on up to 2 months early; in r = 4/9 of draws an exponential delay follows, its mean m
+# keeping the group's benchmark mean (Oncology, which CAR-T borrows: 0.8 y = 9.6 months).
 Q, R = 7 / 9, 4 / 9
 M = (9.6 - (12 - 4 * Q - 1)) / R  # 3.85 months
 
@@ -406,20 +403,19 @@ def late_share(goal, x):
 def test_review_keeps_the_benchmark_mean_above_the_pdufa_floor(modality_model):
     world = modality_model.program_draws("CAR-T", 200_000, seed=31)
     months = 12 * modality_model.review_years(world, seed=32)
-    assert months.min() >= 6.0  # was 0.37 over these draws
+    assert months.min() >= 6.0  # the earliest on-time action: 8 months less 2
     assert months.mean() == pytest.approx(9.6, abs=0.05)  # standard error 0.01
     # closed forms, each to about 4 standard errors
     on_time = Q * ((1 - R) + R * (1 - late_share(8, 8)))  # priority, decided by its goal
-    assert (months <= 8).mean() == pytest.approx(on_time, abs=0.005)  # 0.508; was 0.474
+    assert (months <= 8).mean() == pytest.approx(on_time, abs=0.005)  # 0.508
     by_10 = Q * ((1 - R) + R * (1 - late_share(8, 10)))  # a standard review is not done yet
     assert (months < 10).mean() == pytest.approx(by_10, abs=0.005)  # 0.617
     over_2y = R * (Q * late_share(8, 24) + (1 - Q) * late_share(12, 24))
-    assert (months > 24).mean() == pytest.approx(over_2y, abs=0.001)  # 0.008; was 0.028
+    assert (months > 24).mean() == pytest.approx(over_2y, abs=0.001)  # 0.008
 
 
 def test_review_runs_on_the_fdas_clock_not_the_programs(all_model):
-    # the shared speed made a slow program slow in review too: corr(log phase III years, log
-    # review years) was 0.40 over these draws (all indications, 60,000 programs)
+    # the review takes no program speed: a slow phase III says nothing about the review
     start = pd.Timestamp("2027-01-01")
     sim = all_model.simulate("phase1", start, draws=60_000, seed=8, group="All indications")
     ends = sim["phase_end_day"].values
@@ -444,7 +440,7 @@ def test_a_review_under_way_is_drawn_given_its_time_so_far(modality_model):
     # filed a month ago: no decision before 6 months after filing
     young = modality_model.simulate("filing", start, as_of="2026-02-01", **kw)
     months = (young["phase_end_day"].values[:, 3] - day) / DAYS_PER_MONTH
-    assert months.min() >= 6.0 - 1e-9  # was 1.05
+    assert months.min() >= 6.0 - 1e-9
     assert young.identical(modality_model.simulate("filing", start, as_of="2026-02-01", **kw))
     curve = modality_model.bands(young, months=pd.date_range(start, periods=9, freq="MS"))
     before = curve["month"] < pd.Timestamp("2026-07-01")  # month ends before day 182.6
@@ -455,7 +451,7 @@ def test_a_review_under_way_is_drawn_given_its_time_so_far(modality_model):
     old = modality_model.simulate("filing", "2024-01-01", as_of=start, **kw)
     left = (old["phase_end_day"].values[:, 3] - day) / DAYS_PER_MONTH
     assert left.min() >= 0
-    assert left.mean() == pytest.approx(M, rel=0.03)  # 3.85 months (was 7.0); s.e. 0.7%
+    assert left.mean() == pytest.approx(M, rel=0.03)  # 3.85 months; s.e. 0.7%
 
 
 def test_a_review_mean_the_pdufa_goals_cannot_give_is_refused(modality_model):

@@ -12,7 +12,7 @@ from forecast import Portfolio, Program
 from forecast.draws import DAYS_PER_MONTH, manufacture_starts, spread_over_windows
 from forecast.errors import InputError
 from forecast.uptake import Product
-from tests.forecast import fakes
+from tests.forecast import builders, fakes
 from tests.helpers import fixed_process, make_demand
 
 P = (0.5, 0.6, 0.7, 0.9)  # phase1->2, 2->3, 3->filing, filing->approval in the fake model
@@ -28,62 +28,53 @@ def models():
 
 
 def three_programs(models, draws=800, seed=3, **kw) -> Portfolio:
-    pf = Portfolio(
-        start="2027-01-01",
+    """A registrational trial, a phase I program and a launched product, from 2027-01."""
+    pivotal = builders.trial(
+        "PIVOTAL",
+        models["enrollment"],
+        group="CAR-T",
+        registrational=True,
+        follow_up_months={"uniform": [9, 15]},
+        filing_prep_months=3,
+        manufactured_share={"beta": [18, 2]},
+        lag_days=20,
+        eligible_per_year=2000,
+        peak_share=(0.1, 0.2),
+        # dated before most launches, and one relative to launch
+        expansions=[("2028-01-01", 800), (24, 1000)],
+        ppq_lots=3,
+        ppq_window_months=(8, 6),
+        **kw,
+    )
+    pipe = builders.pipeline(
+        "phase1",
+        "2026-06-01",
+        trial_plan={
+            "phase1": {"patients": 30, "enrollment_months": 18},
+            "phase2": {"patients": 60},
+            "phase3": {"patients": 200, "enrollment_months": 24},
+        },
+        eligible_per_year=3000,
+        peak_share=0.1,
+        ppq_lots=4,
+    )
+    launched = builders.launched(
+        "LAUNCHED",
+        "2025-03-15",
+        eligible_per_year=1500,
+        peak_share={"beta": [4, 16]},
+        in_progress=10,
+    )
+    return builders.portfolio(
+        pivotal,
+        pipe,
+        launched,
         horizon_months=120,
         draws=draws,
         seed=seed,
         phase_model=models["phase"],
         uptake_model=models["uptake"],
     )
-    pf.add(
-        Program(
-            "PIVOTAL",
-            "trial",
-            group="CAR-T",
-            enrollment=models["enrollment"],
-            registrational=True,
-            follow_up_months={"uniform": [9, 15]},
-            filing_prep_months=3,
-            manufactured_share={"beta": [18, 2]},
-            lag_days=20,
-            eligible_per_year=2000,
-            peak_share=(0.1, 0.2),
-            # dated before most launches, and one relative to launch
-            expansions=[("2028-01-01", 800), (24, 1000)],
-            ppq_lots=3,
-            ppq_window_months=(8, 6),
-            **kw,
-        )
-    )
-    pf.add(
-        Program(
-            "PIPE",
-            "pipeline",
-            group="CAR-T",
-            phase="phase1",
-            phase_start="2026-06-01",
-            trial_plan={
-                "phase1": {"patients": 30, "enrollment_months": 18},
-                "phase2": {"patients": 60},
-                "phase3": {"patients": 200, "enrollment_months": 24},
-            },
-            eligible_per_year=3000,
-            peak_share=0.1,
-            ppq_lots=4,
-        )
-    )
-    pf.add(
-        Program(
-            "LAUNCHED",
-            "launched",
-            launch="2025-03-15",
-            eligible_per_year=1500,
-            peak_share={"beta": [4, 16]},
-            in_progress=10,
-        )
-    )
-    return pf
 
 
 @pytest.fixture(scope="module")
@@ -193,27 +184,12 @@ def test_no_trial_patient_after_the_phase_the_program_failed_in(models):
 # --- draw alignment and closed forms -------------------------------------------------------
 def test_approval_of_draw_i_shifts_demand_of_draw_i(models):
     fast = fakes.uptake_model(p_year=50.0, q_year=0.1)  # adoption is immediate
-    pf = Portfolio(
-        start="2027-01-01",
-        horizon_months=120,
-        draws=400,
-        seed=5,
-        phase_model=models["phase"],
-        uptake_model=fast,
+    pipe = builders.pipeline(
+        "phase2", "2026-01-01", eligible_per_year=12_000, peak_share=0.5, launch_lag_months=2
     )
-    pf.add(
-        Program(
-            "PIPE",
-            "pipeline",
-            group="CAR-T",
-            phase="phase2",
-            phase_start="2026-01-01",
-            eligible_per_year=12_000,
-            peak_share=0.5,
-            launch_lag_months=2,
-        )
-    )
-    w = pf.simulate()
+    w = builders.portfolio(
+        pipe, horizon_months=120, draws=400, seed=5, phase_model=models["phase"], uptake_model=fast
+    ).simulate()
     commercial = w.demand.sel(program="PIPE", stream="commercial").values
     launch = w.events["launch"].sel(program="PIPE").values
     approval = w.events["approval"].sel(program="PIPE").values
@@ -245,13 +221,12 @@ def test_approval_probabilities_match_the_product_of_steps(models):
 
 
 def test_the_review_after_filing_keeps_its_pdufa_floor_and_mean(models):
-    # new-user review: a registrational trial's review (filing -> approval) was drawn like a
-    # lognormal phase scaled by the program's speed (CART-A of the example: 1.5 to 109 months).
-    # Now a PDUFA goal (8 or 12 months after submission) less up to 2 months, plus a delay in
-    # some draws, with the durations' filing mean kept (the fake model's: 1.0 y).
+    # a registrational trial's review (filing -> approval) is a PDUFA goal (8 or 12 months
+    # after submission) less up to 2 months, plus a delay in some draws, with the durations'
+    # filing mean kept (the fake model's: 1.0 y), not a lognormal phase scaled by the speed
     w = three_programs(models, draws=4000, seed=11).simulate()
     months = 12 * w.inputs["PIVOTAL.review_years"].values
-    assert months.min() >= 6.0  # was 1.5 over these draws
+    assert months.min() >= 6.0  # the earliest on-time action: 8 months less 2
     assert months.mean() == pytest.approx(12.0, abs=0.5)  # standard error 0.13
     filing = w.events["filing"].sel(program="PIVOTAL").values
     approval = w.events["approval"].sel(program="PIVOTAL").values
@@ -292,18 +267,15 @@ def test_same_seed_same_world_and_sums_over_programs(models, world):
 
 
 def test_one_launched_product_reproduces_the_uptake_forecast_exactly(models):
-    pf = Portfolio(
-        start="2027-01-01", horizon_months=60, draws=500, seed=9, uptake_model=models["uptake"]
+    launched = builders.launched(
+        "LAUNCHED",
+        "2025-03-15",
+        eligible_per_year=1500,
+        peak_share={"beta": [4, 16]},
+        expansions=[(12, 400)],
     )
-    pf.add(
-        Program(
-            "LAUNCHED",
-            "launched",
-            launch="2025-03-15",
-            eligible_per_year=1500,
-            peak_share={"beta": [4, 16]},
-            expansions=[(12, 400)],
-        )
+    pf = builders.portfolio(
+        launched, horizon_months=60, draws=500, seed=9, uptake_model=models["uptake"]
     )
     got = pf.demand().sel(program="LAUNCHED", stream="commercial")
     direct = models["uptake"].forecast(
@@ -320,7 +292,7 @@ def test_one_launched_product_reproduces_the_uptake_forecast_exactly(models):
     assert got.values.sum() > 0
 
 
-# --- uptake seams (defects: expansions without launch, Product launch ignored) -------------
+# --- uptake seams: expansions follow the launch, a Product's own launch date --------------
 def test_uptake_expansion_adds_nothing_without_or_before_launch(models):
     launch = np.array(["NaT", "2030-01-01"], dtype="datetime64[ns]")
     fc = models["uptake"].forecast(
@@ -474,23 +446,17 @@ def test_bad_portfolios_are_refused(models):
 
 def test_current_phase_patients_count_from_the_phase_start(models):
     # 24 patients over 18 months from 2026-03-01; the horizon starts 2026-12-01: about 9 of
-    # the 18 months (12 patients) are left, not all 24 (review finding)
-    pf = Portfolio(
+    # the 18 months (12 patients) are left, not all 24
+    pipe = builders.pipeline(
+        "phase1", "2026-03-01", trial_plan={"phase1": {"patients": 24, "enrollment_months": 18}}
+    )
+    pf = builders.portfolio(
+        pipe,
         start="2026-12-01",
         horizon_months=36,
         draws=400,
         seed=2,
         phase_model=fakes.phase_model(P, years=(5.0, 2.0, 2.5, 1.0)),
-    )
-    pf.add(
-        Program(
-            "PIPE",
-            "pipeline",
-            group="CAR-T",
-            phase="phase1",
-            phase_start="2026-03-01",
-            trial_plan={"phase1": {"patients": 24, "enrollment_months": 18}},
-        )
     )
     clinical = pf.simulate().demand.sel(program="PIPE", stream="clinical")
     per_draw = clinical.sum("month").values
@@ -514,10 +480,8 @@ def test_sales_and_analog_names_are_refused_where_they_break_the_world(models):
         )
     uptake = fakes.uptake_model()
     uptake.products_ = [Product("Breyanzi", pd.Timestamp("2021-02-05"))]
-    pf = Portfolio(start="2027-01-01", horizon_months=12, draws=10, uptake_model=uptake)
-    pf.add(
-        Program("Breyanzi", "launched", launch="2025-01-01", eligible_per_year=10, peak_share=0.1)
-    )
+    breyanzi = builders.launched("Breyanzi", "2025-01-01", eligible_per_year=10, peak_share=0.1)
+    pf = builders.portfolio(breyanzi, horizon_months=12, draws=10, uptake_model=uptake)
     with pytest.raises(InputError, match="name of a fitted uptake analog"):
         pf.simulate()
 
@@ -525,11 +489,11 @@ def test_sales_and_analog_names_are_refused_where_they_break_the_world(models):
 def test_fixing_an_uptake_input_keeps_the_draws_of_the_others():
     """A sensitivity swing fixes peak_share at a number: eligible patients (drawn after it)
     must keep their draws, or the swing would mix in noise from re-drawn inputs."""
-    from forecast.uptake import _draws_of
+    from forecast.uptake.simulate import input_draws
 
     def draw(share):
         rng = np.random.default_rng(5)
-        return _draws_of(share, 300, rng), _draws_of({"uniform": [1000, 3000]}, 300, rng)
+        return input_draws(share, 300, rng), input_draws({"uniform": [1000, 3000]}, 300, rng)
 
     share_a, eligible_a = draw({"uniform": [0.05, 0.15]})
     share_b, eligible_b = draw(0.1)
@@ -540,17 +504,16 @@ def test_fixing_an_uptake_input_keeps_the_draws_of_the_others():
 # --- patients enrolled before the data cut -------------------------------------------------
 def _trial_world(lag_days, *, as_of="2026-12-31", start="2027-01-01", draws=2000, rate=30.0):
     model = fakes.enrollment_model(target=100_000, rate_per_month=rate, as_of=as_of, months=12)
-    pf = Portfolio(start=start, horizon_months=6, draws=draws, seed=5, as_of=as_of)
-    pf.add(Program("T", "trial", enrollment=model, manufactured_share=1.0, lag_days=lag_days))
+    trial = builders.trial("T", model, manufactured_share=1.0, lag_days=lag_days)
+    pf = builders.portfolio(trial, start=start, horizon_months=6, draws=draws, seed=5, as_of=as_of)
     return model, pf.simulate().demand.sel(program="T", stream="clinical").values
 
 
 @pytest.mark.parametrize("lag_days", [20, 45, {"uniform": [2, 40]}])
 def test_patients_enrolled_before_the_cut_start_manufacture_after_it(lag_days):
-    # Defect: only patients enrolled after as_of were manufactured, so the first month(s) of
-    # clinical demand lacked everyone enrolled within lag_days before the cut (about 35% of
-    # a steady month was left with a 20-day lag). At a steady rate every month must start
-    # about the same number of lots.
+    # patients enrolled within lag_days before the cut start manufacture after it (with a
+    # 20-day lag about 35% of a steady month): at a steady rate every month starts about the
+    # same number of lots, the first ones included
     model, clinical = _trial_world(lag_days)
     per_month = clinical.mean(axis=0)
     steady = per_month[3:].mean()  # months whose patients all enrolled after the cut
@@ -576,31 +539,26 @@ def test_without_a_lag_no_patient_of_the_history_is_added():
 
 
 def test_a_pipeline_phase_under_way_keeps_its_lag_crossing_patients():
-    # Same defect for a program in phase I under way at the start: the plan's patients
-    # enrolled before the horizon were dropped before the lag moved them, so the first
-    # month lacked those starting in it. 600 patients over 60 months from 2025-01 is a
-    # steady 10 a month; with a 25-day lag every month of 2027 starts about 10 lots.
-    pf = Portfolio(
-        start="2027-01-01",
+    # the same for a program in phase I under way at the start: the plan's patients enrolled
+    # before the horizon whose lag moves them into it are counted. 600 patients over 60
+    # months from 2025-01 is a steady 10 a month; with a 25-day lag every month of 2027
+    # starts about 10 lots.
+    pipe = builders.pipeline(
+        "phase1",
+        "2025-01-01",
+        trial_plan={"phase1": {"patients": 600, "enrollment_months": 60}},
+        manufactured_share=1.0,
+        lag_days=25,
+        eligible_per_year=1000,
+        peak_share=0.1,
+    )
+    pf = builders.portfolio(
+        pipe,
         horizon_months=12,
         draws=2000,
         seed=2,
         phase_model=fakes.phase_model(P, dispersion=0.4),
         uptake_model=fakes.uptake_model(),
-    )
-    pf.add(
-        Program(
-            "PIPE",
-            "pipeline",
-            group="CAR-T",
-            phase="phase1",
-            phase_start="2025-01-01",
-            trial_plan={"phase1": {"patients": 600, "enrollment_months": 60}},
-            manufactured_share=1.0,
-            lag_days=25,
-            eligible_per_year=1000,
-            peak_share=0.1,
-        )
     )
     clinical = pf.simulate().demand.sel(program="PIPE", stream="clinical").values
     # draws whose phase I goes on after July enroll at their own steady rate Jan-Jun (a
@@ -613,10 +571,9 @@ def test_a_pipeline_phase_under_way_keeps_its_lag_crossing_patients():
 
 @pytest.mark.parametrize("lag_days", [10, 45])
 def test_a_cut_in_mid_month_counts_every_patient_once(lag_days):
-    # Review finding: with the data cut on Jan 15 the forecast's first month holds only Jan
-    # 16-31, but its patients were shifted as if spread over all of January, so some
-    # started too early and overlapped the patients placed by day (Feb 39 vs 31 steady,
-    # then Mar 25). At a steady rate every month of the horizon starts the same number.
+    # with the data cut on Jan 15 the forecast's first month holds only Jan 16-31: its
+    # patients are shifted by day, not as if spread over all of January, so none is counted
+    # twice or missed. At a steady rate every month of the horizon starts the same number.
     _, clinical = _trial_world(lag_days, as_of="2027-01-15", start="2027-02-01", rate=32.0)
     per_month = clinical.mean(axis=0)
     steady = per_month[3:].mean()
@@ -624,32 +581,28 @@ def test_a_cut_in_mid_month_counts_every_patient_once(lag_days):
 
 
 def test_a_horizon_starting_before_the_cut_keeps_the_observed_starts():
-    # Review finding: with the horizon starting Jan 1 and the data cut on Jan 15, lots of
-    # patients observed Jan 1-15 (no lag) start inside the horizon but were counted nowhere
-    # (Jan 16.8 vs 31 steady).
+    # with the horizon starting Jan 1 and the data cut on Jan 15, the lots of patients
+    # observed Jan 1-15 (no lag) start inside the horizon and are counted: January starts
+    # as many as a steady month
     _, clinical = _trial_world(0.0, as_of="2027-01-15", start="2027-01-01", rate=32.0)
     per_month = clinical.mean(axis=0)
     assert per_month[0] == pytest.approx(per_month[2:].mean(), rel=0.06)
 
 
-# --- mutation survivors: bounds of pivotal_success, a phase without patients ---------------
+# --- bounds of pivotal_success, a phase without patients -----------------------------------
 def _pivotal_world(models, pivotal_success):
-    pf = Portfolio(
-        start="2027-01-01", horizon_months=60, draws=200, seed=3, phase_model=models["phase"]
+    pivotal = builders.trial(
+        "PIV",
+        models["enrollment"],
+        group="CAR-T",
+        registrational=True,
+        follow_up_months=12,
+        filing_prep_months=3,
+        pivotal_success=pivotal_success,
     )
-    pf.add(
-        Program(
-            "PIV",
-            "trial",
-            group="CAR-T",
-            enrollment=models["enrollment"],
-            registrational=True,
-            follow_up_months=12,
-            filing_prep_months=3,
-            pivotal_success=pivotal_success,
-        )
-    )
-    return pf.simulate()
+    return builders.portfolio(
+        pivotal, horizon_months=60, draws=200, seed=3, phase_model=models["phase"]
+    ).simulate()
 
 
 @pytest.mark.parametrize("p", [-0.01, 1.01])
@@ -679,35 +632,26 @@ def test_pivotal_success_of_exactly_0_or_1_is_accepted(models):
 
 
 def test_a_pipeline_phase_with_no_patients_adds_no_demand(models):
-    # mutation survivor: 'patients < 0' -> '<= 0' refused a plan phase of 0 patients. Phases
-    # I and III plan none, phase II 40 over its first 12 months (all made, no lag): every
+    # a plan phase of 0 patients is valid (only a negative count is refused). Phases I and III
+    # plan none, phase II 40 over its first 12 months (all made, no lag): every
     # draw that reaches phase II starts exactly 40 lots, all inside that window; the others
     # none. The plan does not move the events: the same world with patients in I and III has
     # the same filing and approval dates.
     def world(p1, p3):
-        pf = Portfolio(
-            start="2027-01-01",
-            horizon_months=96,
-            draws=400,
-            seed=4,
-            phase_model=fakes.phase_model(P, years=(1.0, 2.0, 2.5, 1.0)),
-        )
         plan = {
             "phase1": {"patients": p1},
             "phase2": {"patients": 40, "enrollment_months": 12},
             "phase3": {"patients": p3},
         }
-        pf.add(
-            Program(
-                "PIPE",
-                "pipeline",
-                group="CAR-T",
-                phase="phase1",
-                phase_start="2027-01-01",
-                trial_plan=plan,
-                manufactured_share=1.0,
-                lag_days=0,
-            )
+        pipe = builders.pipeline(
+            "phase1", "2027-01-01", trial_plan=plan, manufactured_share=1.0, lag_days=0
+        )
+        pf = builders.portfolio(
+            pipe,
+            horizon_months=96,
+            draws=400,
+            seed=4,
+            phase_model=fakes.phase_model(P, years=(1.0, 2.0, 2.5, 1.0)),
         )
         return pf, pf.simulate()
 
@@ -761,8 +705,8 @@ def test_a_pipeline_phase_with_no_patients_adds_no_demand(models):
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 def test_an_array_of_draws_with_a_non_finite_value_is_refused(models, bad):
-    # found by review: NaN passed the [0, 1] check ((p < 0) | (p > 1) is False for NaN) and
-    # those draws silently never filed; a number NaN was already refused
+    # a NaN or inf draw is refused, naming the draw ((p < 0) | (p > 1) is False for NaN, so
+    # a range check alone would let those draws silently never file)
     p = np.ones(200)
     p[7] = bad
     with pytest.raises(InputError, match=r"pivotal_success: draw 7 is (nan|inf); expected"):
@@ -807,29 +751,23 @@ def test_a_passed_phase_lasts_at_least_its_planned_enrollment():
 
 
 def test_no_pipeline_filing_before_its_pivotal_trial_has_enrolled_as_planned():
-    """Phase III plans 100 patients over 30 months from 2027-01: every draw that files does so
-    30 months or more after the phase began (old code: 2-year phases filed sooner, their
-    patients squeezed into the shorter phase), and every such draw enrolled all 100."""
-    pf = Portfolio(
-        start="2027-01-01",
+    """Phase III plans 100 patients over 30 months from 2027-01 (mean phase III: 2 years):
+    every draw that files does so 30 months or more after the phase began, and every such draw
+    enrolled all 100; a draw that failed before 30 months enrolled fewer."""
+    pipe = builders.pipeline(
+        "phase3",
+        "2027-01-01",
+        trial_plan={"phase3": {"patients": 100, "enrollment_months": 30}},
+        manufactured_share=1.0,
+        lag_days=0,
+    )
+    w = builders.portfolio(
+        pipe,
         horizon_months=120,
         draws=800,
         seed=6,
         phase_model=fakes.phase_model(P, years=(1.0, 1.5, 2.0, 1.0), dispersion=0.4),
-    )
-    pf.add(
-        Program(
-            "PIPE",
-            "pipeline",
-            group="CAR-T",
-            phase="phase3",
-            phase_start="2027-01-01",
-            trial_plan={"phase3": {"patients": 100, "enrollment_months": 30}},
-            manufactured_share=1.0,
-            lag_days=0,
-        )
-    )
-    w = pf.simulate()
+    ).simulate()
     filing = w.events["filing"].sel(program="PIPE").values
     filed = ~np.isnat(filing)
     assert filed.mean() == pytest.approx(0.7, abs=0.05)
@@ -841,10 +779,9 @@ def test_no_pipeline_filing_before_its_pivotal_trial_has_enrolled_as_planned():
 
 
 def test_approval_bands_draw_with_the_phases_minimums():
-    """bands() redraws each draw's durations: with a phase's minimum kept in the simulation,
-    its conditional P(approved by month) is 0 before the first approval can happen, like the
-    share approved (review: with fixed durations the P50 band read 0.63 in a month where no
-    draw could be approved yet)."""
+    """bands() redraws each draw's durations with the phase minimums kept in the simulation:
+    with fixed durations, its conditional P(approved by month) is 0 in every percentile before
+    the first month any draw can be approved, like the share approved."""
     model = fakes.phase_model(P, years=(1.0, 1.5, 2.0, 1.0))  # fixed durations
     sim = model.simulate(
         "phase3", "2027-01-01", draws=400, seed=2, group="CAR-T", min_years={"phase3": 3.0}
@@ -858,14 +795,14 @@ def test_approval_bands_draw_with_the_phases_minimums():
 
 def test_a_floor_far_above_the_median_keeps_the_truncated_mean():
     """Truncated lognormal far in the tail (floor 2.5 y, median 0.2 y, sigma 0.3: z = 8.4):
-    the mean given X >= floor is exp(mu + s^2/2) Phi(s - z) / Phi(-z) ~ floor (1 + s^2 / z...),
-    2.590 by quadrature; drawing from the cdf side rounded to the floor (mean 2.500)."""
+    the draws' mean given X >= floor is the quadrature value, 2.590, to 0.2% (every draw at
+    the floor would give 2.500), and the draws spread above the floor."""
     from scipy import integrate, stats
 
-    from forecast.phase import _lognormal
+    from forecast.phase.durations import lognormal_years
 
     m, s, a = 0.2, 0.3, 2.5
-    x = _lognormal(np.full(200_000, m), np.full(200_000, s), np.random.default_rng(1), a)
+    x = lognormal_years(np.full(200_000, m), np.full(200_000, s), np.random.default_rng(1), a)
     dist = stats.lognorm(s, scale=m)
     exact = integrate.quad(lambda t: t * dist.pdf(t), a, np.inf)[0] / dist.sf(a)
     assert x.min() >= a and x.std() > 0.05

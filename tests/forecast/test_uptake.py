@@ -200,7 +200,7 @@ def quarters_observed(n, share, eligible, backlog, rng=None, phi=None):
 
 
 def test_conditioning_weights_include_the_backlog():
-    # issue 11.1: the forecast adds backlog x dF; the weights must compare with the same means
+    # the forecast adds backlog x dF: the importance weights compare with the same means
     model = fakes.uptake_model(p_year=0.3, q_year=0.6, phi=1e6, draws=500)
     share, eligible, backlog = 0.5, 2400, 300
     early = quarters_observed(2, share, eligible, backlog)
@@ -226,8 +226,8 @@ def test_conditioning_weights_include_the_backlog():
 
 
 def test_annual_and_quarterly_totals_have_the_fitted_spread():
-    # issue 11.2: phi is fitted on quarterly and annual totals; the sum of a year's monthly
-    # draws must have the NB spread sqrt(m + m^2 / phi) of a year, not of twelve months
+    # phi is fitted on quarterly and annual totals: the sum of a year's monthly draws has the
+    # NB spread sqrt(m + m^2 / phi) of a year, not that of twelve independent months
     phi = 20.0
     model = fakes.uptake_model(p_year=50.0, q_year=0.1, phi=phi, draws=500)  # flat at once
     fc = model.forecast(
@@ -253,7 +253,7 @@ def test_annual_and_quarterly_totals_have_the_fitted_spread():
 
 
 def test_degenerate_importance_weights_warn():
-    # issue 11.3: eight informative quarters leave few effective draws: say so
+    # eight informative quarters leave few effective draws: an ImportanceWarning says so
     model = fakes.uptake_model(p_year=0.3, q_year=0.6, phi=300.0, draws=500)
     kwargs = dict(
         launch=LAUNCH,
@@ -292,7 +292,7 @@ def test_condition_on_is_an_observation_frame():
 
 
 def test_fit_refuses_bad_observations_before_sampling(monkeypatch):
-    # issue 12: a negative count used to fail inside the sampler
+    # a negative count is an InputError before the model is built, not a sampler failure
     def no_work(*args, **kwargs):
         raise AssertionError("sampling started")
 

@@ -86,7 +86,8 @@ def test_analog_backtest_leave_one_out_beats_baselines():
 
 @pytest.mark.slow
 def test_with_product_refits_the_product_as_one_more_analog():
-    # issue 11.3: the refit path when conditioning on many early quarters degenerates
+    # with_product, the refit path when conditioning on many early quarters degenerates: the
+    # product's own posterior covers at least 75% of the next four quarters (90% intervals)
     logging.getLogger("pymc").setLevel(logging.ERROR)
     launch = pd.Timestamp("2025-01-01")
     t = lambda d: (d - pd.Timestamp("2015-01-01")).days / (365.25 / 12)  # noqa: E731

@@ -1,0 +1,37 @@
+"""Probability and timing of approval: hierarchical phase-transition model plus phase durations.
+
+- :mod:`forecast.phase.data`: benchmark transition counts and phase-duration tables;
+- :mod:`forecast.phase.model`: the hierarchical binomial model and
+  :class:`PhaseTransitionModel`;
+- :mod:`forecast.phase.durations`: phase durations, a program's speed and the FDA review;
+- :mod:`forecast.phase.simulate`: a program's path through the phases, approval bands;
+- :mod:`forecast.phase.plot`: plots of a simulation.
+"""
+
+from forecast.phase.data import PHASES, STEPS, duration_groups, transition_counts
+from forecast.phase.durations import (
+    CLINICAL,
+    FILING,
+    MODALITY_SD,
+    PRIORITY_REVIEW,
+    REVIEW_DELAY_SHARE,
+    DurationPriors,
+    DurationSpec,
+)
+from forecast.phase.model import PhaseTransitionModel, build_model
+
+__all__ = [
+    "CLINICAL",
+    "FILING",
+    "MODALITY_SD",
+    "PHASES",
+    "PRIORITY_REVIEW",
+    "REVIEW_DELAY_SHARE",
+    "STEPS",
+    "DurationPriors",
+    "DurationSpec",
+    "PhaseTransitionModel",
+    "build_model",
+    "duration_groups",
+    "transition_counts",
+]
