@@ -221,6 +221,19 @@ def _reexports(modules: dict[str, Path], package: str) -> dict[str, str]:
     return names
 
 
+def _typing_only(tree: ast.Module) -> set[int]:
+    """Ids of the import statements under ``if TYPE_CHECKING:`` (never run, so no edge)."""
+    inside: set[int] = set()
+    for node in ast.walk(tree):
+        test = getattr(node, "test", None)
+        if isinstance(node, ast.If) and (
+            (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING")
+            or (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        ):
+            inside |= {id(n) for stmt in node.body for n in ast.walk(stmt)}
+    return inside
+
+
 def import_graph(root: Path, packages=PACKAGES) -> dict[str, set[str]]:
     """Module -> the modules of ``packages`` it imports, at module level or inside a function.
 
@@ -228,14 +241,19 @@ def import_graph(root: Path, packages=PACKAGES) -> dict[str, set[str]]:
     name`` points to the module ``a``'s ``__init__`` takes ``name`` from (a re-export), else
     to ``a``. A package's imports of its own modules (its re-exports) are left out: importing
     ``a.b`` runs ``a/__init__.py`` first, which would make every module of a package that
-    re-exports one part of a cycle.
+    re-exports one part of a cycle. Imports under ``if TYPE_CHECKING:`` are for type checkers
+    only and never run: they are left out too.
     """
     modules = module_files(root, packages)
     reexports = {m: _reexports(modules, m) for m in modules if _is_package(modules, m)}
     graph: dict[str, set[str]] = {m: set() for m in modules}
     for module, path in modules.items():
         targets: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        tree = ast.parse(path.read_text(), str(path))
+        typing_only = _typing_only(tree)
+        for node in ast.walk(tree):
+            if id(node) in typing_only:
+                continue
             if isinstance(node, ast.Import):
                 for alias in node.names:
                     name = alias.name
@@ -342,3 +360,19 @@ def test_import_graph_sets_package_reexports_aside(tmp_path):
     graph = import_graph(tmp_path, ["pkg"])
     assert graph == {"pkg": set(), "pkg.a": {"pkg.b"}, "pkg.b": {"pkg"}}
     assert find_cycle(graph) is None
+
+
+def test_import_graph_leaves_out_imports_for_type_checkers(tmp_path):
+    """A module that imports its caller only under ``if TYPE_CHECKING:`` (for annotations)
+    makes no edge, so no cycle; the same import at run time does."""
+    typed = "from typing import TYPE_CHECKING\n\nif TYPE_CHECKING:\n    from pkg.model import M\n"
+    files = {
+        "pkg/__init__.py": "",
+        "pkg/model.py": "def plot(m):\n    from pkg.plot import draw\n    return draw(m)\n",
+        "pkg/plot.py": typed + "\ndef draw(m: M):\n    return m\n",
+    }
+    _write_package(tmp_path, files)
+    graph = import_graph(tmp_path, ["pkg"])
+    assert graph == {"pkg": set(), "pkg.model": {"pkg.plot"}, "pkg.plot": set()}
+    _write_package(tmp_path, {"pkg/plot.py": "from pkg.model import plot\n"})
+    assert find_cycle(import_graph(tmp_path, ["pkg"])) == ["pkg.model", "pkg.plot", "pkg.model"]
