@@ -9,7 +9,7 @@ earlier run) or a function to call. The test then checks:
 * both: every file and folder (the inputs and the earlier output) is byte-identical after.
 
 A new command or input joins by adding rows to :data:`CASES`. Inputs pmcap chose to accept
-(README, "Input formats") are in :data:`ACCEPTED`.
+(docs/models.md, "The demand contract") are in :data:`ACCEPTED`.
 """
 
 from __future__ import annotations
@@ -968,7 +968,7 @@ def test_bad_input(case: Case, tmp_path, earlier_output, monkeypatch, tmp_path_f
     assert snapshot(tmp_path) == before, "an input or the earlier output changed"
 
 
-# --- inputs pmcap accepts (README, "Input formats") -----------------------------------------
+# --- inputs pmcap accepts (docs/models.md, "The demand contract") ---------------------------
 
 ACCEPTED = [
     pytest.param(
