@@ -125,7 +125,8 @@ def _baseline_per_period(var: xr.DataArray, flow: bool, freq: str) -> xr.DataArr
     return (grouped.sum("month") if flow else grouped.mean("month")).rename(year="period")
 
 
-def baseline_finance_table(req, total, demand, quantiles) -> pd.DataFrame:
+def baseline_finance_table(req, total, demand, quantiles, launched=None) -> pd.DataFrame:
+    # without the launched_mean column: a mean over draws per month, cheap beside the rest
     sources = export.finance_sources(req, total, demand)  # the same inputs as the current code
     months = pd.DatetimeIndex(demand["month"].values)
     rows = []

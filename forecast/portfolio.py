@@ -233,8 +233,42 @@ class PortfolioDraws:
                 rows.append(row)
         return pd.DataFrame(rows)
 
+    def launched_by_month(self) -> xr.DataArray:
+        """Per draw, month and program: whether the program has launched by the end of the
+        month (its ``launch`` event falls in the month or before it; never where the draw has
+        no launch). Commercial patients start from the launch month, so a draw with
+        commercial patients in a month has launched by then.
+
+        Its mean over draws is P(launched by the month), the share of draws whose launch is
+        at or before the month: a program launched in fewer than 1 - q of the draws has a
+        ``q`` percentile of commercial patients of 0 however large its mean.
+
+        Examples
+        --------
+        >>> world.launched_by_month().mean("draw").sel(program="CART-B")  # doctest: +SKIP
+        """
+        months = pd.DatetimeIndex(self.demand["month"].values)
+        ends = (months + pd.offsets.MonthBegin(1)).to_numpy("datetime64[ns]")
+        launch = self.events["launch"].transpose("draw", "program").values
+        # NaT (no launch in the draw) compares False
+        launched = launch[:, None, :] < ends[None, :, None]
+        return xr.DataArray(
+            launched,
+            dims=("draw", "month", "program"),
+            coords={
+                "draw": self.events["draw"].values,
+                "month": self.demand["month"].values,
+                "program": self.events["program"].values,
+            },
+            name="launched",
+            attrs={"units": "probability"},
+        )
+
     def patients_by_year(self, quantiles: Sequence[float] = (0.1, 0.5, 0.9)) -> pd.DataFrame:
-        """Per program, stream and calendar year: mean and percentiles of each draw's total."""
+        """Per program, stream and calendar year: mean and percentiles of each draw's total,
+        and ``p_launched``, the probability that the program has launched by the year's last
+        month in the horizon (:meth:`launched_by_month`), which says how many draws the
+        commercial percentiles rest on."""
         years = self.demand["month"].dt.year
         annual = self.demand.groupby(years).sum("month")  # (draw, year, program, stream)
         frames = []
@@ -243,7 +277,10 @@ class PortfolioDraws:
             for q in quantiles
         ]:
             frames.append(values.rename(stat).to_dataframe()[stat])
-        return pd.concat(frames, axis=1).reset_index()
+        table = pd.concat(frames, axis=1).reset_index()
+        by_year_end = self.launched_by_month().mean("draw").groupby(years).last()
+        p_launched = by_year_end.rename("p_launched").to_dataframe()["p_launched"]
+        return table.join(p_launched, on=["year", "program"])
 
     def requirements(self, process, **kw) -> xr.Dataset:
         """:func:`capacity.requirements` of this demand, with the opening state and seed."""

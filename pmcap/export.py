@@ -45,7 +45,8 @@ REPORTED = (
     "qc_fte",
     "qa_fte",
 )
-COUNTS = ("lots", "remanufactured_lots", "patients_lost", "patients")
+# whole numbers per draw, whose percentiles are values some draw took
+COUNTS = ("lots", "remanufactured_lots", "patients_lost", "patients", "launched")
 FLOWS = (
     "lots",
     "remanufactured_lots",
@@ -100,13 +101,29 @@ def requirements_table(req: xr.Dataset, total: xr.Dataset, quantiles) -> pd.Data
     return frame.sort_values(["program", "metric", "month"], kind="stable").reset_index(drop=True)
 
 
-def demand_table(demand: xr.DataArray, quantiles) -> pd.DataFrame:
-    """Monthly bands of patients (lots for ppq) per program and stream, and totals."""
+def demand_table(
+    demand: xr.DataArray, quantiles, launched: xr.DataArray | None = None
+) -> pd.DataFrame:
+    """Monthly bands of patients (lots for ppq) per program and stream, and totals.
+
+    With ``launched`` (draw x month x program, True where the draw's program has launched by
+    the end of the month: :meth:`forecast.PortfolioDraws.launched_by_month`), rows of the
+    metric ``launched`` [probability] per program and month follow: their ``mean`` is
+    P(launched by the month), the share of draws launched; their percentiles, of a 0/1 value,
+    are 1 only where more than 1 - q of the draws have launched. They say why a program that
+    launches in few draws has commercial percentiles of 0 beside a mean that is not.
+    """
     ds = demand.to_dataset(name="patients")
     ds["patients"].attrs["units"] = "patients/month"
     total = demand.sum("program").to_dataset(name="patients")
     total["patients"].attrs["units"] = "patients/month"
-    frame = pd.concat([_tidy(ds, quantiles), _tidy(total, quantiles, "total")], ignore_index=True)
+    frames = [_tidy(ds, quantiles), _tidy(total, quantiles, "total")]
+    if launched is not None:
+        launched = launched.sel(program=demand["program"].values, month=demand["month"].values)
+        ds = launched.astype(np.int8).to_dataset(name="launched")
+        ds["launched"].attrs["units"] = "probability"
+        frames.append(_tidy(ds, quantiles))
+    frame = pd.concat(frames, ignore_index=True)
     frame.loc[frame["metric"] == "patients[ppq]", "unit"] = "lots/month"
     return frame
 
@@ -142,14 +159,26 @@ def finance_sources(req: xr.Dataset, total: xr.Dataset, demand: xr.DataArray) ->
     }
 
 
+LAUNCHED_COLUMN = "launched_mean [probability, by end of period]"
+
+
 def finance_table(
-    req: xr.Dataset, total: xr.Dataset, demand: xr.DataArray, quantiles
+    req: xr.Dataset,
+    total: xr.Dataset,
+    demand: xr.DataArray,
+    quantiles,
+    launched: xr.DataArray | None = None,
 ) -> pd.DataFrame:
     """Annual and monthly rows per program and total; columns ``METRIC_STAT [UNIT]``.
 
     The ``patients_*`` columns count clinical and commercial patients only: PPQ lots (process
     performance qualification, no patient) are left out of them but counted in ``lots_*``,
     as are re-runs, so lots can exceed patients in a period with no failure.
+
+    With ``launched`` (draw x month x program: :meth:`forecast.PortfolioDraws.launched_by_month`)
+    the column ``launched_mean [probability, by end of period]`` follows the patients: the
+    share of draws in which the program has launched by the period's last month (empty for
+    ``total``), beside ``patients_mean``, which a percentile of 0 may hide.
     """
     sources = finance_sources(req, total, demand)
     patients = sources["patients"][0]
@@ -168,6 +197,12 @@ def finance_table(
             [by_program.values, facility_total.transpose("draw", "month").values[:, :, None]],
             axis=2,
         )
+    by_period_end = {}
+    if launched is not None:
+        launched = launched.sel(program=list(programs[:-1]), month=demand["month"].values)
+        share = launched.transpose("draw", "month", "program").values.mean(axis=0)
+        share = np.concatenate([share, np.full((len(months), 1), np.nan)], axis=1)  # no total
+        by_period_end = {"month": share, "year": share[[g.stop - 1 for g in groups]]}
     rows = []
     for freq in ("year", "month"):
         columns: dict[str, np.ndarray] = {}
@@ -182,6 +217,8 @@ def finance_table(
             qs = np.quantile(arr, quantiles, axis=0, method=method)
             for q, values in zip(quantiles, qs, strict=True):
                 columns[f"{metric}_{quantile_label(q)} [{unit_label}]"] = values.reshape(-1)
+            if metric == "patients" and launched is not None:
+                columns[LAUNCHED_COLUMN] = by_period_end[freq].reshape(-1)
         if freq == "month":
             labels = months.strftime("%Y-%m")
             n_months = np.ones(len(months), int)

@@ -21,9 +21,12 @@ from pmcap.run import DIAGNOSTIC_LIMITS, RunResult, diagnostics_pass
 __all__ = [
     "decision_rows",
     "decision_table",
+    "demand_notes",
     "inline_png",
     "installed_series",
     "key_facts",
+    "program_demand_rows",
+    "program_demand_table",
     "render_report",
     "report_figures",
 ]
@@ -140,6 +143,105 @@ def decision_rows(result: RunResult) -> list[dict]:
             }
         )
     return rows
+
+
+def percent(p: float) -> str:
+    """A probability as a percentage of 3 significant digits: ``8.7%``, ``58.1%``, ``100%``."""
+    return f"{100 * p:.3g}%"
+
+
+def program_demand_table(result: RunResult) -> pd.DataFrame:
+    """Per calendar year and program with a commercial stream: the mean and the percentiles
+    (``run.quantiles``, values some draw took) of each draw's commercial patients in the
+    year, and ``p_launched``, the share of draws in which the program has launched by the
+    year's last month in the horizon (:meth:`forecast.PortfolioDraws.launched_by_month`).
+    A program launched in fewer than 1 - q of the draws has a q percentile of 0 whatever its
+    mean. Columns ``year, months, program, p_launched, mean, pQ...``."""
+    world = result.world
+    qs = result.scenario.run.quantiles
+    commercial = world.demand.sel(stream="commercial").transpose("draw", "month", "program")
+    months = pd.DatetimeIndex(commercial["month"].values)
+    programs = [
+        str(p) for p in commercial["program"].values if commercial.sel(program=p).values.any()
+    ]
+    launched = world.launched_by_month().sel(program=programs).mean("draw")
+    launched = launched.transpose("month", "program").values
+    values = commercial.sel(program=programs).values
+    rows = []
+    for year in sorted(set(months.year)):
+        in_year = np.flatnonzero(months.year == year)
+        annual = values[:, in_year, :].sum(axis=1)  # draw x program
+        bands = np.quantile(annual, qs, axis=0, method="inverted_cdf")
+        for j, program in enumerate(programs):
+            row = {
+                "year": int(year),
+                "months": len(in_year),
+                "program": program,
+                "p_launched": float(launched[in_year[-1], j]),
+                "mean": float(annual[:, j].mean()),
+            }
+            row.update({f"p{100 * q:g}": float(b[j]) for q, b in zip(qs, bands, strict=True)})
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def program_demand_rows(result: RunResult) -> tuple[list[str], list[dict]]:
+    """:func:`program_demand_table` formatted for the report: the programs, and one row
+    per year with, per program, P(launched), the mean and the percentiles."""
+    table = program_demand_table(result)
+    qlabels = [f"p{100 * q:g}" for q in result.scenario.run.quantiles]
+    programs = list(dict.fromkeys(table["program"]))
+    rows = []
+    for (year, n), cells in table.groupby(["year", "months"], sort=True):
+        cells = cells.set_index("program").loc[programs]
+        rows.append(
+            {
+                "year": f"{year}" + ("" if n == 12 else f" ({n} mo)"),
+                "cells": [
+                    [percent(c["p_launched"]), f"{c['mean']:.1f}"] + [f"{c[q]:g}" for q in qlabels]
+                    for _, c in cells.iterrows()
+                ],
+            }
+        )
+    return programs, rows
+
+
+def demand_notes(result: RunResult) -> list[str]:
+    """One sentence per program whose commercial upper band (the highest of
+    ``run.quantiles``) is 0 in months where its mean is not, because it launches in few
+    draws: P(launched) by the horizon's end and the mean of the last year concerned, so the
+    program does not read as "no demand"."""
+    world = result.world
+    upper = max(result.scenario.run.quantiles)
+    commercial = world.demand.sel(stream="commercial").transpose("draw", "month", "program")
+    months = pd.DatetimeIndex(commercial["month"].values)
+    values = commercial.values
+    band = np.quantile(values, upper, axis=0, method="inverted_cdf")  # month x program
+    hidden = (band == 0) & (values.mean(axis=0) > 0)
+    launched = world.launched_by_month().mean("draw").transpose("month", "program").values
+    notes = []
+    for j, program in enumerate(map(str, commercial["program"].values)):
+        if not hidden[:, j].any():
+            continue
+        last = months[hidden[:, j]][-1]
+        in_year = months.year == last.year
+        annual_mean = values[:, in_year, j].sum(axis=1).mean()
+        at_last = launched[months.get_loc(last), j]
+        at_end = last == months[-1]
+        where = " (the horizon's end)" if at_end else ""
+        tail = (
+            ""
+            if at_end
+            else f"; by the horizon's end ({months[-1]:%Y-%m}) it has launched in "
+            f"{percent(launched[-1, j])} of draws"
+        )
+        notes.append(
+            f"{program}: its commercial P{100 * upper:g} is 0 in {int(hidden[:, j].sum())} "
+            f"months up to {last:%Y-%m}{where}, by when "
+            f"it has launched in {percent(at_last)} of draws, though its mean is "
+            f"{annual_mean:.1f} patients in {last.year} (the dashed line on the chart){tail}."
+        )
+    return notes
 
 
 def key_facts(result: RunResult) -> list[str]:
@@ -268,8 +370,9 @@ def date_axis(ax, x: np.ndarray, width_in: float) -> None:
 @default_style
 def report_figures(result: RunResult) -> dict[str, str]:
     """The report's charts as inline PNG ``<img>`` tags: ``demand`` (patients per month by
-    stream), ``approval``, ``capacity`` (need per resource with installed) and
-    ``shortfall`` (probability per month)."""
+    stream: P50 line, P10-P90 band and mean dashed, per program), ``approval``,
+    ``capacity`` (need per resource with installed) and ``shortfall`` (probability per
+    month)."""
     import matplotlib.dates as mdates
 
     # Figure objects, not pyplot: no global backend or figure registry is touched (a
@@ -292,6 +395,9 @@ def report_figures(result: RunResult) -> dict[str, str]:
     values = demand.transpose("draw", "month", "program", "stream").sel(stream=list(streams))
     values = values.values
     q_all = np.quantile(values, [0.1, 0.5, 0.9], axis=0)  # quantile x month x program x stream
+    # the mean beside the percentiles: a program launched in fewer than 10% of draws has a
+    # P10-P90 band of 0 and would otherwise look like no demand
+    mean_all = values.mean(axis=0)  # month x program x stream
     present = values.any(axis=(0, 1))
     for j, (ax, stream) in enumerate(zip(axes, streams, strict=True)):
         for i, program in enumerate(programs):
@@ -300,6 +406,9 @@ def report_figures(result: RunResult) -> dict[str, str]:
             q = q_all[:, :, i, j]
             (line,) = ax.plot(x, q[1], drawstyle="steps-mid", label=program)
             ax.fill_between(x, q[0], q[2], step="mid", alpha=0.2, color=line.get_color())
+            ax.plot(x, mean_all[:, i, j], ls="--", lw=1, color=line.get_color())
+        if present[:, j].any():
+            ax.plot([], [], ls="--", lw=1, color="grey", label="mean")
         unit = "lots" if stream == "ppq" else "patients"
         ax.set_title(f"{stream} ({unit}/month, P10-P50-P90)", fontsize=10, y=1.0)
         ax.legend(frameon=False, fontsize=8, loc="upper left")
@@ -393,6 +502,7 @@ def render_report(
         for r in result.drivers.head(12).itertuples()
     ]
     months = pd.DatetimeIndex(result.total["month"].values)
+    demand_programs, demand_rows = program_demand_rows(result)
     assumptions = [
         "Approval odds and phase durations: BIO/Informa/QLS, Clinical Development Success "
         f"Rates 2011-2020 (2021), table '{sc.models.phase_table}', pooled across its groups.",
@@ -434,6 +544,9 @@ def render_report(
         decision_rows=decision_rows(result),
         plan_label=plan_label(result),
         figures=report_figures(result),
+        demand_notes=demand_notes(result),
+        demand_programs=demand_programs,
+        demand_rows=demand_rows,
         qlabels=qlabels,
         events=events,
         drivers=drivers,

@@ -34,11 +34,12 @@ def write_run(
 
     sc = result.scenario
     qs = sc.run.quantiles
+    launched = result.world.launched_by_month()
     tables = {
         "requirements.csv": export.requirements_table(result.requirements, result.total, qs),
-        "demand.csv": export.demand_table(result.world.demand, qs),
+        "demand.csv": export.demand_table(result.world.demand, qs, launched),
         "finance.csv": export.finance_table(
-            result.requirements, result.total, result.world.demand, qs
+            result.requirements, result.total, result.world.demand, qs, launched
         ),
         "shortfall.csv": export.shortfall_table(result.shortfall),
         "plan.csv": export.plan_table(result.plans),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 from pytest import approx
 
 from pmcap import export
@@ -139,3 +140,88 @@ def test_finance_patients_leave_out_ppq_lots_and_lots_count_them():
 def test_csv_cells_keep_six_digits_and_write_large_numbers_out(tmp_path, value, cell):
     export.write_csv(pd.DataFrame({"x": [value, np.nan]}), tmp_path / "t.csv")
     assert (tmp_path / "t.csv").read_text() == f'x\n{cell}\n""\n'
+
+
+def rare_launch():
+    """20 draws of three months from 2027-01 and two programs. B launches in two draws only:
+    draw 0 on 2027-02-10 (4 then 6 commercial patients), draw 2 on 2027-03-01, the first
+    day of March (2 patients in March); draw 1 launches on 2027-04-01, after the horizon.
+    C launched before the start and starts 1 patient a month in every draw."""
+    from forecast import PortfolioDraws
+    from tests.helpers import make_demand
+
+    n = 20
+    values = np.zeros((n, 3, 2, 3), int)  # draw, month, program, stream
+    values[0, 1:, 0, 1] = [4, 6]
+    values[2, 2, 0, 1] = 2
+    values[:, :, 1, 1] = 1
+    demand = make_demand(values, programs=["B", "C"])
+    launch = np.full((n, 2), np.datetime64("NaT"), "datetime64[ns]")
+    launch[[0, 1, 2], 0] = pd.to_datetime(["2027-02-10", "2027-04-01", "2027-03-01"])
+    launch[:, 1] = np.datetime64("2026-05-01", "ns")
+    events = xr.Dataset(
+        {"launch": (("draw", "program"), launch)},
+        coords={"draw": np.arange(n), "program": ["B", "C"]},
+    )
+    return PortfolioDraws(demand, events, xr.Dataset(coords={"draw": np.arange(n)}), {}, 0)
+
+
+def test_launched_by_month_counts_a_launch_in_its_month_and_never_a_missing_one():
+    world = rare_launch()
+    launched = world.launched_by_month().transpose("draw", "month", "program").values
+    expected = np.zeros((20, 3, 2), bool)
+    expected[0, 1:, 0] = True  # 2027-02-10: launched by the end of February
+    expected[2, 2, 0] = True  # 2027-03-01: in March, not by the end of February
+    expected[:, :, 1] = True  # launched before the horizon
+    np.testing.assert_array_equal(launched, expected)
+    # P(launched by month) = share of draws with launch <= the month
+    np.testing.assert_allclose(launched.mean(axis=0)[:, 0], [0, 1 / 20, 2 / 20])
+    # beside each year's patients: P(launched) by the year's last month in the horizon
+    by_year = world.patients_by_year().query("program == 'B' and stream == 'commercial'")
+    assert by_year["mean"].item() == approx(12 / 20) and by_year["p50"].item() == 0
+    assert by_year["p_launched"].item() == approx(2 / 20)
+
+
+def test_demand_table_gives_the_mean_and_p_launched_where_the_bands_are_zero():
+    world = rare_launch()
+    table = export.demand_table(world.demand, [0.1, 0.5, 0.9], world.launched_by_month())
+    commercial = table.query("program == 'B' and metric == 'patients[commercial]'")
+    # by hand: B's commercial patients are (0, 4, 6) in draw 0, (0, 0, 2) in draw 2, else 0
+    np.testing.assert_allclose(commercial["mean"], [0, 4 / 20, 8 / 20])
+    assert (commercial[["p10", "p50", "p90"]] == 0).all().all()  # 2 of 20 draws: under P90
+    launched = table[table["metric"] == "launched"]
+    assert set(launched["program"]) == {"B", "C"}  # no total: a facility does not launch
+    assert set(launched["unit"]) == {"probability"}
+    b = launched[launched["program"] == "B"]
+    assert list(b["month"]) == list(pd.date_range("2027-01-01", periods=3, freq="MS"))
+    np.testing.assert_allclose(b["mean"], [0, 1 / 20, 2 / 20])
+    assert (b[["p10", "p50", "p90"]] == 0).all().all()  # launched in under 10% of draws
+    c = launched[launched["program"] == "C"]
+    assert (c[["mean", "p10", "p50", "p90"]] == 1).all().all()
+    # the patients rows are as without launch dates
+    without = export.demand_table(world.demand, [0.1, 0.5, 0.9])
+    assert "launched" not in set(without["metric"])
+    pd.testing.assert_frame_equal(
+        table[table["metric"] != "launched"].reset_index(drop=True), without
+    )
+
+
+def test_finance_table_gives_p_launched_by_the_end_of_each_period():
+    from capacity import facility, requirements
+    from tests.helpers import fixed_process
+
+    world = rare_launch()
+    req = requirements(world.demand, fixed_process(), seed=0, by_program=True)
+    table = export.finance_table(
+        req, facility(req), world.demand, [0.1, 0.5, 0.9], world.launched_by_month()
+    )
+    column = "launched_mean [probability, by end of period]"
+    year = table[table["granularity"] == "year"].set_index("program")
+    assert year.loc["B", column] == approx(2 / 20)  # by 2027-03, the horizon's last month
+    assert year.loc["C", column] == 1
+    assert np.isnan(year.loc["total", column])
+    # B's 2027 patients: 10 in draw 0, 2 in draw 2: mean 0.6, P90 0
+    assert year.loc["B", "patients_mean [patients per period]"] == approx(12 / 20)
+    assert year.loc["B", "patients_p90 [patients per period]"] == 0
+    month = table[(table["granularity"] == "month") & (table["program"] == "B")]
+    np.testing.assert_allclose(month[column], [0, 1 / 20, 2 / 20])

@@ -109,9 +109,10 @@ def test_csv_values_agree_with_the_draws(first_run):
     assert monthly["lots_p90 [lots per period]"].sum() != pytest.approx(
         annual["lots_p90 [lots per period]"].item(), rel=1e-3
     )
-    # per-program patients sum to the total in every draw (demand.csv means add up)
+    # per-program patients sum to the total in every draw (demand.csv means add up; the
+    # launched rows are probabilities, per program only)
     dem = read(first_run, "demand.csv")
-    first = dem[dem["month"] == dem["month"].min()]
+    first = dem[(dem["month"] == dem["month"].min()) & (dem["unit"] != "probability")]
     by_program = first[first["program"] != "total"].groupby("metric")["mean"].sum()
     total = first[first["program"] == "total"].set_index("metric")["mean"]
     pd.testing.assert_series_equal(by_program.sort_index(), total.sort_index(), check_names=False)
@@ -574,3 +575,42 @@ print(matplotlib.get_backend(), len(plt.get_fignums()))
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split()[-2:] == ["svg", "0"]
+
+
+def test_a_rare_launch_shows_its_mean_and_p_launched(first_run):
+    # CART-B launches in about 1 draw in 10: its commercial P90 is 0 in months where its mean
+    # is not; demand.csv, finance.csv and the report give the mean and P(launched) there
+    draws = xr.open_dataset(first_run / "draws.nc", engine="h5netcdf").load()
+    months = pd.DatetimeIndex(draws["month"].values)
+    commercial = draws["patients"].sel(program="CART-B", stream="commercial").values
+    launch = draws["event_launch"].sel(program="CART-B").values
+    # by hand: launched by a month = launch before the first day of the next month
+    next_month = (months + pd.offsets.MonthBegin(1)).to_numpy("datetime64[ns]")
+    p_launched = (launch[:, None] < next_month[None, :]).mean(axis=0)
+    p90 = np.quantile(commercial, 0.9, axis=0, method="inverted_cdf")
+    hidden = (p90 == 0) & (commercial.mean(axis=0) > 0)
+    assert hidden.sum() >= 3, "CART-B's commercial P90 should be 0 where its mean is not"
+    dem = read(first_run, "demand.csv")
+    rows = dem.query("program == 'CART-B' and metric == 'patients[commercial]'")
+    np.testing.assert_allclose(rows["mean"], commercial.mean(axis=0), rtol=1e-5)
+    launched = dem.query("program == 'CART-B' and metric == 'launched'")
+    assert list(launched["month"]) == list(months.strftime("%Y-%m-%d"))
+    assert (launched["unit"] == "probability").all()
+    np.testing.assert_allclose(launched["mean"], p_launched, rtol=1e-5)
+    assert (p_launched[hidden] > 0).all() and (p_launched[hidden] <= 0.1).all()
+    # finance.csv: the year's patients (clinical + commercial) beside P(launched) by its end
+    fin = read(first_run, "finance.csv")
+    year = months[hidden][-1].year
+    last = np.flatnonzero(months.year == year)[-1]
+    row = fin.query(f"granularity == 'year' and period == '{year}' and program == 'CART-B'")
+    column = "launched_mean [probability, by end of period]"
+    assert row[column].item() == pytest.approx(p_launched[last], rel=1e-5)
+    # the report: the horizon's P(launched) and the mean of the commercial patients
+    html = (first_run / "report.html").read_text()
+    by_end = f"{100 * p_launched[-1]:.3g}%"
+    assert 'id="program-demand"' in html
+    assert by_end in html.split('id="program-demand"', 1)[1]
+    note = next(line for line in html.splitlines() if "CART-B" in line and "dashed" in line)
+    in_year = months.year == year
+    annual_mean = commercial[:, in_year].sum(axis=1).mean()
+    assert f"{annual_mean:.1f}" in note and by_end in note
