@@ -432,6 +432,9 @@ class PhaseTransitionModel(SamplerSettings, _pymc.Fitted):
         (:mod:`forecast.phase.durations`).
         Events after ``horizon_end`` are NaT and ``approved`` means approved by then.
         ``ppq_lots`` run ``ppq_months_before_filing`` months before filing, in draws that file.
+        ``end_if_passed_day`` (draw, phase) is the day each phase the program entered would
+        end if it passed: ``phase_end_day`` except in a draw that fails a phase sooner than
+        its ``min_years``.
         ``min_years`` (phase -> years, a number or one per draw, from the phase's start): a
         phase the program passes lasts at least that long (its trial's planned enrollment):
         its duration is drawn given that (a draw already that long is unchanged, from a
@@ -458,7 +461,7 @@ class PhaseTransitionModel(SamplerSettings, _pymc.Fitted):
         elapsed = (as_of_ts - start).days / DAYS_PER_YEAR
         median, sigma, ess = self.duration_priors.survivor_params(spec, draws, rng, c, elapsed)
 
-        ends, passed, minimum = phase_end_days(
+        ends, passed, minimum, if_passed = phase_end_days(
             c,
             (start - EPOCH).days,
             p,
@@ -487,6 +490,7 @@ class PhaseTransitionModel(SamplerSettings, _pymc.Fitted):
                 "duration_sigma": (("draw", "phase"), sigma),
                 "min_years": (("draw", "phase"), minimum),
                 "phase_end_day": (("draw", "phase"), ends, {"units": DAY_UNITS}),
+                "end_if_passed_day": (("draw", "phase"), if_passed, {"units": DAY_UNITS}),
                 "filing_day": ("draw", filing, {"units": DAY_UNITS}),
                 "approval_day": ("draw", approval, {"units": DAY_UNITS}),
             },
