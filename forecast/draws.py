@@ -18,8 +18,10 @@ from forecast.errors import InputError
 __all__ = [
     "DAYS_PER_MONTH",
     "EPOCH",
+    "at_risk_start",
     "derive_seed",
     "manufacture_starts",
+    "month_number",
     "param_draws",
     "resample_index",
     "spread_over_windows",
@@ -134,3 +136,62 @@ def spread_over_windows(
     n = np.where(ok, np.asarray(patients).astype(np.int64), 0)
     counts = rng.multinomial(n, pvals)
     return counts[:, :-1].astype(np.int64)
+
+
+def month_number(days: np.ndarray) -> np.ndarray:
+    """Calendar month of a day (days since 1970-01-01) as months since 1970-01 (floats;
+    NaN and infinities kept)."""
+    days = np.asarray(days, float)
+    ok = np.isfinite(days)
+    out = days.copy()
+    dates = np.datetime64("1970-01-01", "D") + np.floor(days[ok]).astype("int64").astype(
+        "timedelta64[D]"
+    )
+    out[ok] = dates.astype("datetime64[M]").astype("int64")
+    return out
+
+
+def at_risk_start(
+    planned_day: np.ndarray,
+    known_day: np.ndarray,
+    failed_day: np.ndarray,
+    months_before: int,
+) -> np.ndarray:
+    """The month an at-risk commitment is made in each draw, under non-anticipation.
+
+    A commitment (a PPQ campaign) is planned ``months_before`` months before the month of the
+    event that justifies it (filing), at the date that event would have if every readout still
+    ahead were positive (``planned_day``). It is made at that month, but never before the
+    month of ``known_day``, the event its plan is dated from (enrollment completion of the
+    pivotal trial, the start of phase III): a commitment may only depend on what is known when
+    it is made. The draw makes it if it has not learned of a failure (``failed_day``: the
+    negative readout or failed phase; NaN if none) in a month before it, whatever the draw
+    does later.
+
+    Parameters
+    ----------
+    planned_day, known_day, failed_day
+        Days since 1970-01-01 per draw; NaN ``planned_day`` or ``known_day``: never reached;
+        ``known_day`` = -inf: known from the outset; NaN ``failed_day``: no failure.
+    months_before
+        Whole months from the commitment to the planned event.
+
+    Returns
+    -------
+    numpy.ndarray
+        Months since 1970-01 of the commitment per draw (floats), NaN in draws that never
+        make it.
+
+    Examples
+    --------
+    >>> d = lambda s: float((np.datetime64(s) - np.datetime64("1970-01-01")).astype(int))
+    >>> m = at_risk_start(np.array([d("2030-07-10")] * 2), np.array([d("2029-01-05")] * 2),
+    ...                   np.array([d("2030-03-20"), d("2029-12-31")]), 6)
+    >>> (np.datetime64("1970-01", "M") + m[:1].astype(int)).tolist(), bool(np.isnan(m[1]))
+    ([datetime.date(2030, 1, 1)], True)
+    """
+    planned = month_number(planned_day) - int(months_before)
+    start = np.maximum(planned, month_number(known_day))  # NaN (never reached) propagates
+    with np.errstate(invalid="ignore"):
+        stopped = month_number(failed_day) < start  # NaN failure: False
+    return np.where(np.isfinite(start) & ~stopped, start, np.nan)

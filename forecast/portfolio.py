@@ -29,7 +29,19 @@ same draw:
   zero in draws without approval; label expansions (dated, or months after launch) add
   patients only after that draw's launch.
 * **ppq**: ``ppq_lots`` spread evenly over the months from ``ppq_window_months[0]`` to
-  ``ppq_window_months[1]`` before filing, in draws that file.
+  ``ppq_window_months[1]`` before the filing the draw would make if every readout still ahead
+  were positive (its planned filing: the draw's enrollment completion + follow-up + filing
+  preparation, or its phase III end had the phase passed). The campaign is committed at its
+  first month, never before the event its plan is dated from (enrollment completion of the
+  pivotal trial; the start of phase III), and runs in full in every draw that has not learned
+  of a failure (a negative readout, a failed phase) in a month before it, whether or not the
+  draw files later (non-anticipation: :func:`forecast.draws.at_risk_start`). A lot planned
+  before that event runs in its month.
+
+Non-anticipation: what a draw commits to at month t depends only on that draw's history up to
+t (its events so far and its plan: the durations drawn for it), never on the outcome of a
+readout still ahead. PPQ is the only commitment made here before the event that justifies it;
+clinical lots follow enrollment, commercial lots follow launch.
 * **opening state**: lots already in manufacture when the horizon starts (``in_progress``:
   patients started per month before the start, a number or a Series by month) are handed to
   :func:`capacity.requirements` and :func:`capacity.simulate_facility` (``opening=``) so the
@@ -53,8 +65,10 @@ import xarray as xr
 from forecast.draws import (
     DAYS_PER_MONTH,
     EPOCH,
+    at_risk_start,
     derive_seed,
     manufacture_starts,
+    month_number,
     param_draws,
     spread_over_windows,
 )
@@ -101,8 +115,9 @@ class Program:
         year)``; ``sales`` are observations of the product (the output of
         :func:`forecast.uptake.data.observations_from_sales`) that reweight the uptake draws.
     ppq_lots, ppq_window_months
-        Process-performance-qualification lots and the window before filing they run in
-        (from ``[0]`` months to ``[1]`` months before the filing month).
+        Process-performance-qualification lots and the window before the planned filing they
+        run in (from ``[0]`` months to ``[1]`` months before the filing month), at risk: in
+        every draw that reaches the window's first month without a failure (module docstring).
     in_progress
         Patients started per month before the horizon (a number, or a Series indexed by
         month): lots already in manufacture at the start.
@@ -425,13 +440,13 @@ class Portfolio:
             out["clinical"], completion = self._trial(prog, out["inputs"])
             out["events"]["enrollment_complete"] = completion
             if prog.registrational:
-                filing, approval = self._registrational(prog, completion, rng, out["inputs"])
+                filing, approval, plan = self._registrational(prog, completion, rng, out["inputs"])
         elif prog.stage == "pipeline":
-            out["clinical"], filing, approval = self._pipeline(prog, out["inputs"])
+            out["clinical"], filing, approval, plan = self._pipeline(prog, out["inputs"])
         if filing is not None:
             out["events"]["filing"] = filing
             out["events"]["approval"] = approval
-            out["ppq"] = self._ppq(prog, filing)
+            out["ppq"] = self._ppq(prog, *plan)
         if prog.stage == "launched":
             launch = np.full(n, float((pd.Timestamp(prog.launch) - EPOCH).days))
             out["events"]["approval"] = launch
@@ -548,7 +563,9 @@ class Portfolio:
             if ((p_pivotal < 0) | (p_pivotal > 1)).any():
                 raise InputError(f"program {prog.name!r}: pivotal_success must lie in [0, 1]")
         positive = rng.random(n) < p_pivotal
-        filing = np.where(positive, completion + (follow + prep) * DAYS_PER_MONTH, np.nan)
+        planned = completion + (follow + prep) * DAYS_PER_MONTH  # filed if it is positive
+        filing = np.where(positive, planned, np.nan)
+        readout = completion + follow * DAYS_PER_MONTH
         review = model.review_years(world, self.seed_for(prog.name, "review")) * DAYS_PER_YEAR
         approved = rng.random(n) < world["p"][:, 3]
         approval = np.where(approved, filing + review, np.nan)
@@ -559,7 +576,8 @@ class Portfolio:
             p_approval=world["p"][:, 3],
             review_years=review / DAYS_PER_YEAR,
         )
-        return filing, approval
+        # the PPQ plan: dated from enrollment completion; a negative readout stops it
+        return filing, approval, (planned, completion, np.where(positive, np.nan, readout))
 
     def _pipeline(self, prog: Program, inputs: dict):
         model = self._phase_model(prog)
@@ -630,24 +648,39 @@ class Portfolio:
             DAYS_PER_YEAR
         )
         inputs["p_approval"] = sim["p"].values[:, c:].prod(axis=1)
-        return clinical, sim["filing_day"].values, sim["approval_day"].values
+        filing = sim["filing_day"].values
+        # the PPQ plan: the phase III end had it passed, dated from the start of phase III; a
+        # failed phase III stops it when it ends
+        phase3_start = np.full(self.draws, float((start - EPOCH).days)) if c == 2 else ends[:, 1]
+        failed = np.where(np.isfinite(filing), np.nan, ends[:, 2])
+        plan = (sim["end_if_passed_day"].values[:, 2], phase3_start, failed)
+        return clinical, filing, sim["approval_day"].values, plan
 
-    def _ppq(self, prog: Program, filing: np.ndarray) -> np.ndarray:
+    def _ppq(
+        self, prog: Program, planned: np.ndarray, known: np.ndarray, failed: np.ndarray
+    ) -> np.ndarray:
+        """PPQ lots per (draw, month): the program's lots spread over its window before the
+        planned filing (``planned``, days since epoch), committed at the window's first month
+        (never before the month of ``known``) in every draw without a failure (``failed``,
+        NaN: none) in a month before it (:func:`forecast.draws.at_risk_start`)."""
         n, m = self.draws, len(self.months)
         out = np.zeros((n, m), np.int64)
         if not prog.ppq_lots:
             return out
         early, late = (int(x) for x in prog.ppq_window_months)
         width = early - late + 1
-        filed = np.isfinite(filing)
-        month = np.full(n, -(10**6))
-        month[filed] = _month_index(filing[filed], self.start)
+        first = month_number(np.array([(self.start - EPOCH).days], float))[0]
+        start = at_risk_start(planned, known, failed, early)  # months since 1970-01
+        runs = np.isfinite(start)
+        begin = month_number(planned[runs]) - early - first  # the window, from the horizon
+        commit = start[runs] - first
+        rows = np.flatnonzero(runs)
         per = np.full(width, prog.ppq_lots // width)
         per[: prog.ppq_lots % width] += 1  # the earliest months take the remainder
         for j in range(width):  # a few months of the window, not draws
-            idx = month - early + j
-            ok = filed & (idx >= 0) & (idx < m)
-            out[np.flatnonzero(ok), idx[ok]] += per[j]
+            idx = np.maximum(begin + j, commit).astype(np.int64)  # none before the commitment
+            ok = (idx >= 0) & (idx < m)
+            np.add.at(out, (rows[ok], idx[ok]), per[j])
         return out
 
     def _commercial(self, prog: Program, launch: np.ndarray, inputs: dict) -> np.ndarray:
@@ -688,14 +721,6 @@ class Portfolio:
         if "importance_ess" in fc.attrs:
             inputs["importance_ess"] = np.full(self.draws, fc.attrs["importance_ess"])
         return np.asarray(fc.values, np.int64)
-
-
-def _month_index(days: np.ndarray, start: pd.Timestamp) -> np.ndarray:
-    """Calendar month of a day (days since epoch) counted from ``start``'s month."""
-    dates = np.datetime64("1970-01-01", "D") + np.floor(days).astype("int64").astype(
-        "timedelta64[D]"
-    )
-    return dates.astype("datetime64[M]").astype("int64") - np.datetime64(start, "M").astype("int64")
 
 
 def _to_dates(days: np.ndarray) -> np.ndarray:

@@ -41,6 +41,7 @@ from scipy import special
 from forecast import _pymc
 from forecast._dist import binom_logpmf, norm_ppf
 from forecast.data import phase_durations, phase_transitions
+from forecast.draws import at_risk_start
 from forecast.errors import InputError
 from forecast.phase.data import (
     ALL,
@@ -106,6 +107,37 @@ def build_model(
                 * pm.logp(pm.Normal.dist(centre, scale), logit_loa),
             )
     return model
+
+
+def _ppq_day(
+    current: int,
+    start: pd.Timestamp,
+    ends: np.ndarray,
+    passed: np.ndarray,
+    if_passed: np.ndarray,
+    months_before: int,
+) -> np.ndarray:
+    """The first day of the PPQ month per draw (days since epoch, NaN: no PPQ).
+
+    Planned ``months_before`` months before the filing the draw would make if phase III
+    passed, committed no earlier than the start of phase III, and run in every draw that has
+    not failed phase III in a month before it (:func:`forecast.draws.at_risk_start`). A
+    program already filed (``current`` = filing) made its PPQ before it filed.
+    """
+    start_day = float((start - EPOCH).days)
+    n = len(ends)
+    if current == FILING:
+        planned, known, failed = np.full(n, start_day), np.full(n, -np.inf), np.full(n, np.nan)
+    else:
+        planned = if_passed[:, 2]
+        known = np.full(n, start_day) if current == 2 else ends[:, 1]
+        failed = np.where(passed[:, 2], np.nan, ends[:, 2])
+    month = at_risk_start(planned, known, failed, months_before)
+    ok = np.isfinite(month)
+    out = np.full(n, np.nan)
+    first = np.datetime64("1970-01", "M") + month[ok].astype("int64")
+    out[ok] = (first.astype("datetime64[D]") - np.datetime64("1970-01-01", "D")).astype(float)
+    return out
 
 
 def _logit_normal(evidence: Mapping[str, Any]) -> tuple[float, float]:
@@ -431,7 +463,15 @@ class PhaseTransitionModel(SamplerSettings, _pymc.Fitted):
         I-III; in the ``filing`` column, the review's mean years and NaN
         (:mod:`forecast.phase.durations`).
         Events after ``horizon_end`` are NaT and ``approved`` means approved by then.
-        ``ppq_lots`` run ``ppq_months_before_filing`` months before filing, in draws that file.
+        ``ppq_lots`` (``ppq_month``, ``ppq_lots``) are committed at risk
+        ``ppq_months_before_filing`` months before the filing the draw would make if phase III
+        passed (``end_if_passed_day``), no earlier than phase III starts, and run in every draw
+        that has not failed phase III in a month before then, whether or not it files later
+        (non-anticipation: :func:`forecast.draws.at_risk_start`); a month after
+        ``horizon_end`` is NaT, with no lots.
+        ``end_if_passed_day`` (draw, phase) is the day each phase the program entered would
+        end if it passed: ``phase_end_day`` except in a draw that fails a phase sooner than
+        its ``min_years``.
         ``min_years`` (phase -> years, a number or one per draw, from the phase's start): a
         phase the program passes lasts at least that long (its trial's planned enrollment):
         its duration is drawn given that (a draw already that long is unchanged, from a
@@ -458,7 +498,7 @@ class PhaseTransitionModel(SamplerSettings, _pymc.Fitted):
         elapsed = (as_of_ts - start).days / DAYS_PER_YEAR
         median, sigma, ess = self.duration_priors.survivor_params(spec, draws, rng, c, elapsed)
 
-        ends, passed, minimum = phase_end_days(
+        ends, passed, minimum, if_passed = phase_end_days(
             c,
             (start - EPOCH).days,
             p,
@@ -487,6 +527,7 @@ class PhaseTransitionModel(SamplerSettings, _pymc.Fitted):
                 "duration_sigma": (("draw", "phase"), sigma),
                 "min_years": (("draw", "phase"), minimum),
                 "phase_end_day": (("draw", "phase"), ends, {"units": DAY_UNITS}),
+                "end_if_passed_day": (("draw", "phase"), if_passed, {"units": DAY_UNITS}),
                 "filing_day": ("draw", filing, {"units": DAY_UNITS}),
                 "approval_day": ("draw", approval, {"units": DAY_UNITS}),
             },
@@ -503,13 +544,10 @@ class PhaseTransitionModel(SamplerSettings, _pymc.Fitted):
             },
         )
         if ppq_lots:
-            filing_m = to_month(filing)
-            ppq = filing_m.astype("datetime64[M]") - np.timedelta64(ppq_months_before_filing, "M")
-            ds["ppq_month"] = (
-                "draw",
-                np.where(np.isnat(filing_m), filing_m, ppq.astype("datetime64[ns]")),
-            )
-            ds["ppq_lots"] = ("draw", np.where(np.isnat(filing_m), 0, ppq_lots))
+            ppq_day = _ppq_day(c, start, ends, passed, if_passed, ppq_months_before_filing)
+            ppq_m = to_month(ppq_day)
+            ds["ppq_month"] = ("draw", ppq_m)
+            ds["ppq_lots"] = ("draw", np.where(np.isnat(ppq_m), 0, ppq_lots))
         self.simulation_ = ds
         return ds
 

@@ -45,21 +45,25 @@ def phase_end_days(
     elapsed_years: float,
     min_years: Mapping[str, float | np.ndarray] | None,
     seed: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The day each phase ends, from phase ``current`` on, per draw.
 
     ``p`` (draw, step): step probabilities; ``median``, ``sigma`` (draw, phase): duration
     parameters; the current phase, entered on ``start_day``, has lasted ``elapsed_years``.
     ``min_years`` (phase -> years, a number or one per draw): a phase the program passes lasts
-    at least that long; such a draw is redrawn given the minimum from a stream of its own
-    (``[seed, 17]``), so the other draws are unchanged. Returns the end days (draw, phase;
-    NaN after the program stopped), whether each phase was passed, and the minimum years
-    (draw, phase).
+    at least that long; a draw shorter than that is redrawn given the minimum, with one
+    uniform per draw from a stream of its own (``[seed, 17]``), whatever its outcome, so the
+    other draws are unchanged and a draw's redrawn duration does not depend on whether it, or
+    any other draw, passes. Returns the end days (draw, phase; NaN after the program
+    stopped), whether each phase was passed, the minimum years (draw, phase), and the day each
+    phase the program entered would end if it passed (its plan: the end day itself in a draw
+    that passes it, or that fails it no sooner than its minimum).
     """
     draws = len(p)
     t = np.full(draws, start_day, dtype=float)  # days since epoch
     alive = np.ones(draws, bool)
     ends = np.full((draws, len(PHASES)), np.nan)
+    if_passed = np.full((draws, len(PHASES)), np.nan)
     passed = np.zeros((draws, len(PHASES)), bool)
     floors = {} if min_years is None else dict(min_years)
     unknown = sorted(set(floors) - set(PHASES[:3]))
@@ -74,17 +78,19 @@ def phase_end_days(
             k, median[:, k], sigma[:, k], rng, floor=elapsed_years if k == current else 0.0
         )
         success = rng.random(draws) < p[:, k]
+        planned = years
         if PHASES[k] in floors:
             need = np.broadcast_to(np.asarray(floors[PHASES[k]], float), (draws,))
-            short = alive & success & (years < need)
-            if short.any():
-                floor = np.maximum(need[short], elapsed_years if k == current else 0.0)
-                years[short] = lognormal_years(median[short, k], sigma[short, k], extra, floor)
+            floor = np.maximum(need, elapsed_years if k == current else 0.0)
+            redrawn = lognormal_years(median[:, k], sigma[:, k], extra, floor)  # every draw
+            planned = np.where(years < need, redrawn, years)
+            years = np.where(success, planned, years)  # a failed phase may end sooner
+        if_passed[alive, k] = t[alive] + planned[alive] * DAYS_PER_YEAR
         t = t + years * DAYS_PER_YEAR
         ends[alive, k] = t[alive]
         passed[:, k] = alive & success
         alive = passed[:, k]
-    return ends, passed, minimum
+    return ends, passed, minimum, if_passed
 
 
 def approval_bands(

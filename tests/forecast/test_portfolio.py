@@ -129,13 +129,27 @@ def test_filing_never_precedes_enrollment_completion(world):
     assert not (approved & ~filed).any()
 
 
-def test_ppq_only_in_filing_draws_and_inside_the_window(world):
+def test_ppq_inside_the_window_before_filing_and_at_risk_before_the_readout(world):
     for program, lots, (early, late) in (("PIVOTAL", 3, (8, 6)), ("PIPE", 4, (12, 4))):
         ppq = world.demand.sel(program=program, stream="ppq").values
         filing = world.events["filing"].sel(program=program).values
         months = world.demand["month"].values
         filed = ~np.isnat(filing)
-        assert ppq[~filed].sum() == 0
+        assert (ppq.sum(axis=1) <= lots).all()
+        if program == "PIVOTAL":
+            # the campaign starts 8 months before a filing 12-18 months after completion,
+            # before the readout (9-15 months after): it runs in every draw whose window
+            # ends inside the horizon, filing or not (non-anticipation)
+            done = world.events["enrollment_complete"].sel(program=program).values
+            # (18 months of days after completion can fall in the 19th calendar month)
+            end = month_of(done).astype("datetime64[M]") + np.timedelta64(19 - late, "M")
+            whole = ~np.isnat(done) & (end.astype("datetime64[ns]") <= months[-1])
+            assert (whole & ~filed).sum() > 50
+            np.testing.assert_array_equal(ppq[whole].sum(axis=1), lots)
+        else:
+            # a phase III that fails after the campaign's start runs it too (the rule is
+            # checked draw by draw in test_non_anticipation.py)
+            assert ppq[~filed].sum() > 0
         # draws whose whole window is inside the horizon get every lot
         window_start = month_of(filing).astype("datetime64[M]") - np.timedelta64(early, "M")
         inside = filed & (window_start.astype("datetime64[ns]") >= months[0])
