@@ -8,7 +8,8 @@ one pattern: configure in ``__init__``, ``fit(data) -> self`` (posterior in ``.i
 from forecast.enrollment.model import EnrollmentModel
 from forecast.phase.data import PHASES, STEPS
 from forecast.phase.model import PhaseTransitionModel
-from forecast.portfolio import Portfolio, PortfolioDraws, Program
+from forecast.portfolio import Portfolio, PortfolioDraws
+from forecast.program import Program
 from forecast.sampling import SamplerConfig
 from forecast.uptake.model import UptakeModel
 
