@@ -272,7 +272,6 @@ def prepare_facility(
     counts_p = _by_process(values[..., patient_cols].sum(axis=3), proc_of, n_proc)
     ppq_p = _by_process(values[..., ppq_cols].sum(axis=3), proc_of, n_proc)
     pars = [_params(s, params, draws, seed, n_proc) for s in specs]
-    programs = [str(p) for p in demand["program"].values]
     history = opening_history(opening, programs, months, max(longest_lot_days(x) for x in pars))
     n_hist = history.shape[1]
     if n_hist:
@@ -609,12 +608,12 @@ def suites_for_service_level(
     elif candidates is not None:
         guess = np.full(draws, max(1, min(int(c) for c in candidates)), np.int64)
     else:  # Little's law in the busiest month: the lots' average slot occupancy
-        lots = (
-            np.isfinite(prep.arrivals)[:, :, None]
-            & (prep.arrivals[:, :, None] >= prep.starts[None, None, h:])
-            & (prep.arrivals[:, :, None] < (prep.starts + prep.days)[None, None, h:])
-        ).sum(1)
         if len(prep.processes) == 1:
+            lots = (
+                np.isfinite(prep.arrivals)[:, :, None]
+                & (prep.arrivals[:, :, None] >= prep.starts[None, None, h:])
+                & (prep.arrivals[:, :, None] < (prep.starts + prep.days)[None, None, h:])
+            ).sum(1)
             spec = prep.processes[0]
             slot_days = spec.culture_days.mean + spec.changeover_days.mean
             busy = lots * slot_days / prep.days[None, h:] / spec.lots_per_suite
@@ -625,12 +624,14 @@ def suites_for_service_level(
                     for s in prep.processes
                 ]
             )[prep.job_process]
-            inside = (
-                np.isfinite(prep.arrivals)[:, :, None]
-                & (prep.arrivals[:, :, None] >= prep.starts[None, None, h:])
-                & (prep.arrivals[:, :, None] < (prep.starts + prep.days)[None, None, h:])
-            )
-            busy = (inside * suite_days[:, :, None]).sum(1) / prep.days[None, h:]
+            ends = (prep.starts + prep.days)[h:]
+            month = np.searchsorted(ends, prep.arrivals, side="right")
+            inside = np.isfinite(prep.arrivals) & (prep.arrivals >= prep.starts[h])
+            inside &= month < len(ends)
+            row = np.broadcast_to(np.arange(draws)[:, None], month.shape)
+            busy = np.zeros((draws, len(ends)))
+            np.add.at(busy, (row[inside], month[inside]), suite_days[inside])
+            busy /= prep.days[None, h:]
         # by month: one start for every draw (the busiest draw's), as the months of a draw
         # search from it by doubling and halving; the horizon alone: each draw's own
         guess = np.full(draws, max(1, int(busy.max())), np.int64)
