@@ -41,12 +41,14 @@ from capacity._fields import (
 )
 
 # what a random number is for: one independent stream of each per draw
-ARRIVAL, ARRIVAL_END, CULTURE, CHANGEOVER, FAIL = (
+ARRIVAL, ARRIVAL_END, CULTURE, CHANGEOVER, FAIL, PROCESS, PROCESS_PPQ = (
     np.uint64(0x243F6A8885A308D3),
     np.uint64(0xBE5466CF34E90C6C),
     np.uint64(0x13198A2E03707344),
     np.uint64(0xA4093822299F31D0),
     np.uint64(0x082EFA98EC4E6C89),
+    np.uint64(0x452821E638D01377),
+    np.uint64(0xC0AC29B7C97C50DD),
 )
 _GAMMA = np.uint64(0x9E3779B97F4A7C15)
 _TWO_53 = 1.0 / 9007199254740992.0
@@ -198,9 +200,60 @@ def patient_days(arrivals, is_ppq):
 
 
 @numba.njit(cache=True, parallel=True)
+def job_processes(counts, ppq_counts, is_ppq, keys):
+    """The process of every job: ``counts[d, m, p]`` patients (``ppq_counts`` PPQ lots) of
+    process ``p`` arrive in month ``m`` of draw ``d``, laid out as :func:`arrivals` lays out
+    the month's jobs. Arrival times within a month are exchangeable, so the month's patients
+    take its process labels in a uniformly random order (a Fisher-Yates shuffle), and so do
+    its PPQ lots (streams of their own)."""
+    draws, n_months, n_proc = counts.shape
+    out = np.zeros(is_ppq.shape, np.int64)
+    for d in numba.prange(draws):
+        key = stream_key(keys[d], PROCESS)
+        ppq_key = stream_key(keys[d], PROCESS_PPQ)
+        largest = 1
+        for m in range(n_months):
+            n = 0
+            for p in range(n_proc):
+                n += counts[d, m, p] + ppq_counts[d, m, p]
+            largest = max(largest, n)
+        labels = np.empty(largest, np.int64)
+        ppq_labels = np.empty(largest, np.int64)
+        pos = 0
+        for m in range(n_months):
+            n = 0
+            n_ppq = 0
+            for p in range(n_proc):
+                for _ in range(counts[d, m, p]):
+                    labels[n] = p
+                    n += 1
+                for _ in range(ppq_counts[d, m, p]):
+                    ppq_labels[n_ppq] = p
+                    n_ppq += 1
+            for j in range(n - 1, 0, -1):
+                i = int(unit_uniform(key, pos + j) * (j + 1))
+                labels[i], labels[j] = labels[j], labels[i]
+            for j in range(n_ppq - 1, 0, -1):
+                i = int(unit_uniform(ppq_key, pos + j) * (j + 1))
+                ppq_labels[i], ppq_labels[j] = ppq_labels[j], ppq_labels[i]
+            a = 0
+            b = 0
+            for j in range(pos, pos + n + n_ppq):
+                if is_ppq[d, j]:
+                    out[d, j] = ppq_labels[b]
+                    b += 1
+                else:
+                    out[d, j] = labels[a]
+                    a += 1
+            pos += n + n_ppq
+    return out
+
+
+@numba.njit(cache=True, parallel=True)
 def simulate_draws(
     arrivals,
     is_ppq,
+    job_process,
     keys,
     culture_kind,
     culture_args,
@@ -218,9 +271,15 @@ def simulate_draws(
     month_ends,
     threshold,
     attempts,
+    width,
 ):
     """Simulate every draw; returns (monthly (draw, month, N_MONTHLY), patient waits).
 
+    ``job_process[d, j]`` is the process ``p`` of job ``j``: its lots' culture and changeover
+    follow ``culture_kind[p], culture_args[p]`` (mean ``culture_mean[d, p]``) and the
+    changeover's, fail release with ``failure_rate[d, p]``, are known to fail
+    ``turnaround[d, p]`` days after manufacture end, take ``qc_work_days[d, p]`` of QC, are
+    made at most ``attempts[p]`` times and hold ``width[p]`` slots at once.
     ``online[d, :n_slots[d]]`` are the days draw ``d``'s slots come online (facilities of
     different sizes per draw share one call: service-level sizing bisects per draw).
     ``keys[d]`` seeds draw ``d``'s random numbers (culture and changeover of each lot, its
@@ -234,6 +293,7 @@ def simulate_draws(
         _one_draw(
             arrivals[d],
             is_ppq[d],
+            job_process[d],
             keys[d],
             culture_kind,
             culture_args,
@@ -250,6 +310,7 @@ def simulate_draws(
             month_ends,
             threshold,
             attempts,
+            width,
             monthly[d],
             patient_wait[d],
         )
@@ -302,6 +363,19 @@ def _sift_down(heap, n, i):
 
 
 @numba.njit(cache=True, inline="always")
+def _heap_push(heap, n, value):
+    """Push ``value`` on the min-heap ``heap[:n]`` (``n + 1`` after)."""
+    i = n
+    while i > 0:
+        parent = (i - 1) // 2
+        if heap[parent] <= value:
+            break
+        heap[i] = heap[parent]
+        i = parent
+    heap[i] = value
+
+
+@numba.njit(cache=True, inline="always")
 def _before(t1, j1, t2, j2):
     return t1 < t2 or (t1 == t2 and j1 < j2)
 
@@ -347,6 +421,7 @@ def _pend_pop(times, jobs, n):
 def _one_draw(
     arrivals,
     is_ppq,
+    job_process,
     key,
     culture_kind,
     culture_args,
@@ -363,6 +438,7 @@ def _one_draw(
     month_ends,
     threshold,
     attempts,
+    width,
     monthly,
     patient_wait,
 ):
@@ -373,13 +449,15 @@ def _one_draw(
     changeover_key = stream_key(key, CHANGEOVER)
     fail_key = stream_key(key, FAIL)
     free = np.sort(online)  # a sorted array is a min-heap of the slots' free times
+    popped = np.empty(width.max())
     pend_time = np.empty(n_primary)  # min-heap of re-runs: (time the failure is known, job)
     pend_job = np.empty(n_primary, np.int64)
     n_pend = 0
     attempt_of = np.zeros(n_primary, np.int64)
     job_month = np.empty(n_primary, np.int64)  # the patient's month of arrival
-    queued_qc = qc_work_days > 0  # else QC starts at manufacture end: no second queue
-    max_lots = n_primary * attempts if queued_qc else 0
+    queued_qc = qc_work_days.max() > 0  # else QC starts at manufacture end: no second queue
+    most = attempts.max()  # a lot's index: job * most + attempt
+    max_lots = n_primary * most if queued_qc else 0
     lot_job = np.empty(max_lots, np.int64)
     lot_end = np.empty(max_lots)
     lot_released = np.zeros(max_lots, np.bool_)
@@ -408,7 +486,16 @@ def _one_draw(
         else:
             break
         ppq = is_ppq[job] and not rerun
-        start = max(arrival, free[0])
+        p = job_process[job]
+        w = width[p]
+        if w == 1:
+            start = max(arrival, free[0])
+        else:  # the lot needs w slots at once: it starts when the w-th is free
+            for i in range(w):
+                popped[i] = free[0]
+                free[0] = free[n_slots - 1 - i]
+                _sift_down(free, n_slots - 1 - i, 0)
+            start = max(arrival, popped[w - 1])
         wait = start - arrival
         m = job_month[job]  # the patient's month, re-runs included
         counted = (not is_ppq[job]) and m < n_months
@@ -425,13 +512,17 @@ def _one_draw(
             monthly[m, SERVED] += 1
             patient_wait[job] = wait
         attempt = attempt_of[job]
-        lot = job * attempts + attempt
-        end = start + sample(culture_kind, culture_args, culture_mean, culture_key, lot)
+        lot = job * most + attempt
+        end = start + sample(culture_kind[p], culture_args[p], culture_mean[p], culture_key, lot)
         slot_end = end + sample(
-            changeover_kind, changeover_args, changeover_mean, changeover_key, lot
+            changeover_kind[p], changeover_args[p], changeover_mean[p], changeover_key, lot
         )
-        free[0] = slot_end
-        _sift_down(free, n_slots, 0)
+        if w == 1:
+            free[0] = slot_end
+            _sift_down(free, n_slots, 0)
+        else:
+            for i in range(w):
+                _heap_push(free, n_slots - w + i, slot_end)
         # slot-days busy, by calendar month
         while start_month < n_months and month_ends[start_month] <= start:
             start_month += 1
@@ -439,11 +530,12 @@ def _one_draw(
             start_month -= 1
         mm = start_month
         while mm < n_months and month_starts[mm] < slot_end:
-            monthly[mm, BUSY] += min(slot_end, month_ends[mm]) - max(start, month_starts[mm])
+            monthly[mm, BUSY] += w * (min(slot_end, month_ends[mm]) - max(start, month_starts[mm]))
             mm += 1
-        failed = (not ppq) and failure_rate > 0 and unit_uniform(fail_key, lot) < failure_rate
-        if failed and attempt + 1 < attempts:
-            _pend_push(pend_time, pend_job, n_pend, end + turnaround, job)
+        rate = failure_rate[p]
+        failed = (not ppq) and rate > 0 and unit_uniform(fail_key, lot) < rate
+        if failed and attempt + 1 < attempts[p]:
+            _pend_push(pend_time, pend_job, n_pend, end + turnaround[p], job)
             n_pend += 1
             attempt_of[job] += 1
         elif failed and counted:
@@ -455,21 +547,22 @@ def _one_draw(
             n_lots += 1
         elif not failed and counted:  # QC starts at manufacture end
             monthly[m, RELEASED] += 1
-            monthly[m, RELEASE_SUM] += end + turnaround - arrivals[job]
+            monthly[m, RELEASE_SUM] += end + turnaround[p] - arrivals[job]
 
     if queued_qc:  # FIFO in order of manufacture end; release = QC start + longest turnaround
         order = np.argsort(lot_end[:n_lots], kind="mergesort")
         done = -np.inf
         for i in range(n_lots):
             lot = order[i]
-            qc_start = max(lot_end[lot], done)
-            done = qc_start + qc_work_days
             job = lot_job[lot]
+            p = job_process[job]
+            qc_start = max(lot_end[lot], done)
+            done = qc_start + qc_work_days[p]
             if lot_released[lot] and not is_ppq[job]:
                 m = job_month[job]
                 if m < n_months:
                     monthly[m, RELEASED] += 1
-                    monthly[m, RELEASE_SUM] += qc_start + turnaround - arrivals[job]
+                    monthly[m, RELEASE_SUM] += qc_start + turnaround[p] - arrivals[job]
                     monthly[m, QC_WAIT_SUM] += qc_start - lot_end[lot]
 
     # P95 of first-slot waits per month of arrival (linear interpolation); patients are in

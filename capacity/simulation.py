@@ -1,10 +1,17 @@
 """Day-level facility simulation for every demand draw at once, and service-level sizing.
 
 Patients of each month arrive as a Poisson process (given the month's count, arrival times are
-uniform over the month). Lots are served first come, first served by ``suites x lots_per_suite``
-slots; a lot holds its slot for its culture time plus changeover. A lot fails release with the
-draw's failure rate and, up to ``max_remanufacture`` times, re-queues as a new job when the
-failure is known (manufacture end + the panel's longest turnaround). With ``max_wait_days`` and
+uniform over the month). Each program's lots are made with its own process (one process, or a
+mapping program -> process as :func:`capacity.requirements` takes); the patients of a month take
+their programs in a uniformly random order, as arrival times within a month are exchangeable.
+All lots share the suites first come, first served. A suite has ``L`` slots, ``L`` the least
+common multiple of the processes' ``lots_per_suite`` (``lots_per_suite`` with one process); a
+lot of a process running ``k`` lots per suite holds ``L / k`` slots at once, for its culture time
+plus changeover, and starts when that many are free (strict first come, first served: a later
+lot never starts before an earlier one, even where a slot is idle). A lot fails release with
+its process's failure rate in the draw and, up to its process's ``max_remanufacture`` times,
+re-queues as a new job when the failure is known (manufacture end + the panel's longest
+turnaround). With ``max_wait_days`` and
 fresh (not cryopreserved) material, a patient who would wait longer is lost. QC is a second
 queue: lots enter in order of manufacture end, each needs the panel's hands-on hours, analysts
 supply ``qc_fte x productive hours / 365`` hours a day, and release = QC start + the longest
@@ -20,7 +27,7 @@ numbers), and results do not depend on the number of threads.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -33,8 +40,8 @@ from capacity._fields import COUNT, OVER
 from capacity.demand import as_demand
 from capacity.distributions import Z90
 from capacity.errors import InputError
-from capacity.process import ProcessSpec, check_seed, load_process, stream_rng
-from capacity.resource_needs import longest_lot_days, opening_history
+from capacity.process import ProcessSpec, check_seed, stream_rng
+from capacity.resource_needs import _process_map, longest_lot_days, opening_history
 
 __all__ = ["simulate_facility", "suites_for_service_level", "erlang_c_wait_probability"]
 
@@ -106,9 +113,12 @@ def simulate_facility(
         commercial streams share the facility; ``ppq`` lots use slots but never wait-out or
         re-run.
     process
-        The facility's process. Culture and changeover days are drawn per lot from their
-        distributions (``service="process"``), fixed at each draw's mean (``"fixed"``), or
-        exponential with that mean (``"exponential"``, for checks against M/M/c).
+        The facility's process, or a mapping program -> process (``"*"`` a default), as
+        :func:`capacity.requirements` takes: each program's lots are made with its own.
+        Culture and changeover days are drawn per lot from their process's distributions
+        (``service="process"``), fixed at the draw's mean (``"fixed"``), or exponential with
+        that mean (``"exponential"``, for checks against M/M/c). One process named for every
+        program gives the single-process results (the same random streams).
     suites
         Installed suites: a number, or one value per month (a module coming online).
     qc_fte
@@ -126,7 +136,8 @@ def simulate_facility(
         demand's months only.
     params
         The process's per-draw parameters (``process.sample(draws, seed)``, one row per
-        demand draw). Give the rows :func:`capacity.requirements` used (it samples
+        demand draw; with several processes a mapping process name -> its Dataset). Give
+        the rows :func:`capacity.requirements` used (it samples
         ``process.sample(all_draws, seed)``) so that draw ``i`` has the same failure rate,
         culture and QC times in both; by default they are drawn from a stream of their own.
 
@@ -143,10 +154,9 @@ def simulate_facility(
         ``patient_wait_days`` and ``patient_arrival_day``.
     """
     demand = as_demand(demand)
-    spec = load_process(process)
     prep = prepare_facility(
         demand,
-        spec,
+        process,
         qc_fte=qc_fte,
         max_wait_days=max_wait_days,
         cryopreserved=cryopreserved,
@@ -158,7 +168,7 @@ def simulate_facility(
     )
     if prep.n_hist:  # simulate from before the start with the first month's suites, cut later
         suites = extend_suites(suites, pd.DatetimeIndex(demand["month"].values), prep.n_hist)
-    online = slot_online_days(suites, prep.months, spec.lots_per_suite)
+    online = slot_online_days(suites, prep.months, prep.slots_per_suite)
     if len(online) == 0:
         raise InputError("suites: the facility has no suites")
     monthly, patient_wait = run_queue(prep, np.tile(online, (prep.draws, 1)))
@@ -173,7 +183,7 @@ def simulate_facility(
         online,
         attrs={
             "seed": prep.seed,
-            "process": spec.name,
+            "process": ", ".join(s.name for s in prep.processes),
             "service": service,
             "max_wait_days": -1.0 if max_wait_days is None else float(max_wait_days),
             "cryopreserved": int(cryopreserved),
@@ -201,16 +211,20 @@ class PreparedFacility:
     arrivals: np.ndarray  # (draw, job) days since the first month, sorted; inf = padding
     is_ppq: np.ndarray
     keys: np.ndarray  # (draw,) uint64: the draw's lots' random numbers (capacity._queue)
-    culture: tuple[int, np.ndarray]  # lot-to-lot distribution: kind code, arguments
-    culture_mean: np.ndarray  # (draw,) for fixed and exponential service
-    changeover: tuple[int, np.ndarray]
+    processes: list[ProcessSpec]  # the processes lots are made with (index p below)
+    job_process: np.ndarray  # (draw, job) the process of each job
+    culture: tuple[np.ndarray, np.ndarray]  # lot-to-lot distribution: kind (p,), args (p, 3)
+    culture_mean: np.ndarray  # (draw, p) for fixed and exponential service
+    changeover: tuple[np.ndarray, np.ndarray]
     changeover_mean: np.ndarray
-    failure_rate: np.ndarray
+    failure_rate: np.ndarray  # (draw, p)
     turnaround: np.ndarray
     qc_work_days: np.ndarray
     wait_limit: float
     threshold: float
-    attempts: int
+    attempts: np.ndarray  # (p,)
+    width: np.ndarray  # (p,) slots a lot holds: slots_per_suite / lots_per_suite
+    slots_per_suite: int
 
 
 def prepare_facility(
@@ -224,13 +238,14 @@ def prepare_facility(
     service,
     seed,
     opening,
-    params: xr.Dataset | None = None,
+    params: xr.Dataset | Mapping[str, xr.Dataset] | None = None,
 ) -> PreparedFacility:
-    """Check the options and fix the arrivals, parameters and random keys of every draw.
+    """Check the options and fix the arrivals, processes, parameters and random keys of
+    every draw.
 
-    The arguments are those of :func:`simulate_facility`. :func:`run_queue` then simulates
-    any facility size from the result, with the same patients and lots (common random
-    numbers).
+    The arguments are those of :func:`simulate_facility` (``spec``: a process, or a mapping
+    program -> process). :func:`run_queue` then simulates any facility size from the result,
+    with the same patients and lots (common random numbers).
     """
     seed = check_seed(demand.attrs.get("seed", 0) if seed is None else seed)
     if max_wait_days is not None and not max_wait_days >= 0:
@@ -243,37 +258,36 @@ def prepare_facility(
         raise InputError("qc_fte must be > 0 (or None for unlimited QC capacity)")
     months = pd.DatetimeIndex(demand["month"].values)
     draws = demand.sizes["draw"]
+    programs = [str(p) for p in demand["program"].values]
+    by_program = _process_map(spec, programs)
+    specs = list({s.name: s for s in by_program.values()}.values())
+    names = [s.name for s in specs]
+    proc_of = np.array([names.index(by_program[p].name) for p in programs], np.int64)
+    n_proc = len(specs)
     streams = list(map(str, demand["stream"].values))
     patient_cols = [i for i, s in enumerate(streams) if s != "ppq"]
     ppq_cols = [i for i, s in enumerate(streams) if s == "ppq"]
-    counts = demand.values[..., patient_cols].sum(axis=(2, 3))
-    ppq_counts = demand.values[..., ppq_cols].sum(axis=(2, 3))
-    if params is None:
-        par = spec.sample(draws, stream_rng(seed, "facility-process", spec.name))
-    else:
-        if not isinstance(params, xr.Dataset) or "draw" not in params.dims:
-            raise InputError("params: expected the Dataset of process.sample(draws, seed)")
-        par = params.transpose("draw", ...)
-        if par.sizes.get("draw") != draws:
-            raise InputError(
-                f"params: one row per demand draw ({draws}), got {par.sizes.get('draw')}"
-            )
-        missing = sorted(set(spec.sample(1, 0).data_vars) - set(par.data_vars))
-        if missing:
-            raise InputError(f"params: missing {', '.join(missing)} (from process.sample)")
-    programs = [str(p) for p in demand["program"].values]
-    history = opening_history(opening, programs, months, longest_lot_days(par))
+    values = demand.values
+    # (draw, month, process): patients and PPQ lots of each process
+    counts_p = _by_process(values[..., patient_cols].sum(axis=3), proc_of, n_proc)
+    ppq_p = _by_process(values[..., ppq_cols].sum(axis=3), proc_of, n_proc)
+    pars = [_params(s, params, draws, seed, n_proc) for s in specs]
+    history = opening_history(opening, programs, months, max(longest_lot_days(x) for x in pars))
     n_hist = history.shape[1]
     if n_hist:
         months = pd.date_range(
             months[0] - pd.DateOffset(months=n_hist), periods=len(months) + n_hist, freq="MS"
         )
-        before = np.broadcast_to(history.sum(axis=2), (draws, n_hist)).astype(np.int64)
-        counts = np.concatenate([before, counts], axis=1)
-        ppq_counts = np.concatenate([np.zeros_like(before), ppq_counts], axis=1)
+        before = np.broadcast_to(
+            _by_process(history, proc_of, n_proc), (draws, n_hist, n_proc)
+        ).astype(np.int64)
+        counts_p = np.concatenate([before, counts_p], axis=1)
+        ppq_p = np.concatenate([np.zeros_like(before), ppq_p], axis=1)
+    counts = counts_p.sum(axis=2)
+    ppq_counts = ppq_p.sum(axis=2)
     # one key per draw seeds all of that draw's random numbers, drawn in the compiled
     # kernels (a draw's numbers do not depend on the other draws or on threads)
-    keys = stream_rng(seed, "facility", spec.name).integers(
+    keys = stream_rng(seed, "facility", "+".join(names)).integers(
         0, 2**64, size=draws, dtype=np.uint64, endpoint=False
     )
 
@@ -281,29 +295,52 @@ def prepare_facility(
     starts = (months - months[0]).days.to_numpy(float)
     days = months.days_in_month.to_numpy(float)
     arrivals, is_ppq = _arrivals(counts, ppq_counts, starts, days, keys)
+    if n_proc == 1:
+        job_process = np.zeros(arrivals.shape, np.int64)
+    else:
+        from capacity import _queue
+
+        job_process = _queue.job_processes(
+            np.ascontiguousarray(counts_p, dtype=np.int64),
+            np.ascontiguousarray(ppq_p, dtype=np.int64),
+            is_ppq,
+            keys,
+        )
 
     # ---- lot-to-lot culture and changeover: drawn per patient and attempt in the queue --
-    culture_mean = par["culture_days"].values.astype(float)
-    changeover_mean = par["changeover_days"].values.astype(float)
-    if service == "process":
-        culture, culture_mean = lot_distribution(spec.culture_days, culture_mean)
-        changeover, changeover_mean = lot_distribution(spec.changeover_days, changeover_mean)
-    else:  # at each draw's mean, or exponential with that mean
-        exponential = service == "exponential"
-        culture = (_fields.EXPONENTIAL if exponential else _fields.FIXED, np.zeros(3))
-        changeover = (_fields.FIXED, np.zeros(3))
-    turnaround = par["qc_turnaround_days"].values.max(axis=1)
-
-    qc_hours_per_lot = (
-        (par["qc_tests_per_lot"] * par["qc_hands_on_hours"] * (1 + par["qc_retest_rate"]))
-        .sum("assay")
-        .values
-    )
-    if qc_fte is None:
-        qc_work_days = np.zeros(draws)
-    else:
-        hours_per_day = qc_fte * par["productive_hours_per_fte_year"].values / 365.0
-        qc_work_days = qc_hours_per_lot / hours_per_day
+    culture_kind = np.zeros(n_proc, np.int64)
+    culture_args = np.zeros((n_proc, 3))
+    changeover_kind = np.zeros(n_proc, np.int64)
+    changeover_args = np.zeros((n_proc, 3))
+    culture_mean = np.zeros((draws, n_proc))
+    changeover_mean = np.zeros((draws, n_proc))
+    for p, (s, par) in enumerate(zip(specs, pars, strict=True)):
+        culture_mean[:, p] = par["culture_days"].values.astype(float)
+        changeover_mean[:, p] = par["changeover_days"].values.astype(float)
+        if service == "process":
+            (culture_kind[p], culture_args[p]), culture_mean[:, p] = lot_distribution(
+                s.culture_days, culture_mean[:, p]
+            )
+            (changeover_kind[p], changeover_args[p]), changeover_mean[:, p] = lot_distribution(
+                s.changeover_days, changeover_mean[:, p]
+            )
+        else:  # at each draw's mean, or exponential with that mean
+            exponential = service == "exponential"
+            culture_kind[p] = _fields.EXPONENTIAL if exponential else _fields.FIXED
+            changeover_kind[p] = _fields.FIXED
+    turnaround = np.stack([par["qc_turnaround_days"].values.max(axis=1) for par in pars], 1)
+    qc_work_days = np.zeros((draws, n_proc))
+    if qc_fte is not None:
+        for p, par in enumerate(pars):
+            qc_hours_per_lot = (
+                (par["qc_tests_per_lot"] * par["qc_hands_on_hours"] * (1 + par["qc_retest_rate"]))
+                .sum("assay")
+                .values
+            )
+            hours_per_day = qc_fte * par["productive_hours_per_fte_year"].values / 365.0
+            qc_work_days[:, p] = qc_hours_per_lot / hours_per_day
+    per_suite = [s.lots_per_suite for s in specs]
+    slots_per_suite = int(np.lcm.reduce(per_suite))
     return PreparedFacility(
         seed=seed,
         draws=draws,
@@ -314,17 +351,53 @@ def prepare_facility(
         arrivals=arrivals,
         is_ppq=is_ppq,
         keys=keys,
-        culture=culture,
+        processes=specs,
+        job_process=job_process,
+        culture=(culture_kind, culture_args),
         culture_mean=culture_mean,
-        changeover=changeover,
+        changeover=(changeover_kind, changeover_args),
         changeover_mean=changeover_mean,
-        failure_rate=par["failure_rate"].values.astype(float),
+        failure_rate=np.stack([par["failure_rate"].values.astype(float) for par in pars], 1),
         turnaround=turnaround.astype(float),
-        qc_work_days=qc_work_days.astype(float),
+        qc_work_days=qc_work_days,
         wait_limit=-1.0 if (max_wait_days is None or cryopreserved) else float(max_wait_days),
         threshold=float(wait_threshold_days),
-        attempts=spec.max_remanufacture + 1,
+        attempts=np.array([s.max_remanufacture + 1 for s in specs], np.int64),
+        width=np.array([slots_per_suite // k for k in per_suite], np.int64),
+        slots_per_suite=slots_per_suite,
     )
+
+
+def _by_process(x: np.ndarray, proc_of: np.ndarray, n_proc: int) -> np.ndarray:
+    """Sum the last (program) axis of ``x`` into one column per process."""
+    out = np.zeros((*x.shape[:-1], n_proc), np.int64)
+    for program, p in enumerate(proc_of):
+        out[..., p] += x[..., program].astype(np.int64)
+    return out
+
+
+def _params(spec: ProcessSpec, params, draws: int, seed: int, n_proc: int) -> xr.Dataset:
+    """The per-draw parameters of one process: given (a Dataset for a single process, or a
+    mapping process name -> Dataset), or drawn from a stream of their own."""
+    if params is None:
+        return spec.sample(draws, stream_rng(seed, "facility-process", spec.name))
+    if isinstance(params, Mapping) and not isinstance(params, xr.Dataset):
+        if spec.name not in params:
+            raise InputError(f"params: no parameters for process {spec.name!r}")
+        par = params[spec.name]
+    elif n_proc == 1:
+        par = params
+    else:
+        raise InputError("params: with several processes give a mapping process name -> Dataset")
+    if not isinstance(par, xr.Dataset) or "draw" not in par.dims:
+        raise InputError("params: expected the Dataset of process.sample(draws, seed)")
+    par = par.transpose("draw", ...)
+    if par.sizes.get("draw") != draws:
+        raise InputError(f"params: one row per demand draw ({draws}), got {par.sizes.get('draw')}")
+    missing = sorted(set(spec.sample(1, 0).data_vars) - set(par.data_vars))
+    if missing:
+        raise InputError(f"params: missing {', '.join(missing)} (from process.sample)")
+    return par
 
 
 def run_queue(prep: PreparedFacility, online: np.ndarray, idx: np.ndarray | None = None):
@@ -339,6 +412,7 @@ def run_queue(prep: PreparedFacility, online: np.ndarray, idx: np.ndarray | None
     return _queue.simulate_draws(
         np.ascontiguousarray(prep.arrivals[rows]),
         np.ascontiguousarray(prep.is_ppq[rows]),
+        np.ascontiguousarray(prep.job_process[rows]),
         np.ascontiguousarray(prep.keys[rows]),
         prep.culture[0],
         prep.culture[1],
@@ -356,6 +430,7 @@ def run_queue(prep: PreparedFacility, online: np.ndarray, idx: np.ndarray | None
         prep.starts + prep.days,
         prep.threshold,
         prep.attempts,
+        prep.width,
     )
 
 
@@ -505,14 +580,13 @@ def suites_for_service_level(
         raise InputError(f"epsilon must be in (0, 1), got {epsilon}")
     if not max_wait_days >= 0:
         raise InputError(f"max_wait_days must be >= 0, got {max_wait_days}")
-    spec = load_process(process)
     demand = as_demand(demand)
     unknown = sorted(set(simulate_kw) - {"qc_fte", "service", "opening", "params"})
     if unknown:
         raise InputError(f"suites_for_service_level: unexpected arguments {unknown}")
     prep = prepare_facility(
         demand,
-        spec,
+        process,
         qc_fte=simulate_kw.get("qc_fte"),
         max_wait_days=None,
         cryopreserved=True,
@@ -534,20 +608,37 @@ def suites_for_service_level(
     elif candidates is not None:
         guess = np.full(draws, max(1, min(int(c) for c in candidates)), np.int64)
     else:  # Little's law in the busiest month: the lots' average slot occupancy
-        lots = (
-            np.isfinite(prep.arrivals)[:, :, None]
-            & (prep.arrivals[:, :, None] >= prep.starts[None, None, h:])
-            & (prep.arrivals[:, :, None] < (prep.starts + prep.days)[None, None, h:])
-        ).sum(1)
-        slot_days = spec.culture_days.mean + spec.changeover_days.mean
-        busy = lots * slot_days / prep.days[None, h:] / spec.lots_per_suite
+        if len(prep.processes) == 1:
+            lots = (
+                np.isfinite(prep.arrivals)[:, :, None]
+                & (prep.arrivals[:, :, None] >= prep.starts[None, None, h:])
+                & (prep.arrivals[:, :, None] < (prep.starts + prep.days)[None, None, h:])
+            ).sum(1)
+            spec = prep.processes[0]
+            slot_days = spec.culture_days.mean + spec.changeover_days.mean
+            busy = lots * slot_days / prep.days[None, h:] / spec.lots_per_suite
+        else:  # each lot's suite-days: its own process's
+            suite_days = np.array(
+                [
+                    (s.culture_days.mean + s.changeover_days.mean) / s.lots_per_suite
+                    for s in prep.processes
+                ]
+            )[prep.job_process]
+            ends = (prep.starts + prep.days)[h:]
+            month = np.searchsorted(ends, prep.arrivals, side="right")
+            inside = np.isfinite(prep.arrivals) & (prep.arrivals >= prep.starts[h])
+            inside &= month < len(ends)
+            row = np.broadcast_to(np.arange(draws)[:, None], month.shape)
+            busy = np.zeros((draws, len(ends)))
+            np.add.at(busy, (row[inside], month[inside]), suite_days[inside])
+            busy /= prep.days[None, h:]
         # by month: one start for every draw (the busiest draw's), as the months of a draw
         # search from it by doubling and halving; the horizon alone: each draw's own
         guess = np.full(draws, max(1, int(busy.max())), np.int64)
         if not by_month:
             guess = np.maximum(1, busy.max(axis=1).astype(np.int64))
     step = np.maximum(1, np.rint(0.1 * guess)).astype(np.int64)
-    per_suite = spec.lots_per_suite
+    per_suite = prep.slots_per_suite
     lo = np.zeros(draws, np.int64)  # largest size known to fail (0: none known)
     hi = np.full(draws, -1, np.int64)  # smallest size known to meet (-1: none yet)
     lo_m = np.zeros((draws, months), np.int64)

@@ -9,9 +9,9 @@ From the portfolio's draws and the facility totals of their requirements:
   ahead and not before ``run.as_of``, so that the monthly shortfall probability stays under
   ``facility.shortfall_target`` (:func:`capacity.plan_expansion`,
   :func:`capacity.plan_hiring`);
-* the suites that keep P(wait > ``max_wait_days``) <= ``epsilon`` for the process making the
-  most lots, from a day-level facility simulation of the first ``service_level.draws`` draws
-  (:func:`service_level_suites`);
+* the suites that keep P(wait > ``max_wait_days``) <= ``epsilon``, every lot made with its
+  program's own process, from a day-level facility simulation of the first
+  ``service_level.draws`` draws (:func:`service_level_suites`);
 * the drivers: every input sampled per draw ranked by Spearman rank correlation with the
   draw's peak suite need (:func:`rank_drivers`).
 """
@@ -48,7 +48,7 @@ class Decisions:
     shortfall: pd.DataFrame  # capacity.shortfall_probability
     plans: dict[str, Any]  # resource -> ExpansionPlan (suites, then each role)
     service: dict[str, Any] | None  # service_level_suites; None when not simulated
-    service_process: str  # the process the service level is sized for
+    service_processes: dict[str, str]  # program -> the process its lots are sized with
     drivers: pd.DataFrame  # input, spearman_rho
 
 
@@ -121,7 +121,10 @@ def service_level_suites(
     horizon (more suites never make a wait longer, and every size sees the same patients),
     searching from ``start`` (one guess per draw: its peak suite need) and simulating only
     the draws still unsettled; percentiles are values a draw takes (inverted CDF).
-    ``params``: the process's per-draw parameters of these draws (those requirements used).
+    ``process``: a process, or a mapping program -> process (each program's lots made with
+    its own, all sharing the suites first come, first served); ``params``: each process's
+    per-draw parameters of these draws (those requirements used; a Dataset, or a mapping
+    process name -> Dataset).
     ``queue_runs`` is the number of draw-simulations made (a draw simulated at one size
     counts 1).
     """
@@ -182,16 +185,6 @@ def _plans(scenario: Scenario, total: xr.Dataset, suites: pd.Series) -> dict[str
     return plans
 
 
-def _main_process(req: xr.Dataset, processes: dict[str, Any]) -> str:
-    """The process that makes the most lots over all draws and months."""
-    lots = req["lots"].sum(("draw", "month")).to_series()
-    by_process: dict[str, float] = {}
-    for program, n in lots.items():
-        name = processes[str(program)].name
-        by_process[name] = by_process.get(name, 0.0) + float(n)
-    return max(by_process, key=by_process.get)
-
-
 def decide(
     scenario: Scenario,
     world,
@@ -219,14 +212,14 @@ def decide(
     }
     shortfall = shortfall_probability(total, installed)
     plans = _plans(scenario, total, suites)
-    main_process = _main_process(req, processes)
+    service_processes = {str(program): spec.name for program, spec in processes.items()}
     service = None
     if service_level:
-        spec = next(s for s in processes.values() if s.name == main_process)
         n = min(fac.service_level.draws, world.demand.sizes["draw"])
+        all_draws = world.demand.sizes["draw"]
         service = service_level_suites(
             world.demand.isel(draw=slice(0, n)),
-            spec,
+            processes,
             quantiles=(0.5, 0.9),
             max_wait_days=fac.service_level.max_wait_days,
             epsilon=fac.service_level.epsilon,
@@ -234,8 +227,11 @@ def decide(
             opening=world.opening or None,
             start=total["suites"].isel(draw=slice(0, n)).max("month").values,
             # draw i keeps the process parameters requirements drew for it
-            params=spec.sample(world.demand.sizes["draw"], world.seed).isel(draw=slice(0, n)),
+            params={
+                spec.name: spec.sample(all_draws, world.seed).isel(draw=slice(0, n))
+                for spec in {s.name: s for s in processes.values()}.values()
+            },
         )
     peak = total["suites"].max("month").values
     drivers = rank_drivers(input_columns(world, processes, len(peak), scenario.run.seed), peak)
-    return Decisions(installed, shortfall, plans, service, main_process, drivers)
+    return Decisions(installed, shortfall, plans, service, service_processes, drivers)

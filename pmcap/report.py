@@ -263,11 +263,12 @@ def key_facts(result: RunResult) -> list[str]:
     if result.service is not None:
         sl = result.service
         lvl = result.scenario.facility.service_level
+        made_with = ", ".join(f"{p} {name}" for p, name in result.service_processes.items())
         facts.append(
             f"Service level: to keep {100 * (1 - lvl.epsilon):g}% of patients waiting under "
             f"{lvl.max_wait_days:g} days for a suite over the horizon you need {sl['p50']} "
             f"suites at P50 and {sl['p90']} at P90 (day-level simulation of {sl['draws']} "
-            f"draws, all lots made with the {result.service_process} process)."
+            f"draws, lots made with each program's own process: {made_with})."
         )
     plan = result.plans["suites"]
     c = plan.commitments

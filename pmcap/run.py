@@ -54,7 +54,7 @@ class RunResult:
     shortfall: pd.DataFrame
     plans: dict[str, Any]
     service: dict[str, Any] | None
-    service_process: str
+    service_processes: dict[str, str]  # program -> process the service level sizes it with
     drivers: pd.DataFrame
     diagnostics: dict[str, dict[str, Any]]
     fit_sources: dict[str, str]
@@ -137,7 +137,7 @@ def run_scenario(
         shortfall=decided.shortfall,
         plans=decided.plans,
         service=decided.service,
-        service_process=decided.service_process,
+        service_processes=decided.service_processes,
         drivers=decided.drivers,
         diagnostics=fits.diagnostics,
         fit_sources=fits.sources,

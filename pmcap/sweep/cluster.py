@@ -141,16 +141,19 @@ def _warm_kernels() -> None:
     from capacity import facility, load_process, requirements, suites_for_service_level
 
     demand = xr.DataArray(
-        np.ones((2, 3, 1, 3), np.int64),
+        np.ones((2, 3, 2, 3), np.int64),
         dims=("draw", "month", "program", "stream"),
         coords={
             "draw": np.arange(2),
             "month": pd.date_range("2027-01-01", periods=3, freq="MS"),
-            "program": ["warm-up"],
+            "program": ["warm-up", "warm-up-2"],
             "stream": ["clinical", "commercial", "ppq"],
         },
     )
-    process = load_process("car-t-autologous-manual")
+    # two programs on two processes: the kernel that gives each lot its process compiles too
+    manual = load_process("car-t-autologous-manual")
+    automated = load_process("car-t-autologous-automated")
+    process = {"warm-up": manual, "warm-up-2": automated}
     peak = facility(requirements(demand, process, seed=0))["suites"].max("month").values
     suites_for_service_level(
         demand,
@@ -160,7 +163,7 @@ def _warm_kernels() -> None:
         seed=0,
         by_month=False,
         start=peak,
-        params=process.sample(2, 0),
+        params={s.name: s.sample(2, 0) for s in (manual, automated)},
     )
 
 

@@ -7,6 +7,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 
 from capacity import InputError, describe, simulate_facility, suites_for_service_level
 from capacity.simulation import erlang_c_wait_probability
@@ -418,3 +419,119 @@ def test_opening_simulates_history_with_the_first_months_suites():
     assert list(extended.index) == list(pd.date_range("2026-11-01", periods=5, freq="MS"))
     assert extended.tolist() == [1, 1, 1, 3, 3]
     assert extend_suites(5, months, 2) == 5
+
+
+# ---- each program's lots made with its own process -----------------------------------------
+
+TEN_DAYS = fixed_process(name="ten", culture_days=10, changeover_days=0)
+FIVE_DAYS = fixed_process(name="five", culture_days=5, changeover_days=0)
+TEN_DAYS_TOO = fixed_process(name="ten-too", culture_days=10, changeover_days=0)
+
+
+def _hand_queue(arrivals, programs, slots, process_of):
+    """Prepare a one-draw facility, then fix its arrivals and each job's process by hand."""
+    from capacity.simulation import prepare_facility, run_queue
+
+    counts = np.zeros((1, 1, 2, 1), int)
+    for p in programs:
+        counts[0, 0, p, 0] += 1
+    prep = prepare_facility(
+        make_demand(counts, programs=["A", "B"]),
+        process_of,
+        qc_fte=None,
+        max_wait_days=None,
+        cryopreserved=True,
+        wait_threshold_days=0.0,
+        service="process",
+        seed=1,
+        opening=None,
+    )
+    assert [s.name for s in prep.processes] == [process_of["A"].name, process_of["B"].name]
+    prep.arrivals = np.array([arrivals], float)
+    prep.job_process = np.array([programs], np.int64)
+    prep.is_ppq = np.zeros((1, len(arrivals)), bool)
+    _, waits = run_queue(prep, np.zeros((1, slots)))
+    return waits[0]
+
+
+def test_each_lot_holds_its_slot_for_its_own_process_by_hand():
+    # jobs (arrival day, program): (0, A), (0, A), (2, B), (4, B), (6, A); A lots take 10
+    # days, B lots 5, two slots, first come first served:
+    #   A@0 -> slot 1, days 0-10; A@0 -> slot 2, 0-10; B@2 waits to 10 (8), 10-15;
+    #   B@4 waits to 10 (6), 10-15; A@6 waits to 15 (9)
+    arrivals, programs = [0, 0, 2, 4, 6], [0, 0, 1, 1, 0]
+    own = _hand_queue(arrivals, programs, 2, {"A": TEN_DAYS, "B": FIVE_DAYS})
+    np.testing.assert_array_equal(own, [0, 0, 8, 6, 9])
+    # every lot 10 days: B@2 and B@4 wait to 10 (8, 6), end at 20; A@6 waits to 20 (14)
+    slow = _hand_queue(arrivals, programs, 2, {"A": TEN_DAYS, "B": TEN_DAYS_TOO})
+    np.testing.assert_array_equal(slow, [0, 0, 8, 6, 14])
+    # one slot: A 0-10, A 10-20 (10), B 20-25 (18), B 25-30 (21), A 30-40 (24)
+    one = _hand_queue(arrivals, programs, 1, {"A": TEN_DAYS, "B": FIVE_DAYS})
+    np.testing.assert_array_equal(one, [0, 10, 18, 21, 24])
+
+
+def test_a_lot_of_a_process_with_fewer_lots_per_suite_holds_more_slots_by_hand():
+    # A: 1 lot per suite, B: 2, so a suite has 2 slots, an A lot holds both and a B lot one.
+    # One suite; jobs B@0, A@1, B@2, each 10 days, strictly first come first served:
+    # B@0 takes a slot 0-10; A@1 needs both, starts at 10 (waits 9), ends 20; B@2 waits
+    # behind it to 20 (18) although the second slot is idle from day 0 to 10
+    half = fixed_process(name="half", culture_days=10, changeover_days=0, lots_per_suite=2)
+    waits = _hand_queue([0, 1, 2], [1, 0, 1], 2, {"A": TEN_DAYS, "B": half})
+    np.testing.assert_array_equal(waits, [0, 9, 18])
+
+
+def test_service_level_sizes_each_program_with_its_own_process_by_hand():
+    # one month: 6 lots of A (1 lot per suite) and 10 of B (2 lots per suite, so half the
+    # suite-days), every lot 40 days: all lots of the month overlap, so nobody waits iff the
+    # facility holds them all at once: 6 + 10 / 2 = 11 suites (A's process for every lot:
+    # 16; B's: 8)
+    slow = fixed_process(name="slow", culture_days=40, changeover_days=0)
+    fast = fixed_process(name="fast", culture_days=40, changeover_days=0, lots_per_suite=2)
+    counts = np.zeros((5, 1, 2), int)
+    counts[..., 0], counts[..., 1] = 6, 10
+    demand = make_demand(counts, programs=["A", "B"])
+    kw = dict(max_wait_days=0.0, epsilon=0.01, seed=4)
+
+    def need(process):
+        return suites_for_service_level(demand, process, **kw)["suites_needed"].values
+
+    np.testing.assert_array_equal(need({"A": slow, "B": fast}), 11)
+    np.testing.assert_array_equal(need(slow), 16)
+    np.testing.assert_array_equal(need(fast), 8)
+
+
+def test_mixed_processes_need_fewer_suites_than_the_slower_and_more_than_the_faster():
+    # the bundled processes: the automated one runs 4 lots per suite for 12-13 days, the
+    # manual one 1 for 7-12 days; half the patients on each
+    rng = np.random.default_rng(3)
+    demand = make_demand(rng.poisson(12, size=(30, 12, 2)), programs=["A", "B"])
+    kw = dict(max_wait_days=2.0, epsilon=0.05, seed=2, by_month=False)
+    manual, automated = "car-t-autologous-manual", "car-t-autologous-automated"
+
+    def p50(process):
+        need = suites_for_service_level(demand, process, **kw)["suites_needed"].values
+        return np.quantile(need, 0.5, method="inverted_cdf")
+
+    mixed = p50({"A": manual, "B": automated})
+    assert p50(automated) < mixed < p50(manual)
+
+
+def test_one_process_for_every_program_gives_the_single_process_results():
+    # a mapping naming one process for every program is that process: the same random
+    # streams, so the same facility to the last bit; and the numbers are those of the
+    # single-process simulation before lots carried their own process (pinned)
+    rng = np.random.default_rng(0)
+    demand = make_demand(rng.poisson(6, size=(10, 12, 2, 3)), programs=["A", "B"])
+    spec = "car-t-autologous-manual"
+    one = simulate_facility(demand, spec, 5, seed=1, qc_fte=0.5)
+    same = simulate_facility(demand, {"A": spec, "*": spec}, 5, seed=1, qc_fte=0.5)
+    xr.testing.assert_identical(one, same)
+    assert float(one["patient_wait_days"].sum()) == pytest.approx(PINNED_WAIT_SUM, rel=1e-12)
+    need = suites_for_service_level(demand, {"A": spec, "B": spec}, seed=1, by_month=False)
+    np.testing.assert_array_equal(need["suites_needed"].values, PINNED_NEED)
+
+
+# simulate_facility and suites_for_service_level of the test above on the code before lots
+# carried their own process (one process for the whole facility)
+PINNED_WAIT_SUM = 750164.1963067474
+PINNED_NEED = [17, 17, 18, 15, 17, 16, 16, 16, 17, 15]

@@ -535,19 +535,24 @@ def test_service_level_simulation_uses_the_process_draws_of_requirements(tmp_pat
     real = simulation.run_queue
 
     def spy(prep, online, idx=None):
-        seen.append((prep.failure_rate.copy(), prep.culture_mean.copy()))
+        names = [s.name for s in prep.processes]
+        seen.append((names, prep.failure_rate.copy(), prep.culture_mean.copy()))
         return real(prep, online, idx)
 
     monkeypatch.setattr(simulation, "run_queue", spy)
     path = edited(tmp_path, "draws = 1000\nseed", "draws = 150\nseed")
     result = run_scenario(load_scenario(path))
-    spec = next(s for s in result.processes.values() if s.name == result.service_process)
-    par = spec.sample(150, result.world.seed)  # what requirements drew for every draw
     n = min(result.scenario.facility.service_level.draws, 150)
-    failure, culture = seen[0]
-    assert len(failure) == n
-    np.testing.assert_array_equal(failure, par["failure_rate"].values[:n])
-    np.testing.assert_allclose(culture, par["culture_days"].values[:n])
+    names, failure, culture = seen[0]
+    # every program's own process is simulated, each with the draws requirements drew
+    assert sorted(names) == sorted({s.name for s in result.processes.values()})
+    assert result.service_processes == {p: s.name for p, s in result.processes.items()}
+    assert failure.shape == (n, len(names))
+    for p, name in enumerate(names):
+        spec = next(s for s in result.processes.values() if s.name == name)
+        par = spec.sample(150, result.world.seed)  # what requirements drew for every draw
+        np.testing.assert_array_equal(failure[:, p], par["failure_rate"].values[:n])
+        np.testing.assert_allclose(culture[:, p], par["culture_days"].values[:n])
 
 
 def test_writing_a_report_leaves_the_users_matplotlib_backend_alone(tmp_path):

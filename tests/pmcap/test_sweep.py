@@ -162,7 +162,8 @@ from pmcap.scenario import load_scenario
 from capacity import _queue
 
 def loaded():
-    return {n: len(getattr(_queue, n).signatures) for n in ("arrivals", "simulate_draws")}
+    names = ("arrivals", "simulate_draws", "job_processes")
+    return {n: len(getattr(_queue, n).signatures) for n in names}
 
 preload()
 after_preload = loaded()
@@ -172,7 +173,7 @@ print(json.dumps([after_preload, loaded()]))
 
 
 def test_the_preload_loads_the_kernels_a_run_uses(small):
-    """A worker's preload loads both facility kernels with the argument types of a real run:
+    """A worker's preload loads the facility kernels with the argument types of a real run:
     the run then adds no compiled signature (a mismatch would compile a new one in the first
     task). In a fresh process, as the test process has loaded them already."""
     import subprocess
@@ -183,7 +184,7 @@ def test_the_preload_loads_the_kernels_a_run_uses(small):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     after_preload, after_run = json.loads(done.stdout.strip().splitlines()[-1])
-    assert after_preload == {"arrivals": 1, "simulate_draws": 1}
+    assert after_preload == {"arrivals": 1, "simulate_draws": 1, "job_processes": 1}
     assert after_run == after_preload
 
 
