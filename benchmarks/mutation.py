@@ -107,6 +107,7 @@ TESTS: dict[str, list[str]] = {
     "capacity/chunked.py": REQUIREMENTS,
     "capacity/summary.py": REQUIREMENTS,
     "capacity/simulation.py": ["tests/capacity/test_facility.py", VALUES, BAD],
+    "capacity/service_level.py": ["tests/capacity/test_facility.py", VALUES, BAD],
     "capacity/_queue.py": ["tests/capacity/test_facility.py", VALUES],
     "capacity/plan.py": ["tests/capacity/test_plan.py", VALUES, BAD],
     "capacity/demand.py": ["tests/capacity/test_demand.py", VALUES, BAD],
@@ -125,6 +126,7 @@ DEFAULT_MODULES = [
     "capacity/summary.py",
     "capacity/facility.py",  # capacity/simulation.py since the rename
     "capacity/simulation.py",
+    "capacity/service_level.py",
     "capacity/_queue.py",
     "capacity/plan.py",
     "capacity/demand.py",

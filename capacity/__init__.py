@@ -12,8 +12,8 @@ numba, and numba is imported only when a facility is simulated. Modules:
   ``workload`` (the arithmetic of a block of draws);
 - ``chunked``: demand larger than memory (dask arrays chunked along draw);
 - ``summary``: :func:`bands`, :func:`shortfall_probability`, :func:`summarise`;
-- ``simulation`` (with the numba kernels in ``_queue``): the facility queue and
-  service-level sizing;
+- ``simulation`` (with the numba kernels in ``_queue``): the facility queue;
+- ``service_level``: the fewest suites that meet a service level;
 - ``plan``: expansion and hiring plans at least expected cost;
 - ``plot``: fan charts and shortfall charts (matplotlib).
 """
@@ -31,9 +31,9 @@ _PUBLIC = {
     "DemandError": "errors",
     "InputError": "errors",
     "ProcessSpecError": "errors",
-    "describe": "simulation",
+    "describe": "service_level",
     "simulate_facility": "simulation",
-    "suites_for_service_level": "simulation",
+    "suites_for_service_level": "service_level",
     "ExpansionPlan": "plan",
     "newsvendor": "plan",
     "plan_expansion": "plan",
@@ -72,5 +72,6 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from capacity.plan import ExpansionPlan, newsvendor, plan_expansion, plan_hiring  # noqa: F401
     from capacity.process import ProcessSpec, QCAssay, load_process, process_templates  # noqa: F401
     from capacity.resource_needs import facility, requirements  # noqa: F401
-    from capacity.simulation import describe, simulate_facility, suites_for_service_level  # noqa: F401
+    from capacity.service_level import describe, suites_for_service_level  # noqa: F401
+    from capacity.simulation import simulate_facility  # noqa: F401
     from capacity.summary import bands, metric_names, shortfall_probability, summarise  # noqa: F401
