@@ -123,6 +123,7 @@ def preload() -> None:
     import matplotlib.backends.backend_agg
     import matplotlib.figure  # noqa: F401
 
+    import capacity.service_level
     import capacity.simulation  # noqa: F401
     import pmcap.export
     import pmcap.output

@@ -527,19 +527,19 @@ def test_service_level_simulation_uses_the_process_draws_of_requirements(tmp_pat
     # the day-level simulation that sizes the facility for the service level simulates
     # draw i with the culture time and failure rate requirements drew for draw i (the first
     # service_level.draws draws), not with parameters of its own random stream
-    import capacity.simulation as simulation
+    import capacity.service_level as service_level
     from pmcap.run import run_scenario
     from pmcap.scenario import load_scenario
 
     seen = []
-    real = simulation.run_queue
+    real = service_level.run_queue
 
     def spy(prep, online, idx=None):
         names = [s.name for s in prep.processes]
         seen.append((names, prep.failure_rate.copy(), prep.culture_mean.copy()))
         return real(prep, online, idx)
 
-    monkeypatch.setattr(simulation, "run_queue", spy)
+    monkeypatch.setattr(service_level, "run_queue", spy)
     path = edited(tmp_path, "draws = 1000\nseed", "draws = 150\nseed")
     result = run_scenario(load_scenario(path))
     n = min(result.scenario.facility.service_level.draws, 150)
