@@ -431,7 +431,15 @@ def test_every_relative_link_leads_to_a_file_of_the_repository():
     assert broken == []
 
 
-def test_no_page_mentions_the_teams_private_folders():
+def test_no_page_mentions_a_folder_outside_the_repository():
+    """A relative path written anywhere in a page (link or text) stays inside the repository
+    (a user has only the repository), and no page names an absolute path of this machine."""
+    outside = []
     for page in markdown_files():
         text = page.read_text()
-        assert "../shared" not in text and "/work" not in text, page
+        for path in re.findall(r"(?:\.\./)+[\w.-]+", text):
+            if ROOT not in (page.parent / path).resolve().parents:
+                outside.append(f"{page.relative_to(ROOT)}: {path}")
+        if "/work/" in text:
+            outside.append(f"{page.relative_to(ROOT)}: /work/")
+    assert outside == []
