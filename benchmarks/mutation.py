@@ -115,7 +115,11 @@ TESTS: dict[str, list[str]] = {
     "capacity/distributions.py": ["tests/capacity/test_process.py", VALUES, BAD],
     "forecast/_dist.py": ["tests/forecast/test_dist.py", "tests/forecast/test_phase.py"],
 }
-FORECAST_SHARED = ["tests/forecast/test_portfolio.py", BAD]
+FORECAST_SHARED = [
+    "tests/forecast/test_portfolio.py",
+    "tests/forecast/test_non_anticipation.py",
+    BAD,
+]
 DEFAULT_MODULES = [
     "capacity/requirements.py",  # capacity/engine.py since the rename
     "capacity/engine.py",
