@@ -85,6 +85,26 @@ def test_same_seed_same_forecast():
     c, _, _ = flat_forecast(1200, 50, seed=5, years=1)
     np.testing.assert_array_equal(a, b)
     assert (a != c).any()
+    model = fakes.uptake_model(p_year=0.3, q_year=0.6, phi=PHI)
+    obs = quarter_observed("2028-04-01", 40.0)
+    kw = dict(launch="2028-01-01", draws=300, eligible_per_year=3000, peak_share=(0.1, 0.3))
+    one = model.forecast("NEW", condition_on=obs, seed=7, **kw)
+    two = model.forecast("NEW", condition_on=obs, seed=7, **kw)
+    np.testing.assert_array_equal(one.values, two.values)
+    assert one.attrs["importance_ess"] == two.attrs["importance_ess"]
+
+
+def quarter_observed(start, patients):
+    start = pd.Timestamp(start)
+    return pd.DataFrame(
+        {
+            "products": [("NEW",)],
+            "starts": [(start,)],
+            "ends": [(start + pd.offsets.QuarterBegin(1, startingMonth=1),)],
+            "patients": [float(patients)],
+            "lower_bound": [False],
+        }
+    )
 
 
 # ------------------------------------------------------------------------- the forecast's noise
@@ -148,15 +168,8 @@ def test_conditioning_agrees_with_rejection_sampling():
     free = model.forecast("NEW", draws=300_000, seed=11, **kwargs).values
     kept = free[free[:, 3:6].sum(axis=1) == y]
     assert len(kept) > 3000
-    obs = pd.DataFrame(
-        {
-            "products": [("NEW",)],
-            "starts": [(pd.Timestamp("2028-04-01"),)],
-            "ends": [(pd.Timestamp("2028-07-01"),)],
-            "patients": [float(y)],
-            "lower_bound": [False],
-        }
-    )
+    obs = quarter_observed("2028-04-01", y)
+    assert obs["ends"][0] == (pd.Timestamp("2028-07-01"),)
     fc = model.forecast("NEW", draws=20_000, seed=12, condition_on=obs, **kwargs)
     cond, ess = fc.values, fc.attrs["importance_ess"]
     for cols in (slice(6, 9), slice(9, 12)):  # the next two quarters
