@@ -22,8 +22,10 @@ Modelling choices:
   mean patients) correlate 0.51 between consecutive quarters; per posterior draw, Pearson
   residuals (y - m) / sqrt(m + m^2 / phi) correlate 0.57 (P10-P90 0.44-0.68). With 19 pairs
   the sampling error of such a correlation is large (Fisher 95% interval about 0.07-0.78).
-  Poisson noise lowers the correlation of counts below that of the factor: 0.5 holds for
-  large counts.
+  Poisson noise lowers the correlation of counts below that of the factor, 0.5 being the
+  limit for large counts: at the shipped posterior's median phi (47), 0.41 at 110 patients a
+  quarter and 0.49 at 1,000 (a per-year factor gave 0.70 and 0.96 within a calendar year and
+  0 across it).
 * a: phi is fitted with every observed period NB(mean, phi). The forecast keeps that spread
   for a year: the mean factor of any 12 consecutive months has variance S(rho) / (144 a),
   ``S(rho) = sum_{i, j < 12} rho^|i - j| = 12 (1 + rho) / (1 - rho) - 2 rho (1 - rho^12) /
@@ -34,8 +36,9 @@ Modelling choices:
   year. Shorter periods are wider than the fit's NB(phi): the excess variance of a quarter
   is ``(3 + 4 rho + 2 rho^2) / (9 a)`` = 2.05 / phi, of a month 1 / a = 2.71 / phi. The fit
   treats every observation as an independent NB(phi) at its own period length; no stationary
-  process matches one phi at every period length, and the forecast keeps the annual one,
-  the length capacity is planned over.
+  process matches one phi at every period length. The forecast keeps the annual one: a
+  year's total has the fitted spread, while months, and so the peak month of a year that
+  capacity is sized on, spread wider than under one factor per calendar year.
 * Conditioning. ``condition_on`` weights each draw by its likelihood of the observations
   under the same noise, marginal over the factor: each draw simulates
   :data:`PATHS_PER_DRAW` factor paths over the months the observations cover (from the
