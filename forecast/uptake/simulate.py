@@ -129,7 +129,7 @@ def monthly_autocorrelation(quarter_corr: float = QUARTER_CORRELATION) -> float:
     poly = np.append(poly, -3.0 * quarter_corr)
     roots = np.roots(poly)
     real = roots[(np.abs(roots.imag) < 1e-9) & (roots.real >= -1e-12) & (roots.real < 1.0)]
-    return float(real.real.min()) if len(real) else 0.0
+    return max(float(real.real.min()), 0.0)
 
 
 def year_sum_correlation(rho) -> np.ndarray:
