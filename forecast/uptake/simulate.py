@@ -310,8 +310,11 @@ def monthly_patients(
     paths = factor_paths(
         np.repeat(shape[:, None], PATHS_PER_DRAW, axis=1), rho, len(window) - 1, rng
     )
-    lam = (piece_mean[:, None, :] * paths[:, :, month]) @ onehot[piece]
-    loglik = observation_loglik(observations, lam)  # (draw, path)
+    loglik = np.empty(paths.shape[:2])  # (draw, path), in blocks of draws to bound memory
+    for b in range(0, draws, 256):
+        blk = slice(b, b + 256)
+        lam = (piece_mean[blk, None, :] * paths[blk][:, :, month]) @ onehot[piece]
+        loglik[blk] = observation_loglik(observations, lam)
     with np.errstate(divide="ignore"):
         logw = logsumexp(loglik, axis=1) - np.log(PATHS_PER_DRAW)
     if not np.isfinite(logw).any():
