@@ -120,6 +120,12 @@ FORECAST_SHARED = [
     "tests/forecast/test_non_anticipation.py",
     BAD,
 ]
+# the uptake noise and conditioning have their own test file besides test_uptake.py
+TESTS["forecast/uptake/simulate.py"] = [
+    "tests/forecast/test_uptake.py",
+    "tests/forecast/test_uptake_noise.py",
+    *FORECAST_SHARED,
+]
 DEFAULT_MODULES = [
     "capacity/requirements.py",  # capacity/engine.py since the rename
     "capacity/engine.py",

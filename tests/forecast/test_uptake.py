@@ -225,33 +225,6 @@ def test_conditioning_weights_include_the_backlog():
     assert fc.values[:, 23].mean() == pytest.approx(month24, rel=0.08)
 
 
-def test_annual_and_quarterly_totals_have_the_fitted_spread():
-    # phi is fitted on quarterly and annual totals: the sum of a year's monthly draws has the
-    # NB spread sqrt(m + m^2 / phi) of a year, not that of twelve independent months
-    phi = 20.0
-    model = fakes.uptake_model(p_year=50.0, q_year=0.1, phi=phi, draws=500)  # flat at once
-    fc = model.forecast(
-        "NEW",
-        launch="2027-01-01",
-        horizon_months=36,
-        draws=6000,
-        start="2027-01-01",
-        eligible_per_year=1200,
-        peak_share=1.0,
-        seed=2,
-    )
-    year = fc.sel(month=slice("2028-01-01", "2028-12-01")).sum("month").values
-    m = 1200 * 366 / 365.25  # 2028 is a leap year
-    assert year.mean() == pytest.approx(m, rel=0.02)
-    assert year.std() == pytest.approx(np.sqrt(m + m**2 / phi), rel=0.06)  # about 270, not 85
-    quarter = fc.sel(month=slice("2028-04-01", "2028-06-01")).sum("month").values
-    mq = 1200 * 91 / 365.25
-    assert quarter.std() == pytest.approx(np.sqrt(mq + mq**2 / phi), rel=0.06)
-    month = fc.sel(month="2028-06-01").values
-    mm = 1200 * 30 / 365.25
-    assert month.std() == pytest.approx(np.sqrt(mm + mm**2 / phi), rel=0.06)
-
-
 def test_degenerate_importance_weights_warn():
     # eight informative quarters leave few effective draws: an ImportanceWarning says so
     model = fakes.uptake_model(p_year=0.3, q_year=0.6, phi=300.0, draws=500)
