@@ -256,9 +256,13 @@ LABELS = {
 
 
 def money(value: float, currency: str) -> str:
-    """An amount for a reader: ``USD 120 million``, ``USD 1.25 million``, ``USD 95,000``."""
-    if abs(value) >= 1e6:
-        return f"{currency} {value / 1e6:,.3g} million".replace("e+", "e")
+    """An amount for a reader, to 3 significant digits from a million up: ``USD 120 million``,
+    ``EUR 1.25 million``, ``USD 2.5 billion``, ``GBP 95,000``."""
+    for scale, word in ((1e9, "billion"), (1e6, "million")):
+        if abs(value) >= 0.9995 * scale:
+            number = value / scale
+            text = f"{number:.3g}" if abs(number) < 999.5 else f"{number:,.0f}"
+            return f"{currency} {text} {word}"
     return f"{currency} {value:,.0f}"
 
 
@@ -278,7 +282,7 @@ def headline(result: RunResult) -> dict:
     cost), when to open the first requisition (the earliest hiring commit month) and how
     sure (the plans' target, and the highest monthly shortfall probability of the plan in the
     months before a new module or hire can be online). Returns the sentences (``answer``,
-    ``lines``) and the numbers behind them (``numbers``)."""
+    ``lines``: (label, text) pairs) and the numbers behind them (``numbers``)."""
     sc = result.scenario
     fac, costs = sc.facility, sc.costs
     cur = costs.currency
@@ -295,16 +299,17 @@ def headline(result: RunResult) -> dict:
         ]
         numbers.update(first_short_month=f"{first:%Y-%m}", first_short=which)
         limit = (
-            f"{_upper(_and([LABELS[m] for m in which]))} run short first: from "
-            f"{first:%Y-%m} the chance that need exceeds what is installed is over "
-            f"{100 * target:g}%."
+            "Runs short first",
+            f"{_and([LABELS[m] for m in which])} from {first:%Y-%m}: the chance that need "
+            f"exceeds what is installed is over {100 * target:g}%.",
         )
         short_answer = f"{_upper(_and([LABELS[m] for m in which]))} run short from {first:%Y-%m}."
     else:
         numbers.update(first_short_month=None, first_short=[])
         limit = (
-            f"What is installed covers the need: no month has a chance of a shortfall over "
-            f"{100 * target:g}%."
+            "Runs short",
+            f"nothing: no month has a chance of a shortfall over {100 * target:g}% with what "
+            "is installed.",
         )
         short_answer = "What is installed covers the need."
     lines.append(limit)
@@ -321,20 +326,22 @@ def headline(result: RunResult) -> dict:
         cost = f"capital {money(capital, cur)}" if capital else "no capital cost given"
         run = f", then {money(per_year, cur)} a year to run" if per_year else ""
         commit = (
-            f"Commit now to {n_now} module{'s' * (n_now > 1)} ({n_now * fac.module_suites} "
-            f"suites), online {online:%Y-%m}: {cost}{run}."
+            "Commit now",
+            f"{n_now} module{'s' * (n_now > 1)} ({n_now * fac.module_suites} suites), online "
+            f"{online:%Y-%m}: {cost}{run}.",
         )
         commit_answer = f"Commit {n_now} module{'s' * (n_now > 1)} now ({cost})."
     elif len(c):
         nxt = c.iloc[0]
         numbers.update(next_commit=f"{nxt['commit_month']:%Y-%m}")
         commit = (
-            f"Nothing to commit now; the first module is due {nxt['commit_month']:%Y-%m} "
-            f"(online {nxt['online_month']:%Y-%m}), capital {money(costs.module_capital, cur)}."
+            "Commit now",
+            f"nothing; the first module is due {nxt['commit_month']:%Y-%m} (online "
+            f"{nxt['online_month']:%Y-%m}), capital {money(costs.module_capital, cur)}.",
         )
         commit_answer = f"No module to commit now (next: {nxt['commit_month']:%Y-%m})."
     else:
-        commit = "No new module is needed over the horizon."
+        commit = ("Commit now", "nothing: no new module is needed over the horizon.")
         commit_answer = "No new module is needed."
     lines.append(commit)
 
@@ -349,13 +356,15 @@ def headline(result: RunResult) -> dict:
         is_now = " (now)" if when <= now else ""
         what = _and([f"{fte[r]} {LABELS[r]}" for r in roles])
         lines.append(
-            f"Open the first requisition {when:%Y-%m}{is_now}: {what}, "
-            f"{money(staff, cur)} a year in loaded salaries."
+            (
+                "First requisition",
+                f"{when:%Y-%m}{is_now}: {what}, {money(staff, cur)} a year in loaded salaries.",
+            )
         )
         hire_answer = f"Open the first requisition {when:%Y-%m}{is_now}."
     else:
         numbers.update(first_requisition=None)
-        lines.append("No hire is needed over the horizon.")
+        lines.append(("First requisition", "none: no hire is needed over the horizon."))
         hire_answer = "No hire is needed."
 
     # before a new unit can be online the plan cannot help: say how short it may be then
@@ -369,8 +378,8 @@ def headline(result: RunResult) -> dict:
             worst_month, worst_what = early.loc[i, "month"], resource
     numbers.update(worst_before_online=worst)
     sure = (
-        f"How sure: the plan keeps the chance of running short under {100 * target:g}% in "
-        f"every month it can reach ({sc.run.draws} draws)"
+        f"the plan keeps the chance of running short under {100 * target:g}% in every month "
+        f"it can reach ({sc.run.draws} draws)"
     )
     if worst > target:
         sure += (
@@ -379,7 +388,7 @@ def headline(result: RunResult) -> dict:
         )
     else:
         sure += "."
-    lines.append(sure)
+    lines.append(("How sure", sure))
     sure_answer = f"Planned for a {100 * (1 - target):g}% chance of enough capacity each month."
     answer = " ".join([short_answer, commit_answer, hire_answer, sure_answer])
     return {"answer": answer, "lines": lines, "numbers": numbers}
@@ -580,14 +589,21 @@ def report_figures(result: RunResult) -> dict[str, str]:
         q = np.quantile(result.total[resource].values, [0.1, 0.5, 0.9], axis=0)
         ax.fill_between(x, q[0], q[2], step="mid", alpha=0.25, color="C0", label="need, P10-P90")
         ax.plot(x, q[1], drawstyle="steps-mid", color="C0", lw=1, label="need, P50")
-        ax.plot(x, installed_series(result, resource, months), "k--", lw=1, label="installed today")
+        ax.plot(
+            x,
+            installed_series(result, resource, months),
+            "k--",
+            lw=1,
+            label="installed (no new commitment)",
+        )
         plan = result.plans.get(resource)
         if plan is not None:
             online = plan.by_month.set_index("month")["capacity"].reindex(months).to_numpy(float)
             ax.plot(x, online, drawstyle="steps-post", color="C2", lw=2, label="with the plan")
-            added = mdates.date2num(plan.commitments["online_month"].drop_duplicates())
-            at = np.searchsorted(x, added).clip(0, len(x) - 1)
-            ax.plot(x[at], online[at], "o", color="C2", ms=4)
+            if resource == "suites":  # a dot per module online (hires are too many to dot)
+                added = mdates.date2num(plan.commitments["online_month"].drop_duplicates())
+                at = np.searchsorted(x, added).clip(0, len(x) - 1)
+                ax.plot(x[at], online[at], "o", color="C2", ms=4)
         ax.set_title(label, y=1.0)
         ax.legend(frameon=False, fontsize=8, loc="upper left")
     date_axis(axes[0, 0], x, fixed_layout(fig, axes.ravel(), 2, 2))
