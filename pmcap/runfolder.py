@@ -129,7 +129,8 @@ def finance_notes(result, version: str, title: str | None = None) -> list[tuple[
             "patients, lots, hours, costs, summed over the period) or average (stocks: suites, "
             "FTE) in that period, computed per program and for the total. Do not add P50s "
             "across programs or months: a sum of percentiles is not the percentile of the sum "
-            "(use the total row, or the annual row). Means do add.",
+            "(use the total row, or the annual row). Means add up across programs, except "
+            "operators (see total rows). Counts (patients, lots) take a value some draw took.",
         ),
         (
             "total rows",
