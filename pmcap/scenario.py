@@ -349,11 +349,18 @@ class CostsConfig(_Strict):
     module's capital cost and the loaded cost of one FTE-year per role (salary, benefits and
     overhead). The salary defaults are assumptions (``data/SOURCES.md``): give your own."""
 
-    currency: str = Field("USD", pattern=r"^[A-Z]{3}$")
-    module_capital: Float = Field(0.0, ge=0)
-    operator_salary: Float = Field(95_000.0, ge=0)
-    qc_salary: Float = Field(110_000.0, ge=0)
-    qa_salary: Float = Field(120_000.0, ge=0)
+    currency: str = "USD"
+    module_capital: Float = Field(0.0, ge=0, allow_inf_nan=False)
+    operator_salary: Float = Field(95_000.0, ge=0, allow_inf_nan=False)
+    qc_salary: Float = Field(110_000.0, ge=0, allow_inf_nan=False)
+    qa_salary: Float = Field(120_000.0, ge=0, allow_inf_nan=False)
+
+    @field_validator("currency")
+    @classmethod
+    def _code(cls, v: str) -> str:
+        if not (len(v) == 3 and v.isascii() and v.isalpha() and v.isupper()):
+            raise ValueError(f"expected a three-letter currency code such as USD or EUR, got {v!r}")
+        return v
 
     def salary(self, role: str) -> float:
         """The loaded cost per FTE-year of ``role`` (``operator_fte``, ``qc_fte``, ``qa_fte``)."""
