@@ -179,6 +179,7 @@ def _plans(scenario: Scenario, total: xr.Dataset, suites: pd.Series) -> dict[str
             hiring_months=fac.hiring_lead_months,
             training_months=0,
             target=fac.shortfall_target,
+            cost_per_fte_year=scenario.costs.salary(role),
             suites=plans["suites"],  # staff the suites the module plan brings online
             as_of=as_of,
         )

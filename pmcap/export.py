@@ -18,6 +18,7 @@ import xarray as xr
 
 from capacity.resource_needs import UNITS
 from capacity.summary import metric_series
+from pmcap.costs import Rates, need_costs
 
 __all__ = [
     "REPORTED",
@@ -48,6 +49,9 @@ REPORTED = (
 # whole numbers per draw, whose percentiles are values some draw took
 COUNTS = ("lots", "remanufactured_lots", "patients_lost", "patients", "launched")
 FLOWS = (
+    "staff_cost",
+    "suite_cost",
+    "operating_cost",
     "lots",
     "remanufactured_lots",
     "patients_lost",
@@ -142,12 +146,20 @@ def _per_period(arr: np.ndarray, flow: bool, groups: list[slice]) -> np.ndarray:
     return np.stack(out, axis=1)
 
 
-def finance_sources(req: xr.Dataset, total: xr.Dataset, demand: xr.DataArray) -> dict:
+def finance_sources(
+    req: xr.Dataset, total: xr.Dataset, demand: xr.DataArray, rates: Rates | None = None
+) -> dict:
     """Each finance metric: ``(by program, facility total, unit)``. ``patients`` are the
     clinical and commercial patients starting manufacture; PPQ lots (process performance
     qualification runs before filing) are not patients and are not counted in them, though
-    they are in ``lots`` (which also counts re-runs)."""
+    they are in ``lots`` (which also counts re-runs). With ``rates``, the cost of the need
+    follows, in ``rates.currency`` (:func:`pmcap.costs.need_costs`): ``staff_cost``,
+    ``suite_cost`` and ``operating_cost``, their sum."""
     patients = demand.sel(stream=["clinical", "commercial"]).sum("stream")
+    costs = {}
+    if rates is not None:
+        by_program, facility_total = need_costs(req, rates), need_costs(total, rates)
+        costs = {k: (by_program[k], facility_total[k], rates.currency) for k in by_program}
     return {
         "patients": (patients, patients.sum("program"), "patients"),
         "lots": (req["lots"], total["lots"], "lots"),
@@ -156,6 +168,7 @@ def finance_sources(req: xr.Dataset, total: xr.Dataset, demand: xr.DataArray) ->
         "qc_fte": (req["qc_fte"], total["qc_fte"], "FTE"),
         "qa_fte": (req["qa_fte"], total["qa_fte"], "FTE"),
         "qc_hours": (req["qc_hours"].sum("assay"), total["qc_hours"].sum("assay"), "hours"),
+        **costs,
     }
 
 
@@ -168,8 +181,16 @@ def finance_table(
     demand: xr.DataArray,
     quantiles,
     launched: xr.DataArray | None = None,
+    rates: Rates | None = None,
+    plan: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Annual and monthly rows per program and total; columns ``METRIC_STAT [UNIT]``.
+
+    With ``rates`` (:func:`pmcap.costs.rates`) the cost of the need per program and total
+    (``staff_cost``, ``suite_cost``, ``operating_cost``: flows, in ``rates.currency`` per
+    period), and with ``plan`` (:func:`pmcap.costs.plan_costs`, one row per month of the
+    horizon) the recommended plan's ``plan_capital_cost`` and ``plan_operating_cost`` on the
+    ``total`` rows (one plan, no percentiles; empty on a program's rows).
 
     The ``patients_*`` columns count clinical and commercial patients only: PPQ lots (process
     performance qualification, no patient) are left out of them but counted in ``lots_*``,
@@ -180,7 +201,7 @@ def finance_table(
     share of draws in which the program has launched by the period's last month (empty for
     ``total``), beside ``patients_mean``, which a percentile of 0 may hide.
     """
-    sources = finance_sources(req, total, demand)
+    sources = finance_sources(req, total, demand, rates)
     patients = sources["patients"][0]
     months = pd.DatetimeIndex(demand["month"].values)
     programs = np.asarray([*map(str, patients["program"].values), "total"], str)
@@ -219,6 +240,14 @@ def finance_table(
                 columns[f"{metric}_{quantile_label(q)} [{unit_label}]"] = values.reshape(-1)
             if metric == "patients" and launched is not None:
                 columns[LAUNCHED_COLUMN] = by_period_end[freq].reshape(-1)
+        if plan is not None and rates is not None:
+            for kind in ("capital", "operating"):
+                per = plan[kind].to_numpy(float)
+                if freq == "year":
+                    per = np.array([per[g].sum() for g in groups])
+                cells = np.full((len(per), len(programs)), np.nan)
+                cells[:, -1] = per  # the total row only
+                columns[f"plan_{kind}_cost [{rates.currency} per period]"] = cells.reshape(-1)
         if freq == "month":
             labels = months.strftime("%Y-%m")
             n_months = np.ones(len(months), int)
@@ -257,29 +286,41 @@ def shortfall_table(shortfall: pd.DataFrame) -> pd.DataFrame:
 PLAN_UNITS = {"suites": "suites", "operator_fte": "FTE", "qc_fte": "FTE", "qa_fte": "FTE"}
 
 
-PLAN_COST = "plan_total_expected_cost [currency of facility.module_cost_per_year]"
+def plan_table(plans: dict, rates: Rates | None = None) -> pd.DataFrame:
+    """One row per commitment (a module, a hire): what it adds and in which unit, what it
+    costs, and the expected cost over the horizon of the resource's whole plan.
 
-
-def plan_table(plans: dict) -> pd.DataFrame:
-    """One row per commitment (a module, a hire): what it adds and in which unit, and the
-    expected cost over the horizon of the resource's whole plan (every commitment in it),
-    given once, on the plan's first row, empty on its other rows, so that a column sum adds
-    each plan once. The scenario names no currency: costs are in that of its
-    ``facility.module_cost_per_year`` (hires cost nothing here: the scenario has no cost per
-    FTE)."""
+    Costs are in ``rates.currency`` (``[costs] currency``; without ``rates`` the columns
+    say ``currency``): ``capital_cost`` is one module's ``costs.module_capital`` (0 for a
+    hire), ``operating_cost_per_year`` what the commitment costs a year once online (a
+    module's ``facility.module_cost_per_year``, a hire's loaded salary x FTE added), and
+    ``plan_operating_cost_in_horizon`` the expected operating cost of every commitment of
+    the resource's plan from its online month to the horizon's end, given once, on the plan's
+    first row, empty on its other rows, so that a column sum adds each plan once."""
+    cur = rates.currency if rates is not None else "currency"
+    capital, per_year, in_horizon = plan_cost_columns(cur)
     rows = []
     for resource, plan in plans.items():
         for i, c in enumerate(plan.commitments.itertuples()):
+            added = float(c.capacity_added)
+            if rates is None:
+                cap = year = np.nan
+            elif resource == "suites":
+                cap, year = rates.module_capital, rates.suite_year * added
+            else:
+                cap, year = 0.0, rates.salary.get(resource, np.nan) * added
             rows.append(
                 {
                     "resource": resource,
                     "commitment": int(c.unit),
                     "commit_month": c.commit_month,
                     "online_month": c.online_month,
-                    "capacity_added": float(c.capacity_added),
+                    "capacity_added": added,
                     "unit": PLAN_UNITS.get(resource, ""),
                     "target_shortfall_probability": plan.target,
-                    PLAN_COST: plan.cost.get("total", np.nan) if i == 0 else np.nan,
+                    capital: cap,
+                    per_year: year,
+                    in_horizon: plan.cost.get("total", np.nan) if i == 0 else np.nan,
                 }
             )
     columns = [
@@ -290,9 +331,20 @@ def plan_table(plans: dict) -> pd.DataFrame:
         "capacity_added",
         "unit",
         "target_shortfall_probability",
-        PLAN_COST,
+        capital,
+        per_year,
+        in_horizon,
     ]
     return pd.DataFrame(rows, columns=columns)
+
+
+def plan_cost_columns(currency: str) -> tuple[str, str, str]:
+    """The cost columns of :func:`plan_table` in ``currency``."""
+    return (
+        f"capital_cost [{currency}]",
+        f"operating_cost_per_year [{currency} per year]",
+        f"plan_operating_cost_in_horizon [{currency}]",
+    )
 
 
 def csv_number(value: float) -> str:
@@ -301,12 +353,35 @@ def csv_number(value: float) -> str:
     return f"{value:.0f}" if abs(value) >= 999_999.5 else f"{value:.6g}"
 
 
+# |x| below this is floating-point rounding of 0 (a mean of FTEs 9.7e-17), written as 0: no
+# quantity pmcap writes (probabilities >= 1/draws, FTE, suites, hours, costs) is that small
+ZERO_TOLERANCE = 1e-9
+
+
+def clean_zeros(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``frame`` whose float cells within :data:`ZERO_TOLERANCE` of 0 (and ``-0.0``)
+    are 0, so no file shows ``-1.47876e-18`` for nothing. NaN stays NaN."""
+    out = frame.copy()
+    for col in out.columns:
+        if pd.api.types.is_float_dtype(out[col]):
+            values = out[col].to_numpy(float, copy=True)
+            values[np.abs(values) < ZERO_TOLERANCE] = 0.0
+            out[col] = values
+    return out
+
+
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
-    frame = frame.copy()
+    frame = clean_zeros(frame)
     for col in frame.columns:
         if pd.api.types.is_datetime64_any_dtype(frame[col]):
             frame[col] = frame[col].dt.strftime("%Y-%m-%d")
     frame.to_csv(path, index=False, float_format=csv_number, lineterminator="\n")
+
+
+def csv_text(frame: pd.DataFrame) -> str:
+    """``frame`` as CSV text as the sweep and sensitivity tables write it (pandas' full
+    precision), with values within rounding of 0 written as 0 (:func:`clean_zeros`)."""
+    return clean_zeros(frame).to_csv(index=False, lineterminator="\n")
 
 
 def write_draws(path: Path, world, req: xr.Dataset, total: xr.Dataset) -> None:
@@ -334,11 +409,68 @@ def write_draws(path: Path, world, req: xr.Dataset, total: xr.Dataset) -> None:
     ds.to_netcdf(path, engine="h5netcdf", encoding=encoding)
 
 
-def write_xlsx(path: Path, sheets: dict[str, pd.DataFrame]) -> None:
+def _as_csv_precision(values: np.ndarray) -> np.ndarray:
+    """Floats rounded as :func:`csv_number` writes them (6 significant digits, whole numbers
+    from a million up), so a sheet shows what the CSV holds."""
+    out = values.astype(float, copy=True)
+    ok = np.isfinite(out)
+    out[ok] = [float(csv_number(v)) for v in out[ok]]
+    return out
+
+
+def write_xlsx(
+    path: Path, sheets: dict[str, pd.DataFrame], notes: Sequence[tuple[str, str]] = ()
+) -> None:
+    """An Excel workbook: a ``notes`` sheet first (``notes``: (item, text) rows), then one
+    sheet per table with a frozen, filtered header row, readable column widths, dates as
+    dates (``period`` of a monthly finance sheet as a month, of an annual one as a year) and
+    numbers as in the CSV files (6 significant digits, 0 for rounding noise)."""
+    from openpyxl.styles import Alignment, Font
+    from openpyxl.utils import get_column_letter
+
     with pd.ExcelWriter(path, engine="openpyxl") as writer:
+        if notes:
+            frame = pd.DataFrame(list(notes), columns=["item", "note"])
+            frame.to_excel(writer, sheet_name="notes", index=False)
+            ws = writer.sheets["notes"]
+            ws.column_dimensions["A"].width = 24
+            ws.column_dimensions["B"].width = 110
+            for row in ws.iter_rows(min_row=2):
+                for cell in row:
+                    cell.alignment = Alignment(wrap_text=True, vertical="top")
+            for cell in ws[1]:
+                cell.font = Font(bold=True)
         for name, frame in sheets.items():
-            frame = frame.copy()
+            frame = clean_zeros(frame)
+            formats: dict[str, str] = {}
             for col in frame.columns:
                 if pd.api.types.is_datetime64_any_dtype(frame[col]):
-                    frame[col] = frame[col].dt.strftime("%Y-%m-%d")
-            frame.to_excel(writer, sheet_name=name[:31], index=False)
+                    formats[col] = "yyyy-mm-dd"
+                elif pd.api.types.is_float_dtype(frame[col]):
+                    frame[col] = _as_csv_precision(frame[col].to_numpy())
+            if "period" in frame and "granularity" in frame and len(frame):
+                if (frame["granularity"] == "month").all():
+                    frame["period"] = pd.to_datetime(frame["period"], format="%Y-%m")
+                    formats["period"] = "yyyy-mm"
+                elif (frame["granularity"] == "year").all():
+                    frame["period"] = frame["period"].astype(int)
+            sheet = name[:31]
+            frame.to_excel(writer, sheet_name=sheet, index=False)
+            ws = writer.sheets[sheet]
+            ws.freeze_panes = "A2"
+            ws.auto_filter.ref = ws.dimensions
+            for cell in ws[1]:
+                cell.alignment = Alignment(wrap_text=True, vertical="top")
+            for j, col in enumerate(frame.columns, start=1):
+                letter = get_column_letter(j)
+                if col in formats:
+                    for (cell,) in ws.iter_rows(min_row=2, min_col=j, max_col=j):
+                        cell.number_format = formats[col]
+                # the longest value, or the header's longest word (the header wraps)
+                values = frame[col].head(2000)
+                longest = max(
+                    [len(w) for w in str(col).split()]
+                    + [10 if col in formats else len(str(v)) for v in values]
+                )
+                ws.column_dimensions[letter].width = min(max(longest + 2, 9), 40)
+            ws.row_dimensions[1].height = 45

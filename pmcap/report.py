@@ -27,6 +27,8 @@ __all__ = [
     "key_facts",
     "program_demand_rows",
     "program_demand_table",
+    "headline",
+    "money",
     "render_report",
     "report_figures",
 ]
@@ -244,6 +246,154 @@ def demand_notes(result: RunResult) -> list[str]:
     return notes
 
 
+LABELS = {
+    "suites": "suites",
+    "operator_fte": "operators",
+    "qc_fte": "QC analysts",
+    "qa_fte": "QA staff",
+    "any": "any resource",
+}
+
+
+def money(value: float, currency: str) -> str:
+    """An amount for a reader, to 3 significant digits from a million up: ``USD 120 million``,
+    ``EUR 1.25 million``, ``USD 2.5 billion``, ``GBP 95,000``."""
+    for scale, word in ((1e9, "billion"), (1e6, "million")):
+        if abs(value) >= 0.9995 * scale:
+            number = value / scale
+            text = f"{number:.3g}" if abs(number) < 999.5 else f"{number:,.0f}"
+            return f"{currency} {text} {word}"
+    return f"{currency} {value:,.0f}"
+
+
+def _and(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def _upper(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def headline(result: RunResult) -> dict:
+    """The one-line answer the report opens with, from the decision tables: what runs short
+    first and when (``shortfall.csv``: the first month whose shortfall probability with what
+    is installed exceeds the target), what to commit now (the modules of ``plan.csv`` whose
+    commit month is the month of ``run.as_of`` or earlier, with their capital and running
+    cost), when to open the first requisition (the earliest hiring commit month) and how
+    sure (the plans' target, and the highest monthly shortfall probability of the plan in the
+    months before a new module or hire can be online). Returns the sentences (``answer``,
+    ``lines``: (label, text) pairs) and the numbers behind them (``numbers``)."""
+    sc = result.scenario
+    fac, costs = sc.facility, sc.costs
+    cur = costs.currency
+    target = fac.shortfall_target
+    now = pd.Timestamp(sc.run.as_of).to_period("M").to_timestamp()
+    numbers: dict = {"target": target}
+    sf = result.shortfall
+    over = sf[(sf["probability"] > target) & (sf["metric"] != "any")]
+    lines = []
+    if len(over):
+        first = over["month"].min()
+        which = [
+            m for m, _ in RESOURCES if ((over["metric"] == m) & (over["month"] == first)).any()
+        ]
+        numbers.update(first_short_month=f"{first:%Y-%m}", first_short=which)
+        limit = (
+            "Runs short first",
+            f"{_and([LABELS[m] for m in which])} from {first:%Y-%m}: the chance that need "
+            f"exceeds what is installed is over {100 * target:g}%.",
+        )
+        short_answer = f"{_upper(_and([LABELS[m] for m in which]))} run short from {first:%Y-%m}."
+    else:
+        numbers.update(first_short_month=None, first_short=[])
+        limit = (
+            "Runs short",
+            f"nothing: no month has a chance of a shortfall over {100 * target:g}% with what "
+            "is installed.",
+        )
+        short_answer = "What is installed covers the need."
+    lines.append(limit)
+
+    c = result.plans["suites"].commitments
+    due = c[c["commit_month"] <= now]
+    n_now = len(due)
+    numbers.update(modules_now=n_now, modules_total=len(c))
+    if n_now:
+        online = due["online_month"].min()
+        capital = n_now * costs.module_capital
+        per_year = n_now * fac.module_cost_per_year
+        numbers.update(online=f"{online:%Y-%m}", capital=capital, operating_per_year=per_year)
+        cost = f"capital {money(capital, cur)}" if capital else "no capital cost given"
+        run = f", then {money(per_year, cur)} a year to run" if per_year else ""
+        commit = (
+            "Commit now",
+            f"{n_now} module{'s' * (n_now > 1)} ({n_now * fac.module_suites} suites), online "
+            f"{online:%Y-%m}: {cost}{run}.",
+        )
+        commit_answer = f"Commit {n_now} module{'s' * (n_now > 1)} now ({cost})."
+    elif len(c):
+        nxt = c.iloc[0]
+        numbers.update(next_commit=f"{nxt['commit_month']:%Y-%m}")
+        commit = (
+            "Commit now",
+            f"nothing; the first module is due {nxt['commit_month']:%Y-%m} (online "
+            f"{nxt['online_month']:%Y-%m}), capital {money(costs.module_capital, cur)}.",
+        )
+        commit_answer = f"No module to commit now (next: {nxt['commit_month']:%Y-%m})."
+    else:
+        commit = ("Commit now", "nothing: no new module is needed over the horizon.")
+        commit_answer = "No new module is needed."
+    lines.append(commit)
+
+    hires = {r: result.plans[r].commitments for r, _ in RESOURCES[1:] if r in result.plans}
+    firsts = {r: h["commit_month"].min() for r, h in hires.items() if len(h)}
+    if firsts:
+        when = min(firsts.values())
+        roles = [r for r, m in firsts.items() if m == when]
+        fte = {r: int((hires[r]["commit_month"] == when).sum()) for r in roles}
+        staff = sum(fte[r] * costs.salary(r) for r in roles)
+        numbers.update(first_requisition=f"{when:%Y-%m}", requisition_fte=fte, staff_cost=staff)
+        is_now = " (now)" if when <= now else ""
+        what = _and([f"{fte[r]} {LABELS[r]}" for r in roles])
+        lines.append(
+            (
+                "First requisition",
+                f"{when:%Y-%m}{is_now}: {what}, {money(staff, cur)} a year in loaded salaries.",
+            )
+        )
+        hire_answer = f"Open the first requisition {when:%Y-%m}{is_now}."
+    else:
+        numbers.update(first_requisition=None)
+        lines.append(("First requisition", "none: no hire is needed over the horizon."))
+        hire_answer = "No hire is needed."
+
+    # before a new unit can be online the plan cannot help: say how short it may be then
+    worst, worst_month, worst_what = 0.0, None, None
+    for resource, plan in result.plans.items():
+        bm = plan.by_month
+        early = bm[~bm["helpable"]]
+        if len(early) and early["shortfall_probability"].max() > worst:
+            i = early["shortfall_probability"].idxmax()
+            worst = float(early.loc[i, "shortfall_probability"])
+            worst_month, worst_what = early.loc[i, "month"], resource
+    numbers.update(worst_before_online=worst)
+    sure = (
+        f"the plan keeps the chance of running short under {100 * target:g}% in every month "
+        f"it can reach ({sc.run.draws} draws)"
+    )
+    if worst > target:
+        sure += (
+            f"; before new capacity can be online it is up to {percent(worst)} "
+            f"({LABELS[worst_what]}, {worst_month:%Y-%m})."
+        )
+    else:
+        sure += "."
+    lines.append(("How sure", sure))
+    sure_answer = f"Planned for a {100 * (1 - target):g}% chance of enough capacity each month."
+    answer = " ".join([short_answer, commit_answer, hire_answer, sure_answer])
+    return {"answer": answer, "lines": lines, "numbers": numbers}
+
+
 def key_facts(result: RunResult) -> list[str]:
     facts = []
     sf = result.shortfall
@@ -251,7 +401,7 @@ def key_facts(result: RunResult) -> list[str]:
     over = sf[sf["probability"] > target]
     first = over.groupby("metric")["month"].min()
     if "any" in first:
-        detail = ", ".join(f"{m} {first[m]:%Y-%m}" for m, _ in RESOURCES if m in first)
+        detail = ", ".join(f"{LABELS[m]} {first[m]:%Y-%m}" for m, _ in RESOURCES if m in first)
         facts.append(
             f"First month with a shortfall probability over {100 * target:g}% with what is "
             f"installed: {first['any']:%Y-%m} ({detail})."
@@ -272,7 +422,8 @@ def key_facts(result: RunResult) -> list[str]:
         )
     plan = result.plans["suites"]
     c = plan.commitments
-    fac = result.scenario.facility
+    sc = result.scenario
+    fac = sc.facility
     if len(c):
         commit, online = c["commit_month"].iloc[0], c["online_month"].iloc[0]
         decided = pd.Timestamp(result.scenario.run.as_of).to_period("M").to_timestamp()
@@ -283,7 +434,8 @@ def key_facts(result: RunResult) -> list[str]:
         )
         now = int((c["commit_month"] == commit).sum())
         cost = (
-            f" Expected cost over the horizon: {plan.cost['total']:,.0f}."
+            f" Expected running cost of the added modules over the horizon: "
+            f"{money(plan.cost['total'], sc.costs.currency)}."
             if fac.module_cost_per_year
             else ""
         )
@@ -435,9 +587,23 @@ def report_figures(result: RunResult) -> dict[str, str]:
     axes = fig.subplots(2, 2, sharex=True)
     for ax, (resource, label) in zip(axes.ravel(), RESOURCES, strict=True):
         q = np.quantile(result.total[resource].values, [0.1, 0.5, 0.9], axis=0)
-        ax.fill_between(x, q[0], q[2], step="mid", alpha=0.3, label="P10-P90")
-        ax.plot(x, q[1], drawstyle="steps-mid", label="P50")
-        ax.plot(x, installed_series(result, resource, months), "k--", label="installed")
+        ax.fill_between(x, q[0], q[2], step="mid", alpha=0.25, color="C0", label="need, P10-P90")
+        ax.plot(x, q[1], drawstyle="steps-mid", color="C0", lw=1, label="need, P50")
+        ax.plot(
+            x,
+            installed_series(result, resource, months),
+            "k--",
+            lw=1,
+            label="installed (no new commitment)",
+        )
+        plan = result.plans.get(resource)
+        if plan is not None:
+            online = plan.by_month.set_index("month")["capacity"].reindex(months).to_numpy(float)
+            ax.plot(x, online, drawstyle="steps-post", color="C2", lw=2, label="with the plan")
+            if resource == "suites":  # a dot per module online (hires are too many to dot)
+                added = mdates.date2num(plan.commitments["online_month"].drop_duplicates())
+                at = np.searchsorted(x, added).clip(0, len(x) - 1)
+                ax.plot(x[at], online[at], "o", color="C2", ms=4)
         ax.set_title(label, y=1.0)
         ax.legend(frameon=False, fontsize=8, loc="upper left")
     date_axis(axes[0, 0], x, fixed_layout(fig, axes.ravel(), 2, 2))
@@ -447,10 +613,11 @@ def report_figures(result: RunResult) -> dict[str, str]:
     ax = fig.subplots()
     for metric, rows in result.shortfall.groupby("metric", sort=False):
         month = mdates.date2num(rows["month"].to_numpy("datetime64[ns]"))
-        ax.plot(month, rows["probability"], label=metric)
-    ax.axhline(0.1, color="grey", lw=0.8, ls=":")
+        ax.plot(month, rows["probability"], label=LABELS.get(metric, metric))
+    target = result.scenario.facility.shortfall_target
+    ax.axhline(target, color="grey", lw=0.8, ls=":")
     ax.set_ylim(0, 1.02)
-    ax.set_title("Probability that need exceeds installed, per month", y=1.0)
+    ax.set_title("Chance that need exceeds what is installed today, per month", y=1.0)
     ax.legend(frameon=False, fontsize=8)
     date_axis(ax, x, fixed_layout(fig, [ax], 1, 1))
     figs["shortfall"] = inline_png(fig, tight=False)
@@ -541,6 +708,7 @@ def render_report(
         failing=failing,
         limits=DIAGNOSTIC_LIMITS,
         facts=key_facts(result),
+        headline=headline(result),
         resources=[{"label": label} for _, label in RESOURCES],
         decision_rows=decision_rows(result),
         plan_label=plan_label(result),

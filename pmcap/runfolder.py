@@ -28,21 +28,30 @@ def write_run(
     and ``inputs`` entries, plus any other fields) default to reading the scenario's files;
     a sweep passes them so that a worker reads no input file.
     """
-    from pmcap import export
+    from pmcap import costs, export
     from pmcap.output import file_sha256, write_manifest
     from pmcap.report import render_report
 
     sc = result.scenario
     qs = sc.run.quantiles
     launched = result.world.launched_by_month()
+    rates = costs.rates(sc)
+    months = result.world.demand["month"].values
+    plan_cost = costs.plan_costs(result.plans, result.installed, rates, months)
     tables = {
         "requirements.csv": export.requirements_table(result.requirements, result.total, qs),
         "demand.csv": export.demand_table(result.world.demand, qs, launched),
         "finance.csv": export.finance_table(
-            result.requirements, result.total, result.world.demand, qs, launched
+            result.requirements,
+            result.total,
+            result.world.demand,
+            qs,
+            launched,
+            rates=rates,
+            plan=plan_cost,
         ),
         "shortfall.csv": export.shortfall_table(result.shortfall),
-        "plan.csv": export.plan_table(result.plans),
+        "plan.csv": export.plan_table(result.plans, rates),
         "events.csv": result.world.event_percentiles(qs),
         "drivers.csv": result.drivers,
     }
@@ -59,6 +68,7 @@ def write_run(
                 "shortfall": tables["shortfall.csv"],
                 "plan": tables["plan.csv"],
             },
+            notes=finance_notes(result, version, title),
         )
         names.append("finance.xlsx")
     export.write_draws(folder / "draws.nc", result.world, result.requirements, result.total)
@@ -92,3 +102,56 @@ def write_run(
     )
     names.append("manifest.json")
     return names
+
+
+def finance_notes(result, version: str, title: str | None = None) -> list[tuple[str, str]]:
+    """The ``notes`` sheet of ``finance.xlsx``: what was run and how to read the columns."""
+    from pmcap.costs import rates
+
+    sc = result.scenario
+    r = rates(sc)
+    cur = r.currency
+    import pandas as pd
+
+    months = pd.DatetimeIndex(result.world.demand["month"].values)
+    qs = ", ".join(f"P{100 * q:g}" for q in sc.run.quantiles)
+    default = sc.costs.model_fields_set.isdisjoint({"operator_salary", "qc_salary", "qa_salary"})
+    return [
+        ("scenario", title or (str(sc.path) if sc.path else "scenario")),
+        ("as of (data cut)", f"{sc.run.as_of:%Y-%m-%d}"),
+        ("horizon", f"{months[0]:%Y-%m} to {months[-1]:%Y-%m}"),
+        ("draws, seed", f"{sc.run.draws} draws, seed {sc.run.seed}"),
+        ("pmcap version", version),
+        ("currency", f"{cur}: every cost column"),
+        (
+            "P-columns",
+            f"{qs}: percentiles across the {sc.run.draws} draws of each row's own total (flows: "
+            "patients, lots, hours, costs, summed over the period) or average (stocks: suites, "
+            "FTE) in that period, computed per program and for the total. Do not add P50s "
+            "across programs or months: a sum of percentiles is not the percentile of the sum "
+            "(use the total row, or the annual row). Means add up across programs, except "
+            "operators (see total rows). Counts (patients, lots) take a value some draw took.",
+        ),
+        (
+            "total rows",
+            "program = total is the facility: the sum over programs in each draw (the operator "
+            "crew floor is applied to the facility, so operators need not add up).",
+        ),
+        (
+            "costs of the need",
+            f"staff_cost = FTE x loaded salary per FTE-year / 12 a month (operators "
+            f"{r.salary['operator_fte']:,.0f}, QC {r.salary['qc_fte']:,.0f}, QA "
+            f"{r.salary['qa_fte']:,.0f} {cur}"
+            + ("; pmcap's default salaries, an assumption: set [costs]" if default else "")
+            + f"); suite_cost = suites x {r.suite_year:,.0f} {cur} a suite-year "
+            "(facility.module_cost_per_year / module_suites) / 12; operating_cost = both.",
+        ),
+        (
+            "costs of the plan",
+            "plan_capital_cost and plan_operating_cost (total rows only): the recommended plan "
+            f"(installed plus planned modules and hires). Capital: {r.module_capital:,.0f} "
+            f"{cur} per module in its commit month (a commitment before the first month is "
+            "counted in it). Operating: suites and staff online x the rates above.",
+        ),
+        ("sheets", "annual, monthly: finance.csv; shortfall: shortfall.csv; plan: plan.csv."),
+    ]

@@ -344,11 +344,35 @@ class FacilityConfig(_Strict):
         return v
 
 
+class CostsConfig(_Strict):
+    """``[costs]``: the currency of every cost (``facility.module_cost_per_year`` too), a new
+    module's capital cost and the loaded cost of one FTE-year per role (salary, benefits and
+    overhead). The salary defaults are assumptions (``data/SOURCES.md``): give your own."""
+
+    currency: str = "USD"
+    module_capital: Float = Field(0.0, ge=0, allow_inf_nan=False)
+    operator_salary: Float = Field(95_000.0, ge=0, allow_inf_nan=False)
+    qc_salary: Float = Field(110_000.0, ge=0, allow_inf_nan=False)
+    qa_salary: Float = Field(120_000.0, ge=0, allow_inf_nan=False)
+
+    @field_validator("currency")
+    @classmethod
+    def _code(cls, v: str) -> str:
+        if not (len(v) == 3 and v.isascii() and v.isalpha() and v.isupper()):
+            raise ValueError(f"expected a three-letter currency code such as USD or EUR, got {v!r}")
+        return v
+
+    def salary(self, role: str) -> float:
+        """The loaded cost per FTE-year of ``role`` (``operator_fte``, ``qc_fte``, ``qa_fte``)."""
+        return float(getattr(self, role.removesuffix("_fte") + "_salary"))
+
+
 class Scenario(_Strict):
     run: RunConfig
     models: ModelsConfig = ModelsConfig()
     program: list[ProgramConfig] = Field(min_length=1)
     facility: FacilityConfig
+    costs: CostsConfig = CostsConfig()
     # [process.NAME]: fields of the process named NAME (a template's name or the ``name`` in a
     # process file) replaced for this scenario, e.g. a shorter culture; checked against the
     # process specification when the processes are loaded

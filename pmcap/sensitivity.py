@@ -378,9 +378,11 @@ class SensitivityTables:
                 for r in ranking.head(25).itertuples()
             ],
         }
+        from pmcap.export import csv_text  # rounding noise written as 0
+
         files = {
-            "sensitivity.csv": swings.to_csv(index=False, lineterminator="\n").encode(),
-            "ranking.csv": ranking.to_csv(index=False, lineterminator="\n").encode(),
+            "sensitivity.csv": csv_text(swings).encode(),
+            "ranking.csv": csv_text(ranking).encode(),
         }
         return ExtraOutputs(
             sections=html, files=files, tables={"year": y, "swings": swings, "ranking": ranking}

@@ -237,7 +237,8 @@ def placeholders(out: Path, kind: str, file: str, metrics: list[str]) -> dict[st
     base = out / "scenarios" / "base"
     sweep = pd.read_csv(out / "sweep.csv")
     slots = {
-        ("finance.csv", "Column"): {"STAT": "mean|p10|p50|p90"},
+        ("finance.csv", "Column"): {"STAT": "mean|p10|p50|p90", "CURRENCY": "[A-Z]{3}"},
+        ("plan.csv", "Column"): {"CURRENCY": "[A-Z]{3}"},
         ("requirements.csv", "Metric"): {"ASSAY": r"[^\]]+", "INSTRUMENT": r"[^\]]+"},
         ("draws.nc", "Variable"): {
             "METRIC": alternatives(m.split("[")[0] for m in metrics),

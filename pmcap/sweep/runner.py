@@ -221,11 +221,12 @@ def run_sweep(
         )
     t0 = time.perf_counter()
     try:  # while the cluster shuts down
+        from pmcap.export import csv_text  # rounding noise written as 0
+
         rows = sweep_table(sweep, state.summaries, state.failed)
-        _write_bytes(out / "sweep.csv", rows.to_csv(index=False, lineterminator="\n").encode())
+        _write_bytes(out / "sweep.csv", csv_text(rows).encode())
         _write_bytes(
-            out / "sweep_monthly.csv",
-            monthly_table(sweep, state.summaries).to_csv(index=False, lineterminator="\n").encode(),
+            out / "sweep_monthly.csv", csv_text(monthly_table(sweep, state.summaries)).encode()
         )
         extra = (
             ExtraOutputs()

@@ -58,7 +58,7 @@ def _plan(n: int, size: float, cost: float):
     return SimpleNamespace(commitments=commitments, target=0.1, cost={"total": cost})
 
 
-COST = "plan_total_expected_cost [currency of facility.module_cost_per_year]"
+CAPITAL, PER_YEAR, COST = export.plan_cost_columns("currency")
 
 
 def test_plan_table_gives_each_plans_cost_once():
@@ -78,6 +78,8 @@ def test_plan_table_gives_each_plans_cost_once():
         "capacity_added",
         "unit",
         "target_shortfall_probability",
+        CAPITAL,
+        PER_YEAR,
         COST,
     ]
     assert table["resource"].tolist() == ["suites"] * 2 + ["qc_fte"] * 3
@@ -90,14 +92,74 @@ def test_plan_table_gives_each_plans_cost_once():
     assert table[COST].sum() == 30e6
 
 
+def _rates(currency="EUR"):
+    from pmcap.costs import Rates
+
+    salary = {"operator_fte": 90e3, "qc_fte": 100e3, "qa_fte": 120e3}
+    return Rates(currency, salary, suite_year=3e6, module_capital=50e6, module_suites=4)
+
+
+def test_plan_table_costs_capital_and_a_hire_its_salary():
+    # a module: capital 50e6 and 4 suites x 3e6 a suite-year; a QC hire: 100e3 a year, no
+    # capital (hiring used to show a cost of 0)
+    table = export.plan_table({"suites": _plan(2, 4, 1.0), "qc_fte": _plan(3, 1, 2.0)}, _rates())
+    capital, per_year, _ = export.plan_cost_columns("EUR")
+    assert table[capital].tolist() == [50e6, 50e6, 0, 0, 0]
+    assert table[per_year].tolist() == [12e6, 12e6, 100e3, 100e3, 100e3]
+
+
+def test_plan_costs_by_month_by_hand():
+    # 3 months from 2027-01; 10 suites installed, a module of 4 online from 2027-03, committed
+    # 2026-07 (before the horizon: its capital counts in the first month) and one 2027-02;
+    # operators 2 installed + 1 hired from 2027-02; QC and QA without a plan (1 and 0.5)
+    from types import SimpleNamespace
+
+    from pmcap.costs import plan_costs
+
+    months = pd.date_range("2027-01-01", periods=3, freq="MS")
+
+    def plan(capacity, commits):
+        by_month = pd.DataFrame({"month": months, "capacity": capacity})
+        return SimpleNamespace(
+            by_month=by_month, commitments=pd.DataFrame({"commit_month": pd.to_datetime(commits)})
+        )
+
+    plans = {
+        "suites": plan([10, 10, 14], ["2026-07-01", "2027-02-01"]),
+        "operator_fte": plan([2, 3, 3], []),
+    }
+    installed = {"qc_fte": 1.0, "qa_fte": 0.5}
+    got = plan_costs(plans, installed, _rates(), months)
+    assert got["capital"].tolist() == [50e6, 50e6, 0]
+    staff = np.array([2, 3, 3]) * 90e3 + 1 * 100e3 + 0.5 * 120e3
+    suites = np.array([10, 10, 14]) * 3e6
+    np.testing.assert_allclose(got["operating"], (staff + suites) / 12)
+
+
+def test_values_within_rounding_of_zero_are_written_as_zero(tmp_path):
+    # finance.csv held cells such as -1.47876e-18 (a mean of FTEs that is 0 up to rounding)
+    frame = pd.DataFrame({"x": [-1.47876e-18, 9.65945e-17, -0.0, 1e-7, 2.5, np.nan]})
+    export.write_csv(frame, tmp_path / "t.csv")
+    assert (tmp_path / "t.csv").read_text().splitlines() == [
+        "x",
+        "0",
+        "0",
+        "0",
+        "1e-07",
+        "2.5",
+        '""',
+    ]
+    assert export.csv_text(frame).splitlines()[1:4] == ["0.0", "0.0", "0.0"]
+
+
 def test_plan_table_csv_leaves_the_repeated_cells_empty(tmp_path):
     export.write_csv(export.plan_table({"suites": _plan(2, 4, 30e6)}), tmp_path / "plan.csv")
     lines = (tmp_path / "plan.csv").read_text().splitlines()
     assert lines == [
         "resource,commitment,commit_month,online_month,capacity_added,unit,"
-        f"target_shortfall_probability,{COST}",
-        "suites,1,2027-01-01,2028-09-01,4,suites,0.1,30000000",
-        "suites,2,2028-01-01,2029-09-01,4,suites,0.1,",
+        f"target_shortfall_probability,{CAPITAL},{PER_YEAR},{COST}",
+        "suites,1,2027-01-01,2028-09-01,4,suites,0.1,,,30000000",
+        "suites,2,2028-01-01,2029-09-01,4,suites,0.1,,,",
     ]
 
 
@@ -225,3 +287,83 @@ def test_finance_table_gives_p_launched_by_the_end_of_each_period():
     assert year.loc["B", "patients_p90 [patients per period]"] == 0
     month = table[(table["granularity"] == "month") & (table["program"] == "B")]
     np.testing.assert_allclose(month[column], [0, 1 / 20, 2 / 20])
+
+
+def _small_finance(rates=None, plan=None):
+    from capacity import facility, requirements
+    from tests.helpers import fixed_process, make_demand
+
+    rng = np.random.default_rng(5)
+    values = rng.poisson([5, 3, 0], (40, 14, 2, 3))  # draw, month, program, stream
+    demand = make_demand(values, start="2027-01-01", programs=["A", "B"])
+    req = requirements(demand, fixed_process(), seed=0, by_program=True)
+    table = export.finance_table(req, facility(req), demand, [0.5, 0.9], rates=rates, plan=plan)
+    return req, table
+
+
+def test_finance_staff_and_suite_costs_by_hand():
+    # per draw: sum over 2027's months of (FTE x salary + suites x suite-year) / 12; the
+    # percentiles are over those annual sums, the plan's costs on the total row only
+    rates = _rates()
+    months = pd.date_range("2027-01-01", periods=14, freq="MS")
+    plan = pd.DataFrame({"month": months, "capital": 0.0, "operating": 1.0})
+    plan.loc[3, "capital"] = 50e6
+    req, table = _small_finance(rates, plan)
+    year = table[(table["granularity"] == "year") & (table["period"] == "2027")]
+    year = year.set_index("program")
+    for program in ("A", "B"):
+        r = req.sel(program=program).isel(month=slice(0, 12))
+        staff = sum(r[k].values * rates.salary[k] for k in rates.salary).sum(axis=1) / 12
+        suite = r["suites"].values.sum(axis=1) * 3e6 / 12
+        row = year.loc[program]
+        assert row["staff_cost_mean [EUR per period]"] == approx(staff.mean())
+        assert row["suite_cost_p50 [EUR per period]"] == approx(np.quantile(suite, 0.5))
+        assert row["operating_cost_p90 [EUR per period]"] == approx(np.quantile(staff + suite, 0.9))
+        assert np.isnan(row["plan_capital_cost [EUR per period]"])
+    assert year.loc["total", "plan_capital_cost [EUR per period]"] == 50e6
+    assert year.loc["total", "plan_operating_cost [EUR per period]"] == 12.0
+    month = table[(table["granularity"] == "month") & (table["program"] == "total")]
+    assert month["plan_capital_cost [EUR per period]"].tolist() == plan["capital"].tolist()
+
+
+def test_finance_xlsx_has_notes_a_frozen_filtered_header_dates_and_csv_precision(tmp_path):
+    import openpyxl
+
+    _, table = _small_finance(_rates())
+    table = table.copy()
+    col = "qa_fte_mean [FTE, average]"
+    table.loc[0, col] = -1.47876e-18  # rounding noise, as finance.csv used to show
+    table.loc[1, col] = 1.23456789
+    path = tmp_path / "finance.xlsx"
+    export.write_xlsx(
+        path,
+        {
+            "annual": table[table["granularity"] == "year"],
+            "monthly": table[table["granularity"] == "month"],
+        },
+        notes=[("P-columns", "Do not add P50s across programs.")],
+    )
+    book = openpyxl.load_workbook(path)
+    assert book.sheetnames == ["notes", "annual", "monthly"]  # it opens on the notes
+    assert book["notes"]["B2"].value == "Do not add P50s across programs."
+    for name in ("annual", "monthly"):
+        ws = book[name]
+        assert ws.freeze_panes == "A2"
+        assert ws.auto_filter.ref == ws.dimensions
+        header = [c.value for c in ws[1]]
+        assert header == list(table.columns)
+        widths = [ws.column_dimensions[c.column_letter].width for c in ws[1]]
+        assert min(widths) >= 9 and max(widths) <= 40
+        for row in ws.iter_rows(min_row=2, values_only=True):
+            for value in row:
+                if isinstance(value, float) and value != 0:
+                    assert abs(value) >= 1e-9, value  # no 1e-18
+                    assert value == float(export.csv_number(value))  # the CSV's precision
+    annual, monthly = book["annual"], book["monthly"]
+    j = list(table.columns).index(col) + 1
+    assert annual.cell(2, j).value == 0
+    assert annual.cell(3, j).value == 1.23457
+    assert annual.cell(2, 2).value == 2027  # a year as a number
+    first = monthly.cell(2, 2)
+    assert first.value == pd.Timestamp("2027-01-01").to_pydatetime()  # a month as a date
+    assert first.number_format == "yyyy-mm"

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from pytest import approx
 from typer.testing import CliRunner
 
 from pmcap.cli import app
@@ -136,6 +137,30 @@ def test_no_metric_twice_and_units_everywhere(first_run):
     xlsx = pd.read_excel(first_run / "finance.xlsx", sheet_name=None)
     assert {"annual", "monthly", "shortfall", "plan"} <= set(xlsx)
     assert len(xlsx["annual"]) == (fin["granularity"] == "year").sum()
+
+
+def test_finance_xlsx_opens_with_notes_and_no_file_shows_rounding_noise(first_run):
+    import openpyxl
+
+    sc = load_scenario(EXAMPLE)
+    book = openpyxl.load_workbook(first_run / "finance.xlsx")
+    assert book.sheetnames[0] == "notes"
+    notes = {r[0]: r[1] for r in book["notes"].iter_rows(min_row=2, values_only=True)}
+    assert notes["as of (data cut)"] == f"{sc.run.as_of:%Y-%m-%d}"
+    assert notes["draws, seed"] == f"{DRAWS} draws, seed {sc.run.seed}"
+    manifest = json.loads((first_run / "manifest.json").read_text())
+    assert notes["pmcap version"] == manifest["versions"]["pmcap"]
+    assert "Do not add P50s across programs" in notes["P-columns"]
+    assert notes["currency"].startswith(sc.costs.currency)
+    for name in book.sheetnames[1:]:
+        ws = book[name]
+        assert ws.freeze_panes == "A2" and ws.auto_filter.ref == ws.dimensions
+        for row in ws.iter_rows(min_row=2, values_only=True):
+            tiny = [v for v in row if isinstance(v, float) and 0 < abs(v) < 1e-9]
+            assert not tiny, (name, row)
+    for csv in sorted(first_run.glob("*.csv")):
+        values = read(first_run, csv.name).select_dtypes("number").to_numpy(float)
+        assert not ((np.abs(values) < 1e-9) & (values != 0)).any(), csv.name
 
 
 def test_report_first_screen_has_the_decisions(first_run):
@@ -417,7 +442,7 @@ CHROMIUM_FLAGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
-    "--window-size=1280,1000",
+    "--window-size=1280,900",
 ]
 
 
@@ -438,21 +463,81 @@ def test_report_renders_in_a_real_browser(first_run, tmp_path):
     assert dom.returncode == 0, dom.stderr[-2000:]
     console = [line for line in dom.stderr.splitlines() if "CONSOLE" in line]
     assert not console, console  # no console errors (nor messages at all)
-    # the layout self-check ran: the decision table ends inside the first screen (1000 px)
+    # the layout self-check ran: the headline, then the whole decision table, inside
+    # the first screen (1280 x 900)
     import re
 
     top = re.search(r'data-decisions-top="(\d+)"', dom.stdout)
     assert top, "the report's script did not run"
-    assert 0 < int(top.group(1)) <= 1000
+    assert 0 < int(top.group(1)) <= 900
+    bottom = re.search(r'data-headline-bottom="(\d+)"', dom.stdout)
+    assert bottom and 0 < int(bottom.group(1)) < int(top.group(1))
     shot = tmp_path / "first-screen.png"
     done = subprocess.run(
         [*common, f"--screenshot={shot}", url], capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0 and shot.exists(), done.stderr[-2000:]
     pixels = (image.imread(shot)[..., :3] * 255).round().astype(int)
+    assert pixels.shape[:2] == (900, 1280)
     # the table header background (#f3f5f8) is painted on the first screen
     header = np.all(pixels == [0xF3, 0xF5, 0xF8], axis=-1)
     assert header.sum() > 2000
+    # and so is the headline's box (#eef5fb), above the table
+    answer = np.all(pixels == [0xEE, 0xF5, 0xFB], axis=-1)
+    assert answer.sum() > 50_000
+    rows = np.flatnonzero(answer.any(axis=1))
+    assert rows.max() < np.flatnonzero(header.any(axis=1)).min()
+
+
+def test_headline_numbers_equal_the_decision_tables(first_run):
+    # recomputed here from plan.csv, shortfall.csv and the scenario, not from pmcap.report
+    import html
+    import re
+
+    from pmcap.report import money
+
+    sc = load_scenario(EXAMPLE)
+    target = sc.facility.shortfall_target
+    text = (first_run / "report.html").read_text()
+    numbers = json.loads(
+        html.unescape(re.search(r'id="headline-numbers">(.*?)</script>', text).group(1))
+    )
+    shown = re.sub(r"<[^>]+>", " ", re.search(r'<div class="answer".*?</div>', text, re.S)[0])
+    shown = " ".join(html.unescape(shown).split())
+    now = pd.Timestamp(sc.run.as_of).to_period("M").to_timestamp()
+
+    sf = pd.read_csv(first_run / "shortfall.csv", parse_dates=["month"])
+    resources = ["suites", "operator_fte", "qc_fte", "qa_fte"]
+    over = sf[sf["metric"].isin(resources) & (sf["probability"] > target)]
+    first = over["month"].min()
+    assert numbers["first_short_month"] == f"{first:%Y-%m}"
+    at_first = set(over.loc[over["month"] == first, "metric"])
+    assert numbers["first_short"] == [r for r in resources if r in at_first]
+    assert f"from {first:%Y-%m}" in shown
+
+    plan = pd.read_csv(first_run / "plan.csv", parse_dates=["commit_month", "online_month"])
+    modules = plan[plan["resource"] == "suites"]
+    due = modules[modules["commit_month"] <= now]
+    assert numbers["modules_now"] == len(due) > 0
+    assert numbers["modules_total"] == len(modules)
+    capital = due["capital_cost [USD]"].sum()
+    per_year = due["operating_cost_per_year [USD per year]"].sum()
+    assert numbers["capital"] == capital == len(due) * sc.costs.module_capital
+    assert numbers["operating_per_year"] == per_year
+    assert numbers["online"] == f"{due['online_month'].min():%Y-%m}"
+    assert f"Commit now: {len(due)} modules" in shown
+    assert f"capital {money(capital, 'USD')}" in shown and "USD" in shown
+
+    hires = plan[plan["resource"] != "suites"]
+    when = hires["commit_month"].min()
+    firsts = hires[hires["commit_month"] == when]
+    assert numbers["first_requisition"] == f"{when:%Y-%m}"
+    assert numbers["requisition_fte"] == firsts.groupby("resource").size().to_dict()
+    staff = firsts["operating_cost_per_year [USD per year]"].sum()
+    assert numbers["staff_cost"] == approx(staff)
+    assert f"First requisition: {when:%Y-%m}" in shown
+    assert money(staff, "USD") in shown
+    assert "operator_fte" not in shown and "qc_fte" not in shown  # names a person reads
 
 
 def test_service_level_bisection_equals_brute_force():

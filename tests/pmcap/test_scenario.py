@@ -148,3 +148,41 @@ def test_digest_is_of_the_content_and_the_data_files_not_the_scenario_files_byte
     data = base.parent / "cart-c-patients.csv"
     data.write_text(data.read_text() + "\n")
     assert load_scenario(base).digest() != digest
+
+
+COSTS = [
+    (
+        'currency = "USD"',
+        'currency = "usd"',
+        "costs.currency: expected a three-letter currency code such as USD or EUR, got 'usd'",
+    ),
+    (
+        'currency = "USD"',
+        'currency = "US$"',
+        "costs.currency: expected a three-letter currency code such as USD or EUR, got 'US$'",
+    ),
+    ("qc_salary = 110e3", "qc_salary = -1", "costs.qc_salary: must be >= 0, got -1"),
+    ("qc_salary = 110e3", "qc_salary = inf", "costs.qc_salary: Input should be a finite number"),
+    (
+        "module_capital = 60e6",
+        'module_capital = "60e6"',
+        "costs.module_capital: expected a number, got '60e6'",
+    ),
+    ("qa_salary = 120e3", "qa_salry = 120e3", "costs.qa_salry: unknown key"),
+]
+
+
+@pytest.mark.parametrize("old, new, message", COSTS, ids=[c[1] for c in COSTS])
+def test_bad_costs_are_refused_naming_the_key(tmp_path, old, new, message):
+    path = edited(tmp_path, old, new)
+    with pytest.raises(InputError) as err:
+        load_scenario(path)
+    assert str(err.value) == f"{path}: {message}"
+
+
+def test_costs_default_to_the_documented_assumptions():
+    from pmcap.scenario import CostsConfig
+
+    costs = CostsConfig()
+    assert costs.currency == "USD" and costs.module_capital == 0
+    assert [costs.salary(r) for r in ("operator_fte", "qc_fte", "qa_fte")] == [95e3, 110e3, 120e3]
