@@ -84,7 +84,11 @@ def test_fixed_durations_give_start_plus_sum(all_model):
     sim = fixed.simulate("phase1", "2027-01-01", draws=500, seed=3, group="All indications")
     approved = sim["approval_month"].values[sim["approved"].values]
     assert len(approved) > 10
-    expected = (pd.Timestamp("2027-01-01") + pd.Timedelta(days=10.5 * 365.25)).to_period("M")
+    # phases I-III at their BIO means, the review at its own mean (11.8 months: All
+    # indications' review, forecast/phase/durations.py)
+    review = all_model.review_for("All indications").mean_months / 12
+    years = 2.3 + 3.6 + 3.3 + review
+    expected = (pd.Timestamp("2027-01-01") + pd.Timedelta(days=years * 365.25)).to_period("M")
     assert set(pd.DatetimeIndex(approved).to_period("M")) == {expected}
     filing = pd.Timestamp("2027-01-01") + pd.Timedelta(days=(2.3 + 3.6 + 3.3) * 365.25)
     filed = sim["filing_month"].values[~np.isnat(sim["filing_month"].values)]
@@ -221,17 +225,23 @@ def test_bad_input(modality_model):
 
 
 def test_horizon_compares_dates_not_months(all_model):
-    # every draw is approved on 2037-07-02 (start + 10.5 y, fixed durations); a horizon of
-    # 2037-07-01 must not count it, although both fall in July 2037
+    # every draw is approved on the same day (fixed durations: phases I-III at their BIO
+    # means, 9.2 y, and the review at its mean); a horizon the day before must not count it,
+    # although both fall in the same month
     fixed = all_model.with_durations(duration_dispersion=0, median_sd=0, speed_sd=0)
-    start, approval = pd.Timestamp("2027-01-01"), pd.Timestamp("2037-07-02")
+    years = 2.3 + 3.6 + 3.3 + fixed.review_for("All indications").mean_months / 12
+    start = pd.Timestamp("2027-01-01")
+    approval = (start + pd.Timedelta(days=years * 365.25)).normalize()
+    day_before = approval - pd.Timedelta(days=1)
+    assert approval.to_period("M") == day_before.to_period("M")
     kw = {"draws": 500, "seed": 3, "group": "All indications"}
-    late = fixed.simulate("phase1", start, horizon_end="2037-07-01", **kw)
+    late = fixed.simulate("phase1", start, horizon_end=day_before, **kw)
     assert not late["approved"].any()
     assert np.isnat(late["approval_month"].values).all()
-    assert fixed.probability_approved_by("2037-07-01", late) == 0
-    july = fixed.bands(late, months=pd.date_range("2037-06-01", periods=3, freq="MS"))
-    assert (july[["mean", "p10", "p50", "p90"]].to_numpy() == 0).all()
+    assert fixed.probability_approved_by(day_before, late) == 0
+    months = pd.date_range(approval.to_period("M").to_timestamp(), periods=3, freq="MS")
+    curve = fixed.bands(late, months=months - pd.offsets.MonthBegin(1))
+    assert (curve[["mean", "p10", "p50", "p90"]].to_numpy() == 0).all()
     # on the day itself it counts (horizon and dates are inclusive)
     on_day = fixed.simulate("phase1", start, horizon_end=approval, **kw)
     loa = float(on_day["approved"].mean())
@@ -239,7 +249,7 @@ def test_horizon_compares_dates_not_months(all_model):
     assert fixed.probability_approved_by(approval, on_day) == loa
     # without a horizon: not approved by the day before, approved by the day itself
     free = fixed.simulate("phase1", start, **kw)
-    assert fixed.probability_approved_by("2037-07-01", free) == 0
+    assert fixed.probability_approved_by(day_before, free) == 0
     assert fixed.probability_approved_by(approval, free) == loa
 
 
