@@ -55,10 +55,12 @@ the sponsor's own time), then exponential with the group's median delay.
   review is 10.1 months (mean 11.8), P(review > 24 months) 0.078: below the 16% of approvals
   that needed a second cycle, as a one-cycle review ends by 15 months.
 * **Every other group** (Oncology, Hematology, gene therapy, a new group): no review data of its
-  own were found; it takes All indications' (the group a program's phase durations use, or its
-  ``group``, picks the row). The BIO phase-duration table's ``filing`` means (Oncology 0.8 y,
-  Hematology 1.5 y, all 1.3 y) are not used for the review: they give no split into review
-  type and delay, and their tails (e.g. all 1.3 y) would put 18-22% of reviews past 24 months.
+  own were found; it takes All indications'. A program's ``group`` picks the row, else its
+  ``duration_group`` (a CAR-T program timed by Oncology's phases keeps the CAR-T review).
+  The BIO phase-duration table's ``filing`` means (Oncology 0.8 y, Hematology 1.5 y, all
+  1.3 y) are not used for the review: they give no split into review type and delay, and
+  with CAR-T's shares they would put 18-22% of All indications' and Hematology's reviews
+  past 24 months, above the 16% bound.
 
 A program may set its own review type (``review``): ``"priority"`` (``q`` = 1), ``"standard"``
 (``q`` = 0) or ``"breakthrough"`` (``q`` = 47/48: all 46 therapeutics with breakthrough therapy

@@ -618,11 +618,14 @@ class PhaseTransitionModel(SamplerSettings, _pymc.Fitted):
     def review_for(
         self, group: str, duration_group: str | None = None, review: str | None = None
     ) -> ReviewSpec:
-        """The review of a program of ``group`` (the group of its phase durations picks the
-        row of ``forecast/reference/review_times.csv``) with its own ``review`` type
-        (``"priority"``, ``"standard"``, ``"breakthrough"``), if any."""
-        name = group if duration_group is None else duration_group
-        return review_spec(review_times(), name, review)
+        """The review of a program of ``group`` with its own ``review`` type (``"priority"``,
+        ``"standard"``, ``"breakthrough"``), if any: the row of
+        ``forecast/reference/review_times.csv`` of ``group``, else of ``duration_group``, else
+        All indications' (:func:`~forecast.phase.durations.review_spec`)."""
+        table = review_times()
+        known = set(table["group"].astype(str))
+        name = group if group in known or duration_group is None else duration_group
+        return review_spec(table, name, review)
 
     def _priors_for(
         self, group: str, duration_group: str | None, review: str | None
