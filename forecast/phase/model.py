@@ -498,7 +498,7 @@ class PhaseTransitionModel(SamplerSettings, _pymc.Fitted):
         rng = np.random.default_rng(seed)
         priors = self._priors_for(group, duration_group, review)
         p, spec = self._program(
-            group, draws, rng, seed, duration_group, new_group, evidence, step_priors, priors
+            group, draws, rng, seed, duration_group, new_group, evidence, step_priors
         )
         elapsed = (as_of_ts - start).days / DAYS_PER_YEAR
         median, sigma, ess = priors.survivor_params(spec, draws, rng, c, elapsed)
@@ -583,7 +583,7 @@ class PhaseTransitionModel(SamplerSettings, _pymc.Fitted):
         rng = np.random.default_rng(seed)
         priors = self._priors_for(group, duration_group, review)
         p, spec = self._program(
-            group, draws, rng, seed, duration_group, new_group, evidence, step_priors, priors
+            group, draws, rng, seed, duration_group, new_group, evidence, step_priors
         )
         median, sigma = priors.duration_params(spec, draws, rng)
         return {"p": p, "median_years": median, "sigma": sigma, "review": priors.review}
@@ -598,7 +598,6 @@ class PhaseTransitionModel(SamplerSettings, _pymc.Fitted):
         new_group: bool,
         evidence: Mapping[str, tuple[int, int]] | None,
         step_priors: Mapping[str, tuple[float, float]] | None,
-        priors: DurationPriors,
     ) -> tuple[np.ndarray, DurationSpec]:
         """``draws`` step probabilities (draw, step) of one program of ``group``, drawn with
         ``rng`` from :meth:`transition_probabilities`, and its phase-duration spec."""
@@ -606,7 +605,7 @@ class PhaseTransitionModel(SamplerSettings, _pymc.Fitted):
             group, new_group=new_group, evidence=evidence, step_priors=step_priors, seed=seed
         ).values
         p = p_all[rng.integers(0, len(p_all), size=draws)]
-        return p, self._durations_for(duration_group, group, priors)
+        return p, self._durations_for(duration_group, group)
 
     def review_years(self, program: Mapping[str, Any], seed: int = 0) -> np.ndarray:
         """Years from filing to the approval decision per draw (the ``filing`` phase) of a
@@ -632,12 +631,11 @@ class PhaseTransitionModel(SamplerSettings, _pymc.Fitted):
     ) -> DurationPriors:
         return replace(self.duration_priors, review=self.review_for(group, duration_group, review))
 
-    def _durations_for(
-        self, duration_group: str | None, group: str, priors: DurationPriors
-    ) -> DurationSpec:
+    def _durations_for(self, duration_group: str | None, group: str) -> DurationSpec:
         """Mean years per phase of ``duration_group`` (default: ``group``) and, for a modality
         known by its total years only, the posterior of its shift
-        (:meth:`DurationPriors.shift_posterior`)."""
+        (:meth:`DurationPriors.shift_posterior`), given the group's own review (the review mix
+        its published products had), whatever a program's own review type."""
         table = durations_table(self.durations_)
         own = duration_groups(table)
         name = group if duration_group is None else duration_group
@@ -654,6 +652,7 @@ class PhaseTransitionModel(SamplerSettings, _pymc.Fitted):
             return DurationSpec(phase_means(table, name), None, None)
         row = total[total["statistic"] == "median"].iloc[0]
         area = phase_means(table, str(row["borrow_from"]))
+        priors = self._priors_for(group, duration_group, None)
         key = (
             name,
             tuple(area),

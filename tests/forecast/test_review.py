@@ -176,3 +176,19 @@ def test_bad_review_inputs(modality_model):
     table.loc[1, "delay_median_months"] = 2.0
     with pytest.raises(InputError, match=r"row 3 \(CAR-T\): delay_median_months must exceed 3"):
         review_spec(table, "CAR-T")
+
+
+def test_a_programs_review_type_leaves_its_clinical_phases_alone(modality_model):
+    # CAR-T's phases I-III are shifted so that its products' years from phase I to approval
+    # come out as published, given the review those products had (the group's): a program's
+    # own review type changes its review only, not its clinical phases or its filing
+    base = modality_model.program_draws("CAR-T", 5000, seed=2)
+    kw = {"draws": 5000, "seed": 2, "group": "CAR-T"}
+    sim = modality_model.simulate("phase1", "2027-01-01", **kw)
+    for review in ("priority", "standard", "breakthrough"):
+        own = modality_model.program_draws("CAR-T", 5000, seed=2, review=review)
+        np.testing.assert_array_equal(own["median_years"][:, :3], base["median_years"][:, :3])
+        other = modality_model.simulate("phase1", "2027-01-01", review=review, **kw)
+        np.testing.assert_array_equal(
+            other["phase_end_day"].values[:, :3], sim["phase_end_day"].values[:, :3]
+        )
