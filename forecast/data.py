@@ -60,3 +60,9 @@ def screening_log(name: str) -> pd.DataFrame:
             "open": ((raw["N Rows"] > 1) | (raw["Sum_Prescreened"] > 0)).astype(float),
         }
     )
+
+
+def review_times() -> pd.DataFrame:
+    """FDA review of a marketing application per group: priority and delayed counts, and the
+    median delay of a delayed review (``data/SOURCES.md``)."""
+    return pd.read_csv(data_path("review_times.csv"))

@@ -418,7 +418,11 @@ class Portfolio:
         model = self._phase_model(prog)
         n = self.draws
         world = model.program_draws(
-            prog.group, n, self.seed_for(prog.name, "approval"), duration_group=prog.duration_group
+            prog.group,
+            n,
+            self.seed_for(prog.name, "approval"),
+            duration_group=prog.duration_group,
+            review=prog.review,
         )
         follow = param_draws(prog.follow_up_months, n, rng, "follow_up_months")
         prep = param_draws(prog.filing_prep_months, n, rng, "filing_prep_months")
@@ -469,6 +473,7 @@ class Portfolio:
             group=prog.group,
             as_of=as_of,
             duration_group=prog.duration_group,
+            review=prog.review,
             min_years={phase: m / 12 for phase, m in window.items()},
         )
         ends = sim["phase_end_day"].values  # (draw, phase) days since epoch, NaN: not reached

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from forecast.errors import InputError
+from forecast.phase.durations import REVIEW_TYPES
 
 __all__ = ["EVENTS", "STAGES", "TRIAL_PHASES", "Program"]
 
@@ -34,6 +35,10 @@ class Program:
     group, duration_group
         Group of the phase-transition table (e.g. ``"CAR-T"``) for approval odds and phase
         durations (``duration_group`` defaults to ``group``).
+    review
+        The program's own FDA review type, ``"priority"``, ``"standard"`` or
+        ``"breakthrough"`` (default: its group's share of priority reviews;
+        :mod:`forecast.phase.durations`).
     enrollment, registrational, follow_up_months, filing_prep_months, pivotal_success
         Trial stage: a fitted :class:`~forecast.EnrollmentModel` (with a ``target`` when
         registrational); months from enrollment completion to readout and from readout to
@@ -67,6 +72,7 @@ class Program:
     stage: str
     group: str | None = None
     duration_group: str | None = None
+    review: str | None = None
     enrollment: Any = None
     registrational: bool = False
     follow_up_months: Any = 12.0
@@ -94,6 +100,10 @@ class Program:
             raise InputError("program: name must be a non-empty string")
         if self.stage not in STAGES:
             raise InputError(f"{where}: stage {self.stage!r}; expected one of {list(STAGES)}")
+        if self.review is not None and self.review not in REVIEW_TYPES:
+            raise InputError(
+                f"{where}: review {self.review!r}; expected one of {list(REVIEW_TYPES)}"
+            )
         if self.stage == "trial":
             if self.enrollment is None or getattr(self.enrollment, "data_", None) is None:
                 raise InputError(f"{where}: a trial needs a fitted EnrollmentModel (enrollment)")

@@ -306,6 +306,7 @@ def program_settings(
     kw: dict[str, Any] = {
         "group": p.group,
         "duration_group": p.duration_group,
+        "review": p.review,
         "in_progress": p.in_progress or None,
         "ppq_lots": p.ppq.lots,
         "ppq_window_months": p.ppq.window_months,

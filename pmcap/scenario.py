@@ -247,6 +247,7 @@ class ProgramConfig(_Strict):
     process: str
     group: str | None = None
     duration_group: str | None = None
+    review: Literal["priority", "standard", "breakthrough"] | None = None
     registrational: bool = False
     phase: PHASE | None = None
     phase_start: dt.date | None = None
@@ -277,6 +278,12 @@ class ProgramConfig(_Strict):
             raise ValueError("'launch' is for launched programs (others launch on approval)")
         if (self.stage == "pipeline" or self.registrational) and not self.group:
             raise ValueError("give 'group', the phase-table group for approval (e.g. 'CAR-T')")
+        if self.review is not None and not (self.stage == "pipeline" or self.registrational):
+            raise ValueError(
+                "'review' is for programs that file (pipeline programs and registrational "
+                "trials): a launched product is approved, a trial that is not registrational "
+                "never files"
+            )
         if (
             self.stage == "trial"
             and not self.registrational

@@ -15,8 +15,11 @@ from forecast.phase.durations import (
     MODALITY_SD,
     PRIORITY_REVIEW,
     REVIEW_DELAY_SHARE,
+    REVIEW_TYPES,
     DurationPriors,
     DurationSpec,
+    ReviewSpec,
+    review_spec,
 )
 from forecast.phase.model import PhaseTransitionModel, build_model
 
@@ -27,11 +30,14 @@ __all__ = [
     "PHASES",
     "PRIORITY_REVIEW",
     "REVIEW_DELAY_SHARE",
+    "REVIEW_TYPES",
     "STEPS",
     "DurationPriors",
     "DurationSpec",
     "PhaseTransitionModel",
+    "ReviewSpec",
     "build_model",
     "duration_groups",
+    "review_spec",
     "transition_counts",
 ]

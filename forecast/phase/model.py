@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +41,7 @@ from scipy import special
 
 from forecast import _pymc
 from forecast._dist import binom_logpmf, norm_ppf
-from forecast.data import phase_durations, phase_transitions
+from forecast.data import phase_durations, phase_transitions, review_times
 from forecast.draws import at_risk_start
 from forecast.errors import InputError
 from forecast.phase.data import (
@@ -55,7 +56,13 @@ from forecast.phase.data import (
     step_index,
     transition_counts,
 )
-from forecast.phase.durations import FILING, PRIORITY_REVIEW, DurationPriors, DurationSpec
+from forecast.phase.durations import (
+    FILING,
+    DurationPriors,
+    DurationSpec,
+    ReviewSpec,
+    review_spec,
+)
 from forecast.phase.simulate import (
     DAY_UNITS,
     DAYS_PER_YEAR,
@@ -168,10 +175,6 @@ class PhaseTransitionModel(SamplerSettings, _pymc.Fitted):
     duration_dispersion, dispersion_sd, median_sd, speed_sd
         Phase-duration priors (:mod:`forecast.phase.durations`); ``duration_dispersion=0``,
         ``median_sd=0`` and ``speed_sd=0`` make durations fixed at the benchmark means.
-    priority_review
-        Probability that the program's NDA/BLA gets priority review (PDUFA goal 8 months
-        after submission instead of 12; :mod:`forecast.phase.durations`). Default 7/9:
-        Laplace's rule on the seven CAR-T BLAs approved in 2017-2024, six of which had it.
     draws, tune, chains, seed, target_accept
         NUTS settings, kept in ``sampler`` (:class:`~forecast.sampling.SamplerConfig`).
 
@@ -190,7 +193,6 @@ class PhaseTransitionModel(SamplerSettings, _pymc.Fitted):
         dispersion_sd: float = 0.25,
         median_sd: float = 0.1,
         speed_sd: float = 0.35,
-        priority_review: float = PRIORITY_REVIEW,
         draws: int = 1000,
         tune: int = 1000,
         chains: int = 2,
@@ -199,15 +201,12 @@ class PhaseTransitionModel(SamplerSettings, _pymc.Fitted):
     ):
         if min(duration_dispersion, dispersion_sd, median_sd, speed_sd) < 0:
             raise InputError("duration priors: dispersion and sds must be >= 0")
-        if not 0 <= priority_review <= 1:
-            raise InputError(f"priority_review must be a probability, got {priority_review}")
         self.table = table
         self.loa_evidence = dict(loa_evidence) if loa_evidence else None
         self.duration_dispersion = float(duration_dispersion)
         self.dispersion_sd = float(dispersion_sd)
         self.median_sd = float(median_sd)
         self.speed_sd = float(speed_sd)
-        self.priority_review = float(priority_review)
         self.sampler = SamplerConfig(draws, tune, chains, seed, float(target_accept))
         self._idata = None
         self.durations_: pd.DataFrame | None = None
@@ -243,7 +242,6 @@ class PhaseTransitionModel(SamplerSettings, _pymc.Fitted):
             self.dispersion_sd,
             self.median_sd,
             self.speed_sd,
-            self.priority_review,
         )
 
     # --- config and persistence ---------------------------------------------------------
@@ -255,7 +253,6 @@ class PhaseTransitionModel(SamplerSettings, _pymc.Fitted):
             "dispersion_sd": self.dispersion_sd,
             "median_sd": self.median_sd,
             "speed_sd": self.speed_sd,
-            "priority_review": self.priority_review,
             "draws": self.draws,
             "tune": self.tune,
             "chains": self.chains,
@@ -274,6 +271,9 @@ class PhaseTransitionModel(SamplerSettings, _pymc.Fitted):
     @classmethod
     def load(cls, path: str | Path) -> PhaseTransitionModel:
         idata, config = _pymc.load_idata(path)
+        # the review is drawn per group at simulation time (forecast.phase.durations), not
+        # fitted: a model-wide priority share saved by an earlier version is not a setting
+        config.pop("priority_review", None)
         durations = durations_table(pd.DataFrame(config.pop("durations")))
         model = cls(**config)
         model.idata, model.durations_ = idata, durations
@@ -448,6 +448,7 @@ class PhaseTransitionModel(SamplerSettings, _pymc.Fitted):
         ppq_lots: int = 0,
         ppq_months_before_filing: int = 0,
         min_years: Mapping[str, float | np.ndarray] | None = None,
+        review: str | None = None,
     ) -> xr.Dataset:
         """Per draw: approved or not, and the month each phase ends, filing and approval.
 
@@ -472,6 +473,9 @@ class PhaseTransitionModel(SamplerSettings, _pymc.Fitted):
         ``end_if_passed_day`` (draw, phase) is the day each phase the program entered would
         end if it passed: ``phase_end_day`` except in a draw that fails a phase sooner than
         its ``min_years``.
+        ``review`` (``"priority"``, ``"standard"``, ``"breakthrough"``; default: the
+        group's share) is the program's own review type (:meth:`review_for`); the review's
+        parameters are ``attrs["review"]``.
         ``min_years`` (phase -> years, a number or one per draw, from the phase's start): a
         phase the program passes lasts at least that long (its trial's planned enrollment):
         its duration is drawn given that (a draw already that long is unchanged, from a
@@ -492,11 +496,12 @@ class PhaseTransitionModel(SamplerSettings, _pymc.Fitted):
         if draws <= 0 or ppq_lots < 0 or ppq_months_before_filing < 0:
             raise InputError("draws must be > 0 and the PPQ numbers >= 0")
         rng = np.random.default_rng(seed)
+        priors = self._priors_for(group, duration_group, review)
         p, spec = self._program(
             group, draws, rng, seed, duration_group, new_group, evidence, step_priors
         )
         elapsed = (as_of_ts - start).days / DAYS_PER_YEAR
-        median, sigma, ess = self.duration_priors.survivor_params(spec, draws, rng, c, elapsed)
+        median, sigma, ess = priors.survivor_params(spec, draws, rng, c, elapsed)
 
         ends, passed, minimum, if_passed = phase_end_days(
             c,
@@ -504,7 +509,7 @@ class PhaseTransitionModel(SamplerSettings, _pymc.Fitted):
             p,
             median,
             sigma,
-            self.duration_priors,
+            priors,
             rng,
             elapsed_years=elapsed,
             min_years=min_years,
@@ -540,6 +545,7 @@ class PhaseTransitionModel(SamplerSettings, _pymc.Fitted):
                 "seed": seed,
                 "horizon_end": "" if horizon is None else str(horizon.date()),
                 "duration_ess": ess,
+                "review": json.dumps(list(priors.review)),
                 "config": json.dumps(self.config(), default=str),
             },
         )
@@ -561,22 +567,26 @@ class PhaseTransitionModel(SamplerSettings, _pymc.Fitted):
         new_group: bool = False,
         evidence: Mapping[str, tuple[int, int]] | None = None,
         step_priors: Mapping[str, tuple[float, float]] | None = None,
-    ) -> dict[str, np.ndarray]:
+        review: str | None = None,
+    ) -> dict[str, Any]:
         """One program's world per draw: step probabilities ``p`` (draw, step) and the
         lognormal phase-duration parameters ``median_years`` (the program's speed included)
         and ``sigma`` (draw, phase) of phases I-III; in the ``filing`` column, the mean years
-        of the review, which :meth:`review_years` draws on its own clock, and NaN.
+        of the review, which :meth:`review_years` draws on its own clock, and NaN; ``review``,
+        the program's :class:`~forecast.phase.durations.ReviewSpec` (``review`` as in
+        :meth:`simulate`).
 
         The same draws :meth:`simulate` uses, for callers that time phases themselves (a
         registrational trial whose filing follows its own enrollment).
         """
         self._check_fitted()
         rng = np.random.default_rng(seed)
+        priors = self._priors_for(group, duration_group, review)
         p, spec = self._program(
             group, draws, rng, seed, duration_group, new_group, evidence, step_priors
         )
-        median, sigma = self.duration_priors.duration_params(spec, draws, rng)
-        return {"p": p, "median_years": median, "sigma": sigma}
+        median, sigma = priors.duration_params(spec, draws, rng)
+        return {"p": p, "median_years": median, "sigma": sigma, "review": priors.review}
 
     def _program(
         self,
@@ -597,18 +607,35 @@ class PhaseTransitionModel(SamplerSettings, _pymc.Fitted):
         p = p_all[rng.integers(0, len(p_all), size=draws)]
         return p, self._durations_for(duration_group, group)
 
-    def review_years(self, program: Mapping[str, np.ndarray], seed: int = 0) -> np.ndarray:
-        """Years from filing to the approval decision per draw (the ``filing`` phase): PDUFA
-        goal by review type plus delay, independent of the program's speed (module
-        docstring)."""
-        return self.duration_priors.review_years(
-            program["median_years"][:, FILING], np.random.default_rng(seed)
-        )
+    def review_years(self, program: Mapping[str, Any], seed: int = 0) -> np.ndarray:
+        """Years from filing to the approval decision per draw (the ``filing`` phase) of a
+        :meth:`program_draws` world: PDUFA goal by review type plus delay, independent of the
+        program's speed (:mod:`forecast.phase.durations`)."""
+        priors = replace(self.duration_priors, review=ReviewSpec(*program["review"]))
+        return priors.review_years(program["median_years"][:, FILING], np.random.default_rng(seed))
+
+    def review_for(
+        self, group: str, duration_group: str | None = None, review: str | None = None
+    ) -> ReviewSpec:
+        """The review of a program of ``group`` with its own ``review`` type (``"priority"``,
+        ``"standard"``, ``"breakthrough"``), if any: the row of
+        ``forecast/reference/review_times.csv`` of ``group``, else of ``duration_group``, else
+        All indications' (:func:`~forecast.phase.durations.review_spec`)."""
+        table = review_times()
+        known = set(table["group"].astype(str))
+        name = group if group in known or duration_group is None else duration_group
+        return review_spec(table, name, review)
+
+    def _priors_for(
+        self, group: str, duration_group: str | None, review: str | None
+    ) -> DurationPriors:
+        return replace(self.duration_priors, review=self.review_for(group, duration_group, review))
 
     def _durations_for(self, duration_group: str | None, group: str) -> DurationSpec:
         """Mean years per phase of ``duration_group`` (default: ``group``) and, for a modality
         known by its total years only, the posterior of its shift
-        (:meth:`DurationPriors.shift_posterior`)."""
+        (:meth:`DurationPriors.shift_posterior`), given the group's own review (the review mix
+        its published products had), whatever a program's own review type."""
         table = durations_table(self.durations_)
         own = duration_groups(table)
         name = group if duration_group is None else duration_group
@@ -622,12 +649,10 @@ class PhaseTransitionModel(SamplerSettings, _pymc.Fitted):
             name = ALL
         total = table[(table["group"] == name) & (table["phase"] == TOTAL)]
         if total.empty:
-            means = phase_means(table, name)
-            self.duration_priors.check_review(name, means[FILING])
-            return DurationSpec(means, None, None)
+            return DurationSpec(phase_means(table, name), None, None)
         row = total[total["statistic"] == "median"].iloc[0]
         area = phase_means(table, str(row["borrow_from"]))
-        self.duration_priors.check_review(name, area[FILING])
+        priors = self._priors_for(group, duration_group, None)
         key = (
             name,
             tuple(area),
@@ -637,10 +662,10 @@ class PhaseTransitionModel(SamplerSettings, _pymc.Fitted):
             self.dispersion_sd,
             self.median_sd,
             self.speed_sd,
-            self.priority_review,
+            tuple(priors.review),
         )
         if key not in self._shifts:
-            self._shifts[key] = self.duration_priors.shift_posterior(
+            self._shifts[key] = priors.shift_posterior(
                 area, float(row["mean_years"]), int(row["n_programs"])
             )
         return DurationSpec(area, *self._shifts[key])
@@ -671,9 +696,13 @@ class PhaseTransitionModel(SamplerSettings, _pymc.Fitted):
         P(approved by month | parameters of a draw), where each draw's timing probability is
         estimated from ``replicates`` duration draws with that draw's parameters.
         """
+        sim = self._simulation(simulation)
+        priors = self.duration_priors
+        if "review" in sim.attrs:
+            priors = replace(priors, review=ReviewSpec(*json.loads(sim.attrs["review"])))
         return approval_bands(
-            self._simulation(simulation),
-            self.duration_priors,
+            sim,
+            priors,
             months,
             quantiles,
             replicates,

@@ -7,15 +7,9 @@ import pandas as pd
 import pytest
 
 from forecast import PhaseTransitionModel
-from forecast.data import data_path, phase_transitions
-from forecast.draws import DAYS_PER_MONTH
+from forecast.data import phase_transitions
 from forecast.errors import InputError
-from forecast.phase import (
-    PRIORITY_REVIEW,
-    REVIEW_DELAY_SHARE,
-    duration_groups,
-    transition_counts,
-)
+from forecast.phase import duration_groups, transition_counts
 
 STEPS = ["phase1_to_phase2", "phase2_to_phase3", "phase3_to_filing", "filing_to_approval"]
 
@@ -90,7 +84,11 @@ def test_fixed_durations_give_start_plus_sum(all_model):
     sim = fixed.simulate("phase1", "2027-01-01", draws=500, seed=3, group="All indications")
     approved = sim["approval_month"].values[sim["approved"].values]
     assert len(approved) > 10
-    expected = (pd.Timestamp("2027-01-01") + pd.Timedelta(days=10.5 * 365.25)).to_period("M")
+    # phases I-III at their BIO means, the review at its own mean (11.8 months: All
+    # indications' review, forecast/phase/durations.py)
+    review = all_model.review_for("All indications").mean_months / 12
+    years = 2.3 + 3.6 + 3.3 + review
+    expected = (pd.Timestamp("2027-01-01") + pd.Timedelta(days=years * 365.25)).to_period("M")
     assert set(pd.DatetimeIndex(approved).to_period("M")) == {expected}
     filing = pd.Timestamp("2027-01-01") + pd.Timedelta(days=(2.3 + 3.6 + 3.3) * 365.25)
     filed = sim["filing_month"].values[~np.isnat(sim["filing_month"].values)]
@@ -227,17 +225,23 @@ def test_bad_input(modality_model):
 
 
 def test_horizon_compares_dates_not_months(all_model):
-    # every draw is approved on 2037-07-02 (start + 10.5 y, fixed durations); a horizon of
-    # 2037-07-01 must not count it, although both fall in July 2037
+    # every draw is approved on the same day (fixed durations: phases I-III at their BIO
+    # means, 9.2 y, and the review at its mean); a horizon the day before must not count it,
+    # although both fall in the same month
     fixed = all_model.with_durations(duration_dispersion=0, median_sd=0, speed_sd=0)
-    start, approval = pd.Timestamp("2027-01-01"), pd.Timestamp("2037-07-02")
+    years = 2.3 + 3.6 + 3.3 + fixed.review_for("All indications").mean_months / 12
+    start = pd.Timestamp("2027-01-01")
+    approval = (start + pd.Timedelta(days=years * 365.25)).normalize()
+    day_before = approval - pd.Timedelta(days=1)
+    assert approval.to_period("M") == day_before.to_period("M")
     kw = {"draws": 500, "seed": 3, "group": "All indications"}
-    late = fixed.simulate("phase1", start, horizon_end="2037-07-01", **kw)
+    late = fixed.simulate("phase1", start, horizon_end=day_before, **kw)
     assert not late["approved"].any()
     assert np.isnat(late["approval_month"].values).all()
-    assert fixed.probability_approved_by("2037-07-01", late) == 0
-    july = fixed.bands(late, months=pd.date_range("2037-06-01", periods=3, freq="MS"))
-    assert (july[["mean", "p10", "p50", "p90"]].to_numpy() == 0).all()
+    assert fixed.probability_approved_by(day_before, late) == 0
+    months = pd.date_range(approval.to_period("M").to_timestamp(), periods=3, freq="MS")
+    curve = fixed.bands(late, months=months - pd.offsets.MonthBegin(1))
+    assert (curve[["mean", "p10", "p50", "p90"]].to_numpy() == 0).all()
     # on the day itself it counts (horizon and dates are inclusive)
     on_day = fixed.simulate("phase1", start, horizon_end=approval, **kw)
     loa = float(on_day["approved"].mean())
@@ -245,7 +249,7 @@ def test_horizon_compares_dates_not_months(all_model):
     assert fixed.probability_approved_by(approval, on_day) == loa
     # without a horizon: not approved by the day before, approved by the day itself
     free = fixed.simulate("phase1", start, **kw)
-    assert fixed.probability_approved_by("2037-07-01", free) == 0
+    assert fixed.probability_approved_by(day_before, free) == 0
     assert fixed.probability_approved_by(approval, free) == loa
 
 
@@ -381,11 +385,14 @@ def test_a_modality_borrows_from_its_area_by_its_number_of_programs(modality_mod
     many = with_car_t_total(modality_model, n_programs=600, mean_years=6.0)
     assert six < one < oncology
     assert np.median(years_to_approval(many, "CAR-T")) == pytest.approx(6.0, rel=0.04)
-    # the review (filing) keeps the area's mean; phases I-III share one shift
+    # the review (filing) is the modality's own (tests/forecast/test_review.py); phases I-III
+    # share one shift
     draws = modality_model.program_draws("CAR-T", 20_000, seed=4)["median_years"]
     area = modality_model.program_draws("CAR-T", 20_000, seed=4, duration_group="Oncology")
     ratio = np.median(draws, axis=0) / np.median(area["median_years"], axis=0)
-    assert ratio[3] == pytest.approx(1.0, abs=0.05)
+    review = modality_model.review_for("CAR-T").mean_months / 12  # a CAR-T BLA's, both
+    assert draws[:, 3] == pytest.approx(review)
+    assert area["median_years"][:, 3] == pytest.approx(review)
     np.testing.assert_allclose(ratio[:3], ratio[0], rtol=0.05)
     assert 0.4 < ratio[0] < 0.7
 
@@ -402,107 +409,3 @@ def test_bad_modality_durations(modality_model, changes, match):
     bad = with_car_t_total(modality_model, **changes)
     with pytest.raises(InputError, match=match):
         bad.simulate("phase1", "2027-01-01", draws=10, group="CAR-T")
-
-
-# --- the review (filing -> decision): PDUFA goal plus delay, on the FDA's clock ---------------
-# The goal is 8 months after submission (priority review, q = 7/9 of draws) or 12 (standard),
-# acted on up to 2 months early; in r = 4/9 of draws an exponential delay follows, its mean m
-# keeping the group's benchmark mean (Oncology, which CAR-T borrows: 0.8 y = 9.6 months).
-Q, R = 7 / 9, 4 / 9
-M = (9.6 - (12 - 4 * Q - 1)) / R  # 3.85 months
-
-
-def late_share(goal, x):
-    """E[exp(-(x - A) / M)] for A ~ Uniform(goal - 2, goal), x >= goal: P(A + X > x)."""
-    return M / 2 * (np.exp(-(x - goal) / M) - np.exp(-(x - goal + 2) / M))
-
-
-def test_review_keeps_the_benchmark_mean_above_the_pdufa_floor(modality_model):
-    world = modality_model.program_draws("CAR-T", 200_000, seed=31)
-    months = 12 * modality_model.review_years(world, seed=32)
-    assert months.min() >= 6.0  # the earliest on-time action: 8 months less 2
-    assert months.mean() == pytest.approx(9.6, abs=0.05)  # standard error 0.01
-    # closed forms, each to about 4 standard errors
-    on_time = Q * ((1 - R) + R * (1 - late_share(8, 8)))  # priority, decided by its goal
-    assert (months <= 8).mean() == pytest.approx(on_time, abs=0.005)  # 0.508
-    by_10 = Q * ((1 - R) + R * (1 - late_share(8, 10)))  # a standard review is not done yet
-    assert (months < 10).mean() == pytest.approx(by_10, abs=0.005)  # 0.617
-    over_2y = R * (Q * late_share(8, 24) + (1 - Q) * late_share(12, 24))
-    assert (months > 24).mean() == pytest.approx(over_2y, abs=0.001)  # 0.008
-
-
-def test_review_runs_on_the_fdas_clock_not_the_programs(all_model):
-    # the review takes no program speed: a slow phase III says nothing about the review
-    start = pd.Timestamp("2027-01-01")
-    sim = all_model.simulate("phase1", start, draws=60_000, seed=8, group="All indications")
-    ends = sim["phase_end_day"].values
-    decided = np.isfinite(ends[:, 3])
-    assert decided.sum() > 4000
-    phase3 = np.log(ends[decided, 2] - ends[decided, 1])
-    review = np.log(ends[decided, 3] - ends[decided, 2])
-    assert abs(np.corrcoef(phase3, review)[0, 1]) < 0.05  # standard error 0.014
-    # a review's draws do not move with the spread of the speed at all (same seed, same draws)
-    program = all_model.program_draws("All indications", 5000, seed=3)
-    spread = all_model.with_durations(duration_dispersion=0.4, median_sd=0.1, speed_sd=0.8)
-    np.testing.assert_array_equal(
-        all_model.review_years(program, seed=4),
-        spread.review_years(spread.program_draws("All indications", 5000, seed=3), seed=4),
-    )
-
-
-def test_a_review_under_way_is_drawn_given_its_time_so_far(modality_model):
-    start = pd.Timestamp("2026-01-01")
-    kw = {"draws": 20_000, "seed": 33, "group": "CAR-T"}
-    day = (start - pd.Timestamp("1970-01-01")).days
-    # filed a month ago: no decision before 6 months after filing
-    young = modality_model.simulate("filing", start, as_of="2026-02-01", **kw)
-    months = (young["phase_end_day"].values[:, 3] - day) / DAYS_PER_MONTH
-    assert months.min() >= 6.0 - 1e-9
-    assert young.identical(modality_model.simulate("filing", start, as_of="2026-02-01", **kw))
-    curve = modality_model.bands(young, months=pd.date_range(start, periods=9, freq="MS"))
-    before = curve["month"] < pd.Timestamp("2026-07-01")  # month ends before day 182.6
-    assert (curve.loc[before, ["mean", "p10", "p50", "p90"]].to_numpy() == 0).all()
-    assert curve["mean"].iloc[-1] > 0.3
-    # filed two years ago: the review is a delayed one, and a delay is exponential, so the
-    # time left has the delay's mean
-    old = modality_model.simulate("filing", "2024-01-01", as_of=start, **kw)
-    left = (old["phase_end_day"].values[:, 3] - day) / DAYS_PER_MONTH
-    assert left.min() >= 0
-    assert left.mean() == pytest.approx(M, rel=0.03)  # 3.85 months; s.e. 0.7%
-
-
-def test_a_review_mean_the_pdufa_goals_cannot_give_is_refused(modality_model):
-    short = modality_model.with_durations(duration_dispersion=0.4, median_sd=0.1)
-    table = short.durations_.copy()
-    table.loc[(table["group"] == "Oncology") & (table["phase"] == "filing"), "mean_years"] = 0.5
-    short.durations_ = table
-    with pytest.raises(InputError, match=r"mean of 'Oncology' is 6.0 months, below the 7.9"):
-        short.simulate("phase1", "2027-01-01", draws=10, group="CAR-T", duration_group="Oncology")
-    with pytest.raises(InputError, match=r"mean of 'CAR-T' is 6.0 months"):  # borrowed
-        short.program_draws("CAR-T", 10)
-    # all standard reviews: 11 months on average on time, more than Oncology's 9.6
-    standard = PhaseTransitionModel(**{**modality_model.config(), "priority_review": 0.0})
-    standard.idata, standard.durations_ = modality_model.idata, modality_model.durations_
-    with pytest.raises(InputError, match=r"below the 11.0 months .*priority_review=0 "):
-        standard.program_draws("CAR-T", 10)
-    with pytest.raises(InputError, match="priority_review must be a probability, got 1.5"):
-        PhaseTransitionModel(priority_review=1.5)
-
-
-def test_review_assumptions_come_from_the_car_t_blas(modality_model):
-    # forecast/reference/car_t_bla_reviews.csv: the seven CAR-T BLAs approved 2017-2024, their
-    # review type, whether the review ran past its first goal, and submission -> approval
-    bla = pd.read_csv(data_path("car_t_bla_reviews.csv"), parse_dates=["submitted", "approved"])
-    n = len(bla)
-    assert n == 7
-    assert PRIORITY_REVIEW == ((bla["review"] == "priority").sum() + 1) / (n + 2)  # Laplace
-    assert REVIEW_DELAY_SHARE == ((bla["delayed"] == "yes").sum() + 1) / (n + 2)
-    seen = bla.dropna(subset=["submitted"])
-    months = ((seen["approved"] - seen["submitted"]).dt.days / DAYS_PER_MONTH).to_numpy()
-    assert months.mean() == pytest.approx(10.5, abs=0.05)  # the benchmark's 9.6 is kept
-    floor = np.where(seen["review"] == "priority", 6.0, 10.0)
-    assert (months >= floor).all()  # none faster than the model allows
-    model = 12 * modality_model.review_years(modality_model.program_draws("CAR-T", 50_000, 5), 6)
-    assert model.min() >= 6.0
-    rank = (model[:, None] <= months[None, :]).mean(axis=0)  # 0.14, 0.35, 0.73 ... 0.89
-    assert ((rank > 0.05) & (rank < 0.95)).all()

@@ -236,18 +236,28 @@ def test_approval_probabilities_match_the_product_of_steps(models):
 
 def test_the_review_after_filing_keeps_its_pdufa_floor_and_mean(models):
     # a registrational trial's review (filing -> approval) is a PDUFA goal (8 or 12 months
-    # after submission) less up to 2 months, plus a delay in some draws, with the durations'
-    # filing mean kept (the fake model's: 1.0 y), not a lognormal phase scaled by the speed
+    # after submission) less up to 2 months, plus a delay in some draws: CAR-T's review (mean
+    # 10.7 months, forecast/phase/durations.py), not a lognormal phase scaled by the speed
     w = three_programs(models, draws=4000, seed=11).simulate()
     months = 12 * w.inputs["PIVOTAL.review_years"].values
     assert months.min() >= 6.0  # the earliest on-time action: 8 months less 2
-    assert months.mean() == pytest.approx(12.0, abs=0.5)  # standard error 0.13
+    assert months.mean() == pytest.approx(10.7, abs=0.3)  # standard error 0.05
     filing = w.events["filing"].sel(program="PIVOTAL").values
     approval = w.events["approval"].sel(program="PIVOTAL").values
     approved = ~np.isnat(approval)
     assert approved.mean() > 0.5
     gap = (approval[approved] - filing[approved]) / np.timedelta64(1, "D") / DAYS_PER_MONTH
     assert gap.min() >= 6.0 - 1e-6
+
+
+@pytest.mark.parametrize(("review", "goal"), [("priority", 8.0), ("standard", 12.0)])
+def test_a_programs_review_type_reaches_its_review(models, review, goal):
+    # Program(review=...): CAR-T's delays (r = 4/9) after the program's own goal; more than
+    # half of the reviews are on time, so the median is goal - 2 + 2 * 0.5 / (1 - r)
+    w = three_programs(models, draws=4000, seed=11, review=review).simulate()
+    months = 12 * w.inputs["PIVOTAL.review_years"].values
+    assert np.median(months) == pytest.approx(goal - 2 + 2 * 0.5 / (5 / 9), abs=0.1)
+    assert ((months >= goal - 2) & (months <= goal)).mean() == pytest.approx(5 / 9, abs=0.03)
 
 
 def test_every_model_gives_the_same_number_of_draws(models, world):

@@ -269,6 +269,16 @@ BAD = [
     ('stage = "pipeline"', 'stage = "preclinical"', ["program[1] (CART-B).stage", "trial"]),
     ('phase = "phase1"', 'phase = "phase4"', ["program[1] (CART-B).phase"]),
     (
+        'phase = "phase1"',
+        'phase = "phase1"\nreview = "fast"',
+        ["program[1] (CART-B).review", "'priority', 'standard' or 'breakthrough'"],
+    ),
+    (
+        'stage = "launched"',
+        'stage = "launched"\nreview = "priority"',
+        ["program[2] (CART-C)", "'review' is for programs that file"],
+    ),
+    (
         'group = "CAR-T"                  ',
         'group = "CAR T"                  ',
         ["CAR T", "known groups"],
