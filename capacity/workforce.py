@@ -321,8 +321,13 @@ def plan_requisitions(
     decided and none after ``t``; the expected attrition of each draw is in the simulation.
     Months before ``R`` cannot be helped and their shortfall is reported, not hidden. Hires
     decided after ``t`` may still be training at ``t + R`` and their mentor load can lift that
-    month's shortfall probability a little above what was planned: ``by_month`` reports the
-    probability with the whole plan.
+    month's shortfall probability above what was planned, and those qualified by ``t + R``
+    (in draws with a short lead time and training) lower it; the second effect dominates when
+    need grows steadily, and the plan then errs on the safe side. ``by_month`` reports the
+    probability with the whole plan. When no number of requisitions up to ``max_per_month``
+    meets the target (too few mentors to train more), the month's plan is the number with the
+    least risk among those tried. The bisection takes the shortfall probability as falling
+    with more requisitions, which holds unless the extra trainees' mentor load outweighs them.
     """
     config = config or WorkforceConfig()
     values, months = _need_array(need)
@@ -343,38 +348,37 @@ def plan_requisitions(
         productive = probe.step(until)[2]
         return float(np.mean(productive < values[:, until] - 1e-9))
 
+    def fewest(state: _State, t: int, check: int) -> int:
+        best = (short(state, t, check), 0)
+        if best[0] <= target:
+            return 0
+        low, high = 0, 1
+        while True:
+            trial = state.copy()
+            trial.open(t, high)
+            p = short(trial, t, check)
+            if p <= target:
+                break
+            if p > best[0] or high >= max_per_month:  # more would not help: least risk
+                return best[1]  # (e.g. too few mentors to train more)
+            best = min(best, (p, high))
+            low, high = high, min(2 * high, max_per_month)
+        while high - low > 1:
+            mid = (low + high) // 2
+            trial = state.copy()
+            trial.open(t, mid)
+            if short(trial, t, check) <= target:
+                high = mid
+            else:
+                low = mid
+        return high
+
     plan = np.zeros(n_months)
     state = _State(sampled, start, n_months, config)
     for t in range(n_months):
-        check = t + reach
-        if check < n_months:
-            base = state.copy()
-            best = (short(base, t, check), 0)
-            if best[0] > target:
-                low, high = 0, 1
-                while True:
-                    trial = state.copy()
-                    trial.open(t, high)
-                    p = short(trial, t, check)
-                    if p <= target:
-                        break
-                    if p > best[0] or high >= max_per_month:  # more would not help
-                        high = -1
-                        break
-                    best = min(best, (p, high))
-                    low, high = high, min(2 * high, max_per_month)
-                while high > 0 and high - low > 1:
-                    mid = (low + high) // 2
-                    trial = state.copy()
-                    trial.open(t, mid)
-                    if short(trial, t, check) <= target:
-                        high = mid
-                    else:
-                        low = mid
-                if high < 0:  # the target cannot be met (e.g. too few mentors): least risk
-                    high = best[1]
-                plan[t] = high
-                state.open(t, high)
+        if t + reach < n_months:
+            plan[t] = fewest(state, t, t + reach)
+            state.open(t, plan[t])
         state.step(t)
     sim = simulate_workforce(
         plan, months=index, draws=draws, config=config, initial_qualified=start, seed=seed

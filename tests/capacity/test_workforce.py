@@ -156,14 +156,23 @@ def test_requisition_plan_meets_target_on_fresh_draws():
         initial_qualified=170,
         seed=12,
     )
-    short = (sim["productive_fte"].values < _need(fresh_n, months, 2)).mean(axis=0)
+    fresh = (sim["productive_fte"].values < _need(fresh_n, months, 2)).mean(axis=0)
     planned = plan.by_month["planned"].to_numpy()
-    se = np.sqrt(target * (1 - target) / fresh_n)
-    # every planned month at or under the target within 4 standard errors, and the plan is
-    # not wasteful: on average over planned months within 4 se + one hire's granularity
-    assert short[planned].max() <= target + 4 * se
-    assert abs(short[planned].mean() - target) <= 0.03
-    assert plan.by_month["shortfall_probability"].to_numpy()[planned].max() <= target + 4 * se
+    insample = plan.by_month["shortfall_probability"].to_numpy()
+    # two independent estimates of the same probability per month: within 4 standard errors
+    p = (fresh + insample) / 2
+    se = np.sqrt(p * (1 - p) * (1 / fresh_n + 1 / 4000))
+    assert (np.abs(fresh - insample) <= 4 * se + 1e-12).all()
+    # each planned month meets the target within Monte Carlo error (the later hires' mentor
+    # load can lift a month a little over what was planned) ...
+    se_target = np.sqrt(target * (1 - target) / fresh_n)
+    assert fresh[planned].max() <= target + 4 * se_target
+    assert insample[planned].max() <= target + 4 * se_target
+    # ... and is not wasteful: measured 0.076 on average over planned months, the last 0.100
+    assert 0.06 <= fresh[planned].mean() <= target
+    assert fresh[-1] == pytest.approx(target, abs=4 * se_target)
+    # months before the reach cannot be helped and are reported: here up to 0.85
+    assert insample[~planned].max() > 0.5
 
 
 @pytest.mark.parametrize(
