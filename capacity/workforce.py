@@ -61,7 +61,7 @@ class WorkforceConfig:
     The defaults are wide **assumptions** (``data/SOURCES.md``): recruiting lead time
     triangular(1, 3, 6) months, training triangular(2, 4, 9) months, mentor ratio 2 trainees
     per qualified operator, mentor share uniform(0.1, 0.3) of hours per trainee, annual
-    attrition beta(3, 17) (mean 15%, 90% interval about 5% to 29%).
+    attrition beta(3, 17) (mean 15%, 90% interval about 4% to 30%).
     """
 
     lead_time_months: Param | float | dict = field(
