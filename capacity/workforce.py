@@ -151,12 +151,12 @@ class _State:
         self.arrivals = np.zeros((n, months + int(draws.lead.max()) + 1, self.width))
         self.rows = np.arange(n)
 
-    def copy(self) -> _State:
+    def probe(self) -> _State:
+        """A copy to step forward in a what-if; it shares (and must not change) ``arrivals``."""
         new = object.__new__(_State)
         new.__dict__.update(self.__dict__)
         new.qualified = self.qualified.copy()
         new.pipeline = self.pipeline.copy()
-        new.arrivals = self.arrivals.copy()
         return new
 
     def open(self, month: int, number: float) -> None:
@@ -165,9 +165,18 @@ class _State:
             arrive = month + self.d.lead[:, month]
             self.arrivals[self.rows, arrive, self.d.train[:, month]] += number
 
-    def step(self, month: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Advance one month; return that month's qualified, trainees and productive FTE."""
+    def step(
+        self, month: int, extra: tuple[int, float] | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Advance one month; return that month's qualified, trainees and productive FTE.
+
+        ``extra``: (opening month, number) of requisitions not in ``arrivals`` (a what-if).
+        """
         self.pipeline += self.arrivals[:, month, :]
+        if extra is not None and extra[1]:
+            opened, number = extra
+            here = self.rows[opened + self.d.lead[:, opened] == month]
+            self.pipeline[here, self.d.train[here, opened]] += number
         qualified = self.qualified
         trainees = self.pipeline.sum(axis=1)
         capacity = self.k * qualified
@@ -341,11 +350,12 @@ def plan_requisitions(
     sampled = _Draws.sample(config, draws, n_months, seed)
     reach = int(np.ceil(np.quantile(sampled.lead + sampled.train, 1 - target)))
 
-    def short(state: _State, now: int, until: int) -> float:
-        probe = state.copy()
+    def short(state: _State, now: int, until: int, number: float = 0) -> float:
+        """P(productive < need) at ``until`` with ``number`` more requisitions at ``now``."""
+        probe = state.probe()
         for month in range(now, until):
-            probe.step(month)
-        productive = probe.step(until)[2]
+            probe.step(month, (now, number))
+        productive = probe.step(until, (now, number))[2]
         return float(np.mean(productive < values[:, until] - 1e-9))
 
     def fewest(state: _State, t: int, check: int) -> int:
@@ -354,9 +364,7 @@ def plan_requisitions(
             return 0
         low, high = 0, 1
         while True:
-            trial = state.copy()
-            trial.open(t, high)
-            p = short(trial, t, check)
+            p = short(state, t, check, high)
             if p <= target:
                 break
             if p > best[0] or high >= max_per_month:  # more would not help: least risk
@@ -365,9 +373,7 @@ def plan_requisitions(
             low, high = high, min(2 * high, max_per_month)
         while high - low > 1:
             mid = (low + high) // 2
-            trial = state.copy()
-            trial.open(t, mid)
-            if short(trial, t, check) <= target:
+            if short(state, t, check, mid) <= target:
                 high = mid
             else:
                 low = mid
