@@ -35,13 +35,16 @@ in every draw, chosen greedily month by month (see its docstring).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import xarray as xr
 
 from capacity.distributions import Param
 from capacity.errors import InputError
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 __all__ = ["WorkforceConfig", "WorkforcePlan", "simulate_workforce", "plan_requisitions"]
 
@@ -229,6 +232,8 @@ def _month_index(months) -> tuple[int, pd.DatetimeIndex]:
 
 
 def _dataset(index, qualified, trainees, productive, hires) -> xr.Dataset:
+    import xarray as xr
+
     dims = ("draw", "month")
     coords = {"draw": np.arange(qualified.shape[0]), "month": index}
     ds = xr.Dataset(
@@ -296,6 +301,8 @@ class WorkforcePlan:
 
 
 def _need_array(need) -> tuple[np.ndarray, pd.DatetimeIndex | int]:
+    import xarray as xr
+
     if isinstance(need, xr.DataArray):
         if set(need.dims) != {"draw", "month"}:
             raise InputError(f"workforce.need: expected dims (draw, month), got {need.dims}")
