@@ -96,3 +96,23 @@ def test_without_the_table_nothing_is_planned(tmp_path):
     assert sc.workforce is None
     result = run_scenario(sc, service_level=False)
     assert result.workforce is None and "workforce_s" not in result.timings
+
+
+def test_a_sweep_can_vary_and_add_workforce_keys():
+    from pmcap.sweep.cases import make_cases
+
+    base = load_scenario(example_scenario_path())
+    assert base.workforce is None
+    cases, keys = make_cases(
+        base,
+        [("base", []), ("low attrition", [(("workforce", "attrition_per_year"), 0.05)])],
+        grid=[(("workforce", "mentor_ratio"), [1, 3])],
+        where="sweep.toml",
+    )
+    assert keys == ["workforce.mentor_ratio", "workforce.attrition_per_year"]
+    got = {c.name: c.scenario.workforce for c in cases}
+    assert got["base, workforce.mentor_ratio=3"].mentor_ratio == 3
+    assert got["base, workforce.mentor_ratio=3"].attrition_per_year == {"beta": [3, 17]}
+    assert got["low attrition, workforce.mentor_ratio=1"].attrition_per_year == 0.05
+    with pytest.raises(InputError, match="workforce.mentor_ratio"):
+        make_cases(base, [("bad", [(("workforce", "mentor_ratio"), 0)])], where="sweep.toml")
