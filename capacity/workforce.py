@@ -89,7 +89,7 @@ class WorkforceConfig:
         if low < 0:
             raise InputError(f"workforce.lead_time_months: must be >= 0 months, got {low:g}")
         low, high = self.training_months.support
-        if low <= 0:
+        if low < 0 or (low == 0 and self.training_months.kind not in ("lognormal", "beta")):
             raise InputError(
                 f"workforce.training_months: must be > 0 months, got a value as low as {low:g}"
             )
@@ -132,9 +132,11 @@ class _Draws:
         train = config.training_months.ppf(rng.random((draws, months)))
         share = config.mentor_share.ppf(rng.random(draws))
         annual = config.attrition_per_year.ppf(rng.random(draws))
+        # a hire arriving, or qualifying, after the horizon is the same at any later month:
+        # clipping bounds the buffers when a distribution has a long tail (lognormal)
         return cls(
-            lead=np.rint(lead).astype(np.int64),
-            train=np.maximum(np.ceil(train - 1e-9), 1).astype(np.int64),
+            lead=np.minimum(np.rint(lead), months).astype(np.int64),
+            train=np.clip(np.ceil(train - 1e-9), 1, months + 1).astype(np.int64),
             share=np.asarray(share, float),
             quit=1.0 - (1.0 - np.asarray(annual, float)) ** (1.0 / 12.0),
         )
@@ -199,7 +201,13 @@ class _State:
 
 
 def _initial(initial_qualified, draws: int) -> np.ndarray:
-    value = np.broadcast_to(np.asarray(initial_qualified, float), (draws,))
+    value = np.asarray(initial_qualified, float)
+    if value.ndim > 1 or value.size not in (1, draws):
+        raise InputError(
+            f"workforce.initial_qualified: expected one number or one per draw ({draws}), got "
+            f"shape {value.shape}"
+        )
+    value = np.broadcast_to(value.reshape(-1), (draws,))
     if not np.isfinite(value).all() or (value < 0).any():
         raise InputError(
             f"workforce.initial_qualified: must be numbers >= 0 (one, or one per draw), "
@@ -307,7 +315,10 @@ def _need_array(need) -> tuple[np.ndarray, pd.DatetimeIndex | int]:
         if set(need.dims) != {"draw", "month"}:
             raise InputError(f"workforce.need: expected dims (draw, month), got {need.dims}")
         need = need.transpose("draw", "month")
-        return np.asarray(need.values, float), pd.DatetimeIndex(need["month"].values)
+        months = need["month"].values
+        if np.issubdtype(months.dtype, np.datetime64):
+            return np.asarray(need.values, float), pd.DatetimeIndex(months)
+        return np.asarray(need.values, float), need.sizes["month"]
     array = np.asarray(need, float)
     if array.ndim != 2:
         raise InputError(f"workforce.need: expected a (draws, months) array, got {array.shape}")

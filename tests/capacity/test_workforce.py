@@ -218,3 +218,43 @@ def test_littles_law_with_uncertain_lead_and_training():
     se = trainees.std() / np.sqrt(draws)
     assert abs(trainees.mean() - 12.0) <= 4 * se
     assert se < 0.1  # the check is tight: within 0.4 of 12 (measured 12.005, se 0.057)
+
+
+def test_hires_and_qualification_after_the_horizon_count_nowhere():
+    # lead 100 months on a 12-month horizon: no hire ever arrives; training 50 months: hires
+    # arriving stay trainees to the end; 10% a year attrition thins the 10 qualified
+    q = 1 - 0.9 ** (1 / 12)
+    late = simulate_workforce(
+        5,
+        months=12,
+        draws=2,
+        config=_config(lead_time_months=100, attrition_per_year=0.1),
+        initial_qualified=10,
+    )
+    assert late["hires"].values.sum() == 0
+    assert late["qualified"].values[0] == pytest.approx(10 * (1 - q) ** np.arange(12))
+    slow = simulate_workforce(
+        [5] + [0] * 11,
+        months=12,
+        draws=2,
+        config=_config(lead_time_months=0, training_months=50, trainee_attrition=False),
+        initial_qualified=10,
+    )
+    assert slow["trainees"].values[0].tolist() == [5] * 12
+    assert slow["qualified"].values[0].tolist() == [10] * 12
+    # a long-tailed lead time and training (lognormal) run with buffers bounded by the horizon
+    tail = WorkforceConfig(
+        lead_time_months={"lognormal": {"median": 3, "p90": 40}},
+        training_months={"lognormal": {"median": 4, "p90": 60}},
+    )
+    ds = simulate_workforce(2, months=24, draws=1000, config=tail, initial_qualified=10)
+    assert np.isfinite(ds["productive_fte"].values).all()
+
+
+def test_initial_qualified_one_or_one_per_draw():
+    ds = simulate_workforce(0, months=2, draws=3, config=_config(), initial_qualified=[1, 2, 3])
+    assert ds["qualified"].values[:, 0].tolist() == [1, 2, 3]
+    with pytest.raises(InputError, match="workforce.initial_qualified"):
+        simulate_workforce(0, months=2, draws=3, config=_config(), initial_qualified=[1, 2])
+    with pytest.raises(InputError, match="workforce.initial_qualified"):
+        simulate_workforce(0, months=2, draws=3, config=_config(), initial_qualified=-1)
