@@ -15,6 +15,8 @@ numba, and numba is imported only when a facility is simulated. Modules:
 - ``simulation`` (with the numba kernels in ``_queue``): the facility queue;
 - ``service_level``: the fewest suites that meet a service level;
 - ``plan``: expansion and hiring plans at least expected cost;
+- ``workforce``: operators as a workforce (requisitions, hires, training, mentors,
+  attrition) per draw and month, and a requisition plan at a service level;
 - ``plot``: fan charts and shortfall charts (matplotlib).
 """
 
@@ -48,6 +50,10 @@ _PUBLIC = {
     "metric_names": "summary",
     "shortfall_probability": "summary",
     "summarise": "summary",
+    "WorkforceConfig": "workforce",
+    "WorkforcePlan": "workforce",
+    "plan_requisitions": "workforce",
+    "simulate_workforce": "workforce",
 }
 
 __all__ = sorted(_PUBLIC)
@@ -75,3 +81,9 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from capacity.service_level import describe, suites_for_service_level  # noqa: F401
     from capacity.simulation import simulate_facility  # noqa: F401
     from capacity.summary import bands, metric_names, shortfall_probability, summarise  # noqa: F401
+    from capacity.workforce import (  # noqa: F401
+        WorkforceConfig,
+        WorkforcePlan,
+        plan_requisitions,
+        simulate_workforce,
+    )

@@ -211,6 +211,7 @@ STAGE_LABELS = {
     "compose": "composing the portfolio's draws",
     "requirements": "computing requirements",
     "decisions": "shortfall, plans, service level, drivers",
+    "workforce": "requisition plan for operators ([workforce])",
     "write": "writing the report and files",
 }
 

@@ -9,7 +9,9 @@
   (:func:`pmcap.inputs.portfolio`, :meth:`forecast.Portfolio.simulate`);
 * ``requirements``: lots, suites, QC hours and FTEs per program and for the facility;
 * ``decisions``: shortfall, module and hiring plans, service-level suites, drivers
-  (:func:`pmcap.decisions.decide`).
+  (:func:`pmcap.decisions.decide`);
+* ``workforce`` (with ``[workforce]`` only): the requisition plan for operators
+  (:func:`capacity.plan_requisitions`, from ``facility.operator_fte`` qualified today).
 
 Writing the run's folder is :func:`pmcap.runfolder.write_run`'s.
 """
@@ -60,6 +62,7 @@ class RunResult:
     fit_sources: dict[str, str]
     processes: dict[str, Any]
     timings: dict[str, float] = field(default_factory=dict)
+    workforce: Any = None  # capacity.WorkforcePlan when the scenario has [workforce]
 
     @property
     def diagnostics_ok(self) -> bool:
@@ -128,6 +131,19 @@ def run_scenario(
         total = facility(req)
     with timed("decisions"):
         decided = decide(scenario, world, req, total, processes, service_level=service_level)
+    workforce = None
+    if scenario.workforce is not None:
+        from capacity import plan_requisitions
+
+        with timed("workforce"):
+            section = scenario.workforce
+            workforce = plan_requisitions(
+                total["operator_fte"].transpose("draw", "month"),
+                config=section.config(),
+                initial_qualified=scenario.facility.operator_fte,
+                target=section.shortfall_target,
+                seed=scenario.run.seed,
+            )
     return RunResult(
         scenario=scenario,
         world=world,
@@ -143,4 +159,5 @@ def run_scenario(
         fit_sources=fits.sources,
         processes=processes,
         timings=timings,
+        workforce=workforce,
     )

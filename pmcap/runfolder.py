@@ -55,6 +55,8 @@ def write_run(
         "events.csv": result.world.event_percentiles(qs),
         "drivers.csv": result.drivers,
     }
+    if getattr(result, "workforce", None) is not None:  # [workforce]
+        tables["workforce.csv"] = result.workforce.by_month
     for name, frame in tables.items():
         export.write_csv(frame, folder / name)
     names = list(tables)

@@ -351,6 +351,44 @@ class FacilityConfig(_Strict):
         return v
 
 
+_WORKFORCE_CHECKED = (
+    "lead_time_months",
+    "training_months",
+    "mentor_ratio",
+    "mentor_share",
+    "attrition_per_year",
+)
+
+
+class WorkforceSection(_Strict):
+    """``[workforce]``: operators as a workforce (:class:`capacity.WorkforceConfig`, whose
+    defaults are assumptions) and the requisition plan written to ``workforce.csv``."""
+
+    lead_time_months: Any = {"triangular": [1, 3, 6]}
+    training_months: Any = {"triangular": [2, 4, 9]}
+    mentor_ratio: Float = 2.0
+    mentor_share: Any = {"uniform": [0.1, 0.3]}
+    attrition_per_year: Any = {"beta": [3, 17]}
+    trainee_attrition: bool = True
+    shortfall_target: Float = Field(0.1, gt=0, lt=1)
+
+    def config(self):
+        from capacity.workforce import WorkforceConfig
+
+        return WorkforceConfig(**self.model_dump(exclude={"shortfall_target"}))
+
+    @field_validator(*_WORKFORCE_CHECKED)
+    @classmethod
+    def _valid(cls, v: Any, info) -> Any:
+        from capacity.workforce import WorkforceConfig
+
+        try:  # the field alone, the others at their defaults
+            WorkforceConfig(**{info.field_name: v})
+        except InputError as exc:
+            raise ValueError(str(exc).split(": ", 1)[1]) from None
+        return v
+
+
 class CostsConfig(_Strict):
     """``[costs]``: the currency of every cost (``facility.module_cost_per_year`` too), a new
     module's capital cost and the loaded cost of one FTE-year per role (salary, benefits and
@@ -380,6 +418,7 @@ class Scenario(_Strict):
     program: list[ProgramConfig] = Field(min_length=1)
     facility: FacilityConfig
     costs: CostsConfig = CostsConfig()
+    workforce: WorkforceSection | None = None
     # [process.NAME]: fields of the process named NAME (a template's name or the ``name`` in a
     # process file) replaced for this scenario, e.g. a shorter culture; checked against the
     # process specification when the processes are loaded

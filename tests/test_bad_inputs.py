@@ -611,6 +611,35 @@ for _old, _new, _words in BAD_SCENARIOS:
         )
 
 
+def scenario_with_workforce(line: str) -> Callable[[Path], Path]:
+    """The example with an optional ``[workforce]`` table holding ``line``."""
+
+    def build(w: Path) -> Path:
+        path = scenario_file(w)
+        path.write_text(path.read_text() + "\n[workforce]\n" + line + "\n")
+        return path
+
+    return build
+
+
+for _line, _words in [
+    ("mentor_ratio = 0", ("workforce.mentor_ratio", "> 0")),
+    ("attrition_per_year = -0.05", ("workforce.attrition_per_year", "[0, 1)")),
+    ("training_months = 0", ("workforce.training_months", "> 0")),
+    ("training_months = {triangular = [-1, 2, 4]}", ("workforce.training_months", "> 0")),
+]:
+    for _command in ("validate", "run"):
+        case(
+            f"cli-{_command}-workforce-{_line[:40]}",
+            lambda w, ln=_line, c=_command: [
+                c,
+                str(scenario_with_workforce(ln)(w)),
+                *(["--out", OUT, "--quiet"] if c == "run" else []),
+            ],
+            *_words,
+        )
+
+
 def scenario_with_row(name: str, old: str, new: str) -> Callable[[Path], Path]:
     def build(w: Path) -> Path:
         path = scenario_file(w)

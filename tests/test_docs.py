@@ -284,6 +284,7 @@ def run(tmp_path_factory) -> Path:
     raw["program"] = [p for p in raw["program"] if p["name"] != "CART-A"]
     raw["run"].update(draws=30, horizon_months=24)
     raw["facility"]["service_level"]["draws"] = 10
+    raw["workforce"] = {"shortfall_target": 0.1}  # the optional table, for workforce.csv
     (folder / "scenario.toml").write_text(tomli_w.dumps(raw))
     sales = "cart-c-patients.csv"
     shutil.copyfile(example_scenario_path().parent / sales, folder / sales)

@@ -38,7 +38,7 @@ __all__ = [
 
 
 DIST_KINDS = ("beta", "triangular", "uniform", "lognormal")
-TOP = ("run", "models", "facility", "program", "process")
+TOP = ("run", "models", "facility", "workforce", "program", "process")
 # keys under program.NAME whose value is a file path
 FILE_KEYS = {("enrollment", "patients"), ("enrollment", "counts"), ("enrollment", "sites")}
 FILE_KEYS |= {("uptake", "patients")}
@@ -254,7 +254,7 @@ class _Keys:
         if head not in TOP:
             raise InputError(
                 f"{self.where}: {dotted}: unknown key; keys start with run., models., "
-                "facility., program.NAME. or process.NAME."
+                "facility., workforce., program.NAME. or process.NAME."
             )
         if head in ("program", "process"):
             known = self.programs if head == "program" else self.processes
