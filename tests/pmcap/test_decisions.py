@@ -307,6 +307,9 @@ def test_drivers_rank_inputs_by_spearman_rho_with_the_peak_suite_need(example):
         {"P": process},
         service_level=False,
     )
+    # the table drivers.csv is written from: these two columns, rows numbered 0, 1, ...
+    assert list(d.drivers.columns) == ["input", "spearman_rho"]
+    assert list(d.drivers.index) == list(range(len(d.drivers)))
     rho = dict(zip(d.drivers["input"], d.drivers["spearman_rho"], strict=True))
     failure = process.sample(5, sc.run.seed)["failure_rate"].values
     ranks = pd.Series(failure).rank().to_numpy()
