@@ -62,7 +62,7 @@ def test_spearman_equals_scipy_with_ties(values, seed):
 
     x = np.array(values, float)
     y = np.random.default_rng(seed).permutation(len(x)).astype(float) + x
-    if len(np.unique(x)) < 2:
+    if len(np.unique(x)) < 2 or len(np.unique(y)) < 2:  # no rank correlation: nan
         return
     assert spearman(x, y) == pytest.approx(stats.spearmanr(x, y).statistic, abs=1e-12)
 

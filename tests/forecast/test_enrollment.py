@@ -144,6 +144,7 @@ def test_sites_needed_grows_with_the_required_probability(trial_model):
     assert low is not None and high is not None and high >= low
 
 
+@pytest.mark.slow
 def test_site_not_yet_open_contributes_after_as_of():
     patients, sites, as_of = simulate_trial(n_sites=10, seed=2)
     only_future = pd.concat(
@@ -226,6 +227,7 @@ def test_bad_counts_input():
         enrollment_data(counts=counts, as_of="2024-06-30")
 
 
+@pytest.mark.slow
 def test_site_caps_stop_each_site():
     patients, sites, as_of = simulate_trial(n_sites=8, seed=5, mean_rate=0.05)
     seen = patients.groupby("site").size()
@@ -263,7 +265,8 @@ def pending_contribution(sites_with, sites_without, counts, as_of, months=12, **
     return (out[0] - out[1]).mean(axis=0), out[1].mean(axis=0)
 
 
-@pytest.mark.parametrize("calendar_effect", [False, True])
+# without a calendar effect one site's model is closed form; with it, two NUTS fits (slow)
+@pytest.mark.parametrize("calendar_effect", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_pending_sites_draw_rates_informed_by_one_open_site(calendar_effect):
     # one site at about 0.46/month: a pending site's rate comes from that site (about the same
     # rate), not from the single-site prior (about 3 a month)
@@ -312,6 +315,7 @@ def test_sites_needed_evaluates_enrollment_at_by_itself():
             assert (model.sites_needed(by, probability=level) == 0) == (p >= level), (by, level)
 
 
+@pytest.mark.slow
 def test_new_sites_use_their_own_country_rate():
     # a pending site in the fast country draws that country's rate, not the median of both
     rng = np.random.default_rng(3)

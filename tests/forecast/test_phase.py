@@ -43,6 +43,7 @@ def test_all_indications_reproduce_the_benchmark(all_model):
     assert np.prod(means) == pytest.approx(0.079, abs=0.005)  # published LOA 7.9%
 
 
+@pytest.mark.slow
 def test_oncology_reproduces_the_benchmark(area_model):
     means = area_model.transition_probabilities("Oncology").mean("draw").values
     diff = np.abs(means - published("area", "Oncology"))
@@ -71,6 +72,7 @@ def test_car_t_shrinks_toward_other_modalities(modality_model):
     assert width(new) > 3 * width(big)
 
 
+@pytest.mark.slow
 def test_loa_evidence_pulls_toward_the_published_estimate(modality_model):
     evidence = {"group": "CAR-T", "estimate": 0.136, "ci95": (0.073, 0.239), "weight": 1.0}
     informed = PhaseTransitionModel("modality", loa_evidence=evidence, seed=1).fit()

@@ -102,6 +102,7 @@ def fitted():
     return UptakeModel(draws=200, tune=300, seed=2).fit()
 
 
+@pytest.mark.slow
 def test_fit_and_analog_forecast(fitted):
     assert fitted.diagnostics()["r_hat_max"] < 1.1
     fc = fitted.forecast("Yescarta", horizon_months=24, start="2024-01-01", draws=1000)
@@ -112,6 +113,7 @@ def test_fit_and_analog_forecast(fitted):
     assert set(summary["product"]) == {p.name for p in analog_products()}
 
 
+@pytest.mark.slow
 def test_new_launch_forecast_is_zero_before_launch_and_uses_the_population(fitted):
     launch = pd.to_datetime(["2028-03-01"] * 500 + [pd.NaT] * 500)
     fc = fitted.forecast(
@@ -132,6 +134,7 @@ def test_new_launch_forecast_is_zero_before_launch_and_uses_the_population(fitte
         fitted.forecast("NEW-CAR-T", launch="2028-01-01")
 
 
+@pytest.mark.slow
 def test_early_observations_update_a_new_product(fitted):
     kwargs = dict(
         launch="2028-01-01",
@@ -159,6 +162,7 @@ def test_early_observations_update_a_new_product(fitted):
     assert near(q2(updated)) > near(q2(prior))
 
 
+@pytest.mark.slow
 def test_save_and_load(tmp_path, fitted):
     path = fitted.save(tmp_path / "uptake.nc")
     loaded = UptakeModel.load(path)

@@ -23,8 +23,8 @@ DRAWS = 60
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("cache")
+def cache(pmcap_cache):
+    return pmcap_cache
 
 
 @pytest.fixture(scope="module")
@@ -618,6 +618,7 @@ def test_decision_table_shades_a_gap_before_a_mid_year_module():
     assert not any(c["short"] for c in row["cells"][1:])
 
 
+@pytest.mark.slow
 def test_service_level_simulation_uses_the_process_draws_of_requirements(tmp_path, monkeypatch):
     # the day-level simulation that sizes the facility for the service level simulates
     # draw i with the culture time and failure rate requirements drew for draw i (the first
@@ -650,6 +651,7 @@ def test_service_level_simulation_uses_the_process_draws_of_requirements(tmp_pat
         np.testing.assert_allclose(culture[:, p], par["culture_days"].values[:n])
 
 
+@pytest.mark.slow
 def test_writing_a_report_leaves_the_users_matplotlib_backend_alone(tmp_path):
     import subprocess
     import sys

@@ -26,11 +26,11 @@ DRAWS = 50
 
 
 @pytest.fixture(scope="module")
-def result(tmp_path_factory):
+def result(pmcap_cache):
     from pmcap.run import run_scenario
 
     mp = pytest.MonkeyPatch()
-    mp.setenv("PMCAP_CACHE", str(tmp_path_factory.mktemp("cache")))
+    mp.setenv("PMCAP_CACHE", str(pmcap_cache))
     try:
         sc = load_scenario(example_scenario_path()).apply(draws=DRAWS, seed=11)
         return run_scenario(sc, service_level=False)
