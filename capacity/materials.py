@@ -51,15 +51,15 @@ import numpy as np
 import xarray as xr
 from scipy import special
 
-from capacity.distributions import Param
+from capacity.distributions import Param, check_seed, stream_rng
 from capacity.errors import InputError
-from capacity.process import check_seed, stream_rng
 
 __all__ = [
     "BillOfMaterials",
     "MaterialItem",
     "consumption",
     "lead_times",
+    "materials_by_process",
     "order_up_to",
     "plan_materials",
     "simulate_policy",
@@ -132,10 +132,35 @@ class MaterialItem:
             raise InputError(f"{where}: field 'pack_size': must be > 0, got 0")
         return cls(name=name, unit=unit, **params, **numbers)
 
+    def to_toml(self) -> dict[str, Any]:
+        """The TOML/JSON table :meth:`from_mapping` reads back unchanged."""
+        return {
+            "name": self.name,
+            "unit": self.unit,
+            "quantity_per_lot": self.quantity_per_lot.to_toml(),
+            "unit_cost": self.unit_cost,
+            "lead_time_months": self.lead_time_months.to_toml(),
+            "pack_size": self.pack_size,
+            "min_order": self.min_order,
+        }
+
 
 @dataclass(frozen=True)
 class BillOfMaterials:
-    """The items a lot uses, by name.
+    """The items a lot uses, by name, and the stock-out target their levels are set at.
+
+    In a process TOML file (all items of one process)::
+
+        [materials]
+        stockout_target = 0.05          # P(stock-out in a review cycle); default 0.05
+        [[materials.item]]
+        name = "media"
+        unit = "L"
+        quantity_per_lot = {triangular = [15, 20, 30]}
+        unit_cost = 150
+        lead_time_months = {uniform = [1, 3]}
+        pack_size = 10                  # optional, default 1
+        min_order = 0                   # optional, default 0
 
     Examples
     --------
@@ -146,23 +171,51 @@ class BillOfMaterials:
     """
 
     items: tuple[MaterialItem, ...]
+    stockout_target: float = 0.05
 
     @classmethod
     def from_records(
-        cls, records: Sequence[Mapping[str, Any]], source: str = "bill of materials"
+        cls,
+        records: Sequence[Mapping[str, Any]],
+        source: str = "bill of materials",
+        stockout_target: float = 0.05,
     ) -> BillOfMaterials:
         """Validate a list of item tables (as ``[[materials.item]]`` in TOML reads)."""
         if isinstance(records, Mapping | str) or not isinstance(records, Sequence):
             raise InputError(f"{source}: expected a list of item tables, got {records!r}")
         if not records:
             raise InputError(f"{source}: the bill has no items")
+        try:
+            _check_target(stockout_target)
+        except InputError as exc:
+            raise InputError(f"{source}: field 'stockout_target': {exc}") from None
         items = tuple(MaterialItem.from_mapping(r, source) for r in records)
         seen: set[str] = set()
         for item in items:
             if item.name in seen:
                 raise InputError(f"{source}: item {item.name!r} is listed twice")
             seen.add(item.name)
-        return cls(items)
+        return cls(items, float(stockout_target))
+
+    @classmethod
+    def from_mapping(cls, raw: Any, source: str = "materials") -> BillOfMaterials:
+        """Validate a ``[materials]`` table: ``item`` (a list of items), ``stockout_target``."""
+        if isinstance(raw, BillOfMaterials):
+            return raw
+        if not isinstance(raw, Mapping):
+            raise InputError(f"{source}: expected a table with [[materials.item]] entries")
+        unknown = sorted(set(raw) - {"item", "stockout_target"})
+        if unknown:
+            raise InputError(
+                f"{source}: unknown fields {unknown} (expected: item, stockout_target)"
+            )
+        if "item" not in raw:
+            raise InputError(f"{source}: missing field 'item' (one [[materials.item]] per item)")
+        return cls.from_records(raw["item"], source, raw.get("stockout_target", 0.05))
+
+    def to_toml(self) -> dict[str, Any]:
+        """The ``[materials]`` table :meth:`from_mapping` reads back unchanged."""
+        return {"stockout_target": self.stockout_target, "item": [i.to_toml() for i in self.items]}
 
     @property
     def names(self) -> list[str]:
@@ -330,33 +383,35 @@ def plan_materials(
     lots: xr.DataArray,
     bill: BillOfMaterials,
     *,
-    target: float = 0.05,
+    target: float | None = None,
     seed: int = 0,
     uses: Mapping[str, Sequence[str]] | None = None,
     method: str = "empirical",
     fresh_lots: xr.DataArray | None = None,
+    quantiles: Sequence[float] = (0.1, 0.5, 0.9),
 ) -> xr.Dataset:
     """Size and run the order-up-to policy of every item; summaries per month and item.
 
-    Returns a Dataset (dims ``month``, ``item``): ``consumption_p10/p50/p90``, ``order_up_to``,
+    Returns a Dataset (dims ``month``, ``item``): ``consumption_pQ`` for each of ``quantiles``
+    (percentiles over draws: ``consumption_p10``, ...), ``order_up_to``,
     ``expected_stock`` (on hand at the end of the month), ``expected_orders``,
     ``expected_spend`` and ``stockout_probability`` on the draws the levels were sized on;
     with ``fresh_lots`` (other draws of the same model, e.g. ``requirements`` with another
     seed) also ``stockout_probability_fresh``: the same levels re-simulated on those draws
     with fresh quantities and lead times (seed ``seed + 1``). ``attrs`` hold ``target``,
-    ``method``, ``seed`` and each item's ``unit``.
+    ``method``, ``seed`` and each item's ``unit``. ``target`` (P(stock-out in a review
+    cycle)) defaults to the bill's ``stockout_target``.
     """
     seed = check_seed(seed)
+    target = bill.stockout_target if target is None else target
     cons = consumption(lots, bill, seed=seed, uses=uses)
     lead = lead_times(bill, cons.sizes["draw"], seed)
     levels = order_up_to(cons, lead, target=target, method=method)
     sim = simulate_policy(cons, lead, levels, bill)
-    bands = cons.quantile([0.1, 0.5, 0.9], dim="draw")
+    bands = cons.quantile(list(quantiles), dim="draw")
     out = xr.Dataset(
         {
-            "consumption_p10": bands.sel(quantile=0.1, drop=True),
-            "consumption_p50": bands.sel(quantile=0.5, drop=True),
-            "consumption_p90": bands.sel(quantile=0.9, drop=True),
+            **{f"consumption_p{100 * q:g}": bands.sel(quantile=q, drop=True) for q in quantiles},
             "order_up_to": levels,
             "expected_stock": sim["stock"].clip(min=0).mean("draw"),
             "expected_orders": sim["orders"].mean("draw"),
@@ -371,6 +426,30 @@ def plan_materials(
         out["stockout_probability_fresh"] = (redo["stock"] < -1e-9).mean("draw")
     out.attrs = {"target": target, "method": method, "seed": seed}
     out["item"].attrs["units"] = {i.name: i.unit for i in bill.items}
+    return out
+
+
+def materials_by_process(
+    lots: xr.DataArray,
+    processes: Mapping[str, Any],
+    *,
+    seed: int = 0,
+    quantiles: Sequence[float] = (0.1, 0.5, 0.9),
+) -> dict[str, xr.Dataset]:
+    """:func:`plan_materials` for each process that has a bill of materials.
+
+    ``lots`` has a ``program`` dim (``requirements(..., by_program=True)["lots"]``);
+    ``processes`` maps each program to its :class:`capacity.ProcessSpec`. The lots of the
+    programs made with one process are summed and sized with that process's bill (its own
+    stock of each item) at its ``stockout_target``. Processes without a bill are left out.
+    """
+    out: dict[str, xr.Dataset] = {}
+    for spec in {s.name: s for s in processes.values()}.values():
+        if spec.materials is None:
+            continue
+        programs = [p for p, s in processes.items() if s.name == spec.name]
+        own = lots.sel(program=programs).sum("program")
+        out[spec.name] = plan_materials(own, spec.materials, seed=seed, quantiles=quantiles)
     return out
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import tomli_w
 import xarray as xr
 from scipy import stats
 
@@ -13,6 +14,7 @@ from capacity.materials import (
     BillOfMaterials,
     consumption,
     lead_times,
+    materials_by_process,
     order_up_to,
     plan_materials,
     simulate_policy,
@@ -264,3 +266,90 @@ def test_bad_lots_target_and_method():
         plan_materials(lots_of(np.ones((2, 3))), bill, target=1.5)
     with pytest.raises(InputError, match="method: expected 'empirical' or 'normal'"):
         plan_materials(lots_of(np.ones((2, 3))), bill, method="gamma")
+
+
+MATERIALS_TOML = """
+[materials]
+stockout_target = 0.1
+
+[[materials.item]]
+name = "kit"
+unit = "kit"
+quantity_per_lot = 1
+unit_cost = 8000
+lead_time_months = {uniform = [2, 4]}
+pack_size = 10
+
+[[materials.item]]
+name = "medium"
+unit = "L"
+quantity_per_lot = {triangular = [5, 8, 12]}
+unit_cost = 300
+lead_time_months = 2
+"""
+
+
+def process_toml(tmp_path, materials: str):
+    spec = fixed_process().to_dict()
+    spec["name"] = "with-bill"
+    text = tomli_w.dumps(spec) + materials
+    path = tmp_path / "process.toml"
+    path.write_text(text)
+    return path
+
+
+def test_a_process_file_carries_its_bill_and_writes_it_back(tmp_path):
+    from capacity import load_process
+
+    spec = load_process(process_toml(tmp_path, MATERIALS_TOML))
+    bill = spec.materials
+    assert bill.names == ["kit", "medium"] and bill.stockout_target == 0.1
+    assert bill.items[0].lead_time_months.kind == "uniform"
+    assert bill.items[1].pack_size == 1 and bill.items[1].min_order == 0
+    assert load_process(spec.to_dict()) == spec
+    assert load_process("car-t-autologous-manual").materials is None  # templates have none
+    assert "materials" not in load_process("car-t-autologous-manual").to_dict()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (('unit = "L"', 'unit = ""'), "field 'materials': item 'medium': field 'unit'"),
+        (("pack_size = 10", "pack_size = 0"), "item 'kit': field 'pack_size': must be > 0"),
+        (("stockout_target = 0.1", "stockout_target = 1.1"), "field 'stockout_target'"),
+        (("stockout_target", "stockout_targt"), "unknown fields ['stockout_targt']"),
+    ],
+)
+def test_a_bad_bill_in_a_process_file_names_the_file_item_and_field(tmp_path, change, message):
+    from capacity import ProcessSpecError, load_process
+
+    path = process_toml(tmp_path, MATERIALS_TOML.replace(*change))
+    with pytest.raises(ProcessSpecError) as err:
+        load_process(path)
+    assert str(err.value).startswith(f"{path}: field 'materials': ")
+    assert message in str(err.value)
+
+
+def test_materials_by_process_sums_the_programs_of_each_process_with_a_bill(tmp_path):
+    from capacity import load_process
+    from pmcap.export import materials_table
+
+    with_bill = load_process(process_toml(tmp_path, MATERIALS_TOML))
+    lots = lots_of(np.array([[[1, 2, 4]] * 5] * 3), programs=["A", "B", "C"])
+    plans = materials_by_process(
+        lots, {"A": with_bill, "B": fixed_process(), "C": with_bill}, seed=2
+    )
+    assert list(plans) == ["with-bill"]
+    # A and C: 1 + 4 = 5 lots a month, one kit each
+    np.testing.assert_array_equal(plans["with-bill"]["consumption_p50"].sel(item="kit"), 5)
+    assert plans["with-bill"].attrs["target"] == 0.1
+    assert materials_by_process(lots, {"A": fixed_process(), "B": fixed_process()}) == {}
+    table = materials_table(plans, "EUR")
+    assert list(table.columns[:4]) == ["process", "item", "unit", "month"]
+    kit = table[table["item"] == "kit"]
+    assert (kit["unit"] == "kit").all() and len(kit) == 5
+    np.testing.assert_allclose(
+        kit["expected_spend [EUR per month]"],
+        plans["with-bill"]["expected_orders"].sel(item="kit").values * 8000,
+    )
+    assert (table["stockout_target"] == 0.1).all()
