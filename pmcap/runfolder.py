@@ -55,6 +55,8 @@ def write_run(
         "events.csv": result.world.event_percentiles(qs),
         "drivers.csv": result.drivers,
     }
+    if result.materials:  # only when a process has a bill of materials
+        tables["materials.csv"] = export.materials_table(result.materials, rates.currency)
     for name, frame in tables.items():
         export.write_csv(frame, folder / name)
     names = list(tables)
