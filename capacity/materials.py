@@ -301,8 +301,8 @@ def order_up_to(
 ) -> xr.DataArray:
     """Order-up-to level per month and item with P(stock-out in a cycle) <= ``target``.
 
-    ``S[t] = `` the ``1 - target`` quantile over draws of the consumption over months
-    ``t .. t + L[d]`` (see the module docstring); ``method="normal"`` gives ``mean + z sd``
+    ``S[t]`` is the empirical ``1 - target`` quantile over draws of the consumption over
+    months ``t .. t + L[d]`` (see the module docstring); ``method="normal"`` gives ``mean + z sd``
     of the same draws (``z`` the standard normal ``1 - target`` quantile), for comparison.
     """
     _check_target(target)
@@ -399,8 +399,8 @@ def plan_materials(
     with ``fresh_lots`` (other draws of the same model, e.g. ``requirements`` with another
     seed) also ``stockout_probability_fresh``: the same levels re-simulated on those draws
     with fresh quantities and lead times (seed ``seed + 1``). ``attrs`` hold ``target``,
-    ``method``, ``seed`` and each item's ``unit``. ``target`` (P(stock-out in a review
-    cycle)) defaults to the bill's ``stockout_target``.
+    ``method`` and ``seed``; ``item.attrs["units"]`` maps each item to its unit. ``target``
+    (P(stock-out in a review cycle)) defaults to the bill's ``stockout_target``.
     """
     seed = check_seed(seed)
     target = bill.stockout_target if target is None else target
