@@ -17,6 +17,8 @@ numba, and numba is imported only when a facility is simulated. Modules:
 - ``plan``: expansion and hiring plans at least expected cost;
 - ``workforce``: operators as a workforce (requisitions, hires, training, mentors,
   attrition) per draw and month, and a requisition plan at a service level;
+- ``materials``: :func:`plan_materials`, a bill of materials per lot and a periodic-review
+  order-up-to level per item sized on the joint draws of lots;
 - ``plot``: fan charts and shortfall charts (matplotlib).
 """
 
@@ -40,6 +42,8 @@ _PUBLIC = {
     "newsvendor": "plan",
     "plan_expansion": "plan",
     "plan_hiring": "plan",
+    "BillOfMaterials": "materials",
+    "plan_materials": "materials",
     "ProcessSpec": "process",
     "QCAssay": "process",
     "load_process": "process",
@@ -75,6 +79,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # for type checkers and IDEs
     from capacity.demand import STREAMS, as_demand, read_demand, write_demand  # noqa: F401
     from capacity.errors import DemandError, InputError, ProcessSpecError  # noqa: F401
+    from capacity.materials import BillOfMaterials, plan_materials  # noqa: F401
     from capacity.plan import ExpansionPlan, newsvendor, plan_expansion, plan_hiring  # noqa: F401
     from capacity.process import ProcessSpec, QCAssay, load_process, process_templates  # noqa: F401
     from capacity.resource_needs import facility, requirements  # noqa: F401

@@ -14,10 +14,13 @@ percentile bands: in one draw the failure rate *is* 6%, in another 3%.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from capacity.errors import InputError
 
 # Standard normal 0.9 quantile: p90 = median * exp(Z90 * sigma) for a lognormal.
 Z90 = 1.2815515655446004
@@ -180,3 +183,21 @@ def _number(value: Any, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
         raise ValueError(f"{what}: expected a finite number, got {value!r}")
     return float(value)
+
+
+def check_seed(seed: Any, what: str = "seed") -> int:
+    """A seed as a whole number >= 0, or InputError naming ``what``."""
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+        if isinstance(seed, float) and seed == int(seed):
+            seed = int(seed)
+        else:
+            raise InputError(f"{what}: expected a whole number >= 0, got {seed!r}")
+    if seed < 0:
+        raise InputError(f"{what}: expected a whole number >= 0, got {seed}")
+    return int(seed)
+
+
+def stream_rng(seed: int | None, *key: str) -> np.random.Generator:
+    """An independent random stream for ``seed`` and a text key (order of use does not matter)."""
+    words = [zlib.crc32(k.encode()) for k in key]
+    return np.random.default_rng(np.random.SeedSequence([0 if seed is None else seed, *words]))

@@ -10,7 +10,6 @@ because they describe how the plant is run, not something we are unsure of.
 from __future__ import annotations
 
 import tomllib
-import zlib
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
@@ -30,10 +29,18 @@ from pydantic import (
     model_validator,
 )
 
-from capacity.distributions import Param
+from capacity.distributions import Param, check_seed, stream_rng
 from capacity.errors import InputError, ProcessSpecError
+from capacity.materials import BillOfMaterials
 
-__all__ = ["ProcessSpec", "QCAssay", "load_process", "process_templates"]
+__all__ = [
+    "ProcessSpec",
+    "QCAssay",
+    "check_seed",
+    "load_process",
+    "process_templates",
+    "stream_rng",
+]
 
 
 def _non_negative(p: Param) -> Param:
@@ -68,6 +75,22 @@ _Base = Annotated[
 NonNegative = Annotated[_Base, AfterValidator(_non_negative)]
 Positive = Annotated[_Base, AfterValidator(_positive)]
 Rate = Annotated[_Base, AfterValidator(_rate)]
+
+
+def _as_bill(raw: Any) -> BillOfMaterials | None:
+    if raw is None:
+        return None
+    try:
+        return BillOfMaterials.from_mapping(raw, "materials")
+    except InputError as exc:
+        raise ValueError(str(exc).removeprefix("materials: ")) from None
+
+
+Materials = Annotated[
+    BillOfMaterials | None,
+    BeforeValidator(_as_bill),
+    PlainSerializer(lambda b: None if b is None else b.to_toml(), return_type=Any),
+]
 
 _CONFIG = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
@@ -125,6 +148,9 @@ class ProcessSpec(BaseModel):
     hours_per_shift: Positive = Param.fixed(8)
     min_operators_per_suite_shift: int = Field(0, ge=0)
     qc: list[QCAssay]
+    # optional bill of materials per lot ([materials] and [[materials.item]]); see
+    # capacity.materials
+    materials: Materials = None
 
     @field_validator("qc")
     @classmethod
@@ -197,24 +223,6 @@ class ProcessSpec(BaseModel):
                 )
         coords = {"draw": np.arange(draws), "assay": [a.assay for a in self.qc]}
         return xr.Dataset(data, coords=coords, attrs={"process": self.name})
-
-
-def check_seed(seed: Any, what: str = "seed") -> int:
-    """A seed as a whole number >= 0, or InputError naming ``what``."""
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
-        if isinstance(seed, float) and seed == int(seed):
-            seed = int(seed)
-        else:
-            raise InputError(f"{what}: expected a whole number >= 0, got {seed!r}")
-    if seed < 0:
-        raise InputError(f"{what}: expected a whole number >= 0, got {seed}")
-    return int(seed)
-
-
-def stream_rng(seed: int | None, *key: str) -> np.random.Generator:
-    """An independent random stream for ``seed`` and a text key (order of use does not matter)."""
-    words = [zlib.crc32(k.encode()) for k in key]
-    return np.random.default_rng(np.random.SeedSequence([0 if seed is None else seed, *words]))
 
 
 def process_templates() -> list[str]:

@@ -25,6 +25,7 @@ __all__ = [
     "requirements_table",
     "demand_table",
     "finance_table",
+    "materials_table",
     "shortfall_table",
     "plan_table",
     "write_csv",
@@ -103,6 +104,23 @@ def requirements_table(req: xr.Dataset, total: xr.Dataset, quantiles) -> pd.Data
         [_tidy(req[keep], quantiles), _tidy(total[keep], quantiles, "total")], ignore_index=True
     )
     return frame.sort_values(["program", "metric", "month"], kind="stable").reset_index(drop=True)
+
+
+def materials_table(plans: dict[str, xr.Dataset], currency: str) -> pd.DataFrame:
+    """One row per process, item and month of :func:`capacity.plan_materials` results."""
+    frames = []
+    for process, plan in plans.items():
+        units = plan["item"].attrs["units"]
+        frame = plan.to_dataframe().reset_index()
+        frame.insert(0, "process", process)
+        frame.insert(3, "unit", frame["item"].map(units))
+        frame = frame.rename(columns={"expected_spend": f"expected_spend [{currency} per month]"})
+        frame["stockout_target"] = plan.attrs["target"]
+        frames.append(
+            frame[["process", "item", "unit", *frame.columns.drop(["process", "item", "unit"])]]
+        )
+    frame = pd.concat(frames, ignore_index=True)
+    return frame.sort_values(["process", "item", "month"], kind="stable").reset_index(drop=True)
 
 
 def demand_table(

@@ -7,7 +7,9 @@
   now (:func:`pmcap.fits.fit_models`);
 * ``compose``: the portfolio's draws, events in causal order per draw
   (:func:`pmcap.inputs.portfolio`, :meth:`forecast.Portfolio.simulate`);
-* ``requirements``: lots, suites, QC hours and FTEs per program and for the facility;
+* ``requirements``: lots, suites, QC hours and FTEs per program and for the facility, and
+  the materials plan of each process with a bill of materials
+  (:func:`capacity.materials.materials_by_process`);
 * ``decisions``: shortfall, module and hiring plans, service-level suites, drivers
   (:func:`pmcap.decisions.decide`);
 * ``workforce`` (with ``[workforce]`` only): the requisition plan for operators
@@ -61,6 +63,8 @@ class RunResult:
     diagnostics: dict[str, dict[str, Any]]
     fit_sources: dict[str, str]
     processes: dict[str, Any]
+    # process -> capacity.plan_materials result, for each process with a bill of materials
+    materials: dict[str, xr.Dataset] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     workforce: Any = None  # capacity.WorkforcePlan when the scenario has [workforce]
 
@@ -107,6 +111,7 @@ def run_scenario(
     sensitivity swings, which compare the P90 need only).
     """
     from capacity import facility
+    from capacity.materials import materials_by_process
     from pmcap.decisions import decide
     from pmcap.inputs import portfolio
 
@@ -129,6 +134,9 @@ def run_scenario(
     with timed("requirements"):
         req = world.requirements(processes, by_program=True)
         total = facility(req)
+        materials = materials_by_process(
+            req["lots"], processes, seed=scenario.run.seed, quantiles=scenario.run.quantiles
+        )
     with timed("decisions"):
         decided = decide(scenario, world, req, total, processes, service_level=service_level)
     workforce = None
@@ -158,6 +166,7 @@ def run_scenario(
         diagnostics=fits.diagnostics,
         fit_sources=fits.sources,
         processes=processes,
+        materials=materials,
         timings=timings,
         workforce=workforce,
     )

@@ -57,6 +57,8 @@ def write_run(
     }
     if getattr(result, "workforce", None) is not None:  # [workforce]
         tables["workforce.csv"] = result.workforce.by_month
+    if result.materials:  # only when a process has a bill of materials
+        tables["materials.csv"] = export.materials_table(result.materials, rates.currency)
     for name, frame in tables.items():
         export.write_csv(frame, folder / name)
     names = list(tables)

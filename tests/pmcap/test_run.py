@@ -359,6 +359,22 @@ BAD = [
         'suites = "twelve"',
         ["facility.suites: expected a whole number or a list of tables, got 'twelve'"],
     ),
+    # the example's bill of materials ([process.car-t-autologous-manual.materials])
+    (
+        'unit = "kit"',
+        'unit = ""',
+        ["process.car-t-autologous-manual: field 'materials'", "'single-use process kit'", "unit"],
+    ),
+    (
+        "pack_size = 10",
+        "pack_size = 0",
+        ["field 'materials': item 'single-use process kit': field 'pack_size': must be > 0"],
+    ),
+    (
+        "lead_time_months = {triangular = [1, 2, 4]}",
+        "lead_time_months = -1",
+        ["item 'activation reagent': field 'lead_time_months': must be >= 0"],
+    ),
 ]
 
 

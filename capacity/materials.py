@@ -1,0 +1,502 @@
+"""Materials: a bill of materials per lot and a periodic-review order-up-to policy per item.
+
+Model (per item, per draw ``d`` and month ``t``; months are review periods):
+
+* **Consumption** ``c[d, t] = lots[d, t] x q[d]``: every lot started in month ``t`` (patient
+  lots, re-runs of failed lots and PPQ lots, as counted by :func:`capacity.requirements`)
+  uses ``quantity_per_lot`` of the item. An uncertain quantity is sampled once per draw, like
+  the process parameters.
+* **Lead time** ``L[d]``: the supplier lead time in months, sampled once per draw (the
+  uncertainty is about the supplier, not month-to-month noise, so orders never cross) and
+  rounded *up* to whole months: an order placed at the review at the start of month ``t``
+  is on hand from the start of month ``t + L``.
+* **Policy**: at the start of each month the inventory position (on hand + on order -
+  backorders) is raised to the order-up-to level ``S[t]``: the order ``S[t] - position``, if
+  positive, rounded up to a whole number of packs and to at least the minimum order. Unmet
+  consumption is backordered (a lot that lacks a material waits for the next delivery).
+* **Sizing on the joint draws**: the stock on hand at the end of month ``t + L`` is at least
+  ``S[t] - D[d, t]``, with ``D[d, t] = c[d, t] + ... + c[d, t + L[d]]`` the demand over the
+  protection interval of ``L + 1`` months (orders placed after ``t`` arrive after ``t + L``).
+  So a stock-out at the end of that cycle has probability at most ``P(D[t] > S[t])``, and
+  ``S[t]`` is the empirical ``1 - target`` quantile of ``D[:, t]`` over draws (the smallest
+  value whose empirical CDF reaches ``1 - target``, ``numpy.quantile(method="inverted_cdf")``).
+  Because the draws carry the joint uncertainty of launch, uptake, failures and the
+  item's own parameters, no distribution shape is assumed; ``method="normal"`` gives the
+  textbook ``mean + z sd`` of the same draws for comparison, which under-sizes a bimodal
+  demand (a launch that may not happen). With i.i.d. Poisson lots and a fixed quantity and
+  lead time, ``S`` tends to the Poisson quantile of the ``L + 1``-month demand, the classical
+  base-stock level (Zipkin 2000, *Foundations of Inventory Management*, ch. 6; Snyder and
+  Shen 2019, *Fundamentals of Supply Chain Theory*, ch. 4).
+* **Horizon**: a window that runs past the last month is truncated (demand after the horizon
+  is unknown), so the levels of the last ``L`` months cover only the months left.
+* **Opening stock**: on hand at the start, by default ``S[0]`` of each item (bought before the
+  horizon; not in the monthly spend), so the first cycle is covered like the others.
+
+Expected stock (on hand at the end of the month, backorders counting 0), orders and spend
+(orders x ``unit_cost``, in the month the order is placed) are means over draws, and
+P(stock-out) in a month is the share of draws with a backorder at its end. Re-simulating
+the levels on *fresh* draws (``fresh_lots``) checks them out of sample.
+
+Not modelled here: vector campaigns, shelf life and expiry (FEFO), supplier disruption and
+second suppliers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from scipy import special
+
+from capacity.distributions import Param, check_seed, stream_rng
+from capacity.errors import InputError
+
+__all__ = [
+    "BillOfMaterials",
+    "MaterialItem",
+    "consumption",
+    "lead_times",
+    "materials_by_process",
+    "order_up_to",
+    "plan_materials",
+    "simulate_policy",
+]
+
+_FIELDS = (
+    "name",
+    "unit",
+    "quantity_per_lot",
+    "unit_cost",
+    "lead_time_months",
+    "pack_size",
+    "min_order",
+)
+_REQUIRED = ("name", "unit", "quantity_per_lot", "unit_cost", "lead_time_months")
+
+
+@dataclass(frozen=True)
+class MaterialItem:
+    """One item of the bill: how much a lot uses and how it is bought.
+
+    ``quantity_per_lot`` (in ``unit``) and ``lead_time_months`` may be a number or a
+    distribution (see :mod:`capacity.distributions`); ``unit_cost`` is per ``unit``; orders
+    are whole multiples of ``pack_size`` and at least ``min_order`` (both in ``unit``).
+    """
+
+    name: str
+    unit: str
+    quantity_per_lot: Param
+    unit_cost: float
+    lead_time_months: Param
+    pack_size: float = 1.0
+    min_order: float = 0.0
+
+    @classmethod
+    def from_mapping(
+        cls, raw: Mapping[str, Any], source: str = "bill of materials"
+    ) -> MaterialItem:
+        """Validate one item; an :class:`InputError` names ``source``, the item and the field."""
+        if not isinstance(raw, Mapping):
+            raise InputError(f"{source}: each item must be a table of fields, got {raw!r}")
+        name = raw.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise InputError(f"{source}: an item has no name (field 'name': a non-empty text)")
+        where = f"{source}: item {name!r}"
+        unknown = sorted(set(raw) - set(_FIELDS))
+        if unknown:
+            raise InputError(f"{where}: unknown fields {unknown} (expected: {', '.join(_FIELDS)})")
+        missing = [f for f in _REQUIRED if f not in raw]
+        if missing:
+            raise InputError(f"{where}: missing field '{missing[0]}'")
+        unit = raw["unit"]
+        if not isinstance(unit, str) or not unit.strip():
+            raise InputError(f"{where}: field 'unit': expected a unit such as 'mL', got {unit!r}")
+        params = {}
+        for field in ("quantity_per_lot", "lead_time_months"):
+            try:
+                param = Param.parse(raw[field])
+            except ValueError as exc:
+                raise InputError(f"{where}: field '{field}': {exc}") from None
+            if param.support[0] < 0:
+                raise InputError(f"{where}: field '{field}': must be >= 0, got {param}")
+            params[field] = param
+        numbers = {
+            "unit_cost": _number(raw["unit_cost"], where, "unit_cost", low=0.0),
+            "pack_size": _number(raw.get("pack_size", 1.0), where, "pack_size", low=0.0),
+            "min_order": _number(raw.get("min_order", 0.0), where, "min_order", low=0.0),
+        }
+        if numbers["pack_size"] == 0:
+            raise InputError(f"{where}: field 'pack_size': must be > 0, got 0")
+        return cls(name=name, unit=unit, **params, **numbers)
+
+    def to_toml(self) -> dict[str, Any]:
+        """The TOML/JSON table :meth:`from_mapping` reads back unchanged."""
+        return {
+            "name": self.name,
+            "unit": self.unit,
+            "quantity_per_lot": self.quantity_per_lot.to_toml(),
+            "unit_cost": self.unit_cost,
+            "lead_time_months": self.lead_time_months.to_toml(),
+            "pack_size": self.pack_size,
+            "min_order": self.min_order,
+        }
+
+
+@dataclass(frozen=True)
+class BillOfMaterials:
+    """The items a lot uses, by name, and the stock-out target their levels are set at.
+
+    In a process TOML file (all items of one process)::
+
+        [materials]
+        stockout_target = 0.05          # P(stock-out in a review cycle); default 0.05
+        [[materials.item]]
+        name = "media"
+        unit = "L"
+        quantity_per_lot = {triangular = [15, 20, 30]}
+        unit_cost = 150
+        lead_time_months = {uniform = [1, 3]}
+        pack_size = 10                  # optional, default 1
+        min_order = 0                   # optional, default 0
+
+    Examples
+    --------
+    >>> bill = BillOfMaterials.from_records([{"name": "media", "unit": "L",
+    ...     "quantity_per_lot": 20, "unit_cost": 150, "lead_time_months": 2, "pack_size": 10}])
+    >>> bill.names
+    ['media']
+    """
+
+    items: tuple[MaterialItem, ...]
+    stockout_target: float = 0.05
+
+    @classmethod
+    def from_records(
+        cls,
+        records: Sequence[Mapping[str, Any]],
+        source: str = "bill of materials",
+        stockout_target: float = 0.05,
+    ) -> BillOfMaterials:
+        """Validate a list of item tables (as ``[[materials.item]]`` in TOML reads)."""
+        if isinstance(records, Mapping | str) or not isinstance(records, Sequence):
+            raise InputError(f"{source}: expected a list of item tables, got {records!r}")
+        if not records:
+            raise InputError(f"{source}: the bill has no items")
+        try:
+            _check_target(stockout_target)
+        except InputError as exc:
+            raise InputError(f"{source}: field 'stockout_target': {exc}") from None
+        items = tuple(MaterialItem.from_mapping(r, source) for r in records)
+        seen: set[str] = set()
+        for item in items:
+            if item.name in seen:
+                raise InputError(f"{source}: item {item.name!r} is listed twice")
+            seen.add(item.name)
+        return cls(items, float(stockout_target))
+
+    @classmethod
+    def from_mapping(cls, raw: Any, source: str = "materials") -> BillOfMaterials:
+        """Validate a ``[materials]`` table: ``item`` (a list of items), ``stockout_target``."""
+        if isinstance(raw, BillOfMaterials):
+            return raw
+        if not isinstance(raw, Mapping):
+            raise InputError(f"{source}: expected a table with [[materials.item]] entries")
+        unknown = sorted(set(raw) - {"item", "stockout_target"})
+        if unknown:
+            raise InputError(
+                f"{source}: unknown fields {unknown} (expected: item, stockout_target)"
+            )
+        if "item" not in raw:
+            raise InputError(f"{source}: missing field 'item' (one [[materials.item]] per item)")
+        return cls.from_records(raw["item"], source, raw.get("stockout_target", 0.05))
+
+    def to_toml(self) -> dict[str, Any]:
+        """The ``[materials]`` table :meth:`from_mapping` reads back unchanged."""
+        return {"stockout_target": self.stockout_target, "item": [i.to_toml() for i in self.items]}
+
+    @property
+    def names(self) -> list[str]:
+        return [i.name for i in self.items]
+
+    def check_names(self, names: Sequence[str], where: str) -> None:
+        """InputError if ``where`` (e.g. a process) names an item the bill lacks."""
+        missing = [n for n in names if n not in self.names]
+        if missing:
+            raise InputError(
+                f"{where}: item {missing[0]!r} is not in the bill of materials "
+                f"(items: {', '.join(self.names)})"
+            )
+
+
+def consumption(
+    lots: xr.DataArray,
+    bill: BillOfMaterials,
+    *,
+    seed: int = 0,
+    uses: Mapping[str, Sequence[str]] | None = None,
+) -> xr.DataArray:
+    """Consumption per draw, month and item (in each item's unit).
+
+    Parameters
+    ----------
+    lots
+        Lots started per draw and month (dims ``draw``, ``month``, optionally ``program``),
+        e.g. ``requirements(demand, process, by_program=True)["lots"]``: patient lots, re-runs
+        and PPQ lots.
+    bill
+        The bill of materials.
+    seed
+        Seed of the per-draw quantities; each item has its own stream (key: its name).
+    uses
+        ``program -> item names`` the program's process uses (default: every item for
+        every program); a name the bill lacks is an :class:`InputError`.
+    """
+    seed = check_seed(seed)
+    lots = _check_lots(lots)
+    if "program" in lots.dims:
+        programs = [str(p) for p in lots["program"].values]
+        share = np.ones((len(programs), len(bill.items)))
+        if uses is not None:
+            unknown = sorted(set(map(str, uses)) - set(programs))
+            if unknown:
+                raise InputError(f"uses: programs {unknown} are not in the lots {programs}")
+            for k, program in enumerate(programs):
+                if program in uses:
+                    bill.check_names(list(uses[program]), f"uses[{program!r}]")
+                    share[k] = [n in uses[program] for n in bill.names]
+        base = lots.transpose("draw", "month", "program").values @ share  # (draw, month, item)
+    else:
+        if uses is not None:
+            raise InputError("uses: lots have no program dim; give lots by program")
+        base = lots.transpose("draw", "month").values[:, :, None] * np.ones(len(bill.items))
+    q = np.stack(
+        [
+            i.quantity_per_lot.sample_per_draw(lots.sizes["draw"], _rng(seed, i, "quantity"))
+            for i in bill.items
+        ],
+        axis=1,
+    )
+    return xr.DataArray(
+        base * q[:, None, :],
+        dims=("draw", "month", "item"),
+        coords={"draw": lots["draw"].values, "month": lots["month"].values, "item": bill.names},
+        name="consumption",
+        attrs={"units": "item units/month", "seed": seed},
+    )
+
+
+def lead_times(bill: BillOfMaterials, draws: int, seed: int = 0) -> np.ndarray:
+    """Lead time per draw and item in whole months (rounded up), shape (draws, items)."""
+    seed = check_seed(seed)
+    raw = [i.lead_time_months.sample_per_draw(draws, _rng(seed, i, "lead")) for i in bill.items]
+    # a hair of tolerance so 2.0000000001 from a ppf is still 2 months
+    return np.ceil(np.stack(raw, axis=1) - 1e-9).clip(0).astype(np.int64)
+
+
+def order_up_to(
+    cons: xr.DataArray, lead: np.ndarray, *, target: float = 0.05, method: str = "empirical"
+) -> xr.DataArray:
+    """Order-up-to level per month and item with P(stock-out in a cycle) <= ``target``.
+
+    ``S[t]`` is the empirical ``1 - target`` quantile over draws of the consumption over
+    months ``t .. t + L[d]`` (see the module docstring); ``method="normal"`` gives ``mean + z sd``
+    of the same draws (``z`` the standard normal ``1 - target`` quantile), for comparison.
+    """
+    _check_target(target)
+    if method not in ("empirical", "normal"):
+        raise InputError(f"method: expected 'empirical' or 'normal', got {method!r}")
+    window = _window_demand(cons.transpose("draw", "month", "item").values, _check_lead(lead, cons))
+    if method == "empirical":
+        level = np.quantile(window, 1 - target, axis=0, method="inverted_cdf")
+    else:
+        z = float(special.ndtri(1 - target))
+        level = window.mean(axis=0) + z * window.std(axis=0, ddof=1)
+    return xr.DataArray(
+        level,
+        dims=("month", "item"),
+        coords={"month": cons["month"].values, "item": cons["item"].values},
+        name="order_up_to",
+        attrs={"target": target, "method": method},
+    )
+
+
+def simulate_policy(
+    cons: xr.DataArray,
+    lead: np.ndarray,
+    levels: xr.DataArray,
+    bill: BillOfMaterials,
+    *,
+    opening: Mapping[str, float] | None = None,
+) -> xr.Dataset:
+    """Run the order-up-to policy on each draw: stock, orders and spend per draw and month.
+
+    Returns a Dataset (dims ``draw``, ``month``, ``item``) with ``stock`` (net stock at the
+    end of the month; negative is a backorder), ``orders`` (placed at the start of the month,
+    in item units) and ``spend`` (orders x unit cost). Vectorised over draws and items; the
+    loop is over months only (each month's orders depend on the last).
+    """
+    c = cons.transpose("draw", "month", "item").values
+    lead = _check_lead(lead, cons)
+    if list(levels["item"].values) != bill.names or list(cons["item"].values) != bill.names:
+        raise InputError("levels and consumption must list the bill's items in order")
+    s = levels.transpose("month", "item").values
+    n_draw, n_month, n_item = c.shape
+    pack = np.array([i.pack_size for i in bill.items])
+    moq = np.array([i.min_order for i in bill.items])
+    cost = np.array([i.unit_cost for i in bill.items])
+    start = s[0].copy() if n_month else np.zeros(n_item)
+    for name, value in (opening or {}).items():
+        if name not in bill.names:
+            bill.check_names([name], "opening")
+        start[bill.names.index(name)] = _number(value, "opening", name, low=0.0)
+    on_hand = np.broadcast_to(start, (n_draw, n_item)).astype(float)
+    pipeline = np.zeros((n_draw, n_item))  # ordered, not yet arrived
+    arrivals = np.zeros((n_draw, n_month + int(lead.max(initial=0)) + 1, n_item))
+    rows, cols = np.indices((n_draw, n_item))
+    stock = np.empty_like(c)
+    orders = np.empty_like(c)
+    for t in range(n_month):
+        need = s[t] - (on_hand + pipeline)  # the position counts what is on order
+        q = np.where(need > 1e-9, np.maximum(need, moq), 0.0)
+        q = np.ceil(q / pack - 1e-9) * pack
+        arrivals[rows, t + lead, cols] += q
+        pipeline = pipeline + q - arrivals[:, t]  # receive (a 0-month lead time: at once)
+        on_hand = on_hand + arrivals[:, t] - c[:, t]
+        stock[:, t] = on_hand
+        orders[:, t] = q
+    coords = {"draw": cons["draw"].values, "month": cons["month"].values, "item": bill.names}
+    dims = ("draw", "month", "item")
+    return xr.Dataset(
+        {
+            "stock": (dims, stock, {"units": "item units"}),
+            "orders": (dims, orders, {"units": "item units/month"}),
+            "spend": (dims, orders * cost, {"units": "currency/month"}),
+        },
+        coords=coords,
+    )
+
+
+def plan_materials(
+    lots: xr.DataArray,
+    bill: BillOfMaterials,
+    *,
+    target: float | None = None,
+    seed: int = 0,
+    uses: Mapping[str, Sequence[str]] | None = None,
+    method: str = "empirical",
+    fresh_lots: xr.DataArray | None = None,
+    quantiles: Sequence[float] = (0.1, 0.5, 0.9),
+) -> xr.Dataset:
+    """Size and run the order-up-to policy of every item; summaries per month and item.
+
+    Returns a Dataset (dims ``month``, ``item``): ``consumption_pQ`` for each of ``quantiles``
+    (percentiles over draws: ``consumption_p10``, ...), ``order_up_to``,
+    ``expected_stock`` (on hand at the end of the month), ``expected_orders``,
+    ``expected_spend`` and ``stockout_probability`` on the draws the levels were sized on;
+    with ``fresh_lots`` (other draws of the same model, e.g. ``requirements`` with another
+    seed) also ``stockout_probability_fresh``: the same levels re-simulated on those draws
+    with fresh quantities and lead times (seed ``seed + 1``). ``attrs`` hold ``target``,
+    ``method`` and ``seed``; ``item.attrs["units"]`` maps each item to its unit. ``target``
+    (P(stock-out in a review cycle)) defaults to the bill's ``stockout_target``.
+    """
+    seed = check_seed(seed)
+    target = bill.stockout_target if target is None else target
+    cons = consumption(lots, bill, seed=seed, uses=uses)
+    lead = lead_times(bill, cons.sizes["draw"], seed)
+    levels = order_up_to(cons, lead, target=target, method=method)
+    sim = simulate_policy(cons, lead, levels, bill)
+    bands = cons.quantile(list(quantiles), dim="draw")
+    out = xr.Dataset(
+        {
+            **{f"consumption_p{100 * q:g}": bands.sel(quantile=q, drop=True) for q in quantiles},
+            "order_up_to": levels,
+            "expected_stock": sim["stock"].clip(min=0).mean("draw"),
+            "expected_orders": sim["orders"].mean("draw"),
+            "expected_spend": sim["spend"].mean("draw"),
+            "stockout_probability": (sim["stock"] < -1e-9).mean("draw"),
+        }
+    )
+    if fresh_lots is not None:
+        fresh = consumption(fresh_lots, bill, seed=seed + 1, uses=uses)
+        fresh_lead = lead_times(bill, fresh.sizes["draw"], seed + 1)
+        redo = simulate_policy(fresh, fresh_lead, levels, bill)
+        out["stockout_probability_fresh"] = (redo["stock"] < -1e-9).mean("draw")
+    out.attrs = {"target": target, "method": method, "seed": seed}
+    out["item"].attrs["units"] = {i.name: i.unit for i in bill.items}
+    return out
+
+
+def materials_by_process(
+    lots: xr.DataArray,
+    processes: Mapping[str, Any],
+    *,
+    seed: int = 0,
+    quantiles: Sequence[float] = (0.1, 0.5, 0.9),
+) -> dict[str, xr.Dataset]:
+    """:func:`plan_materials` for each process that has a bill of materials.
+
+    ``lots`` has a ``program`` dim (``requirements(..., by_program=True)["lots"]``);
+    ``processes`` maps each program to its :class:`capacity.ProcessSpec`. The lots of the
+    programs made with one process are summed and sized with that process's bill (its own
+    stock of each item) at its ``stockout_target``. Processes without a bill are left out.
+    """
+    out: dict[str, xr.Dataset] = {}
+    for spec in {s.name: s for s in processes.values()}.values():
+        if spec.materials is None:
+            continue
+        programs = [p for p, s in processes.items() if s.name == spec.name]
+        own = lots.sel(program=programs).sum("program")
+        out[spec.name] = plan_materials(own, spec.materials, seed=seed, quantiles=quantiles)
+    return out
+
+
+# --- helpers ------------------------------------------------------------------------------
+def _window_demand(c: np.ndarray, lead: np.ndarray) -> np.ndarray:
+    """Consumption over months t .. t + L[d] (truncated at the horizon), shape of ``c``."""
+    n_draw, n_month, n_item = c.shape
+    total = np.concatenate([np.zeros((n_draw, 1, n_item)), np.cumsum(c, axis=1)], axis=1)
+    t = np.arange(n_month)[None, :, None]
+    end = np.minimum(t + lead[:, None, :] + 1, n_month)  # (draw, month, item)
+    rows = np.arange(n_draw)[:, None, None]
+    cols = np.arange(n_item)[None, None, :]
+    return total[rows, end, cols] - total[:, :n_month, :]
+
+
+def _check_lots(lots: Any) -> xr.DataArray:
+    if not isinstance(lots, xr.DataArray):
+        raise InputError(f"lots: expected an xarray DataArray, got {type(lots).__name__}")
+    extra = sorted(set(lots.dims) - {"draw", "month", "program"})
+    if extra or not {"draw", "month"} <= set(lots.dims):
+        raise InputError(f"lots: expected dims draw, month (and program), got {lots.dims}")
+    values = np.asarray(lots.values, float)
+    if not np.isfinite(values).all() or (values < 0).any():
+        raise InputError("lots: expected finite numbers >= 0 of lots per month")
+    return lots
+
+
+def _check_lead(lead: Any, cons: xr.DataArray) -> np.ndarray:
+    lead = np.asarray(lead)
+    shape = (cons.sizes["draw"], cons.sizes["item"])
+    if lead.shape != shape or lead.dtype.kind not in "iu" or (lead < 0).any():
+        raise InputError(f"lead: expected whole months >= 0, shape {shape}, got {lead.shape}")
+    return lead
+
+
+def _check_target(target: Any) -> None:
+    if isinstance(target, bool) or not isinstance(target, int | float) or not 0 < target < 1:
+        raise InputError(f"target: expected a probability of stock-out in (0, 1), got {target!r}")
+
+
+def _number(value: Any, where: str, field: str, *, low: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
+        raise InputError(f"{where}: field '{field}': expected a number, got {value!r}")
+    if value < low:
+        raise InputError(f"{where}: field '{field}': must be >= {low:g}, got {value!r}")
+    return float(value)
+
+
+def _rng(seed: int, item: MaterialItem, what: str) -> np.random.Generator:
+    return stream_rng(seed, "materials", item.name, what)
