@@ -7,6 +7,7 @@ import collections
 import hashlib
 import json
 import os
+import shutil
 import threading
 import time
 import traceback
@@ -66,19 +67,62 @@ class SweepResult:
     spans: dict[str, tuple[float, float, str]] = field(default_factory=dict)
 
 
-def check_sweep_out(out: Path, inputs: list[Path]) -> None:
-    """``out`` may be new, empty, or an earlier output of a sweep (which is resumed)."""
+def check_sweep_out(
+    out: Path,
+    inputs: list[Path],
+    *,
+    command: str = "sweep",
+    origin: str | None = None,
+    force: bool = False,
+) -> None:
+    """``out`` may be new, empty, or an earlier output of the same sweep (which is resumed):
+    the same ``command`` (sweep or sensitivity) and ``origin`` (the sweep file, or the base
+    scenario of a sensitivity run). Any other folder needs ``force`` (it is then replaced),
+    and never one :func:`pmcap.output.check_out` refuses whatever ``force`` says."""
     from pmcap.output import check_out, read_manifest
 
     check_out(out, inputs=inputs, force=True)  # inputs, the current folder, files, links
     path = Path(out)
-    if path.is_dir() and any(path.iterdir()):
-        manifest = read_manifest(path)
-        if manifest is None or manifest.get("command") not in ("sweep", "sensitivity"):
-            raise InputError(
-                f"--out {out}: the folder holds files that are not a pmcap sweep output; "
-                "choose a new folder (a sweep folder is resumed, never replaced)"
-            )
+    if force or not path.is_dir() or not any(path.iterdir()):
+        return
+    manifest = read_manifest(path)
+    earlier = manifest.get("command") if manifest else None
+    if earlier not in ("sweep", "sensitivity") or "sweep_case" in manifest:
+        raise InputError(
+            f"--out {out}: the folder holds files that are not a pmcap sweep output; "
+            "choose a new folder, or pass --force to replace it (a sweep folder is resumed "
+            "only by the same sweep)"
+        )
+    if earlier != command:
+        raise InputError(
+            f"--out {out}: holds the output of pmcap {earlier}, not of pmcap {command}; choose "
+            "a new folder, or pass --force to replace it"
+        )
+    was = manifest.get("origin")
+    if origin is not None and was is not None and was != origin:
+        what = "sweep file" if command == "sweep" else "base scenario"
+        raise InputError(
+            f"--out {out}: holds the output of pmcap {command} of another {what} ({was}, not "
+            f"{origin}); its scenarios and comparison would be mixed with this one's: choose "
+            "a new folder, or pass --force to replace it"
+        )
+
+
+def _start_folder(out: Path, force: bool) -> list[Path]:
+    """Create ``out`` (replacing an earlier folder with ``force``); return the folders
+    created, outermost first, so a sweep that stops before any scenario ran can remove
+    them."""
+    from pmcap.output import _discard
+
+    if force and os.path.lexists(out) and any(Path(out).iterdir()):
+        _discard(Path(out), Path(out).name)
+    created = []
+    folder = Path(out)
+    while not os.path.lexists(folder):
+        created.insert(0, folder)
+        folder = folder.parent
+    out.mkdir(parents=True, exist_ok=True)
+    return created
 
 
 def _done(folder: Path, digest: str) -> dict[str, Any] | None:
@@ -165,6 +209,7 @@ def run_sweep(
     progress: Callable[[str, str, int, int], None] | None = None,
     command: str = "sweep",
     client: Any = None,
+    force: bool = False,
 ) -> SweepResult:
     """Run every scenario not already done in ``out`` and write the comparison outputs.
 
@@ -174,7 +219,9 @@ def run_sweep(
     What each scenario writes is its ``Case.outputs``; ``Sweep.extra_tables`` adds tables to
     the comparison. ``progress(name, status, done, total)`` is called as models are fitted
     (status "fitting") and as scenarios finish ("done", "failed"); ``command`` names the
-    command in the manifests.
+    command in the manifests. ``out`` is resumed only by the same sweep (the same command and
+    sweep file, or base scenario); ``force`` replaces any other folder. A sweep that stops
+    before any scenario ran (a cluster that cannot be reached) leaves no folder it created.
     """
     from pmcap import __version__
     from pmcap.output import write_manifest
@@ -183,12 +230,15 @@ def run_sweep(
     inputs = sorted({p for c in sweep.cases for p in c.scenario.input_files()})
     if sweep.path is not None:
         inputs.append(sweep.path)
-    check_sweep_out(out, inputs)
-    out.mkdir(parents=True, exist_ok=True)
+    origin = str(Path(sweep.path or sweep.base.path).resolve())
+    check_sweep_out(out, inputs, command=command, origin=origin, force=force)
+    created = _start_folder(out, force)
     if not (out / "manifest.json").exists():
         # marks the folder as a sweep's from the start, so a sweep stopped early (Ctrl-C, a
-        # crash, a refused cluster) is resumed by the next run; completed at the end
-        write_manifest(out, command=command, status="running", files=["scenarios", "failed"])
+        # crash) is resumed by the next run; completed at the end
+        write_manifest(
+            out, command=command, origin=origin, status="running", files=["scenarios", "failed"]
+        )
     (out / "scenarios").mkdir(exist_ok=True)
     timings: dict[str, float] = {}
     t_start = time.perf_counter()
@@ -204,21 +254,28 @@ def run_sweep(
     t_wall = time.time()
     closing: list[threading.Thread] = []  # the LocalCluster shutting down
     if todo:
-        _run_cases(
-            sweep,
-            todo,
-            out,
-            state,
-            timings,
-            closing,
-            workers=workers,
-            scheduler=scheduler,
-            client=client,
-            use_cache=use_cache,
-            xlsx=xlsx,
-            command=command,
-            notify=progress or (lambda name, status, done, total: None),
-        )
+        try:
+            _run_cases(
+                sweep,
+                todo,
+                out,
+                state,
+                timings,
+                closing,
+                workers=workers,
+                scheduler=scheduler,
+                client=client,
+                use_cache=use_cache,
+                xlsx=xlsx,
+                command=command,
+                notify=progress or (lambda name, status, done, total: None),
+            )
+        except BaseException:
+            if created and not state.ran and not state.failed:
+                # nothing ran (a cluster that cannot be reached, Ctrl-C while fitting):
+                # leave no folder behind
+                shutil.rmtree(created[0], ignore_errors=True)
+            raise
     t0 = time.perf_counter()
     try:  # while the cluster shuts down
         rows = sweep_table(sweep, state.summaries, state.failed)
@@ -258,6 +315,7 @@ def run_sweep(
     write_manifest(
         out,
         command=command,
+        origin=origin,
         sweep={"path": str(sweep.path) if sweep.path else None, "title": sweep.title},
         scenarios=[
             {
