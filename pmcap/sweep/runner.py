@@ -392,11 +392,17 @@ def _run_cases(
     # ("partially initialized module 'dask.base'")
     import distributed  # noqa: F401
 
-    fitting = _in_background(_fit_all, todo, use_cache, notify)
     own_cluster = client is None and not scheduler  # a LocalCluster started here
+    # a cluster that exists already (--scheduler, the caller's client) is reached and its
+    # workers checked first, at once: one that cannot be reached or runs another pmcap stops
+    # the sweep before any fit, and the process exits at once (an interpreter exiting while
+    # the daemon fit thread is still importing or loading can hang in its finalization)
+    fitting = _in_background(_fit_all, todo, use_cache, notify) if own_cluster else None
     with cluster_client(workers, scheduler, len(todo), client, closing) as client:
         timings["cluster_start_s"] = round(time.perf_counter() - t0, 3)
         check_workers(client, scheduler)
+        if fitting is None:
+            fitting = _in_background(_fit_all, todo, use_cache, notify)
         # the workers import pmcap (and load its compiled kernels) while the models are
         # fitted or read
         warming = [

@@ -223,15 +223,19 @@ def test_a_full_disk_anywhere_else_is_one_message(tmp_path, inputs, monkeypatch)
 # --- sweeps: a cluster that cannot be reached, the sweep's size and progress --------------
 
 
-def no_cluster(monkeypatch) -> None:
-    """No fit (no MCMC) and a scheduler that refuses the connection, as cluster_client says."""
+def no_cluster(monkeypatch) -> list:
+    """No fit (no MCMC) and a scheduler that refuses the connection, as cluster_client says;
+    returns the list of fits started."""
     from concurrent.futures import Future
     from contextlib import contextmanager
 
     import pmcap.sweep.runner as sweep_runner
     from capacity.errors import InputError
 
+    started = []
+
     def no_fits(fn, *args):
+        started.append(fn)
         future: Future = Future()
         future.set_result(({}, {}, {}))
         return future
@@ -243,10 +247,11 @@ def no_cluster(monkeypatch) -> None:
 
     monkeypatch.setattr(sweep_runner, "_in_background", no_fits)
     monkeypatch.setattr(sweep_runner, "cluster_client", unreachable)
+    return started
 
 
 def test_a_sweep_whose_scheduler_cannot_be_reached_leaves_nothing(tmp_path, monkeypatch):
-    no_cluster(monkeypatch)
+    fits = no_cluster(monkeypatch)
     sweep = write_sweep_file(tmp_path, "first.toml")
     out = tmp_path / "new" / "sweep"
     args = ["sweep", str(sweep), "--scheduler", "tcp://127.0.0.1:9", "--quiet", "--out"]
@@ -254,6 +259,8 @@ def test_a_sweep_whose_scheduler_cannot_be_reached_leaves_nothing(tmp_path, monk
     assert result.exit_code == 2 and "Traceback" not in result.output, result.output
     assert "cannot connect" in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["first.toml"]  # no folder, no parent
+    # no fit was started: a given cluster is reached first, so the command exits at once
+    assert fits == []
     # an earlier folder of the same sweep is left as it was
     before = fake_sweep_output(out, "sweep", str(sweep.resolve()))
     result = runner.invoke(app, [*args, str(out)])

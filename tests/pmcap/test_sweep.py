@@ -881,16 +881,27 @@ from pathlib import Path
 from pmcap import sweep
 from pmcap.sweep import runner
 seen = []
+from contextlib import contextmanager
+from capacity.errors import InputError
 real = runner._in_background
+futures = []
 def spy(fn, *args):
     seen.append("dask" in sys.modules and "distributed" in sys.modules)
-    return real(fn, *args)
+    futures.append(real(fn, *args))
+    return futures[-1]
+@contextmanager
+def refused(*args, **kwargs):  # a local cluster that fails to start
+    raise InputError("no cluster")
+    yield
 runner._in_background = spy
+runner.cluster_client = refused
 s = sweep.load_sweep(Path({str(sweep_file)!r}))
 try:
-    sweep.run_sweep(s, Path({str(tmp_path / "out")!r}), scheduler="tcp://127.0.0.1:9")
+    sweep.run_sweep(s, Path({str(tmp_path / "out")!r}), workers=1)
 except Exception as exc:
     print(type(exc).__name__)
+for future in futures:  # the fits end before the interpreter does
+    future.exception()
 print(seen)
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
