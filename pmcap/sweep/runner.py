@@ -7,6 +7,7 @@ import collections
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import threading
 import time
@@ -108,21 +109,23 @@ def check_sweep_out(
         )
 
 
-def _start_folder(out: Path, force: bool) -> list[Path]:
-    """Create ``out`` (replacing an earlier folder with ``force``); return the folders
-    created, outermost first, so a sweep that stops before any scenario ran can remove
-    them."""
-    from pmcap.output import _discard
+def _start_folder(out: Path, force: bool) -> tuple[list[Path], Path | None]:
+    """Create ``out``; with ``force`` an earlier folder there is first set aside beside it.
 
-    if force and os.path.lexists(out) and any(Path(out).iterdir()):
-        _discard(Path(out), Path(out).name)
+    Returns the folders created, outermost first, and the folder set aside (None if none):
+    a sweep that stops before any scenario ran removes the first and puts the second back;
+    one that finishes discards what was set aside."""
+    aside = None
+    if force and (out.is_symlink() or (out.is_dir() and any(out.iterdir()))):
+        aside = out.with_name(f".{out.name}.pmcap-{os.getpid()}-{secrets.token_hex(4)}.old")
+        os.rename(out, aside)
     created = []
     folder = Path(out)
     while not os.path.lexists(folder):
         created.insert(0, folder)
         folder = folder.parent
     out.mkdir(parents=True, exist_ok=True)
-    return created
+    return created, aside
 
 
 def _done(folder: Path, digest: str) -> dict[str, Any] | None:
@@ -232,7 +235,7 @@ def run_sweep(
         inputs.append(sweep.path)
     origin = str(Path(sweep.path or sweep.base.path).resolve())
     check_sweep_out(out, inputs, command=command, origin=origin, force=force)
-    created = _start_folder(out, force)
+    created, aside = _start_folder(out, force)
     if not (out / "manifest.json").exists():
         # marks the folder as a sweep's from the start, so a sweep stopped early (Ctrl-C, a
         # crash) is resumed by the next run; completed at the end
@@ -273,9 +276,15 @@ def run_sweep(
         except BaseException:
             if created and not state.ran and not state.failed:
                 # nothing ran (a cluster that cannot be reached, Ctrl-C while fitting):
-                # leave no folder behind
+                # leave no folder behind, and put back what --force set aside
                 shutil.rmtree(created[0], ignore_errors=True)
+                if aside is not None:
+                    os.rename(aside, out)
             raise
+    if aside is not None:
+        from pmcap.output import _discard
+
+        _discard(aside, out.name)
     t0 = time.perf_counter()
     try:  # while the cluster shuts down
         rows = sweep_table(sweep, state.summaries, state.failed)

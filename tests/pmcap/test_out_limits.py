@@ -159,8 +159,12 @@ def test_the_same_sweep_resumes_and_force_starts_afresh(tmp_path):
     check_sweep_out(out, [sweep], command="sweep", origin=origin)  # resumed: no error
     other = str((tmp_path / "second.toml").resolve())
     check_sweep_out(out, [sweep], command="sweep", origin=other, force=True)
-    assert _start_folder(out, force=True) == [out]  # made anew
-    assert out.is_dir() and list(out.iterdir()) == []  # the earlier sweep's files are gone
+    before = snapshot(out)
+    created, aside = _start_folder(out, force=True)
+    assert created == [out]  # made anew
+    assert out.is_dir() and list(out.iterdir()) == []  # the earlier sweep's files set aside
+    assert aside.parent == tmp_path and aside.name.startswith(".sweep-out.pmcap-")
+    assert snapshot(aside) == before
 
 
 def test_sweep_force_keeps_the_limits_of_run_force(tmp_path, monkeypatch):
@@ -265,6 +269,18 @@ def test_a_sweep_whose_scheduler_cannot_be_reached_leaves_nothing(tmp_path, monk
     before = fake_sweep_output(out, "sweep", str(sweep.resolve()))
     result = runner.invoke(app, [*args, str(out)])
     assert result.exit_code == 2 and snapshot(out) == before
+
+
+def test_a_forced_sweep_refused_by_its_cluster_puts_the_old_folder_back(tmp_path, monkeypatch):
+    no_cluster(monkeypatch)
+    sweep = write_sweep_file(tmp_path, "second.toml")
+    out = tmp_path / "sweep-out"
+    before = fake_sweep_output(out, "sweep", str(tmp_path / "first.toml"))
+    args = ["sweep", str(sweep), "--scheduler", "tcp://127.0.0.1:9", "--quiet", "--force"]
+    result = runner.invoke(app, [*args, "--out", str(out)])
+    assert result.exit_code == 2 and "cannot connect" in result.output, result.output
+    assert snapshot(out) == before  # the other sweep's folder, as it was
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["second.toml", "sweep-out"]
 
 
 def grid_sweep(folder: Path, n: int, m: int = 1) -> Path:
