@@ -11,6 +11,7 @@ with status 3.
 from __future__ import annotations
 
 import contextlib
+import errno
 import math
 import time
 from collections.abc import Iterator
@@ -22,14 +23,18 @@ from typer.core import TyperCommand, TyperGroup
 
 from capacity.errors import InputError
 from pmcap import __version__
+from pmcap.output import WriteError
 
+EXIT_FAULT = 1
 EXIT_INPUT = 2
 EXIT_DIAGNOSTICS = 3
 
 
 class PmcapGroup(TyperGroup):
     """The command group: an :class:`InputError` raised by any command becomes the line
-    ``pmcap: error: MESSAGE`` on stderr and exit status 2 (no traceback)."""
+    ``pmcap: error: MESSAGE`` on stderr and exit status 2 (no traceback); a fault outside
+    the inputs (a full disk: :class:`~pmcap.output.WriteError`, or ``ENOSPC`` raised by any
+    other writer) becomes one such line and exit status 1."""
 
     def invoke(self, ctx):
         try:
@@ -37,6 +42,15 @@ class PmcapGroup(TyperGroup):
         except InputError as exc:
             typer.echo(f"pmcap: error: {exc}", err=True)
             raise typer.Exit(code=EXIT_INPUT) from None
+        except WriteError as exc:
+            typer.echo(f"pmcap: error: {exc}", err=True)
+            raise typer.Exit(code=EXIT_FAULT) from None
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+                raise
+            where = f" writing {exc.filename}" if exc.filename else ""
+            typer.echo(f"pmcap: error: no space left on the disk{where}: free space", err=True)
+            raise typer.Exit(code=EXIT_FAULT) from None
 
 
 class UsageCommand(TyperCommand):
@@ -88,8 +102,17 @@ ForceOption = Annotated[
     bool,
     typer.Option(
         "--force",
-        help="Replace --out even if it holds files pmcap did not write "
-        "(never a file, nor a folder holding an input).",
+        help="Replace --out even if it holds files pmcap did not write or another command's "
+        "output (never a file, a folder holding an input, the home folder, the root, the "
+        "current folder or one above it, nor a folder holding a .git, .hg or .svn repository).",
+    ),
+]
+SweepForceOption = Annotated[
+    bool,
+    typer.Option(
+        "--force",
+        help="Start afresh in --out, replacing what it holds (another sweep's or command's "
+        "output, files pmcap did not write), with the limits of pmcap run --force.",
     ),
 ]
 ScenarioArgument = Annotated[
@@ -238,20 +261,44 @@ def run_progress(quiet: bool) -> Iterator:
 
 
 @contextlib.contextmanager
-def sweep_progress(quiet: bool) -> Iterator:
-    """A line on stderr per fit and per finished scenario, or nothing with --quiet."""
+def sweep_progress(quiet: bool, every: float = 5.0) -> Iterator:
+    """Lines on stderr, or nothing with --quiet: the sweep's size before its scenarios are
+    checked, then the checks done and the time left about every ``every`` seconds; a line
+    per fit; a line per finished scenario with the time left at the rate so far."""
     if quiet:
         yield None
         return
     from rich.console import Console
 
     console = Console(stderr=True, highlight=False)
+    clock = {"checking": 0.0, "running": 0.0, "shown": 0.0}
+
+    def left(t0: float, done: int, total: int) -> str:
+        if not done or done >= total:
+            return ""
+        rest = (time.perf_counter() - t0) / done * (total - done)
+        return f", about {rest:.0f} s left" if rest < 120 else f", about {rest / 60:.0f} min left"
 
     def show(name: str, status: str, done: int, total: int) -> None:
-        if status == "fitting":
+        now = time.perf_counter()
+        if status == "checking":
+            if done == 0:
+                clock["checking"] = clock["shown"] = now
+                console.print(f"  {total:,} scenarios: checking each one's inputs")
+            elif done == total or now - clock["shown"] >= every:
+                clock["shown"] = now
+                console.print(
+                    f"  checked {done:,}/{total:,} ({now - clock['checking']:.0f} s"
+                    f"{left(clock['checking'], done, total)})"
+                )
+        elif status == "fitting":
             console.print(f"  fitting (or reading from the cache): {name}")
         else:
-            console.print(f"  [{done}/{total}] {status}: {name}")
+            if done == 1:
+                clock["running"] = now - 1e-9
+            console.print(
+                f"  [{done}/{total}] {status}: {name}{left(clock['running'], done - 1, total - 1)}"
+            )
 
     yield show
 
@@ -422,17 +469,24 @@ def sweep(
     ] = None,
     xlsx: XlsxOption = False,
     quiet: QuietOption = False,
+    force: SweepForceOption = False,
     no_cache: NoCacheOption = False,
 ) -> None:
     """Run every scenario of SWEEP (each a task on dask.distributed) and write sweep.csv,
     sweep.html and one run folder per scenario. Scenarios already done in FOLDER (same
     scenario hash) are skipped; a failed scenario is reported and the others finish (exit
-    status 1 if any failed)."""
+    status 1 if any failed). FOLDER is resumed only by the same sweep file; another sweep's
+    or command's output there needs --force."""
+    from pmcap.scenario import check_draws_option
     from pmcap.sweep import load_sweep, run_sweep
+    from pmcap.sweep.runner import check_sweep_out
 
     one_cluster(workers, scheduler)
-    sw = load_sweep(sweep_file, draws=draws)
+    check_draws_option(draws)
+    origin = str(sweep_file.resolve())
+    check_sweep_out(out, [sweep_file], command="sweep", origin=origin, force=force)
     with sweep_progress(quiet) as show:
+        sw = load_sweep(sweep_file, draws=draws, progress=show)
         result = run_sweep(
             sw,
             out,
@@ -441,6 +495,7 @@ def sweep(
             use_cache=not no_cache,
             xlsx=xlsx,
             progress=show,
+            force=force,
         )
     finish_sweep(result, out, quiet)
 
@@ -467,6 +522,7 @@ def sensitivity(
     scheduler: SchedulerOption = None,
     draws: Annotated[int | None, typer.Option(metavar="N", help="Override run.draws.")] = None,
     quiet: QuietOption = False,
+    force: SweepForceOption = False,
     no_cache: NoCacheOption = False,
 ) -> None:
     """Fix each uncertain input at its P10 and P90 in turn (a sweep: tornado of the P90 suite
@@ -474,10 +530,15 @@ def sensitivity(
     rank correlation with the need. Writes sensitivity.csv, ranking.csv, sweep.csv and
     sweep.html (with the tornado and the ranking); the base run's folder in full."""
     from pmcap.commands import load_or_example
+    from pmcap.scenario import check_draws_option
     from pmcap.sensitivity import run_sensitivity
+    from pmcap.sweep.runner import check_sweep_out
 
     one_cluster(workers, scheduler)
+    check_draws_option(draws)
     base = load_or_example(scenario)
+    origin = str(base.path.resolve())
+    check_sweep_out(out, base.input_files(), command="sensitivity", origin=origin, force=force)
     with sweep_progress(quiet) as show:
         result = run_sensitivity(
             base,
@@ -489,6 +550,7 @@ def sensitivity(
             scheduler=scheduler,
             use_cache=not no_cache,
             progress=show,
+            force=force,
         )
     if not quiet and result.sensitivity:
         top = result.sensitivity["swings"].head(3)

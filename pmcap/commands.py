@@ -97,13 +97,13 @@ def run_to_folder(
     stage = stage or no_progress
     sc = load_or_example(scenario).apply(draws=draws, seed=seed)
     inputs = sc.input_files()
-    check_out(out, inputs=inputs, force=force)
+    check_out(out, inputs=inputs, force=force, command="run")
     result = run_scenario(sc, stage=stage, use_cache=use_cache)
     if strict and not result.diagnostics_ok:
         failed = [k for k, d in result.diagnostics.items() if not diagnostics_pass(d)]
         raise DiagnosticsError(failed)
     t0 = time.perf_counter()
-    with stage("write"), atomic_folder(out, inputs=inputs, force=force) as folder:
+    with stage("write"), atomic_folder(out, inputs=inputs, force=force, command="run") as folder:
         overrides = ", ".join(
             f"{k}={v}" for k, v in (("draws", draws), ("seed", seed)) if v is not None
         )
@@ -184,7 +184,7 @@ def capacity_to_folder(
     t0 = time.perf_counter()
     files = [Path(v) for v in (process.values() if isinstance(process, dict) else [process])]
     inputs = [demand, *(f for f in files if f.exists())]
-    check_out(out, inputs=inputs, force=force)
+    check_out(out, inputs=inputs, force=force, command="capacity")
     specs = (
         {k: load_process(v) for k, v in process.items()}
         if isinstance(process, dict)
@@ -200,7 +200,7 @@ def capacity_to_folder(
     shortfall = shortfall_probability(req, installed) if installed else None
 
     written = ["requirements.csv"]
-    with atomic_folder(out, inputs=inputs, force=force) as folder:
+    with atomic_folder(out, inputs=inputs, force=force, command="capacity") as folder:
         export.write_csv(table, folder / "requirements.csv")
         if shortfall is not None:  # the layout of `pmcap run`'s: units, "any of ..."
             export.write_csv(export.shortfall_table(shortfall), folder / "shortfall.csv")

@@ -56,7 +56,8 @@ def _read_csv(path: Path) -> pd.DataFrame:
 
 def _enrollment_frames(scenario: Scenario, p: ProgramConfig) -> dict[str, Any]:
     """A trial's ``patients``, ``counts`` and ``sites`` files (None where not given), with
-    ``treated`` as booleans and the count and cap columns as numbers."""
+    ``treated`` as booleans and the count columns as numbers (the sites table's ``cap`` is
+    read, and checked, by :func:`forecast.enrollment.enrollment_data`)."""
     e = p.enrollment
     frames = {}
     for key in ("patients", "counts", "sites"):
@@ -76,8 +77,6 @@ def _enrollment_frames(scenario: Scenario, p: ProgramConfig) -> dict[str, Any]:
         for col in ("enrolled", "screened", "open"):
             if col in frames["counts"].columns:
                 frames["counts"][col] = pd.to_numeric(frames["counts"][col], errors="coerce")
-    if frames["sites"] is not None and "cap" in frames["sites"].columns:
-        frames["sites"]["cap"] = pd.to_numeric(frames["sites"]["cap"], errors="coerce")
     return frames
 
 
@@ -96,8 +95,8 @@ def own_observations(scenario: Scenario, p: ProgramConfig) -> pd.DataFrame | Non
     """A launched product's own patients per period (``uptake.patients``, columns
     ``period,patients``) as uptake observations; None when the program has none.
 
-    Each period (``2025Q3``, ``FY2025``, ``H1-2025``, ``9M-2025``) ends by ``run.as_of``,
-    starts no earlier than the launch month and overlaps no other period.
+    Each period (``2025Q3``, ``FY2025``, ``H1-2025``, ``H2-2025``, ``9M-2025``) ends by
+    ``run.as_of``, starts no earlier than the launch month and overlaps no other period.
     """
     from forecast.uptake import period_bounds
 
@@ -116,7 +115,7 @@ def own_observations(scenario: Scenario, p: ProgramConfig) -> pd.DataFrame | Non
         except InputError:
             raise InputError(
                 f"{path}: row {i + 2}: period {row['period']!r} not understood; expected "
-                "2025Q3, FY2025, H1-2025 or 9M-2025"
+                "2025Q3, FY2025, H1-2025, H2-2025 or 9M-2025"
             ) from None
         value = pd.to_numeric(row["patients"], errors="coerce")
         if not np.isfinite(value) or value < 0 or value != round(value):
@@ -206,6 +205,19 @@ def _check_groups(scenario: Scenario) -> None:
                 )
 
 
+def _check_target(scenario: Scenario, p: ProgramConfig, enrolled: int) -> None:
+    """A trial's enrollment ``target`` is at least the patients its data already enrolled
+    (equal: enrollment is complete)."""
+    e = p.enrollment
+    if e.target < enrolled:
+        source = scenario.resolve(e.patients if e.patients is not None else e.counts)
+        raise InputError(
+            f"{scenario.path}: program {p.name!r}: enrollment.target {e.target} is below the "
+            f"{enrolled} patients {source} already enrolled by as_of {scenario.run.as_of}; "
+            "give the target of the whole trial"
+        )
+
+
 def check_inputs(scenario: Scenario) -> dict[str, Any]:
     """Every check short of sampling: processes, groups, CSV rows. Returns parsed inputs."""
     from forecast.enrollment import enrollment_data
@@ -217,7 +229,7 @@ def check_inputs(scenario: Scenario) -> dict[str, Any]:
         if p.enrollment is not None:
             frames = _enrollment_frames(scenario, p)
             try:
-                enrollment_data(
+                data = enrollment_data(
                     frames["patients"],
                     frames["sites"],
                     counts=frames["counts"],
@@ -227,6 +239,7 @@ def check_inputs(scenario: Scenario) -> dict[str, Any]:
                 )
             except InputError as exc:
                 raise enrollment_input_error(exc, scenario, p) from None
+            _check_target(scenario, p, int(data.counts.sum()))
             parsed["enrollment"][p.name] = frames
         obs = own_observations(scenario, p)
         if obs is not None:

@@ -2,10 +2,13 @@
 
 Rules (:func:`check_out`)
     ``out`` may replace only a folder pmcap wrote (its ``manifest.json`` carries the pmcap
-    marker, or ``out`` is pmcap's own link, see below) or an empty folder. A file is never
-    replaced; nor a folder that is, holds or lies inside an input, nor one holding the current
-    folder. ``force`` allows replacing any other folder. A pmcap output to which the user has
-    added files (not listed in its manifest) needs ``force`` too.
+    marker, or ``out`` is pmcap's own link, see below) of the same kind (the manifest's
+    ``command``: run, capacity, sweep, sensitivity) or an empty folder. A file is never
+    replaced; nor a folder that is, holds or lies inside an input, nor a symbolic link pmcap
+    did not make. ``force`` allows replacing any other folder, except (:data:`NEVER`) the
+    filesystem root, the home folder or a folder above it, the current folder or a folder
+    above it, and a folder holding a version-control repository. A pmcap output to which the
+    user has added files (not listed in its manifest) needs ``force`` too.
 
 Swap (:func:`atomic_folder`)
     The output is built in a hidden sibling ``.NAME.pmcap-PID-TOKEN``; ``out`` is a relative
@@ -48,22 +51,42 @@ MANIFEST = "manifest.json"
 MARKER = "pmcap_output"
 # Any folder pmcap keeps beside an ``out`` (never a valid ``--out`` itself).
 _ANY_VERSION = re.compile(r"^\..+\.pmcap-\d+-[0-9a-f]{8}(\.link|\.old)?$")
+# what an output folder is never, with or without --force
+NEVER = (
+    "--force never replaces the filesystem root, the home folder, the current folder or a "
+    "folder above them, nor a folder holding a version-control repository (.git, .hg, .svn)"
+)
+VCS = (".git", ".hg", ".svn")
+
+
+class WriteError(Exception):
+    """Writing an output failed for a reason outside the inputs (a full disk); the message
+    names the folder and what is needed, and the earlier output is as it was."""
 
 
 # --- checks ---------------------------------------------------------------------------------
 
 
-def check_out(out: Path, *, inputs: Sequence[Path] = (), force: bool = False) -> None:
+def check_out(
+    out: Path, *, inputs: Sequence[Path] = (), force: bool = False, command: str | None = None
+) -> None:
     """Raise InputError if writing to ``out`` is not allowed (call before long work).
 
     ``inputs`` are the files (or folders) the run reads; ``out`` may not be one of them, hold
-    one or lie inside one, whatever ``force`` says.
+    one or lie inside one, whatever ``force`` says. ``command`` (run, capacity, ...): an
+    earlier output of another command is replaced only with ``force``.
     """
     path = _absolute(out)
     shown = f"--out {out}"
     if path.parent == path:
-        raise InputError(f"{shown}: is the root folder; choose a folder of its own")
+        raise InputError(f"{shown}: is the root folder; choose a folder of its own ({NEVER})")
+    if path.is_symlink() and not _own_link(path, path.name):
+        raise InputError(
+            f"{shown}: is a symbolic link to {os.readlink(path)} that pmcap did not make; "
+            "give the folder itself"
+        )
     real = path.resolve()
+    _check_protected(real, shown)
     for item in inputs:
         source = Path(item).resolve()
         if source == real:
@@ -78,25 +101,26 @@ def check_out(out: Path, *, inputs: Sequence[Path] = (), force: bool = False) ->
     with contextlib.suppress(OSError):  # no current folder: nothing to protect
         cwd = Path.cwd().resolve()
         if real == cwd or real in cwd.parents:
-            raise InputError(f"{shown}: holds the current folder; choose another output folder")
+            raise InputError(
+                f"{shown}: holds the current folder; choose another output folder ({NEVER})"
+            )
     if _ANY_VERSION.match(path.name):
         raise InputError(f"{shown}: is a folder pmcap keeps beside an output; give that output")
 
-    if path.is_symlink():
-        if not _own_link(path, path.name):
-            raise InputError(
-                f"{shown}: is a symbolic link to {os.readlink(path)} that pmcap did not make; "
-                "give the folder itself"
-            )
+    if path.is_symlink():  # pmcap's own link (checked above)
         folder = path.parent / os.readlink(path)
         if folder.is_dir() and not force:
-            _check_own_files(folder, shown)
+            manifest = read_manifest(folder)
+            _check_kind(manifest, command, shown)
+            _check_own_files(folder, shown, manifest)
     elif os.path.lexists(path) and not path.is_dir():
         raise InputError(
             f"{shown}: is a file, not a folder; pmcap never replaces a file, "
             "give a folder name for the output"
         )
-    elif path.is_dir() and not force:
+    elif path.is_dir() and force:
+        _check_no_repository(path, shown)
+    elif path.is_dir():
         names = sorted(os.listdir(path))
         if names:
             manifest = read_manifest(path)
@@ -112,6 +136,7 @@ def check_out(out: Path, *, inputs: Sequence[Path] = (), force: bool = False) ->
                     "run folders and comparison); choose a new folder, or pass --force to "
                     "replace it all"
                 )
+            _check_kind(manifest, command, shown)
             _check_own_files(path, shown, manifest)
 
     existing = path.parent
@@ -121,6 +146,40 @@ def check_out(out: Path, *, inputs: Sequence[Path] = (), force: bool = False) ->
         raise InputError(f"{shown}: cannot create a folder inside {existing}: it is a file")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise InputError(f"{shown}: the folder {existing} is not writable")
+
+
+def _check_protected(real: Path, shown: str) -> None:
+    """Refuse the filesystem root and the home folder or a folder above it."""
+    if real.parent == real:
+        raise InputError(f"{shown}: is the filesystem root; choose a folder of its own ({NEVER})")
+    with contextlib.suppress(RuntimeError, OSError):  # no home folder: nothing to protect
+        home = Path.home().resolve()
+        if real == home or real in home.parents:
+            what = "is the home folder" if real == home else f"holds the home folder {home}"
+            raise InputError(f"{shown}: {what}; choose a folder of its own ({NEVER})")
+
+
+def _check_no_repository(folder: Path, shown: str) -> None:
+    """Refuse a folder holding a version-control repository (at any depth)."""
+    for dirpath, dirnames, filenames in os.walk(folder):
+        found = sorted({*dirnames, *filenames} & set(VCS))
+        if found:
+            where = Path(dirpath, found[0])
+            raise InputError(
+                f"{shown}: holds the version-control repository {where}; choose a folder of "
+                f"its own ({NEVER})"
+            )
+
+
+def _check_kind(manifest: dict[str, Any] | None, command: str | None, shown: str) -> None:
+    """An earlier output of another command (``manifest["command"]``) needs ``force``."""
+    earlier = manifest.get("command") if manifest else None
+    if command is None or earlier in (None, command):
+        return
+    raise InputError(
+        f"{shown}: holds the output of pmcap {earlier}, not of pmcap {command}; choose a new "
+        "folder, or pass --force to replace it"
+    )
 
 
 def _absolute(out: Path) -> Path:
@@ -170,14 +229,18 @@ def _few(names: Sequence[str], n: int = 3) -> str:
 
 
 @contextlib.contextmanager
-def atomic_folder(out: Path, *, inputs: Sequence[Path] = (), force: bool = False) -> Iterator[Path]:
+def atomic_folder(
+    out: Path, *, inputs: Sequence[Path] = (), force: bool = False, command: str | None = None
+) -> Iterator[Path]:
     """check_out, then yield a temp folder; on success it becomes ``out``, on error it is removed.
 
     At every instant ``out`` is the complete old output or the complete new one. If the folder
     holds a ``manifest.json`` when the body ends, the names of the files written are added to
-    it (``"files"``), so a later run can tell the user's files from pmcap's.
+    it (``"files"``), so a later run can tell the user's files from pmcap's. A full disk
+    (``ENOSPC``, ``EDQUOT``) raises :class:`WriteError` naming the folder and the space the
+    output needs.
     """
-    check_out(out, inputs=inputs, force=force)
+    check_out(out, inputs=inputs, force=force, command=command)
     path = _absolute(out)
     shown = f"--out {out}"
     with _as_input_error(shown, path.parent):
@@ -189,13 +252,63 @@ def atomic_folder(out: Path, *, inputs: Sequence[Path] = (), force: bool = False
     try:
         yield new
         _record_files(new)
-        check_out(out, inputs=inputs, force=force)  # the world may have changed meanwhile
+        # the world may have changed meanwhile
+        check_out(out, inputs=inputs, force=force, command=command)
         old = _swap_in(new, path, shown)
+    except OSError as exc:
+        if exc.errno not in _FULL:
+            _rmtree(new)
+            raise
+        written = _tree_size(new)
+        _rmtree(new)
+        raise WriteError(_full_message(shown, path, written)) from None
     except BaseException:
         _rmtree(new)
         raise
     if old is not None:
         _discard(old, path.name)
+
+
+_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+def _tree_size(folder: Path) -> int:
+    """Bytes of the files under ``folder`` (links not followed); 0 if it is gone."""
+    total = 0
+    for dirpath, _, filenames in os.walk(folder):
+        for name in filenames:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+    return total
+
+
+def _size(n: float) -> str:
+    """Bytes as KiB, MiB or GiB with one decimal."""
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20)):
+        if n >= scale:
+            return f"{n / scale:,.1f} {unit}"
+    return f"{n / 2**10:,.1f} KiB"
+
+
+def _full_message(shown: str, path: Path, written: int) -> str:
+    """The disk holding ``path`` filled while its new output was written (``written`` bytes
+    so far): where, how much is free, and how much the output needs (about the size of the
+    earlier output there, else more than what was written)."""
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        free = None
+    earlier = _tree_size(path.resolve()) if path.is_dir() else 0
+    if earlier:
+        need = f"about {_size(earlier)} (the size of the earlier output)"
+    else:
+        need = f"more than the {_size(written)} written before the disk filled"
+    return (
+        f"{shown}: no space left on the disk holding {path.parent}"
+        + ("" if free is None else f" ({_size(free)} free)")
+        + f"; the output needs {need}; free space or choose a folder on another disk. "
+        + ("The earlier output is as it was." if earlier else "Nothing was written.")
+    )
 
 
 def _swap_in(new: Path, path: Path, shown: str) -> Path | None:

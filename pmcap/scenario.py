@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 import pandas as pd
 from pydantic import (
+    AllowInfNan,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -61,7 +62,16 @@ def _not_text(expected: str) -> BeforeValidator:
 
 
 Int = Annotated[int, _not_text("a whole number")]
-Float = Annotated[float, _not_text("a number")]
+# a finite number: ``operator_fte = inf`` or ``nan`` is refused where it is read, naming the key
+Float = Annotated[float, _not_text("a number"), AllowInfNan(False)]
+# the most draws a run takes, in the scenario file and on the command line alike
+MAX_DRAWS = 1_000_000
+
+
+def check_draws_option(draws: int | None) -> None:
+    """``--draws``: a whole number in [20, MAX_DRAWS], as ``run.draws`` (InputError)."""
+    if draws is not None and not 20 <= draws <= MAX_DRAWS:
+        raise InputError(f"--draws: expected a whole number in [20, {MAX_DRAWS:,}], got {draws}")
 
 
 def _param(value: Any) -> Any:
@@ -91,7 +101,7 @@ class RunConfig(_Strict):
     as_of: dt.date
     start: dt.date
     horizon_months: Int = Field(gt=0, le=600)
-    draws: Int = Field(1000, ge=20, le=1_000_000)
+    draws: Int = Field(1000, ge=20, le=MAX_DRAWS)
     seed: Int = Field(0, ge=0, lt=2**32)
     quantiles: list[Float] = [0.1, 0.5, 0.9]
 
@@ -261,6 +271,39 @@ class ProgramConfig(_Strict):
     in_progress: Float = Field(0.0, ge=0)
 
     _p = field_validator("manufactured_share", "lag_days")(_param)
+
+    # the checks of one program's own consistency, each its own validator (run in this order)
+    @model_validator(mode="after")
+    def _launched_is_past_its_trials(self) -> ProgramConfig:
+        """A launched product is approved: it has no current phase, phase start or
+        registrational trial (those describe a program that has still to file)."""
+        if self.stage != "launched":
+            return self
+        given = [k for k in ("phase", "phase_start") if getattr(self, k) is not None]
+        if self.registrational:
+            given.append("registrational = true")
+        if given:
+            raise ValueError(
+                f"a launched product is approved, so {' and '.join(given)} "
+                f"contradict{'s' if len(given) == 1 else ''} stage = 'launched'; remove "
+                f"{'it' if len(given) == 1 else 'them'}, or model a product still in trials as "
+                "stage = 'trial' or 'pipeline'"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _trial_plan_from_current_phase(self) -> ProgramConfig:
+        """A pipeline program's trial plan holds its current phase and later ones only: a
+        phase before ``phase`` has been run already."""
+        if self.stage != "pipeline" or self.phase is None:
+            return self
+        earlier = sorted(ph for ph in self.trial_plan if ph < self.phase)
+        if earlier:
+            raise ValueError(
+                f"trial_plan.{earlier[0]}: the program is at {self.phase}, so it has run "
+                f"{earlier[0]} already; plan {self.phase} and later phases only"
+            )
+        return self
 
     @model_validator(mode="after")
     def _stage(self) -> ProgramConfig:
@@ -493,8 +536,7 @@ class Scenario(_Strict):
         out = self.model_copy(deep=True)
         out._path = self._path
         if draws is not None:
-            if draws < 20:
-                raise InputError(f"--draws: expected at least 20, got {draws}")
+            check_draws_option(draws)
             out.run.draws = draws
         if seed is not None:
             if seed < 0 or seed >= 2**32:
@@ -658,7 +700,9 @@ def describe_validation_error(exc: ValidationError, source: str, raw: dict | Non
             msg = "required key is missing"
         else:
             msg = str(err["msg"]).removeprefix("Value error, ")
-            if kind in ("int_type", "int_parsing", "int_from_float"):
+            if kind == "finite_number":
+                msg = f"expected a finite number, got {err.get('input')!r}"
+            elif kind in ("int_type", "int_parsing", "int_from_float"):
                 msg = f"expected a whole number, got {err.get('input')!r}"
             elif kind.startswith("date"):
                 msg = f"expected a date such as 2027-01-01, got {err.get('input')!r}"

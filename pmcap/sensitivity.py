@@ -104,6 +104,7 @@ def sensitivity_sweep(
     *,
     draws: int | None = None,
     only: list[str] | None = None,
+    progress: Callable | None = None,
 ) -> tuple[Sweep, list[dict[str, Any]]]:
     """The base scenario plus a low and a high swing of each uncertain input.
 
@@ -111,7 +112,9 @@ def sensitivity_sweep(
     one record per input (label, path, low and high values).
     """
     from pmcap.inputs import check_inputs
+    from pmcap.scenario import check_draws_option
 
+    check_draws_option(draws)
     parsed = check_inputs(base)
     inputs = uncertain_inputs(base, parsed)
     if only:
@@ -123,8 +126,6 @@ def sensitivity_sweep(
             + "; write an input as a distribution, e.g. peak_share = {uniform = [0.1, 0.2]}"
         )
     common = [] if draws is None else [(("run", "draws"), draws)]
-    if draws is not None and draws < 20:
-        raise InputError(f"--draws: expected at least 20, got {draws}")
     variants: list[tuple[str, list]] = [("base", [])]
     roles = ["base"]
     records = []
@@ -138,7 +139,12 @@ def sensitivity_sweep(
         variants.append((f"{label} = {high:.4g} (P90)", [(path, high)]))
         roles += ["low", "high"]
     cases, keys = make_cases(
-        base, variants, common=common, where=f"{base.path}: sensitivity", roles=roles
+        base,
+        variants,
+        common=common,
+        where=f"{base.path}: sensitivity",
+        roles=roles,
+        progress=progress,
     )
     cases = [replace(case, outputs=OUTPUTS[case.role]) for case in cases]
     sweep = Sweep(
@@ -401,6 +407,7 @@ def run_sensitivity(
     use_cache: bool = True,
     progress: Callable | None = None,
     client: Any = None,
+    force: bool = False,
 ) -> SweepResult:
     """Run the swings (base run folder in full, the swings as summaries) and write
     sensitivity.csv, ranking.csv and the tornado and ranking in sweep.html."""
@@ -408,7 +415,7 @@ def run_sensitivity(
     years = range(start.year, (start + pd.DateOffset(months=base.run.horizon_months - 1)).year + 1)
     if year is not None and year not in years:
         raise InputError(f"--year {year}: outside the horizon ({years[0]}-{years[-1]})")
-    sweep, records = sensitivity_sweep(base, draws=draws, only=only)
+    sweep, records = sensitivity_sweep(base, draws=draws, only=only, progress=progress)
     sweep.extra_tables = SensitivityTables(records=tuple(records), year=year)
     return run_sweep(
         sweep,
@@ -419,4 +426,5 @@ def run_sensitivity(
         progress=progress,
         command="sensitivity",
         client=client,
+        force=force,
     )

@@ -42,6 +42,7 @@ from capacity import (
 from pmcap.cli import app
 from pmcap.scenario import example_scenario_path
 from tests.helpers import make_demand
+from tests.pmcap.test_contradictions import CONTRADICTIONS, CONTRADICTORY_ROWS
 from tests.pmcap.test_run import BAD as BAD_SCENARIOS
 from tests.pmcap.test_run import BAD_ROWS as BAD_SCENARIO_ROWS
 
@@ -598,7 +599,7 @@ case("cli-unknown-command", lambda w: ["simulate"], "simulate")
 
 # --- scenarios: pmcap run and pmcap validate ------------------------------------------------
 
-for _old, _new, _words in BAD_SCENARIOS:
+for _old, _new, _words in BAD_SCENARIOS + CONTRADICTIONS:
     for _command in ("validate", "run"):
         case(
             f"cli-{_command}-{_new[:40]}",
@@ -650,7 +651,7 @@ def scenario_with_row(name: str, old: str, new: str) -> Callable[[Path], Path]:
     return build
 
 
-for _name, _old, _new, _words in BAD_SCENARIO_ROWS:
+for _name, _old, _new, _words in BAD_SCENARIO_ROWS + CONTRADICTORY_ROWS:
     for _command in ("validate", "run"):
         case(
             f"cli-{_command}-{_name}-{_new[:30]}",
@@ -699,6 +700,43 @@ def run_args(*extra: str) -> Callable[[Path], list[str]]:
 case("cli-run-draws-0", run_args("--draws", "0"), "--draws")
 case("cli-run-draws-negative", run_args("--draws", "-5"), "--draws")
 case("cli-run-draws-text", run_args("--draws", "many"), "--draws")
+# the scenario file's limit (run.draws <= 1,000,000) holds on the command line too
+case("cli-run-draws-10000000", run_args("--draws", "10000000"), "--draws", "1,000,000")
+case(
+    "cli-sweep-draws-10000000",
+    lambda w: ["sweep", str(raw_file(w, "sweep.toml", "[sweep]\n")), "--draws", "10000000"],
+    "--draws",
+    "1,000,000",
+)
+case(
+    "cli-sensitivity-draws-10000000",
+    lambda w: ["sensitivity", str(scenario_file(w)), "--draws", "10000000", "--quiet"],
+    "--draws",
+    "1,000,000",
+)
+
+
+def link_to_root(w: Path) -> Path:
+    link = w / "out-link"
+    link.symlink_to("/")
+    return link
+
+
+case(
+    "cli-capacity-out-link-to-root-force",
+    lambda w: [
+        *("capacity", str(csv_file(w)), "--process", TEMPLATE),
+        *("--out", str(link_to_root(w)), "--force"),
+    ],
+    "out-link",
+    "symbolic link to /",
+)
+case(
+    "cli-run-out-link-to-root",
+    lambda w: ["run", str(scenario_file(w)), "--out", str(link_to_root(w)), "--quiet"],
+    "out-link",
+    "symbolic link to /",
+)
 case("cli-run-seed-negative", run_args("--seed", "-1"), "--seed")
 case("cli-run-seed-2-32", run_args("--seed", str(2**32)), "--seed")
 case(
@@ -979,6 +1017,10 @@ def test_bad_input(case: Case, tmp_path, earlier_output, monkeypatch, tmp_path_f
     out = tmp_path / "out"
     shutil.copytree(earlier_output, out)
     what = case.build(work)
+    if isinstance(what, list) and what[:1] == ["run"]:
+        # the earlier output is one of the same command (another command's needs --force)
+        manifest = out / "manifest.json"
+        manifest.write_text(manifest.read_text().replace('"capacity"', '"run"'))
     before = snapshot(tmp_path)
 
     if isinstance(what, list):

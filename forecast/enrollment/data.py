@@ -147,6 +147,7 @@ def enrollment_data(
             f"{r['table']}: row {r['row']}: enrollment on {r['date'].date()} at site "
             f"{r['site']!r} is before its activation on {act[early].iloc[0].date()}"
         )
+    _check_against_sites(daily, site_table)
     return _grid(daily, site_table, as_of, pauses, ramp_days, extra)
 
 
@@ -273,11 +274,10 @@ def _site_table(
             "activated_on": _dates(frame, "activated_on", source, required=False),
             "planned_activation": _dates(frame, "planned_activation", source, required=False),
             "closed_on": _dates(frame, "closed_on", source, required=False),
-            "cap": pd.to_numeric(frame["cap"], errors="coerce")
-            if "cap" in frame.columns
-            else np.nan,
+            "cap": _caps(frame, source) if "cap" in frame.columns else np.nan,
         }
     )
+    _check_closing(table, source)
     late = table["activated_on"] > as_of
     if late.any():
         i = int(np.flatnonzero(late.to_numpy())[0])
@@ -287,6 +287,67 @@ def _site_table(
         i = int(np.flatnonzero(neither.to_numpy())[0])
         raise InputError(f"{source}: row {i + 2}: a site needs activated_on or planned_activation")
     return table
+
+
+def _caps(frame: pd.DataFrame, source: str) -> pd.Series:
+    """The ``cap`` column as numbers: empty is no cap; anything else must be a whole number
+    >= 0 (text such as ``ten`` is refused, not read as no cap)."""
+    raw = frame["cap"]
+    parsed = pd.to_numeric(raw, errors="coerce")
+    given = raw.notna() & (raw.astype(str).str.strip() != "")
+    values = parsed.to_numpy(float)
+    with np.errstate(invalid="ignore"):
+        ok = np.isfinite(values) & (values >= 0) & (values == np.round(values))
+    bad = given.to_numpy() & ~ok
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise InputError(
+            f"{source}: row {i + 2}: cap must be a whole number >= 0 (the most patients the "
+            f"site enrolls) or empty for no cap, got {raw.iloc[i]!r}"
+        )
+    return parsed.where(given, np.nan).astype(float)
+
+
+def _check_closing(table: pd.DataFrame, source: str) -> None:
+    """A site closes (``closed_on``, its first day without recruitment) after it opens:
+    after ``activated_on``, or after ``planned_activation`` for a site not open yet."""
+    opens = table["activated_on"].fillna(table["planned_activation"])
+    before = table["closed_on"].notna() & (table["closed_on"] < opens)
+    if before.any():
+        i = int(np.flatnonzero(before.to_numpy())[0])
+        which = "activated_on" if pd.notna(table["activated_on"].iloc[i]) else "planned_activation"
+        raise InputError(
+            f"{source}: row {i + 2}: closed_on {table['closed_on'].iloc[i].date()} is before "
+            f"{which} {opens.iloc[i].date()}; a site closes after it opens"
+        )
+
+
+def _check_against_sites(daily: pd.DataFrame, site_table: pd.DataFrame) -> None:
+    """The data agree with the sites table: no patient enrolls at a site on or after its
+    ``closed_on``, and no site has enrolled more patients than its ``cap``."""
+    by_site = site_table.set_index("site")
+    closed = daily["site"].map(by_site["closed_on"])
+    late = (daily["enrolled"] > 0) & closed.notna() & (daily["date"] >= closed)
+    if late.any():
+        r = daily.loc[late].iloc[0]
+        raise InputError(
+            f"{r['table']}: row {r['row']}: enrollment on {r['date'].date()} at site "
+            f"{r['site']!r} is on or after its closed_on {closed[late].iloc[0].date()} (the "
+            "first day it no longer recruits, in the sites table)"
+        )
+    enrolled = daily.groupby("site")["enrolled"].sum()
+    caps = site_table["cap"].to_numpy(float)
+    have = site_table["site"].map(enrolled).fillna(0).to_numpy(float)
+    with np.errstate(invalid="ignore"):
+        over = ~np.isnan(caps) & (have > caps)
+    if over.any():
+        i = int(np.flatnonzero(over)[0])
+        table = daily["table"].iloc[0]
+        raise InputError(
+            f"sites: row {i + 2}: cap {caps[i]:g} of site {site_table['site'].iloc[i]!r} is below "
+            f"the {have[i]:g} patients the {table} table already enrolls there; a cap is the "
+            "most patients the site enrolls in all"
+        )
 
 
 def ramp_integral(t: np.ndarray, ramp: float) -> np.ndarray:

@@ -61,7 +61,8 @@ def analog_products() -> list[Product]:
 
 
 def period_bounds(label: str) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """'2021Q3', 'FY2019', 'H1-2025', '9M-2018' -> [start, end) dates."""
+    """'2021Q3', 'FY2019', 'H1-2025', 'H2-2025', '9M-2018' -> [start, end) dates (a half
+    year H1 is January to June, H2 July to December)."""
     label = str(label).strip()
     try:
         match = re.fullmatch(r"(\d{4})Q([1-4])", label)
@@ -74,13 +75,17 @@ def period_bounds(label: str) -> tuple[pd.Timestamp, pd.Timestamp]:
         if re.fullmatch(r"H1-\d{4}", label):
             y = int(label[3:])
             return pd.Timestamp(y, 1, 1), pd.Timestamp(y, 7, 1)
+        if re.fullmatch(r"H2-\d{4}", label):
+            y = int(label[3:])
+            return pd.Timestamp(y, 7, 1), pd.Timestamp(y + 1, 1, 1)
         if re.fullmatch(r"9M-\d{4}", label):
             y = int(label[3:])
             return pd.Timestamp(y, 1, 1), pd.Timestamp(y, 10, 1)
     except ValueError:
         pass
     raise InputError(
-        f"sales: period {label!r} not understood; expected 2021Q3, FY2019, H1-2025 or 9M-2018"
+        f"sales: period {label!r} not understood; expected 2021Q3, FY2019, H1-2025, H2-2025 or "
+        "9M-2018"
     )
 
 
@@ -121,9 +126,9 @@ def observations_from_sales(
     """Sales rows -> patient observations over sets of periods, without counting twice.
 
     ``sales`` has ``product`` (``A+B`` for a combined figure), ``period`` (``2021Q3``,
-    ``FY2019``, ``H1-2025``, ``9M-2018``; the bundled quarterly CSV names it ``quarter``,
-    accepted too), ``region`` and ``net_sales_musd`` (``>700`` is a lower bound), optional
-    ``constrained`` (supply-constrained: true demand was at least this).
+    ``FY2019``, ``H1-2025``, ``H2-2025``, ``9M-2018``; the bundled quarterly CSV names it
+    ``quarter``, accepted too), ``region`` and ``net_sales_musd`` (``>700`` is a lower bound),
+    optional ``constrained`` (supply-constrained: true demand was at least this).
     An aggregate whose quarters are partly reported elsewhere keeps only the unreported rest
     (a residual over the remaining quarters), and is dropped when all are reported. Patients =
     sales / US list price at the period's middle (or at launch, if later; averaged over the

@@ -9,6 +9,7 @@ import hashlib
 import itertools
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -18,6 +19,7 @@ from pydantic import ValidationError
 from capacity.errors import InputError
 from pmcap.scenario import (
     Scenario,
+    check_draws_option,
     check_files,
     describe_validation_error,
     load_scenario,
@@ -38,6 +40,9 @@ __all__ = [
 
 
 DIST_KINDS = ("beta", "triangular", "uniform", "lognormal")
+MAX_CASES = 10_000  # scenarios in one sweep
+# progress(name, status, done, total), as run_sweep's
+Progress = Callable[[str, str, int, int], None]
 TOP = ("run", "models", "facility", "workforce", "program", "process")
 # keys under program.NAME whose value is a file path
 FILE_KEYS = {("enrollment", "patients"), ("enrollment", "counts"), ("enrollment", "sites")}
@@ -331,6 +336,7 @@ def make_cases(
     where: str,
     folder: Path | None = None,
     roles: list[str] | None = None,
+    progress: Progress | None = None,
 ) -> tuple[list[Case], list[str]]:
     """The scenarios of a sweep: each variant crossed with every combination of the grid.
 
@@ -338,7 +344,9 @@ def make_cases(
     (see :class:`_Keys`). ``common`` changes apply to every scenario, ``roles`` (one per
     variant) set each scenario's :attr:`Case.role`. Every scenario is validated and its
     inputs checked here; returns the scenarios and every changed key in order of first
-    appearance.
+    appearance. A sweep of more than :data:`MAX_CASES` scenarios is refused before any is
+    checked; ``progress(name, "checking", done, total)`` is called with ``done = 0`` before
+    the first check (the sweep's size) and after each scenario is checked.
     """
     from pmcap import __version__
     from pmcap.inputs import check_inputs, scenario_processes
@@ -351,6 +359,15 @@ def make_cases(
     common = [(keys.resolve(p), v) for p, v in common]
     _no_overlap(common, "[set]", [(p, None) for p, _ in grid], "[grid]", where)
     combos = list(itertools.product(*[[(p, v) for v in values] for p, values in grid])) or [()]
+    total = len(variants) * len(combos)
+    if total > MAX_CASES:
+        raise InputError(
+            f"{where}: {total:,} scenarios ({len(variants)} variant"
+            f"{'' if len(variants) == 1 else 's'} x {len(combos):,} grid combinations); a sweep "
+            f"runs at most {MAX_CASES:,}"
+        )
+    progress = progress or (lambda name, status, done, total: None)
+    progress("", "checking", 0, total)
     cases, seen_keys, taken = [], [], set()
     for i, (vname, changes) in enumerate(variants):
         vkeys = _Keys(base_raw, process_names, f"{where}: variant {vname!r}" if vname else where)
@@ -399,6 +416,7 @@ def make_cases(
                     role=roles[i] if roles else "case",
                 )
             )
+            progress(name, "checking", len(cases), total)
     return cases, seen_keys
 
 
@@ -430,8 +448,13 @@ def _drop_unused_overrides(raw: dict) -> None:
         del raw["process"]
 
 
-def load_sweep(path: str | Path, *, draws: int | None = None) -> Sweep:
-    """Read a sweep file, build every scenario and check it (nothing runs)."""
+def load_sweep(
+    path: str | Path, *, draws: int | None = None, progress: Progress | None = None
+) -> Sweep:
+    """Read a sweep file, build every scenario and check it (nothing runs); ``progress`` is
+    told the sweep's size before the first check and each scenario checked
+    (:func:`make_cases`)."""
+    check_draws_option(draws)
     path = Path(path)
     raw = read_toml(path, "sweep")
     unknown = sorted(set(raw) - {"sweep", "set", "grid", "variant"})
@@ -483,13 +506,15 @@ def load_sweep(path: str | Path, *, draws: int | None = None) -> Sweep:
         variants = [("", [])]
     common = _leaves(raw.get("set", {}))
     if draws is not None:
-        if draws < 20:
-            raise InputError(f"--draws: expected at least 20, got {draws}")
         common.append((("run", "draws"), draws))
     cases, keys = make_cases(
-        base, variants, grid=grid, common=common, where=str(path), folder=path.parent
+        base,
+        variants,
+        grid=grid,
+        common=common,
+        where=str(path),
+        folder=path.parent,
+        progress=progress,
     )
-    if len(cases) > 10_000:
-        raise InputError(f"{path}: {len(cases)} scenarios; a sweep runs at most 10,000")
     title = str(head.get("title") or path.stem)
     return Sweep(path=path.resolve(), title=title, base=base, cases=cases, keys=keys)

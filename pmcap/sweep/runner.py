@@ -7,6 +7,8 @@ import collections
 import hashlib
 import json
 import os
+import secrets
+import shutil
 import threading
 import time
 import traceback
@@ -66,19 +68,64 @@ class SweepResult:
     spans: dict[str, tuple[float, float, str]] = field(default_factory=dict)
 
 
-def check_sweep_out(out: Path, inputs: list[Path]) -> None:
-    """``out`` may be new, empty, or an earlier output of a sweep (which is resumed)."""
+def check_sweep_out(
+    out: Path,
+    inputs: list[Path],
+    *,
+    command: str = "sweep",
+    origin: str | None = None,
+    force: bool = False,
+) -> None:
+    """``out`` may be new, empty, or an earlier output of the same sweep (which is resumed):
+    the same ``command`` (sweep or sensitivity) and ``origin`` (the sweep file, or the base
+    scenario of a sensitivity run). Any other folder needs ``force`` (it is then replaced),
+    and never one :func:`pmcap.output.check_out` refuses whatever ``force`` says."""
     from pmcap.output import check_out, read_manifest
 
     check_out(out, inputs=inputs, force=True)  # inputs, the current folder, files, links
     path = Path(out)
-    if path.is_dir() and any(path.iterdir()):
-        manifest = read_manifest(path)
-        if manifest is None or manifest.get("command") not in ("sweep", "sensitivity"):
-            raise InputError(
-                f"--out {out}: the folder holds files that are not a pmcap sweep output; "
-                "choose a new folder (a sweep folder is resumed, never replaced)"
-            )
+    if force or not path.is_dir() or not any(path.iterdir()):
+        return
+    manifest = read_manifest(path)
+    earlier = manifest.get("command") if manifest else None
+    if earlier not in ("sweep", "sensitivity") or "sweep_case" in manifest:
+        raise InputError(
+            f"--out {out}: the folder holds files that are not a pmcap sweep output; "
+            "choose a new folder, or pass --force to replace it (a sweep folder is resumed "
+            "only by the same sweep)"
+        )
+    if earlier != command:
+        raise InputError(
+            f"--out {out}: holds the output of pmcap {earlier}, not of pmcap {command}; choose "
+            "a new folder, or pass --force to replace it"
+        )
+    was = manifest.get("origin")
+    if origin is not None and was is not None and was != origin:
+        what = "sweep file" if command == "sweep" else "base scenario"
+        raise InputError(
+            f"--out {out}: holds the output of pmcap {command} of another {what} ({was}, not "
+            f"{origin}); its scenarios and comparison would be mixed with this one's: choose "
+            "a new folder, or pass --force to replace it"
+        )
+
+
+def _start_folder(out: Path, force: bool) -> tuple[list[Path], Path | None]:
+    """Create ``out``; with ``force`` an earlier folder there is first set aside beside it.
+
+    Returns the folders created, outermost first, and the folder set aside (None if none):
+    a sweep that stops before any scenario ran removes the first and puts the second back;
+    one that finishes discards what was set aside."""
+    aside = None
+    if force and (out.is_symlink() or (out.is_dir() and any(out.iterdir()))):
+        aside = out.with_name(f".{out.name}.pmcap-{os.getpid()}-{secrets.token_hex(4)}.old")
+        os.rename(out, aside)
+    created = []
+    folder = Path(out)
+    while not os.path.lexists(folder):
+        created.insert(0, folder)
+        folder = folder.parent
+    out.mkdir(parents=True, exist_ok=True)
+    return created, aside
 
 
 def _done(folder: Path, digest: str) -> dict[str, Any] | None:
@@ -165,6 +212,7 @@ def run_sweep(
     progress: Callable[[str, str, int, int], None] | None = None,
     command: str = "sweep",
     client: Any = None,
+    force: bool = False,
 ) -> SweepResult:
     """Run every scenario not already done in ``out`` and write the comparison outputs.
 
@@ -174,7 +222,9 @@ def run_sweep(
     What each scenario writes is its ``Case.outputs``; ``Sweep.extra_tables`` adds tables to
     the comparison. ``progress(name, status, done, total)`` is called as models are fitted
     (status "fitting") and as scenarios finish ("done", "failed"); ``command`` names the
-    command in the manifests.
+    command in the manifests. ``out`` is resumed only by the same sweep (the same command and
+    sweep file, or base scenario); ``force`` replaces any other folder. A sweep that stops
+    before any scenario ran (a cluster that cannot be reached) leaves no folder it created.
     """
     from pmcap import __version__
     from pmcap.output import write_manifest
@@ -183,12 +233,15 @@ def run_sweep(
     inputs = sorted({p for c in sweep.cases for p in c.scenario.input_files()})
     if sweep.path is not None:
         inputs.append(sweep.path)
-    check_sweep_out(out, inputs)
-    out.mkdir(parents=True, exist_ok=True)
+    origin = str(Path(sweep.path or sweep.base.path).resolve())
+    check_sweep_out(out, inputs, command=command, origin=origin, force=force)
+    created, aside = _start_folder(out, force)
     if not (out / "manifest.json").exists():
         # marks the folder as a sweep's from the start, so a sweep stopped early (Ctrl-C, a
-        # crash, a refused cluster) is resumed by the next run; completed at the end
-        write_manifest(out, command=command, status="running", files=["scenarios", "failed"])
+        # crash) is resumed by the next run; completed at the end
+        write_manifest(
+            out, command=command, origin=origin, status="running", files=["scenarios", "failed"]
+        )
     (out / "scenarios").mkdir(exist_ok=True)
     timings: dict[str, float] = {}
     t_start = time.perf_counter()
@@ -204,21 +257,34 @@ def run_sweep(
     t_wall = time.time()
     closing: list[threading.Thread] = []  # the LocalCluster shutting down
     if todo:
-        _run_cases(
-            sweep,
-            todo,
-            out,
-            state,
-            timings,
-            closing,
-            workers=workers,
-            scheduler=scheduler,
-            client=client,
-            use_cache=use_cache,
-            xlsx=xlsx,
-            command=command,
-            notify=progress or (lambda name, status, done, total: None),
-        )
+        try:
+            _run_cases(
+                sweep,
+                todo,
+                out,
+                state,
+                timings,
+                closing,
+                workers=workers,
+                scheduler=scheduler,
+                client=client,
+                use_cache=use_cache,
+                xlsx=xlsx,
+                command=command,
+                notify=progress or (lambda name, status, done, total: None),
+            )
+        except BaseException:
+            if created and not state.ran and not state.failed:
+                # nothing ran (a cluster that cannot be reached, Ctrl-C while fitting):
+                # leave no folder behind, and put back what --force set aside
+                shutil.rmtree(created[0], ignore_errors=True)
+                if aside is not None:
+                    os.rename(aside, out)
+            raise
+    if aside is not None:
+        from pmcap.output import _discard
+
+        _discard(aside, out.name)
     t0 = time.perf_counter()
     try:  # while the cluster shuts down
         from pmcap.export import csv_text  # rounding noise written as 0
@@ -259,6 +325,7 @@ def run_sweep(
     write_manifest(
         out,
         command=command,
+        origin=origin,
         sweep={"path": str(sweep.path) if sweep.path else None, "title": sweep.title},
         scenarios=[
             {
@@ -335,11 +402,17 @@ def _run_cases(
     # ("partially initialized module 'dask.base'")
     import distributed  # noqa: F401
 
-    fitting = _in_background(_fit_all, todo, use_cache, notify)
     own_cluster = client is None and not scheduler  # a LocalCluster started here
+    # a cluster that exists already (--scheduler, the caller's client) is reached and its
+    # workers checked first, at once: one that cannot be reached or runs another pmcap stops
+    # the sweep before any fit, and the process exits at once (an interpreter exiting while
+    # the daemon fit thread is still importing or loading can hang in its finalization)
+    fitting = _in_background(_fit_all, todo, use_cache, notify) if own_cluster else None
     with cluster_client(workers, scheduler, len(todo), client, closing) as client:
         timings["cluster_start_s"] = round(time.perf_counter() - t0, 3)
         check_workers(client, scheduler)
+        if fitting is None:
+            fitting = _in_background(_fit_all, todo, use_cache, notify)
         # the workers import pmcap (and load its compiled kernels) while the models are
         # fitted or read
         warming = [
