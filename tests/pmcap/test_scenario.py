@@ -162,7 +162,7 @@ COSTS = [
         "costs.currency: expected a three-letter currency code such as USD or EUR, got 'US$'",
     ),
     ("qc_salary = 110e3", "qc_salary = -1", "costs.qc_salary: must be >= 0, got -1"),
-    ("qc_salary = 110e3", "qc_salary = inf", "costs.qc_salary: Input should be a finite number"),
+    ("qc_salary = 110e3", "qc_salary = inf", "costs.qc_salary: expected a finite number, got inf"),
     (
         "module_capital = 60e6",
         'module_capital = "60e6"',
