@@ -285,7 +285,7 @@ def _pipeline_settings(p: ProgramConfig) -> dict[str, Any]:
         "phase": p.phase,
         "phase_start": pd.Timestamp(p.phase_start),
         "trial_plan": plan,
-        "pivotal": p.pivotal or "phase3",
+        "pivotal": p.pivotal,
     }
 
 

@@ -41,7 +41,6 @@ from scipy import special
 from forecast import _pymc
 from forecast._dist import binom_logpmf, norm_ppf
 from forecast.data import phase_durations, phase_transitions
-from forecast.draws import at_risk_start
 from forecast.errors import InputError
 from forecast.phase.data import (
     ALL,
@@ -67,6 +66,7 @@ from forecast.phase.simulate import (
     month_starts,
     pass_probabilities,
     phase_end_days,
+    ppq_days,
     survivors,
 )
 from forecast.sampling import SamplerConfig, SamplerSettings
@@ -111,39 +111,6 @@ def build_model(
                 * pm.logp(pm.Normal.dist(centre, scale), logit_loa),
             )
     return model
-
-
-def _ppq_day(
-    current: int,
-    start: pd.Timestamp,
-    ends: np.ndarray,
-    passed: np.ndarray,
-    if_passed: np.ndarray,
-    months_before: int,
-    pivotal: int = 2,
-) -> np.ndarray:
-    """The first day of the PPQ month per draw (days since epoch, NaN: no PPQ).
-
-    Planned ``months_before`` months before the filing the draw would make if its pivotal
-    phase (``pivotal``: phase III, or a pivotal phase II) passed, committed no earlier than
-    the start of that phase, and run in every draw that has not failed it in a month before
-    then (:func:`forecast.draws.at_risk_start`). A program already filed (``current`` =
-    filing) made its PPQ before it filed.
-    """
-    start_day = float((start - EPOCH).days)
-    n = len(ends)
-    if current == FILING:
-        planned, known, failed = np.full(n, start_day), np.full(n, -np.inf), np.full(n, np.nan)
-    else:
-        planned = if_passed[:, pivotal]
-        known = np.full(n, start_day) if current == pivotal else ends[:, pivotal - 1]
-        failed = np.where(passed[:, pivotal], np.nan, ends[:, pivotal])
-    month = at_risk_start(planned, known, failed, months_before)
-    ok = np.isfinite(month)
-    out = np.full(n, np.nan)
-    first = np.datetime64("1970-01", "M") + month[ok].astype("int64")
-    out[ok] = (first.astype("datetime64[D]") - np.datetime64("1970-01-01", "D")).astype(float)
-    return out
 
 
 def _logit_normal(evidence: Mapping[str, Any]) -> tuple[float, float]:
@@ -566,7 +533,7 @@ class PhaseTransitionModel(SamplerSettings, _pymc.Fitted):
             },
         )
         if ppq_lots:
-            ppq_day = _ppq_day(c, start, ends, passed, if_passed, ppq_months_before_filing, piv)
+            ppq_day = ppq_days(c, start, ends, passed, if_passed, ppq_months_before_filing, piv)
             ppq_m = to_month(ppq_day)
             ds["ppq_month"] = ("draw", ppq_m)
             ds["ppq_lots"] = ("draw", np.where(np.isnat(ppq_m), 0, ppq_lots))
@@ -690,8 +657,9 @@ class PhaseTransitionModel(SamplerSettings, _pymc.Fitted):
         """Cumulative probability of approval by month, with bands over parameter uncertainty.
 
         ``mean`` is the share of draws approved by the month; the percentiles are those of
-        P(approved by month | parameters of a draw), where each draw's timing probability is
-        estimated from ``replicates`` duration draws with that draw's parameters.
+        P(approved by month | parameters of a draw), where each draw's timing probability (and,
+        for a program still in its phase at ``as_of``, its probability of passing that phase
+        given so) is estimated from ``replicates`` duration draws with that draw's parameters.
         """
         return approval_bands(
             self._simulation(simulation),

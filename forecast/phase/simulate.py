@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from forecast.draws import at_risk_start
 from forecast.errors import InputError
 from forecast.phase.data import PHASES, phase_index
 from forecast.phase.durations import FILING, DurationPriors, lognormal_years
@@ -63,6 +64,7 @@ __all__ = [
     "month_starts",
     "pass_probabilities",
     "phase_end_days",
+    "ppq_days",
     "survivors",
 ]
 
@@ -234,6 +236,39 @@ def phase_end_days(
     return ends, passed, if_passed
 
 
+def ppq_days(
+    current: int,
+    start: pd.Timestamp,
+    ends: np.ndarray,
+    passed: np.ndarray,
+    if_passed: np.ndarray,
+    months_before: int,
+    pivotal: int = 2,
+) -> np.ndarray:
+    """The first day of the PPQ month per draw (days since epoch, NaN: no PPQ).
+
+    Planned ``months_before`` months before the filing the draw would make if its pivotal
+    phase (``pivotal``: phase III, or a pivotal phase II) passed, committed no earlier than
+    the start of that phase, and run in every draw that has not failed it in a month before
+    then (:func:`forecast.draws.at_risk_start`). A program already filed (``current`` =
+    filing) made its PPQ before it filed.
+    """
+    start_day = float((start - EPOCH).days)
+    n = len(ends)
+    if current == FILING:
+        planned, known, failed = np.full(n, start_day), np.full(n, -np.inf), np.full(n, np.nan)
+    else:
+        planned = if_passed[:, pivotal]
+        known = np.full(n, start_day) if current == pivotal else ends[:, pivotal - 1]
+        failed = np.where(passed[:, pivotal], np.nan, ends[:, pivotal])
+    month = at_risk_start(planned, known, failed, months_before)
+    ok = np.isfinite(month)
+    out = np.full(n, np.nan)
+    first = np.datetime64("1970-01", "M") + month[ok].astype("int64")
+    out[ok] = (first.astype("datetime64[D]") - np.datetime64("1970-01-01", "D")).astype(float)
+    return out
+
+
 def approval_bands(
     sim: xr.Dataset,
     priors: DurationPriors,
@@ -258,11 +293,20 @@ def approval_bands(
     # an approved draw passed every phase: each lasted max(its enrollment, D) (module docstring)
     minimum = sim["min_years"].values[rows] if "min_years" in sim else np.zeros_like(median)
     world = {"median": median, "sigma": sim["duration_sigma"].values[rows], "minimum": minimum}
+    q = pass_probabilities(sim["p"].values, pivotal)
     years = np.zeros(len(rows))
     for k in range(c, len(PHASES)):
         d = calibrated_years(k, median, world["sigma"], priors, rng, pivotal, 0.0)
         passed = np.maximum(minimum[:, k], d)
         if k == c and k < FILING and elapsed > 0:  # still in the phase: redraw the others
+            # P(it passes | it is still in the phase), per draw over its replicates: a passed
+            # phase lasts max(E, D), a failed one D
+            alive = np.stack([passed > elapsed, d > elapsed]).reshape(2, -1, replicates)
+            survive_pass, survive_fail = alive.mean(axis=-1)
+            q_c = q[:, c]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                odds = q_c * survive_pass / (q_c * survive_pass + (1 - q_c) * survive_fail)
+            q[:, c] = np.where(np.isfinite(odds), odds, q_c)
             for _ in range(SURVIVOR_REDRAWS):
                 short = passed <= elapsed
                 if not short.any():
@@ -275,7 +319,7 @@ def approval_bands(
         years += passed
     years = years.reshape(-1, replicates)  # (draw, replicate) years to the approval decision
     approval_day = (pd.Timestamp(sim.attrs["phase_start"]) - EPOCH).days + years * DAYS_PER_YEAR
-    loa = sim["p"].values[:, c:].prod(axis=1)
+    loa = q[:, c:].prod(axis=1)
     ends = (months + pd.offsets.MonthEnd(0) - EPOCH).days.to_numpy(float)
     horizon = sim.attrs.get("horizon_end")
     if horizon:  # a month's end, or the horizon's day in its month; nothing after it

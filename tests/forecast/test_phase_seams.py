@@ -122,3 +122,22 @@ def test_conditioning_on_today_matches_a_rejection_sampler(car_t, plan, elapsed_
         assert abs(w_ref.mean() - w_cond.mean()) < 4 * 0.29 * np.sqrt(
             1 / len(w_ref) + 1 / len(w_cond)
         )
+
+
+def test_a_program_still_enrolling_past_its_failure_time_passes():
+    """Fixed durations (phase I: 1 year) and a 2-year phase I enrollment, seen 1.5 years in:
+    a draw that failed phase I would have stopped at 1 year, so every draw still in it
+    passes. P(approval) is 0.6 * 0.7 * 0.9 = 0.378 (not 0.5 * 0.378), approval comes 2 + 1.5
+    + 2 + 1 years after the start, and the bands' P(approved | parameters) is 0.378 too."""
+    model = fakes.phase_model(P, years=(1.0, 1.5, 2.0, 1.0)).with_durations(
+        duration_dispersion=0.0, median_sd=0.0, speed_sd=0.0
+    )
+    kw = dict(draws=8000, seed=5, group="CAR-T", min_years={"phase1": 2.0})
+    sim = model.simulate("phase1", "2027-01-01", as_of="2028-07-02", **kw)
+    approved = np.isfinite(sim["approval_day"].values)
+    assert np.isfinite(sim["phase_end_day"].values[:, 1]).all()  # every draw passed phase I
+    assert approved.mean() == pytest.approx(0.378, abs=4 * np.sqrt(0.378 * 0.622 / 8000))
+    start = (pd.Timestamp("2027-01-01") - EPOCH).days
+    np.testing.assert_allclose(sim["approval_day"].values[approved], start + 6.5 * 365.25)
+    bands = model.bands(sim, months=pd.date_range("2034-01-01", periods=2, freq="MS"))
+    np.testing.assert_allclose(bands[["p10", "p50", "p90"]].to_numpy(), 0.378, rtol=1e-12)

@@ -148,3 +148,24 @@ def test_digest_is_of_the_content_and_the_data_files_not_the_scenario_files_byte
     data = base.parent / "cart-c-patients.csv"
     data.write_text(data.read_text() + "\n")
     assert load_scenario(base).digest() != digest
+
+
+@pytest.mark.parametrize(
+    "old, new, message",
+    [
+        (
+            "phase2 = {patients = {triangular = [60, 80, 110]}, enrollment_months = 15}",
+            "phase3 = {patients = 250, enrollment_months = 30}",
+            "pivotal = 'phase2' has no phase III",
+        ),
+        ('pivotal = "phase2"', 'pivotal = "phase4"', "program[1] (CART-B).pivotal"),
+        ("in_progress = 25", 'in_progress = 25\npivotal = "phase2"', "'pivotal' is for pipeline"),
+    ],
+)
+def test_a_pivotal_phase_the_program_cannot_have_is_refused(tmp_path, old, new, message):
+    """pivotal = "phase2" with a phase III plan, an unknown phase, or on a launched product:
+    one InputError naming the program."""
+    path = edited(tmp_path, old, new)
+    with pytest.raises(InputError) as err:
+        load_scenario(path)
+    assert message in str(err.value)
