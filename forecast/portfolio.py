@@ -16,13 +16,16 @@ same draw:
   :class:`~forecast.PhaseTransitionModel`. Filing therefore never precedes enrollment
   completion.
 * **pipeline** (phase I/II/III without trial data): phase ends, filing and approval from
-  :meth:`PhaseTransitionModel.simulate`; each phase's planned trial patients are spread
-  uniformly over the phase's enrollment window in that draw (its first ``enrollment_months``,
-  or the whole phase). A phase the program passes lasts at least its enrollment window (its
-  duration is drawn given that: the trial enrolls as planned before it reads out, so no
-  filing precedes the pivotal trial's planned enrollment); a phase it fails may end sooner,
-  having enrolled the share of its patients that its window had reached (binomial), so a
-  program that fails stops generating demand when the phase it fails in ends.
+  :meth:`PhaseTransitionModel.simulate`, with the program's pivotal phase (phase III, or a
+  single-arm pivotal phase II then the filing); each phase's planned trial patients are
+  spread uniformly over the phase's enrollment window in that draw (its first
+  ``enrollment_months``, or the whole phase). A phase the program passes reads out no sooner
+  than its last patient is in: it lasts the longer of its enrollment window and its calibrated
+  time, which includes enrollment (:mod:`forecast.phase.simulate`); a phase it fails may end
+  sooner, having enrolled the share of its patients that its window had reached (binomial),
+  so a program that fails stops generating demand when the phase it fails in ends. A program
+  already in its phase at ``as_of`` has its world (enrollment windows included) drawn given
+  that.
 * **launched**: commercial patients from :class:`~forecast.UptakeModel` from a known launch,
   optionally reweighted by the product's own sales.
 * **commercial stream**: uptake from each draw's launch = approval + ``launch_lag_months``;
@@ -31,10 +34,10 @@ same draw:
 * **ppq**: ``ppq_lots`` spread evenly over the months from ``ppq_window_months[0]`` to
   ``ppq_window_months[1]`` before the filing the draw would make if every readout still ahead
   were positive (its planned filing: the draw's enrollment completion + follow-up + filing
-  preparation, or its phase III end had the phase passed). The campaign is committed at its
-  first month, never before the event its plan is dated from (enrollment completion of the
-  pivotal trial; the start of phase III), and runs in full in every draw that has not learned
-  of a failure (a negative readout, a failed phase) in a month before it, whether or not the
+  preparation, or its pivotal phase's end had the phase passed). The campaign is committed at
+  its first month, never before the event its plan is dated from (enrollment completion of the
+  pivotal trial; the start of the pivotal phase), and runs in full in every draw that has not
+  learned of a failure (a negative readout, a failed phase) in a month before it, whether or not the
   draw files later (non-anticipation: :func:`forecast.draws.at_risk_start`). A lot planned
   before that event runs in its month.
 
@@ -455,16 +458,13 @@ class Portfolio:
         model = self._phase_model(prog)
         start = pd.Timestamp(prog.phase_start)
         as_of = max(self.as_of, start)
-        # each phase's planned enrollment months, drawn first: a phase the program passes
-        # lasts at least that long (its trial enrolls as planned before it reads out)
-        window = {}
-        months_rng = self._rng(prog.name, "enrollment-months")
+        # each phase's enrollment window, a sampler: the phase model draws the windows with
+        # the rest of the program's world, given it is still in its phase at as_of
+        samplers = {}
         for phase in TRIAL_PHASES[TRIAL_PHASES.index(prog.phase) :]:
             plan = prog.trial_plan.get(phase, {})
             if "enrollment_months" in plan:
-                window[phase] = param_draws(
-                    plan["enrollment_months"], self.draws, months_rng, "enrollment"
-                )
+                samplers[phase] = _window_sampler(plan["enrollment_months"])
         sim = model.simulate(
             prog.phase,
             start,
@@ -474,8 +474,10 @@ class Portfolio:
             as_of=as_of,
             duration_group=prog.duration_group,
             review=prog.review,
-            min_years={phase: m / 12 for phase, m in window.items()},
+            min_years=samplers,
+            pivotal=prog.pivotal,
         )
+        window = {ph: 12 * sim["min_years"].sel(phase=ph).values for ph in samplers}
         ends = sim["phase_end_day"].values  # (draw, phase) days since epoch, NaN: not reached
         rng = self._rng(prog.name, "trial-plan")
         clinical = np.zeros((self.draws, len(self.months)), np.int64)
@@ -522,11 +524,14 @@ class Portfolio:
         )
         inputs["p_approval"] = sim["p"].values[:, c:].prod(axis=1)
         filing = sim["filing_day"].values
-        # the PPQ plan: the phase III end had it passed, dated from the start of phase III; a
-        # failed phase III stops it when it ends
-        phase3_start = np.full(self.draws, float((start - EPOCH).days)) if c == 2 else ends[:, 1]
-        failed = np.where(np.isfinite(filing), np.nan, ends[:, 2])
-        plan = (sim["end_if_passed_day"].values[:, 2], phase3_start, failed)
+        # the PPQ plan: the pivotal phase's end had it passed, dated from its start; a failed
+        # pivotal phase stops it when it ends
+        k = TRIAL_PHASES.index(prog.pivotal)
+        pivotal_start = (
+            np.full(self.draws, float((start - EPOCH).days)) if c == k else ends[:, k - 1]
+        )
+        failed = np.where(np.isfinite(filing), np.nan, ends[:, k])
+        plan = (sim["end_if_passed_day"].values[:, k], pivotal_start, failed)
         return clinical, filing, sim["approval_day"].values, plan
 
     def _ppq(
@@ -594,6 +599,23 @@ class Portfolio:
         if "importance_ess" in fc.attrs:
             inputs["importance_ess"] = np.full(self.draws, fc.attrs["importance_ess"])
         return np.asarray(fc.values, np.int64)
+
+
+def _window_sampler(months: Any):
+    """Enrollment windows in years from a plan's months: a number as it is, a distribution
+    table as a sampler ``f(n, rng)`` of ``n`` windows; a negative one refused."""
+    if isinstance(months, int | float):
+        if months < 0:
+            raise InputError(f"trial_plan enrollment_months must be >= 0, got {months}")
+        return months / 12
+
+    def draw(n: int, rng: np.random.Generator) -> np.ndarray:
+        values = param_draws(months, n, rng, "enrollment")
+        if (values < 0).any():
+            raise InputError(f"trial_plan enrollment_months must be >= 0, got {months}")
+        return values / 12
+
+    return draw
 
 
 def _to_dates(days: np.ndarray) -> np.ndarray:

@@ -51,6 +51,10 @@ class Program:
         ``{"patients": n, "enrollment_months": m}`` (``m`` omitted: the whole phase). The
         current phase's patients are spread from its start: those that fall before the
         horizon are not demand.
+    pivotal
+        Pipeline stage: the pivotal phase, ``"phase3"`` (default) or ``"phase2"`` (a
+        single-arm pivotal phase II, then the filing: no phase III;
+        :mod:`forecast.phase.simulate`).
     launch, launch_lag_months
         Launched stage: the launch date. Other stages: months from approval to the first
         commercial patient.
@@ -83,6 +87,7 @@ class Program:
     phase: str | None = None
     phase_start: Any = None
     trial_plan: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    pivotal: str = "phase3"
     launch: Any = None
     launch_lag_months: Any = 0.0
     eligible_per_year: Any = None
@@ -118,6 +123,15 @@ class Program:
                 )
             if self.phase_start is None:
                 raise InputError(f"{where}: a pipeline program needs phase_start")
+            if self.pivotal not in ("phase2", "phase3"):
+                raise InputError(
+                    f"{where}: pivotal {self.pivotal!r}; expected 'phase2' or 'phase3'"
+                )
+            if self.pivotal == "phase2" and "phase3" in (self.phase, *self.trial_plan):
+                raise InputError(
+                    f"{where}: pivotal = 'phase2' has no phase III (phase {self.phase!r}, "
+                    f"trial_plan phases {sorted(self.trial_plan)})"
+                )
             unknown = sorted(set(self.trial_plan) - set(TRIAL_PHASES))
             if unknown:
                 raise InputError(

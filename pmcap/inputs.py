@@ -287,14 +287,19 @@ def _trial_settings(e: EnrollmentConfig, enrollment: Any, registrational: bool) 
 
 
 def _pipeline_settings(p: ProgramConfig) -> dict[str, Any]:
-    """A pipeline program's current phase, its start and each phase's trial plan (patients
-    and, where given, enrollment months)."""
+    """A pipeline program's current phase, its start, each phase's trial plan (patients
+    and, where given, enrollment months) and its pivotal phase."""
     plan = {}
     for phase, v in p.trial_plan.items():
         plan[phase] = {"patients": v.patients}
         if v.enrollment_months is not None:
             plan[phase]["enrollment_months"] = v.enrollment_months
-    return {"phase": p.phase, "phase_start": pd.Timestamp(p.phase_start), "trial_plan": plan}
+    return {
+        "phase": p.phase,
+        "phase_start": pd.Timestamp(p.phase_start),
+        "trial_plan": plan,
+        "pivotal": p.pivotal,
+    }
 
 
 def _uptake_settings(u: UptakeConfig, sales: pd.DataFrame | None) -> dict[str, Any]:

@@ -264,6 +264,7 @@ class ProgramConfig(_Strict):
     launch: dt.date | None = None
     enrollment: EnrollmentConfig | None = None
     trial_plan: dict[PHASE, PhasePlan] = {}
+    pivotal: Literal["phase2", "phase3"] = "phase3"  # pipeline: the pivotal phase
     manufactured_share: Any = 1.0  # pipeline trial plans
     lag_days: Any = 0.0
     uptake: UptakeConfig | None = None
@@ -315,6 +316,13 @@ class ProgramConfig(_Strict):
             raise ValueError("a pipeline program needs 'phase' and 'phase_start'")
         if self.stage != "pipeline" and self.trial_plan:
             raise ValueError("'trial_plan' is for pipeline programs")
+        if self.stage != "pipeline" and "pivotal" in self.model_fields_set:
+            raise ValueError("'pivotal' is for pipeline programs")
+        if self.pivotal == "phase2" and "phase3" in (self.phase, *self.trial_plan):
+            raise ValueError(
+                "pivotal = 'phase2' has no phase III: the program cannot be in phase3 nor plan "
+                "a trial_plan.phase3"
+            )
         if self.stage == "launched" and (self.launch is None or self.uptake is None):
             raise ValueError("a launched program needs 'launch' and an [program.uptake] table")
         if self.stage != "launched" and self.launch is not None:

@@ -118,7 +118,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from forecast._dist import norm_isf, norm_logpdf, norm_logsf, norm_sf
+from forecast._dist import norm_isf, norm_logpdf, norm_sf
 from forecast.errors import InputError
 from forecast.phase.data import PHASES
 
@@ -156,7 +156,6 @@ REVIEW_BISECTIONS = 40  # inverse-CDF steps: the bracket (< 1000 months) to < 1e
 MODALITY_SD = 0.5  # prior sd of a modality's log shift from its area (assumption)
 SHIFT_GRID = np.linspace(-3.0, 3.0, 241)  # log shifts at which its posterior is evaluated
 SHIFT_DRAWS = 10_000  # Monte Carlo draws per grid point (common random numbers, fixed seed)
-SURVIVOR_POOL = 16  # as_of conditioning draws at most this many prior draws per output draw
 REVIEW_COLUMNS = ["group", "priority", "priority_n", "delayed", "delayed_n", "delay_median_months"]
 ALL_INDICATIONS = "All indications"  # the review of a group without data of its own
 
@@ -345,46 +344,6 @@ class DurationPriors:
         )
         prob = np.exp(log_post - log_post.max())
         return SHIFT_GRID, prob / prob.sum()
-
-    def survivor_params(
-        self,
-        spec: DurationSpec,
-        draws: int,
-        rng: np.random.Generator,
-        phase: int,
-        elapsed_years: float,
-    ) -> tuple[np.ndarray, np.ndarray, float]:
-        """Duration parameters given that phase ``phase`` has lasted ``elapsed_years``.
-
-        Importance resampling: prior draws weighted by their probability of lasting that long,
-        from a pool grown (up to ``SURVIVOR_POOL`` x ``draws``) until the effective sample
-        size reaches ``draws``. Returns median years, sigma (draw, phase) and that size. The
-        review has no program-level parameters: only its own draw is conditioned
-        (:meth:`review_years`).
-        """
-        if elapsed_years <= 0 or phase == FILING:
-            return (*self.duration_params(spec, draws, rng), float(draws))
-        pool = draws
-        while True:
-            median, sigma = self.duration_params(spec, pool, rng)
-            log_w = _log_survival(elapsed_years, median[:, phase], sigma[:, phase])
-            if not np.isfinite(log_w.max()):  # no draw lasts that long (fixed durations)
-                return median[:draws], sigma[:draws], 0.0
-            w = np.exp(log_w - log_w.max())
-            ess = float(w.sum() ** 2 / np.sum(w**2))
-            if ess >= draws or pool >= SURVIVOR_POOL * draws:
-                break
-            pool = min(4 * pool, SURVIVOR_POOL * draws)
-        pick = rng.choice(pool, size=draws, p=w / w.sum())
-        return median[pick], sigma[pick], ess
-
-
-def _log_survival(years: float, median: np.ndarray, sigma: np.ndarray) -> np.ndarray:
-    """log P(a Lognormal(log median, sigma) time exceeds ``years``); sigma 0: fixed time."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = np.where(sigma > 0, np.log(years / median) / sigma, np.nan)
-    fixed = np.where(median >= years, 0.0, -np.inf)
-    return np.where(sigma > 0, norm_logsf(np.nan_to_num(z)), fixed)
 
 
 def lognormal_years(

@@ -29,7 +29,7 @@ Clinical Development Success Rates and Contributing Factors 2011-2020 (the bundl
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,7 +42,6 @@ from scipy import special
 from forecast import _pymc
 from forecast._dist import binom_logpmf, norm_ppf
 from forecast.data import phase_durations, phase_transitions, review_times
-from forecast.draws import at_risk_start
 from forecast.errors import InputError
 from forecast.phase.data import (
     ALL,
@@ -67,10 +66,15 @@ from forecast.phase.simulate import (
     DAY_UNITS,
     DAYS_PER_YEAR,
     EPOCH,
+    PIVOTAL_PHASES,
     approval_bands,
     epoch_day,
+    minimum_years,
     month_starts,
+    pass_probabilities,
     phase_end_days,
+    ppq_days,
+    survivors,
 )
 from forecast.sampling import SamplerConfig, SamplerSettings
 
@@ -114,37 +118,6 @@ def build_model(
                 * pm.logp(pm.Normal.dist(centre, scale), logit_loa),
             )
     return model
-
-
-def _ppq_day(
-    current: int,
-    start: pd.Timestamp,
-    ends: np.ndarray,
-    passed: np.ndarray,
-    if_passed: np.ndarray,
-    months_before: int,
-) -> np.ndarray:
-    """The first day of the PPQ month per draw (days since epoch, NaN: no PPQ).
-
-    Planned ``months_before`` months before the filing the draw would make if phase III
-    passed, committed no earlier than the start of phase III, and run in every draw that has
-    not failed phase III in a month before it (:func:`forecast.draws.at_risk_start`). A
-    program already filed (``current`` = filing) made its PPQ before it filed.
-    """
-    start_day = float((start - EPOCH).days)
-    n = len(ends)
-    if current == FILING:
-        planned, known, failed = np.full(n, start_day), np.full(n, -np.inf), np.full(n, np.nan)
-    else:
-        planned = if_passed[:, 2]
-        known = np.full(n, start_day) if current == 2 else ends[:, 1]
-        failed = np.where(passed[:, 2], np.nan, ends[:, 2])
-    month = at_risk_start(planned, known, failed, months_before)
-    ok = np.isfinite(month)
-    out = np.full(n, np.nan)
-    first = np.datetime64("1970-01", "M") + month[ok].astype("int64")
-    out[ok] = (first.astype("datetime64[D]") - np.datetime64("1970-01-01", "D")).astype(float)
-    return out
 
 
 def _logit_normal(evidence: Mapping[str, Any]) -> tuple[float, float]:
@@ -447,20 +420,23 @@ class PhaseTransitionModel(SamplerSettings, _pymc.Fitted):
         step_priors: Mapping[str, tuple[float, float]] | None = None,
         ppq_lots: int = 0,
         ppq_months_before_filing: int = 0,
-        min_years: Mapping[str, float | np.ndarray] | None = None,
+        min_years: Mapping[str, float | np.ndarray | Callable] | None = None,
         review: str | None = None,
+        pivotal: str = "phase3",
     ) -> xr.Dataset:
         """Per draw: approved or not, and the month each phase ends, filing and approval.
 
         ``group`` and ``new_group`` as in :meth:`transition_probabilities`; ``duration_group``
         (default ``group``) picks the phase durations (:mod:`forecast.phase.durations`).
         ``phase_start`` is when the program entered ``current_phase``. With ``as_of``, the
-        program is known to have lasted in it until ``as_of``: the duration parameters are
-        resampled in proportion to the probability of lasting that long (a program overdue is
-        likely a slow one) and the time left is drawn given that (in the review: given that it
-        has lasted that long; the review has no program-level parameters to resample). The
-        effective number of parameter draws behind the resample is ``attrs["duration_ess"]``.
-        ``duration_median_years`` and ``duration_sigma`` are the lognormal parameters of phases
+        program is known to be still in it at ``as_of``: its parameters, enrollment windows,
+        outcome and time in the phase are drawn given that, exactly, by rejection
+        (:func:`forecast.phase.simulate.survivors`: a program overdue is likely a slow one and,
+        while its enrollment is under way, likely to pass); in the review, its time given that
+        it has lasted that long (the review has no program-level parameters).
+        ``attrs["duration_ess"]`` is the number of draws drawn exactly (all but those whose
+        survival is under 1 in 2000). ``duration_median_years`` and ``duration_sigma`` are the
+        lognormal parameters of phases
         I-III; in the ``filing`` column, the review's mean years and NaN
         (:mod:`forecast.phase.durations`).
         Events after ``horizon_end`` are NaT and ``approved`` means approved by then.
@@ -472,14 +448,17 @@ class PhaseTransitionModel(SamplerSettings, _pymc.Fitted):
         ``horizon_end`` is NaT, with no lots.
         ``end_if_passed_day`` (draw, phase) is the day each phase the program entered would
         end if it passed: ``phase_end_day`` except in a draw that fails a phase sooner than
-        its ``min_years``.
+        its enrollment window.
+        ``min_years`` (phase -> the trial's enrollment window in years from the phase's start:
+        a number, one per draw, or a sampler ``f(n, rng)`` of ``n`` windows, conditioned with
+        the rest on ``as_of``; the windows used are ``min_years`` in the result): a phase the
+        program passes lasts ``max(window, D)`` with ``D`` its calibrated time, a phase it
+        fails ``D`` (:mod:`forecast.phase.simulate`). ``pivotal`` (``"phase3"`` or
+        ``"phase2"``): a pivotal phase II files with ``p[phase2_to_phase3] *
+        p[phase3_to_filing]`` after its phase II plus phase III time, with no phase III.
         ``review`` (``"priority"``, ``"standard"``, ``"breakthrough"``; default: the
         group's share) is the program's own review type (:meth:`review_for`); the review's
         parameters are ``attrs["review"]``.
-        ``min_years`` (phase -> years, a number or one per draw, from the phase's start): a
-        phase the program passes lasts at least that long (its trial's planned enrollment):
-        its duration is drawn given that (a draw already that long is unchanged, from a
-        stream of its own so the other draws are too); a phase it fails may end sooner.
         """
         self._check_fitted()
         c = phase_index(current_phase)
@@ -495,25 +474,33 @@ class PhaseTransitionModel(SamplerSettings, _pymc.Fitted):
             raise InputError(f"as_of {as_of_ts.date()} is before phase_start {start.date()}")
         if draws <= 0 or ppq_lots < 0 or ppq_months_before_filing < 0:
             raise InputError("draws must be > 0 and the PPQ numbers >= 0")
+        if pivotal not in PIVOTAL_PHASES:
+            raise InputError(f"pivotal: {pivotal!r}; expected one of {list(PIVOTAL_PHASES)}")
+        piv = phase_index(pivotal)
+        if c == 2 and piv == 1:
+            raise InputError("a program in phase III has phase III as its pivotal phase")
         rng = np.random.default_rng(seed)
+        p_all = self.transition_probabilities(
+            group, new_group=new_group, evidence=evidence, step_priors=step_priors, seed=seed
+        ).values
+        spec = self._durations_for(duration_group, group)
         priors = self._priors_for(group, duration_group, review)
-        p, spec = self._program(
-            group, draws, rng, seed, duration_group, new_group, evidence, step_priors
-        )
-        elapsed = (as_of_ts - start).days / DAYS_PER_YEAR
-        median, sigma, ess = priors.survivor_params(spec, draws, rng, c, elapsed)
 
-        ends, passed, minimum, if_passed = phase_end_days(
-            c,
-            (start - EPOCH).days,
-            p,
-            median,
-            sigma,
-            priors,
-            rng,
-            elapsed_years=elapsed,
-            min_years=min_years,
-            seed=seed,
+        def propose(slots: np.ndarray, gen: np.random.Generator) -> dict[str, np.ndarray]:
+            p = p_all[gen.integers(0, len(p_all), size=len(slots))]
+            median, sigma = priors.duration_params(spec, len(slots), gen)
+            minimum = minimum_years(min_years, slots, gen, piv)
+            q = pass_probabilities(p, piv)
+            return {"p": p, "q": q, "median": median, "sigma": sigma, "minimum": minimum}
+
+        elapsed = (as_of_ts - start).days / DAYS_PER_YEAR
+        if elapsed > 0 and c < FILING:
+            world, ess = survivors(propose, draws, c, elapsed, priors, rng, piv)
+        else:
+            world, ess = propose(np.arange(draws), rng), draws
+        p, median, sigma, minimum = world["p"], world["median"], world["sigma"], world["minimum"]
+        ends, passed, if_passed = phase_end_days(
+            c, (start - EPOCH).days, world, priors, rng, pivotal=piv, elapsed_years=elapsed
         )
         filing = np.where(passed[:, 2], ends[:, 2], np.nan)
         if c == 3:
@@ -544,13 +531,14 @@ class PhaseTransitionModel(SamplerSettings, _pymc.Fitted):
                 "as_of": str(as_of_ts.date()),
                 "seed": seed,
                 "horizon_end": "" if horizon is None else str(horizon.date()),
-                "duration_ess": ess,
+                "duration_ess": float(ess),
                 "review": json.dumps(list(priors.review)),
+                "pivotal": pivotal,
                 "config": json.dumps(self.config(), default=str),
             },
         )
         if ppq_lots:
-            ppq_day = _ppq_day(c, start, ends, passed, if_passed, ppq_months_before_filing)
+            ppq_day = ppq_days(c, start, ends, passed, if_passed, ppq_months_before_filing, piv)
             ppq_m = to_month(ppq_day)
             ds["ppq_month"] = ("draw", ppq_m)
             ds["ppq_lots"] = ("draw", np.where(np.isnat(ppq_m), 0, ppq_lots))
@@ -693,8 +681,9 @@ class PhaseTransitionModel(SamplerSettings, _pymc.Fitted):
         """Cumulative probability of approval by month, with bands over parameter uncertainty.
 
         ``mean`` is the share of draws approved by the month; the percentiles are those of
-        P(approved by month | parameters of a draw), where each draw's timing probability is
-        estimated from ``replicates`` duration draws with that draw's parameters.
+        P(approved by month | parameters of a draw), where each draw's timing probability (and,
+        for a program still in its phase at ``as_of``, its probability of passing that phase
+        given so) is estimated from ``replicates`` duration draws with that draw's parameters.
         """
         sim = self._simulation(simulation)
         priors = self.duration_priors

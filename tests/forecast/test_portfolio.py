@@ -737,12 +737,10 @@ def test_an_array_of_draws_with_a_non_finite_value_is_refused(models, bad):
         _pivotal_world(models, p)
 
 
-def test_a_passed_phase_lasts_at_least_its_planned_enrollment():
-    """min_years: a phase the program passes is drawn given it lasts the trial's enrollment
-    window (truncated lognormal: its probability integral transform is uniform); draws
-    already that long, and draws that fail the phase, are the same as without it."""
-    from scipy import stats
-
+def test_a_passed_phase_lasts_the_longer_of_its_enrollment_and_its_calibrated_time():
+    """min_years: a phase the program passes lasts max(enrollment window, D), D the draw it
+    has without a plan (the same random numbers: a number as the window draws none); a phase
+    it fails lasts D; every later event moves with the phase."""
     model = fakes.phase_model(P, years=(1.0, 1.5, 2.0, 1.0), dispersion=0.4)
     kw = dict(draws=6000, seed=3, group="CAR-T", as_of="2027-01-01")
     free = model.simulate("phase3", "2027-01-01", **kw)
@@ -755,23 +753,17 @@ def test_a_passed_phase_lasts_at_least_its_planned_enrollment():
     passed = np.isfinite(held["filing_day"].values)
     np.testing.assert_array_equal(passed, np.isfinite(free["filing_day"].values))
     assert passed.mean() == pytest.approx(0.7, abs=0.03)
-    assert years["held"][passed].min() >= 2.5
-    redrawn = passed & (years["free"] < 2.5)
-    assert redrawn.sum() > 1000  # a 2-year phase: most passed draws were shorter
-    np.testing.assert_array_equal(years["held"][~redrawn], years["free"][~redrawn])
-    # the later events move with the phase: the review itself is the same draw
+    np.testing.assert_allclose(years["held"][passed], np.maximum(2.5, years["free"][passed]))
+    np.testing.assert_array_equal(years["held"][~passed], years["free"][~passed])
+    assert (passed & (years["free"] < 2.5)).sum() > 1000  # the plan binds in most passed draws
     shift = held["phase_end_day"].values[:, 2] - free["phase_end_day"].values[:, 2]
     approved = np.isfinite(held["approval_day"].values)
     np.testing.assert_allclose(
         (held["approval_day"].values - free["approval_day"].values)[approved], shift[approved]
     )
-    # given X >= 2.5, F(X) rescaled to [F(2.5), 1] is uniform (per-draw median and sigma)
-    m = held["duration_median_years"].values[redrawn, 2]
-    s = held["duration_sigma"].values[redrawn, 2]
-    cdf = stats.norm.cdf((np.log(years["held"][redrawn]) - np.log(m)) / s)
-    low = stats.norm.cdf((np.log(2.5) - np.log(m)) / s)
-    u = (cdf - low) / (1 - low)
-    assert stats.kstest(u, "uniform").pvalue > 0.001
+    # its plan (the day it would end had it passed) is max(2.5, D) in every draw
+    plan = (held["end_if_passed_day"].values[:, 2] - start) / 365.25
+    np.testing.assert_allclose(plan, np.maximum(2.5, years["free"]), rtol=1e-12)
 
 
 def test_no_pipeline_filing_before_its_pivotal_trial_has_enrolled_as_planned():

@@ -186,3 +186,24 @@ def test_costs_default_to_the_documented_assumptions():
     costs = CostsConfig()
     assert costs.currency == "USD" and costs.module_capital == 0
     assert [costs.salary(r) for r in ("operator_fte", "qc_fte", "qa_fte")] == [95e3, 110e3, 120e3]
+
+
+@pytest.mark.parametrize(
+    "old, new, message",
+    [
+        (
+            "phase2 = {patients = {triangular = [60, 80, 110]}, enrollment_months = 15}",
+            "phase3 = {patients = 250, enrollment_months = 30}",
+            "pivotal = 'phase2' has no phase III",
+        ),
+        ('pivotal = "phase2"', 'pivotal = "phase4"', "program[1] (CART-B).pivotal"),
+        ("in_progress = 25", 'in_progress = 25\npivotal = "phase2"', "'pivotal' is for pipeline"),
+    ],
+)
+def test_a_pivotal_phase_the_program_cannot_have_is_refused(tmp_path, old, new, message):
+    """pivotal = "phase2" with a phase III plan, an unknown phase, or on a launched product:
+    one InputError naming the program."""
+    path = edited(tmp_path, old, new)
+    with pytest.raises(InputError) as err:
+        load_scenario(path)
+    assert message in str(err.value)
