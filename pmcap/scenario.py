@@ -88,6 +88,7 @@ class _Strict(BaseModel):
 
 
 class RunConfig(_Strict):
+    title: str | None = Field(None, min_length=1, max_length=200)  # names the report
     as_of: dt.date
     start: dt.date
     horizon_months: Int = Field(gt=0, le=600)
