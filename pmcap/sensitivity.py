@@ -118,7 +118,7 @@ def sensitivity_sweep(
         inputs = [(p, v) for p, v in inputs if any(o in _label(p) for o in only)]
     if not inputs:
         raise InputError(
-            f"{base.path}: no uncertain input to swing"
+            f"{base.shown_path}: no uncertain input to swing"
             + (f" matches {', '.join(only)}" if only else "")
             + "; write an input as a distribution, e.g. peak_share = {uniform = [0.1, 0.2]}"
         )
@@ -138,7 +138,7 @@ def sensitivity_sweep(
         variants.append((f"{label} = {high:.4g} (P90)", [(path, high)]))
         roles += ["low", "high"]
     cases, keys = make_cases(
-        base, variants, common=common, where=f"{base.path}: sensitivity", roles=roles
+        base, variants, common=common, where=f"{base.shown_path}: sensitivity", roles=roles
     )
     cases = [replace(case, outputs=OUTPUTS[case.role]) for case in cases]
     sweep = Sweep(

@@ -191,3 +191,72 @@ def test_scenario_models_are_all_known():
     names = {m.__name__ for m in _models()}
     assert {"RunConfig", "ProgramConfig", "FacilityConfig", "ServiceLevel", "SuiteStep"} <= names
     assert Scenario.__name__ in names
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert text.count(old) == 1, old
+    path.write_text(text.replace(old, new))
+
+
+RELATIVE = [
+    # (file, old, new, the message starts with)
+    (
+        "trial-patients.csv",
+        "SITE-02,2026-05-11",
+        "SITE-02,11-05-2026",
+        "my-plan/trial-patients.csv: row 5",
+    ),
+    (
+        "trial-patients.csv",
+        "SITE-02,2026-06-08,enrolled,false",
+        "SITE-02,2026-06-08,enrolled,maybe",
+        "my-plan/trial-patients.csv: row 6: treated",
+    ),
+    ("trial-sites.csv", "cap\n", 'cap\n"unclosed\n', "my-plan/trial-sites.csv"),
+    ("launched-patients.csv", "2025Q4,22", "2025Q9,22", "my-plan/launched-patients.csv: row 3"),
+    (
+        "scenario.toml",
+        'sites = "trial-sites.csv"',
+        'sites = "gone.csv"',
+        "my-plan/scenario.toml: program[0] (TRIAL-PROGRAM): enrollment.sites: file "
+        "my-plan/gone.csv not found",
+    ),
+    (
+        "scenario.toml",
+        'process = "car-t-autologous-automated"',
+        'process = "mine.toml"',
+        "my-plan/scenario.toml: program[1] (PIPELINE-PROGRAM): process: file "
+        "my-plan/mine.toml not found",
+    ),
+    (
+        "scenario.toml",
+        'group = "CAR-T"             # phase-table group for',
+        'group = "CART"  #',
+        "my-plan/scenario.toml: program 'TRIAL-PROGRAM': group 'CART'",
+    ),
+    (
+        "scenario.toml",
+        "[process.car-t-autologous-manual]",
+        "[process.other]",
+        "my-plan/scenario.toml: process.other",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "old", "new", "start"), RELATIVE)
+def test_messages_name_paths_as_the_user_wrote_them(starter, name, old, new, start):
+    _edit(starter.parent / name, old, new)
+    result = runner.invoke(app, ["validate", str(starter)])
+    assert result.exit_code == 2, result.output
+    message = result.output.removeprefix("pmcap: error: ").strip()
+    assert message.startswith(start), message
+    assert str(Path.cwd()) not in result.output  # relative stays relative
+
+
+def test_a_bad_process_file_is_named_as_written(starter):
+    (starter.parent / "mine.toml").write_text('name = "mine"\nculture_days = -1\n')
+    _edit(starter, 'process = "car-t-autologous-automated"', 'process = "mine.toml"')
+    result = runner.invoke(app, ["validate", str(starter)])
+    assert result.exit_code == 2, result.output
+    assert "my-plan/mine.toml" in result.output and str(Path.cwd()) not in result.output
