@@ -142,7 +142,7 @@ def sensitivity_sweep(
     )
     cases = [replace(case, outputs=OUTPUTS[case.role]) for case in cases]
     sweep = Sweep(
-        path=None, title=f"sensitivity of {base.path.name}", base=base, cases=cases, keys=keys
+        path=None, title=f"Sensitivity of {base.path.name}", base=base, cases=cases, keys=keys
     )
     return sweep, records
 
@@ -306,6 +306,15 @@ def tornado(swings: pd.DataFrame, top: int = 15) -> str:
     return inline_png(fig)
 
 
+def _csv(frame: pd.DataFrame) -> bytes:
+    from pmcap.export import csv_number
+
+    return frame.to_csv(index=False, float_format=csv_number, lineterminator="\n").encode()
+
+
+TORNADO_ROWS = 15  # the largest swings charted; every swing is in the table
+
+
 def _fmt(x: float) -> str:
     return "" if pd.isna(x) else f"{x:.1f}"
 
@@ -349,7 +358,9 @@ class SensitivityTables:
             "ranked": len(ranking),
             "base_suites": _fmt(swings["suites_p90_base"].iloc[0]),
             "base_operators": _fmt(swings["operator_fte_p90_base"].iloc[0]),
-            "tornado": tornado(swings),
+            "tornado": tornado(swings, top=TORNADO_ROWS),
+            "shown": min(TORNADO_ROWS, len(swings)),
+            "changes_in_name": True,  # each swing's name says the input and its value
             "swings": [
                 {
                     "input": r.input,
@@ -379,8 +390,9 @@ class SensitivityTables:
             ],
         }
         files = {
-            "sensitivity.csv": swings.to_csv(index=False, lineterminator="\n").encode(),
-            "ranking.csv": ranking.to_csv(index=False, lineterminator="\n").encode(),
+            # 6 significant digits, as a run's CSV files (16.282531999999996 -> 16.2825)
+            "sensitivity.csv": _csv(swings),
+            "ranking.csv": _csv(ranking),
         }
         return ExtraOutputs(
             sections=html, files=files, tables={"year": y, "swings": swings, "ranking": ranking}
