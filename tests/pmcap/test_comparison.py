@@ -4,10 +4,12 @@ sweep is run."""
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
 import pandas as pd
+import pytest
 
 from pmcap.sweep.comparison import display_label, identical_need, render_sweep
 
@@ -154,3 +156,69 @@ def test_few_keys_keep_one_column_each_and_sensitivity_none():
     header = re.findall(r"<th[^>]*>([^<]*)</th>", html.split('id="decisions"', 1)[1])
     assert header[1] == "Suites 2027"
     assert html.index('id="tornado"') < html.index('id="decisions"')
+
+
+CHROMIUM = shutil.which("chromium")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
+def test_a_wide_sweep_fits_a_1280_px_screen_and_the_tornado_is_on_the_first(tmp_path):
+    """Laid out by a real browser at 1280 x 900: the page is no wider than the window (wide
+    tables scroll in their box) and a sensitivity page's tornado starts on the first screen."""
+    import subprocess
+
+    years = list(range(2027, 2041))  # 14 year columns
+    keys = [f"program.A-LONG-PROGRAM-NAME.uptake.input_number_{i}" for i in range(5)]
+    cases = {"base": {}}
+    cases |= {
+        f"A-LONG-PROGRAM-NAME.uptake.input_number_{i} = {0.1 * i:.4g} (P10)": {k: 0.1 * i}
+        for i, k in enumerate(keys)
+    }
+    summaries = {}
+    for n in cases:
+        s = summary([4.0, 5.0, 6.0], cost=123456789.0, service=12)
+        s["years"] = [dict(y, year=year) for year in years for y in s["years"]]
+        summaries[n] = s
+    pages = {
+        "sweep": render_sweep(sweep(cases, keys), summaries, {}, pd.DataFrame(), "v"),
+        "sensitivity": render_sweep(
+            sweep(cases, keys),
+            summaries,
+            {},
+            pd.DataFrame(),
+            "v",
+            extra={
+                "tornado": '<div style="height: 600px; width: 1200px">tornado</div>',
+                "changes_in_name": True,
+                "swings": [],
+                "year": 2030,
+                "shown": 0,
+            },
+        ),
+    }
+    for kind, html in pages.items():
+        page = tmp_path / f"{kind}.html"
+        page.write_text(html)
+        dom = subprocess.run(
+            [
+                CHROMIUM,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--window-size=1280,900",
+                f"--user-data-dir={tmp_path / 'profile'}",
+                "--dump-dom",
+                page.as_uri(),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert dom.returncode == 0, dom.stderr[-2000:]
+        width = re.search(r'data-page-width="(\d+)"', dom.stdout)
+        assert width, "the page's script did not run"
+        assert int(width.group(1)) <= 1280, (kind, width.group(1))
+        if kind == "sensitivity":
+            top = int(re.search(r'data-tornado-top="(\d+)"', dom.stdout).group(1))
+            assert 0 < top < 900
