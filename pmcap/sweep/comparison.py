@@ -113,7 +113,8 @@ def identical_need(names: Sequence[str], summaries: dict[str, dict[str, Any]]) -
 @default_style
 def suite_need_figure(sweep: Sweep, summaries: dict[str, dict[str, Any]]) -> str:
     """One line per distinct P90 suite need (scenarios with the same need share a line and a
-    label ``A = B``), the installed suites of each scenario dashed in its line's colour."""
+    label ``A; B (same need)``, the legend below the chart), each distinct installed line
+    dashed grey."""
     from matplotlib.figure import Figure
 
     from pmcap.report import inline_png
@@ -122,26 +123,30 @@ def suite_need_figure(sweep: Sweep, summaries: dict[str, dict[str, Any]]) -> str
     same = {n: g for g in identical_need(names, summaries) for n in g}
     fig = Figure(figsize=(10, 4))
     ax = fig.subplots()
-    colour: dict[str, Any] = {}
+    drawn: set[str] = set()
+    installed: set[tuple] = set()
     for case in sweep.cases:
         s = summaries.get(case.name)
         if s is None:
             continue
         months = pd.to_datetime(s["months"])
         group = same.get(case.name, [case.name])
-        if group[0] not in colour:
-            (line,) = ax.plot(
+        if group[0] not in drawn:
+            drawn.add(group[0])
+            ax.plot(
                 months,
                 s["monthly"]["suites_p90"],
                 drawstyle="steps-mid",
-                label=" = ".join(group) if len(group) > 1 else case.name,
+                label=f"{'; '.join(group)} (same need)" if len(group) > 1 else case.name,
             )
-            colour[group[0]] = line.get_color()
-        ax.plot(months, s["installed_suites"], ls="--", lw=0.8, color=colour[group[0]])
-    ax.set_title("P90 suite need per month (dashed: installed)")
+        key = tuple(float(x) for x in s["installed_suites"])
+        if key not in installed:  # each distinct installed line once, in grey
+            installed.add(key)
+            ax.plot(months, s["installed_suites"], ls="--", lw=0.8, color="0.4")
+    ax.set_title("P90 suite need per month (dashed grey: installed)")
     ax.set_ylabel("suites")
-    if len(colour) <= 12:
-        ax.legend(frameon=False, fontsize=7, loc="upper left")
+    if len(drawn) <= 12:
+        ax.legend(frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(0, -0.08))
     return inline_png(fig)
 
 

@@ -97,8 +97,8 @@ def test_identical_scenarios_are_named_together_on_the_page():
         ["facility.suites", "x.y"],
     )
     html = render_sweep(sw, summaries, {}, pd.DataFrame(), "v")
-    note = html.split('id="identical"', 1)[1].split("</p>", 1)[0]
-    assert "as planned = bigger" in note and "faster" not in note
+    note = html.split('id="identical"', 1)[1].split("</div>", 1)[0]
+    assert "<li>as planned; bigger</li>" in note and "faster" not in note
     # the base scenario is named as the user wrote it
     assert "Base scenario scenario.toml" in html
 
@@ -222,3 +222,23 @@ def test_a_wide_sweep_fits_a_1280_px_screen_and_the_tornado_is_on_the_first(tmp_
         if kind == "sensitivity":
             top = int(re.search(r'data-tornado-top="(\d+)"', dom.stdout).group(1))
             assert 0 < top < 900
+
+
+def test_the_chart_draws_one_line_per_distinct_need(monkeypatch):
+    import pmcap.report
+    from pmcap.sweep.comparison import suite_need_figure
+
+    figures = []
+    monkeypatch.setattr(pmcap.report, "inline_png", lambda fig, **kw: figures.append(fig) or "")
+    summaries = {
+        "a": summary([4.0, 5.0, 6.0], installed=8),
+        "b": summary([4.0, 5.0, 6.0], installed=12),
+        "c": summary([3.0, 4.0, 5.0], installed=8),
+    }
+    suite_need_figure(sweep({n: {} for n in summaries}, []), summaries)
+    (ax,) = figures[0].axes
+    need = [line for line in ax.lines if line.get_linestyle() == "-"]
+    installed = [line for line in ax.lines if line.get_linestyle() == "--"]
+    assert [line.get_label() for line in need] == ["a; b (same need)", "c"]
+    assert sorted(line.get_ydata()[0] for line in installed) == [8, 12]  # once each
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a; b (same need)", "c"]
