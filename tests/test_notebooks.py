@@ -16,6 +16,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 PROJECT = ("pmcap", "forecast", "capacity")
+MAX_TOTAL_MB = 3.0  # every notebook together, outputs included
+MAX_OUTPUT_KB = 300  # one output (a figure or a table)
 
 
 def _cells(path: Path) -> list[dict]:
@@ -94,3 +96,25 @@ def test_private_names_are_found():
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_no_notebook_uses_a_private_name(path):
     assert not private_names(_code(path)), f"{path.name}: make it public or use a public one"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_each_committed_notebook_carries_its_outputs(path):
+    """Every code cell was run, top to bottom in one kernel (execution counts 1, 2, 3, ...),
+    and the notebook shows something; regenerate with scripts/execute_notebooks.py."""
+    code = [c for c in _cells(path) if c["cell_type"] == "code" and "".join(c["source"]).strip()]
+    counts = [c["execution_count"] for c in code]
+    assert counts == list(range(1, len(code) + 1)), f"{path.name}: not executed in order"
+    assert sum(len(c["outputs"]) for c in code) > 0, f"{path.name}: no outputs"
+    errors = [o for c in code for o in c["outputs"] if o["output_type"] == "error"]
+    assert not errors, f"{path.name}: an error was committed"
+
+
+def test_notebook_outputs_stay_small():
+    total = sum(p.stat().st_size for p in NOTEBOOKS) / 1e6
+    assert total < MAX_TOTAL_MB, f"notebooks hold {total:.1f} MB"
+    for path in NOTEBOOKS:
+        for cell in _cells(path):
+            for output in cell.get("outputs", []):
+                size = len(json.dumps(output)) / 1e3
+                assert size < MAX_OUTPUT_KB, f"{path.name}: an output of {size:.0f} kB"
