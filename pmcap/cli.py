@@ -445,7 +445,8 @@ def validate(
 def init(
     folder: Annotated[Path, typer.Argument(help="New folder for a starter scenario.")],
 ) -> None:
-    """Write a commented starter scenario and input templates (the example portfolio)."""
+    """Write a starter scenario (placeholders and a comment on every key: its meaning, unit and
+    allowed values) and its input files, which pass `pmcap validate` as written."""
     from pmcap.commands import init_folder
 
     init_folder(folder)

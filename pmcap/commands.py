@@ -9,7 +9,6 @@ its place and renamed at the end, so nothing half-written is left behind.
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -123,18 +122,22 @@ def validate_scenario(path: str | Path) -> Scenario:
 
 
 def init_folder(folder: Path) -> list[str]:
-    """``pmcap init``: copy the example portfolio's scenario and input files (``.toml``,
-    ``.csv``) into ``folder``, a new or empty folder; returns the names copied."""
+    """``pmcap init``: write the starter scenario (``scenario.toml``, a comment on every key:
+    its meaning, unit and allowed values; placeholder programs of each stage and a
+    ``[process.NAME]`` change) and its input files into ``folder``, a new or empty folder;
+    returns the names written. The starter passes ``pmcap validate`` as written."""
+    from importlib import resources
+
     try:
         if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
             raise InputError(f"{folder}: exists and is not an empty folder; give a new folder")
-        source = example_scenario_path().parent
+        source = resources.files("pmcap") / "templates" / "starter"
         folder.mkdir(parents=True, exist_ok=True)
         copied = []
-        for path in sorted(source.iterdir()):
-            if path.suffix in (".toml", ".csv"):
-                shutil.copyfile(path, folder / path.name)
-                copied.append(path.name)
+        for item in sorted(source.iterdir(), key=lambda x: x.name):
+            if item.name.endswith((".toml", ".csv")):
+                (folder / item.name).write_bytes(item.read_bytes())
+                copied.append(item.name)
     except OSError as exc:
         raise InputError(f"{folder}: cannot write ({exc.strerror})") from None
     return copied

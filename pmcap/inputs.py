@@ -46,12 +46,13 @@ TRUE_FALSE = {"true": True, "1": True, "yes": True, "false": False, "0": False, 
 # ------------------------------------------------------------------------------------------
 # reading and checking
 # ------------------------------------------------------------------------------------------
-def _read_csv(path: Path) -> pd.DataFrame:
-    """A CSV file as text columns, empty cells as None."""
+def _read_csv(path: Path, shown: Path | None = None) -> pd.DataFrame:
+    """A CSV file as text columns, empty cells as None; errors name it as ``shown``."""
     try:
         return pd.read_csv(path, dtype=str, keep_default_na=False).replace({"": None})
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        raise InputError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
+        first = str(exc).splitlines()[0]
+        raise InputError(f"{shown or path}: not a readable CSV ({first})") from None
 
 
 def _enrollment_frames(scenario: Scenario, p: ProgramConfig) -> dict[str, Any]:
@@ -62,14 +63,16 @@ def _enrollment_frames(scenario: Scenario, p: ProgramConfig) -> dict[str, Any]:
     frames = {}
     for key in ("patients", "counts", "sites"):
         path = getattr(e, key)
-        frames[key] = None if path is None else _read_csv(scenario.resolve(path))
+        frames[key] = (
+            None if path is None else _read_csv(scenario.resolve(path), scenario.shown(path))
+        )
     if frames["patients"] is not None and "treated" in frames["patients"].columns:
         treated = frames["patients"]["treated"].str.strip().str.lower()
         bad = treated.notna() & ~treated.isin(list(TRUE_FALSE))
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
             raise InputError(
-                f"{scenario.resolve(e.patients)}: row {i + 2}: treated must be true, false or "
+                f"{scenario.shown(e.patients)}: row {i + 2}: treated must be true, false or "
                 f"empty, got {frames['patients']['treated'].iloc[i]!r}"
             )
         frames["patients"]["treated"] = treated.map(TRUE_FALSE)
@@ -87,7 +90,7 @@ def enrollment_input_error(exc: InputError, scenario: Scenario, p: ProgramConfig
     for key in ("patients", "counts", "sites"):
         path = getattr(p.enrollment, key)
         if path is not None and msg.startswith(f"{key}:"):
-            return InputError(f"{scenario.resolve(path)}:{msg[len(key) + 1 :]}")
+            return InputError(f"{scenario.shown(path)}:{msg[len(key) + 1 :]}")
     return InputError(f"program {p.name!r}: {msg}")
 
 
@@ -102,8 +105,8 @@ def own_observations(scenario: Scenario, p: ProgramConfig) -> pd.DataFrame | Non
 
     if p.uptake is None or p.uptake.patients is None:
         return None
-    path = scenario.resolve(p.uptake.patients)
-    frame = _read_csv(path)
+    path = scenario.shown(p.uptake.patients)  # as the user wrote it, in messages
+    frame = _read_csv(scenario.resolve(p.uptake.patients), path)
     missing = {"period", "patients"} - set(frame.columns)
     if missing:
         raise InputError(f"{path}: missing columns {sorted(missing)}; expected period,patients")
@@ -158,7 +161,8 @@ def scenario_processes(scenario: Scenario) -> dict[str, Any]:
     out = {}
     for p in scenario.program:
         spec = p.process
-        target = scenario.resolve(Path(spec)) if spec.endswith(".toml") else spec
+        # read from where pmcap was started, as written, so messages name it so
+        target = scenario.shown(spec) if spec.endswith(".toml") else spec
         try:
             out[p.name] = load_process(target)
         except InputError as exc:
@@ -167,14 +171,14 @@ def scenario_processes(scenario: Scenario) -> dict[str, Any]:
     for name, fields in scenario.process.items():
         if name not in names:
             raise InputError(
-                f"{scenario.path}: process.{name}: no program uses a process named {name!r}; "
+                f"{scenario.shown_path}: process.{name}: no program uses a process named {name!r}; "
                 f"processes in this scenario: {', '.join(names)}"
             )
         if "name" in fields:
-            raise InputError(f"{scenario.path}: process.{name}: the name cannot be changed")
+            raise InputError(f"{scenario.shown_path}: process.{name}: the name cannot be changed")
         base = next(s for s in out.values() if s.name == name)
         spec = ProcessSpec.from_mapping(
-            {**base.to_dict(), **fields}, f"{scenario.path}: process.{name}"
+            {**base.to_dict(), **fields}, f"{scenario.shown_path}: process.{name}"
         )
         for program, s in out.items():
             if s.name == name:
@@ -200,7 +204,7 @@ def _check_groups(scenario: Scenario) -> None:
         ):
             if value is not None and value not in known:
                 raise InputError(
-                    f"{scenario.path}: program {p.name!r}: {key} {value!r} is not a group of "
+                    f"{scenario.shown_path}: program {p.name!r}: {key} {value!r} is not a group of "
                     f"{where}; known groups: {', '.join(known)}"
                 )
 
@@ -361,5 +365,5 @@ def portfolio(scenario: Scenario, models: dict[str, Any], parsed: dict[str, Any]
         try:
             pf.add(Program(p.name, p.stage, **program_settings(p, models, parsed)))
         except InputError as exc:
-            raise InputError(f"{scenario.path}: {exc}") from None
+            raise InputError(f"{scenario.shown_path}: {exc}") from None
     return pf

@@ -17,6 +17,7 @@ import pandas as pd
 
 from pmcap._style import default_style
 from pmcap.run import DIAGNOSTIC_LIMITS, RunResult, diagnostics_pass
+from pmcap.scenario import Scenario
 
 __all__ = [
     "decision_rows",
@@ -31,6 +32,7 @@ __all__ = [
     "money",
     "render_report",
     "report_figures",
+    "report_title",
 ]
 
 RESOURCES = (
@@ -624,6 +626,16 @@ def report_figures(result: RunResult) -> dict[str, str]:
     return figs
 
 
+def report_title(sc: Scenario, title: str | None = None) -> str:
+    """The report's name: ``title`` (a sweep names its scenario), else the scenario's
+    ``run.title``, else its file and folder (``my-plan/scenario.toml``)."""
+    if title:
+        return title
+    if sc.run.title:
+        return sc.run.title
+    return sc.path.parent.name + "/" + sc.path.name if sc.path else "scenario"
+
+
 def render_report(
     result: RunResult,
     scenario_text: str,
@@ -633,7 +645,7 @@ def render_report(
 ) -> str:
     """The report of ``result`` as one HTML page. ``scenario_text`` is shown as run,
     ``version`` is pmcap's, ``overrides`` names command-line overrides (``draws=200``) and
-    ``title`` names the run in the heading (default: the scenario file and its folder)."""
+    ``title`` names the run in the heading (default: :func:`report_title`)."""
     import jinja2
 
     sc = result.scenario
@@ -698,7 +710,7 @@ def render_report(
         autoescape=True,
     )
     return template.render(
-        title=title or (sc.path.parent.name + "/" + sc.path.name if sc.path else "scenario"),
+        title=report_title(sc, title),
         as_of=sc.run.as_of,
         horizon=f"{months[0]:%Y-%m} to {months[-1]:%Y-%m}",
         draws=sc.run.draws,

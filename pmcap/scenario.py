@@ -98,6 +98,7 @@ class _Strict(BaseModel):
 
 
 class RunConfig(_Strict):
+    title: str | None = Field(None, min_length=1, max_length=200)  # names the report
     as_of: dt.date
     start: dt.date
     horizon_months: Int = Field(gt=0, le=600)
@@ -475,8 +476,10 @@ class Scenario(_Strict):
     # process specification when the processes are loaded
     process: dict[str, dict[str, Any]] = {}
 
-    # set by scenario_from_tables (load_scenario), not part of the file
+    # set by scenario_from_tables (load_scenario), not part of the file: the file's absolute
+    # path (to read), and its path as the user wrote it (to name it in messages)
     _path: Path | None = None
+    _given: Path | None = None
 
     @model_validator(mode="after")
     def _cross(self) -> Scenario:
@@ -507,10 +510,29 @@ class Scenario(_Strict):
     def path(self) -> Path | None:
         return self._path
 
+    @property
+    def shown_path(self) -> Path | None:
+        """The scenario file as the user wrote it (``my-plan/scenario.toml``): messages name
+        it so; relative stays relative."""
+        return self._given if self._given is not None else self._path
+
     def resolve(self, path: Path | None) -> Path | None:
+        """A path of the scenario (relative to its file) as an absolute path, to read."""
         if path is None:
             return None
         return path if path.is_absolute() else (self.folder / path)
+
+    def shown(self, path: Path | str | None) -> Path | None:
+        """A path of the scenario as the user would write it from where pmcap was started:
+        relative to the scenario file as it was given (``my-plan/patients.csv`` for
+        ``patients = "patients.csv"`` in ``my-plan/scenario.toml``); an absolute one as
+        written."""
+        if path is None:
+            return None
+        path = Path(path)
+        if path.is_absolute() or self._given is None:
+            return self.resolve(path)
+        return self._given.parent / path
 
     def input_files(self) -> list[Path]:
         """Every file the scenario reads (for hashes in the manifest and --out checks)."""
@@ -542,7 +564,7 @@ class Scenario(_Strict):
     def apply(self, *, draws: int | None = None, seed: int | None = None) -> Scenario:
         """A copy with command-line overrides."""
         out = self.model_copy(deep=True)
-        out._path = self._path
+        out._path, out._given = self._path, self._given
         if draws is not None:
             check_draws_option(draws)
             out.run.draws = draws
@@ -608,6 +630,7 @@ def scenario_from_tables(raw: dict[str, Any], path: Path, where: str) -> Scenari
     except ValidationError as exc:
         raise InputError(describe_validation_error(exc, where, raw)) from None
     scenario._path = Path(path).resolve()
+    scenario._given = Path(path)
     check_files(scenario, where)
     return scenario
 
@@ -627,11 +650,10 @@ def check_files(scenario: Scenario, where: str) -> None:
         for key, f in files:
             if f is None:
                 continue
-            full = scenario.resolve(f)
-            if not full.is_file():
-                raise InputError(f"{at}: {key}: file {full} not found")
+            if not scenario.resolve(f).is_file():
+                raise InputError(f"{at}: {key}: file {scenario.shown(f)} not found")
         if p.process.endswith(".toml") and not scenario.resolve(Path(p.process)).is_file():
-            raise InputError(f"{at}: process: file {scenario.resolve(Path(p.process))} not found")
+            raise InputError(f"{at}: process: file {scenario.shown(p.process)} not found")
 
 
 _BOUNDS = {

@@ -121,7 +121,7 @@ def sensitivity_sweep(
         inputs = [(p, v) for p, v in inputs if any(o in _label(p) for o in only)]
     if not inputs:
         raise InputError(
-            f"{base.path}: no uncertain input to swing"
+            f"{base.shown_path}: no uncertain input to swing"
             + (f" matches {', '.join(only)}" if only else "")
             + "; write an input as a distribution, e.g. peak_share = {uniform = [0.1, 0.2]}"
         )
@@ -142,13 +142,13 @@ def sensitivity_sweep(
         base,
         variants,
         common=common,
-        where=f"{base.path}: sensitivity",
+        where=f"{base.shown_path}: sensitivity",
         roles=roles,
         progress=progress,
     )
     cases = [replace(case, outputs=OUTPUTS[case.role]) for case in cases]
     sweep = Sweep(
-        path=None, title=f"sensitivity of {base.path.name}", base=base, cases=cases, keys=keys
+        path=None, title=f"Sensitivity of {base.path.name}", base=base, cases=cases, keys=keys
     )
     return sweep, records
 
@@ -312,6 +312,17 @@ def tornado(swings: pd.DataFrame, top: int = 15) -> str:
     return inline_png(fig)
 
 
+def _csv(frame: pd.DataFrame) -> bytes:
+    """6 significant digits and values within rounding of 0 written as 0, as a run's CSVs."""
+    from pmcap.export import clean_zeros, csv_number
+
+    text = clean_zeros(frame).to_csv(index=False, float_format=csv_number, lineterminator="\n")
+    return text.encode()
+
+
+TORNADO_ROWS = 15  # the largest swings charted; every swing is in the table
+
+
 def _fmt(x: float) -> str:
     return "" if pd.isna(x) else f"{x:.1f}"
 
@@ -355,7 +366,9 @@ class SensitivityTables:
             "ranked": len(ranking),
             "base_suites": _fmt(swings["suites_p90_base"].iloc[0]),
             "base_operators": _fmt(swings["operator_fte_p90_base"].iloc[0]),
-            "tornado": tornado(swings),
+            "tornado": tornado(swings, top=TORNADO_ROWS),
+            "shown": min(TORNADO_ROWS, len(swings)),
+            "changes_in_name": True,  # each swing's name says the input and its value
             "swings": [
                 {
                     "input": r.input,
@@ -384,11 +397,10 @@ class SensitivityTables:
                 for r in ranking.head(25).itertuples()
             ],
         }
-        from pmcap.export import csv_text  # rounding noise written as 0
-
         files = {
-            "sensitivity.csv": csv_text(swings).encode(),
-            "ranking.csv": csv_text(ranking).encode(),
+            # 6 significant digits, as a run's CSV files (16.282531999999996 -> 16.2825)
+            "sensitivity.csv": _csv(swings),
+            "ranking.csv": _csv(ranking),
         }
         return ExtraOutputs(
             sections=html, files=files, tables={"year": y, "swings": swings, "ranking": ranking}

@@ -393,7 +393,7 @@ def make_cases(
                 scenario = Scenario.model_validate(raw)
             except ValidationError as exc:
                 raise InputError(describe_validation_error(exc, at)) from None
-            scenario._path = base.path
+            scenario._path, scenario._given = base.path, base.shown_path
             check_files(scenario, at)
             try:
                 parsed = check_inputs(scenario)
