@@ -103,7 +103,7 @@ def test_every_key_of_the_starter_carries_a_comment(starter):
     tables = {k for k in used if k not in written}
     assert tables <= {
         *("run", "models", "program", "enrollment", "uptake", "ppq", "trial_plan"),
-        *("facility", "service_level", "process"),
+        *("facility", "service_level", "costs", "process"),
     }
     missing = sorted(k for k in used & set(written) if not all(written[k]))
     assert not missing, f"keys without a comment: {missing}"
