@@ -380,8 +380,8 @@ def headline(result: RunResult) -> dict:
             worst_month, worst_what = early.loc[i, "month"], resource
     numbers.update(worst_before_online=worst)
     sure = (
-        f"the plan keeps the chance of running short under {100 * target:g}% in every month "
-        f"it can reach ({sc.run.draws} draws)"
+        f"the plan keeps each resource's chance of running short under {100 * target:g}% in "
+        f"every month it can reach, each on its own, not all at once ({sc.run.draws} draws)"
     )
     if worst > target:
         sure += (
@@ -391,7 +391,9 @@ def headline(result: RunResult) -> dict:
     else:
         sure += "."
     lines.append(("How sure", sure))
-    sure_answer = f"Planned for a {100 * (1 - target):g}% chance of enough capacity each month."
+    sure_answer = (
+        f"Each resource is planned for a {100 * (1 - target):g}% chance of enough each month."
+    )
     answer = " ".join([short_answer, commit_answer, hire_answer, sure_answer])
     return {"answer": answer, "lines": lines, "numbers": numbers}
 
@@ -601,7 +603,9 @@ def report_figures(result: RunResult) -> dict[str, str]:
         plan = result.plans.get(resource)
         if plan is not None:
             online = plan.by_month.set_index("month")["capacity"].reindex(months).to_numpy(float)
-            ax.plot(x, online, drawstyle="steps-post", color="C2", lw=2, label="with the plan")
+            # steps-mid as the need: month m's capacity over month m's need
+            staffed = "with the plan" if resource == "suites" else "with the plan (suites online)"
+            ax.plot(x, online, drawstyle="steps-mid", color="C2", lw=2, label=staffed)
             if resource == "suites":  # a dot per module online (hires are too many to dot)
                 added = mdates.date2num(plan.commitments["online_month"].drop_duplicates())
                 at = np.searchsorted(x, added).clip(0, len(x) - 1)
@@ -619,7 +623,7 @@ def report_figures(result: RunResult) -> dict[str, str]:
     target = result.scenario.facility.shortfall_target
     ax.axhline(target, color="grey", lw=0.8, ls=":")
     ax.set_ylim(0, 1.02)
-    ax.set_title("Chance that need exceeds what is installed today, per month", y=1.0)
+    ax.set_title("Chance that need exceeds what is installed or scheduled, per month", y=1.0)
     ax.legend(frameon=False, fontsize=8)
     date_axis(ax, x, fixed_layout(fig, [ax], 1, 1))
     figs["shortfall"] = inline_png(fig, tight=False)

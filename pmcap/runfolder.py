@@ -134,7 +134,8 @@ def finance_notes(result, version: str, title: str | None = None) -> list[tuple[
             "FTE) in that period, computed per program and for the total. Do not add P50s "
             "across programs or months: a sum of percentiles is not the percentile of the sum "
             "(use the total row, or the annual row). Means add up across programs, except "
-            "operators (see total rows). Counts (patients, lots) take a value some draw took.",
+            "operators and the staff and operating costs that include them (see total rows). "
+            "Counts (patients, lots) take a value some draw took.",
         ),
         (
             "total rows",

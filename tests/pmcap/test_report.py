@@ -63,8 +63,8 @@ def test_headline_by_hand_with_nothing_to_commit_now():
     got = headline(_result(plans, shortfall))
     assert got["answer"] == (
         "Suites and QC analysts run short from 2027-03. No module to commit now (next: "
-        "2027-02). Open the first requisition 2026-12 (now). Planned for a 90% chance of "
-        "enough capacity each month."
+        "2027-02). Open the first requisition 2026-12 (now). Each resource is planned for a "
+        "90% chance of enough each month."
     )
     assert got["lines"][0] == (
         "Runs short first",
@@ -96,7 +96,7 @@ def test_headline_when_nothing_is_short_or_planned():
     got = headline(_result(plans, _shortfall(suites=[0.05] * 6, any=[0.05] * 6)))
     assert got["answer"] == (
         "What is installed covers the need. No new module is needed. No hire is needed. "
-        "Planned for a 90% chance of enough capacity each month."
+        "Each resource is planned for a 90% chance of enough each month."
     )
     assert got["lines"][-1][1].endswith("(100 draws).")
 
