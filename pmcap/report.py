@@ -460,6 +460,15 @@ def key_facts(result: RunResult) -> list[str]:
                 "only the suites the module plan brings online, so it can differ from the "
                 "shortfall dates above, which compare need with what is installed today)."
             )
+    wf = result.workforce
+    if wf is not None and (wf.by_month["requisitions"] > 0).any():
+        first = wf.by_month.loc[wf.by_month["requisitions"] > 0].iloc[0]
+        facts.append(
+            f"With [workforce] (workforce.csv): open the first operator requisitions "
+            f"{pd.Timestamp(first['month']):%Y-%m} ({first['requisitions']:g}), counting "
+            "recruiting, training, mentoring and attrition. The operator lines above do not "
+            "count them yet; where the two differ, plan hiring from workforce.csv."
+        )
     return facts
 
 

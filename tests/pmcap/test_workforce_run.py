@@ -83,6 +83,18 @@ def test_run_plans_requisitions_and_writes_workforce_csv(tmp_path):
     np.testing.assert_allclose(
         written["shortfall_probability"], expected.by_month["shortfall_probability"], atol=1e-6
     )
+    # the report names workforce.csv's first requisition month and count, so a planner does
+    # not act on the operator hiring line (no training, no attrition) alone
+    from pmcap.report import key_facts
+
+    first = written[written["requisitions"] > 0].iloc[0]
+    fact = [f for f in key_facts(result) if f.startswith("With [workforce]")]
+    assert fact == [
+        f"With [workforce] (workforce.csv): open the first operator requisitions "
+        f"{first['month'][:7]} ({first['requisitions']:g}), counting recruiting, training, "
+        "mentoring and attrition. The operator lines above do not count them yet; where the "
+        "two differ, plan hiring from workforce.csv."
+    ]
 
 
 def test_without_the_table_nothing_is_planned(tmp_path):
@@ -96,6 +108,9 @@ def test_without_the_table_nothing_is_planned(tmp_path):
     assert sc.workforce is None
     result = run_scenario(sc, service_level=False)
     assert result.workforce is None and "workforce_s" not in result.timings
+    from pmcap.report import key_facts
+
+    assert not [f for f in key_facts(result) if "workforce" in f]
 
 
 def test_a_sweep_can_vary_and_add_workforce_keys():
