@@ -39,6 +39,7 @@ _PUBLIC = {
     "simulate_facility": "simulation",
     "suites_for_service_level": "service_level",
     "ExpansionPlan": "plan",
+    "joint_shortfall": "plan",
     "newsvendor": "plan",
     "plan_expansion": "plan",
     "plan_hiring": "plan",
@@ -80,7 +81,13 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from capacity.demand import STREAMS, as_demand, read_demand, write_demand  # noqa: F401
     from capacity.errors import DemandError, InputError, ProcessSpecError  # noqa: F401
     from capacity.materials import BillOfMaterials, plan_materials  # noqa: F401
-    from capacity.plan import ExpansionPlan, newsvendor, plan_expansion, plan_hiring  # noqa: F401
+    from capacity.plan import (  # noqa: F401
+        ExpansionPlan,
+        joint_shortfall,
+        newsvendor,
+        plan_expansion,
+        plan_hiring,
+    )
     from capacity.process import ProcessSpec, QCAssay, load_process, process_templates  # noqa: F401
     from capacity.resource_needs import facility, requirements  # noqa: F401
     from capacity.service_level import describe, suites_for_service_level  # noqa: F401

@@ -19,7 +19,7 @@ import xarray as xr
 from capacity.errors import InputError
 from capacity.resource_needs import facility
 
-__all__ = ["ExpansionPlan", "plan_expansion", "plan_hiring", "newsvendor"]
+__all__ = ["ExpansionPlan", "plan_expansion", "plan_hiring", "joint_shortfall", "newsvendor"]
 
 TARGET_GRID = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
 
@@ -292,6 +292,43 @@ def plan_hiring(
         cost_per_unit_year=cost_per_fte_year * batch,
         as_of=as_of,
     )
+
+
+def joint_shortfall(total: xr.Dataset, plans: dict[str, ExpansionPlan]) -> pd.DataFrame:
+    """P(at least one resource runs short in a month) with the recommended plans in place.
+
+    Each plan holds only its own resource's shortfall probability under its target; the events
+    differ, so the chance that any of them happens can be larger (up to the sum). Per draw and
+    month, as the plans measure it: the suite need of ``total`` against the ``suites`` plan's
+    capacity, and each other planned role's need against its plan's capacity; a need equal to
+    capacity up to rounding is met. (:func:`plan_hiring` staffs a role for the suites online,
+    scaling its need by ``min(1, suites online / suites needed)``; that scaling only acts in a
+    draw and month whose suites are short already, so it cannot change whether any resource
+    is short.) Returns ``month``,
+    ``probability`` (the share of draws with any resource short) and ``helpable`` (every plan
+    can still act by then: each plan's own ``helpable``)."""
+    if "suites" not in plans:
+        raise InputError("joint_shortfall: needs the suites plan")
+    need_suites, _ = _need(total, "suites")
+    months = pd.DatetimeIndex(need_suites["month"].values)
+    need_suites = need_suites.values
+
+    def capacity(plan: ExpansionPlan) -> np.ndarray:
+        return plan.by_month.set_index("month")["capacity"].reindex(months).to_numpy(float)
+
+    def helpable(plan: ExpansionPlan) -> np.ndarray:
+        return plan.by_month.set_index("month")["helpable"].reindex(months).to_numpy(bool)
+
+    cap = capacity(plans["suites"])
+    short = _short(need_suites, cap[None, :])
+    can_act = helpable(plans["suites"]).copy()
+    for role, plan in plans.items():
+        if role == "suites":
+            continue
+        need = total[role].transpose("draw", "month").values
+        short |= _short(need, capacity(plan)[None, :])
+        can_act &= helpable(plan)
+    return pd.DataFrame({"month": months, "probability": short.mean(axis=0), "helpable": can_act})
 
 
 def newsvendor(

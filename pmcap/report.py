@@ -390,6 +390,16 @@ def headline(result: RunResult) -> dict:
         )
     else:
         sure += "."
+    joint = getattr(result, "joint_shortfall", None)  # the chance that any resource is short
+    if joint is not None and joint["helpable"].any():
+        reach = joint[joint["helpable"]]
+        i = reach["probability"].idxmax()
+        any_worst, any_month = float(reach.loc[i, "probability"]), reach.loc[i, "month"]
+        numbers.update(any_short_worst=any_worst, any_short_month=f"{any_month:%Y-%m}")
+        sure += (
+            f" All resources at once: the chance that any of them runs short is up to "
+            f"{percent(any_worst)} in a month every plan can reach ({any_month:%Y-%m})."
+        )
     lines.append(("How sure", sure))
     sure_answer = (
         f"Each resource is planned for a {100 * (1 - target):g}% chance of enough each month."

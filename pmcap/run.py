@@ -69,6 +69,14 @@ class RunResult:
     workforce: Any = None  # capacity.WorkforcePlan when the scenario has [workforce]
 
     @property
+    def joint_shortfall(self) -> pd.DataFrame:
+        """P(any resource short in a month) with every recommended plan in place
+        (:func:`capacity.joint_shortfall`)."""
+        from capacity import joint_shortfall
+
+        return joint_shortfall(self.total, self.plans)
+
+    @property
     def diagnostics_ok(self) -> bool:
         return all(diagnostics_pass(d) for d in self.diagnostics.values())
 

@@ -7,7 +7,15 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from capacity import InputError, newsvendor, plan_expansion, plan_hiring, requirements
+from capacity import (
+    InputError,
+    joint_shortfall,
+    newsvendor,
+    plan_expansion,
+    plan_hiring,
+    requirements,
+)
+from capacity.plan import ExpansionPlan
 from tests.helpers import fixed_process, make_demand
 
 MONTHS = pd.date_range("2027-01-01", periods=48, freq="MS")
@@ -252,3 +260,36 @@ def test_slots_per_unit_of_resource_must_be_a_positive_number(bad):
             cdmo_slot_options=(0, 1),
             slots_per_unit_of_resource=bad,
         )
+
+
+def _fixed_plan(resource: str, months, capacity, helpable) -> ExpansionPlan:
+    by_month = pd.DataFrame({"month": months, "capacity": capacity, "helpable": helpable})
+    return ExpansionPlan(resource, 0.1, pd.DataFrame(), by_month, {}, 0, pd.DataFrame())
+
+
+def test_joint_shortfall_counts_a_month_short_if_any_resource_is():
+    """Four draws, two months, by hand. Suites capacity 4 then 5, operators 10 then 15.
+    Month 1: only draw 1's operators (12 > 10) are short: 1/4. Month 2: draw 1's operators
+    (20 > 15), draw 2's suites (6 > 5), draw 3's operators (30 > 15): 3/4, although each
+    plan alone is short in at most 2/4 (draw 0's 5 suites against 5 is met)."""
+    months = pd.date_range("2027-01-01", periods=2, freq="MS")
+    total = xr.Dataset(
+        {
+            "suites": (("draw", "month"), [[3.0, 5.0], [4.0, 4.0], [2.0, 6.0], [3.0, 3.0]]),
+            "operator_fte": (("draw", "month"), [[10.0, 10], [12, 20], [8, 16], [10, 30]]),
+        },
+        coords={"month": months},
+    )
+    plans = {
+        "suites": _fixed_plan("suites", months, [4.0, 5.0], [False, True]),
+        "operator_fte": _fixed_plan("operator_fte", months, [10.0, 15.0], [True, True]),
+    }
+    got = joint_shortfall(total, plans)
+    np.testing.assert_allclose(got["probability"], [0.25, 0.75])
+    assert got["helpable"].tolist() == [False, True]  # every plan can act only in month 2
+    assert (got["month"] == months).all()
+    # the suites alone: only draw 2 in month 2
+    alone = joint_shortfall(total[["suites"]], {"suites": plans["suites"]})
+    np.testing.assert_allclose(alone["probability"], [0.0, 0.25])
+    with pytest.raises(InputError, match="suites plan"):
+        joint_shortfall(total, {"operator_fte": plans["operator_fte"]})

@@ -109,3 +109,30 @@ def test_money_reads_as_a_person_writes_it():
     assert money(2.5e9, "USD") == "USD 2.5 billion"
     assert money(999.9e6, "USD") == "USD 1 billion"  # rounds up to the next word
     assert money(12_345e9, "USD") == "USD 12,345 billion"
+
+
+def test_headline_gives_the_chance_that_any_resource_is_short_with_the_plans():
+    """Each plan holds its own resource under the target; the joint chance (capacity's
+    joint_shortfall) is reported at its worst month among those every plan can reach,
+    not in months before (here the 60% of 2027-02 is before any plan can act)."""
+    plans = {
+        "suites": _plan([], [], [0.05] * 6, [False, False, True, True, True, True]),
+        "operator_fte": _plan([], [], [0.08] * 6, [True] * 6),
+    }
+    result = _result(plans, _shortfall(suites=[0.05] * 6, any=[0.05] * 6))
+    result.joint_shortfall = pd.DataFrame(
+        {
+            "month": MONTHS,
+            "probability": [0.3, 0.6, 0.12, 0.17, 0.11, 0.09],
+            "helpable": [False, False, True, True, True, True],
+        }
+    )
+    got = headline(result)
+    assert got["numbers"]["any_short_worst"] == 0.17
+    assert got["numbers"]["any_short_month"] == "2027-04"
+    assert got["lines"][3][1].endswith(
+        "All resources at once: the chance that any of them runs short is up to 17% in a month "
+        "every plan can reach (2027-04)."
+    )
+    del result.joint_shortfall  # a result without it: the sentence is left out
+    assert "All resources at once" not in headline(result)["lines"][3][1]
