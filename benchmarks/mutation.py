@@ -126,6 +126,20 @@ TESTS["forecast/uptake/simulate.py"] = [
     "tests/forecast/test_uptake_noise.py",
     *FORECAST_SHARED,
 ]
+# the phase simulation and review have their own test files besides test_phase.py
+for _module in (
+    "forecast/phase/model.py",
+    "forecast/phase/durations.py",
+    "forecast/phase/simulate.py",
+):
+    TESTS[_module] = [
+        "tests/forecast/test_phase.py",
+        "tests/forecast/test_phase_seams.py",
+        "tests/forecast/test_review.py",
+        *FORECAST_SHARED,
+    ]
+TESTS["capacity/workforce.py"] = ["tests/capacity/test_workforce.py", BAD]
+TESTS["capacity/materials.py"] = ["tests/capacity/test_materials.py", BAD]
 DEFAULT_MODULES = [
     "capacity/requirements.py",  # capacity/engine.py since the rename
     "capacity/engine.py",
@@ -139,6 +153,8 @@ DEFAULT_MODULES = [
     "capacity/service_level.py",
     "capacity/_queue.py",
     "capacity/plan.py",
+    "capacity/workforce.py",
+    "capacity/materials.py",
     "capacity/demand.py",
     "capacity/process.py",
     "capacity/distributions.py",
