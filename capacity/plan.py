@@ -311,23 +311,13 @@ def joint_shortfall(total: xr.Dataset, plans: dict[str, ExpansionPlan]) -> pd.Da
         raise InputError("joint_shortfall: needs the suites plan")
     need_suites, _ = _need(total, "suites")
     months = pd.DatetimeIndex(need_suites["month"].values)
-    need_suites = need_suites.values
-
-    def capacity(plan: ExpansionPlan) -> np.ndarray:
-        return plan.by_month.set_index("month")["capacity"].reindex(months).to_numpy(float)
-
-    def helpable(plan: ExpansionPlan) -> np.ndarray:
-        return plan.by_month.set_index("month")["helpable"].reindex(months).to_numpy(bool)
-
-    cap = capacity(plans["suites"])
-    short = _short(need_suites, cap[None, :])
-    can_act = helpable(plans["suites"]).copy()
+    short = np.zeros(need_suites.shape, bool)
+    can_act = np.ones(len(months), bool)
     for role, plan in plans.items():
-        if role == "suites":
-            continue
-        need = total[role].transpose("draw", "month").values
-        short |= _short(need, capacity(plan)[None, :])
-        can_act &= helpable(plan)
+        need = need_suites if role == "suites" else total[role].transpose("draw", "month")
+        by_month = plan.by_month.set_index("month")
+        short |= _short(need.values, _per_month(by_month["capacity"], months, role)[None, :])
+        can_act &= by_month["helpable"].reindex(months).to_numpy(bool)
     return pd.DataFrame({"month": months, "probability": short.mean(axis=0), "helpable": can_act})
 
 
