@@ -201,7 +201,7 @@ def phase_end_days(
     priors: DurationPriors,
     rng: np.random.Generator,
     *,
-    pivotal: int = 2,
+    pivotal: int,
     elapsed_years: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The day each phase ends, from phase ``current`` on, per draw.
@@ -243,7 +243,7 @@ def ppq_days(
     passed: np.ndarray,
     if_passed: np.ndarray,
     months_before: int,
-    pivotal: int = 2,
+    pivotal: int,
 ) -> np.ndarray:
     """The first day of the PPQ month per draw (days since epoch, NaN: no PPQ).
 
