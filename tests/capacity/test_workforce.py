@@ -258,3 +258,31 @@ def test_initial_qualified_one_or_one_per_draw():
         simulate_workforce(0, months=2, draws=3, config=_config(), initial_qualified=[1, 2])
     with pytest.raises(InputError, match="workforce.initial_qualified"):
         simulate_workforce(0, months=2, draws=3, config=_config(), initial_qualified=-1)
+
+
+def test_defaults_are_the_documented_assumptions():
+    """The priors docs/models.md, data/SOURCES.md and the class docstring state."""
+    cfg = WorkforceConfig()
+    assert (cfg.lead_time_months.kind, cfg.lead_time_months.args) == ("triangular", (1, 3, 6))
+    assert (cfg.training_months.kind, cfg.training_months.args) == ("triangular", (2, 4, 9))
+    assert (cfg.mentor_share.kind, cfg.mentor_share.args) == ("uniform", (0.1, 0.3))
+    assert cfg.mentor_ratio == 2 and cfg.trainee_attrition is True
+    attrition = cfg.attrition_per_year
+    assert (attrition.kind, attrition.args) == ("beta", (3, 17))
+    # "mean 15%, 90% interval about 4% to 30%"
+    assert attrition.mean == pytest.approx(0.15)
+    np.testing.assert_allclose(attrition.ppf([0.05, 0.95]), [0.0445, 0.2958], atol=1e-4)
+
+
+def test_no_qualified_operator_means_nobody_qualifies():
+    """Zero qualified operators is a valid start, and with no mentor no trainee finishes:
+    hires arrive, qualified headcount and productive FTE stay 0."""
+    cfg = _config(
+        lead_time_months=0,
+        training_months=2,
+        mentor_ratio=2,
+        attrition_per_year=0.0,
+    )
+    ds = simulate_workforce(3.0, months=12, draws=2, config=cfg, initial_qualified=0)
+    assert ds["hires"].values.sum() == pytest.approx(3 * 12 * 2)
+    assert (ds["qualified"].values == 0).all() and (ds["productive_fte"].values == 0).all()
