@@ -361,13 +361,18 @@ def simulate_vector(
     seed, key
         The random streams of the yields, lead times and release times (``key``: e.g. the
         process name); slot ``k`` (the ``k``-th start in time order) has its own stream.
+    months
+        Month labels when ``lots`` is an array (default: monthly from 2000-01).
 
-    Returns a Dataset with dims ``draw``, ``month`` and ``campaign``: per draw and month
-    ``doses_released``, ``doses_used``, ``doses_expired`` (by FEFO), ``doses_on_hand`` (released,
-    unexpired, at the end of the month), ``lots_waiting`` (at the end of the month); per draw
-    and campaign ``campaign_doses``, ``campaign_used``, ``campaign_expired`` (within the
-    horizon), ``campaign_released`` and ``campaign_expiry`` (month indices) and the
-    coordinate ``start``; and the opening stock's ``opening_used``, ``opening_expired``.
+    Returns
+    -------
+    xarray.Dataset
+        Dims ``draw``, ``month`` and ``campaign``. Per draw and month: ``doses_released``,
+        ``doses_used``, ``doses_expired`` (by FEFO), ``doses_on_hand`` (released, unexpired,
+        at the end of the month), ``lots_waiting`` (at the end of the month). Per draw and
+        campaign: ``campaign_doses``, ``campaign_used``, ``campaign_expired`` (within the
+        horizon), ``campaign_released`` and ``campaign_expiry`` (month indices); the
+        coordinate ``start``. The opening stock's ``opening_used`` and ``opening_expired``.
     """
     seed = check_seed(seed)
     values, months = _lots_array(lots, months)

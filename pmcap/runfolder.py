@@ -59,6 +59,8 @@ def write_run(
         tables["workforce.csv"] = result.workforce.by_month
     if result.materials:  # only when a process has a bill of materials
         tables["materials.csv"] = export.materials_table(result.materials, rates.currency)
+    if getattr(result, "vector", None):  # only when a process has a [vector]
+        tables["vector.csv"] = export.vector_table(result.vector, rates.currency, qs)
     for name, frame in tables.items():
         export.write_csv(frame, folder / name)
     names = list(tables)

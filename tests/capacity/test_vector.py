@@ -302,3 +302,26 @@ def test_the_plans_fast_state_agrees_with_the_simulation():
     lost = sim["campaign_released"] >= sim["campaign_expiry"]
     assert lost.any()
     np.testing.assert_allclose(sim["campaign_used"].where(lost, 0), 0)
+
+
+def test_vector_csv_rows_are_the_plans_numbers():
+    from pmcap.export import vector_table
+
+    spec = spec_of(
+        doses_per_lot={"uniform": [40, 70]},
+        campaign_lead_time_months={"uniform": [1, 3]},
+        cost_per_campaign=1000,
+    )
+    lots = uncertain_lots(200, 18, 3)
+    plan = plan_vector(lots_of(lots), spec, seed=2)
+    table = vector_table({"proc": plan}, "EUR", (0.1, 0.5, 0.9))
+    monthly = table[table["granularity"] == "month"]
+    horizon = table[table["granularity"] == "horizon"].iloc[0]
+    assert len(monthly) == 18 and monthly["campaigns_started"].sum() == len(plan.starts)
+    assert horizon["campaign_cost [EUR]"] == 1000 * len(plan.starts)
+    used = plan.sim["doses_used"].values.sum(axis=1)
+    assert horizon["doses_used_p50"] == np.quantile(used, 0.5)
+    waits = plan.sim["lots_waiting"].values
+    assert horizon["wait_probability"] == (waits > 0).any(axis=1).mean()
+    np.testing.assert_allclose(monthly["wait_probability"], (waits > 0).mean(axis=0))
+    np.testing.assert_allclose(monthly["lots_waiting_p90"], np.quantile(waits, 0.9, axis=0))

@@ -375,6 +375,17 @@ BAD = [
         "lead_time_months = -1",
         ["item 'activation reagent': field 'lead_time_months': must be >= 0"],
     ),
+    # the example's vector ([process.car-t-autologous-manual.vector])
+    (
+        "shelf_life_months = 24",
+        "shelf_life_months = 3",
+        ["field 'vector': field 'shelf_life_months'", "expires before it is released"],
+    ),
+    (
+        "doses_per_lot = {triangular = [150, 300, 500]}",
+        "doses_per_lot = 0",
+        ["field 'vector': field 'doses_per_lot'", "at least one dose"],
+    ),
 ]
 
 
