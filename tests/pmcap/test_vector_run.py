@@ -1,4 +1,4 @@
-"""The report's vector fact (pmcap.report.vector_facts) states the plan's own numbers."""
+"""The vector plan in a run: the report's fact (pmcap.report.vector_facts) and sweep keys."""
 
 from __future__ import annotations
 
@@ -34,3 +34,27 @@ def test_vector_fact_names_the_calendar_the_risk_and_the_expiry():
         "20 doses at P50 and loses 0 to expiry (P90 0); campaigns cost EUR 3 million."
     )
     assert vector_facts(SimpleNamespace(scenario=result.scenario, vector={})) == []
+
+
+def test_a_sweep_varies_the_vector_fields():
+    # process.NAME.vector.* keys of a sweep change the example's [process.NAME.vector] field
+    # by field; each scenario's checked process carries the changed vector
+    from pmcap.scenario import example_scenario_path, load_scenario
+    from pmcap.sweep.cases import make_cases
+
+    base = load_scenario(example_scenario_path())
+    key = "process.car-t-autologous-manual.vector"
+    cases, changed = make_cases(
+        base,
+        [("base", [])],
+        grid=[
+            ((*key.split("."), "shelf_life_months"), [12, 36]),
+            ((*key.split("."), "doses_per_lot"), [{"uniform": [100, 200]}]),
+        ],
+        where="sweep.toml",
+    )
+    assert changed == [f"{key}.shelf_life_months", f"{key}.doses_per_lot"]
+    vectors = [c.parsed["processes"]["CART-C"].vector for c in cases]
+    assert [v.shelf_life_months for v in vectors] == [12, 36]
+    assert {v.doses_per_lot.to_toml()["uniform"][1] for v in vectors} == {200}
+    assert {v.initial_doses for v in vectors} == {600}  # the other fields as in the base
