@@ -794,4 +794,3 @@ def vector_facts(result: RunResult) -> list[str]:
             f"{totals.loc['doses_expired', 'p90']:,.0f}){cost}."
         )
     return facts
-
