@@ -427,11 +427,11 @@ class VectorPlan:
     """A campaign calendar, its per-draw simulation and its summaries (see :func:`plan_vector`).
 
     ``campaigns``: one row per campaign (start month, release month and doses percentiles,
-    doses used and expired unused P50, cost); ``by_month``: per month the campaigns started and
-    their cost, percentiles of doses released, used, expired, on hand and lots waiting,
-    ``wait_probability`` and ``planned``; ``totals``: percentiles over draws of each draw's
-    horizon total of doses made (released), used and expired unused; ``sim``: the
-    :func:`simulate_vector` Dataset.
+    doses used and expired unused within the horizon, P50 and mean over draws, cost);
+    ``by_month``: per month the campaigns started and their cost, percentiles of doses
+    released, used, expired, on hand and lots waiting, ``wait_probability`` and ``planned``;
+    ``totals``: percentiles over draws of each draw's horizon total of doses made (released),
+    used and expired unused; ``sim``: the :func:`simulate_vector` Dataset.
     """
 
     target: float
@@ -614,6 +614,8 @@ def _summarise(
         campaigns[f"doses_p{100 * q:g}"] = np.quantile(sim["campaign_doses"].values, q, axis=0)
     campaigns["doses_used_p50"] = np.quantile(sim["campaign_used"].values, 0.5, axis=0)
     campaigns["doses_expired_p50"] = np.quantile(sim["campaign_expired"].values, 0.5, axis=0)
+    campaigns["doses_used_mean"] = sim["campaign_used"].values.mean(axis=0)
+    campaigns["doses_expired_mean"] = sim["campaign_expired"].values.mean(axis=0)
     campaigns["cost"] = spec.cost_per_campaign
     return VectorPlan(
         target=float(target),
@@ -628,7 +630,7 @@ def _summarise(
     )
 
 
-def _month_at(months: np.ndarray, index: int) -> pd.Timestamp | pd.NaT:
+def _month_at(months: np.ndarray, index: int) -> pd.Timestamp:
     """The month at ``index``, extrapolated monthly past the horizon."""
     first = pd.Timestamp(months[0])
     return first + pd.DateOffset(months=int(index))

@@ -526,3 +526,15 @@ def vector_table(plans: dict, currency: str, quantiles: Sequence[float]) -> pd.D
         frame.insert(0, "process", process)
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
+
+
+def vector_campaigns_table(plans: dict, currency: str) -> pd.DataFrame:
+    """``vector_campaigns.csv``: one row per campaign of each :func:`capacity.plan_vector`
+    calendar (its start, release month and doses percentiles, what FEFO used and what
+    expired unused within the horizon, its cost)."""
+    frames = []
+    for process, plan in plans.items():
+        frame = plan.campaigns.rename(columns={"cost": f"cost [{currency}]"})
+        frame.insert(0, "process", process)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)

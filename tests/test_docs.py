@@ -241,6 +241,7 @@ def placeholders(out: Path, kind: str, file: str, metrics: list[str]) -> dict[st
         ("plan.csv", "Column"): {"CURRENCY": "[A-Z]{3}"},
         ("materials.csv", "Column"): {"CURRENCY": "[A-Z]{3}"},
         ("vector.csv", "Column"): {"CURRENCY": "[A-Z]{3}"},
+        ("vector_campaigns.csv", "Column"): {"CURRENCY": "[A-Z]{3}"},
         ("requirements.csv", "Metric"): {"ASSAY": r"[^\]]+", "INSTRUMENT": r"[^\]]+"},
         ("draws.nc", "Variable"): {
             "METRIC": alternatives(m.split("[")[0] for m in metrics),

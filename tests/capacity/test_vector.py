@@ -113,6 +113,12 @@ def test_plan_by_hand():
     assert plan.by_month["wait_probability"].tolist() == [1, 1, 0, 0, 0, 0, 0, 0]
     assert plan.by_month["planned"].tolist() == [False, False] + [True] * 6
     assert plan.totals.set_index("metric").loc["doses_used", "p50"] == 16
+    # campaign 1 serves months 2-4 (4 waiting + 2, then 2 and 2), campaign 2 months 5-7
+    campaigns = plan.campaigns
+    assert campaigns["start_month"].dt.strftime("%Y-%m").tolist() == ["2000-01", "2000-04"]
+    assert campaigns["release_month_p90"].dt.strftime("%Y-%m").tolist() == ["2000-03", "2000-06"]
+    assert campaigns["doses_used_mean"].tolist() == [10, 6]
+    assert campaigns["doses_expired_mean"].tolist() == [0, 0]
     assert plan.cost == 0
 
 
@@ -325,3 +331,14 @@ def test_vector_csv_rows_are_the_plans_numbers():
     assert horizon["wait_probability"] == (waits > 0).any(axis=1).mean()
     np.testing.assert_allclose(monthly["wait_probability"], (waits > 0).mean(axis=0))
     np.testing.assert_allclose(monthly["lots_waiting_p90"], np.quantile(waits, 0.9, axis=0))
+
+
+def test_vector_campaigns_csv_is_the_plans_campaign_table():
+    from pmcap.export import vector_campaigns_table
+
+    spec = spec_of(shelf_life_months=12, cost_per_campaign=5)
+    plan = plan_vector(np.full((5, 8), 2.0), spec)
+    table = vector_campaigns_table({"proc": plan, "other": plan}, "GBP")
+    assert table["process"].tolist() == ["proc", "proc", "other", "other"]
+    assert table["cost [GBP]"].tolist() == [5, 5, 5, 5]
+    assert table["doses_used_p50"].tolist() == [10, 6, 10, 6]
