@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from capacity import InputError, ProcessSpecError
 from capacity.vector import VectorSpec, plan_vector, simulate_vector, vector_by_process
@@ -342,3 +344,41 @@ def test_vector_campaigns_csv_is_the_plans_campaign_table():
     assert table["process"].tolist() == ["proc", "proc", "other", "other"]
     assert table["cost [GBP]"].tolist() == [5, 5, 5, 5]
     assert table["doses_used_p50"].tolist() == [10, 6, 10, 6]
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    lots=st.lists(st.integers(0, 12), min_size=12, max_size=12),
+    starts=st.lists(st.integers(0, 8), min_size=0, max_size=4),
+    extra=st.integers(9, 11),
+    doses=st.integers(1, 30),
+    more=st.integers(1, 20),
+    shelf=st.integers(3, 8),
+    opening=st.integers(0, 20),
+)
+def test_more_vector_never_makes_a_lot_wait_longer(
+    lots, starts, extra, doses, more, shelf, opening
+):
+    # in every draw and month, lots waiting can only fall with more doses per vector lot or
+    # with one more campaign started after the others (the others keep their slots and so
+    # their lead and release times), and doses are conserved
+    spec = {
+        "campaign_lead_time_months": {"uniform": [0, 2]},
+        "release_months": {"uniform": [0, 1]},
+        "shelf_life_months": shelf,
+        "initial_doses": opening,
+        "initial_expiry_months": 4,
+    }
+    few = VectorSpec.from_mapping({**spec, "doses_per_lot": doses})
+    many = VectorSpec.from_mapping({**spec, "doses_per_lot": doses + more})
+    values = np.tile(np.asarray(lots, float), (20, 1)) + np.arange(20)[:, None] % 3
+    base = simulate_vector(values, few, starts, seed=1)
+    richer = simulate_vector(values, many, starts, seed=1)
+    later = simulate_vector(values, few, [*starts, extra], seed=1)
+    waiting = base["lots_waiting"].values
+    assert (richer["lots_waiting"].values <= waiting + 1e-9).all()
+    assert (later["lots_waiting"].values <= waiting + 1e-9).all()
+    for sim in (base, richer, later):
+        made = sim["doses_released"].values.sum(axis=1)
+        spent = sim["doses_used"].values.sum(axis=1) + sim["doses_expired"].values.sum(axis=1)
+        np.testing.assert_allclose(opening + made, spent + sim["doses_on_hand"].values[:, -1])
