@@ -21,8 +21,8 @@ Model (per draw ``d``; months are whole periods, indexed from the first month of
   waiting, take one dose each from the released campaigns in order of expiry (ties: the
   earlier campaign). A lot that finds no dose waits (``lots_waiting``, at the end of the
   month) and goes first the next month. P(a lot waits) in a month is the share of draws with
-  a lot waiting at the end of it. Only the month loop is in Python; draws and campaigns are
-  arrays.
+  a lot waiting at the end of it. Draws are arrays throughout: Python loops run over months
+  (and, in the plan's look-ahead, over the expiry months that hold stock), never over draws.
 
 Campaign plan (:func:`plan_vector`): one calendar of campaign starts, the same in every draw,
 chosen greedily forward in time as :func:`capacity.plan_expansion` and
