@@ -19,6 +19,8 @@ numba, and numba is imported only when a facility is simulated. Modules:
   attrition) per draw and month, and a requisition plan at a service level;
 - ``materials``: :func:`plan_materials`, a bill of materials per lot and a periodic-review
   order-up-to level per item sized on the joint draws of lots;
+- ``vector``: :func:`plan_vector`, viral vector made in campaigns (doses per vector lot,
+  release, shelf life, first expiry first out) and a campaign calendar at a wait target;
 - ``plot``: fan charts and shortfall charts (matplotlib).
 """
 
@@ -45,6 +47,9 @@ _PUBLIC = {
     "plan_hiring": "plan",
     "BillOfMaterials": "materials",
     "plan_materials": "materials",
+    "VectorPlan": "vector",
+    "VectorSpec": "vector",
+    "plan_vector": "vector",
     "ProcessSpec": "process",
     "QCAssay": "process",
     "load_process": "process",
@@ -93,6 +98,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from capacity.service_level import describe, suites_for_service_level  # noqa: F401
     from capacity.simulation import simulate_facility  # noqa: F401
     from capacity.summary import bands, metric_names, shortfall_probability, summarise  # noqa: F401
+    from capacity.vector import VectorPlan, VectorSpec, plan_vector  # noqa: F401
     from capacity.workforce import (  # noqa: F401
         WorkforceConfig,
         WorkforcePlan,

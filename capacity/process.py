@@ -32,6 +32,7 @@ from pydantic import (
 from capacity.distributions import Param, check_seed, stream_rng
 from capacity.errors import InputError, ProcessSpecError
 from capacity.materials import BillOfMaterials
+from capacity.vector import VectorSpec
 
 __all__ = [
     "ProcessSpec",
@@ -90,6 +91,22 @@ Materials = Annotated[
     BillOfMaterials | None,
     BeforeValidator(_as_bill),
     PlainSerializer(lambda b: None if b is None else b.to_toml(), return_type=Any),
+]
+
+
+def _as_vector(raw: Any) -> VectorSpec | None:
+    if raw is None:
+        return None
+    try:
+        return VectorSpec.from_mapping(raw, "vector")
+    except InputError as exc:
+        raise ValueError(str(exc).removeprefix("vector: ")) from None
+
+
+Vector = Annotated[
+    VectorSpec | None,
+    BeforeValidator(_as_vector),
+    PlainSerializer(lambda v: None if v is None else v.to_toml(), return_type=Any),
 ]
 
 _CONFIG = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
@@ -151,6 +168,8 @@ class ProcessSpec(BaseModel):
     # optional bill of materials per lot ([materials] and [[materials.item]]); see
     # capacity.materials
     materials: Materials = None
+    # optional viral vector made in campaigns ([vector]); see capacity.vector
+    vector: Vector = None
 
     @field_validator("qc")
     @classmethod

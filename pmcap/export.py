@@ -492,3 +492,49 @@ def write_xlsx(
                 )
                 ws.column_dimensions[letter].width = min(max(longest + 2, 9), 40)
             ws.row_dimensions[1].height = 45
+
+
+def vector_table(plans: dict, currency: str, quantiles: Sequence[float]) -> pd.DataFrame:
+    """``vector.csv``: per process, one row per month of a :func:`capacity.plan_vector`
+    calendar (``granularity = "month"``) and one row of horizon totals per draw
+    (``granularity = "horizon"``, dated the first month)."""
+    frames = []
+    for process, plan in plans.items():
+        sim = plan.sim
+        monthly = plan.by_month.drop(columns=["wait_probability_fresh"], errors="ignore")
+        monthly = monthly.rename(columns={"campaign_cost": f"campaign_cost [{currency}]"})
+        monthly.insert(0, "granularity", "month")
+        total = {
+            "granularity": "horizon",
+            "month": monthly["month"].iloc[0],
+            "campaigns_started": int(monthly["campaigns_started"].sum()),
+            f"campaign_cost [{currency}]": plan.cost,
+        }
+        per_draw = {
+            "doses_released": sim["doses_released"].values.sum(axis=1),
+            "doses_used": sim["doses_used"].values.sum(axis=1),
+            "doses_expired": sim["doses_expired"].values.sum(axis=1),
+            "doses_on_hand": sim["doses_on_hand"].values[:, -1],
+            "lots_waiting": sim["lots_waiting"].values.sum(axis=1),
+        }
+        for name, values in per_draw.items():
+            for q in quantiles:
+                total[f"{name}_p{100 * q:g}"] = float(np.quantile(values, q))
+        total["wait_probability"] = float((sim["lots_waiting"].values > 1e-9).any(axis=1).mean())
+        frame = pd.concat([monthly, pd.DataFrame([total])], ignore_index=True)
+        frame["wait_target"] = plan.target
+        frame.insert(0, "process", process)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def vector_campaigns_table(plans: dict, currency: str) -> pd.DataFrame:
+    """``vector_campaigns.csv``: one row per campaign of each :func:`capacity.plan_vector`
+    calendar (its start, release month and doses percentiles, what FEFO used and what
+    expired unused within the horizon, its cost)."""
+    frames = []
+    for process, plan in plans.items():
+        frame = plan.campaigns.rename(columns={"cost": f"cost [{currency}]"})
+        frame.insert(0, "process", process)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)

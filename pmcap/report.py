@@ -479,6 +479,40 @@ def key_facts(result: RunResult) -> list[str]:
             "recruiting, training, mentoring and attrition. The operator lines above do not "
             "count them yet; where the two differ, plan hiring from workforce.csv."
         )
+    facts += vector_facts(result)
+    return facts
+
+
+def vector_facts(result: RunResult) -> list[str]:
+    """One key fact per process with a ``[vector]``: its campaign calendar, P(a lot waits
+    for vector) and the doses that expire unused (from :func:`capacity.plan_vector`)."""
+    facts = []
+    currency = result.scenario.costs.currency
+    for process, plan in (getattr(result, "vector", None) or {}).items():
+        by_month = plan.by_month
+        started = by_month.loc[by_month["campaigns_started"] > 0, "month"]
+        planned = by_month[by_month["planned"]]
+        totals = plan.totals.set_index("metric")
+        when = (
+            f"the first {pd.Timestamp(started.iloc[0]):%Y-%m}"
+            + (f", the next {pd.Timestamp(started.iloc[1]):%Y-%m}" if len(started) > 1 else "")
+            if len(started)
+            else "none needed"
+        )
+        risk = (
+            f"P(a lot waits for vector) is at most {percent(planned['wait_probability'].max())} "
+            f"a month from {pd.Timestamp(planned['month'].iloc[0]):%Y-%m}, the first month a "
+            f"campaign started now can reach (target {percent(plan.target)})"
+            if len(planned)
+            else "no month is within reach of a campaign started now"
+        )
+        cost = f"; campaigns cost {money(plan.cost, currency)}" if plan.cost else ""
+        facts.append(
+            f"Vector of {process} (vector.csv): start {len(plan.starts)} campaign(s), {when}; "
+            f"{risk}. Over the horizon a draw releases {totals.loc['doses_made', 'p50']:,.0f} "
+            f"doses at P50 and loses {totals.loc['doses_expired', 'p50']:,.0f} to expiry (P90 "
+            f"{totals.loc['doses_expired', 'p90']:,.0f}){cost}."
+        )
     return facts
 
 

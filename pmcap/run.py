@@ -9,7 +9,8 @@
   (:func:`pmcap.inputs.portfolio`, :meth:`forecast.Portfolio.simulate`);
 * ``requirements``: lots, suites, QC hours and FTEs per program and for the facility, and
   the materials plan of each process with a bill of materials
-  (:func:`capacity.materials.materials_by_process`);
+  (:func:`capacity.materials.materials_by_process`), and the vector campaign plan of each
+  process with a ``[vector]`` (:func:`capacity.vector.vector_by_process`);
 * ``decisions``: shortfall, module and hiring plans, service-level suites, drivers
   (:func:`pmcap.decisions.decide`);
 * ``workforce`` (with ``[workforce]`` only): the requisition plan for operators
@@ -67,6 +68,8 @@ class RunResult:
     materials: dict[str, xr.Dataset] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     workforce: Any = None  # capacity.WorkforcePlan when the scenario has [workforce]
+    # process -> capacity.VectorPlan, for each process with a [vector]
+    vector: dict[str, Any] = field(default_factory=dict)
 
     @property
     def joint_shortfall(self) -> pd.DataFrame:
@@ -120,6 +123,7 @@ def run_scenario(
     """
     from capacity import facility
     from capacity.materials import materials_by_process
+    from capacity.vector import vector_by_process
     from pmcap.decisions import decide
     from pmcap.inputs import portfolio
 
@@ -143,6 +147,9 @@ def run_scenario(
         req = world.requirements(processes, by_program=True)
         total = facility(req)
         materials = materials_by_process(
+            req["lots"], processes, seed=scenario.run.seed, quantiles=scenario.run.quantiles
+        )
+        vector = vector_by_process(
             req["lots"], processes, seed=scenario.run.seed, quantiles=scenario.run.quantiles
         )
     with timed("decisions"):
@@ -177,4 +184,5 @@ def run_scenario(
         materials=materials,
         timings=timings,
         workforce=workforce,
+        vector=vector,
     )

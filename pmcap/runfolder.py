@@ -59,6 +59,11 @@ def write_run(
         tables["workforce.csv"] = result.workforce.by_month
     if result.materials:  # only when a process has a bill of materials
         tables["materials.csv"] = export.materials_table(result.materials, rates.currency)
+    if getattr(result, "vector", None):  # only when a process has a [vector]
+        tables["vector.csv"] = export.vector_table(result.vector, rates.currency, qs)
+        tables["vector_campaigns.csv"] = export.vector_campaigns_table(
+            result.vector, rates.currency
+        )
     for name, frame in tables.items():
         export.write_csv(frame, folder / name)
     names = list(tables)

@@ -240,6 +240,8 @@ def placeholders(out: Path, kind: str, file: str, metrics: list[str]) -> dict[st
         ("finance.csv", "Column"): {"STAT": "mean|p10|p50|p90", "CURRENCY": "[A-Z]{3}"},
         ("plan.csv", "Column"): {"CURRENCY": "[A-Z]{3}"},
         ("materials.csv", "Column"): {"CURRENCY": "[A-Z]{3}"},
+        ("vector.csv", "Column"): {"CURRENCY": "[A-Z]{3}"},
+        ("vector_campaigns.csv", "Column"): {"CURRENCY": "[A-Z]{3}"},
         ("requirements.csv", "Metric"): {"ASSAY": r"[^\]]+", "INSTRUMENT": r"[^\]]+"},
         ("draws.nc", "Variable"): {
             "METRIC": alternatives(m.split("[")[0] for m in metrics),

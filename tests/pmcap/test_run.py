@@ -359,6 +359,17 @@ BAD = [
         'suites = "twelve"',
         ["facility.suites: expected a whole number or a list of tables, got 'twelve'"],
     ),
+    # the example's vector ([process.car-t-autologous-manual.vector])
+    (
+        "shelf_life_months = 24",
+        "shelf_life_months = 3",
+        ["field 'vector': field 'shelf_life_months'", "expires before it is released"],
+    ),
+    (
+        "doses_per_lot = {triangular = [150, 300, 500]}",
+        "doses_per_lot = 0",
+        ["field 'vector': field 'doses_per_lot'", "at least one dose"],
+    ),
     # the example's bill of materials ([process.car-t-autologous-manual.materials])
     (
         'unit = "kit"',
