@@ -23,6 +23,8 @@ import numpy as np
 from capacity._fields import EXPONENTIAL, FIXED
 from capacity._queue import sample, stream_key, unit_uniform
 
+SNAP_DAYS = 1e-9  # a wait shorter than this (0.1 ms) is rounding, not waiting
+
 # what a random number is for (one stream of each per draw)
 HANDS_ON, RETEST = np.uint64(0x3F84D5B5B5470917), np.uint64(0x9216D5D98979FB1B)
 
@@ -66,17 +68,19 @@ def calendar_end(w, hours_per_day, days_per_week, shift_start):
 
 
 @numba.njit(cache=True, inline="always")
-def _before(t1, j1, t2, j2):
-    return t1 < t2 or (t1 == t2 and j1 < j2)
+def _before(t1, c1, j1, t2, c2, j2):
+    """Order of service: working time, then calendar arrival (jobs that arrive while the lab
+    is closed queue in their order of arrival), then id (a lot's assays in panel order)."""
+    return t1 < t2 or (t1 == t2 and (c1 < c2 or (c1 == c2 and j1 < j2)))
 
 
 @numba.njit(cache=True, inline="always")
 def _push(w, cal, ids, acc_a, acc_i, n, t, c, job, a, i_):
-    """Push a job on the min-heap ordered by (working time, id)."""
+    """Push a job on the min-heap in order of service (:func:`_before`)."""
     i = n
     while i > 0:
         parent = (i - 1) // 2
-        if not _before(t, job, w[parent], ids[parent]):
+        if not _before(t, c, job, w[parent], cal[parent], ids[parent]):
             break
         w[i] = w[parent]
         cal[i] = cal[parent]
@@ -101,9 +105,11 @@ def _pop(w, cal, ids, acc_a, acc_i, n):
         child = 2 * i + 1
         if child >= n:
             break
-        if child + 1 < n and _before(w[child + 1], ids[child + 1], w[child], ids[child]):
+        if child + 1 < n and _before(
+            w[child + 1], cal[child + 1], ids[child + 1], w[child], cal[child], ids[child]
+        ):
             child += 1
-        if not _before(w[child], ids[child], t, job):
+        if not _before(w[child], cal[child], ids[child], t, c, job):
             break
         w[i] = w[child]
         cal[i] = cal[child]
@@ -339,8 +345,12 @@ def _one_draw(
             continue
         if work > 0:
             got = calendar_start(got_analyst, hours_per_day, days_per_week, shift_start)
-            wait_a = max(got - cal, 0.0)  # the analyst, or the roster's next shift
-            wait_i = max(cal_start - max(got, cal), 0.0)
+            # days waited for the analyst (or the roster's next shift), then the instrument;
+            # the round trip through the working clock is exact to about 1e-14 days, so
+            # anything under SNAP_DAYS is no wait
+            wait_a = got - cal if got - cal > SNAP_DAYS else 0.0
+            wait_i = cal_start - max(got, cal)
+            wait_i = wait_i if wait_i > SNAP_DAYS else 0.0
             done = calendar_end(start + work, hours_per_day, days_per_week, shift_start)
             done = max(done, cal)
         else:  # a pure delay: no analyst, no instrument, no roster

@@ -1,0 +1,392 @@
+"""Values of the QC laboratory (capacity.qclab): closed forms, hand-computed cases and an
+independent SimPy model of the same lab."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from capacity import InputError, QCLab, release_days, size_lab
+
+ALWAYS = dict(hours_per_day=24, days_per_week=7, shift_start_hour=0)  # a 24/7 roster
+
+
+def _process(*assays, name="p"):
+    return {"name": name, "culture_days": 8, "qc": list(assays)}
+
+
+def _assay(name, hands, turnaround, instrument=None, instrument_hours=0.0, retest=0.0, tests=1):
+    out = {
+        "assay": name,
+        "hands_on_hours": hands,
+        "turnaround_days": turnaround,
+        "instrument_hours": instrument_hours,
+        "retest_rate": retest,
+        "tests_per_lot": tests,
+    }
+    if instrument is not None:
+        out["instrument"] = instrument
+    return out
+
+
+def _lab(*assays, analysts=1, instruments=None, **kw):
+    kw.setdefault("monitoring_hours_per_month", 0)
+    return QCLab([_process(*assays)], analysts=analysts, instruments=instruments or {}, **kw)
+
+
+def _run(lab, ready, **kw):
+    ready = np.atleast_2d(np.asarray(ready, float))
+    keys = np.arange(1, ready.shape[0] + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    return release_days(ready, np.zeros(ready.shape, np.int64), keys, lab, **kw)
+
+
+# --- hand-computed cases -------------------------------------------------------------------
+def test_roster_holds_a_friday_evening_lot_until_monday():
+    # 8 h from 08:00, Monday to Friday (day 0 a Monday); ready Friday 17:00 (day 4 + 17/24):
+    # 2 hands-on hours start Monday 08:00 (day 7 + 8/24), end 10:00, result a day later
+    lab = _lab(_assay("a", 2, 1))
+    out = _run(lab, [[4 + 17 / 24]])
+    assert out.release[0, 0] == pytest.approx(8 + 10 / 24, abs=1e-12)
+    assert out.wait[0, 0, 0] == pytest.approx(7 + 8 / 24 - (4 + 17 / 24), abs=1e-12)
+
+
+def test_work_that_outlasts_the_shift_resumes_next_morning():
+    # ready day 0 at 15:00 with 3 h of work: 1 h to 16:00, 2 h from 08:00 on day 1
+    out = _run(_lab(_assay("a", 3, 0)), [[15 / 24]])
+    assert out.release[0, 0] == pytest.approx(1 + 10 / 24, abs=1e-12)
+    assert out.wait[0, 0, 0] == pytest.approx(0, abs=1e-12)
+
+
+def test_two_lots_wait_for_the_analyst_then_for_the_instrument():
+    # 24/7, one analyst, one instrument; lot A at day 0, lot B at day 0.1 (2.4 h)
+    # analyst-bound: 12 h hands-on, 6 h instrument -> B starts at 12 h, waits 0.4 d (analyst)
+    lab = _lab(_assay("a", 12, 2, "x", 6), instruments={"x": 1}, **ALWAYS)
+    out = _run(lab, [[0.0, 0.1]])
+    np.testing.assert_allclose(out.release[0], [0.5 + 2, 1.0 + 2], atol=1e-12)
+    np.testing.assert_allclose(out.wait[0, 1], [0.4, 0.0], atol=1e-12)
+    # instrument-bound: 2 h hands-on, 12 h instrument -> B has an analyst at 2.4 h and waits
+    # for the instrument until 12 h: 0.4 d on the instrument, none on analysts
+    lab = _lab(_assay("a", 2, 2, "x", 12), instruments={"x": 1}, **ALWAYS)
+    out = _run(lab, [[0.0, 0.1]])
+    np.testing.assert_allclose(out.release[0], [0.5 + 2, 1.0 + 2], atol=1e-12)
+    np.testing.assert_allclose(out.wait[0, 1], [0.0, 0.4], atol=1e-12)
+    assert out.resources == ("analysts", "x")
+
+
+def test_monitoring_block_takes_the_analyst_and_shows_in_utilisation():
+    # one 4-hour monitoring block in the middle of a 30-day month (day 15); a lot arriving an
+    # hour later waits 3 h for the only analyst
+    lab = _lab(_assay("a", 1, 0), **ALWAYS, monitoring_hours_per_month=4)
+    out = _run(lab, [[15 + 1 / 24]], month_edges=np.array([0.0, 30.0]))
+    assert out.release[0, 0] == pytest.approx(15 + 5 / 24, abs=1e-12)
+    assert out.wait[0, 0, 0] == pytest.approx(3 / 24, abs=1e-12)
+    assert out.utilisation[0, 0, 0] == pytest.approx(5 / (30 * 24), rel=1e-12)
+
+
+def test_pure_delay_is_the_longest_assay_chain():
+    # unlimited analysts and instruments, 24/7: every lot is released after the longest of
+    # its assays' work (hands-on or instrument, whichever is longer) plus turnaround
+    spec = _process(
+        _assay("sterility", {"triangular": [1, 1.5, 3]}, 14, "incubator", 0.5),
+        _assay("flow", {"uniform": [2, 5]}, {"uniform": [0.5, 2]}, "cytometer", 2, tests=2),
+        _assay("count", 0, 0),
+        _assay("potency", {"uniform": [4, 60]}, 13.5, "reader", {"uniform": [1, 70]}),
+    )
+    lab = QCLab(
+        [spec],
+        analysts=1,
+        instruments={"incubator": 1, "cytometer": 1, "reader": 1},
+        monitoring_hours_per_month=0,
+        **ALWAYS,
+    )
+    draws, lots = 50, 20
+    params = [lab.processes[0].sample(draws, 3)]
+    ready = np.random.default_rng(1).uniform(0, 100, (draws, lots))
+    ready[:, -1] = np.nan  # no lot
+    out = _run(lab, ready, params=params, counts=np.full(4, -1))
+    ds = params[0]
+    work = np.maximum(ds["qc_hands_on_hours"].values, ds["qc_instrument_hours"].values)
+    longest = (work / 24 + ds["qc_turnaround_days"].values).max(axis=1)
+    np.testing.assert_allclose(out.release, ready + longest[:, None], rtol=0, atol=1e-9)
+    assert np.isnan(out.release[:, -1]).all()
+    np.testing.assert_array_equal(out.wait[:, :-1], 0)
+
+
+def test_pure_delay_without_work_is_exact():
+    lab = _lab(_assay("sterility", 0, 14), _assay("endotoxin", 0, 1))
+    ready = np.array([[0.3, 17.25, 1000.125]])
+    out = _run(lab, ready)
+    np.testing.assert_array_equal(out.release, ready + 14)
+
+
+def test_rapid_sterility_replaces_the_turnaround():
+    lab = _lab(_assay("sterility", 0, 14), turnaround_days={"sterility": 7})
+    assert _run(lab, [[2.0]]).release[0, 0] == 9.0
+
+
+# --- closed forms ----------------------------------------------------------------------------
+def _erlang_c(servers: int, offered: float) -> float:
+    """P(wait > 0) in M/M/c with offered load ``offered`` = lambda / mu (Erlang C)."""
+    top = offered**servers / math.factorial(servers) * servers / (servers - offered)
+    return top / (sum(offered**k / math.factorial(k) for k in range(servers)) + top)
+
+
+def test_analysts_only_match_erlang_c():
+    # M/M/3: arrivals 1.05 an hour, exponential hands-on time of mean 2 h, 24/7 roster
+    servers, rate, mean_hours = 3, 1.05, 2.0
+    lab = _lab(_assay("a", mean_hours, 0), analysts=servers, hands_on="exponential", **ALWAYS)
+    draws, lots, warm = 100, 1500, 150
+    gaps = np.random.default_rng(5).exponential(1 / rate, (draws, lots)) / 24
+    out = _run(lab, np.cumsum(gaps, axis=1))
+    wait_hours = out.wait[:, warm:, 0] * 24
+    c = _erlang_c(servers, rate * mean_hours)
+    wq = c / (servers / mean_hours - rate)  # mean wait in hours
+    per_draw = wait_hours.mean(axis=1)
+    se = per_draw.std(ddof=1) / np.sqrt(draws)
+    assert abs(per_draw.mean() - wq) < 4 * se, (per_draw.mean(), wq, se)
+    waited = (wait_hours > 1e-9).mean(axis=1)
+    se = waited.std(ddof=1) / np.sqrt(draws)
+    assert abs(waited.mean() - c) < 4 * se, (waited.mean(), c, se)
+
+
+@pytest.mark.parametrize("max_runs", [50, 2])
+def test_retests_make_a_geometric_number_of_runs(max_runs):
+    # each run takes 1 day of turnaround and fails with probability 0.3: the days to release
+    # count the runs; runs ~ geometric(0.7) truncated at max_runs
+    r = 0.3
+    lab = _lab(_assay("a", 0, 1, retest=r), max_runs=max_runs)
+    ready = np.zeros((200, 100))
+    runs = _run(lab, ready).qc_days
+    np.testing.assert_allclose(runs, np.round(runs), atol=1e-12)
+    n = runs.size
+    mean = (1 - r**max_runs) / (1 - r)
+    sd = runs.std()
+    assert abs(runs.mean() - mean) < 4 * sd / np.sqrt(n)
+    for k in (1, 2):
+        p = (1 - r) * r ** (k - 1) if k < max_runs else r ** (k - 1)
+        assert abs((runs == k).mean() - p) < 4 * np.sqrt(p * (1 - p) / n)
+    assert runs.max() <= max_runs
+
+
+# --- an independent SimPy model ----------------------------------------------------------------
+SIMPY_ASSAYS = [  # name, hands-on mean h (exponential), instrument, its hours, days, retest
+    ("sterility", 1.0, "incubator", 0.5, 7.0, 0.0),
+    ("flow", 3.0, "cytometer", 2.0, 1.0, 0.2),
+    ("count", 0.5, "cytometer", 0.25, 0.0, 0.0),
+]
+SIMPY_LAB = dict(analysts=2, instruments={"incubator": 1, "cytometer": 1})
+ROSTER = (8.0, 5, 8.0)  # hours a day, days a week, shift start hour
+LOTS, LOTS_PER_DAY = 60, 1.2
+
+
+def _simpy_release(ready_days: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Days from ready to release of each lot, simulated with SimPy in calendar hours."""
+    import simpy
+
+    hours, days, first = ROSTER
+
+    def next_on_shift(t):  # earliest calendar hour >= t inside a shift
+        while True:
+            day = math.floor(t / 24)
+            if day % 7 < days:
+                opens, closes = day * 24 + first, day * 24 + first + hours
+                if t < opens:
+                    return opens
+                if t < closes:
+                    return t
+            t = (day + 1) * 24
+
+    def finish(t, work):  # calendar hour when ``work`` shift hours started at t are done
+        t = next_on_shift(t)
+        while True:
+            closes = math.floor(t / 24) * 24 + first + hours
+            if work <= closes - t:
+                return t + work
+            work -= closes - t
+            t = next_on_shift(closes)
+
+    env = simpy.Environment()
+    analysts = simpy.Resource(env, SIMPY_LAB["analysts"])
+    instruments = {k: simpy.Resource(env, n) for k, n in SIMPY_LAB["instruments"].items()}
+    release = np.full(len(ready_days), -np.inf)
+
+    def hold(resource, request, until):
+        yield env.timeout(until - env.now)
+        resource.release(request)
+
+    def test(lot, assay):
+        _, mean, kind, inst_hours, turnaround, retest = assay
+        while True:
+            got_analyst = analysts.request()
+            yield got_analyst
+            got_instrument = instruments[kind].request()
+            yield got_instrument
+            start = next_on_shift(env.now)
+            analyst_done = finish(start, rng.exponential(mean))
+            instrument_done = finish(start, inst_hours)
+            env.process(hold(analysts, got_analyst, analyst_done))
+            env.process(hold(instruments[kind], got_instrument, instrument_done))
+            yield env.timeout(max(analyst_done, instrument_done) - env.now + 24 * turnaround)
+            if rng.random() >= retest:
+                break
+        release[lot] = max(release[lot], env.now / 24)
+
+    def lot_arrives(lot):
+        yield env.timeout(24 * ready_days[lot])
+        for assay in SIMPY_ASSAYS:
+            env.process(test(lot, assay))
+
+    for lot in range(len(ready_days)):
+        env.process(lot_arrives(lot))
+    env.run()
+    return release - ready_days
+
+
+def _summary(qc_days: np.ndarray) -> np.ndarray:
+    """Per replication: mean, P50 and P90 of days to release."""
+    return np.stack(
+        [qc_days.mean(axis=1), *np.quantile(qc_days, [0.5, 0.9], axis=1)],
+        axis=1,
+    )
+
+
+def test_agrees_with_an_independent_simpy_model():
+    reps = 100
+    rng = np.random.default_rng(11)
+    simpy_days = np.array(
+        [
+            _simpy_release(np.cumsum(rng.exponential(1 / LOTS_PER_DAY, LOTS)), rng)
+            for _ in range(reps)
+        ]
+    )
+    lab = QCLab(
+        [_process(*(_assay(a, h, t, i, ih, r) for a, h, i, ih, t, r in SIMPY_ASSAYS))],
+        hours_per_day=ROSTER[0],
+        days_per_week=ROSTER[1],
+        shift_start_hour=ROSTER[2],
+        hands_on="exponential",
+        monitoring_hours_per_month=0,
+        max_runs=50,
+        **SIMPY_LAB,
+    )
+    draws = 400
+    ready = np.cumsum(np.random.default_rng(12).exponential(1 / LOTS_PER_DAY, (draws, LOTS)), 1)
+    kernel_days = _run(lab, ready).qc_days
+    a, b = _summary(kernel_days), _summary(simpy_days)
+    se = np.sqrt(a.var(axis=0, ddof=1) / draws + b.var(axis=0, ddof=1) / reps)
+    diff = a.mean(axis=0) - b.mean(axis=0)
+    assert (np.abs(diff) < 4 * se).all(), (a.mean(axis=0), b.mean(axis=0), se)
+    # the lab is loaded: waits are a visible part of the release time
+    assert a.mean(axis=0)[0] > 7.5
+
+
+# --- reproducibility -----------------------------------------------------------------------------
+def test_same_seed_same_result_and_draws_independent_of_batching():
+    lab = _lab(
+        _assay("s", {"triangular": [1, 2, 4]}, 7, "x", 1, retest={"beta": [2, 8]}),
+        _assay("f", 3, 1, "y", 2, retest=0.1, tests=2),
+        analysts=2,
+        instruments={"x": 1, "y": 1},
+        hands_on="exponential",
+        monitoring_hours_per_month=40,
+    )
+    ready = np.sort(np.random.default_rng(2).uniform(0, 120, (12, 60)), axis=1)
+    params = [lab.processes[0].sample(12, 4)]
+    one = _run(lab, ready, params=params)
+    two = _run(lab, ready, params=params)
+    np.testing.assert_array_equal(one.release, two.release)
+    np.testing.assert_array_equal(one.wait, two.wait)
+    np.testing.assert_array_equal(one.utilisation, two.utilisation)
+    # draws 4..7 alone: the same numbers (keys and params of those draws)
+    keys = np.arange(1, 13, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    part = release_days(
+        ready[4:8],
+        np.zeros((4, 60), np.int64),
+        keys[4:8],
+        lab,
+        params=[params[0].isel(draw=slice(4, 8))],
+        month_edges=one.month_edges,
+    )
+    np.testing.assert_array_equal(part.release, one.release[4:8])
+    assert (one.wait > 0).any()  # the case has contention
+
+
+# --- sizing --------------------------------------------------------------------------------------
+def test_size_lab_is_the_smallest_count_that_meets_the_level():
+    lab = _lab(
+        _assay("s", 2, 3, "x", 4),
+        _assay("f", 3, 1, "y", 1),
+        analysts=1,
+        instruments={"x": 1, "y": 1},
+        hands_on="exponential",
+        **ALWAYS,
+    )
+    draws, lots = 6, 120
+    ready = np.cumsum(np.random.default_rng(3).exponential(1 / 8, (draws, lots)), axis=1)
+    keys = np.arange(1, draws + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    process = np.zeros((draws, lots), np.int64)
+    target, eps = 3.5, 0.1
+    sized = size_lab(ready, process, keys, lab, target_days=target, epsilon=eps)
+    need = sized["needed"].values
+    assert (need >= 1).all() and need[:, 0].max() > 1  # analysts bind at 8 lots a day
+
+    def late(counts):
+        out = release_days(ready, process, keys, lab, counts=counts)
+        return (out.qc_days > target).mean(axis=1)
+
+    for k in range(3):
+        counts = np.full((draws, 3), -1)
+        counts[:, k] = need[:, k]
+        assert (late(counts) <= eps).all()
+        counts[:, k] = np.maximum(need[:, k] - 1, 1)
+        short = need[:, k] > 1
+        assert (late(counts)[short] > eps).all()
+    np.testing.assert_allclose(sized["late_share_joint"].values, late(need))
+
+
+def test_size_lab_refuses_a_target_shorter_than_the_panel():
+    lab = _lab(_assay("sterility", 0, 14))
+    with pytest.raises(InputError, match="shorter than the QC panel"):
+        size_lab(
+            np.zeros((2, 3)),
+            np.zeros((2, 3), np.int64),
+            np.array([1, 2], np.uint64),
+            lab,
+            target_days=10,
+        )
+
+
+# --- bad input -----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        (dict(instruments={}), "assay 'a' needs instrument 'x', which the QC lab lacks"),
+        (dict(analysts=0), "qc_lab.analysts: expected a whole number >= 1, got 0"),
+        (dict(analysts=-2), "qc_lab.analysts: expected a whole number >= 1, got -2"),
+        (dict(hours_per_day=25), "qc_lab.hours_per_day: must be > 0 and <= 24 hours, got 25"),
+        (dict(instruments={"x": -1}), "qc_lab.instruments.x: expected a whole number >= 1"),
+        (dict(days_per_week=8), "qc_lab.days_per_week: must be at most 7, got 8"),
+        (dict(shift_start_hour=20), "the shift must start at >= 0 h and end by 24 h"),
+        (dict(turnaround_days={"sterile": 7}), "no assay named 'sterile'"),
+        (dict(hands_on="normal"), "expected 'fixed' or 'exponential'"),
+        (dict(monitoring_hours_per_month=-1), "monitoring_hours_per_month: must be >= 0"),
+    ],
+)
+def test_bad_lab_is_refused(kw, message):
+    base = dict(analysts=1, instruments={"x": 1})
+    base.update(kw)
+    with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        _lab(_assay("a", 1, 1, "x", 1), **base)
+
+
+def test_bad_lots_are_refused():
+    lab = _lab(_assay("a", 1, 1))
+    keys = np.array([1], np.uint64)
+    with pytest.raises(InputError, match="lot_process: process indices must be in 0..0"):
+        release_days(np.zeros((1, 2)), np.array([[0, 1]]), keys, lab)
+    with pytest.raises(InputError, match="draw_keys: one key per draw"):
+        release_days(np.zeros((1, 2)), np.zeros((1, 2), np.int64), np.array([1, 2]), lab)
+    with pytest.raises(InputError, match="counts: expected whole numbers >= 1"):
+        release_days(np.zeros((1, 2)), np.zeros((1, 2), np.int64), keys, lab, counts=[0])
