@@ -59,6 +59,8 @@ _PUBLIC = {
     "summarise": "summary",
     "QCLab": "qclab",
     "QCLabResult": "qclab",
+    "qc_lab_bands": "qclab",
+    "qc_lab_dataset": "qclab",
     "release_days": "qclab",
     "size_lab": "qclab",
     "WorkforceConfig": "workforce",
@@ -95,7 +97,14 @@ if TYPE_CHECKING:  # for type checkers and IDEs
         plan_hiring,
     )
     from capacity.process import ProcessSpec, QCAssay, load_process, process_templates  # noqa: F401
-    from capacity.qclab import QCLab, QCLabResult, release_days, size_lab  # noqa: F401
+    from capacity.qclab import (  # noqa: F401
+        QCLab,
+        QCLabResult,
+        qc_lab_bands,
+        qc_lab_dataset,
+        release_days,
+        size_lab,
+    )
     from capacity.resource_needs import facility, requirements  # noqa: F401
     from capacity.service_level import describe, suites_for_service_level  # noqa: F401
     from capacity.simulation import simulate_facility  # noqa: F401

@@ -36,11 +36,13 @@ process templates, or :data:`RAPID_STERILITY_DAYS` with a rapid method
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from capacity.errors import InputError
@@ -53,6 +55,8 @@ __all__ = [
     "QCLab",
     "QCLabResult",
     "release_days",
+    "qc_lab_bands",
+    "qc_lab_dataset",
     "size_lab",
 ]
 
@@ -625,3 +629,114 @@ def size_lab(
         coords={"draw": np.arange(draws), "resource": list(lab.resources)},
         attrs={"target_days": target, "epsilon": epsilon},
     )
+
+
+def qc_lab_dataset(
+    result: QCLabResult, months: Any = None, *, target_days: float | None = None
+) -> xr.Dataset:
+    """Per draw and month (of the end of manufacture) what the QC lab did, for bands.
+
+    Variables (dims draw, month; a resource dim where it belongs): ``qc_lots`` lots ready for
+    QC; ``qc_days`` their mean days from the end of manufacture to release (NaN in a month
+    without lots); ``qc_wait`` (resource) their mean days waited for each resource;
+    ``qc_utilisation`` (resource) busy share of the roster hours; with ``target_days``,
+    ``qc_late_share``, the share of the month's lots taking longer (NaN without lots).
+    ``months``: labels of the months between ``result.month_edges`` (e.g. a
+    ``pandas.DatetimeIndex``); default the months' first days.
+    """
+    edges = result.month_edges
+    n_months = len(edges) - 1
+    labels = edges[:-1] if months is None else months
+    if len(labels) != n_months:
+        raise InputError(
+            f"months: expected {n_months} labels (the result's months), got {len(labels)}"
+        )
+    ready = result.lot_ready
+    draws = ready.shape[0]
+    month = np.searchsorted(edges, np.where(np.isnan(ready), -np.inf, ready), side="right") - 1
+    inside = ~np.isnan(ready) & (month >= 0) & (month < n_months)
+    cell = (np.arange(draws)[:, None] * n_months + month)[inside]
+
+    def per_cell(values: np.ndarray) -> np.ndarray:
+        total = np.bincount(cell, weights=values[inside], minlength=draws * n_months)
+        return total.reshape(draws, n_months)
+
+    lots = per_cell(np.ones(ready.shape))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = lambda values: per_cell(values) / lots  # noqa: E731 - NaN where no lots
+        data = {
+            "qc_lots": (("draw", "month"), lots, {"units": "lots"}),
+            "qc_days": (("draw", "month"), mean(result.qc_days), {"units": "days"}),
+            "qc_wait": (
+                ("draw", "month", "resource"),
+                np.stack([mean(result.wait[:, :, k]) for k in range(len(result.resources))], -1),
+                {"units": "days"},
+            ),
+            "qc_utilisation": (
+                ("draw", "month", "resource"),
+                result.utilisation,
+                {"units": "share"},
+            ),
+        }
+        if target_days is not None:
+            late = np.where(np.isnan(ready), 0.0, result.qc_days > target_days)
+            data["qc_late_share"] = (("draw", "month"), mean(late), {"units": "share"})
+    return xr.Dataset(
+        data,
+        coords={"draw": np.arange(draws), "month": labels, "resource": list(result.resources)},
+        attrs={"target_days": np.nan if target_days is None else float(target_days)},
+    )
+
+
+def qc_lab_bands(
+    result: QCLabResult,
+    months: Any = None,
+    *,
+    target_days: float | None = None,
+    quantiles: Sequence[float] = (0.1, 0.5, 0.9),
+    program: str = "all",
+) -> pd.DataFrame:
+    """The QC lab's bands, the rows of ``qc_lab.csv``: ``month, program, metric, unit, mean,
+    p10, p50, p90`` (one column per quantile).
+
+    Metrics are the variables of :func:`qc_lab_dataset` (``qc_wait[analysts]``, one per
+    resource label). A month in which a draw has no lot has no ``qc_days``, ``qc_wait`` or
+    ``qc_late_share`` in that draw: their mean and quantiles are over the draws with lots
+    (NaN if none has); ``qc_lots`` and ``qc_utilisation`` are over every draw.
+
+    Examples
+    --------
+    >>> lab = QCLab([{"name": "x", "culture_days": 8, "qc": [{"assay": "sterility",
+    ...     "hands_on_hours": 0, "turnaround_days": 14}]}], analysts=1, instruments={},
+    ...     monitoring_hours_per_month=0)
+    >>> out = release_days(np.array([[3.0], [5.0]]), np.zeros((2, 1), np.int64),
+    ...     np.array([1, 2], np.uint64), lab, month_edges=np.array([0.0, 30.0]))
+    >>> qc_lab_bands(out).query("metric == 'qc_days'")[["mean", "p50"]].values.tolist()
+    [[14.0, 14.0]]
+    """
+    ds = qc_lab_dataset(result, months, target_days=target_days)
+    q = np.asarray(quantiles, float)
+    if q.ndim != 1 or not ((q > 0) & (q < 1)).all():
+        raise InputError(f"quantiles: expected numbers strictly between 0 and 1, got {quantiles}")
+    frames = []
+    for name, var in ds.data_vars.items():
+        labels = [None] if "resource" not in var.dims else list(ds["resource"].values)
+        for label in labels:
+            values = var.values if label is None else var.sel(resource=label).values
+            with np.errstate(invalid="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN months
+                mean = np.nanmean(values, axis=0)
+                bands_ = np.nanquantile(values, q, axis=0)
+            frame = pd.DataFrame(
+                {
+                    "month": ds["month"].values,
+                    "program": program,
+                    "metric": name if label is None else f"{name}[{label}]",
+                    "unit": var.attrs["units"],
+                    "mean": mean,
+                }
+            )
+            for p, row in zip(q, bands_, strict=True):
+                frame[f"p{100 * p:g}"] = row
+            frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
