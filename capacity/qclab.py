@@ -111,8 +111,8 @@ class QCLab:
         for a rapid sterility method.
     monitoring_hours_per_month
         Analyst hours of stability and environmental-monitoring work a month. ``None``: the
-        sum over the processes of the mean ``qc_fixed_hours_per_month`` (add suites' EM with
-        ``release_days(monitoring_hours=...)``).
+        sum over the processes of each draw's ``qc_fixed_hours_per_month`` (add suites' EM
+        with ``release_days(monitoring_hours=...)``).
     monitoring_instrument_hours_per_month
         Instrument hours a month of that work per instrument type (instrument-only blocks).
     monitoring_block_hours
@@ -235,7 +235,9 @@ class QCLab:
         return np.array([self.analysts, *self.instruments.values()], np.int64)
 
     def monitoring_hours(self) -> float:
-        """Analyst hours of monitoring work a month (the default or the given value)."""
+        """Analyst hours of monitoring work a month: the given value, or the sum of the
+        processes' mean ``qc_fixed_hours_per_month`` (:func:`release_days` uses each draw's
+        value)."""
         if self.monitoring_hours_per_month is not None:
             return self.monitoring_hours_per_month
         return float(sum(spec.qc_fixed_hours_per_month.mean for spec in self.processes))
@@ -438,10 +440,13 @@ def release_days(
         the lab's (-1: unlimited, no queue).
     month_edges
         Calendar days bounding the months for monitoring work and utilisation; default
-        months of 365.25/12 days covering the lots.
+        months of 365.25/12 days from the earliest lot's month to two months after the
+        latest lot. The default depends on the lots given, so pass the edges when draws are
+        simulated in batches.
     monitoring_hours
         Analyst hours of monitoring work per month, scalar or (draw, month); default
-        ``lab.monitoring_hours()``.
+        ``lab.monitoring_hours_per_month``, or if that is not set the sum of the processes'
+        ``qc_fixed_hours_per_month`` in each draw (from ``params``).
 
     Examples
     --------
@@ -476,8 +481,14 @@ def release_days(
     if edges.ndim != 1 or len(edges) < 2 or (np.diff(edges) <= 0).any():
         raise InputError("month_edges: expected increasing calendar days, at least two")
     months = len(edges) - 1
-    if monitoring_hours is None:
-        monitoring_hours = lab.monitoring_hours()
+    if params is None:
+        params = [spec.sample(draws, seed) for spec in lab.processes]
+    if monitoring_hours is None and lab.monitoring_hours_per_month is None:
+        # each draw's own value of the processes' qc_fixed_hours_per_month
+        per_draw = sum(ds["qc_fixed_hours_per_month"].values for ds in params)
+        monitoring_hours = np.repeat(np.asarray(per_draw, float)[:, None], months, axis=1)
+    elif monitoring_hours is None:
+        monitoring_hours = lab.monitoring_hours_per_month
     hours = np.asarray(monitoring_hours, float)
     hours = np.broadcast_to(hours, (draws, months)) if hours.ndim == 0 else hours
     if hours.shape != (draws, months) or not np.isfinite(hours).all() or (hours < 0).any():
@@ -558,9 +569,14 @@ def size_lab(
     draws still unsettled (as :func:`capacity.suites_for_service_level`). With all resources
     at their sizes together, waits for different resources add up, so the joint level can be
     missed: ``late_share_joint`` (draw) gives the share of late lots with every resource at
-    its size, the honest check.
+    its size. ``needed_together`` starts from those sizes and, in each draw that misses the
+    level, adds one unit of the resource its late lots waited for longest (analysts include
+    waiting for the roster's next shift) until the draw meets it: a lab that meets the level
+    with all resources finite, not necessarily the cheapest one.
 
-    Returns a Dataset with ``needed`` (draw, resource) and ``late_share_joint`` (draw).
+    Returns a Dataset with ``needed`` and ``needed_together`` (draw, resource) and
+    ``late_share_joint`` (draw). Without ``month_edges`` the months are those covering all
+    the lots (the same for every run of the search).
     Raises :class:`InputError` if some draw misses the level even with unlimited resources
     (the target is shorter than the panel's work and turnaround).
     """
@@ -578,16 +594,21 @@ def size_lab(
     if unknown:
         raise InputError(f"size_lab: unexpected arguments {unknown}")
 
-    def late(counts: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    if release_kw.get("month_edges") is None:  # the same months whichever draws run
+        release_kw["month_edges"] = _default_edges(ready)
+
+    def simulate(counts: np.ndarray, rows: np.ndarray) -> QCLabResult:
         kw = dict(release_kw)
         hours = kw.get("monitoring_hours")
         if hours is not None and np.ndim(hours) == 2:
             kw["monitoring_hours"] = np.asarray(hours)[rows]
         sub = [ds.isel(draw=rows) for ds in params]
-        result = release_days(
+        return release_days(
             ready[rows], process[rows], keys[rows], lab, params=sub, counts=counts, **kw
         )
-        return _late_share(result, target)
+
+    def late(counts: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        return _late_share(simulate(counts, rows), target)
 
     everything = np.arange(draws)
     free_share = late(np.full((draws, n_res), -1, np.int64), everything)
@@ -621,10 +642,32 @@ def size_lab(
             )
         needed[:, k] = hi
     joint = late(needed, everything)
+    # together: from the sizes alone, add one unit of the resource the draw's late lots
+    # waited for longest, until the draw meets the level
+    together = needed.copy()
+    todo = np.flatnonzero(joint > epsilon)
+    while len(todo):
+        result = simulate(together[todo], todo)
+        qc = result.qc_days
+        late_lot = np.where(np.isnan(qc), False, qc > target)
+        share = late_lot.sum(axis=1) / np.maximum((~np.isnan(qc)).sum(axis=1), 1)
+        short = share > epsilon
+        todo, late_lot, waits = todo[short], late_lot[short], result.wait[short]
+        if not len(todo):
+            break
+        blame = np.where(late_lot[:, :, None], waits, 0.0).sum(axis=1)
+        together[todo, np.argmax(blame, axis=1)] += 1
+        if together.max() > max_count:
+            raise InputError(f"size_lab: no lab with up to {max_count} of a resource meets it")
     return xr.Dataset(
         {
             "needed": (("draw", "resource"), needed, {"units": "analysts or instruments"}),
             "late_share_joint": ("draw", joint, {"units": "share of lots"}),
+            "needed_together": (
+                ("draw", "resource"),
+                together,
+                {"units": "analysts or instruments"},
+            ),
         },
         coords={"draw": np.arange(draws), "resource": list(lab.resources)},
         attrs={"target_days": target, "epsilon": epsilon},

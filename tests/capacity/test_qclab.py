@@ -282,6 +282,28 @@ def test_agrees_with_an_independent_simpy_model():
     assert a.mean(axis=0)[0] > 7.5
 
 
+def test_monitoring_defaults_to_each_draws_fixed_qc_hours():
+    spec = _process(_assay("a", 2, 1))
+    spec["qc_fixed_hours_per_month"] = {"uniform": [50, 400]}
+    lab = QCLab([spec], analysts=1, instruments={}, **ALWAYS)
+    draws = 8
+    params = [lab.processes[0].sample(draws, 1)]
+    hours = params[0]["qc_fixed_hours_per_month"].values
+    edges = np.array([0.0, 30.0, 60.0, 90.0])
+    # no lots: each month's analyst hours are the draw's monitoring hours, in blocks of at
+    # most 4 h spaced 30 / ceil(max / 4) days apart (no overlap on a 24/7 roster)
+    idle = _run(lab, np.full((draws, 1), np.nan), params=params, month_edges=edges)
+    expected = np.repeat(hours[:, None] / (30 * 24), 3, axis=1)
+    np.testing.assert_allclose(idle.utilisation[:, :, 0], expected, rtol=1e-12)
+    ready = np.sort(np.random.default_rng(4).uniform(0, 60, (draws, 30)), axis=1)
+    out = _run(lab, ready, params=params, month_edges=edges)
+    per_month = np.repeat(hours[:, None], 3, axis=1)
+    given = _run(lab, ready, params=params, month_edges=edges, monitoring_hours=per_month)
+    np.testing.assert_array_equal(out.release, given.release)
+    none = _run(lab, ready, params=params, month_edges=edges, monitoring_hours=0)
+    assert (out.wait[:, :, 0].sum(axis=1) > none.wait[:, :, 0].sum(axis=1)).all()
+
+
 # --- reproducibility -----------------------------------------------------------------------------
 def test_same_seed_same_result_and_draws_independent_of_batching():
     lab = _lab(
@@ -344,6 +366,12 @@ def test_size_lab_is_the_smallest_count_that_meets_the_level():
         short = need[:, k] > 1
         assert (late(counts)[short] > eps).all()
     np.testing.assert_allclose(sized["late_share_joint"].values, late(need))
+    together = sized["needed_together"].values
+    assert (together >= need).all()
+    assert (late(together) <= eps).all()
+    # a draw whose sizes alone meet the level together keeps them
+    meets = late(need) <= eps
+    np.testing.assert_array_equal(together[meets], need[meets])
 
 
 def test_size_lab_refuses_a_target_shorter_than_the_panel():
