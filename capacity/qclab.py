@@ -25,6 +25,13 @@ Model (one pass after manufacturing, every draw in parallel; the compiled kernel
   spread evenly over the month, and queues with the lots' tests;
 * a lot is released when the last result of its panel is.
 
+Causality: a draw's jobs are served in order of arrival (a lot's tests when it leaves
+manufacture, a repeat when the failed result is known), and each takes the resources as they
+are at that moment, so no assignment uses anything known later. Each random number belongs
+to one lot, assay, test and run, so labs of different sizes see the same hands-on times and
+the same retests (common random numbers): with more resources no lot is released later in
+the cases tested, and :func:`size_lab` searches on that.
+
 Hands-on time per test is the draw's value of ``hands_on_hours`` (``hands_on="fixed"``) or
 exponential with that mean (``"exponential"``); instrument time is the draw's value. Per-draw
 values of the assay parameters come from :meth:`capacity.ProcessSpec.sample` (one value per

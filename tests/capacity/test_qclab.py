@@ -114,6 +114,31 @@ def test_pure_delay_is_the_longest_assay_chain():
     np.testing.assert_array_equal(out.wait[:, :-1], 0)
 
 
+def test_contention_only_delays_and_waits_account_for_the_delay():
+    # the same lots, tests, hands-on times and retests (common random numbers) with finite
+    # and unlimited resources: no lot is released earlier with contention, and on a 24/7
+    # roster the critical test's waits plus its own chain (at most the longest chain)
+    # make up the release time
+    lab = _lab(
+        _assay("s", 1, 7, "x", 3, retest=0.2),
+        _assay("f", 3, 1, "y", 2, retest=0.3, tests=2),
+        _assay("c", 0.5, 0),
+        analysts=2,
+        instruments={"x": 1, "y": 1},
+        hands_on="exponential",
+        **ALWAYS,
+    )
+    ready = np.cumsum(np.random.default_rng(6).exponential(1 / 6, (20, 150)), axis=1)
+    edges = np.arange(0, 60, 30.0)
+    busy = _run(lab, ready, month_edges=edges)
+    free = _run(lab, ready, month_edges=edges, counts=np.full(3, -1))
+    assert (busy.release >= free.release - 1e-9).all()
+    assert (busy.release > free.release + 0.01).mean() > 0.3  # a loaded lab
+    own_chain = busy.qc_days - busy.wait.sum(axis=2)
+    assert (own_chain <= free.qc_days + 1e-9).all()
+    assert (own_chain > 0).all()
+
+
 def test_pure_delay_without_work_is_exact():
     lab = _lab(_assay("sterility", 0, 14), _assay("endotoxin", 0, 1))
     ready = np.array([[0.3, 17.25, 1000.125]])
