@@ -29,8 +29,10 @@ Causality: a draw's jobs are served in order of arrival (a lot's tests when it l
 manufacture, a repeat when the failed result is known), and each takes the resources as they
 are at that moment, so no assignment uses anything known later. Each random number belongs
 to one lot, assay, test and run, so labs of different sizes see the same hands-on times and
-the same retests (common random numbers): with more resources no lot is released later in
-the cases tested, and :func:`size_lab` searches on that.
+the same retests (common random numbers): no lot is released earlier with finite resources
+than with unlimited ones. :func:`size_lab`'s bisection assumes more units of a resource never
+make more lots late, which first-come-first-served service makes likely but this module does
+not prove.
 
 Hands-on time per test is the draw's value of ``hands_on_hours`` (``hands_on="fixed"``) or
 exponential with that mean (``"exponential"``); instrument time is the draw's value. Per-draw
