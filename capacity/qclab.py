@@ -15,7 +15,8 @@ Model (one pass after manufacturing, every draw in parallel; the compiled kernel
 * analysts work a roster: ``hours_per_day`` from ``shift_start_hour`` on the first
   ``days_per_week`` days of every 7-day week (day 0 is the first day). Work (hands-on and
   instrument time) advances only in roster hours, so work that does not finish in a shift
-  resumes at the next one and a lot ready at night waits for the morning;
+  resumes at the next one and a lot ready at night waits for the morning. With
+  ``hours_per_year`` the productive year is spread evenly as a shorter day;
 * out-of-specification or invalid results repeat the test: each run fails with the draw's
   ``retest_rate``, known when its result is (after the turnaround), and the repeat queues
   again; the number of runs is geometric, capped at ``max_runs`` (the last run is then
@@ -73,6 +74,7 @@ ANALYSTS = "analysts"  # the name of the analyst resource in results
 COMPENDIAL_STERILITY_DAYS = 14.0  # USP <71> / Ph. Eur. 2.6.1 incubation
 RAPID_STERILITY_DAYS = 7.0  # assumption: a rapid (automated growth-based) method
 DAYS_PER_MONTH = 365.25 / 12  # default month length when no month edges are given
+WEEKS_PER_YEAR = 365.25 / 7
 
 
 def _whole(value: Any, what: str, low: int) -> int:
@@ -128,6 +130,11 @@ class QCLab:
         Size of one block of monitoring work (default 4 h, **assumption**).
     max_runs
         Most runs of a test (first run and retests; default 10).
+    hours_per_year
+        Productive hours an analyst works a year, instead of every roster hour: spread
+        evenly over the roster's days as a shorter day from the shift's start (leave,
+        training and absence, an **assumption** about how they fall). ``None``: every roster
+        hour.
 
     Examples
     --------
@@ -150,6 +157,7 @@ class QCLab:
     monitoring_instrument_hours_per_month: Mapping[str, float] = field(default_factory=dict)
     monitoring_block_hours: float = 4.0
     max_runs: int = 10
+    hours_per_year: float | None = None
 
     def __post_init__(self) -> None:
         where = "qc_lab"
@@ -233,6 +241,25 @@ class QCLab:
             raise InputError(f"{where}.monitoring_block_hours: must be > 0, got {block:g}")
         object.__setattr__(self, "monitoring_block_hours", block)
         object.__setattr__(self, "max_runs", _whole(self.max_runs, f"{where}.max_runs", 1))
+        if self.hours_per_year is not None:
+            year = _number(self.hours_per_year, f"{where}.hours_per_year")
+            most = hours * days * WEEKS_PER_YEAR
+            if not 0 < year <= most:
+                raise InputError(
+                    f"{where}.hours_per_year: must be > 0 and at most the roster's "
+                    f"{most:.0f} hours a year ({hours:g} h x {days} days x 52.18 weeks), "
+                    f"got {year:g}"
+                )
+            object.__setattr__(self, "hours_per_year", year)
+
+    @property
+    def working_hours_per_day(self) -> float:
+        """Hours an analyst works on a roster day: ``hours_per_day``, or with
+        ``hours_per_year`` that year's hours spread evenly over the roster's days (leave,
+        training and absence as a shorter day, from the shift's start)."""
+        if self.hours_per_year is None:
+            return self.hours_per_day
+        return self.hours_per_year / (self.days_per_week * WEEKS_PER_YEAR)
 
     @property
     def resources(self) -> tuple[str, ...]:
@@ -523,7 +550,7 @@ def release_days(
         np.ascontiguousarray(m_hours),
         m_type,
         np.ascontiguousarray(m_inst),
-        lab.hours_per_day,
+        lab.working_hours_per_day,
         lab.days_per_week,
         lab.shift_start_hour,
         lab.hands_on == "exponential",
@@ -542,11 +569,10 @@ def roster_hours(days: np.ndarray | float, lab: QCLab) -> np.ndarray:
     t = np.asarray(days, float)
     week = np.floor(t / 7.0)
     day = np.floor(t - 7.0 * week)
-    within = np.clip((t - 7.0 * week - day) * 24.0 - lab.shift_start_hour, 0, lab.hours_per_day)
+    hours = lab.working_hours_per_day
+    within = np.clip((t - 7.0 * week - day) * 24.0 - lab.shift_start_hour, 0, hours)
     within = np.where(day < lab.days_per_week, within, 0.0)
-    return (week * lab.days_per_week + np.minimum(day, lab.days_per_week)) * lab.hours_per_day + (
-        within
-    )
+    return (week * lab.days_per_week + np.minimum(day, lab.days_per_week)) * hours + within
 
 
 def _late_share(result: QCLabResult, target_days: float) -> np.ndarray:

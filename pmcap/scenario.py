@@ -388,6 +388,7 @@ class QCLabSection(_Strict):
     monitoring_instrument_hours_per_month: dict[str, Float] = {}
     monitoring_block_hours: Float = Field(4.0, gt=0)
     max_runs: Int = Field(10, ge=1)
+    hours_per_year: Float | None = Field(None, gt=0)
     target_days: Float | None = Field(None, gt=0)
 
     @field_validator("instruments")

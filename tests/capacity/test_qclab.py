@@ -52,6 +52,14 @@ def test_roster_holds_a_friday_evening_lot_until_monday():
     assert out.wait[0, 0, 0] == pytest.approx(7 + 8 / 24 - (4 + 17 / 24), abs=1e-12)
 
 
+def test_hours_per_year_make_a_shorter_day():
+    # 1,461 h a year over 5 days x 365.25/7 weeks = 5.6 h a day from 08:00: a 6-hour task
+    # ready Monday 08:00 ends Tuesday 08:24 (5.6 h, then 0.4 h)
+    lab = _lab(_assay("a", 6, 0), hours_per_year=1461)
+    assert lab.working_hours_per_day == pytest.approx(5.6)
+    assert _run(lab, [[8 / 24]]).release[0, 0] == pytest.approx(1 + 8.4 / 24, abs=1e-12)
+
+
 def test_work_that_outlasts_the_shift_resumes_next_morning():
     # ready day 0 at 15:00 with 3 h of work: 1 h to 16:00, 2 h from 08:00 on day 1
     out = _run(_lab(_assay("a", 3, 0)), [[15 / 24]])
@@ -428,6 +436,11 @@ def test_size_lab_refuses_a_target_shorter_than_the_panel():
         (dict(turnaround_days={"sterile": 7}), "no assay named 'sterile'"),
         (dict(hands_on="normal"), "expected 'fixed' or 'exponential'"),
         (dict(monitoring_hours_per_month=-1), "monitoring_hours_per_month: must be >= 0"),
+        (
+            dict(hours_per_year=3000),
+            "qc_lab.hours_per_year: must be > 0 and at most the roster's 2087",
+        ),
+        (dict(hours_per_year=0), "qc_lab.hours_per_year: must be > 0"),
     ],
 )
 def test_bad_lab_is_refused(kw, message):
