@@ -91,3 +91,21 @@ def test_bands_by_hand():
     assert rows.loc[("qc_late_share", months[0]), "p50"] == 1.0
     assert rows.loc[("qc_wait[analysts]", months[0]), "mean"] == 0
     assert list(frame.columns) == ["month", "program", "metric", "unit", "mean", "p50"]
+
+
+def test_validate_builds_the_lab_of_the_programs_processes(tmp_path):
+    from pmcap.commands import validate_scenario
+    from pmcap.inputs import scenario_qc_lab
+
+    path = with_lab(tmp_path, LAB)
+    scenario = validate_scenario(path)  # an example whose processes the lab can test
+    lab = scenario_qc_lab(scenario)
+    # the example's programs use the manual, automated, manual processes: each once, in
+    # order of first use
+    assert [s.name for s in lab.processes] == [
+        "car-t-autologous-manual",
+        "car-t-autologous-automated",
+    ]
+    # the scenario's [process.NAME] changes reach the lab (the example gives the manual
+    # process a bill of materials)
+    assert lab.processes[0].materials is not None
