@@ -212,6 +212,24 @@ SIMPY_ASSAYS = [  # name, hands-on mean h (exponential), instrument, its hours, 
 SIMPY_LAB = dict(analysts=2, instruments={"incubator": 1, "cytometer": 1})
 ROSTER = (8.0, 5, 8.0)  # hours a day, days a week, shift start hour
 LOTS, LOTS_PER_DAY = 60, 1.2
+# monitoring: 40 analyst hours and 8 cytometer hours a month, in 4-hour blocks evenly spread
+# over months of 30 days
+MONTH_EDGES = np.arange(0.0, 150.0, 30.0)
+MONITOR_HOURS, MONITOR_CYTOMETER_HOURS, BLOCK = 40.0, 8.0, 4.0
+
+
+def _monitoring_blocks():
+    """(day, analyst hours, instrument, instrument hours) of every monitoring block."""
+    out = []
+    for start, end in zip(MONTH_EDGES[:-1], MONTH_EDGES[1:], strict=True):
+        for total, kind in ((MONITOR_HOURS, None), (MONITOR_CYTOMETER_HOURS, "cytometer")):
+            n = int(np.ceil(total / BLOCK))
+            for i in range(n):
+                day = start + (i + 0.5) * (end - start) / n
+                out.append(
+                    (day, total / n, None, 0.0) if kind is None else (day, 0.0, kind, total / n)
+                )
+    return out
 
 
 def _simpy_release(ready_days: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -266,6 +284,17 @@ def _simpy_release(ready_days: np.ndarray, rng: np.random.Generator) -> np.ndarr
                 break
         release[lot] = max(release[lot], env.now / 24)
 
+    def block(day, analyst_hours, kind, inst_hours):
+        yield env.timeout(24 * day)
+        resource = analysts if kind is None else instruments[kind]
+        request = resource.request()
+        yield request
+        start = next_on_shift(env.now)
+        env.process(hold(resource, request, finish(start, analyst_hours or inst_hours)))
+
+    for day, analyst_hours, kind, inst_hours in _monitoring_blocks():
+        env.process(block(day, analyst_hours, kind, inst_hours))
+
     def lot_arrives(lot):
         yield env.timeout(24 * ready_days[lot])
         for assay in SIMPY_ASSAYS:
@@ -300,13 +329,16 @@ def test_agrees_with_an_independent_simpy_model():
         days_per_week=ROSTER[1],
         shift_start_hour=ROSTER[2],
         hands_on="exponential",
-        monitoring_hours_per_month=0,
+        monitoring_hours_per_month=MONITOR_HOURS,
+        monitoring_instrument_hours_per_month={"cytometer": MONITOR_CYTOMETER_HOURS},
+        monitoring_block_hours=BLOCK,
         max_runs=50,
         **SIMPY_LAB,
     )
     draws = 400
     ready = np.cumsum(np.random.default_rng(12).exponential(1 / LOTS_PER_DAY, (draws, LOTS)), 1)
-    kernel_days = _run(lab, ready).qc_days
+    assert ready.max() < MONTH_EDGES[-1]
+    kernel_days = _run(lab, ready, month_edges=MONTH_EDGES).qc_days
     a, b = _summary(kernel_days), _summary(simpy_days)
     se = np.sqrt(a.var(axis=0, ddof=1) / draws + b.var(axis=0, ddof=1) / reps)
     diff = a.mean(axis=0) - b.mean(axis=0)
