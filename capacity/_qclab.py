@@ -24,6 +24,7 @@ from capacity._fields import EXPONENTIAL, FIXED
 from capacity._queue import sample, stream_key, unit_uniform
 
 SNAP_DAYS = 1e-9  # a wait shorter than this (0.1 ms) is rounding, not waiting
+BOUNDARY = 1e-9  # shifts: a working time this close to a shift boundary is on it
 
 # what a random number is for (one stream of each per draw)
 HANDS_ON, RETEST = np.uint64(0x3F84D5B5B5470917), np.uint64(0x9216D5D98979FB1B)
@@ -50,8 +51,13 @@ def calendar_start(w, hours_per_day, days_per_week, shift_start):
     per_week = days_per_week * hours_per_day
     week = math.floor(w / per_week)
     rest = w - week * per_week
-    day = min(math.floor(rest / hours_per_day), days_per_week - 1)
-    hour = rest - day * hours_per_day
+    # a boundary computed a rounding error short of a whole shift is that boundary
+    day = math.floor(rest / hours_per_day + BOUNDARY)
+    hour = max(rest - day * hours_per_day, 0.0)
+    if day >= days_per_week:  # the end of the week's last shift: the next week's first
+        week += 1
+        day = 0
+        hour = 0.0
     return 7.0 * week + day + (shift_start + hour) / 24.0
 
 
@@ -60,10 +66,10 @@ def calendar_end(w, hours_per_day, days_per_week, shift_start):
     """As :func:`calendar_start`, but a boundary between shifts is the end of the earlier
     shift (when work that ends there is done)."""
     per_week = days_per_week * hours_per_day
-    week = math.ceil(w / per_week) - 1
-    rest = w - week * per_week  # in (0, per_week]
-    day = max(math.ceil(rest / hours_per_day) - 1, 0)
-    hour = rest - day * hours_per_day
+    week = math.ceil(w / per_week - BOUNDARY) - 1
+    rest = w - week * per_week  # in (0, per_week], up to rounding
+    day = min(max(math.ceil(rest / hours_per_day - BOUNDARY) - 1, 0), days_per_week - 1)
+    hour = min(max(rest - day * hours_per_day, 0.0), hours_per_day)
     return 7.0 * week + day + (shift_start + hour) / 24.0
 
 

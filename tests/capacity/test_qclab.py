@@ -491,3 +491,37 @@ def test_bad_lots_are_refused():
         release_days(np.zeros((1, 2)), np.zeros((1, 2), np.int64), np.array([1, 2]), lab)
     with pytest.raises(InputError, match="counts: expected whole numbers >= 1"):
         release_days(np.zeros((1, 2)), np.zeros((1, 2), np.int64), keys, lab, counts=[0])
+
+
+# --- the working clock ---------------------------------------------------------------------------
+def test_working_clock_round_trips_on_random_rosters():
+    # random rosters and working times, including whole shifts and whole weeks (boundaries
+    # that floating point lands a hair either side of)
+    rng = np.random.default_rng(9)
+    for _ in range(300):
+        hours = rng.uniform(0.5, 24)
+        days = int(rng.integers(1, 8))
+        start = rng.uniform(0, 24 - hours)
+        k = int(rng.integers(-50, 3000))
+        for w in (rng.uniform(-500, 5000), k * hours, k * hours * days):
+            _check_clock(w, hours, days, start)
+
+
+def _check_clock(w, hours, days, start):
+    from capacity._qclab import calendar_end, calendar_start, working_hours
+
+    begin = calendar_start(w, hours, days, start)
+    end = calendar_end(w, hours, days, start)
+    assert working_hours(begin, hours, days, start) == pytest.approx(w, abs=1e-7)
+    assert working_hours(end, hours, days, start) == pytest.approx(w, abs=1e-7)
+    assert begin >= end - 1e-9  # equal inside a shift; at a boundary, end before begin
+    for t, edge in ((begin, 1e-12), (end, -1e-12)):  # on a roster day, inside the shift
+        day = np.floor(t + edge)
+        assert day % 7 < days
+        hour = (t - day) * 24
+        assert start - 1e-6 <= hour <= start + hours + 1e-6
+    shifts = w / hours
+    if hours < 24 and abs(shifts - round(shifts)) < 1e-9:  # on a boundary between shifts:
+        # work starts at the next shift's start and ends at the earlier shift's end
+        assert (begin - np.floor(begin + 1e-12)) * 24 == pytest.approx(start, abs=1e-6)
+        assert (end - np.floor(end - 1e-12)) * 24 == pytest.approx(start + hours, abs=1e-6)
