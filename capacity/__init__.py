@@ -17,6 +17,8 @@ numba, and numba is imported only when a facility is simulated. Modules:
 - ``plan``: expansion and hiring plans at least expected cost;
 - ``workforce``: operators as a workforce (requisitions, hires, training, mentors,
   attrition) per draw and month, and a requisition plan at a service level;
+- ``qclab`` (with the numba kernel in ``_qclab``): the QC laboratory as queues (analysts on
+  a roster, instruments per type, retests, monitoring work) and its sizing at a service level;
 - ``materials``: :func:`plan_materials`, a bill of materials per lot and a periodic-review
   order-up-to level per item sized on the joint draws of lots;
 - ``vector``: :func:`plan_vector`, viral vector made in campaigns (doses per vector lot,
@@ -60,6 +62,12 @@ _PUBLIC = {
     "metric_names": "summary",
     "shortfall_probability": "summary",
     "summarise": "summary",
+    "QCLab": "qclab",
+    "QCLabResult": "qclab",
+    "qc_lab_bands": "qclab",
+    "qc_lab_dataset": "qclab",
+    "release_days": "qclab",
+    "size_lab": "qclab",
     "WorkforceConfig": "workforce",
     "WorkforcePlan": "workforce",
     "plan_requisitions": "workforce",
@@ -94,6 +102,14 @@ if TYPE_CHECKING:  # for type checkers and IDEs
         plan_hiring,
     )
     from capacity.process import ProcessSpec, QCAssay, load_process, process_templates  # noqa: F401
+    from capacity.qclab import (  # noqa: F401
+        QCLab,
+        QCLabResult,
+        qc_lab_bands,
+        qc_lab_dataset,
+        release_days,
+        size_lab,
+    )
     from capacity.resource_needs import facility, requirements  # noqa: F401
     from capacity.service_level import describe, suites_for_service_level  # noqa: F401
     from capacity.simulation import simulate_facility  # noqa: F401

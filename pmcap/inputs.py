@@ -229,6 +229,7 @@ def check_inputs(scenario: Scenario) -> dict[str, Any]:
     processes = scenario_processes(scenario)
     _check_groups(scenario)
     parsed: dict[str, Any] = {"processes": processes, "enrollment": {}, "observations": {}}
+    parsed["qc_lab"] = scenario_qc_lab(scenario, processes)
     for p in scenario.program:
         if p.enrollment is not None:
             frames = _enrollment_frames(scenario, p)
@@ -249,6 +250,22 @@ def check_inputs(scenario: Scenario) -> dict[str, Any]:
         if obs is not None:
             parsed["observations"][p.name] = obs
     return parsed
+
+
+def scenario_qc_lab(scenario: Scenario, processes: dict[str, Any] | None = None):
+    """The ``[facility.qc_lab]`` table as a :class:`capacity.QCLab` of the scenario's
+    processes (each once, in order of first use by a program: the lots' process indices),
+    or ``None`` without the table. An assay's instrument the lab lacks is an InputError
+    naming the scenario file and ``facility.qc_lab.instruments``."""
+    if scenario.facility.qc_lab is None:
+        return None
+    if processes is None:
+        processes = scenario_processes(scenario)
+    distinct = list({spec.name: spec for spec in processes.values()}.values())
+    try:
+        return scenario.facility.qc_lab.lab(distinct)
+    except InputError as exc:
+        raise InputError(f"{scenario.shown_path}: {exc}") from None
 
 
 # ------------------------------------------------------------------------------------------

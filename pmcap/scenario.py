@@ -373,6 +373,69 @@ class ServiceLevel(_Strict):
     draws: Int = Field(200, ge=10)
 
 
+class QCLabSection(_Strict):
+    """``[facility.qc_lab]``: the QC laboratory as queues (:class:`capacity.QCLab`); the
+    roster, block size and run cap defaults are assumptions (``data/SOURCES.md``)."""
+
+    analysts: Int = Field(ge=1)
+    instruments: dict[str, Int]
+    hours_per_day: Float = Field(8.0, gt=0, le=24)
+    days_per_week: Int = Field(5, ge=1, le=7)
+    shift_start_hour: Float = Field(8.0, ge=0, lt=24)
+    hands_on: Literal["fixed", "exponential"] = "fixed"
+    turnaround_days: dict[str, Float] = {}
+    monitoring_hours_per_month: Float | None = Field(None, ge=0)
+    monitoring_instrument_hours_per_month: dict[str, Float] = {}
+    monitoring_block_hours: Float = Field(4.0, gt=0)
+    max_runs: Int = Field(10, ge=1)
+    hours_per_year: Float | None = Field(None, gt=0)
+    target_days: Float | None = Field(None, gt=0)
+
+    @field_validator("instruments")
+    @classmethod
+    def _counts(cls, v: dict[str, int]) -> dict[str, int]:
+        bad = {k: n for k, n in v.items() if n < 1}
+        if bad:
+            name, n = next(iter(bad.items()))
+            raise ValueError(f"instruments of type {name!r}: expected a whole number >= 1, got {n}")
+        return v
+
+    @field_validator("turnaround_days", "monitoring_instrument_hours_per_month")
+    @classmethod
+    def _non_negative(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = {k: x for k, x in v.items() if x < 0}
+        if bad:
+            name, x = next(iter(bad.items()))
+            raise ValueError(f"{name!r}: expected a number >= 0, got {x:g}")
+        return v
+
+    @model_validator(mode="after")
+    def _shift_in_a_day(self) -> QCLabSection:
+        if self.shift_start_hour + self.hours_per_day > 24:
+            raise ValueError(
+                f"the analysts' shift must end by 24 h: shift_start_hour {self.shift_start_hour:g}"
+                f" + hours_per_day {self.hours_per_day:g} > 24"
+            )
+        missing = sorted(set(self.monitoring_instrument_hours_per_month) - set(self.instruments))
+        if missing:
+            raise ValueError(
+                f"monitoring_instrument_hours_per_month names instrument {missing[0]!r}, which "
+                "is not in instruments"
+            )
+        return self
+
+    def lab(self, processes):
+        """The :class:`capacity.QCLab` for ``processes`` (specs or template names, in the
+        order of the lots' process indices); an assay's instrument the lab lacks is an
+        InputError naming ``facility.qc_lab``."""
+        from capacity.qclab import QCLab
+
+        try:
+            return QCLab(list(processes), **self.model_dump(exclude={"target_days"}))
+        except InputError as exc:
+            raise InputError(f"facility.{exc}") from None
+
+
 class FacilityConfig(_Strict):
     suites: Annotated[Int, Tag("int")] | list[SuiteStep]
     operator_fte: Float = Field(ge=0)
@@ -384,6 +447,7 @@ class FacilityConfig(_Strict):
     hiring_lead_months: Int = Field(6, ge=0)
     shortfall_target: Float = Field(0.1, gt=0, lt=1)
     service_level: ServiceLevel = ServiceLevel()
+    qc_lab: QCLabSection | None = None
 
     @field_validator("suites")
     @classmethod

@@ -641,6 +641,34 @@ for _line, _words in [
         )
 
 
+def scenario_with_qc_lab(table: str) -> Callable[[Path], Path]:
+    """The example with an optional ``[facility.qc_lab]`` table holding ``table``."""
+
+    def build(w: Path) -> Path:
+        path = scenario_file(w)
+        path.write_text(path.read_text() + "\n[facility.qc_lab]\n" + table + "\n")
+        return path
+
+    return build
+
+
+_INSTRUMENTS = (
+    "instruments = {bact-alert = 1, qpcr = 1, endosafe-pts = 1, flow-cytometer = 1, "
+    "cell-counter = 1, plate-reader = 1, ddpcr = 1}"
+)
+for _table, _words in [
+    ("analysts = 2\ninstruments = {qpcr = 1}", ("facility.qc_lab.instruments", "'bact-alert'")),
+    ("analysts = 0\n" + _INSTRUMENTS, ("facility.qc_lab.analysts", ">= 1")),
+    ("analysts = 2\nhours_per_day = 25\n" + _INSTRUMENTS, ("facility.qc_lab.hours_per_day",)),
+    ("analysts = 2\ninstruments = {qpcr = -1}", ("facility.qc_lab.instruments", ">= 1")),
+]:
+    case(
+        f"cli-validate-qc-lab-{_table[:40]}",
+        lambda w, t=_table: ["validate", str(scenario_with_qc_lab(t)(w))],
+        *_words,
+    )
+
+
 def scenario_with_row(name: str, old: str, new: str) -> Callable[[Path], Path]:
     def build(w: Path) -> Path:
         path = scenario_file(w)

@@ -1,0 +1,382 @@
+"""Compiled core of the QC laboratory: every lot's assays through analysts and instruments.
+
+One draw is one event-ordered pass over the lab's jobs (the tests of every lot's release panel,
+their retests, and the monitoring blocks), the draws run in parallel with ``numba.prange``.
+Random numbers come from the counter-based generator of :mod:`capacity._queue`: a number is a
+hash of the draw's key, what it is for (hands-on time, retest) and the job's identity (lot,
+assay, test, run), so it does not depend on threads, on which draws run together or on the
+lab's size (common random numbers across lab sizes).
+
+Time runs on two clocks. Work (hands-on and instrument time) advances only in the analysts'
+working hours: the *working clock* counts roster hours (``hours_per_day`` a day from
+``shift_start_hour``, on the first ``days_per_week`` days of each 7-day week, day 0 being the
+first). Incubation and turnaround are pure delays in calendar days.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from capacity._fields import EXPONENTIAL, FIXED
+from capacity._queue import sample, stream_key, unit_uniform
+
+SNAP_DAYS = 1e-9  # a wait shorter than this (0.1 ms) is rounding, not waiting
+BOUNDARY = 1e-9  # shifts: a working time this close to a shift boundary is on it
+
+# what a random number is for (one stream of each per draw)
+HANDS_ON, RETEST = np.uint64(0x3F84D5B5B5470917), np.uint64(0x9216D5D98979FB1B)
+
+
+@numba.njit(cache=True, inline="always")
+def working_hours(t, hours_per_day, days_per_week, shift_start):
+    """Roster hours worked from calendar day 0 to calendar day ``t`` (days, may be < 0)."""
+    week = math.floor(t / 7.0)
+    rest = t - 7.0 * week
+    day = math.floor(rest)
+    if day >= days_per_week:
+        within = 0.0
+        day = days_per_week
+    else:
+        within = min(max((rest - day) * 24.0 - shift_start, 0.0), hours_per_day)
+    return (week * days_per_week + day) * hours_per_day + within
+
+
+@numba.njit(cache=True, inline="always")
+def calendar_start(w, hours_per_day, days_per_week, shift_start):
+    """The calendar day at which ``w`` roster hours have been worked, taking a boundary
+    between shifts as the start of the next shift (when work can begin)."""
+    per_week = days_per_week * hours_per_day
+    week = math.floor(w / per_week)
+    rest = w - week * per_week
+    # a boundary computed a rounding error short of a whole shift is that boundary
+    day = math.floor(rest / hours_per_day + BOUNDARY)
+    hour = max(rest - day * hours_per_day, 0.0)
+    if day >= days_per_week:  # the end of the week's last shift: the next week's first
+        week += 1
+        day = 0
+        hour = 0.0
+    return 7.0 * week + day + (shift_start + hour) / 24.0
+
+
+@numba.njit(cache=True, inline="always")
+def calendar_end(w, hours_per_day, days_per_week, shift_start):
+    """As :func:`calendar_start`, but a boundary between shifts is the end of the earlier
+    shift (when work that ends there is done)."""
+    per_week = days_per_week * hours_per_day
+    week = math.ceil(w / per_week - BOUNDARY) - 1
+    rest = w - week * per_week  # in (0, per_week], up to rounding
+    day = min(max(math.ceil(rest / hours_per_day - BOUNDARY) - 1, 0), days_per_week - 1)
+    hour = min(max(rest - day * hours_per_day, 0.0), hours_per_day)
+    return 7.0 * week + day + (shift_start + hour) / 24.0
+
+
+@numba.njit(cache=True, inline="always")
+def _before(t1, c1, j1, t2, c2, j2):
+    """Order of service: working time, then calendar arrival (jobs that arrive while the lab
+    is closed queue in their order of arrival), then id (a lot's assays in panel order)."""
+    return t1 < t2 or (t1 == t2 and (c1 < c2 or (c1 == c2 and j1 < j2)))
+
+
+@numba.njit(cache=True, inline="always")
+def _push(w, cal, ids, acc_a, acc_i, n, t, c, job, a, i_):
+    """Push a job on the min-heap in order of service (:func:`_before`)."""
+    i = n
+    while i > 0:
+        parent = (i - 1) // 2
+        if not _before(t, c, job, w[parent], cal[parent], ids[parent]):
+            break
+        w[i] = w[parent]
+        cal[i] = cal[parent]
+        ids[i] = ids[parent]
+        acc_a[i] = acc_a[parent]
+        acc_i[i] = acc_i[parent]
+        i = parent
+    w[i] = t
+    cal[i] = c
+    ids[i] = job
+    acc_a[i] = a
+    acc_i[i] = i_
+
+
+@numba.njit(cache=True, inline="always")
+def _pop(w, cal, ids, acc_a, acc_i, n):
+    """Remove the root of the job heap of size ``n`` (``n - 1`` left)."""
+    n -= 1
+    t, c, job, a, i_ = w[n], cal[n], ids[n], acc_a[n], acc_i[n]
+    i = 0
+    while True:
+        child = 2 * i + 1
+        if child >= n:
+            break
+        if child + 1 < n and _before(
+            w[child + 1], cal[child + 1], ids[child + 1], w[child], cal[child], ids[child]
+        ):
+            child += 1
+        if not _before(w[child], cal[child], ids[child], t, c, job):
+            break
+        w[i] = w[child]
+        cal[i] = cal[child]
+        ids[i] = ids[child]
+        acc_a[i] = acc_a[child]
+        acc_i[i] = acc_i[child]
+        i = child
+    if n > 0:
+        w[i] = t
+        cal[i] = c
+        ids[i] = job
+        acc_a[i] = a
+        acc_i[i] = i_
+
+
+@numba.njit(cache=True, inline="always")
+def _sift_down(heap, n, i):
+    value = heap[i]
+    while True:
+        child = 2 * i + 1
+        if child >= n:
+            break
+        if child + 1 < n and heap[child + 1] < heap[child]:
+            child += 1
+        if heap[child] >= value:
+            break
+        heap[i] = heap[child]
+        i = child
+    heap[i] = value
+
+
+@numba.njit(cache=True, parallel=True)
+def lab_draws(
+    ready,
+    process,
+    keys,
+    n_assays,
+    instrument,
+    tests,
+    hands_on,
+    instrument_hours,
+    turnaround,
+    retest_rate,
+    counts,
+    monitor_time,
+    monitor_hours,
+    monitor_type,
+    monitor_instrument_hours,
+    hours_per_day,
+    days_per_week,
+    shift_start,
+    exponential,
+    max_runs,
+    month_edges,
+):
+    """Simulate the QC lab of every draw; returns (release, wait, busy hours by month).
+
+    ``ready[d, j]`` calendar day lot ``j`` of draw ``d`` leaves manufacture (NaN: no lot);
+    ``process[d, j]`` its process ``p``, whose panel has ``n_assays[p]`` assays; assay ``a``
+    uses instrument type ``instrument[p, a]`` (-1: none) and runs ``tests[d, p, a]`` tests,
+    each ``hands_on[d, p, a]`` analyst hours (the mean if ``exponential``),
+    ``instrument_hours[d, p, a]`` on one instrument, then ``turnaround[d, p, a]`` calendar
+    days; a run is repeated with probability ``retest_rate[d, p, a]`` (at most ``max_runs``
+    runs). ``counts[d, 0]`` analysts, ``counts[d, 1 + i]`` instruments of type ``i`` (-1:
+    unlimited). Monitoring blocks arrive at ``monitor_time[b]`` (calendar days) with
+    ``monitor_hours[d, b]`` analyst hours and ``monitor_instrument_hours[d, b]`` hours on
+    type ``monitor_type[b]``.
+    """
+    draws, n_lots = ready.shape
+    n_res = counts.shape[1]
+    n_months = month_edges.shape[0] - 1
+    release = np.full((draws, n_lots), np.nan)
+    wait = np.zeros((draws, n_lots, n_res))
+    busy = np.zeros((draws, max(n_months, 0), n_res))
+    for d in numba.prange(draws):
+        _one_draw(
+            ready[d],
+            process[d],
+            keys[d],
+            n_assays,
+            instrument,
+            tests[d],
+            hands_on[d],
+            instrument_hours[d],
+            turnaround[d],
+            retest_rate[d],
+            counts[d],
+            monitor_time,
+            monitor_hours[d],
+            monitor_type,
+            monitor_instrument_hours[d],
+            hours_per_day,
+            days_per_week,
+            shift_start,
+            exponential,
+            max_runs,
+            month_edges,
+            release[d],
+            wait[d],
+            busy[d],
+        )
+    return release, wait, busy
+
+
+@numba.njit(cache=True)
+def _one_draw(
+    ready,
+    process,
+    key,
+    n_assays,
+    instrument,
+    tests,
+    hands_on,
+    instrument_hours,
+    turnaround,
+    retest_rate,
+    counts,
+    monitor_time,
+    monitor_hours,
+    monitor_type,
+    monitor_instrument_hours,
+    hours_per_day,
+    days_per_week,
+    shift_start,
+    exponential,
+    max_runs,
+    month_edges,
+    release,
+    wait,
+    busy,
+):
+    n_lots = ready.shape[0]
+    n_res = counts.shape[0]
+    n_months = month_edges.shape[0] - 1
+    most_assays = instrument.shape[1]
+    most_tests = max(tests.max(), 1)
+    n_monitor = monitor_time.shape[0]
+    service_key = stream_key(key, HANDS_ON)
+    retest_key = stream_key(key, RETEST)
+    kind = EXPONENTIAL if exponential else FIXED
+    no_args = np.zeros(1)
+    # a job's id: ((lot * most_assays + assay) * most_tests + test) * max_runs + run; the
+    # monitoring blocks follow
+    base = n_lots * most_assays * most_tests * max_runs
+    size = n_monitor
+    for j in range(n_lots):
+        if not np.isnan(ready[j]):
+            p = process[j]
+            for a in range(n_assays[p]):
+                size += tests[p, a]
+    h_w = np.empty(size)
+    h_cal = np.empty(size)
+    h_id = np.empty(size, np.int64)
+    h_acc_a = np.empty(size)
+    h_acc_i = np.empty(size)
+    n = 0
+    for j in range(n_lots):
+        if np.isnan(ready[j]):
+            continue
+        p = process[j]
+        w0 = working_hours(ready[j], hours_per_day, days_per_week, shift_start)
+        for a in range(n_assays[p]):
+            for t in range(tests[p, a]):
+                job = ((j * most_assays + a) * most_tests + t) * max_runs
+                _push(h_w, h_cal, h_id, h_acc_a, h_acc_i, n, w0, ready[j], job, 0.0, 0.0)
+                n += 1
+    for b in range(n_monitor):
+        w0 = working_hours(monitor_time[b], hours_per_day, days_per_week, shift_start)
+        _push(h_w, h_cal, h_id, h_acc_a, h_acc_i, n, w0, monitor_time[b], base + b, 0.0, 0.0)
+        n += 1
+    # free[k, :counts[k]]: min-heap of the times (working clock) resource k's units are free
+    width = 1
+    for k in range(n_res):
+        width = max(width, counts[k])
+    free = np.full((n_res, width), -np.inf)
+    while n > 0:
+        w = h_w[0]
+        cal = h_cal[0]
+        job = h_id[0]
+        acc_a = h_acc_a[0]
+        acc_i = h_acc_i[0]
+        _pop(h_w, h_cal, h_id, h_acc_a, h_acc_i, n)
+        n -= 1
+        if job >= base:
+            b = job - base
+            analyst_h = monitor_hours[b]
+            kind_i = monitor_type[b]
+            inst_h = monitor_instrument_hours[b]
+            lot = -1
+            p = 0
+            a = 0
+        else:
+            run = job % max_runs
+            rest = job // max_runs
+            rest = rest // most_tests
+            a = rest % most_assays
+            lot = rest // most_assays
+            p = process[lot]
+            analyst_h = sample(kind, no_args, hands_on[p, a], service_key, job)
+            kind_i = instrument[p, a]
+            inst_h = instrument_hours[p, a]
+        # the rule: a job takes the analyst who is free first (first come, first served in
+        # order of arrival), then, holding that analyst, the instrument of its type that is
+        # free first; both are held from the start together, the analyst for the hands-on
+        # hours and the instrument for the instrument hours
+        uses_analyst = analyst_h > 0 and counts[0] >= 0
+        k = 1 + kind_i
+        uses_instrument = kind_i >= 0 and inst_h > 0 and counts[k] >= 0
+        got_analyst = w
+        if uses_analyst:
+            got_analyst = max(w, free[0, 0])
+        start = got_analyst
+        if uses_instrument:
+            start = max(got_analyst, free[k, 0])
+        if uses_analyst:
+            free[0, 0] = start + analyst_h
+            _sift_down(free[0], counts[0], 0)
+        if uses_instrument:
+            free[k, 0] = start + inst_h
+            _sift_down(free[k], counts[k], 0)
+        work = max(analyst_h, inst_h if kind_i >= 0 else 0.0)
+        if work > 0 or n_months > 0:
+            cal_start = calendar_start(start, hours_per_day, days_per_week, shift_start)
+        else:
+            cal_start = cal
+        if n_months > 0 and (analyst_h > 0 or inst_h > 0):
+            m = np.searchsorted(month_edges, cal_start, side="right") - 1
+            if 0 <= m < n_months:
+                busy[m, 0] += analyst_h
+                if kind_i >= 0:
+                    busy[m, k] += inst_h
+        if lot < 0:
+            continue
+        if work > 0:
+            got = calendar_start(got_analyst, hours_per_day, days_per_week, shift_start)
+            # days waited for the analyst (or the roster's next shift), then the instrument;
+            # the round trip through the working clock is exact to about 1e-14 days, so
+            # anything under SNAP_DAYS is no wait
+            wait_a = got - cal if got - cal > SNAP_DAYS else 0.0
+            wait_i = cal_start - max(got, cal)
+            wait_i = wait_i if wait_i > SNAP_DAYS else 0.0
+            done = calendar_end(start + work, hours_per_day, days_per_week, shift_start)
+            done = max(done, cal)
+        else:  # a pure delay: no analyst, no instrument, no roster
+            wait_a = 0.0
+            wait_i = 0.0
+            done = cal
+        result = done + turnaround[p, a]
+        acc_a += wait_a
+        acc_i += wait_i
+        run = job % max_runs
+        rate = retest_rate[p, a]
+        if rate > 0 and run + 1 < max_runs and unit_uniform(retest_key, job) < rate:
+            w1 = working_hours(result, hours_per_day, days_per_week, shift_start)
+            _push(h_w, h_cal, h_id, h_acc_a, h_acc_i, n, w1, result, job + 1, acc_a, acc_i)
+            n += 1
+            continue
+        if np.isnan(release[lot]) or result > release[lot]:
+            release[lot] = result
+            for r in range(n_res):
+                wait[lot, r] = 0.0
+            wait[lot, 0] = acc_a
+            if kind_i >= 0:
+                wait[lot, k] = acc_i
