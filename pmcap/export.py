@@ -111,6 +111,8 @@ def materials_table(plans: dict[str, xr.Dataset], currency: str) -> pd.DataFrame
     frames = []
     for process, plan in plans.items():
         units = plan["item"].attrs["units"]
+        # per-draw variables (spend_by_program, for finance.csv) are not rows of this table
+        plan = plan[[v for v in plan.data_vars if "draw" not in plan[v].dims]]
         frame = plan.to_dataframe().reset_index()
         frame.insert(0, "process", process)
         frame.insert(3, "unit", frame["item"].map(units))
