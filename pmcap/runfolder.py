@@ -49,6 +49,7 @@ def write_run(
             launched,
             rates=rates,
             plan=plan_cost,
+            materials=result.materials,
         ),
         "shortfall.csv": export.shortfall_table(result.shortfall),
         "plan.csv": export.plan_table(result.plans, rates),
