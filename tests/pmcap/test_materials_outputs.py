@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import shutil
+import tomllib
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
+import pytest
+import tomli_w
+import xarray as xr
 from pytest import approx
 
 from capacity import facility, load_process, requirements
 from pmcap import export
+from pmcap.scenario import example_scenario_path
 from tests.helpers import fixed_process, make_demand
 
 
@@ -100,3 +109,199 @@ def test_no_bill_no_materials_columns():
     req = requirements(demand, fixed_process(), seed=0, by_program=True)
     table = export.finance_table(req, facility(req), demand, [0.5], materials={})
     assert not [c for c in table.columns if c.startswith("materials")]
+
+
+def fake_plan(items, p, lots, spend, single=None, premium=None):
+    import pandas as pd
+    import xarray as xr
+
+    months = pd.date_range("2027-01-01", periods=len(p[0]), freq="MS")
+    dims, coords = ("item", "month"), {"item": items, "month": months}
+    ds = xr.Dataset(
+        {
+            "stockout_probability": (dims, np.array(p, float)),
+            "expected_lots_at_risk": (dims, np.array(lots, float)),
+            "expected_spend": (dims, np.array(spend, float)),
+        },
+        coords=coords,
+    )
+    if single is not None:
+        ds["stockout_probability_single_source"] = (dims, np.array(single, float))
+        ds["expected_second_supplier_premium"] = (dims, np.array(premium, float))
+    ds.attrs["target"] = 0.05
+    return ds
+
+
+def test_report_materials_section_ranks_items_by_their_worst_month():
+    from types import SimpleNamespace
+
+    import xarray as xr
+
+    from pmcap.report import materials_section
+    from pmcap.scenario import CostsConfig
+
+    nan = [np.nan] * 3
+    plans = {
+        "manual": fake_plan(
+            ["kit", "medium"],
+            p=[[0.0, 0.02, 0.01], [0.0, 0.04, 0.2]],
+            lots=[[0, 0.1, 0.0], [0, 0.5, 1.5]],
+            spend=[[100, 200, 300], [10, 10, 10]],
+            single=[[0.0, 0.3, 0.1], nan],
+            premium=[[0, 20, 5], nan],
+        ),
+        "automated": fake_plan(
+            ["kit"], p=[[0.0, 0.02, 0.0]], lots=[[0, 0.3, 0]], spend=[[1, 1, 1]]
+        ),
+    }
+    # per-draw spend split: two draws, program A (manual) and B (automated)
+    months = plans["manual"]["month"].values
+    for name, program, per_month in (("manual", "A", [1e6, 2e6]), ("automated", "B", [0.5e6, 0])):
+        plans[name]["spend_by_program"] = xr.DataArray(
+            np.array(per_month)[:, None, None] * np.ones((2, 3, 1)),
+            dims=("draw", "month", "program"),
+            coords={"draw": [0, 1], "month": months, "program": [program]},
+        )
+    lots = xr.DataArray(
+        np.zeros((2, 3, 2)),
+        dims=("draw", "month", "program"),
+        coords={"draw": [0, 1], "month": months, "program": ["A", "B"]},
+    )
+    result = SimpleNamespace(
+        materials=plans,
+        requirements=xr.Dataset({"lots": lots}),
+        scenario=SimpleNamespace(
+            costs=CostsConfig(currency="EUR", module_capital=1.0),
+            run=SimpleNamespace(quantiles=[0.5]),
+        ),
+    )
+    section = materials_section(result)
+    # medium (20% in 2027-03) first; then the two kits at 2%, the one with more lots waiting first
+    assert [(r["process"], r["item"]) for r in section["items"]] == [
+        ("manual", "medium"),
+        ("automated", "kit"),
+        ("manual", "kit"),
+    ]
+    top = section["items"][0]
+    assert (top["p_text"], top["month"], top["lots_text"], top["spend"]) == (
+        "20%",
+        "2027-03",
+        "1.5",
+        "EUR 30",
+    )
+    kit = section["items"][2]
+    assert (kit["single"], kit["premium"], kit["spend"]) == ("30%", "EUR 25", "EUR 600")
+    assert section["items"][0]["single"] == "" and section["second"]
+    # 2027: draw 0 spends 3 x (1 + 0.5) million, draw 1 3 x 2 million: mean 5.25, median 5.25
+    assert section["spend"] == [
+        {"year": 2027, "mean": "EUR 5.25 million", "cells": ["EUR 5.25 million"]}
+    ]
+    assert materials_section(SimpleNamespace(materials={})) is None
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory) -> Path:
+    """The example without its trial (no fit), 12 months, 20 draws; CART-C is made with the
+    manual process, whose bill of materials is in the scenario."""
+    folder = tmp_path_factory.mktemp("small")
+    source = example_scenario_path().parent
+    raw = tomllib.loads(example_scenario_path().read_text())
+    raw["program"] = [p for p in raw["program"] if p["name"] != "CART-A"]
+    raw["run"].update(draws=20, horizon_months=12)
+    shutil.copyfile(source / "cart-c-patients.csv", folder / "cart-c-patients.csv")
+    (folder / "scenario.toml").write_text(tomli_w.dumps(raw))
+    return folder / "scenario.toml"
+
+
+def write_sweep(folder: Path, base: Path, body: str) -> Path:
+    path = folder / "sweep.toml"
+    path.write_text(f'[sweep]\nbase = "{base}"\ntitle = "materials"\n\n' + body)
+    return path
+
+
+ITEM = '"process.car-t-autologous-manual.materials.item.culture medium.{}"'
+
+
+def level_and_spend(case, months=12):
+    """The case's bill on 10 lots a month (2 draws): order-up-to and spend of the medium."""
+    from capacity.materials import plan_materials
+
+    bill = case.parsed["processes"]["CART-C"].materials
+    lots = xr.DataArray(
+        np.full((2, months), 10.0),
+        dims=("draw", "month"),
+        coords={"draw": [0, 1], "month": pd.date_range("2027-01-01", periods=months, freq="MS")},
+    )
+    plan = plan_materials(lots, bill).sel(item="culture medium")
+    return bill, plan
+
+
+def test_sweep_keys_reach_an_items_fields_by_its_name(small, tmp_path):
+    from pmcap.sweep.cases import load_sweep
+
+    body = (
+        f"[set]\n{ITEM.format('quantity_per_lot')} = 8\n\n"
+        f"[grid]\n{ITEM.format('lead_time_months')} = [2, 5]\n"
+        f"{ITEM.format('unit_cost')} = [300, 450]\n\n"
+        '[[variant]]\nname = "as is"\n\n'
+        '[[variant]]\nname = "disrupted"\n'
+        f"{ITEM.format('disruption')} = {{spells_per_year = 0.5, duration_months = 3}}\n"
+        '"process.car-t-autologous-manual.materials.stockout_target" = 0.2\n'
+    )
+    sweep = load_sweep(write_sweep(tmp_path, small, body))
+    assert len(sweep.cases) == 8
+    by_name = {c.name: c for c in sweep.cases}
+    for lead in (2, 5):
+        for cost in (300, 450):
+            grid = f"culture medium.lead_time_months={lead}, "
+            grid = f"process.car-t-autologous-manual.materials.item.{grid}"
+            grid += (
+                f"process.car-t-autologous-manual.materials.item.culture medium.unit_cost={cost}"
+            )
+            bill, plan = level_and_spend(by_name[f"as is, {grid}"])
+            medium = bill.items[bill.names.index("culture medium")]
+            assert medium.lead_time_months.mean == lead and medium.unit_cost == cost
+            # 10 lots x 8 L a month over the lead time and the month itself; packs of 10 L
+            np.testing.assert_array_equal(plan["order_up_to"].values[: 12 - lead], 80 * (lead + 1))
+            # every month after the opening cycle orders the 80 L used, at the unit cost
+            assert plan["expected_spend"].values[1] == 80 * cost
+            # the other items are left as the base has them
+            kit = bill.items[bill.names.index("single-use process kit")]
+            assert kit.unit_cost == 8000 and kit.disruption is None
+            bill, _ = level_and_spend(by_name[f"disrupted, {grid}"])
+            medium = bill.items[bill.names.index("culture medium")]
+            assert medium.disruption.spells_per_year == 0.5 and bill.stockout_target == 0.2
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            '[grid]\n"process.car-t-autologous-manual.materials.item.vector.unit_cost" = [1, 2]\n',
+            "process.car-t-autologous-manual.materials.item has no entry named 'vector' "
+            "(names: single-use process kit, culture medium, activation reagent)",
+        ),
+        (
+            f"[grid]\n{ITEM.format('pack_size')} = [0, 10]\n",
+            "item 'culture medium': field 'pack_size': must be > 0",
+        ),
+        (
+            f"[grid]\n{ITEM.format('disruption')} = "
+            "[{spells_per_year = -1, duration_months = 2}]\n",
+            "field 'disruption': field 'spells_per_year': must be >= 0",
+        ),
+        (
+            f"[grid]\n{ITEM.format('disruption.duration_months')} = [0]\n"
+            f"{ITEM.format('disruption.spells_per_year')} = [1]\n",
+            "field 'disruption': field 'duration_months': must be > 0",
+        ),
+    ],
+)
+def test_bad_materials_sweep_keys_name_the_item_and_field(small, tmp_path, body, message):
+    from capacity.errors import InputError
+    from pmcap.sweep.cases import load_sweep
+
+    path = write_sweep(tmp_path, small, body)
+    with pytest.raises(InputError) as err:
+        load_sweep(path)
+    assert message in str(err.value) and str(path) in str(err.value)
