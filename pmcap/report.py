@@ -766,10 +766,12 @@ def render_report(
 def materials_section(result: RunResult, top: int = 8) -> dict | None:
     """The report's materials block: the items most at risk and the spend per year.
 
-    ``items``: the ``top`` items of every process's bill by the worst month's P(stock-out)
-    (then the most lots waiting), with that month, the expected lots waiting for the item
-    in its worst month, the expected spend over the horizon and, for an item with a second
-    supplier, the worst month's P(stock-out) without it and the premium it costs. ``spend``:
+    ``rows``: the ``top`` items of every process's bill by P(stock-out) averaged over the
+    months of the horizon (then its worst month's), with the worst month and its value, the
+    expected lots waiting for the item at the end of that month, the expected spend over the
+    horizon and, for an item with a second supplier, the average P(stock-out) without it and
+    the premium it costs. The average ranks: the last months' levels cover only the months
+    left in the horizon, so their P(stock-out) can exceed the target. ``spend``:
     per year, the mean and percentiles of each draw's materials spend in the year (all
     processes, as ``finance.csv``). None when no process has a bill of materials.
     """
@@ -789,10 +791,12 @@ def materials_section(result: RunResult, top: int = 8) -> dict | None:
             row = {
                 "process": process,
                 "item": item,
-                "p": float(p[worst]),
-                "p_text": percent(float(p[worst])),
+                "p": float(p.mean()),
+                "p_text": percent(float(p.mean())),
+                "worst": float(p[worst]),
+                "worst_text": percent(float(p[worst])),
                 "month": f"{months[worst]:%Y-%m}",
-                "lots": float(one["expected_lots_at_risk"].values.max()),
+                "lots": float(one["expected_lots_at_risk"].values[worst]),
                 "spend": money(float(one["expected_spend"].values.sum()), currency),
                 "single": "",
                 "premium": "",
@@ -801,11 +805,11 @@ def materials_section(result: RunResult, top: int = 8) -> dict | None:
             if "stockout_probability_single_source" in one:
                 alone = one["stockout_probability_single_source"].values
                 if np.isfinite(alone).all():
-                    row["single"] = percent(float(alone.max()))
+                    row["single"] = percent(float(alone.mean()))
                     premium = float(one["expected_second_supplier_premium"].values.sum())
                     row["premium"] = money(premium, currency)
             rows.append(row)
-    rows.sort(key=lambda r: (-r["p"], -r["lots"], r["process"], r["item"]))
+    rows.sort(key=lambda r: (-r["p"], -r["worst"], r["process"], r["item"]))
     spend = materials_spend(result.materials, result.requirements["lots"]).sum("program")
     spend = spend.transpose("draw", "month").values
     years = pd.DatetimeIndex(result.requirements["month"].values).year.to_numpy()
@@ -818,7 +822,7 @@ def materials_section(result: RunResult, top: int = 8) -> dict | None:
             {"year": int(year), "mean": money(float(each.mean()), currency), "cells": cells}
         )
     return {
-        "items": rows[:top],
+        "rows": rows[:top],
         "more": max(len(rows) - top, 0),
         "second": any(r["single"] for r in rows[:top]),
         "spend": spend_rows,

@@ -132,7 +132,7 @@ def fake_plan(items, p, lots, spend, single=None, premium=None):
     return ds
 
 
-def test_report_materials_section_ranks_items_by_their_worst_month():
+def test_report_materials_section_ranks_items_by_their_average_risk():
     from types import SimpleNamespace
 
     import xarray as xr
@@ -151,7 +151,7 @@ def test_report_materials_section_ranks_items_by_their_worst_month():
             premium=[[0, 20, 5], nan],
         ),
         "automated": fake_plan(
-            ["kit"], p=[[0.0, 0.02, 0.0]], lots=[[0, 0.3, 0]], spend=[[1, 1, 1]]
+            ["kit"], p=[[0.0, 0.025, 0.0]], lots=[[0, 0.3, 0]], spend=[[1, 1, 1]]
         ),
     }
     # per-draw spend split: two draws, program A (manual) and B (automated)
@@ -176,27 +176,48 @@ def test_report_materials_section_ranks_items_by_their_worst_month():
         ),
     )
     section = materials_section(result)
-    # medium (20% in 2027-03) first; then the two kits at 2%, the one with more lots waiting first
-    assert [(r["process"], r["item"]) for r in section["items"]] == [
+    # by P(stock-out) averaged over the months: medium (8%), the manual kit (1%), then the
+    # automated kit (0.833%), though its worst month (2.5%) is worse than the manual kit's (2%)
+    assert [(r["process"], r["item"]) for r in section["rows"]] == [
         ("manual", "medium"),
-        ("automated", "kit"),
         ("manual", "kit"),
+        ("automated", "kit"),
     ]
-    top = section["items"][0]
-    assert (top["p_text"], top["month"], top["lots_text"], top["spend"]) == (
-        "20%",
-        "2027-03",
-        "1.5",
-        "EUR 30",
-    )
-    kit = section["items"][2]
-    assert (kit["single"], kit["premium"], kit["spend"]) == ("30%", "EUR 25", "EUR 600")
-    assert section["items"][0]["single"] == "" and section["second"]
+    top = section["rows"][0]
+    got = (top["p_text"], top["worst_text"], top["month"], top["lots_text"], top["spend"])
+    assert got == ("8%", "20%", "2027-03", "1.5", "EUR 30")
+    kit = section["rows"][1]
+    # without the second supplier: (0 + 0.3 + 0.1) / 3; its premium 0 + 20 + 5
+    assert (kit["single"], kit["premium"], kit["spend"]) == ("13.3%", "EUR 25", "EUR 600")
+    assert section["rows"][2]["p_text"] == "0.833%"
+    assert section["rows"][0]["single"] == "" and section["second"]
     # 2027: draw 0 spends 3 x (1 + 0.5) million, draw 1 3 x 2 million: mean 5.25, median 5.25
     assert section["spend"] == [
         {"year": 2027, "mean": "EUR 5.25 million", "cells": ["EUR 5.25 million"]}
     ]
     assert materials_section(SimpleNamespace(materials={})) is None
+    # the report's template shows them (its materials block, rendered alone)
+    import re
+    from importlib import resources
+
+    import jinja2
+
+    text = (resources.files("pmcap") / "templates" / "report.html").read_text()
+    text = text[text.index("{% if materials %}") : text.index("<h2>What drives")]
+    page = jinja2.Template(text, autoescape=True).render(materials=section, qlabels=["p50"])
+    items = re.search(r'<table id="materials-items">(.*?)</table>', page, re.S).group(1)
+    cells = re.findall(
+        r"<tr><td class=\"l\">(.*?)</td><td class=\"l\">(.*?)</td><td>(.*?)</td>", items
+    )
+    assert cells == [
+        ("manual", "medium", "8%"),
+        ("manual", "kit", "1%"),
+        ("automated", "kit", "0.833%"),
+    ]
+    assert "<td>13.3%</td><td>EUR 25</td>" in items
+    spend = re.search(r'<table id="materials-spend">(.*?)</table>', page, re.S).group(1)
+    assert '<td class="l">2027</td><td>EUR 5.25 million</td><td>EUR 5.25 million</td>' in spend
+    assert 'id="materials-heading"' not in jinja2.Template(text).render(materials=None)
 
 
 @pytest.fixture(scope="module")
@@ -267,7 +288,7 @@ def test_sweep_keys_reach_an_items_fields_by_its_name(small, tmp_path):
             assert plan["expected_spend"].values[1] == 80 * cost
             # the other items are left as the base has them
             kit = bill.items[bill.names.index("single-use process kit")]
-            assert kit.unit_cost == 8000 and kit.disruption is None
+            assert kit.unit_cost == 8000 and kit.disruption.spells_per_year == 0.5
             bill, _ = level_and_spend(by_name[f"disrupted, {grid}"])
             medium = bill.items[bill.names.index("culture medium")]
             assert medium.disruption.spells_per_year == 0.5 and bill.stockout_target == 0.2
