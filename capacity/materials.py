@@ -483,6 +483,7 @@ def order_up_to(
     method: str = "empirical",
     down: np.ndarray | None = None,
     second_lead: np.ndarray | None = None,
+    _cycle: np.ndarray | None = None,
 ) -> xr.DataArray:
     """Order-up-to level per month and item with P(stock-out in a cycle) <= ``target``.
 
@@ -499,8 +500,10 @@ def order_up_to(
         raise InputError(f"method: expected 'empirical' or 'normal', got {method!r}")
     c = cons.transpose("draw", "month", "item").values
     lead = _check_lead(lead, cons)
-    end = _cycle_end(lead, _check_down(down, c.shape), second_lead)
-    window = _window_demand(c, end)
+    if _cycle is None:  # plan_materials passes it, computed once
+        arrive, _ = arrival_months(lead, _check_down(down, c.shape), second_lead)
+        _cycle = _cycle_end(lead, arrive)
+    window = _window_demand(c, _cycle)
     if method == "empirical":
         level = np.quantile(window, 1 - target, axis=0, method="inverted_cdf")
     else:
@@ -524,6 +527,7 @@ def simulate_policy(
     opening: Mapping[str, float] | None = None,
     down: np.ndarray | None = None,
     second_lead: np.ndarray | None = None,
+    _arrivals: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> xr.Dataset:
     """Run the order-up-to policy on each draw: stock, orders and spend per draw and month.
 
@@ -542,7 +546,9 @@ def simulate_policy(
         raise InputError("levels and consumption must list the bill's items in order")
     s = levels.transpose("month", "item").values
     n_draw, n_month, n_item = c.shape
-    arrive, by_second = arrival_months(lead, _check_down(down, c.shape), second_lead)
+    if _arrivals is None:  # plan_materials passes them, computed once
+        _arrivals = arrival_months(lead, _check_down(down, c.shape), second_lead)
+    arrive, by_second = _arrivals
     pack = np.array([i.pack_size for i in bill.items])
     moq = np.array([i.min_order for i in bill.items])
     cost = np.array([i.unit_cost for i in bill.items])
@@ -635,14 +641,20 @@ def plan_materials(
     down = supplier_down(bill, n_draw, n_month, seed)
     second = lead_times(bill, n_draw, seed, second=True)
     has_second = np.array([i.second_supplier is not None for i in bill.items])
-    supply = {"down": down, "second_lead": second}
-    levels = order_up_to(cons, lead, target=target, method=method, **supply)
-    sim = simulate_policy(cons, lead, levels, bill, **supply)
+    arrivals = arrival_months(lead, down, second)
+    end = _cycle_end(lead, arrivals[0])
+    levels = order_up_to(cons, lead, target=target, method=method, _cycle=end)
+    sim = simulate_policy(cons, lead, levels, bill, _arrivals=arrivals)
     quantity = _quantities(bill, n_draw, seed)
-    bands = cons.quantile(list(quantiles), dim="draw")
+    # percentiles over draws (linear interpolation, as DataArray.quantile, without its
+    # per-column loop)
+    bands = np.quantile(cons.transpose("draw", "month", "item").values, list(quantiles), axis=0)
     out = xr.Dataset(
         {
-            **{f"consumption_p{100 * q:g}": bands.sel(quantile=q, drop=True) for q in quantiles},
+            **{
+                f"consumption_p{100 * q:g}": (("month", "item"), band)
+                for q, band in zip(quantiles, bands, strict=True)
+            },
             "order_up_to": levels,
             "expected_stock": sim["stock"].clip(min=0).mean("draw"),
             "expected_orders": sim["orders"].mean("draw"),
@@ -654,12 +666,21 @@ def plan_materials(
     if any(i.disruption is not None for i in bill.items):
         out["supplier_down_probability"] = (("month", "item"), down.mean(axis=0))
     if has_second.any():
-        alone = simulate_policy(cons, lead, levels, bill, down=down)
-        nan = xr.where(xr.DataArray(has_second, dims="item"), 0.0, np.nan)
-        out["stockout_probability_single_source"] = (alone["stock"] < -1e-9).mean("draw") + nan
-        out["expected_lots_at_risk_single_source"] = (
-            lots_waiting(alone["stock"], quantity).mean("draw") + nan
+        # the same levels and spells without the second supplier, for the items that have one
+        which = np.flatnonzero(has_second)
+        names = [bill.names[k] for k in which]
+        alone = simulate_policy(
+            cons.sel(item=names),
+            lead[:, which],
+            levels.sel(item=names),
+            BillOfMaterials(tuple(bill.items[k] for k in which), bill.stockout_target),
+            down=down[:, :, which],
         )
+        nan = xr.DataArray(np.where(has_second, 0.0, np.nan), dims="item")
+        p_alone = (alone["stock"] < -1e-9).mean("draw")
+        at_risk = lots_waiting(alone["stock"], quantity[:, which]).mean("draw")
+        out["stockout_probability_single_source"] = p_alone.reindex(item=bill.names)
+        out["expected_lots_at_risk_single_source"] = at_risk.reindex(item=bill.names)
         out["expected_second_supplier_premium"] = sim["premium"].mean("draw") + nan
     if fresh_lots is not None:
         fresh = consumption(fresh_lots, bill, seed=seed + 1, uses=uses)
@@ -672,7 +693,6 @@ def plan_materials(
         redo = simulate_policy(fresh, fresh_lead, levels, bill, **fresh_supply)
         out["stockout_probability_fresh"] = (redo["stock"] < -1e-9).mean("draw")
     if "program" in lots.dims:
-        end = _cycle_end(lead, down, second)
         out["spend_by_program"] = spend_by_program(lots, bill, sim["spend"], end, uses=uses)
     out.attrs = {"target": target, "method": method, "seed": seed}
     out["item"].attrs["units"] = {i.name: i.unit for i in bill.items}
@@ -707,15 +727,20 @@ def spend_by_program(
     total = np.concatenate([np.zeros((n_draw, 1, *per.shape[2:])), np.cumsum(per, axis=1)], 1)
     index = np.asarray(cycle_end)[:, :, None, :]
     window = np.take_along_axis(total, index, axis=1) - total[:, :n_month]
-    horizon = np.broadcast_to(total[:, -1:], window.shape)
-    even = np.broadcast_to(share[None, None] / share.sum(axis=0).clip(min=1), window.shape)
-    weights = window
-    for fallback in (horizon, even):
-        empty = weights.sum(axis=2, keepdims=True) <= 0
-        weights = np.where(empty, fallback, weights)
-    weights = weights / weights.sum(axis=2, keepdims=True).clip(min=1e-300)
+    in_cycle = window.sum(axis=2)  # (draw, month, item): lots using the item in the cycle
+    horizon = total[:, -1]  # (draw, program, item)
+    in_horizon = horizon.sum(axis=1)  # (draw, item)
     values = spend.transpose("draw", "month", "item").values
-    split = np.einsum("dmpi,dmi->dmp", weights, values)
+    # three cases per draw, month and item: lots in the cycle; none there but some in the
+    # horizon; none at all (an even split among the programs that use the item)
+    by_cycle = in_cycle > 0
+    by_horizon = ~by_cycle & (in_horizon[:, None, :] > 0)
+    rate = np.where(by_cycle, values / np.where(by_cycle, in_cycle, 1.0), 0.0)
+    split = np.einsum("dmpi,dmi->dmp", window, rate, optimize=True)
+    rate = np.where(by_horizon, values / np.where(in_horizon > 0, in_horizon, 1.0)[:, None], 0.0)
+    split += np.einsum("dpi,dmi->dmp", horizon, rate, optimize=True)
+    even = share / share.sum(axis=0).clip(min=1)
+    split += np.where(by_cycle | by_horizon, 0.0, values) @ even.T
     return xr.DataArray(
         split,
         dims=("draw", "month", "program"),
@@ -764,7 +789,7 @@ def _quantities(bill: BillOfMaterials, draws: int, seed: int) -> np.ndarray:
     return np.stack(cols, axis=1) if cols else np.zeros((draws, 0))
 
 
-def _cycle_end(lead: np.ndarray, down: np.ndarray, second_lead: np.ndarray | None) -> np.ndarray:
+def _cycle_end(lead: np.ndarray, arrive: np.ndarray) -> np.ndarray:
     """First month after review ``t``'s protection interval (truncated at the horizon).
 
     Review ``t`` covers the months from when every order placed up to ``t`` has arrived to
@@ -772,7 +797,6 @@ def _cycle_end(lead: np.ndarray, down: np.ndarray, second_lead: np.ndarray | Non
     can cross when a second supplier is faster or slower), after the horizon the first
     supplier is up. Without spells this is ``t + L + 1``.
     """
-    arrive, _ = arrival_months(lead, down, second_lead)
     n_month = arrive.shape[1]
     reach = np.maximum.accumulate(arrive, axis=1)
     after = np.maximum(reach[:, -1:], n_month + lead[:, None, :])
