@@ -134,10 +134,13 @@ class SecondSupplier:
 
     It has its own ``lead_time_months`` (sampled once per draw, rounded up like the first's),
     its price is ``unit_cost x (1 + unit_cost_premium)``, and it is never disrupted itself.
+    With ``share_of_orders`` > 0 (dual sourcing) it also fills that share of every order
+    placed while the first supplier is up.
     """
 
     lead_time_months: Param
     unit_cost_premium: float = 0.0
+    share_of_orders: float = 0.0
 
     @classmethod
     def from_mapping(cls, raw: Any, where: str) -> SecondSupplier:
@@ -146,10 +149,11 @@ class SecondSupplier:
             raise InputError(
                 f"{where}: expected a table {{lead_time_months = ..., unit_cost_premium = ...}}"
             )
-        unknown = sorted(set(raw) - {"lead_time_months", "unit_cost_premium"})
+        unknown = sorted(set(raw) - {"lead_time_months", "unit_cost_premium", "share_of_orders"})
         if unknown:
             raise InputError(
-                f"{where}: unknown fields {unknown} (expected: lead_time_months, unit_cost_premium)"
+                f"{where}: unknown fields {unknown} "
+                "(expected: lead_time_months, unit_cost_premium, share_of_orders)"
             )
         if "lead_time_months" not in raw:
             raise InputError(f"{where}: missing field 'lead_time_months'")
@@ -160,12 +164,16 @@ class SecondSupplier:
         if lead.support[0] < 0:
             raise InputError(f"{where}: field 'lead_time_months': must be >= 0, got {lead}")
         premium = _number(raw.get("unit_cost_premium", 0.0), where, "unit_cost_premium", low=0.0)
-        return cls(lead, premium)
+        share = _number(raw.get("share_of_orders", 0.0), where, "share_of_orders", low=0.0)
+        if share > 1:
+            raise InputError(f"{where}: field 'share_of_orders': must be <= 1, got {share!r}")
+        return cls(lead, premium, share)
 
     def to_toml(self) -> dict[str, Any]:
         return {
             "lead_time_months": self.lead_time_months.to_toml(),
             "unit_cost_premium": self.unit_cost_premium,
+            "share_of_orders": self.share_of_orders,
         }
 
 
@@ -452,27 +460,35 @@ def supplier_down(bill: BillOfMaterials, draws: int, months: int, seed: int = 0)
 
 
 def arrival_months(
-    lead: np.ndarray, down: np.ndarray | None = None, second_lead: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """The month each review's order arrives, and whether the second supplier fills it.
+    lead: np.ndarray,
+    down: np.ndarray | None = None,
+    second_lead: np.ndarray | None = None,
+    second_share: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """When each review's order arrives, from each supplier, and the second supplier's share.
 
-    An order placed at the start of month ``t`` (draw ``d``, item ``i``) arrives at the start
-    of month ``u + L``, with ``u`` the first month from ``t`` on in which the first supplier
-    is up (the order waits out a spell; ``u`` is the horizon's end if the spell outlasts it);
-    with a second supplier (``second_lead[d, i] >= 0``) an order placed in a spell goes to it
-    instead and arrives at ``t + L2``. Shapes: ``lead`` and ``second_lead`` (draws, items),
-    ``down`` (draws, months, items); returns two arrays of ``down``'s shape.
+    An order placed at the start of month ``t`` (draw ``d``, item ``i``) with the first
+    supplier arrives at the start of month ``u + L``, with ``u`` the first month from ``t`` on
+    in which it is up (the order waits out a spell; ``u`` is the horizon's end if the spell
+    outlasts it). With a second supplier (``second_lead[d, i] >= 0``) an order placed in a
+    spell goes to it instead, and ``second_share[i]`` (default 0) of an order placed while
+    the first is up; its part arrives at ``t + L2``. Shapes: ``lead`` and ``second_lead``
+    (draws, items), ``down`` (draws, months, items). Returns three arrays of ``down``'s shape:
+    the first supplier's part's arrival month, the second's (the first's where there is no
+    second supplier) and the share of the order placed with the second supplier.
     """
     n_draw, n_month, n_item = down.shape
     t = np.arange(n_month)[None, :, None]
     up_at = np.where(down, n_month, t)
     first_up = np.minimum.accumulate(up_at[:, ::-1], axis=1)[:, ::-1]
-    arrive = first_up + lead[:, None, :]
-    by_second = np.zeros(down.shape, bool)
-    if second_lead is not None:
-        by_second = down & (second_lead[:, None, :] >= 0)
-        arrive = np.where(by_second, t + second_lead[:, None, :], arrive)
-    return arrive, by_second
+    first = first_up + lead[:, None, :]
+    if second_lead is None:
+        return first, first, np.zeros(down.shape)
+    has = second_lead[:, None, :] >= 0
+    second = np.where(has, t + second_lead[:, None, :], first)
+    usual = np.zeros(n_item) if second_share is None else np.asarray(second_share, float)
+    share = np.where(has, np.where(down, 1.0, usual), 0.0)
+    return first, second, share
 
 
 def order_up_to(
@@ -483,15 +499,17 @@ def order_up_to(
     method: str = "empirical",
     down: np.ndarray | None = None,
     second_lead: np.ndarray | None = None,
+    second_share: np.ndarray | None = None,
     _cycle: np.ndarray | None = None,
 ) -> xr.DataArray:
     """Order-up-to level per month and item with P(stock-out in a cycle) <= ``target``.
 
     ``S[t]`` is the empirical ``1 - target`` quantile over draws of the consumption over
     months ``t .. e[d, t]`` (see the module docstring): ``e = t + L[d]`` without disruption;
-    with ``down`` (:func:`supplier_down`) and ``second_lead`` the cycle runs to the month
-    before the next review's order can arrive (:func:`arrival_months`), so a spell that
-    delays it lengthens the draw's protection interval. ``method="normal"`` gives
+    with ``down`` (:func:`supplier_down`), ``second_lead`` and ``second_share`` the cycle runs
+    to the month before every part of the next review's order can have arrived
+    (:func:`arrival_months`), so a spell that delays it lengthens the draw's protection
+    interval. ``method="normal"`` gives
     ``mean + z sd`` of the same draws (``z`` the standard normal ``1 - target`` quantile),
     for comparison.
     """
@@ -501,8 +519,8 @@ def order_up_to(
     c = cons.transpose("draw", "month", "item").values
     lead = _check_lead(lead, cons)
     if _cycle is None:  # plan_materials passes it, computed once
-        arrive, _ = arrival_months(lead, _check_down(down, c.shape), second_lead)
-        _cycle = _cycle_end(lead, arrive)
+        arrivals = arrival_months(lead, _check_down(down, c.shape), second_lead, second_share)
+        _cycle = _cycle_end(lead, arrivals)
     window = _window_demand(c, _cycle)
     if method == "empirical":
         level = np.quantile(window, 1 - target, axis=0, method="inverted_cdf")
@@ -536,7 +554,8 @@ def simulate_policy(
     in item units), ``spend`` (orders x unit cost, x ``1 + unit_cost_premium`` for an order
     the second supplier fills) and ``premium`` (the second supplier's extra cost in it).
     ``down`` and ``second_lead`` give disruption spells and second suppliers
-    (:func:`arrival_months`); without them every order arrives ``lead`` months later.
+    (:func:`arrival_months`; each item's ``share_of_orders`` from ``bill``); without them
+    every order arrives ``lead`` months later.
     Vectorised over draws and items; the loop is over months only (each month's orders
     depend on the last).
     """
@@ -547,8 +566,8 @@ def simulate_policy(
     s = levels.transpose("month", "item").values
     n_draw, n_month, n_item = c.shape
     if _arrivals is None:  # plan_materials passes them, computed once
-        _arrivals = arrival_months(lead, _check_down(down, c.shape), second_lead)
-    arrive, by_second = _arrivals
+        _arrivals = arrival_months(lead, _check_down(down, c.shape), second_lead, _shares(bill))
+    first, second, part = _arrivals
     pack = np.array([i.pack_size for i in bill.items])
     moq = np.array([i.min_order for i in bill.items])
     cost = np.array([i.unit_cost for i in bill.items])
@@ -562,7 +581,8 @@ def simulate_policy(
         start[bill.names.index(name)] = _number(value, "opening", name, low=0.0)
     on_hand = np.broadcast_to(start, (n_draw, n_item)).astype(float)
     pipeline = np.zeros((n_draw, n_item))  # ordered, not yet arrived
-    arrivals = np.zeros((n_draw, int(arrive.max(initial=0)) + 1, n_item))
+    last = max(int(first.max(initial=0)), int(second.max(initial=0)))
+    arrivals = np.zeros((n_draw, last + 1, n_item))
     rows, cols = np.indices((n_draw, n_item))
     stock = np.empty_like(c)
     orders = np.empty_like(c)
@@ -570,14 +590,15 @@ def simulate_policy(
         need = s[t] - (on_hand + pipeline)  # the position counts what is on order
         q = np.where(need > 1e-9, np.maximum(need, moq), 0.0)
         q = np.ceil(q / pack - 1e-9) * pack
-        arrivals[rows, arrive[:, t], cols] += q
+        arrivals[rows, first[:, t], cols] += q * (1 - part[:, t])
+        arrivals[rows, second[:, t], cols] += q * part[:, t]
         pipeline = pipeline + q - arrivals[:, t]  # receive (a 0-month lead time: at once)
         on_hand = on_hand + arrivals[:, t] - c[:, t]
         stock[:, t] = on_hand
         orders[:, t] = q
     coords = {"draw": cons["draw"].values, "month": cons["month"].values, "item": bill.names}
     dims = ("draw", "month", "item")
-    premium = orders * cost * extra * by_second
+    premium = orders * cost * extra * part
     return xr.Dataset(
         {
             "stock": (dims, stock, {"units": "item units"}),
@@ -641,8 +662,8 @@ def plan_materials(
     down = supplier_down(bill, n_draw, n_month, seed)
     second = lead_times(bill, n_draw, seed, second=True)
     has_second = np.array([i.second_supplier is not None for i in bill.items])
-    arrivals = arrival_months(lead, down, second)
-    end = _cycle_end(lead, arrivals[0])
+    arrivals = arrival_months(lead, down, second, _shares(bill))
+    end = _cycle_end(lead, arrivals)
     levels = order_up_to(cons, lead, target=target, method=method, _cycle=end)
     sim = simulate_policy(cons, lead, levels, bill, _arrivals=arrivals)
     quantity = _quantities(bill, n_draw, seed)
@@ -685,12 +706,14 @@ def plan_materials(
     if fresh_lots is not None:
         fresh = consumption(fresh_lots, bill, seed=seed + 1, uses=uses)
         n_fresh = fresh.sizes["draw"]
-        fresh_supply = {
-            "down": supplier_down(bill, n_fresh, fresh.sizes["month"], seed + 1),
-            "second_lead": lead_times(bill, n_fresh, seed + 1, second=True),
-        }
         fresh_lead = lead_times(bill, n_fresh, seed + 1)
-        redo = simulate_policy(fresh, fresh_lead, levels, bill, **fresh_supply)
+        fresh_arrivals = arrival_months(
+            fresh_lead,
+            supplier_down(bill, n_fresh, fresh.sizes["month"], seed + 1),
+            lead_times(bill, n_fresh, seed + 1, second=True),
+            _shares(bill),
+        )
+        redo = simulate_policy(fresh, fresh_lead, levels, bill, _arrivals=fresh_arrivals)
         out["stockout_probability_fresh"] = (redo["stock"] < -1e-9).mean("draw")
     if "program" in lots.dims:
         out["spend_by_program"] = spend_by_program(lots, bill, sim["spend"], end, uses=uses)
@@ -781,6 +804,13 @@ def _whole_months(raw: np.ndarray) -> np.ndarray:
     return np.ceil(np.asarray(raw, float) - 1e-9).clip(0).astype(np.int64)
 
 
+def _shares(bill: BillOfMaterials) -> np.ndarray:
+    """Each item's second supplier's share of the orders placed while the first is up."""
+    return np.array(
+        [i.second_supplier.share_of_orders if i.second_supplier else 0.0 for i in bill.items]
+    )
+
+
 def _quantities(bill: BillOfMaterials, draws: int, seed: int) -> np.ndarray:
     """Quantity per lot per draw and item, shape (draws, items)."""
     cols = [
@@ -789,7 +819,7 @@ def _quantities(bill: BillOfMaterials, draws: int, seed: int) -> np.ndarray:
     return np.stack(cols, axis=1) if cols else np.zeros((draws, 0))
 
 
-def _cycle_end(lead: np.ndarray, arrive: np.ndarray) -> np.ndarray:
+def _cycle_end(lead: np.ndarray, arrivals: tuple[np.ndarray, ...]) -> np.ndarray:
     """First month after review ``t``'s protection interval (truncated at the horizon).
 
     Review ``t`` covers the months from when every order placed up to ``t`` has arrived to
@@ -797,6 +827,8 @@ def _cycle_end(lead: np.ndarray, arrive: np.ndarray) -> np.ndarray:
     can cross when a second supplier is faster or slower), after the horizon the first
     supplier is up. Without spells this is ``t + L + 1``.
     """
+    first, second, part = arrivals  # an order is in once both its parts are
+    arrive = np.where(part >= 1, second, np.where(part <= 0, first, np.maximum(first, second)))
     n_month = arrive.shape[1]
     reach = np.maximum.accumulate(arrive, axis=1)
     after = np.maximum(reach[:, -1:], n_month + lead[:, None, :])

@@ -63,9 +63,9 @@ def test_one_spell_by_hand_stock_out_exactly_when_expected():
     bill = BillOfMaterials.from_records([item()])
     cons, lead = consumption(lots, bill), lead_times(bill, 1)
     # an order placed in month 3 or 4 waits for month 5 and arrives in month 6
-    arrive, by_second = arrival_months(lead, down)
-    np.testing.assert_array_equal(arrive[0, :, 0], [1, 2, 3, 6, 6, 6, 7, 8])
-    assert not by_second.any()
+    first, _, part = arrival_months(lead, down)
+    np.testing.assert_array_equal(first[0, :, 0], [1, 2, 3, 6, 6, 6, 7, 8])
+    assert not part.any()
     # a level of 20 (the no-disruption level: two months of 10) ignores the spell:
     # month 2 orders 10 (arrives 3); months 3, 4 and 5 order 10 each, all arriving in month 6,
     # so months 4 and 5 end 10 and 20 kits short and month 6 is back to 0
@@ -95,9 +95,9 @@ def test_second_supplier_fills_orders_in_the_spell_at_its_premium():
     cons, lead = consumption(lots, bill), lead_times(bill, 1)
     second_lead = lead_times(bill, 1, second=True)
     assert second_lead.tolist() == [[1]]
-    arrive, by_second = arrival_months(lead, down, second_lead)
-    np.testing.assert_array_equal(arrive[0, :, 0], np.arange(1, 9))
-    np.testing.assert_array_equal(by_second[0, :, 0], [0, 0, 0, 1, 1, 0, 0, 0])
+    _, second_at, part = arrival_months(lead, down, second_lead)
+    np.testing.assert_array_equal(second_at[0, :, 0], np.arange(1, 9))
+    np.testing.assert_array_equal(part[0, :, 0], [0, 0, 0, 1, 1, 0, 0, 0])
     flat = xr.full_like(order_up_to(cons, lead), 20.0)
     sim = simulate_policy(cons, lead, flat, bill, down=down, second_lead=second_lead)
     np.testing.assert_array_equal(sim["stock"].values[0, :, 0], [10, 0, 0, 0, 0, 0, 0, 0])
@@ -108,8 +108,9 @@ def test_second_supplier_fills_orders_in_the_spell_at_its_premium():
     )
     # a second supplier 3 months slower: month 3's and 4's orders arrive in months 7 and 8,
     # after the first supplier's order of month 5 (orders cross)
-    arrive, _ = arrival_months(lead, down, np.array([[4]]))
-    np.testing.assert_array_equal(arrive[0, :, 0], [1, 2, 3, 7, 8, 6, 7, 8])
+    first, second_at, part = arrival_months(lead, down, np.array([[4]]))
+    arrive = np.where(part == 1, second_at, first)[0, :, 0]
+    np.testing.assert_array_equal(arrive, [1, 2, 3, 7, 8, 6, 7, 8])
 
 
 def test_spell_frequency_matches_the_poisson_closed_form():
@@ -307,6 +308,13 @@ def test_plan_spend_by_program_adds_up_to_the_spend():
             "field 'second_supplier': field 'unit_cost_premium': must be >= 0",
         ),
         (
+            {
+                "disruption": SPELL,
+                "second_supplier": {"lead_time_months": 1, "share_of_orders": 1.5},
+            },
+            "field 'second_supplier': field 'share_of_orders': must be <= 1",
+        ),
+        (
             {"disruption": SPELL, "second_supplier": {"unit_cost_premium": 0.1}},
             "field 'second_supplier': missing field 'lead_time_months'",
         ),
@@ -320,12 +328,17 @@ def test_bad_disruption_names_the_item_and_field(bad, message):
 
 
 def test_disruption_writes_back_unchanged():
-    second = {"lead_time_months": {"uniform": [2, 3]}, "unit_cost_premium": 0.2}
+    second = {
+        "lead_time_months": {"uniform": [2, 3]},
+        "unit_cost_premium": 0.2,
+        "share_of_orders": 0.3,
+    }
     bill = BillOfMaterials.from_records([item(disruption=SPELL, second_supplier=second)])
     again = BillOfMaterials.from_mapping(bill.to_toml())
     assert again == bill
     assert again.items[0].disruption.duration_months.kind == "uniform"
     assert again.items[0].second_supplier.unit_cost_premium == 0.2
+    assert again.items[0].second_supplier.share_of_orders == 0.3
 
 
 def test_bad_down_mask():
@@ -333,3 +346,34 @@ def test_bad_down_mask():
     cons = consumption(lots_of(np.ones((2, 3))), bill)
     with pytest.raises(InputError, match="down: expected True/False per draw, month and item"):
         order_up_to(cons, lead_times(bill, 2), down=np.zeros((2, 3)))
+
+
+def test_dual_sourcing_a_share_of_every_order_by_hand():
+    # 10 kits a month; the first supplier takes 1 month, the second (half of every order,
+    # at 20% more) 2 months; no spells
+    lots = lots_of(np.full((1, 8), 10.0))
+    no_spell = {"spells_per_year": 0, "duration_months": 1}
+    second = {"lead_time_months": 2, "unit_cost_premium": 0.2, "share_of_orders": 0.5}
+    bill = BillOfMaterials.from_records([item(disruption=no_spell, second_supplier=second)])
+    cons, lead = consumption(lots, bill), lead_times(bill, 1)
+    second_lead, down = lead_times(bill, 1, second=True), np.zeros((1, 8, 1), bool)
+    first, second_at, part = arrival_months(lead, down, second_lead, np.array([0.5]))
+    np.testing.assert_array_equal(first[0, :, 0], np.arange(1, 9))
+    np.testing.assert_array_equal(second_at[0, :, 0], np.arange(2, 10))
+    np.testing.assert_array_equal(part, 0.5)
+    # the single-source level of 20 (two months of 10): from month 2 on, half of each order
+    # is a month late, so every month ends 5 kits short
+    flat = xr.full_like(order_up_to(cons, lead), 20.0)
+    sim = simulate_policy(cons, lead, flat, bill, down=down, second_lead=second_lead)
+    np.testing.assert_array_equal(sim["stock"].values[0, :, 0], [10, 0, -5, -5, -5, -5, -5, -5])
+    # the level sized with the split covers three months (an order is in when both halves
+    # are): 30, cut at the horizon in the last two months; it never stocks out
+    out = plan_materials(lots, bill)
+    np.testing.assert_array_equal(out["order_up_to"].values[:, 0], [30] * 6 + [20, 10])
+    np.testing.assert_array_equal(out["expected_stock"].values[:6, 0], [20, 10, 5, 5, 5, 5])
+    assert out["stockout_probability"].max() == 0
+    # each order of 10 kits: half at 100 x 1.2; orders in months 1 to 5
+    np.testing.assert_array_equal(out["expected_second_supplier_premium"].values[1:6, 0], 100)
+    np.testing.assert_array_equal(out["expected_spend"].values[1:6, 0], 1100)
+    # without the second supplier all of every order comes in a month: no stock-out either
+    assert out["stockout_probability_single_source"].max() == 0
