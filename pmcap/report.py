@@ -769,11 +769,12 @@ def materials_section(result: RunResult, top: int = 8) -> dict | None:
     ``rows``: the ``top`` items of every process's bill by P(stock-out) averaged over the
     months of the horizon (then its worst month's), with the worst month and its value, the
     expected lots waiting for the item at the end of that month, the expected spend over the
-    horizon and, for an item with a second supplier, the average P(stock-out) without it and
-    the premium it costs. The average ranks: the last months' levels cover only the months
-    left in the horizon, so their P(stock-out) can exceed the target. ``spend``:
-    per year, the mean and percentiles of each draw's materials spend in the year (all
-    processes, as ``finance.csv``). None when no process has a bill of materials.
+    horizon and, for an item with a second supplier, the average P(stock-out) and the lots
+    waiting in the worst month without it, and the premium it costs. The average ranks: the
+    last months' levels cover only the months left in the horizon, so their P(stock-out)
+    can exceed the target. ``spend``: per year, the mean and percentiles of each draw's
+    materials spend in the year (all processes, as ``finance.csv``). None when no process
+    has a bill of materials.
     """
     if not result.materials:
         return None
@@ -799,6 +800,7 @@ def materials_section(result: RunResult, top: int = 8) -> dict | None:
                 "lots": float(one["expected_lots_at_risk"].values[worst]),
                 "spend": money(float(one["expected_spend"].values.sum()), currency),
                 "single": "",
+                "single_lots": "",
                 "premium": "",
             }
             row["lots_text"] = f"{row['lots']:.1f}"
@@ -806,6 +808,8 @@ def materials_section(result: RunResult, top: int = 8) -> dict | None:
                 alone = one["stockout_probability_single_source"].values
                 if np.isfinite(alone).all():
                     row["single"] = percent(float(alone.mean()))
+                    lots = one["expected_lots_at_risk_single_source"].values[worst]
+                    row["single_lots"] = f"{float(lots):.1f}"
                     premium = float(one["expected_second_supplier_premium"].values.sum())
                     row["premium"] = money(premium, currency)
             rows.append(row)

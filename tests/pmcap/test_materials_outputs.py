@@ -111,7 +111,7 @@ def test_no_bill_no_materials_columns():
     assert not [c for c in table.columns if c.startswith("materials")]
 
 
-def fake_plan(items, p, lots, spend, single=None, premium=None):
+def fake_plan(items, p, lots, spend, single=None, premium=None, single_lots=None):
     import pandas as pd
     import xarray as xr
 
@@ -127,6 +127,7 @@ def fake_plan(items, p, lots, spend, single=None, premium=None):
     )
     if single is not None:
         ds["stockout_probability_single_source"] = (dims, np.array(single, float))
+        ds["expected_lots_at_risk_single_source"] = (dims, np.array(single_lots, float))
         ds["expected_second_supplier_premium"] = (dims, np.array(premium, float))
     ds.attrs["target"] = 0.05
     return ds
@@ -149,6 +150,7 @@ def test_report_materials_section_ranks_items_by_their_average_risk():
             spend=[[100, 200, 300], [10, 10, 10]],
             single=[[0.0, 0.3, 0.1], nan],
             premium=[[0, 20, 5], nan],
+            single_lots=[[0, 0.7, 0.2], nan],  # the kit's worst month (with it) is 2027-02
         ),
         "automated": fake_plan(
             ["kit"], p=[[0.0, 0.025, 0.0]], lots=[[0, 0.3, 0]], spend=[[1, 1, 1]]
@@ -214,7 +216,7 @@ def test_report_materials_section_ranks_items_by_their_average_risk():
         ("manual", "kit", "1%"),
         ("automated", "kit", "0.833%"),
     ]
-    assert "<td>13.3%</td><td>EUR 25</td>" in items
+    assert "<td>13.3%</td><td>0.7</td><td>EUR 25</td>" in items
     spend = re.search(r'<table id="materials-spend">(.*?)</table>', page, re.S).group(1)
     assert '<td class="l">2027</td><td>EUR 5.25 million</td><td>EUR 5.25 million</td>' in spend
     assert 'id="materials-heading"' not in jinja2.Template(text).render(materials=None)
