@@ -586,12 +586,16 @@ def simulate_policy(
     rows, cols = np.indices((n_draw, n_item))
     stock = np.empty_like(c)
     orders = np.empty_like(c)
+    split = part.any(axis=(0, 2))  # months in which some draw orders from the second supplier
     for t in range(n_month):
         need = s[t] - (on_hand + pipeline)  # the position counts what is on order
         q = np.where(need > 1e-9, np.maximum(need, moq), 0.0)
         q = np.ceil(q / pack - 1e-9) * pack
-        arrivals[rows, first[:, t], cols] += q * (1 - part[:, t])
-        arrivals[rows, second[:, t], cols] += q * part[:, t]
+        if split[t]:
+            arrivals[rows, first[:, t], cols] += q * (1 - part[:, t])
+            arrivals[rows, second[:, t], cols] += q * part[:, t]
+        else:  # the first supplier alone this month, in every draw
+            arrivals[rows, first[:, t], cols] += q
         pipeline = pipeline + q - arrivals[:, t]  # receive (a 0-month lead time: at once)
         on_hand = on_hand + arrivals[:, t] - c[:, t]
         stock[:, t] = on_hand
