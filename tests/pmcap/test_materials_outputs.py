@@ -328,3 +328,13 @@ def test_bad_materials_sweep_keys_name_the_item_and_field(small, tmp_path, body,
     with pytest.raises(InputError) as err:
         load_sweep(path)
     assert message in str(err.value) and str(path) in str(err.value)
+
+
+def test_finance_xlsx_notes_explain_materials_spend_only_with_a_bill():
+    from types import SimpleNamespace
+
+    from pmcap.runfolder import materials_notes
+
+    assert materials_notes(SimpleNamespace(materials={})) == []
+    (name, text), *rest = materials_notes(SimpleNamespace(materials={"manual": None}))
+    assert name == "materials spend" and text.startswith("materials_spend: ") and not rest
