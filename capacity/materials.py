@@ -32,13 +32,21 @@ Model (per item, per draw ``d`` and month ``t``; months are review periods):
 * **Opening stock**: on hand at the start, by default ``S[0]`` of each item (bought before the
   horizon; not in the monthly spend), so the first cycle is covered like the others.
 
+* **Supplier disruption** (optional, per item): spells in which the supplier cannot supply
+  start as a Poisson process (``spells_per_year``) and last ``duration_months`` (whole
+  months); an order placed in a spell waits for its end (:func:`supplier_down`,
+  :func:`arrival_months`). A **second supplier** (optional) takes every order placed in a
+  spell, and ``share_of_orders`` of the others, with its own lead time, at a premium. The
+  protection interval of review ``t`` then runs until every order up to review ``t + 1`` can
+  have arrived (``t + L`` without spells), so ``S[t]`` covers each draw's spells too.
+
 Expected stock (on hand at the end of the month, backorders counting 0), orders and spend
 (orders x ``unit_cost``, in the month the order is placed) are means over draws, and
-P(stock-out) in a month is the share of draws with a backorder at its end. Re-simulating
+P(stock-out) in a month is the share of draws with a backorder at its end; lots at risk are
+the lots waiting for the item at the end of the month (:func:`lots_waiting`). Re-simulating
 the levels on *fresh* draws (``fresh_lots``) checks them out of sample.
 
-Not modelled here: vector campaigns, shelf life and expiry (FEFO), supplier disruption and
-second suppliers.
+Not modelled here: vector campaigns, shelf life and expiry (FEFO).
 """
 
 from __future__ import annotations
