@@ -25,6 +25,7 @@ __all__ = [
     "requirements_table",
     "demand_table",
     "finance_table",
+    "materials_spend",
     "materials_table",
     "shortfall_table",
     "plan_table",
@@ -60,6 +61,7 @@ FLOWS = (
     "suite_days",
     "qc_hours",
     "instrument_hours",
+    "materials_spend",
 )
 
 
@@ -111,6 +113,8 @@ def materials_table(plans: dict[str, xr.Dataset], currency: str) -> pd.DataFrame
     frames = []
     for process, plan in plans.items():
         units = plan["item"].attrs["units"]
+        # per-draw variables (spend_by_program, for finance.csv) are not rows of this table
+        plan = plan[[v for v in plan.data_vars if "draw" not in plan[v].dims]]
         frame = plan.to_dataframe().reset_index()
         frame.insert(0, "process", process)
         frame.insert(3, "unit", frame["item"].map(units))
@@ -165,19 +169,29 @@ def _per_period(arr: np.ndarray, flow: bool, groups: list[slice]) -> np.ndarray:
 
 
 def finance_sources(
-    req: xr.Dataset, total: xr.Dataset, demand: xr.DataArray, rates: Rates | None = None
+    req: xr.Dataset,
+    total: xr.Dataset,
+    demand: xr.DataArray,
+    rates: Rates | None = None,
+    materials: dict[str, xr.Dataset] | None = None,
 ) -> dict:
     """Each finance metric: ``(by program, facility total, unit)``. ``patients`` are the
     clinical and commercial patients starting manufacture; PPQ lots (process performance
     qualification runs before filing) are not patients and are not counted in them, though
     they are in ``lots`` (which also counts re-runs). With ``rates``, the cost of the need
     follows, in ``rates.currency`` (:func:`pmcap.costs.need_costs`): ``staff_cost``,
-    ``suite_cost`` and ``operating_cost``, their sum."""
+    ``suite_cost`` and ``operating_cost``, their sum. With ``materials``
+    (:func:`capacity.materials.materials_by_process`) the materials spend follows
+    (:func:`materials_spend`)."""
     patients = demand.sel(stream=["clinical", "commercial"]).sum("stream")
     costs = {}
     if rates is not None:
         by_program, facility_total = need_costs(req, rates), need_costs(total, rates)
         costs = {k: (by_program[k], facility_total[k], rates.currency) for k in by_program}
+    if materials:
+        spend = materials_spend(materials, req["lots"])
+        currency = rates.currency if rates is not None else "currency"
+        costs["materials_spend"] = (spend, spend.sum("program"), currency)
     return {
         "patients": (patients, patients.sum("program"), "patients"),
         "lots": (req["lots"], total["lots"], "lots"),
@@ -188,6 +202,24 @@ def finance_sources(
         "qc_hours": (req["qc_hours"].sum("assay"), total["qc_hours"].sum("assay"), "hours"),
         **costs,
     }
+
+
+def materials_spend(materials: dict[str, xr.Dataset], lots: xr.DataArray) -> xr.DataArray:
+    """Each draw's materials spend per month and program (draw x month x program).
+
+    The spend of each process's bill (orders x unit cost, plus any second supplier's
+    premium, in the month the order is placed) split across the programs made with it
+    (``spend_by_program`` of :func:`capacity.materials.plan_materials`); a program whose
+    process has no bill spends 0. ``lots`` gives the draws, months and programs.
+    """
+    lots = lots.transpose("draw", "month", "program")
+    out = xr.zeros_like(lots, dtype=float)
+    for plan in materials.values():
+        split = plan["spend_by_program"].transpose("draw", "month", "program")
+        out.loc[{"program": split["program"].values}] += split.values
+    out.name = "materials_spend"
+    out.attrs = {"units": "currency/month"}
+    return out
 
 
 LAUNCHED_COLUMN = "launched_mean [probability, by end of period]"
@@ -201,6 +233,7 @@ def finance_table(
     launched: xr.DataArray | None = None,
     rates: Rates | None = None,
     plan: pd.DataFrame | None = None,
+    materials: dict[str, xr.Dataset] | None = None,
 ) -> pd.DataFrame:
     """Annual and monthly rows per program and total; columns ``METRIC_STAT [UNIT]``.
 
@@ -218,8 +251,12 @@ def finance_table(
     the column ``launched_mean [probability, by end of period]`` follows the patients: the
     share of draws in which the program has launched by the period's last month (empty for
     ``total``), beside ``patients_mean``, which a percentile of 0 may hide.
+
+    With ``materials`` (the run's :func:`capacity.materials.materials_by_process`, when a
+    process has a bill of materials) ``materials_spend`` follows: each draw's spend on
+    materials per period (a flow), by program (:func:`materials_spend`) and in total.
     """
-    sources = finance_sources(req, total, demand, rates)
+    sources = finance_sources(req, total, demand, rates, materials)
     patients = sources["patients"][0]
     months = pd.DatetimeIndex(demand["month"].values)
     programs = np.asarray([*map(str, patients["program"].values), "total"], str)

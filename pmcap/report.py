@@ -793,4 +793,76 @@ def render_report(
         scenario_text=scenario_text,
         target=sc.facility.shortfall_target,
         overrides=overrides,
+        materials=materials_section(result),
     )
+
+
+def materials_section(result: RunResult, top: int = 8) -> dict | None:
+    """The report's materials block: the items most at risk and the spend per year.
+
+    ``rows``: the ``top`` items of every process's bill by P(stock-out) averaged over the
+    months of the horizon (then its worst month's), with the worst month and its value, the
+    expected lots waiting for the item at the end of that month, the expected spend over the
+    horizon and, for an item with a second supplier, the average P(stock-out) and the lots
+    waiting in the worst month without it, and the premium it costs. The average ranks: the
+    last months' levels cover only the months left in the horizon, so their P(stock-out)
+    can exceed the target. ``spend``: per year, the mean and percentiles of each draw's
+    materials spend in the year (all processes, as ``finance.csv``). None when no process
+    has a bill of materials.
+    """
+    if not result.materials:
+        return None
+    from pmcap.export import materials_spend
+
+    sc = result.scenario
+    currency = sc.costs.currency
+    rows = []
+    for process, plan in result.materials.items():
+        months = pd.DatetimeIndex(plan["month"].values)
+        for item in map(str, plan["item"].values):
+            one = plan.sel(item=item)
+            p = one["stockout_probability"].values
+            worst = int(np.argmax(p))
+            row = {
+                "process": process,
+                "item": item,
+                "p": float(p.mean()),
+                "p_text": percent(float(p.mean())),
+                "worst": float(p[worst]),
+                "worst_text": percent(float(p[worst])),
+                "month": f"{months[worst]:%Y-%m}",
+                "lots": float(one["expected_lots_at_risk"].values[worst]),
+                "spend": money(float(one["expected_spend"].values.sum()), currency),
+                "single": "",
+                "single_lots": "",
+                "premium": "",
+            }
+            row["lots_text"] = f"{row['lots']:.1f}"
+            if "stockout_probability_single_source" in one:
+                alone = one["stockout_probability_single_source"].values
+                if np.isfinite(alone).all():
+                    row["single"] = percent(float(alone.mean()))
+                    lots = one["expected_lots_at_risk_single_source"].values[worst]
+                    row["single_lots"] = f"{float(lots):.1f}"
+                    premium = float(one["expected_second_supplier_premium"].values.sum())
+                    row["premium"] = money(premium, currency)
+            rows.append(row)
+    rows.sort(key=lambda r: (-r["p"], -r["worst"], r["process"], r["item"]))
+    spend = materials_spend(result.materials, result.requirements["lots"]).sum("program")
+    spend = spend.transpose("draw", "month").values
+    years = pd.DatetimeIndex(result.requirements["month"].values).year.to_numpy()
+    qs = sc.run.quantiles
+    spend_rows = []
+    for year in np.unique(years):
+        each = spend[:, years == year].sum(axis=1)  # each draw's spend in the year
+        cells = [money(float(v), currency) for v in np.quantile(each, qs)]
+        spend_rows.append(
+            {"year": int(year), "mean": money(float(each.mean()), currency), "cells": cells}
+        )
+    return {
+        "rows": rows[:top],
+        "more": max(len(rows) - top, 0),
+        "second": any(r["single"] for r in rows[:top]),
+        "spend": spend_rows,
+        "target": percent(min(float(p.attrs["target"]) for p in result.materials.values())),
+    }

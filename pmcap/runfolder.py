@@ -49,6 +49,7 @@ def write_run(
             launched,
             rates=rates,
             plan=plan_cost,
+            materials=result.materials,
         ),
         "shortfall.csv": export.shortfall_table(result.shortfall),
         "plan.csv": export.plan_table(result.plans, rates),
@@ -164,4 +165,19 @@ def finance_notes(result, version: str, title: str | None = None) -> list[tuple[
             "counted in it). Operating: suites and staff online x the rates above.",
         ),
         ("sheets", "annual, monthly: finance.csv; shortfall: shortfall.csv; plan: plan.csv."),
+    ] + materials_notes(result)
+
+
+def materials_notes(result) -> list[tuple[str, str]]:
+    """The ``finance.xlsx`` note on ``materials_spend`` (when a process has a bill)."""
+    if not getattr(result, "materials", None):
+        return []
+    return [
+        (
+            "materials spend",
+            "materials_spend: each draw's orders of bill-of-materials items x unit cost (a "
+            "second supplier's at its premium) in the month each order is placed, the "
+            "opening stock excluded; a program's share of an order is its share of the lots "
+            "using the item over the months the order covers. Per item: materials.csv.",
+        )
     ]

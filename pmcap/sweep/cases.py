@@ -284,7 +284,17 @@ class _Keys:
         return path
 
 
-def _apply(raw: dict, path: tuple[str, ...], value: Any, where: str) -> None:
+def _apply(
+    raw: dict, path: tuple[str, ...], value: Any, where: str, bills: dict | None = None
+) -> None:
+    """Set one dotted key in the scenario data ``raw``.
+
+    A list of named tables (the items of ``process.NAME.materials``) is addressed by name:
+    ``process.NAME.materials.item.ITEM.FIELD`` (the longest item name that matches wins, so
+    a name may hold dots). ``bills`` maps a process to its bill of materials as TOML data:
+    a ``materials`` key of a process whose bill comes from its process file copies that bill
+    into the scenario's ``[process.NAME]`` first (a ``materials`` table replaces the bill).
+    """
     dotted = ".".join(path)
     if path[0] == "program":
         node = next(p for p in raw["program"] if p.get("name") == path[1])
@@ -292,15 +302,32 @@ def _apply(raw: dict, path: tuple[str, ...], value: Any, where: str) -> None:
     elif path[0] == "process":
         node = raw.setdefault("process", {}).setdefault(path[1], {})
         keys = path[2:]
+        if keys[0] == "materials" and "materials" not in node and path[1] in (bills or {}):
+            node["materials"] = copy.deepcopy(bills[path[1]])
     else:
         node, keys = raw, path
-    for k in keys[:-1]:
+    i = 0
+    while i < len(keys) - 1:
+        k = keys[i]
         nxt = node.get(k)
+        if isinstance(nxt, list) and nxt and all(isinstance(e, dict) and "name" in e for e in nxt):
+            names = [str(e["name"]) for e in nxt]
+            for j in range(len(keys) - 1, i + 1, -1):
+                if ".".join(keys[i + 1 : j]) in names:
+                    node, i = nxt[names.index(".".join(keys[i + 1 : j]))], j
+                    break
+            else:
+                raise InputError(
+                    f"{where}: {dotted}: {'.'.join(path[: 2 + i + 1])} has no entry named "
+                    f"{'.'.join(keys[i + 1 : -1])!r} (names: {', '.join(names)})"
+                )
+            continue
         if nxt is None:
             nxt = node[k] = {}
         elif not isinstance(nxt, dict) or is_distribution(nxt):
             raise InputError(f"{where}: {dotted}: {k!r} is a value, not a table, in the base")
         node = nxt
+        i += 1
     node[keys[-1]] = copy.deepcopy(value)
 
 
@@ -352,7 +379,9 @@ def make_cases(
     from pmcap.inputs import check_inputs, scenario_processes
 
     base_raw = tomllib.loads(base.path.read_text())
-    process_names = sorted({s.name for s in scenario_processes(base).values()})
+    base_processes = scenario_processes(base).values()
+    process_names = sorted({s.name for s in base_processes})
+    bills = {s.name: s.materials.to_toml() for s in base_processes if s.materials is not None}
     keys = _Keys(base_raw, process_names, where)
     folder = folder or (base.path.parent if base.path else Path.cwd())
     grid = [(keys.resolve(p), list(v)) for p, v in grid]
@@ -384,7 +413,7 @@ def make_cases(
             _absolute_paths(raw, base.path.parent)
             shown: dict[str, Any] = {}
             for path, value in all_changes:
-                _apply(raw, path, _file_value(path, value, folder), at)
+                _apply(raw, path, _file_value(path, value, folder), at, bills)
                 shown[".".join(path)] = value
                 if ".".join(path) not in seen_keys:
                     seen_keys.append(".".join(path))

@@ -386,6 +386,19 @@ BAD = [
         "lead_time_months = -1",
         ["item 'activation reagent': field 'lead_time_months': must be >= 0"],
     ),
+    (
+        "disruption = {spells_per_year = 0.5,",
+        "disruption = {spells_per_year = -0.5,",
+        [
+            "field 'materials': item 'single-use process kit': field 'disruption': "
+            "field 'spells_per_year': must be >= 0"
+        ],
+    ),
+    (
+        "duration_months = {triangular = [1, 2, 4]}}",
+        "duration_months = 0}",
+        ["item 'single-use process kit': field 'disruption': field 'duration_months': must be > 0"],
+    ),
 ]
 
 
