@@ -559,7 +559,7 @@ def _solve(
     n_sites = len(sites)
     n_groups = int(opts.groups.max()) + 1
     weight = np.bincount(opts.groups, minlength=n_groups) / n_draws
-    commit_cost, open_cost, _ = _first_stage_cost(lay, net)
+    commit_cost, open_cost, constant = _first_stage_cost(lay, net)
     n_k = n_groups * n_sites * n_periods
     k_index = np.arange(n_k).reshape(n_groups, n_sites, n_periods)
     o_index = n_k + k_index
@@ -689,7 +689,7 @@ def _solve(
             "relax service_target or max_units"
         )
     units = np.rint(res.x[k_index]).astype(int)
-    return units, float(res.fun)
+    return units, float(res.fun) + constant
 
 
 # --- plans and their evaluation -----------------------------------------------------------------
