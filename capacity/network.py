@@ -443,13 +443,15 @@ def assign_lots(
     period_months: int = 3,
     seed: int = 0,
     chunk_draws: int = 200,
+    closed_form: bool = True,
 ) -> xr.Dataset:
     """The least-cost assignment of every draw's lots to sites, for given capacity.
 
     ``suites_online``: suites (own) or reserved slots (CDMO) online per period and site,
     shape ``(period, site)`` for all draws or ``(draw, period, site)``. Solves the recourse LP
-    of every (draw, period) (see the module docstring) as one block-diagonal HiGHS LP per
-    ``chunk_draws`` draws. Returns a Dataset with dims draw, period, site: ``lots``
+    of every (draw, period) (see the module docstring): in closed form where no site is
+    congested (``closed_form``), the rest as one block-diagonal HiGHS LP per ``chunk_draws``
+    draws' worth of blocks. Returns a Dataset with dims draw, period, site: ``lots``
     (made at each site), ``unmet_patients``, ``patients``, ``assignment_cost`` (discounted,
     lots and lanes plus the unserved penalty).
     """
@@ -464,7 +466,7 @@ def assign_lots(
             f"got {online.shape}"
         )
     online = np.broadcast_to(online, (n_draws, n_periods, n_sites))
-    lots, unmet, cost = _assign(lay, network, need, online, chunk_draws)
+    lots, unmet, cost = _assign(lay, network, need, online, chunk_draws, closed_form)
     period = months[lay.period_start]
     names = [s.name for s in network.sites]
     return xr.Dataset(
@@ -478,37 +480,70 @@ def assign_lots(
     )
 
 
-def _assign(lay: _Layout, net: Network, need: np.ndarray, online: np.ndarray, chunk_draws: int):
-    n_draws, n_periods, _ = need.shape
+def _assign(
+    lay: _Layout,
+    net: Network,
+    need: np.ndarray,
+    online: np.ndarray,
+    chunk_draws: int,
+    closed_form: bool = True,
+):
+    """Lots per site, unmet patients per (draw, period) and discounted cost per draw.
+
+    Closed form first: in a (draw, period) where every (program, region) pair can go to its
+    cheapest allowed site (or stay unserved, if the penalty is cheaper) without any site
+    exceeding its suite-days, that is the optimum (each pair's cost is then at its lower
+    bound). Only the other blocks go to HiGHS, ``chunk_draws`` draws' worth of blocks per LP.
+    """
+    n_draws, n_periods, n_pairs = need.shape
     n_sites = online.shape[2]
-    lots = np.zeros((n_draws, n_periods, n_sites))
-    unmet = np.zeros((n_draws, n_periods))
-    cost = np.zeros(n_draws)
     n_arcs = len(lay.arc_pair)
-    for lo in range(0, n_draws, chunk_draws):  # a few large LPs, each vectorised over its draws
-        hi = min(n_draws, lo + chunk_draws)
-        size = hi - lo
-        demand_rows, capacity_rows, width = _recourse_matrices(lay, size * n_periods, n_sites)
-        c = _block_costs(lay, net, size)
-        cap = (online[lo:hi] * lay.days[None, :, None]).ravel()
+    width = n_arcs + n_pairs
+    n_blocks = n_draws * n_periods
+    need_b = need.reshape(n_blocks, n_pairs)
+    cap_b = (online * lay.days[None, :, None]).reshape(n_blocks, n_sites)
+    discount_b = np.tile(lay.discount, n_draws)
+    x = np.zeros((n_blocks, width))
+    # each pair's cheapest option: an arc, or the unmet column when the penalty is no dearer
+    unit_cost = np.r_[lay.arc_cost, np.full(n_pairs, net.cost_per_patient_unserved)]
+    owner = np.r_[lay.arc_pair, np.arange(n_pairs)]
+    order = np.lexsort((np.arange(width) >= n_arcs, unit_cost, owner))  # arcs win ties
+    first = np.r_[True, owner[order][1:] != owner[order][:-1]]
+    best = order[first]  # per pair, in pair order
+    congested = np.ones(n_blocks, bool)
+    if closed_form:
+        x[:, best] = need_b
+        load = np.zeros((n_blocks, n_sites))
+        arcs = best[best < n_arcs]
+        np.add.at(load.T, lay.arc_site[arcs], (x[:, arcs] * lay.arc_suite_days[arcs]).T)
+        congested = (load > cap_b * (1 + 1e-12) + 1e-9).any(axis=1)
+        x[congested] = 0.0
+    todo = np.flatnonzero(congested)
+    per_lp = max(1, chunk_draws) * n_periods
+    for lo in range(0, len(todo), per_lp):  # a few large LPs, each over many blocks
+        blocks = todo[lo : lo + per_lp]
+        demand_rows, capacity_rows, _ = _recourse_matrices(lay, len(blocks), n_sites)
+        c = (discount_b[blocks, None] * unit_cost[None, :]).ravel()
         res = linprog(
             c,
             A_ub=capacity_rows,
-            b_ub=cap,
+            b_ub=cap_b[blocks].ravel(),
             A_eq=demand_rows,
-            b_eq=need[lo:hi].ravel(),
+            b_eq=need_b[blocks].ravel(),
             bounds=(0, None),
             method="highs",
         )
         if res.status != 0:  # the unmet columns keep it feasible; anything else is a bug
             raise RuntimeError(f"network: assignment LP failed: {res.message}")
-        x = res.x.reshape(size, n_periods, width)
-        site_lots = np.zeros((size, n_periods, n_sites))
-        np.add.at(site_lots, (slice(None), slice(None), lay.arc_site), x[:, :, :n_arcs])
-        lots[lo:hi] = site_lots
-        unmet[lo:hi] = x[:, :, n_arcs:].sum(axis=2)
-        cost[lo:hi] = (c.reshape(size, -1) * res.x.reshape(size, -1)).sum(axis=1)
-    return lots, unmet, cost
+        x[blocks] = res.x.reshape(len(blocks), width)
+    site_lots = np.zeros((n_blocks, n_sites))
+    np.add.at(site_lots.T, lay.arc_site, x[:, :n_arcs].T)
+    cost = (x * unit_cost[None, :]).sum(axis=1) * discount_b
+    return (
+        site_lots.reshape(n_draws, n_periods, n_sites),
+        x[:, n_arcs:].sum(axis=1).reshape(n_draws, n_periods),
+        cost.reshape(n_draws, n_periods).sum(axis=1),
+    )
 
 
 # --- the investment MILP ------------------------------------------------------------------------
@@ -676,8 +711,10 @@ def _solve(
             np.concatenate([np.ravel(b[2]) for b in blocks]),
         )
     ]
+    # costs of 1e8 (capital) next to 1e2 (a lane) strain HiGHS; the optimum does not change
+    scale = float(np.abs(c).max()) / 1e4 if np.abs(c).max() > 0 else 1.0
     res = milp(
-        c,
+        c / scale,
         constraints=constraints,
         integrality=integrality,
         bounds=Bounds(lower, upper),
@@ -689,7 +726,7 @@ def _solve(
             "relax service_target or max_units"
         )
     units = np.rint(res.x[k_index]).astype(int)
-    return units, float(res.fun) + constant
+    return units, float(res.fun) * scale + constant
 
 
 # --- plans and their evaluation -----------------------------------------------------------------
@@ -790,6 +827,7 @@ def plan_network(
     network: Network,
     *,
     period_months: int = 3,
+    decision_months: int = 12,
     milp_draws: int = 100,
     seed: int = 0,
     service_target: float | None = None,
@@ -812,7 +850,10 @@ def plan_network(
     network
         Sites, lanes, regions and costs (:class:`Network`).
     period_months
-        Months per decision and assignment period (3: quarters).
+        Months per assignment period (3: quarters).
+    decision_months
+        Commitments are made only in the first period of every ``decision_months`` (12:
+        yearly decisions; a multiple of ``period_months``), which keeps the MILP small.
     milp_draws
         Draws in the MILP (a subsample chosen with ``seed``, all draws if fewer); the plan is
         then evaluated on every draw.
@@ -848,10 +889,21 @@ def plan_network(
     rng = np.random.default_rng(seed)
     sample = np.sort(rng.choice(n_draws, size=min(milp_draws, n_draws), replace=False))
     kinds = np.array([s.kind for s in network.sites])
-    every_period = np.ones((len(network.sites), n_periods), bool)
+    if int(decision_months) != decision_months or decision_months % period_months:
+        raise InputError(
+            f"network: decision_months ({decision_months!r}) must be a multiple of "
+            f"period_months ({period_months})"
+        )
+    every_period = np.zeros((len(network.sites), n_periods), bool)
+    every_period[:, :: int(decision_months) // int(period_months)] = True
 
     def period_of(month: int) -> int:
         return min(n_periods, math.ceil(month / period_months))
+
+    def from_period(wait: int) -> np.ndarray:
+        """Decision periods from ``wait`` on, and ``wait`` itself (the first chance to act)."""
+        period = np.arange(n_periods)[None, :]
+        return (every_period | (period == wait)) & (period >= wait)
 
     def run(name: str, allowed: np.ndarray, wait: int = 0, optimise: bool = True) -> dict:
         groups_all, groups_sample = _groups(
@@ -889,7 +941,7 @@ def plan_network(
                     f"network: readout {pd.Timestamp(readout).date()} is outside the demand months"
                 )
             wait = period_of(month)
-            allowed = own & (np.arange(n_periods)[None, :] >= wait)
+            allowed = own & from_period(wait)
             results.append(run("in-house after readout", allowed, wait=wait))
         if (kinds == "cdmo").any():
             results.append(run("CDMO only", every_period & ~own))
@@ -898,7 +950,7 @@ def plan_network(
     value = {}
     for m in wait_months:
         wait = period_of(int(m))
-        allowed = every_period & (np.arange(n_periods)[None, :] >= wait)
+        allowed = from_period(wait)
         waited = run(f"wait {int(m)} months", allowed, wait=wait)
         results.append(waited)
         value[int(m)] = float(

@@ -170,7 +170,9 @@ def test_the_milp_optimum_equals_brute_force_over_every_plan():
         cost = _brute_force_cost(units, patients.astype(float), months, SMALL)
         if best is None or cost < best[0]:
             best = (cost, units)
-    plan = plan_network(demand, SMALL, milp_draws=4, mip_rel_gap=1e-9, alternatives=False)
+    plan = plan_network(
+        demand, SMALL, decision_months=3, milp_draws=4, mip_rel_gap=1e-9, alternatives=False
+    )
     assert plan.summary["in_sample_cost"] == pytest.approx(best[0], rel=1e-7)
     # all draws in the MILP: evaluating the plan on every draw gives its objective back
     assert plan.summary["expected_cost"] == pytest.approx(best[0], rel=1e-7)
@@ -211,7 +213,7 @@ def test_deterministic_step_commits_when_plan_expansion_does():
         module_cost_per_year=1.2e6,
         max_units=3,
     )
-    ours = plan_network(demand, net, period_months=1, alternatives=False)
+    ours = plan_network(demand, net, period_months=1, decision_months=1, alternatives=False)
     greedy = plan_expansion(
         demand.isel(program=0).rename("suites") * 0 + suites,
         installed=6,
@@ -353,6 +355,47 @@ def test_demand_without_a_network_program_is_rejected():
     demand = make_demand(np.ones((2, 3, 1)), programs=["B"])
     with pytest.raises(InputError, match="demand has no program 'A'"):
         plan_network(demand, _network(), alternatives=False)
+
+
+def test_closed_form_assignment_equals_the_lp(monkeypatch):
+    # 30 draws x 8 quarters, some congested, some not; three sites, two regions, two programs
+    rng = np.random.default_rng(11)
+    net = Network(
+        sites=[
+            Site("a", suites=2, cost_per_lot=3.0, turnaround_days=10),
+            Site("b", suites=1, cost_per_lot=1.0, turnaround_days=10),
+            Site("c", kind="cdmo", cost_per_lot=9.0, turnaround_days=10),
+        ],
+        lanes=[
+            Lane("R", "a", 1, 1.0),
+            Lane("R", "b", 2, 0.5),
+            Lane("Q", "b", 1),
+            Lane("Q", "c", 1, 2.0),
+        ],
+        region_shares={"A": {"R": 0.7, "Q": 0.3}, "B": {"R": 0.2, "Q": 0.8}},
+        vein_to_vein_days={"A": 14, "B": 20},
+        suite_days_per_lot={"A": 10, "B": 14},
+        cost_per_patient_unserved=8.0,
+        discount_rate=0.05,
+    )
+    demand = make_demand(
+        rng.poisson(rng.uniform(2, 12, (30, 1, 2)), (30, 24, 2)).astype(float), programs=["A", "B"]
+    )
+    online = rng.integers(0, 9, (30, 8, 3)).astype(float)
+    import capacity.network as module
+
+    columns = []
+
+    def counted(c, **kw):
+        columns.append(len(c))
+        return linprog(c, **kw)
+
+    monkeypatch.setattr(module, "linprog", counted)
+    fast = assign_lots(demand, net, online)
+    slow = assign_lots(demand, net, online, closed_form=False)
+    assert 0 < columns[0] < columns[1]  # some blocks in closed form, the others by the LP
+    np.testing.assert_allclose(fast["assignment_cost"], slow["assignment_cost"], rtol=1e-9)
+    np.testing.assert_allclose(fast["unmet_patients"], slow["unmet_patients"], atol=1e-9)
 
 
 def test_same_seed_same_plan_with_uncertain_shares():
