@@ -53,6 +53,7 @@ Ruszczynski, Lectures on Stochastic Programming (2009), ch. 5.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -504,18 +505,29 @@ def _assign(
     cap_b = (online * lay.days[None, :, None]).reshape(n_blocks, n_sites)
     discount_b = np.tile(lay.discount, n_draws)
     x = np.zeros((n_blocks, width))
-    # each pair's cheapest option: an arc, or the unmet column when the penalty is no dearer
+    # each pair's cheapest option among the arcs to sites with capacity in the block, and the
+    # unmet column (chosen only when the penalty is cheaper: arcs come first among equals)
     unit_cost = np.r_[lay.arc_cost, np.full(n_pairs, net.cost_per_patient_unserved)]
     owner = np.r_[lay.arc_pair, np.arange(n_pairs)]
-    order = np.lexsort((np.arange(width) >= n_arcs, unit_cost, owner))  # arcs win ties
-    first = np.r_[True, owner[order][1:] != owner[order][:-1]]
-    best = order[first]  # per pair, in pair order
+    order = np.lexsort((np.arange(width) >= n_arcs, unit_cost, owner))
+    rank = np.empty(width, int)
+    first_of = np.searchsorted(owner[order], np.arange(n_pairs))
+    rank[order] = np.arange(width) - first_of[owner[order]]
+    options = np.full((n_pairs, int(rank.max()) + 1), -1)
+    options[owner, rank] = np.arange(width)  # per pair, its columns from cheapest
     congested = np.ones(n_blocks, bool)
     if closed_form:
-        x[:, best] = need_b
+        has_room = cap_b > 0
+        open_column = np.ones((n_blocks, width), bool)
+        open_column[:, :n_arcs] = has_room[:, lay.arc_site]
+        allowed = np.where(options[None] >= 0, open_column[:, np.maximum(options, 0)], False)
+        best = options[np.arange(n_pairs)[None, :], allowed.argmax(axis=2)]  # (block, pair)
+        rows = np.arange(n_blocks)[:, None]
+        x[rows, best] = need_b
         load = np.zeros((n_blocks, n_sites))
-        arcs = best[best < n_arcs]
-        np.add.at(load.T, lay.arc_site[arcs], (x[:, arcs] * lay.arc_suite_days[arcs]).T)
+        arc_part = np.where(best < n_arcs, best, 0)
+        sd = np.where(best < n_arcs, lay.arc_suite_days[arc_part] * need_b, 0.0)
+        np.add.at(load, (np.broadcast_to(rows, best.shape), lay.arc_site[arc_part]), sd)
         congested = (load > cap_b * (1 + 1e-12) + 1e-9).any(axis=1)
         x[congested] = 0.0
     todo = np.flatnonzero(congested)
@@ -587,8 +599,9 @@ def _solve(
     service_target: float | None,
     mip_rel_gap: float,
     time_limit: float,
-) -> tuple[np.ndarray, float]:
-    """Commitments per group, site and period minimising the sample average cost."""
+) -> tuple[np.ndarray, float, float]:
+    """Commitments per group, site and period minimising the sample average cost; the
+    in-sample cost and HiGHS's relative gap (0 when proven optimal within ``mip_rel_gap``)."""
     n_draws, n_periods, n_pairs = need.shape
     sites = net.sites
     n_sites = len(sites)
@@ -726,7 +739,8 @@ def _solve(
             "relax service_target or max_units"
         )
     units = np.rint(res.x[k_index]).astype(int)
-    return units, float(res.fun) * scale + constant
+    gap = float(getattr(res, "mip_gap", np.nan) or 0.0)
+    return units, float(res.fun) * scale + constant, gap
 
 
 # --- plans and their evaluation -----------------------------------------------------------------
@@ -736,13 +750,15 @@ class NetworkPlan:
 
     ``commitments``: site, kind, group, commit_month, online_month, units, suites_added.
     ``summary``: expected_cost and p10/p50/p90 (discounted, evaluated on every draw),
-    in_sample_cost (the MILP's objective on its draws), service_probability (share of draws
-    where every patient is served), cost_per_patient_p10/p50/p90 (total cost / patients
-    treated), p_in_house_cheaper (share of draws where the in-house-only plan costs less
+    in_sample_cost (the MILP's objective on its draws), mip_gap (HiGHS's relative gap at the
+    end: above ``mip_rel_gap`` only when ``time_limit`` stopped it), service_probability
+    (share of draws where every patient is served), cost_per_patient_p10/p50/p90 (total cost
+    / patients treated), p_in_house_cheaper (share of draws where the in-house-only plan costs less
     than the CDMO-only plan; NaN without both kinds of site).
     ``alternatives``: one row per plan considered. ``value_of_waiting``: months -> expected
     cost of committing now minus that of waiting (positive: waiting is worth it).
-    ``draws``: per draw total_cost, patients, unmet_patients, service_met.
+    ``draws``: per draw total_cost, patients, unmet_patients, service_met. ``timings``:
+    seconds to solve and evaluate each plan.
     """
 
     commitments: pd.DataFrame
@@ -751,6 +767,7 @@ class NetworkPlan:
     draws: pd.DataFrame
     value_of_waiting: dict[int, float] = field(default_factory=dict)
     currency: str = ""
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per plan solved
 
     def __str__(self) -> str:
         lines = [
@@ -905,16 +922,24 @@ def plan_network(
         period = np.arange(n_periods)[None, :]
         return (every_period | (period == wait)) & (period >= wait)
 
+    timings: dict[str, float] = {}
+
     def run(name: str, allowed: np.ndarray, wait: int = 0, optimise: bool = True) -> dict:
+        t0 = time.perf_counter()
+        out = _run(name, allowed, wait, optimise)
+        timings[name] = round(time.perf_counter() - t0, 3)
+        return out
+
+    def _run(name: str, allowed: np.ndarray, wait: int, optimise: bool) -> dict:
         groups_all, groups_sample = _groups(
             monthly, sample, wait * period_months, information_groups
         )
         if not optimise:
-            units, in_sample = np.zeros((1, len(network.sites), n_periods), int), float("nan")
+            units, in_sample, gap = np.zeros((1, len(network.sites), n_periods), int), np.nan, 0.0
             groups_all = np.zeros(n_draws, int)
         else:
             opts = _Options(allowed, wait, groups_sample)
-            units, in_sample = _solve(
+            units, in_sample, gap = _solve(
                 lay, network, need[sample], opts, service_target, mip_rel_gap, time_limit
             )
         draws = _evaluate(units, lay, network, need, groups_all, chunk_draws)
@@ -923,6 +948,7 @@ def plan_network(
             "units": units,
             "groups": groups_all,
             "in_sample": in_sample,
+            "gap": gap,
             "draws": draws,
         }
 
@@ -968,6 +994,7 @@ def plan_network(
                 "cost_p50": d["total_cost"].quantile(0.5),
                 "cost_p90": d["total_cost"].quantile(0.9),
                 "in_sample_cost": r["in_sample"],
+                "mip_gap": r["gap"],
                 "service_probability": d["service_met"].mean(),
                 "modules": float(
                     r["units"][r["groups"]][:, kinds == "own"].sum(axis=(1, 2)).mean()
@@ -997,7 +1024,8 @@ def plan_network(
         "cost_p10": float(draws["total_cost"].quantile(0.1)),
         "cost_p50": float(draws["total_cost"].quantile(0.5)),
         "cost_p90": float(draws["total_cost"].quantile(0.9)),
-        "in_sample_cost": best["in_sample"],
+        "in_sample_cost": float(best["in_sample"]),
+        "mip_gap": best["gap"],
         "service_probability": float(draws["service_met"].mean()),
         "cost_per_patient_p10": float(per_patient.quantile(0.1)),
         "cost_per_patient_p50": float(per_patient.quantile(0.5)),
@@ -1006,7 +1034,7 @@ def plan_network(
         "milp_draws": int(len(sample)),
     }
     return NetworkPlan(
-        _commitments(best["units"], lay, network), summary, table, draws, value, currency
+        _commitments(best["units"], lay, network), summary, table, draws, value, currency, timings
     )
 
 
