@@ -409,3 +409,43 @@ def test_same_seed_same_plan_with_uncertain_shares():
     one = plan_network(demand, net, seed=5, alternatives=False)
     two = plan_network(demand, net, seed=5, alternatives=False)
     pd.testing.assert_frame_equal(one.draws, two.draws)
+
+
+def test_value_of_waiting_for_information_by_hand():
+    # Half the draws (H) need 3 suites from month 24, the others (L) 1; H shows itself by more
+    # patients in the first year (0.9 suite against 0.5). A module (2 suites, 12 months' lead,
+    # capital 2 M, 1 M a year running) committed at month 12 is online from month 24. Deciding
+    # now (one plan for all draws) builds it everywhere: 2 M + 1 M for months 24-35. Waiting
+    # 12 months, the plan builds it only in H: half of that. Value of waiting: 1.5 M.
+    months = pd.date_range("2027-01-01", periods=36, freq="MS")
+    suites = np.ones((10, 36))
+    suites[:5, :12], suites[5:, :12] = 0.9, 0.5
+    suites[:5, 24:] = 3.0
+    patients = suites * np.asarray(months.days_in_month)[None, :] / 10.0
+    net = Network(
+        sites=[
+            Site(
+                "plant",
+                suites=1,
+                module_suites=2,
+                lead_time_months=12,
+                module_capital=2e6,
+                module_cost_per_year=1e6,
+            )
+        ],
+        lanes=[Lane("R", "plant", 0)],
+        region_shares={"A": {"R": 1.0}},
+        vein_to_vein_days={"A": 30},
+        suite_days_per_lot={"A": 10},
+        cost_per_patient_unserved=1e6,
+    )
+    demand = make_demand(patients[:, :, None], programs=["A"])
+    plan = plan_network(demand, net, milp_draws=10, wait_months=[12], mip_rel_gap=1e-9)
+    assert plan.commitments["commit_month"].tolist() == [pd.Timestamp("2028-01-01")]
+    assert plan.summary["expected_cost"] == pytest.approx(3e6)
+    assert plan.value_of_waiting[12] == pytest.approx(1.5e6)
+    table = plan.alternatives.set_index("alternative")
+    assert table.loc["wait 12 months", "modules"] == pytest.approx(0.5)  # built in half the draws
+    assert table.loc["no new capacity", "service_probability"] == pytest.approx(0.5)
+    # committed at month 0 only: online months 12-35, two years running
+    assert table.loc["in-house now", "expected_cost"] == pytest.approx(2e6 + 2 * 1e6)
