@@ -601,7 +601,7 @@ def _solve(
     time_limit: float,
 ) -> tuple[np.ndarray, float, float]:
     """Commitments per group, site and period minimising the sample average cost; the
-    in-sample cost and HiGHS's relative gap (0 when proven optimal within ``mip_rel_gap``)."""
+    in-sample cost and HiGHS's relative gap at the end."""
     n_draws, n_periods, n_pairs = need.shape
     sites = net.sites
     n_sites = len(sites)
@@ -852,7 +852,7 @@ def plan_network(
     wait_months: Sequence[int] = (),
     information_groups: int = 2,
     alternatives: bool = True,
-    mip_rel_gap: float = 1e-4,
+    mip_rel_gap: float = 0.01,
     time_limit: float = 60.0,
     chunk_draws: int = 200,
     currency: str = "",
@@ -888,7 +888,9 @@ def plan_network(
         Groups of draws (quantile bins of the patients who started before the waiting or
         readout month) whose later commitments may differ.
     mip_rel_gap, time_limit
-        HiGHS options of each MILP (relative gap; seconds).
+        HiGHS options of each MILP (relative gap; seconds). A 1% gap is below the sampling
+        error of the sample average itself: on the bundled example the standard error of a
+        100-draw mean cost is 3.9% of it, and the plan at 1% equalled the plan at 0.01%.
 
     Returns
     -------
