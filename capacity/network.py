@@ -754,7 +754,7 @@ class NetworkPlan:
     end: above ``mip_rel_gap`` only when ``time_limit`` stopped it), service_probability
     (share of draws where every patient is served), cost_per_patient_p10/p50/p90 (total cost
     / patients treated), p_in_house_cheaper (share of draws where the in-house-only plan costs less
-    than the CDMO-only plan; NaN without both kinds of site).
+    than the CDMO-only plan; NaN without both kinds of site or without ``alternatives``).
     ``alternatives``: one row per plan considered. ``value_of_waiting``: months -> expected
     cost of committing now minus that of waiting (positive: waiting is worth it).
     ``draws``: per draw total_cost, patients, unmet_patients, service_met. ``timings``:
@@ -862,8 +862,10 @@ def plan_network(
     Parameters
     ----------
     demand
-        Demand draws (the demand contract); clinical and commercial patients are planned,
-        PPQ lots are not (they are made at the launch site before the plan's horizon matters).
+        Demand draws (the demand contract); clinical and commercial patients of the
+        network's programs are planned (a program the network does not list is left out);
+        PPQ lots are not planned (an assumption: they are made before launch at the launch
+        site).
     network
         Sites, lanes, regions and costs (:class:`Network`).
     period_months
