@@ -15,6 +15,8 @@ numba, and numba is imported only when a facility is simulated. Modules:
 - ``simulation`` (with the numba kernels in ``_queue``): the facility queue;
 - ``service_level``: the fewest suites that meet a service level;
 - ``plan``: expansion and hiring plans at least expected cost;
+- ``network``: :func:`plan_network`, sites, CDMOs and lanes; a non-anticipative investment
+  plan by sample average approximation (HiGHS), evaluated on every draw;
 - ``workforce``: operators as a workforce (requisitions, hires, training, mentors,
   attrition) per draw and month, and a requisition plan at a service level;
 - ``qclab`` (with the numba kernel in ``_qclab``): the QC laboratory as queues (analysts on
@@ -47,6 +49,12 @@ _PUBLIC = {
     "newsvendor": "plan",
     "plan_expansion": "plan",
     "plan_hiring": "plan",
+    "Lane": "network",
+    "Network": "network",
+    "NetworkPlan": "network",
+    "Site": "network",
+    "assign_lots": "network",
+    "plan_network": "network",
     "BillOfMaterials": "materials",
     "plan_materials": "materials",
     "VectorPlan": "vector",
@@ -94,6 +102,14 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from capacity.demand import STREAMS, as_demand, read_demand, write_demand  # noqa: F401
     from capacity.errors import DemandError, InputError, ProcessSpecError  # noqa: F401
     from capacity.materials import BillOfMaterials, plan_materials  # noqa: F401
+    from capacity.network import (  # noqa: F401
+        Lane,
+        Network,
+        NetworkPlan,
+        Site,
+        assign_lots,
+        plan_network,
+    )
     from capacity.plan import (  # noqa: F401
         ExpansionPlan,
         joint_shortfall,

@@ -1,0 +1,168 @@
+"""Time capacity.plan_network on the bundled example against plan_expansion, in one process.
+
+The bundled example's demand (3 programs, 120 months) at ``--draws`` draws (1,000 by default)
+is composed once (posteriors from the cache); then
+
+* baseline: :func:`capacity.plan_expansion` of the facility's suites at its shortfall target
+  (the greedy plan of ``pmcap run``);
+* network: :func:`capacity.plan_network` on an ILLUSTRATIVE two-region network (the example's
+  US plant with 12 suites, a candidate EU plant, one CDMO), quarterly periods, the MILP on
+  ``--milp-draws`` draws and every plan evaluated on all draws, with the alternatives and the
+  value of waiting 12 months;
+* assignment alone: the batched assignment LP of all draws (:func:`capacity.assign_lots`)
+  against one LP per draw (the same LP, ``chunk_draws=1``) on the first ``--loop-draws`` draws.
+
+Run: ``python benchmarks/bench_network.py [--draws N] [--milp-draws M]``; prints the times and
+their ratios, the plan and its alternatives.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+
+def example_demand(draws: int):
+    from capacity import facility
+    from pmcap.fits import fit_models
+    from pmcap.inputs import check_inputs, portfolio
+    from pmcap.scenario import example_scenario_path, load_scenario
+
+    scenario = load_scenario(example_scenario_path())
+    scenario = scenario.model_copy(update={"run": scenario.run.model_copy(update={"draws": draws})})
+    parsed = check_inputs(scenario)
+    fits = fit_models(scenario, parsed, True)
+    world = portfolio(scenario, fits.models, parsed).simulate()
+    req = world.requirements(parsed["processes"], by_program=True)
+    return scenario, world.demand, req, facility(req)
+
+
+def network(req, programs):
+    from capacity import Lane, Network, Site
+
+    # suite-days a lot occupies, per program: the ratio of the requirement sums
+    per_lot = (
+        req["suite_days"].sum(("draw", "month")) / req["lots"].sum(("draw", "month"))
+    ).to_series()
+    sites = [
+        Site(
+            "US plant",
+            suites=12,
+            module_suites=4,
+            max_units=8,
+            module_capital=60e6,
+            module_cost_per_year=12e6,
+            fixed_cost_per_year=20e6,
+            cost_per_lot=40e3,
+            lead_time_months=20,
+            turnaround_days=16,
+        ),
+        Site(
+            "EU plant",
+            module_suites=4,
+            max_units=6,
+            module_capital=70e6,
+            module_cost_per_year=12e6,
+            fixed_cost_per_year=15e6,
+            cost_per_lot=45e3,
+            lead_time_months=24,
+            turnaround_days=16,
+        ),
+        Site(
+            "CDMO",
+            kind="cdmo",
+            max_units=12,
+            slot_fee_per_month=150e3,
+            cost_per_lot=120e3,
+            lead_time_months=6,
+            turnaround_days=18,
+        ),
+    ]
+    lanes = [
+        Lane("US", "US plant", 1, 3e3),
+        Lane("US", "CDMO", 2, 4e3),
+        Lane("EU", "EU plant", 1, 3e3),
+        Lane("EU", "CDMO", 2, 5e3),
+        Lane("EU", "US plant", 3, 12e3),
+    ]
+    return Network(
+        sites=sites,
+        lanes=lanes,
+        region_shares={p: {"US": 0.7, "EU": 0.3} for p in programs},
+        vein_to_vein_days={p: 24 for p in programs},
+        suite_days_per_lot={p: float(per_lot[p]) for p in programs},
+        cost_per_patient_unserved=2e6,
+        discount_rate=0.08,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--draws", type=int, default=1000)
+    parser.add_argument("--milp-draws", type=int, default=100)
+    parser.add_argument("--loop-draws", type=int, default=50)
+    args = parser.parse_args()
+
+    from capacity import assign_lots, plan_expansion, plan_network
+
+    t0 = time.perf_counter()
+    scenario, demand, req, total = example_demand(args.draws)
+    print(f"composing the example's demand ({args.draws} draws): {time.perf_counter() - t0:.1f} s")
+    fac = scenario.facility
+
+    t0 = time.perf_counter()
+    greedy = plan_expansion(
+        total,
+        resource="suites",
+        installed=12,
+        unit_size=fac.module_suites,
+        lead_time_months=fac.module_lead_time_months,
+        target=fac.shortfall_target,
+        cost_per_unit_year=fac.module_cost_per_year,
+    )
+    baseline = time.perf_counter() - t0
+    print(f"baseline plan_expansion: {baseline:.2f} s, {len(greedy.commitments)} module(s)")
+
+    net = network(req, [str(p) for p in demand["program"].values])
+    t0 = time.perf_counter()
+    plan = plan_network(
+        demand,
+        net,
+        milp_draws=args.milp_draws,
+        seed=1,
+        wait_months=[12],
+        readout="2028-06-01",
+        currency="USD",
+    )
+    planned = time.perf_counter() - t0
+    print(f"plan_network: {planned:.2f} s ({planned / baseline:.0f} x the baseline)")
+    optimum = plan.timings["optimum"]
+    print(f"  the optimum alone (MILP + evaluation on all draws): {optimum:.2f} s")
+    print("  seconds per plan:", plan.timings)
+    print(plan)
+    print(plan.alternatives.to_string(float_format=lambda v: f"{v:,.4g}"))
+    print({k: round(v, 3) for k, v in plan.summary.items()})
+    print("value of waiting:", plan.value_of_waiting)
+
+    online = np.array([[s.suites for s in net.sites]] * 40)
+    t0 = time.perf_counter()
+    batched = assign_lots(demand, net, online)
+    t_batched = time.perf_counter() - t0
+    few = demand.isel(draw=slice(0, args.loop_draws))
+    t0 = time.perf_counter()
+    looped = assign_lots(few, net, online, chunk_draws=1)
+    t_loop = (time.perf_counter() - t0) * demand.sizes["draw"] / args.loop_draws
+    same = np.allclose(
+        looped["assignment_cost"], batched["assignment_cost"][: args.loop_draws], rtol=1e-7
+    )
+    print(
+        f"assignment of {demand.sizes['draw']} draws: batched {t_batched:.2f} s, one LP per draw "
+        f"{t_loop:.2f} s (extrapolated from {args.loop_draws}); ratio {t_loop / t_batched:.1f}; "
+        f"same costs: {same}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,451 @@
+"""capacity.network against brute force, plan_expansion, hand-computed assignments and bad input."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.optimize import linprog
+
+from capacity import InputError, Lane, Network, Site, assign_lots, plan_expansion, plan_network
+from tests.helpers import make_demand
+
+
+# --- assignment on a case computed by hand ------------------------------------------------------
+def test_assignment_fills_the_cheaper_site_first_then_leaves_patients_unserved():
+    # 31-day month, 10 suite-days a lot: a suite makes 3.1 lots. Near: 2 suites (6.2 lots) at
+    # 10 + 1 a lot; far: 1 suite (3.1 lots) at 20 + 2; 12 patients -> 2.7 not served.
+    net = Network(
+        sites=[Site("near", suites=2, cost_per_lot=10), Site("far", suites=1, cost_per_lot=20)],
+        lanes=[Lane("R", "near", 1, 1.0), Lane("R", "far", 1, 2.0)],
+        region_shares={"A": {"R": 1.0}},
+        vein_to_vein_days={"A": 20},
+        suite_days_per_lot={"A": 10},
+        cost_per_patient_unserved=100,
+    )
+    demand = make_demand(np.array([[[12.0]]]), start="2027-01-01", programs=["A"])
+    out = assign_lots(demand, net, np.array([[2.0, 1.0]]), period_months=1)
+    assert out["lots"].values[0, 0] == pytest.approx([6.2, 3.1])
+    assert out["unmet_patients"].values[0, 0] == pytest.approx(12 - 9.3)
+    assert out["assignment_cost"].values[0] == pytest.approx(6.2 * 11 + 3.1 * 22 + 2.7 * 100)
+
+
+def test_a_lane_over_the_vein_to_vein_limit_is_not_used():
+    # far: 2 x 4 days + 12 = 20 > 18, so its free suite cannot serve; near is full
+    net = Network(
+        sites=[
+            Site("near", suites=1, turnaround_days=12),
+            Site("far", suites=5, turnaround_days=12),
+        ],
+        lanes=[Lane("R", "near", 2), Lane("R", "far", 4)],
+        region_shares={"A": {"R": 1.0}},
+        vein_to_vein_days={"A": 18},
+        suite_days_per_lot={"A": 10},
+        cost_per_patient_unserved=1,
+    )
+    demand = make_demand(np.array([[[5.0]]]), start="2027-01-01", programs=["A"])
+    out = assign_lots(demand, net, np.array([[1.0, 5.0]]), period_months=1)
+    assert out["lots"].values[0, 0] == pytest.approx([3.1, 0.0])
+    assert out["unmet_patients"].values[0, 0] == pytest.approx(1.9)
+
+
+# --- brute force over every plan ---------------------------------------------------------------
+SMALL = Network(
+    sites=[
+        Site(
+            "plant",
+            suites=1,
+            module_suites=1,
+            max_units=2,
+            module_capital=300.0,
+            module_cost_per_year=400.0,
+            fixed_cost_per_year=50.0,
+            cost_per_lot=5.0,
+            lead_time_months=3,
+            turnaround_days=10,
+        ),
+        Site(
+            "new-plant",
+            max_units=1,
+            module_suites=2,
+            module_capital=500.0,
+            module_cost_per_year=300.0,
+            fixed_cost_per_year=600.0,
+            cost_per_lot=4.0,
+            turnaround_days=10,
+        ),
+        Site(
+            "cdmo",
+            kind="cdmo",
+            max_units=2,
+            slot_fee_per_month=60.0,
+            cost_per_lot=25.0,
+            turnaround_days=8,
+        ),
+    ],
+    lanes=[
+        Lane("east", "plant", 1, 1.0),
+        Lane("east", "new-plant", 2, 2.0),
+        Lane("east", "cdmo", 2, 3.0),
+        Lane("west", "plant", 5, 6.0),  # 2 x 5 + 10 = 20 > 18 days: not allowed
+        Lane("west", "new-plant", 1, 1.0),
+        Lane("west", "cdmo", 3, 2.0),
+    ],
+    region_shares={"A": {"east": 0.6, "west": 0.4}},
+    vein_to_vein_days={"A": 18},
+    suite_days_per_lot={"A": 15},
+    cost_per_patient_unserved=60.0,
+    discount_rate=0.1,
+)
+
+
+def _brute_force_cost(units: dict, patients: np.ndarray, months: pd.DatetimeIndex, net: Network):
+    """Expected cost of one plan, written out independently: commitments by hand, and each
+    (draw, period) assignment as its own small dense LP built from the lanes."""
+    period = 3
+    starts = list(range(0, len(months), period))
+    days = [sum(months[s : s + period].days_in_month) for s in starts]
+    disc = [(1 + net.discount_rate) ** (-s / 12) for s in starts]
+    first = 0.0
+    online = np.zeros((len(starts), len(net.sites)))
+    for i, site in enumerate(net.sites):
+        lead = -(-site.lead_time_months // period)
+        online[:, i] = site.suites
+        for p, k in enumerate(units[site.name]):
+            if not k:
+                continue
+            first += k * site.module_capital * disc[p]
+            for q in range(len(starts)):
+                usable = q >= p + lead
+                if usable:
+                    online[q, i] += k * site.unit_suites
+                paid = q >= p if site.kind == "cdmo" else usable
+                if paid:
+                    first += k * site.unit_cost_per_month * period * disc[q]
+        for q in range(len(starts)):
+            if site.suites > 0 or online[q, i] > 0:
+                first += site.fixed_cost_per_year / 12 * period * disc[q]
+    recourse = []
+    names = [s.name for s in net.sites]
+    for draw in patients:
+        total = 0.0
+        for q, s in enumerate(starts):
+            arcs, cost = [], []
+            for lane in net.lanes:
+                site = net.sites[names.index(lane.site)]
+                if 2 * lane.transport_days + site.turnaround_days <= net.vein_to_vein_days["A"]:
+                    arcs.append((lane.region, names.index(lane.site)))
+                    cost.append((site.cost_per_lot + lane.cost_per_lot) * disc[q])
+            regions = ["east", "west"]
+            c = cost + [net.cost_per_patient_unserved * disc[q]] * 2
+            a_eq = [
+                [1.0 * (r == reg) for r, _ in arcs] + [1.0 * (g == reg) for g in regions]
+                for reg in regions
+            ]
+            need = draw[s : s + period].sum()
+            b_eq = [need * net.region_shares["A"][reg] for reg in regions]
+            a_ub = [[15.0 * (i == j) for _, i in arcs] + [0, 0] for j in range(len(names))]
+            b_ub = [online[q, j] * days[q] for j in range(len(names))]
+            total += linprog(c, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, method="highs").fun
+        recourse.append(total)
+    return first + float(np.mean(recourse))
+
+
+def _plans_of(site: Site, periods: int):
+    for k in itertools.product(range(site.max_units + 1), repeat=periods):
+        if sum(k) <= site.max_units:
+            yield k
+
+
+def test_the_milp_optimum_equals_brute_force_over_every_plan():
+    rng = np.random.default_rng(3)
+    patients = rng.poisson(np.array([4, 4, 6, 8, 10, 12])[None, :] * rng.uniform(0.6, 1.4, (4, 1)))
+    demand = make_demand(patients[:, :, None].astype(float), programs=["A"])
+    months = pd.DatetimeIndex(demand["month"].values)
+    best = None
+    for plant, new, cdmo in itertools.product(*(_plans_of(s, 2) for s in SMALL.sites)):
+        units = {"plant": plant, "new-plant": new, "cdmo": cdmo}
+        cost = _brute_force_cost(units, patients.astype(float), months, SMALL)
+        if best is None or cost < best[0]:
+            best = (cost, units)
+    plan = plan_network(
+        demand, SMALL, decision_months=3, milp_draws=4, mip_rel_gap=1e-9, alternatives=False
+    )
+    assert plan.summary["in_sample_cost"] == pytest.approx(best[0], rel=1e-7)
+    # all draws in the MILP: evaluating the plan on every draw gives its objective back
+    assert plan.summary["expected_cost"] == pytest.approx(best[0], rel=1e-7)
+    found = {s.name: [0, 0] for s in SMALL.sites}
+    for row in plan.commitments.itertuples():
+        found[row.site][(row.commit_month.month - 1) // 3] += row.units
+    assert _brute_force_cost(
+        {k: tuple(v) for k, v in found.items()}, patients.astype(float), months, SMALL
+    ) == (pytest.approx(best[0], rel=1e-7))
+    # the case is not trivial: the optimum commits something and leaves out something
+    assert 0 < sum(map(sum, best[1].values())) < 5
+
+
+# --- one site, no CDMO: the same plan as plan_expansion -----------------------------------------
+def _single_site(demand_suites: np.ndarray, **site):
+    months = pd.date_range("2027-01-01", periods=demand_suites.shape[1], freq="MS")
+    patients = (
+        demand_suites * np.asarray(months.days_in_month)[None, :] / 10.0
+    )  # 10 suite-days a lot
+    net = Network(
+        sites=[Site("plant", **site)],
+        lanes=[Lane("R", "plant", 0)],
+        region_shares={"A": {"R": 1.0}},
+        vein_to_vein_days={"A": 30},
+        suite_days_per_lot={"A": 10},
+        cost_per_patient_unserved=1e6,
+    )
+    return make_demand(patients[:, :, None], programs=["A"]), net
+
+
+def test_deterministic_step_commits_when_plan_expansion_does():
+    suites = np.tile(np.where(np.arange(48) < 24, 5.0, 9.0), (3, 1))
+    demand, net = _single_site(
+        suites,
+        suites=6,
+        module_suites=4,
+        lead_time_months=18,
+        module_cost_per_year=1.2e6,
+        max_units=3,
+    )
+    ours = plan_network(demand, net, period_months=1, decision_months=1, alternatives=False)
+    greedy = plan_expansion(
+        demand.isel(program=0).rename("suites") * 0 + suites,
+        installed=6,
+        unit_size=4,
+        lead_time_months=18,
+        target=0.05,
+    )
+    assert ours.commitments["commit_month"].tolist() == greedy.commitments["commit_month"].tolist()
+    assert ours.commitments["online_month"].tolist() == [pd.Timestamp("2029-01-01")]
+    assert ours.summary["service_probability"] == 1.0
+    # one module running 24 months at 1.2 M a year (no discounting)
+    assert ours.summary["expected_cost"] == pytest.approx(2.4e6)
+
+
+@pytest.mark.parametrize(("target", "modules"), [(0.05, 1), (0.2, 0)])
+def test_chance_constraint_matches_plan_expansion_target(target, modules):
+    # 7 suites needed in 10% of draws from month 30, 5 otherwise; 6 installed
+    suites = np.full((100, 48), 5.0)
+    suites[:10, 30:] = 7.0
+    months = pd.date_range("2027-01-01", periods=48, freq="MS")
+    patients = suites * np.asarray(months.days_in_month)[None, :] / 10.0
+    net = Network(
+        sites=[
+            Site("plant", suites=6, module_suites=2, lead_time_months=6, module_cost_per_year=1e6)
+        ],
+        lanes=[Lane("R", "plant", 0)],
+        region_shares={"A": {"R": 1.0}},
+        vein_to_vein_days={"A": 30},
+        suite_days_per_lot={"A": 10},
+        cost_per_patient_unserved=1.0,  # served when there is room; too small to build for
+    )
+    demand = make_demand(patients[:, :, None], programs=["A"])
+    ours = plan_network(
+        demand, net, period_months=1, milp_draws=100, service_target=target, alternatives=False
+    )
+    need = demand.isel(program=0) * 0 + suites
+    greedy = plan_expansion(
+        need.rename("suites"), installed=6, unit_size=2, lead_time_months=6, target=target
+    )
+    assert len(ours.commitments) == len(greedy.commitments) == modules
+    assert ours.commitments["commit_month"].tolist() == greedy.commitments["commit_month"].tolist()
+    assert ours.summary["service_probability"] == pytest.approx(1.0 if modules else 0.9)
+
+
+# --- an i-SHIPMENT-like network -----------------------------------------------------------------
+# Regions and candidate sites on a line (positions in transport days from the west coast);
+# transport days = distance, vein-to-vein cap 18 days, 12 days at a site, so a lane may be at
+# most 3 days long. Inputs differ from Triantafyllou et al. (2022): 4 regions instead of their
+# hospitals, one year as one period, costs chosen for the test.
+REGIONS = {"west": (0.0, 0.4), "mid": (2.0, 0.3), "south": (4.0, 0.2), "east": (6.0, 0.1)}
+CANDIDATES = {"S1": 1.0, "S2": 3.0, "S3": 5.0, "S4": 0.5, "S5": 6.5, "S6": 8.0}
+
+
+def _ishipment(patients_per_year: float):
+    sites = [
+        Site(
+            name,
+            module_suites=4,
+            max_units=8,
+            module_capital=2e6,
+            fixed_cost_per_year=4e6,
+            cost_per_lot=50e3,
+            turnaround_days=12,
+        )
+        for name in CANDIDATES
+    ]
+    lanes = [
+        Lane(region, name, abs(x - pos), 5e3 * abs(x - pos))
+        for region, (x, _) in REGIONS.items()
+        for name, pos in CANDIDATES.items()
+        if abs(x - pos) <= 6
+    ]
+    net = Network(
+        sites=sites,
+        lanes=lanes,
+        region_shares={"A": {r: w for r, (_, w) in REGIONS.items()}},
+        vein_to_vein_days={"A": 18},
+        suite_days_per_lot={"A": 14},
+        cost_per_patient_unserved=1e6,
+    )
+    demand = make_demand(np.full((1, 12, 1), patients_per_year / 12), programs=["A"])
+    plan = plan_network(demand, net, period_months=12, alternatives=False, mip_rel_gap=1e-9)
+    return set(plan.commitments["site"]), plan
+
+
+def test_ishipment_like_sites_open_as_demand_grows_nearer_first():
+    # Measured structure: 1 site up to 800 patients a year (a site's 8 modules make 834 lots),
+    # 2 at 1,000, 3 at 2,000, 4 at 3,000; S4 (0.5 days from the largest region) is in every
+    # multi-site answer; S5 and S6, nearest only to the smallest region, never open.
+    demand_levels = (200, 800, 1000, 2000, 3000)
+    opened = {n: _ishipment(n)[0] for n in demand_levels}
+    assert [len(opened[n]) for n in demand_levels] == [1, 1, 2, 3, 4]
+    # one site: S2, the only candidate within 3 days of every region
+    assert opened[200] == opened[800] == {"S2"}
+    assert all("S4" in opened[n] for n in (1000, 2000, 3000))
+    assert not (opened[3000] & {"S5", "S6"})
+    _, plan = _ishipment(3000)
+    assert plan.summary["service_probability"] == 1.0
+
+
+# --- bad input ----------------------------------------------------------------------------------
+def _network(**changes):
+    fields = dict(
+        sites=[Site("plant", suites=1, turnaround_days=10)],
+        lanes=[Lane("R", "plant", 2)],
+        region_shares={"A": {"R": 1.0}},
+        vein_to_vein_days={"A": 20},
+        suite_days_per_lot={"A": 10},
+        cost_per_patient_unserved=1.0,
+    )
+    fields.update(changes)
+    return Network(**fields)
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (
+            lambda: _network(lanes=[Lane("R", "plant", 2), Lane("R", "nowhere", 1)]),
+            "unknown site 'nowhere'",
+        ),
+        (lambda: Site("plant", cost_per_lot=-1.0), "cost_per_lot must be a finite number >= 0"),
+        (lambda: Lane("R", "plant", 2, cost_per_lot=-5.0), "lane 'R' -> 'plant': cost_per_lot"),
+        (
+            lambda: _network(vein_to_vein_days={"A": 13}),
+            "shorter than the fastest route from region 'R' (14",
+        ),
+        (lambda: _network(region_shares={"A": {"R": 0.7, "Q": 0.2}}), "must sum to one, got 0.9"),
+        (lambda: _network(cost_per_patient_unserved=-1.0), "cost_per_patient_unserved"),
+        (lambda: Site("x", kind="partner"), "kind must be one of"),
+    ],
+)
+def test_bad_input_names_what_is_wrong(build, message):
+    with pytest.raises(InputError, match=__import__("re").escape(message)):
+        build()
+
+
+def test_demand_without_a_network_program_is_rejected():
+    demand = make_demand(np.ones((2, 3, 1)), programs=["B"])
+    with pytest.raises(InputError, match="demand has no program 'A'"):
+        plan_network(demand, _network(), alternatives=False)
+
+
+def test_closed_form_assignment_equals_the_lp(monkeypatch):
+    # 30 draws x 8 quarters, some congested, some not; three sites, two regions, two programs
+    rng = np.random.default_rng(11)
+    net = Network(
+        sites=[
+            Site("a", suites=2, cost_per_lot=3.0, turnaround_days=10),
+            Site("b", suites=1, cost_per_lot=1.0, turnaround_days=10),
+            Site("c", kind="cdmo", cost_per_lot=9.0, turnaround_days=10),
+        ],
+        lanes=[
+            Lane("R", "a", 1, 1.0),
+            Lane("R", "b", 2, 0.5),
+            Lane("Q", "b", 1),
+            Lane("Q", "c", 1, 2.0),
+        ],
+        region_shares={"A": {"R": 0.7, "Q": 0.3}, "B": {"R": 0.2, "Q": 0.8}},
+        vein_to_vein_days={"A": 14, "B": 20},
+        suite_days_per_lot={"A": 10, "B": 14},
+        cost_per_patient_unserved=8.0,
+        discount_rate=0.05,
+    )
+    demand = make_demand(
+        rng.poisson(rng.uniform(2, 12, (30, 1, 2)), (30, 24, 2)).astype(float), programs=["A", "B"]
+    )
+    online = rng.integers(0, 9, (30, 8, 3)).astype(float)
+    import capacity.network as module
+
+    columns = []
+
+    def counted(c, **kw):
+        columns.append(len(c))
+        return linprog(c, **kw)
+
+    monkeypatch.setattr(module, "linprog", counted)
+    fast = assign_lots(demand, net, online)
+    slow = assign_lots(demand, net, online, closed_form=False)
+    assert 0 < columns[0] < columns[1]  # some blocks in closed form, the others by the LP
+    np.testing.assert_allclose(fast["assignment_cost"], slow["assignment_cost"], rtol=1e-9)
+    np.testing.assert_allclose(fast["unmet_patients"], slow["unmet_patients"], atol=1e-9)
+
+
+def test_same_seed_same_plan_with_uncertain_shares():
+    net = _network(
+        region_shares={"A": {"R": 0.5, "Q": 0.5}},
+        lanes=[Lane("R", "plant", 2), Lane("Q", "plant", 4)],
+        vein_to_vein_days={"A": 20},
+        share_concentration=20.0,
+    )
+    demand = make_demand(np.full((20, 6, 1), 3.0), programs=["A"])
+    one = plan_network(demand, net, seed=5, alternatives=False)
+    two = plan_network(demand, net, seed=5, alternatives=False)
+    pd.testing.assert_frame_equal(one.draws, two.draws)
+
+
+def test_value_of_waiting_for_information_by_hand():
+    # Half the draws (H) need 3 suites from month 24, the others (L) 1; H shows itself by more
+    # patients in the first year (0.9 suite against 0.5). A module (2 suites, 12 months' lead,
+    # capital 2 M, 1 M a year running) committed at month 12 is online from month 24. Deciding
+    # now (one plan for all draws) builds it everywhere: 2 M + 1 M for months 24-35. Waiting
+    # 12 months, the plan builds it only in H: half of that. Value of waiting: 1.5 M.
+    months = pd.date_range("2027-01-01", periods=36, freq="MS")
+    suites = np.ones((10, 36))
+    suites[:5, :12], suites[5:, :12] = 0.9, 0.5
+    suites[:5, 24:] = 3.0
+    patients = suites * np.asarray(months.days_in_month)[None, :] / 10.0
+    net = Network(
+        sites=[
+            Site(
+                "plant",
+                suites=1,
+                module_suites=2,
+                lead_time_months=12,
+                module_capital=2e6,
+                module_cost_per_year=1e6,
+            )
+        ],
+        lanes=[Lane("R", "plant", 0)],
+        region_shares={"A": {"R": 1.0}},
+        vein_to_vein_days={"A": 30},
+        suite_days_per_lot={"A": 10},
+        cost_per_patient_unserved=1e6,
+    )
+    demand = make_demand(patients[:, :, None], programs=["A"])
+    plan = plan_network(demand, net, milp_draws=10, wait_months=[12], mip_rel_gap=1e-9)
+    assert plan.commitments["commit_month"].tolist() == [pd.Timestamp("2028-01-01")]
+    assert plan.summary["expected_cost"] == pytest.approx(3e6)
+    assert plan.value_of_waiting[12] == pytest.approx(1.5e6)
+    table = plan.alternatives.set_index("alternative")
+    assert table.loc["wait 12 months", "modules"] == pytest.approx(0.5)  # built in half the draws
+    assert table.loc["no new capacity", "service_probability"] == pytest.approx(0.5)
+    # committed at month 0 only: online months 12-35, two years running
+    assert table.loc["in-house now", "expected_cost"] == pytest.approx(2e6 + 2 * 1e6)
