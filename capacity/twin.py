@@ -350,7 +350,8 @@ def simulate_twin(
         ``patients_treated`` (by month of infusion), ``lots_waiting`` (average lots waiting
         to start or for a harvest crew), ``suites_busy`` (average suites occupied or
         closed), ``crews_on_shift``; per draw and patient: ``v2v_days``, ``wait_to_start_days``
-        (suites, crews and downtime, all the patient's lots), ``apheresis_day``, ``outcome`` (0 treated, 1 lost waiting, 2 lost after failed lots, 3 not started by
+        (suites, crews and downtime, all the patient's lots), ``apheresis_day``,
+        ``outcome`` (0 treated, 1 lost waiting, 2 lost after failed lots, 3 not started by
         the end, 4 a PPQ lot, -1 padding).
 
     Examples
