@@ -349,8 +349,9 @@ def simulate_twin(
         ``wait_share`` (share of the month's waiting by cause); per draw and calendar month:
         ``patients_treated`` (by month of infusion), ``lots_waiting`` (average lots waiting
         to start or for a harvest crew), ``suites_busy`` (average suites occupied or
-        closed), ``crews_on_shift``; per draw and patient: ``v2v_days``, ``wait_to_start_days``
-        (suites, crews and downtime, all the patient's lots), ``apheresis_day``,
+        closed), ``crews_on_shift``; per draw and patient: ``v2v_days``, ``patient_wait_days``
+        (days waited for suites, crews and downtime, all the patient's lots, harvests and
+        repairs included), ``apheresis_day``,
         ``outcome`` (0 treated, 1 lost waiting, 2 lost after failed lots, 3 not started by
         the end, 4 a PPQ lot, -1 padding).
 
@@ -579,7 +580,7 @@ def _summarise(
             "wait_days": ((*dims, "cause"), wait_mean, {"units": "days per patient"}),
             "wait_share": ((*dims, "cause"), wait_share, {"units": "fraction"}),
             "v2v_days": (("draw", "patient"), v2v_days, {"units": "days"}),
-            "wait_to_start_days": (
+            "patient_wait_days": (
                 ("draw", "patient"),
                 np.where(patient, patient_wait.sum(axis=2), np.nan),
                 {"units": "days"},
