@@ -146,8 +146,8 @@ def test_a_step_waits_for_the_working_window():
 
 
 def test_planned_shutdown_holds_starts_that_would_run_into_it():
-    # 14 days from 20 December: a lot whose 10 days in the suite would reach into it starts
-    # when it ends (3 January); no contention otherwise
+    # 14 days from 20 December (the one begun in December 2026 too): a lot whose 10 days in
+    # the suite would reach into it starts when it ends (3 January); no contention otherwise
     spec = fixed_process(culture_days=10, changeover_days=0)
     v2v = VeinToVeinConfig(inbound_days=0, outbound_days=0, release_to_infusion_days=0)
     downtime = DowntimeConfig(shutdown_days_per_year=14, shutdown_start="12-20",
@@ -158,14 +158,16 @@ def test_planned_shutdown_holds_starts_that_would_run_into_it():
     )  # fmt: skip
     aph = twin["apheresis_day"].values
     keep = np.isfinite(aph)
-    starts = np.array([(pd.Timestamp(f"{y}-12-20") - MONTHS[0]).days for y in (2027, 2028)])
+    starts = np.array([(pd.Timestamp(f"{y}-12-20") - MONTHS[0]).days for y in (2026, 2027, 2028)])
     start = aph.copy()
     for s in starts:
         held = (aph + 10 > s) & (aph < s + 14)
         start = np.where(held, s + 14, start)
     np.testing.assert_allclose(twin["v2v_days"].values[keep], (start + 10 + 14 - aph)[keep])
-    down = twin["wait_days"].sel(cause="downtime").sum(["draw", "month"]).item()
-    assert down == pytest.approx(np.nansum(start - aph), rel=1e-9) and down > 0
+    held = np.nansum(twin["patient_wait_days"].values)
+    assert held == pytest.approx(np.nansum(start - aph), rel=1e-9) and held > 0
+    share = twin["wait_share"].sel(cause="downtime").values
+    assert (share[np.isfinite(share)] == 1).all()  # all of it is downtime
 
 
 def test_contamination_remakes_from_a_new_apheresis():
@@ -378,7 +380,8 @@ def test_twin_agrees_with_an_independent_simpy_model():
         b = _per_draw(s_aph, s_v2v, stat)
         se = np.hypot(a.std(ddof=1) / np.sqrt(a.size), b.std(ddof=1) / np.sqrt(b.size))
         assert abs(a.mean() - b.mean()) < 4 * se, (a.mean(), b.mean(), se)
-    assert np.nanmean(t_v2v) > 35  # the queue adds days to the 26.7-day chain
+    chain = 1 + 10 / 24 + 9 + 8 / 24 + 7 + 1  # mean v2v with no queue and no remake
+    assert np.nanmean(t_v2v) > chain + 3  # the queue (and remakes) do bind
     lost_twin = (outcome == 2).sum() / (outcome >= 0).sum()
     lost_simpy = np.isnan(s_v2v[np.isfinite(s_aph)]).mean()
     se = np.sqrt(0.01 * 0.99 * (1 / (outcome >= 0).sum() + 1 / np.isfinite(s_aph).sum()))
