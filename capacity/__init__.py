@@ -17,6 +17,8 @@ numba, and numba is imported only when a facility is simulated. Modules:
 - ``plan``: expansion and hiring plans at least expected cost;
 - ``workforce``: operators as a workforce (requisitions, hires, training, mentors,
   attrition) per draw and month, and a requisition plan at a service level;
+- ``twin`` (with the numba kernel in ``_twin``): the facility twin, suites, qualified crews
+  on shifts, downtime, remakes and vein-to-vein time per patient, with a wait decomposition;
 - ``materials``: :func:`plan_materials`, a bill of materials per lot and a periodic-review
   order-up-to level per item sized on the joint draws of lots;
 - ``plot``: fan charts and shortfall charts (matplotlib).
@@ -59,6 +61,12 @@ _PUBLIC = {
     "WorkforcePlan": "workforce",
     "plan_requisitions": "workforce",
     "simulate_workforce": "workforce",
+    "CrewConfig": "twin",
+    "DowntimeConfig": "twin",
+    "QCStageResult": "twin",
+    "VeinToVeinConfig": "twin",
+    "nominal_qc_stage": "twin",
+    "simulate_twin": "twin",
 }
 
 __all__ = sorted(_PUBLIC)
@@ -93,6 +101,14 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from capacity.service_level import describe, suites_for_service_level  # noqa: F401
     from capacity.simulation import simulate_facility  # noqa: F401
     from capacity.summary import bands, metric_names, shortfall_probability, summarise  # noqa: F401
+    from capacity.twin import (  # noqa: F401
+        CrewConfig,
+        DowntimeConfig,
+        QCStageResult,
+        VeinToVeinConfig,
+        nominal_qc_stage,
+        simulate_twin,
+    )
     from capacity.workforce import (  # noqa: F401
         WorkforceConfig,
         WorkforcePlan,

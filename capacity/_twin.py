@@ -200,12 +200,13 @@ def simulate_twin(
 
 
 @numba.njit(cache=True)
-def _spread(monthly, column, month_starts, month_ends, t0, t1, weight):
-    """Add ``weight x`` the overlap of ``[t0, t1)`` with each calendar month."""
+def _spread(monthly, column, month_starts, month_ends, t0, t1, weight, first):
+    """Add ``weight x`` the overlap of ``[t0, t1)`` with each calendar month (from month
+    ``first``, the month of ``t0``)."""
     if weight == 0 or t1 <= t0:
         return
     n_months = month_starts.shape[0]
-    for m in range(n_months):
+    for m in range(first, n_months):
         if month_ends[m] <= t0:
             continue
         if month_starts[m] >= t1:
@@ -213,21 +214,14 @@ def _spread(monthly, column, month_starts, month_ends, t0, t1, weight):
         monthly[m, column] += weight * (min(t1, month_ends[m]) - max(t0, month_starts[m]))
 
 
-@numba.njit(cache=True)
-def _crews_at(crews, month_ends, t):
-    """Crews on shift in the month of day ``t`` (the last month's beyond the horizon)."""
-    n = month_ends.shape[0]
-    m = 0
-    while m < n - 1 and month_ends[m] <= t:
-        m += 1
-    return crews[m], (month_ends[m] if month_ends[m] > t else np.inf)
-
-
-@numba.njit(cache=True)
-def _crew_free(t, hours, busy, crews, month_ends, window_hours):
-    """Can a crew start a step of ``hours`` at day ``t``? Returns (ok, the next time that
-    could change other than a crew finishing: the next month or the next shift opening)."""
-    n, next_month = _crews_at(crews, month_ends, t)
+@numba.njit(cache=True, inline="always")
+def _crew_free(t, hours, busy, crews, month_ends, window_hours, month):
+    """Can a crew start a step of ``hours`` at day ``t`` (in calendar month ``month``; the
+    last month's crews beyond the horizon)? Returns (ok, the next time that could change
+    other than a crew finishing: the next month or the next shift opening)."""
+    n_months = month_ends.shape[0]
+    n = crews[min(month, n_months - 1)]
+    next_month = month_ends[month] if month < n_months else np.inf
     if busy >= n:
         return False, next_month
     if window_hours >= 24.0:
@@ -336,6 +330,10 @@ def _one_draw(
     block = -1  # why the queue's head waits (SUITE, CREW, DOWN), -1 = queue empty
     next_wake = np.inf
     sd = 0  # first shutdown that has not ended
+    month = 0  # calendar month of ``now`` (n_months beyond the horizon)
+    n_months = month_starts.shape[0]
+    while month < n_months and month_ends[month] <= now:
+        month += 1
     while n_events > 0:
         t = times[0]
         code = codes[0]
@@ -346,9 +344,11 @@ def _one_draw(
             if head < tail and block >= 0:
                 clock[block] += t - now
             waiting = (tail - head) + (h_tail - h_head)
-            _spread(monthly, LOTS_WAITING, month_starts, month_ends, now, t, waiting)
-            _spread(monthly, SUITES_BUSY, month_starts, month_ends, now, t, n_suites - free)
+            _spread(monthly, LOTS_WAITING, month_starts, month_ends, now, t, waiting, month)
+            _spread(monthly, SUITES_BUSY, month_starts, month_ends, now, t, n_suites - free, month)
             now = t
+            while month < n_months and month_ends[month] <= now:
+                month += 1
         kind = code & 7
         lot = code >> 3
         j = lot // most
@@ -460,7 +460,9 @@ def _one_draw(
             if h_head < h_tail:
                 hlot = harvest[h_head]
                 hp = job_process[hlot // most]
-                ok, when = _crew_free(t, harvest_hours[hp], busy, crews, month_ends, window_hours)
+                ok, when = _crew_free(
+                    t, harvest_hours[hp], busy, crews, month_ends, window_hours, month
+                )
                 if ok:
                     h_head += 1
                     busy += 1
@@ -504,7 +506,9 @@ def _one_draw(
                     block = DOWN  # a planned shutdown: no lot starts that it would interrupt
                     wake = min(wake, shutdown_end[sd])
                 else:
-                    ok, when = _crew_free(t, start_hours[qp], busy, crews, month_ends, window_hours)
+                    ok, when = _crew_free(
+                        t, start_hours[qp], busy, crews, month_ends, window_hours, month
+                    )
                     if ok:
                         head += 1
                         free -= 1

@@ -477,6 +477,22 @@ def simulate_twin(
     )
 
 
+def _row_quantiles(values: np.ndarray, qs: Sequence[float]) -> list[np.ndarray]:
+    """Quantiles (linear interpolation, as ``np.nanquantile``) along the last axis, NaN
+    ignored (NaN where a row has no value), by one sort instead of a loop over rows."""
+    ordered = np.sort(values, axis=-1)  # NaN last
+    n = np.isfinite(ordered).sum(axis=-1)
+    out = []
+    for q in qs:
+        pos = np.maximum(n - 1, 0) * q
+        lo = np.floor(pos).astype(np.int64)
+        hi = np.minimum(lo + 1, np.maximum(n - 1, 0))
+        v_lo = np.take_along_axis(ordered, lo[..., None], axis=-1)[..., 0]
+        v_hi = np.take_along_axis(ordered, hi[..., None], axis=-1)[..., 0]
+        out.append(np.where(n > 0, v_lo + (v_hi - v_lo) * (pos - lo), np.nan))
+    return out
+
+
 def _summarise(
     prep,
     v2v,
@@ -545,12 +561,8 @@ def _summarise(
     keep = patient & (month_of >= 0) & treated
     d_idx = np.broadcast_to(rows, keep.shape)[keep]
     padded[d_idx, month_of[keep], rank[keep]] = v2v_days[keep]
+    p50, p90 = _row_quantiles(padded, (0.5, 0.9))
     with np.errstate(invalid="ignore", divide="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            p50, p90 = np.nanquantile(padded, [0.5, 0.9], axis=2)
         share_over = over / count
         wait_mean = wait_sum / count[..., None]
         wait_share = wait_sum / wait_sum.sum(axis=2, keepdims=True)

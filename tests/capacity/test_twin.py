@@ -386,3 +386,15 @@ def test_twin_agrees_with_an_independent_simpy_model():
     lost_simpy = np.isnan(s_v2v[np.isfinite(s_aph)]).mean()
     se = np.sqrt(0.01 * 0.99 * (1 / (outcome >= 0).sum() + 1 / np.isfinite(s_aph).sum()))
     assert abs(lost_twin - lost_simpy) < 4 * se
+
+
+def test_row_quantiles_match_numpy_nanquantile():
+    from capacity.twin import _row_quantiles
+
+    rng = np.random.default_rng(0)
+    values = rng.exponential(size=(4, 5, 9))
+    values[rng.random(values.shape) < 0.4] = np.nan
+    values[0, 0] = np.nan  # a month with nobody
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
+        expected = np.nanquantile(values, [0.5, 0.9], axis=2)
+    np.testing.assert_allclose(_row_quantiles(values, (0.5, 0.9)), expected, equal_nan=True)
