@@ -355,6 +355,9 @@ def _one_draw(
         p = job_process[j]
         if kind == READY:
             ready[lot] = t
+            culture[lot] = sample(
+                culture_kind[p], culture_args[p], culture_mean[p], culture_key, lot
+            )
             for c in range(N_CAUSES):
                 snapshot[lot, c] = clock[c]
             queue[tail] = lot
@@ -494,9 +497,6 @@ def _one_draw(
                         for c in range(N_CAUSES):
                             patient_wait[qj, c] += clock[c] - snapshot[qlot, c]
                         continue
-                culture[qlot] = sample(
-                    culture_kind[qp], culture_args[qp], culture_mean[qp], culture_key, qlot
-                )
                 while sd < n_shutdowns and shutdown_end[sd] <= t:
                     sd += 1
                 planned = (start_hours[qp] + harvest_hours[qp]) / 24.0 + culture[qlot]

@@ -398,3 +398,26 @@ def test_row_quantiles_match_numpy_nanquantile():
     with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
         expected = np.nanquantile(values, [0.5, 0.9], axis=2)
     np.testing.assert_allclose(_row_quantiles(values, (0.5, 0.9)), expected, equal_nan=True)
+
+
+def test_a_qc_stage_plugs_in_and_its_waits_join_the_decomposition():
+    # a QC stage that releases every lot 3 days after the nominal turnaround, all of it
+    # waiting for a flow cytometer: v2v grows by exactly 3 days, and the decomposition has a
+    # "flow-cytometer" cause of 3 days per patient
+    from capacity.twin import QCStageResult
+
+    spec = fixed_process(culture_days=9, changeover_days=1)
+
+    def stage(lot_ready, lot_process, draw_keys):
+        assert lot_ready.shape == lot_process.shape and draw_keys.shape == (lot_ready.shape[0],)
+        wait = np.where(np.isfinite(lot_ready), 3.0, np.nan)[..., None]
+        return QCStageResult(lot_ready + 14 + 3, wait, ("flow-cytometer",))
+
+    kw = dict(operators=1000, crews=ROUND_THE_CLOCK, downtime=NO_DOWNTIME, seed=3)
+    demand = poisson_demand(4, 10, months=6)
+    plain = simulate_twin(demand, spec, 100, **kw)
+    lab = simulate_twin(demand, spec, 100, qc_stage=stage, **kw)
+    np.testing.assert_allclose(lab["v2v_days"], plain["v2v_days"] + 3)
+    assert list(lab["cause"].values) == ["suites", "crews", "downtime", "flow-cytometer"]
+    per_patient = lab["wait_days"].sel(cause="flow-cytometer").values
+    np.testing.assert_allclose(per_patient[np.isfinite(per_patient)], 3.0)
