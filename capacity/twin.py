@@ -531,8 +531,12 @@ def _summarise(
         flat = (rows * n_months + np.where(where & (index >= 0), index, 0)).ravel()
         ok = (where & (index >= 0)).ravel()
         extra = values.shape[2:]
-        out = np.zeros((draws * n_months, *extra))
-        np.add.at(out, flat[ok], values.reshape(draws * n_patients, *extra)[ok])
+        cells = flat[ok]
+        picked = values.reshape(draws * n_patients, -1)[ok]
+        out = np.stack(
+            [np.bincount(cells, picked[:, k], draws * n_months) for k in range(picked.shape[1])],
+            axis=-1,
+        )
         return out.reshape(draws, n_months, *extra)
 
     count = per_month(np.ones((draws, n_patients)), patient, month_of)
