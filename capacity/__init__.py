@@ -21,6 +21,8 @@ numba, and numba is imported only when a facility is simulated. Modules:
   attrition) per draw and month, and a requisition plan at a service level;
 - ``qclab`` (with the numba kernel in ``_qclab``): the QC laboratory as queues (analysts on
   a roster, instruments per type, retests, monitoring work) and its sizing at a service level;
+- ``twin`` (with the numba kernel in ``_twin``): the facility twin, suites, qualified crews
+  on shifts, downtime, remakes and vein-to-vein time per patient, with a wait decomposition;
 - ``materials``: :func:`plan_materials`, a bill of materials per lot and a periodic-review
   order-up-to level per item sized on the joint draws of lots;
 - ``vector``: :func:`plan_vector`, viral vector made in campaigns (doses per vector lot,
@@ -80,6 +82,12 @@ _PUBLIC = {
     "WorkforcePlan": "workforce",
     "plan_requisitions": "workforce",
     "simulate_workforce": "workforce",
+    "CrewConfig": "twin",
+    "DowntimeConfig": "twin",
+    "QCStageResult": "twin",
+    "VeinToVeinConfig": "twin",
+    "nominal_qc_stage": "twin",
+    "simulate_twin": "twin",
 }
 
 __all__ = sorted(_PUBLIC)
@@ -131,6 +139,14 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from capacity.simulation import simulate_facility  # noqa: F401
     from capacity.summary import bands, metric_names, shortfall_probability, summarise  # noqa: F401
     from capacity.vector import VectorPlan, VectorSpec, plan_vector  # noqa: F401
+    from capacity.twin import (  # noqa: F401
+        CrewConfig,
+        DowntimeConfig,
+        QCStageResult,
+        VeinToVeinConfig,
+        nominal_qc_stage,
+        simulate_twin,
+    )
     from capacity.workforce import (  # noqa: F401
         WorkforceConfig,
         WorkforcePlan,

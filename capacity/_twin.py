@@ -1,0 +1,550 @@
+"""Compiled core of the facility twin: one draw's event-driven simulation of suites, crews,
+downtime and remakes, run for the draws in parallel.
+
+Within a draw the events (a lot ready at the facility, a hands-on step done, a culture done, a
+suite free, a wake-up when a shift opens, a shutdown ends or a month's crews change) are
+processed in time order from a binary heap (ties: the order they were scheduled), so every
+lot's events keep their causal order. Random numbers come from the counter-based generator of
+:mod:`capacity._queue` (a hash of the draw's key, the purpose and the lot), so a draw's numbers
+do not depend on threads, on the other draws, or on the number of suites and crews (common
+random numbers across facility sizes). A lot's culture and changeover use the same streams and
+indices as :mod:`capacity._queue`, so with no crews, transport or downtime the twin sees the
+same lots as the suite queue.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from capacity._queue import CHANGEOVER, CULTURE, FAIL, sample, stream_key, unit_uniform
+
+# purposes of the twin's own random streams (arbitrary distinct 64-bit words)
+INBOUND, OUTBOUND, INFUSION, CONTAMINATION, EQUIPMENT, DROPOUT = (
+    np.uint64(0x3F84D5B5B5470917),
+    np.uint64(0x9216D5D98979FB1B),
+    np.uint64(0xD1310BA698DFB5AC),
+    np.uint64(0x2FFD72DBD01ADFB7),
+    np.uint64(0xB8E1AFED6A267E96),
+    np.uint64(0xBA7C9045F12C7F99),
+)
+
+# event types (the low 3 bits of an event's code; the rest is the lot)
+READY, START_DONE, CULTURE_END, HARVEST_DONE, SUITE_FREE, SUITE_FREE_DOWN, WAKE = range(7)
+# causes of waiting (columns of the wait outputs)
+SUITE, CREW, DOWN = 0, 1, 2
+N_CAUSES = 3
+# patient outcome codes
+TREATED, LOST_WAITING, LOST_FAILED, NOT_STARTED, PPQ = 0, 1, 2, 3, 4
+# monthly outputs
+LOTS_WAITING, SUITES_BUSY = 0, 1
+N_MONTHLY = 2
+
+
+@numba.njit(cache=True)
+def _push(times, seqs, codes, n, t, seq, code):
+    """Push an event on the heap ``(times, seqs, codes)[:n]``; grows the arrays when full."""
+    if n == times.shape[0]:
+        bigger_t = np.empty(2 * n + 16)
+        bigger_s = np.empty(2 * n + 16, np.int64)
+        bigger_c = np.empty(2 * n + 16, np.int64)
+        bigger_t[:n] = times
+        bigger_s[:n] = seqs
+        bigger_c[:n] = codes
+        times, seqs, codes = bigger_t, bigger_s, bigger_c
+    i = n
+    while i > 0:
+        parent = (i - 1) // 2
+        if times[parent] < t or (times[parent] == t and seqs[parent] < seq):
+            break
+        times[i] = times[parent]
+        seqs[i] = seqs[parent]
+        codes[i] = codes[parent]
+        i = parent
+    times[i] = t
+    seqs[i] = seq
+    codes[i] = code
+    return times, seqs, codes
+
+
+@numba.njit(cache=True)
+def _pop(times, seqs, codes, n):
+    """Remove the earliest event of the heap ``[:n]`` (``n - 1`` left)."""
+    n -= 1
+    t, s, c = times[n], seqs[n], codes[n]
+    i = 0
+    while True:
+        child = 2 * i + 1
+        if child >= n:
+            break
+        r = child + 1
+        if r < n and (
+            times[r] < times[child] or (times[r] == times[child] and seqs[r] < seqs[child])
+        ):
+            child = r
+        if times[child] > t or (times[child] == t and seqs[child] > s):
+            break
+        times[i] = times[child]
+        seqs[i] = seqs[child]
+        codes[i] = codes[child]
+        i = child
+    if n > 0:
+        times[i] = t
+        seqs[i] = s
+        codes[i] = c
+
+
+@numba.njit(cache=True, parallel=True)
+def simulate_twin(
+    apheresis,
+    is_ppq,
+    job_process,
+    keys,
+    culture_kind,
+    culture_args,
+    culture_mean,
+    changeover_kind,
+    changeover_args,
+    changeover_mean,
+    failure_rate,
+    turnaround,
+    oos_remakes,
+    contamination,
+    contamination_remakes,
+    decontamination_days,
+    equipment_rate,
+    repair_days,
+    new_apheresis,
+    reapheresis_days,
+    start_hours,
+    harvest_hours,
+    transport_kind,
+    transport_args,
+    transport_mean,
+    dropout_per_day,
+    n_suites,
+    crews,
+    window_hours,
+    shutdown_start,
+    shutdown_end,
+    month_starts,
+    month_ends,
+):
+    """Simulate every draw; see :func:`capacity.twin.simulate_twin` for the model.
+
+    Per draw ``d`` and patient ``j`` (lots ``j * most + k``, ``most`` = 1 + the most remakes
+    a patient can have): returns ``lot_ready`` (day manufacture ends, NaN = no lot),
+    ``lot_released`` (the lot passes: not contaminated, not out of specification),
+    ``patient_wait`` (days waited, by cause), ``outcome`` (code), ``final_lot`` (the lot that
+    is released, -1 if none), ``after_release`` (outbound transport + release-to-infusion
+    days) and ``monthly`` (lot-days waiting and suite-days busy per calendar month).
+    ``transport_*`` rows: 0 inbound, 1 outbound, 2 release to infusion.
+    """
+    draws, n_patients = apheresis.shape
+    most = 1 + oos_remakes.max() + contamination_remakes
+    n_months = month_starts.shape[0]
+    lot_ready = np.full((draws, n_patients * most), np.nan)
+    lot_released = np.zeros((draws, n_patients * most), np.bool_)
+    patient_wait = np.zeros((draws, n_patients, N_CAUSES))
+    outcome = np.full((draws, n_patients), -1, np.int64)  # -1: padding, no patient
+    final_lot = np.full((draws, n_patients), -1, np.int64)
+    after_release = np.full((draws, n_patients), np.nan)
+    monthly = np.zeros((draws, n_months, N_MONTHLY))
+    for d in numba.prange(draws):
+        _one_draw(
+            apheresis[d],
+            is_ppq[d],
+            job_process[d],
+            keys[d],
+            culture_kind,
+            culture_args,
+            culture_mean[d],
+            changeover_kind,
+            changeover_args,
+            changeover_mean[d],
+            failure_rate[d],
+            turnaround[d],
+            oos_remakes,
+            contamination[d],
+            contamination_remakes,
+            decontamination_days,
+            equipment_rate,
+            repair_days,
+            new_apheresis,
+            reapheresis_days,
+            start_hours,
+            harvest_hours,
+            transport_kind,
+            transport_args,
+            transport_mean[d],
+            dropout_per_day,
+            n_suites[d],
+            crews[d],
+            window_hours,
+            shutdown_start,
+            shutdown_end,
+            month_starts,
+            month_ends,
+            most,
+            lot_ready[d],
+            lot_released[d],
+            patient_wait[d],
+            outcome[d],
+            final_lot[d],
+            after_release[d],
+            monthly[d],
+        )
+    return lot_ready, lot_released, patient_wait, outcome, final_lot, after_release, monthly
+
+
+@numba.njit(cache=True)
+def _spread(monthly, column, month_starts, month_ends, t0, t1, weight, first):
+    """Add ``weight x`` the overlap of ``[t0, t1)`` with each calendar month (from month
+    ``first``, the month of ``t0``)."""
+    if weight == 0 or t1 <= t0:
+        return
+    n_months = month_starts.shape[0]
+    for m in range(first, n_months):
+        if month_ends[m] <= t0:
+            continue
+        if month_starts[m] >= t1:
+            break
+        monthly[m, column] += weight * (min(t1, month_ends[m]) - max(t0, month_starts[m]))
+
+
+@numba.njit(cache=True, inline="always")
+def _crew_free(t, hours, busy, crews, month_ends, window_hours, month):
+    """Can a crew start a step of ``hours`` at day ``t`` (in calendar month ``month``; the
+    last month's crews beyond the horizon)? Returns (ok, the next time that could change
+    other than a crew finishing: the next month or the next shift opening)."""
+    n_months = month_ends.shape[0]
+    n = crews[min(month, n_months - 1)]
+    next_month = month_ends[month] if month < n_months else np.inf
+    if busy >= n:
+        return False, next_month
+    if window_hours >= 24.0:
+        return True, np.inf
+    hour_of_day = (t - math.floor(t)) * 24.0
+    if hour_of_day + hours <= window_hours + 1e-9:
+        return True, np.inf
+    return False, min(math.floor(t) + 1.0, next_month)
+
+
+@numba.njit(cache=True)
+def _one_draw(
+    apheresis,
+    is_ppq,
+    job_process,
+    key,
+    culture_kind,
+    culture_args,
+    culture_mean,
+    changeover_kind,
+    changeover_args,
+    changeover_mean,
+    failure_rate,
+    turnaround,
+    oos_remakes,
+    contamination,
+    contamination_remakes,
+    decontamination_days,
+    equipment_rate,
+    repair_days,
+    new_apheresis,
+    reapheresis_days,
+    start_hours,
+    harvest_hours,
+    transport_kind,
+    transport_args,
+    transport_mean,
+    dropout_per_day,
+    n_suites,
+    crews,
+    window_hours,
+    shutdown_start,
+    shutdown_end,
+    month_starts,
+    month_ends,
+    most,
+    lot_ready,
+    lot_released,
+    patient_wait,
+    outcome,
+    final_lot,
+    after_release,
+    monthly,
+):
+    n_patients = apheresis.shape[0]
+    n_lots = n_patients * most
+    culture_key = stream_key(key, CULTURE)
+    changeover_key = stream_key(key, CHANGEOVER)
+    fail_key = stream_key(key, FAIL)
+    inbound_key = stream_key(key, INBOUND)
+    outbound_key = stream_key(key, OUTBOUND)
+    infusion_key = stream_key(key, INFUSION)
+    contamination_key = stream_key(key, CONTAMINATION)
+    equipment_key = stream_key(key, EQUIPMENT)
+    dropout_key = stream_key(key, DROPOUT)
+    n_shutdowns = shutdown_start.shape[0]
+
+    cap = 2 * n_patients + 64
+    times = np.empty(cap)
+    seqs = np.empty(cap, np.int64)
+    codes = np.empty(cap, np.int64)
+    n_events = 0
+    seq = 0
+    ready = np.empty(n_lots)
+    culture = np.empty(n_lots)
+    culture_end = np.empty(n_lots)
+    snapshot = np.empty((n_lots, N_CAUSES))
+    queue = np.empty(n_lots, np.int64)  # lots waiting to start, first come first served
+    head = 0
+    tail = 0
+    harvest = np.empty(n_lots, np.int64)  # lots waiting for a crew to harvest
+    h_head = 0
+    h_tail = 0
+    n_oos = np.zeros(n_patients, np.int64)
+    n_contaminated = np.zeros(n_patients, np.int64)
+    clock = np.zeros(N_CAUSES)  # cumulative time the queue's head has been held, by cause
+
+    for j in range(n_patients):
+        if apheresis[j] < np.inf:
+            lot = j * most
+            p = job_process[j]
+            inbound = sample(
+                transport_kind[0], transport_args[0], transport_mean[0], inbound_key, lot
+            )
+            times, seqs, codes = _push(
+                times, seqs, codes, n_events, apheresis[j] + inbound, seq, lot * 8 + READY
+            )
+            n_events += 1
+            seq += 1
+            outcome[j] = PPQ if is_ppq[j] else NOT_STARTED
+
+    free = n_suites
+    down = 0  # suites closed for decontamination
+    busy = 0  # crews at work
+    now = 0.0 if n_events == 0 else times[0]
+    block = -1  # why the queue's head waits (SUITE, CREW, DOWN), -1 = queue empty
+    next_wake = np.inf
+    sd = 0  # first shutdown that has not ended
+    month = 0  # calendar month of ``now`` (n_months beyond the horizon)
+    n_months = month_starts.shape[0]
+    while month < n_months and month_ends[month] <= now:
+        month += 1
+    while n_events > 0:
+        t = times[0]
+        code = codes[0]
+        _pop(times, seqs, codes, n_events)
+        n_events -= 1
+        # ---- time passes: the head's cause accrues, and lots waiting by month ------------
+        if t > now:
+            if head < tail and block >= 0:
+                clock[block] += t - now
+            waiting = (tail - head) + (h_tail - h_head)
+            _spread(monthly, LOTS_WAITING, month_starts, month_ends, now, t, waiting, month)
+            _spread(monthly, SUITES_BUSY, month_starts, month_ends, now, t, n_suites - free, month)
+            now = t
+            while month < n_months and month_ends[month] <= now:
+                month += 1
+        kind = code & 7
+        lot = code >> 3
+        j = lot // most
+        p = job_process[j]
+        if kind == READY:
+            ready[lot] = t
+            culture[lot] = sample(
+                culture_kind[p], culture_args[p], culture_mean[p], culture_key, lot
+            )
+            for c in range(N_CAUSES):
+                snapshot[lot, c] = clock[c]
+            queue[tail] = lot
+            tail += 1
+        elif kind == START_DONE:
+            busy -= 1
+            run = culture[lot]
+            rate = equipment_rate[p]
+            if rate > 0 and unit_uniform(equipment_key, lot) < 1.0 - math.exp(-rate * run):
+                run += repair_days[p]  # the lot is held in its suite while repaired
+                patient_wait[j, DOWN] += repair_days[p]
+            times, seqs, codes = _push(
+                times, seqs, codes, n_events, t + run, seq, lot * 8 + CULTURE_END
+            )
+            n_events += 1
+            seq += 1
+        elif kind == CULTURE_END:
+            culture_end[lot] = t
+            harvest[h_tail] = lot
+            h_tail += 1
+        elif kind == HARVEST_DONE:
+            busy -= 1
+            lot_ready[lot] = t
+            ppq = is_ppq[j]
+            contaminated = (
+                contamination[p] > 0 and unit_uniform(contamination_key, lot) < contamination[p]
+            )
+            if contaminated:
+                down += 1
+                times, seqs, codes = _push(
+                    times,
+                    seqs,
+                    codes,
+                    n_events,
+                    t + decontamination_days[p],
+                    seq,
+                    SUITE_FREE_DOWN,
+                )
+            else:
+                changeover = sample(
+                    changeover_kind[p],
+                    changeover_args[p],
+                    changeover_mean[p],
+                    changeover_key,
+                    lot,
+                )
+                times, seqs, codes = _push(
+                    times, seqs, codes, n_events, t + changeover, seq, SUITE_FREE
+                )
+            n_events += 1
+            seq += 1
+            rate = failure_rate[p]
+            oos = (not contaminated) and rate > 0 and unit_uniform(fail_key, lot) < rate
+            remake_at = np.inf
+            if ppq:
+                lot_released[lot] = not (contaminated or oos)
+            elif contaminated:
+                if n_contaminated[j] < contamination_remakes:
+                    n_contaminated[j] += 1
+                    remake_at = t  # found at harvest (assumption: in-process testing)
+                else:
+                    outcome[j] = LOST_FAILED
+            elif oos:
+                if n_oos[j] < oos_remakes[p]:
+                    n_oos[j] += 1
+                    remake_at = t + turnaround[p]  # found when the QC panel reads out
+                else:
+                    outcome[j] = LOST_FAILED
+            else:
+                lot_released[lot] = True
+                outcome[j] = TREATED
+                final_lot[j] = lot
+                after_release[j] = sample(
+                    transport_kind[1], transport_args[1], transport_mean[1], outbound_key, lot
+                ) + sample(
+                    transport_kind[2], transport_args[2], transport_mean[2], infusion_key, lot
+                )
+            if remake_at < np.inf:
+                new = j * most + n_oos[j] + n_contaminated[j]
+                if new_apheresis[p]:
+                    remake_at += reapheresis_days + sample(
+                        transport_kind[0], transport_args[0], transport_mean[0], inbound_key, new
+                    )
+                times, seqs, codes = _push(
+                    times, seqs, codes, n_events, remake_at, seq, new * 8 + READY
+                )
+                n_events += 1
+                seq += 1
+        elif kind == SUITE_FREE:
+            free += 1
+        elif kind == SUITE_FREE_DOWN:
+            free += 1
+            down -= 1
+        else:  # WAKE
+            if t >= next_wake:
+                next_wake = np.inf
+
+        # ---- dispatch: harvests first (a grown culture cannot wait), then starts ---------
+        wake = np.inf
+        block = -1
+        while True:
+            progressed = False
+            if h_head < h_tail:
+                hlot = harvest[h_head]
+                hp = job_process[hlot // most]
+                ok, when = _crew_free(
+                    t, harvest_hours[hp], busy, crews, month_ends, window_hours, month
+                )
+                if ok:
+                    h_head += 1
+                    busy += 1
+                    patient_wait[hlot // most, CREW] += t - culture_end[hlot]
+                    times, seqs, codes = _push(
+                        times,
+                        seqs,
+                        codes,
+                        n_events,
+                        t + harvest_hours[hp] / 24.0,
+                        seq,
+                        hlot * 8 + HARVEST_DONE,
+                    )
+                    n_events += 1
+                    seq += 1
+                    progressed = True
+                else:
+                    wake = min(wake, when)
+            if head < tail:
+                qlot = queue[head]
+                qj = qlot // most
+                qp = job_process[qj]
+                block = -1
+                if dropout_per_day > 0 and not is_ppq[qj]:
+                    patience = -math.log(unit_uniform(dropout_key, qlot)) / dropout_per_day
+                    if ready[qlot] + patience <= t:  # left the queue before it could start
+                        head += 1
+                        outcome[qj] = LOST_WAITING
+                        for c in range(N_CAUSES):
+                            patient_wait[qj, c] += clock[c] - snapshot[qlot, c]
+                        continue
+                while sd < n_shutdowns and shutdown_end[sd] <= t:
+                    sd += 1
+                planned = (start_hours[qp] + harvest_hours[qp]) / 24.0 + culture[qlot]
+                if free == 0:
+                    block = DOWN if down > 0 else SUITE
+                elif sd < n_shutdowns and shutdown_start[sd] < t + planned:
+                    block = DOWN  # a planned shutdown: no lot starts that it would interrupt
+                    wake = min(wake, shutdown_end[sd])
+                else:
+                    ok, when = _crew_free(
+                        t, start_hours[qp], busy, crews, month_ends, window_hours, month
+                    )
+                    if ok:
+                        head += 1
+                        free -= 1
+                        busy += 1
+                        for c in range(N_CAUSES):
+                            patient_wait[qj, c] += clock[c] - snapshot[qlot, c]
+                        times, seqs, codes = _push(
+                            times,
+                            seqs,
+                            codes,
+                            n_events,
+                            t + start_hours[qp] / 24.0,
+                            seq,
+                            qlot * 8 + START_DONE,
+                        )
+                        n_events += 1
+                        seq += 1
+                        progressed = True
+                    else:
+                        block = CREW
+                        wake = min(wake, when)
+            if not progressed:
+                break
+        if head == tail:
+            block = -1
+        if wake < next_wake:
+            next_wake = wake
+            times, seqs, codes = _push(times, seqs, codes, n_events, wake, seq, WAKE)
+            n_events += 1
+            seq += 1
+        if n_events > 0 and head == tail and h_head == h_tail:
+            # only wake-ups left with nobody waiting: they change nothing
+            only_wakes = True
+            for i in range(n_events):
+                if (codes[i] & 7) != WAKE:
+                    only_wakes = False
+                    break
+            if only_wakes:
+                n_events = 0

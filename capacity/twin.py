@@ -1,0 +1,616 @@
+"""The facility twin: suites, qualified crews, downtime and vein-to-vein time, per draw.
+
+Model (one event-driven simulation per demand draw, draws in parallel in ``capacity._twin``):
+
+* **Patients.** Apheresis days are the facility simulation's arrivals (uniform within each
+  month given its count; :func:`capacity.simulation.prepare_facility`). The starting material
+  travels ``inbound_days`` to the facility, where its lot joins one first-come-first-served
+  queue (a later lot never starts before an earlier one).
+* **Suites.** ``suites x lots_per_suite`` slots; a lot holds one from its start until its
+  harvest ends plus the changeover (or plus the decontamination, below).
+* **Crews.** A lot needs a crew of ``crew_size`` qualified operators for a start step of
+  ``start_hours`` (at the start) and a harvest step of ``harvest_hours`` (when its culture
+  ends). Operators work ``shifts_per_day`` shifts of ``hours_per_shift`` hours back to back
+  from the start of each day (the working window; ``shifts_per_day x hours_per_shift = 24``
+  is a 24/7 roster); a step starts only inside the window with its hours left in it. In month
+  ``m`` the crews at work at any time of the window are
+  ``floor(qualified[m] x attendance / shifts_per_day / crew_size)``, ``qualified`` a
+  headcount path per draw (e.g. :func:`capacity.simulate_workforce`'s ``qualified``) and
+  ``attendance`` the share of operators at work on a given day. A harvest waiting for a crew
+  goes before any start (a grown culture cannot wait); the lot stays in its suite meanwhile.
+* **Downtime.** Facility-wide planned shutdowns of ``shutdown_days_per_year`` from
+  ``shutdown_start`` (month-day) every year: no lot starts whose planned time in the suite
+  (start step + culture + harvest step) would reach into a shutdown. A lot is contaminated
+  with the draw's rate (beta per draw and process); this is found at harvest, the lot is lost,
+  its suite closes ``decontamination_days`` and the patient's lot is remade (from a new
+  apheresis ``reapheresis_days`` later and a new inbound journey when the process needs one)
+  up to ``contamination_remakes`` times. Equipment fails during a lot with probability
+  ``1 - exp(-rate x culture days)`` (``equipment_failures_per_suite_year / 365``); the lot
+  is held in its suite for ``repair_days``.
+* **Release.** A lot fails release (out of specification) with the process's
+  ``failure_rate`` in the draw; that is known the panel's longest turnaround after harvest
+  and the lot is remade up to ``max_remanufacture`` times. The release day of each lot comes
+  from the QC stage, a single call ``qc_stage(lot_ready, lot_process, draw_keys)``: by
+  default :func:`nominal_qc_stage` (harvest + the panel's longest turnaround, no queue); a QC
+  laboratory simulation that returns release days and waits per QC resource plugs in there.
+* **Vein-to-vein** = first apheresis to infusion = release of the released lot + outbound
+  transport + ``release_to_infusion_days`` - apheresis. With ``dropout_per_day`` > 0 a
+  patient waiting to start leaves at that hazard per day of waiting (lost while waiting).
+
+**Wait decomposition.** The queue's head is held by one cause at a time: downtime (a shutdown
+ahead, or no suite free while one is closed for decontamination), suites (none free), or
+crews (none free, or off shift); a lot's wait to start is split by the causes that held the
+head while it waited (everything behind the head waits for the same reason). A harvest's wait
+for a crew counts as crews, an equipment repair as downtime, and the QC stage's waits per
+resource as themselves.
+
+Assumptions (``data/SOURCES.md``): every operator counts for one FTE; crews form whole from the
+operators at work; contamination is found at harvest; one equipment failure at most per lot;
+a shutdown closes every suite; processes of a multi-process facility share the crews and the
+downtime settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from capacity.demand import as_demand
+from capacity.distributions import Param, stream_rng
+from capacity.errors import InputError
+from capacity.process import ProcessSpec
+
+__all__ = [
+    "CrewConfig",
+    "DowntimeConfig",
+    "QCStageResult",
+    "VeinToVeinConfig",
+    "nominal_qc_stage",
+    "simulate_twin",
+]
+
+
+def _param(value: Any, name: str) -> Param:
+    try:
+        return Param.parse(value)
+    except ValueError as exc:
+        raise InputError(f"{name}: {exc}") from None
+
+
+def _number(value: Any, name: str, *, low: float = 0.0, strict: bool = False) -> float:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and np.isfinite(value)
+    if not ok or value < low or (strict and value == low):
+        sign = ">" if strict else ">="
+        raise InputError(f"{name}: expected a finite number {sign} {low:g}, got {value!r}")
+    return float(value)
+
+
+def _whole(value: Any, name: str, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+        raise InputError(f"{name}: expected a whole number >= {low}, got {value!r}")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class CrewConfig:
+    """Qualified operators as crews on a shift pattern (see the module docstring).
+
+    Defaults are **assumptions** (``data/SOURCES.md``): crews of 2 (two operators per
+    processing step, Lopes et al. 2018), two 8-hour shifts, a 6-hour start step
+    (activation/transduction) and a 6-hour harvest step (harvest, formulation, fill), and an
+    attendance of 0.55 (1,600 productive hours a year / (365 days x 8 hours)).
+    """
+
+    crew_size: int = 2
+    shifts_per_day: int = 2
+    hours_per_shift: float = 8.0
+    start_hours: float = 6.0
+    harvest_hours: float = 6.0
+    attendance: float = 0.55
+
+    def __post_init__(self) -> None:
+        _whole(self.crew_size, "crews.crew_size (operators per crew)", 1)
+        _whole(self.shifts_per_day, "crews.shifts_per_day", 1)
+        hours = _number(self.hours_per_shift, "crews.hours_per_shift", strict=True)
+        if hours > 24:
+            raise InputError(f"crews.hours_per_shift: at most 24 hours, got {hours:g}")
+        if hours * self.shifts_per_day > 24 + 1e-9:
+            raise InputError(
+                f"crews: shifts_per_day x hours_per_shift must be at most 24 hours a day, got "
+                f"{self.shifts_per_day} x {hours:g} = {self.shifts_per_day * hours:g}"
+            )
+        for name in ("start_hours", "harvest_hours"):
+            value = _number(getattr(self, name), f"crews.{name}")
+            if value > self.window_hours:
+                raise InputError(
+                    f"crews.{name}: a step must fit in the working day of "
+                    f"{self.window_hours:g} hours, got {value:g}"
+                )
+        share = _number(self.attendance, "crews.attendance", strict=True)
+        if share > 1:
+            raise InputError(f"crews.attendance: a share in (0, 1], got {share:g}")
+
+    @property
+    def window_hours(self) -> float:
+        """Hours a day operators are at work (24 = round the clock)."""
+        return min(24.0, self.shifts_per_day * self.hours_per_shift)
+
+    def crews_on_shift(self, qualified: np.ndarray) -> np.ndarray:
+        """Crews at work at any time of the working window, from qualified headcount."""
+        per_shift = np.asarray(qualified, float) * self.attendance / self.shifts_per_day
+        return np.floor(per_shift / self.crew_size + 1e-9).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class DowntimeConfig:
+    """Planned shutdowns, contamination and equipment failures (module docstring).
+
+    Defaults: no planned shutdown or equipment failure; contamination beta(1, 199) per draw
+    (mean 0.5%, an **assumption**), 14 days of decontamination (**assumption**), one remake.
+    """
+
+    shutdown_days_per_year: float = 0.0
+    shutdown_start: str = "12-20"
+    contamination_rate: Param | float | dict = field(
+        default_factory=lambda: Param.parse({"beta": [1, 199]})
+    )
+    decontamination_days: float = 14.0
+    contamination_remakes: int = 1
+    equipment_failures_per_suite_year: float = 0.0
+    repair_days: float = 2.0
+
+    def __post_init__(self) -> None:
+        days = _number(self.shutdown_days_per_year, "downtime.shutdown_days_per_year")
+        if days >= 365:
+            raise InputError(f"downtime.shutdown_days_per_year: below 365, got {days:g}")
+        try:
+            pd.Timestamp(f"2001-{self.shutdown_start}")
+        except (ValueError, TypeError):
+            raise InputError(
+                f"downtime.shutdown_start: expected a month-day like '12-20', got "
+                f"{self.shutdown_start!r}"
+            ) from None
+        rate = _param(self.contamination_rate, "downtime.contamination_rate")
+        low, high = rate.support
+        if low < 0 or high > 1:
+            raise InputError(f"downtime.contamination_rate: a share of lots in [0, 1], got {rate}")
+        object.__setattr__(self, "contamination_rate", rate)
+        _number(self.decontamination_days, "downtime.decontamination_days")
+        _whole(self.contamination_remakes, "downtime.contamination_remakes", 0)
+        _number(
+            self.equipment_failures_per_suite_year, "downtime.equipment_failures_per_suite_year"
+        )
+        _number(self.repair_days, "downtime.repair_days")
+
+    def shutdowns(self, first_day: pd.Timestamp, years: int) -> tuple[np.ndarray, np.ndarray]:
+        """Start and end days (since ``first_day``) of the shutdowns of ``years`` years."""
+        if self.shutdown_days_per_year <= 0:
+            return np.zeros(0), np.zeros(0)
+        starts = [
+            (pd.Timestamp(f"{first_day.year + y - 1}-{self.shutdown_start}") - first_day).days
+            for y in range(years + 2)
+        ]
+        start = np.array(starts, float)
+        end = start + self.shutdown_days_per_year
+        keep = end > 0
+        return start[keep], end[keep]
+
+
+@dataclass(frozen=True)
+class VeinToVeinConfig:
+    """Transport, re-collection, dropout and the vein-to-vein target (module docstring).
+
+    Defaults are **assumptions**: 1 day each way (courier, often cryopreserved), 5 days from
+    release to infusion (scheduling and lymphodepletion), 14 days to re-collect, a new
+    apheresis for every remake, no dropout, a 30-day target.
+    """
+
+    inbound_days: Param | float | dict = 1.0
+    outbound_days: Param | float | dict = 1.0
+    release_to_infusion_days: Param | float | dict = 5.0
+    reapheresis_days: float = 14.0
+    new_apheresis: bool = True
+    dropout_per_day: float = 0.0
+    target_days: float = 30.0
+
+    def __post_init__(self) -> None:
+        for name in ("inbound_days", "outbound_days", "release_to_infusion_days"):
+            value = _param(getattr(self, name), f"vein_to_vein.{name}")
+            if value.support[0] < 0:
+                raise InputError(f"vein_to_vein.{name}: days must be >= 0, got {value}")
+            object.__setattr__(self, name, value)
+        _number(self.reapheresis_days, "vein_to_vein.reapheresis_days")
+        _number(self.dropout_per_day, "vein_to_vein.dropout_per_day")
+        _number(self.target_days, "vein_to_vein.target_days", strict=True)
+        if not isinstance(self.new_apheresis, bool):
+            raise InputError(
+                f"vein_to_vein.new_apheresis: expected true or false, got {self.new_apheresis!r}"
+            )
+
+
+@dataclass
+class QCStageResult:
+    """What a QC stage returns: ``release`` (draw, lot) day each lot is released (NaN = no
+    lot), ``wait`` (draw, lot, resource) days each lot waited for each QC resource, and the
+    resources' names."""
+
+    release: np.ndarray
+    wait: np.ndarray
+    resources: tuple[str, ...] = ()
+
+
+def nominal_qc_stage(turnaround_days: np.ndarray) -> Callable[..., QCStageResult]:
+    """The QC stage with no queue: release = manufacture end + the panel's longest
+    turnaround of the lot's process in the draw (``turnaround_days``: draw x process)."""
+    turnaround_days = np.asarray(turnaround_days, float)
+
+    def stage(lot_ready: np.ndarray, lot_process: np.ndarray, draw_keys: np.ndarray):
+        rows = np.arange(lot_ready.shape[0])[:, None]
+        release = lot_ready + turnaround_days[rows, lot_process]
+        return QCStageResult(release, np.zeros((*lot_ready.shape, 0)))
+
+    return stage
+
+
+def _headcount(operators, draws: int, months: pd.DatetimeIndex, n_hist: int) -> np.ndarray:
+    """Qualified operators per draw and month (months before the start: the first month's)."""
+    if isinstance(operators, xr.DataArray):
+        if set(operators.dims) != {"draw", "month"}:
+            raise InputError(
+                f"operators: expected dims (draw, month) as simulate_workforce returns, got "
+                f"{operators.dims}"
+            )
+        wanted = months[n_hist:]
+        have = pd.DatetimeIndex(operators["month"].values)
+        missing = wanted.difference(have)
+        if len(missing):
+            raise InputError(f"operators: no headcount for month {missing[0].date()}")
+        operators = operators.sel(month=wanted).transpose("draw", "month").values
+    value = np.asarray(operators, float)
+    n = len(months) - n_hist
+    if value.ndim == 0:
+        value = np.full((draws, n), float(value))
+    elif value.ndim == 1 and value.shape[0] == n:
+        value = np.broadcast_to(value, (draws, n))
+    elif value.shape != (draws, n):
+        raise InputError(
+            f"operators: expected one number, one per month ({n}) or one per draw and month "
+            f"({draws} x {n}), got shape {value.shape}"
+        )
+    if not np.isfinite(value).all() or (value < 0).any():
+        raise InputError("operators: qualified headcounts must be finite numbers >= 0")
+    if n_hist:
+        value = np.concatenate([np.repeat(value[:, :1], n_hist, axis=1), value], axis=1)
+    return np.ascontiguousarray(value)
+
+
+def _suites(suites, draws: int) -> np.ndarray:
+    value = np.asarray(suites)
+    if value.ndim == 0:
+        value = np.full(draws, value)
+    if value.shape != (draws,) or (value < 1).any() or (value != np.round(value)).any():
+        raise InputError(
+            f"suites: expected a whole number >= 1 (or one per draw, {draws}), got {suites!r}"
+        )
+    return value.astype(np.int64)
+
+
+def simulate_twin(
+    demand: xr.DataArray,
+    process: ProcessSpec | str | dict,
+    suites: int | Sequence[int] | np.ndarray,
+    *,
+    operators: float | np.ndarray | xr.DataArray,
+    crews: CrewConfig | None = None,
+    downtime: DowntimeConfig | None = None,
+    vein_to_vein: VeinToVeinConfig | None = None,
+    qc_stage: Callable[..., QCStageResult] | None = None,
+    service: str = "process",
+    seed: int | None = None,
+    opening: Any = None,
+    params: xr.Dataset | None = None,
+) -> xr.Dataset:
+    """Simulate the facility twin (module docstring) for every demand draw.
+
+    Parameters
+    ----------
+    demand
+        Demand draws (the demand contract); ``ppq`` lots use suites and crews but have no
+        patient.
+    process
+        A process, or a mapping program -> process, as :func:`capacity.simulate_facility`.
+        All processes must run the same ``lots_per_suite``.
+    suites
+        Suites installed (one number, or one per draw).
+    operators
+        Qualified operators: a number, one per month, one per draw and month, or a
+        ``(draw, month)`` DataArray (``simulate_workforce(...)["qualified"]``).
+    crews, downtime, vein_to_vein
+        :class:`CrewConfig`, :class:`DowntimeConfig`, :class:`VeinToVeinConfig` (defaults
+        when ``None``).
+    qc_stage
+        ``qc_stage(lot_ready, lot_process, draw_keys) -> QCStageResult``;
+        :func:`nominal_qc_stage` of the panel's turnaround by default.
+    service, seed, opening, params
+        As in :func:`capacity.simulate_facility`.
+
+    Returns
+    -------
+    xarray.Dataset
+        Per draw and month of apheresis: ``patients``, ``v2v_p50_days``, ``v2v_p90_days``
+        (patients treated), ``share_v2v_over_target`` (patients not infused within the
+        target: lost patients count as over), ``patients_lost`` and
+        ``patients_lost_waiting``, ``wait_days`` (mean per patient, by ``cause``) and
+        ``wait_share`` (share of the month's waiting by cause); per draw and calendar month:
+        ``patients_treated`` (by month of infusion), ``lots_waiting`` (average lots waiting
+        to start or for a harvest crew), ``suites_busy`` (average suites occupied or
+        closed), ``crews_on_shift``; per draw and patient: ``v2v_days``, ``patient_wait_days``
+        (days waited for suites, crews and downtime, all the patient's lots, harvests and
+        repairs included), ``apheresis_day``,
+        ``outcome`` (0 treated, 1 lost waiting, 2 lost after failed lots, 3 not started by
+        the end, 4 a PPQ lot, -1 padding).
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, xarray as xr
+    >>> months = pd.date_range("2027-01-01", periods=3, freq="MS")
+    >>> demand = xr.DataArray(np.full((2, 3, 1, 1), 4), dims=("draw", "month", "program",
+    ...     "stream"), coords={"draw": [0, 1], "month": months, "program": ["a"],
+    ...     "stream": ["commercial"]}, name="patients")
+    >>> twin = simulate_twin(demand, "car-t-autologous-manual", 4, operators=20, seed=1)
+    >>> bool((twin["v2v_days"] > 20).sum() > 0)
+    True
+    """
+    from capacity import _twin
+    from capacity.simulation import prepare_facility
+
+    crews = CrewConfig() if crews is None else crews
+    downtime = DowntimeConfig() if downtime is None else downtime
+    v2v = VeinToVeinConfig() if vein_to_vein is None else vein_to_vein
+    for value, kind, name in (
+        (crews, CrewConfig, "crews"),
+        (downtime, DowntimeConfig, "downtime"),
+        (v2v, VeinToVeinConfig, "vein_to_vein"),
+    ):
+        if not isinstance(value, kind):
+            raise InputError(f"{name}: expected a {kind.__name__}, got {type(value).__name__}")
+    demand = as_demand(demand)
+    prep = prepare_facility(
+        demand,
+        process,
+        qc_fte=None,
+        max_wait_days=None,
+        cryopreserved=True,
+        wait_threshold_days=0.0,
+        service=service,
+        seed=seed,
+        opening=opening,
+        params=params,
+    )
+    if len(set(prep.width.tolist())) != 1:
+        raise InputError("process: the twin needs every process to run the same lots_per_suite")
+    draws = prep.draws
+    n_suites = _suites(suites, draws) * int(prep.slots_per_suite // prep.width[0])
+    qualified = _headcount(operators, draws, prep.months, prep.n_hist)
+    crews_on_shift = np.ascontiguousarray(crews.crews_on_shift(qualified))
+    n_proc = len(prep.processes)
+    contamination = np.stack(
+        [
+            downtime.contamination_rate.sample_per_draw(
+                draws, stream_rng(prep.seed, "twin-contamination", s.name)
+            )
+            for s in prep.processes
+        ],
+        axis=1,
+    )
+    transport_kind = np.zeros(3, np.int64)
+    transport_args = np.zeros((3, 3))
+    transport_mean = np.zeros((draws, 3))
+    from capacity.simulation import lot_distribution
+
+    for i, par in enumerate((v2v.inbound_days, v2v.outbound_days, v2v.release_to_infusion_days)):
+        (transport_kind[i], transport_args[i]), transport_mean[:, i] = lot_distribution(
+            par, np.full(draws, par.mean)
+        )
+    years = len(prep.months) // 12 + 2
+    shut_start, shut_end = downtime.shutdowns(prep.months[0], years)
+    starts = prep.starts
+    ends = prep.starts + prep.days
+    per_proc = np.ones(n_proc)
+    lot_ready, lot_released, patient_wait, outcome, final_lot, after_release, monthly = (
+        _twin.simulate_twin(
+            np.ascontiguousarray(prep.arrivals),
+            np.ascontiguousarray(prep.is_ppq),
+            np.ascontiguousarray(prep.job_process),
+            prep.keys,
+            prep.culture[0],
+            prep.culture[1],
+            np.ascontiguousarray(prep.culture_mean),
+            prep.changeover[0],
+            prep.changeover[1],
+            np.ascontiguousarray(prep.changeover_mean),
+            np.ascontiguousarray(prep.failure_rate),
+            np.ascontiguousarray(prep.turnaround),
+            prep.attempts - 1,
+            np.ascontiguousarray(contamination),
+            int(downtime.contamination_remakes),
+            per_proc * downtime.decontamination_days,
+            per_proc * downtime.equipment_failures_per_suite_year / 365.0,
+            per_proc * downtime.repair_days,
+            np.full(n_proc, v2v.new_apheresis),
+            float(v2v.reapheresis_days),
+            per_proc * crews.start_hours,
+            per_proc * crews.harvest_hours,
+            transport_kind,
+            transport_args,
+            transport_mean,
+            float(v2v.dropout_per_day),
+            n_suites,
+            crews_on_shift,
+            float(crews.window_hours),
+            shut_start,
+            shut_end,
+            starts,
+            ends,
+        )
+    )
+    most = lot_ready.shape[1] // max(prep.arrivals.shape[1], 1)
+    lot_process = np.repeat(prep.job_process, most, axis=1)
+    stage = nominal_qc_stage(prep.turnaround) if qc_stage is None else qc_stage
+    qc = stage(lot_ready, lot_process, prep.keys)
+    return _summarise(
+        prep,
+        v2v,
+        qc,
+        lot_ready,
+        patient_wait,
+        outcome,
+        final_lot,
+        after_release,
+        monthly,
+        crews_on_shift,
+    )
+
+
+def _row_quantiles(values: np.ndarray, qs: Sequence[float]) -> list[np.ndarray]:
+    """Quantiles (linear interpolation, as ``np.nanquantile``) along the last axis, NaN
+    ignored (NaN where a row has no value), by one sort instead of a loop over rows."""
+    ordered = np.sort(values, axis=-1)  # NaN last
+    n = np.isfinite(ordered).sum(axis=-1)
+    out = []
+    for q in qs:
+        pos = np.maximum(n - 1, 0) * q
+        lo = np.floor(pos).astype(np.int64)
+        hi = np.minimum(lo + 1, np.maximum(n - 1, 0))
+        v_lo = np.take_along_axis(ordered, lo[..., None], axis=-1)[..., 0]
+        v_hi = np.take_along_axis(ordered, hi[..., None], axis=-1)[..., 0]
+        out.append(np.where(n > 0, v_lo + (v_hi - v_lo) * (pos - lo), np.nan))
+    return out
+
+
+def _summarise(
+    prep,
+    v2v,
+    qc,
+    lot_ready,
+    patient_wait,
+    outcome,
+    final_lot,
+    after_release,
+    monthly,
+    crews_on_shift,
+) -> xr.Dataset:
+    from capacity import _twin
+
+    draws, n_patients = prep.arrivals.shape
+    months = prep.months
+    n_months = len(months)
+    ends = prep.starts + prep.days
+    rows = np.arange(draws)[:, None]
+    treated = outcome == _twin.TREATED
+    safe_lot = np.where(final_lot >= 0, final_lot, 0)
+    release = np.where(treated, qc.release[rows, safe_lot], np.nan)
+    apheresis = np.where(np.isfinite(prep.arrivals), prep.arrivals, np.nan)
+    infusion = release + after_release
+    v2v_days = infusion - apheresis
+    qc_wait = np.where(treated[..., None], qc.wait[rows, safe_lot], 0.0)
+    qc_names = tuple(qc.resources) if qc.wait.shape[-1] else ()
+    waits = np.concatenate([patient_wait, qc_wait], axis=2)
+    causes = ["suites", "crews", "downtime", *qc_names]
+    patient = ~prep.is_ppq & np.isfinite(prep.arrivals)
+    month_of = np.where(patient, np.searchsorted(ends, np.nan_to_num(apheresis), "right"), -1)
+    month_of = np.where(month_of < n_months, month_of, -1)
+
+    def per_month(values: np.ndarray, where: np.ndarray, index: np.ndarray) -> np.ndarray:
+        """Sum ``values`` (draw, patient[, k]) by month ``index`` where ``where``."""
+        flat = (rows * n_months + np.where(where & (index >= 0), index, 0)).ravel()
+        ok = (where & (index >= 0)).ravel()
+        extra = values.shape[2:]
+        cells = flat[ok]
+        picked = values.reshape(draws * n_patients, -1)[ok]
+        out = np.stack(
+            [np.bincount(cells, picked[:, k], draws * n_months) for k in range(picked.shape[1])],
+            axis=-1,
+        )
+        return out.reshape(draws, n_months, *extra)
+
+    count = per_month(np.ones((draws, n_patients)), patient, month_of)
+    lost_w = per_month(np.ones((draws, n_patients)), outcome == _twin.LOST_WAITING, month_of)
+    lost = per_month(
+        np.ones((draws, n_patients)),
+        (outcome == _twin.LOST_WAITING) | (outcome == _twin.LOST_FAILED),
+        month_of,
+    )
+    over = per_month(
+        np.ones((draws, n_patients)),
+        patient & ~(treated & (v2v_days <= v2v.target_days)),
+        month_of,
+    )
+    wait_sum = per_month(waits, patient, month_of)
+    infusion_month = np.searchsorted(ends, np.nan_to_num(infusion, nan=np.inf), "right")
+    infusion_month = np.where(infusion_month < n_months, infusion_month, -1)
+    treated_by_month = per_month(np.ones((draws, n_patients)), treated & patient, infusion_month)
+
+    # percentiles of v2v per draw and month of apheresis: a padded (draw, month, rank) array
+    flat_month = np.where(month_of >= 0, month_of, 0)
+    offsets = np.cumsum(np.concatenate([np.zeros((draws, 1)), count], axis=1), axis=1)
+    rank = (np.arange(n_patients)[None, :] - offsets[rows, flat_month]).astype(np.int64)
+    width = max(int(count.max()) if count.size else 0, 1)
+    padded = np.full((draws, n_months, width), np.nan)
+    keep = patient & (month_of >= 0) & treated
+    d_idx = np.broadcast_to(rows, keep.shape)[keep]
+    padded[d_idx, month_of[keep], rank[keep]] = v2v_days[keep]
+    p50, p90 = _row_quantiles(padded, (0.5, 0.9))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share_over = over / count
+        wait_mean = wait_sum / count[..., None]
+        wait_share = wait_sum / wait_sum.sum(axis=2, keepdims=True)
+    dims = ("draw", "month")
+    result = xr.Dataset(
+        {
+            "patients": (dims, count, {"units": "patients/month"}),
+            "patients_treated": (dims, treated_by_month, {"units": "patients/month"}),
+            "patients_lost": (dims, lost, {"units": "patients/month"}),
+            "patients_lost_waiting": (dims, lost_w, {"units": "patients/month"}),
+            "v2v_p50_days": (dims, p50, {"units": "days"}),
+            "v2v_p90_days": (dims, p90, {"units": "days"}),
+            "share_v2v_over_target": (
+                dims,
+                share_over,
+                {"units": "fraction", "target_days": v2v.target_days},
+            ),
+            "lots_waiting": (dims, monthly[..., _twin.LOTS_WAITING] / prep.days, {"units": "lots"}),
+            "suites_busy": (
+                dims,
+                monthly[..., _twin.SUITES_BUSY]
+                / prep.days
+                / (prep.slots_per_suite // prep.width[0]),
+                {"units": "suites"},
+            ),
+            "crews_on_shift": (dims, crews_on_shift.astype(float), {"units": "crews"}),
+            "wait_days": ((*dims, "cause"), wait_mean, {"units": "days per patient"}),
+            "wait_share": ((*dims, "cause"), wait_share, {"units": "fraction"}),
+            "v2v_days": (("draw", "patient"), v2v_days, {"units": "days"}),
+            "patient_wait_days": (
+                ("draw", "patient"),
+                np.where(patient, patient_wait.sum(axis=2), np.nan),
+                {"units": "days"},
+            ),
+            "apheresis_day": (
+                ("draw", "patient"),
+                np.where(patient, apheresis, np.nan),
+                {"units": "days since the first month"},
+            ),
+            "outcome": (("draw", "patient"), outcome),
+        },
+        coords={"draw": np.arange(draws), "month": months, "cause": causes},
+        attrs={"seed": prep.seed, "process": ", ".join(s.name for s in prep.processes)},
+    )
+    if prep.n_hist:
+        result = result.isel(month=slice(prep.n_hist, None))
+    return result

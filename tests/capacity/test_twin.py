@@ -1,0 +1,423 @@
+"""The facility twin (capacity.twin) against hand-computed delay chains, the suite queue of
+capacity._queue, Erlang C, and an independent SimPy model of suites, crews and contamination.
+
+``simpy_twin`` below shares no code with ``capacity``: its own arrivals, lot times and
+random numbers (NumPy), its own resources (SimPy), so agreement within Monte Carlo error is
+a check of the kernel's rules, not of a shared bug. ``benchmarks/bench_twin.py`` times it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from capacity import simulate_facility
+from capacity.errors import InputError
+from capacity.simulation import erlang_c_wait_probability
+from capacity.twin import CrewConfig, DowntimeConfig, VeinToVeinConfig, simulate_twin
+from tests.helpers import fixed_process, make_demand
+
+MONTHS = pd.date_range("2027-01-01", periods=24, freq="MS")
+NO_DOWNTIME = DowntimeConfig(contamination_rate=0.0, contamination_remakes=0)
+ROUND_THE_CLOCK = CrewConfig(
+    crew_size=1, shifts_per_day=3, hours_per_shift=8, start_hours=0, harvest_hours=0
+)
+
+
+def poisson_demand(per_month, draws, months=24, seed=0):
+    rng = np.random.default_rng(seed)
+    return make_demand(rng.poisson(per_month, size=(draws, months)))
+
+
+def test_pure_delay_chain_is_the_sum_of_the_delays():
+    # plenty of suites and crews: every patient's vein-to-vein time is exactly inbound +
+    # start step + culture + harvest step + QC turnaround + outbound + release to infusion
+    spec = fixed_process(culture_days=9, changeover_days=1)
+    crews = CrewConfig(crew_size=2, shifts_per_day=3, hours_per_shift=8, start_hours=4,
+                       harvest_hours=6, attendance=1.0)  # fmt: skip
+    v2v = VeinToVeinConfig(inbound_days=1.5, outbound_days=2, release_to_infusion_days=3)
+    twin = simulate_twin(
+        poisson_demand(5, 20), spec, 200, operators=600, crews=crews,
+        downtime=NO_DOWNTIME, vein_to_vein=v2v, seed=4,
+    )  # fmt: skip
+    days = twin["v2v_days"].values
+    patients = np.isfinite(twin["apheresis_day"].values)
+    assert patients.sum() > 1000
+    expected = 1.5 + 4 / 24 + 9 + 6 / 24 + 14 + 2 + 3
+    np.testing.assert_allclose(days[patients], expected, rtol=0, atol=1e-9)
+    assert np.nanmax(twin["patient_wait_days"].values) == 0
+    assert (twin["outcome"].values[patients] == 0).all()
+    assert (twin["crews_on_shift"].values == 600 * 1.0 / 3 // 2).all()
+
+
+def test_suites_only_reproduces_the_suite_queue_kernel():
+    # no transport, no hands-on hours, unlimited crews: the twin's wait for a suite is the
+    # suite queue's wait, patient by patient (same arrivals and lot times)
+    spec = fixed_process(culture_days={"triangular": [7, 9, 14]}, changeover_days=1)
+    demand = poisson_demand(14, 30, seed=2)
+    v2v = VeinToVeinConfig(inbound_days=0, outbound_days=0, release_to_infusion_days=0)
+    twin = simulate_twin(
+        demand, spec, 5, operators=1000, crews=ROUND_THE_CLOCK, downtime=NO_DOWNTIME,
+        vein_to_vein=v2v, seed=7,
+    )  # fmt: skip
+    queue = simulate_facility(demand, spec, 5, cryopreserved=True, seed=7)
+    ours = twin["patient_wait_days"].values
+    theirs = queue["patient_wait_days"].values
+    assert np.nanmean(theirs) > 1  # the suites do bind
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-9)
+    share = twin["wait_share"].sel(cause="suites").values
+    assert np.nanmin(share[np.isfinite(share)]) == 1.0
+
+
+def test_exponential_culture_matches_erlang_c():
+    # M/M/c: 8 suites, 7-day exponential culture, 200 patients a year (Erlang C, Kleinrock
+    # 1975 sec. 3.5): P(wait > 2 days) per draw after a 90-day warm-up, within 4 SE
+    spec = fixed_process(culture_days=7, changeover_days=0)
+    rng = np.random.default_rng(0)
+    days = pd.date_range("2027-01-01", periods=36, freq="MS").days_in_month.to_numpy()
+    demand = make_demand(rng.poisson(200 / 365 * days[None, :], size=(300, 36)))
+    v2v = VeinToVeinConfig(inbound_days=0)
+    twin = simulate_twin(
+        demand, spec, 8, operators=1000, crews=ROUND_THE_CLOCK, downtime=NO_DOWNTIME,
+        vein_to_vein=v2v, service="exponential", seed=3,
+    )  # fmt: skip
+    waits = twin["patient_wait_days"].values
+    keep = twin["apheresis_day"].values > 90
+    per_draw = np.array([(w[k] > 2).mean() for w, k in zip(waits, keep, strict=True)])
+    se = per_draw.std(ddof=1) / np.sqrt(len(per_draw))
+    expected = erlang_c_wait_probability(200 / 365, 7, 8, 2.0)
+    assert abs(per_draw.mean() - expected) < 4 * se + 0.001, (per_draw.mean(), expected, se)
+
+
+def test_crews_bind_and_the_decomposition_says_crews():
+    # 30 suites (need about 8), one crew round the clock (4 operators x 0.5 attendance / 1
+    # shift / crews of 2), 12 h start + 12 h harvest: a lot takes a crew-day, and 25 lots a
+    # month keep one crew 82% busy
+    spec = fixed_process(culture_days=9, changeover_days=1)
+    crews = CrewConfig(crew_size=2, shifts_per_day=1, hours_per_shift=24, start_hours=12,
+                       harvest_hours=12, attendance=0.5)  # fmt: skip
+    twin = simulate_twin(
+        poisson_demand(25, 40, seed=5), spec, 30, operators=4, crews=crews,
+        downtime=NO_DOWNTIME, seed=1,
+    )  # fmt: skip
+    assert (twin["crews_on_shift"].values == 1).all()
+    waits = twin["wait_days"].sum("month").sum("draw")
+    share = waits / waits.sum()
+    assert share.sel(cause="crews") > 0.99, share.values
+    assert share.sel(cause="suites") < 0.01
+    assert twin["wait_days"].sel(cause="crews").mean() > 1.0  # days per patient
+    # and with 4 crews the wait for crews nearly vanishes
+    more = simulate_twin(
+        poisson_demand(25, 40, seed=5), spec, 30, operators=16, crews=crews,
+        downtime=NO_DOWNTIME, seed=1,
+    )  # fmt: skip
+    assert (
+        more["wait_days"].sel(cause="crews").mean()
+        < 0.2 * twin["wait_days"].sel(cause="crews").mean()
+    )
+
+
+def test_a_step_waits_for_the_working_window():
+    # one 8-hour shift a day from midnight; 6-hour steps start only before 02:00, else the
+    # next midnight; no contention, so the v2v time of every patient follows by hand
+    spec = fixed_process(culture_days=9, changeover_days=1)
+    crews = CrewConfig(crew_size=1, shifts_per_day=1, hours_per_shift=8, start_hours=6,
+                       harvest_hours=6, attendance=1.0)  # fmt: skip
+    v2v = VeinToVeinConfig(inbound_days=0.3, outbound_days=0, release_to_infusion_days=0)
+    twin = simulate_twin(
+        poisson_demand(3, 20, seed=9), spec, 100, operators=300, crews=crews,
+        downtime=NO_DOWNTIME, vein_to_vein=v2v, seed=2,
+    )  # fmt: skip
+    aph = twin["apheresis_day"].values
+    keep = np.isfinite(aph)
+
+    def open_at(t):
+        return np.where((t - np.floor(t)) * 24 + 6 <= 8 + 1e-9, t, np.floor(t) + 1)
+
+    start = open_at(aph + 0.3)
+    harvest = open_at(start + 6 / 24 + 9)
+    expected = harvest + 6 / 24 + 14 - aph
+    assert (start > aph + 0.3).any() and (start == aph + 0.3).any()
+    np.testing.assert_allclose(twin["v2v_days"].values[keep], expected[keep], atol=1e-9)
+    crew_wait = twin["patient_wait_days"].values[keep]
+    np.testing.assert_allclose(crew_wait, (start - aph - 0.3 + harvest - start - 6 / 24 - 9)[keep],
+                               atol=1e-9)  # fmt: skip
+
+
+def test_planned_shutdown_holds_starts_that_would_run_into_it():
+    # 14 days from 20 December (the one begun in December 2026 too): a lot whose 10 days in
+    # the suite would reach into it starts when it ends (3 January); no contention otherwise
+    spec = fixed_process(culture_days=10, changeover_days=0)
+    v2v = VeinToVeinConfig(inbound_days=0, outbound_days=0, release_to_infusion_days=0)
+    downtime = DowntimeConfig(shutdown_days_per_year=14, shutdown_start="12-20",
+                              contamination_rate=0.0)  # fmt: skip
+    twin = simulate_twin(
+        poisson_demand(4, 30, seed=3), spec, 100, operators=1000, crews=ROUND_THE_CLOCK,
+        downtime=downtime, vein_to_vein=v2v, seed=5,
+    )  # fmt: skip
+    aph = twin["apheresis_day"].values
+    keep = np.isfinite(aph)
+    starts = np.array([(pd.Timestamp(f"{y}-12-20") - MONTHS[0]).days for y in (2026, 2027, 2028)])
+    start = aph.copy()
+    for s in starts:
+        held = (aph + 10 > s) & (aph < s + 14)
+        start = np.where(held, s + 14, start)
+    np.testing.assert_allclose(twin["v2v_days"].values[keep], (start + 10 + 14 - aph)[keep])
+    held = np.nansum(twin["patient_wait_days"].values)
+    assert held == pytest.approx(np.nansum(start - aph), rel=1e-9) and held > 0
+    share = twin["wait_share"].sel(cause="downtime").values
+    assert (share[np.isfinite(share)] == 1).all()  # all of it is downtime
+
+
+def test_contamination_remakes_from_a_new_apheresis():
+    # contamination 30% fixed, one remake from a new apheresis 14 days after the harvest:
+    # a treated patient's v2v is the plain chain or the chain + (in-suite time + 14 + 1);
+    # P(lost) = 0.3^2 = 0.09
+    spec = fixed_process(culture_days=9, changeover_days=1)
+    downtime = DowntimeConfig(contamination_rate=0.3, contamination_remakes=1,
+                              decontamination_days=5)  # fmt: skip
+    v2v = VeinToVeinConfig(inbound_days=1, outbound_days=1, release_to_infusion_days=0,
+                           reapheresis_days=14)  # fmt: skip
+    twin = simulate_twin(
+        poisson_demand(6, 60, seed=8), spec, 300, operators=1000, crews=ROUND_THE_CLOCK,
+        downtime=downtime, vein_to_vein=v2v, seed=6,
+    )  # fmt: skip
+    outcome = twin["outcome"].values
+    patients = outcome >= 0
+    lost = (outcome[patients] == 2).mean()
+    n = patients.sum()
+    assert abs(lost - 0.09) < 4 * np.sqrt(0.09 * 0.91 / n)
+    days = twin["v2v_days"].values[outcome == 0]
+    plain = 1 + 9 + 14 + 1
+    remade = plain + 9 + 14 + 1
+    assert np.isin(np.round(days, 9), [plain, remade]).all()
+    share_remade = (np.abs(days - remade) < 1e-9).mean()  # 0.3 x 0.7 / (1 - 0.09)
+    assert abs(share_remade - 0.21 / 0.91) < 4 * np.sqrt(0.23 * 0.77 / days.size)
+
+
+def test_dropout_hazard_loses_waiting_patients_at_its_rate():
+    # one suite, heavy queue: every patient who would wait w days is lost with probability
+    # 1 - exp(-h w); with h = 0 nobody is lost, with h > 0 some are, and fewer wait
+    spec = fixed_process(culture_days=9, changeover_days=1)
+    demand = poisson_demand(4, 20, seed=1, months=12)
+    base = dict(operators=1000, crews=ROUND_THE_CLOCK, downtime=NO_DOWNTIME, seed=2)
+    none = simulate_twin(demand, spec, 2, **base)
+    some = simulate_twin(demand, spec, 2, vein_to_vein=VeinToVeinConfig(dropout_per_day=0.02),
+                         **base)  # fmt: skip
+    assert none["patients_lost_waiting"].sum() == 0
+    assert some["patients_lost_waiting"].sum() > 0
+    assert some["lots_waiting"].mean() < none["lots_waiting"].mean()
+
+
+def test_same_seed_same_results_and_a_new_seed_differs():
+    spec = fixed_process(culture_days={"triangular": [7, 9, 14]}, failure_rate=0.1)
+    demand = poisson_demand(10, 10, seed=4, months=12)
+    kw = dict(operators=8, downtime=DowntimeConfig(equipment_failures_per_suite_year=5),
+              vein_to_vein=VeinToVeinConfig(dropout_per_day=0.01))  # fmt: skip
+    a = simulate_twin(demand, spec, 4, seed=11, **kw)
+    b = simulate_twin(demand, spec, 4, seed=11, **kw)
+    c = simulate_twin(demand, spec, 4, seed=12, **kw)
+    np.testing.assert_array_equal(a["v2v_days"].values, b["v2v_days"].values)
+    np.testing.assert_array_equal(a["wait_days"].values, b["wait_days"].values)
+    assert not np.array_equal(a["v2v_days"].values, c["v2v_days"].values, equal_nan=True)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: CrewConfig(crew_size=0), "crew_size"),
+        (lambda: CrewConfig(hours_per_shift=25, shifts_per_day=1), "at most 24"),
+        (lambda: CrewConfig(shifts_per_day=3, hours_per_shift=10), "24 hours a day"),
+        (lambda: CrewConfig(shifts_per_day=1, start_hours=9), "fit in the working day"),
+        (lambda: CrewConfig(attendance=0), "attendance"),
+        (lambda: DowntimeConfig(contamination_rate=-0.1), "contamination_rate"),
+        (lambda: DowntimeConfig(equipment_failures_per_suite_year=-1), "equipment_failures"),
+        (lambda: DowntimeConfig(shutdown_start="13-40"), "shutdown_start"),
+        (lambda: DowntimeConfig(contamination_remakes=1.5), "contamination_remakes"),
+        (lambda: VeinToVeinConfig(dropout_per_day=-0.1), "dropout_per_day"),
+        (lambda: VeinToVeinConfig(inbound_days={"uniform": [-1, 2]}), "inbound_days"),
+        (lambda: VeinToVeinConfig(target_days=0), "target_days"),
+    ],
+)
+def test_bad_config_names_the_field(make, message):
+    with pytest.raises(InputError, match=message):
+        make()
+
+
+def test_bad_operators_and_suites_name_the_argument():
+    demand = poisson_demand(2, 3, months=4)
+    spec = fixed_process()
+    with pytest.raises(InputError, match="operators"):
+        simulate_twin(demand, spec, 2, operators=-1)
+    with pytest.raises(InputError, match="operators: expected one number"):
+        simulate_twin(demand, spec, 2, operators=np.ones(7))
+    with pytest.raises(InputError, match="suites"):
+        simulate_twin(demand, spec, 0, operators=5)
+
+
+# ---- an independent SimPy model ------------------------------------------------------------
+
+
+def simpy_twin(counts, month_starts, month_days, rng, *, suites, crews, culture, changeover,
+               start_hours, harvest_hours, contamination, decontamination, remakes,
+               reapheresis, inbound, outbound, turnaround):  # fmt: skip
+    """Suites, crews (round the clock, harvests first), contamination and remakes in SimPy.
+
+    ``counts`` patients per month arrive uniformly within it; ``culture`` is (low, mode,
+    high) of a triangular distribution. Returns (apheresis day, v2v days or NaN if lost,
+    wait to start of the first lot) per patient.
+    """
+    import simpy
+
+    env = simpy.Environment()
+    suite = simpy.Resource(env, capacity=suites)
+    crew = simpy.PriorityResource(env, capacity=crews)
+    head = simpy.Resource(env, capacity=1)  # first come, first served to the start
+    aph = np.concatenate(
+        [s + rng.random(n) * d for s, d, n in zip(month_starts, month_days, counts, strict=True)]
+    )
+    v2v = np.full(aph.size, np.nan)
+    first_wait = np.full(aph.size, np.nan)
+
+    def free_after(request, days):
+        yield env.timeout(days)
+        suite.release(request)
+
+    def lot(i, ready_at, attempt):
+        yield env.timeout(ready_at - env.now)
+        ready = env.now
+        with head.request() as turn:
+            yield turn
+            room = suite.request()
+            yield room
+            team = crew.request(priority=1)
+            yield team
+        if attempt == 0:
+            first_wait[i] = env.now - ready
+        yield env.timeout(start_hours / 24)
+        crew.release(team)
+        yield env.timeout(rng.triangular(*culture))
+        team = crew.request(priority=0)
+        yield team
+        yield env.timeout(harvest_hours / 24)
+        crew.release(team)
+        if rng.random() < contamination:
+            env.process(free_after(room, decontamination))
+            if attempt < remakes:
+                env.process(lot(i, env.now + reapheresis + inbound, attempt + 1))
+            return
+        env.process(free_after(room, changeover))
+        v2v[i] = env.now + turnaround + outbound - aph[i]
+
+    for i in np.argsort(aph, kind="stable"):
+        env.process(lot(i, aph[i] + inbound, 0))
+    env.run()
+    return aph, v2v, first_wait
+
+
+SIMPY_CASE = dict(suites=5, crews=1, culture=(7.0, 8.0, 12.0), changeover=1.0, start_hours=10,
+                  harvest_hours=8, contamination=0.1, decontamination=5.0, remakes=1,
+                  reapheresis=14.0, inbound=1.0, outbound=1.0, turnaround=7.0)  # fmt: skip
+SIMPY_PER_MONTH = 11
+
+
+def twin_case(draws, seed):
+    """The SIMPY_CASE facility in the twin (one crew of one operator round the clock)."""
+    c = SIMPY_CASE
+    spec = fixed_process(
+        culture_days={"triangular": list(c["culture"])},
+        changeover_days=c["changeover"],
+        qc=[{"assay": "sterility", "hands_on_hours": 1, "turnaround_days": c["turnaround"]}],
+    )
+    crews = CrewConfig(crew_size=1, shifts_per_day=1, hours_per_shift=24, attendance=1.0,
+                       start_hours=c["start_hours"], harvest_hours=c["harvest_hours"])  # fmt: skip
+    downtime = DowntimeConfig(contamination_rate=c["contamination"],
+                              contamination_remakes=c["remakes"],
+                              decontamination_days=c["decontamination"])  # fmt: skip
+    v2v = VeinToVeinConfig(
+        inbound_days=c["inbound"],
+        outbound_days=c["outbound"],
+        release_to_infusion_days=0,
+        reapheresis_days=c["reapheresis"],
+    )
+    demand = poisson_demand(SIMPY_PER_MONTH, draws, seed=seed)
+    return lambda: simulate_twin(
+        demand, spec, c["suites"], operators=c["crews"], crews=crews, downtime=downtime,
+        vein_to_vein=v2v, seed=seed,
+    )  # fmt: skip
+
+
+def _per_draw(aph, values, stat):
+    keep = (aph > 90) & np.isfinite(values)
+    return np.array([stat(v[k]) for v, k in zip(values, keep, strict=True)])
+
+
+def test_twin_agrees_with_an_independent_simpy_model():
+    twin = twin_case(400, seed=21)()
+    rng = np.random.default_rng(5)
+    starts = (MONTHS - MONTHS[0]).days.to_numpy(float)
+    days = MONTHS.days_in_month.to_numpy(float)
+    runs = [
+        simpy_twin(rng.poisson(SIMPY_PER_MONTH, len(MONTHS)), starts, days, rng, **SIMPY_CASE)
+        for _ in range(150)
+    ]
+    width = max(r[0].size for r in runs)
+
+    def pad(k):
+        return np.array(
+            [np.pad(r[k], (0, width - r[k].size), constant_values=np.nan) for r in runs]
+        )
+
+    s_aph, s_v2v = pad(0), pad(1)
+    t_aph = twin["apheresis_day"].values
+    t_v2v = twin["v2v_days"].values
+    outcome = twin["outcome"].values
+    # per-draw mean, P90 and P50 of v2v (patients after a 90-day warm-up), and the share
+    # lost (contaminated twice)
+    for stat in (np.mean, lambda v: np.quantile(v, 0.9), lambda v: np.quantile(v, 0.5)):
+        a = _per_draw(t_aph, t_v2v, stat)
+        b = _per_draw(s_aph, s_v2v, stat)
+        se = np.hypot(a.std(ddof=1) / np.sqrt(a.size), b.std(ddof=1) / np.sqrt(b.size))
+        assert abs(a.mean() - b.mean()) < 4 * se, (a.mean(), b.mean(), se)
+    chain = 1 + 10 / 24 + 9 + 8 / 24 + 7 + 1  # mean v2v with no queue and no remake
+    assert np.nanmean(t_v2v) > chain + 3  # the queue (and remakes) do bind
+    lost_twin = (outcome == 2).sum() / (outcome >= 0).sum()
+    lost_simpy = np.isnan(s_v2v[np.isfinite(s_aph)]).mean()
+    se = np.sqrt(0.01 * 0.99 * (1 / (outcome >= 0).sum() + 1 / np.isfinite(s_aph).sum()))
+    assert abs(lost_twin - lost_simpy) < 4 * se
+
+
+def test_row_quantiles_match_numpy_nanquantile():
+    from capacity.twin import _row_quantiles
+
+    rng = np.random.default_rng(0)
+    values = rng.exponential(size=(4, 5, 9))
+    values[rng.random(values.shape) < 0.4] = np.nan
+    values[0, 0] = np.nan  # a month with nobody
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
+        expected = np.nanquantile(values, [0.5, 0.9], axis=2)
+    np.testing.assert_allclose(_row_quantiles(values, (0.5, 0.9)), expected, equal_nan=True)
+
+
+def test_a_qc_stage_plugs_in_and_its_waits_join_the_decomposition():
+    # a QC stage that releases every lot 3 days after the nominal turnaround, all of it
+    # waiting for a flow cytometer: v2v grows by exactly 3 days, and the decomposition has a
+    # "flow-cytometer" cause of 3 days per patient
+    from capacity.twin import QCStageResult
+
+    spec = fixed_process(culture_days=9, changeover_days=1)
+
+    def stage(lot_ready, lot_process, draw_keys):
+        assert lot_ready.shape == lot_process.shape and draw_keys.shape == (lot_ready.shape[0],)
+        wait = np.where(np.isfinite(lot_ready), 3.0, np.nan)[..., None]
+        return QCStageResult(lot_ready + 14 + 3, wait, ("flow-cytometer",))
+
+    kw = dict(operators=1000, crews=ROUND_THE_CLOCK, downtime=NO_DOWNTIME, seed=3)
+    demand = poisson_demand(4, 10, months=6)
+    plain = simulate_twin(demand, spec, 100, **kw)
+    lab = simulate_twin(demand, spec, 100, qc_stage=stage, **kw)
+    np.testing.assert_allclose(lab["v2v_days"], plain["v2v_days"] + 3)
+    assert list(lab["cause"].values) == ["suites", "crews", "downtime", "flow-cytometer"]
+    per_patient = lab["wait_days"].sel(cause="flow-cytometer").values
+    np.testing.assert_allclose(per_patient[np.isfinite(per_patient)], 3.0)
