@@ -138,7 +138,6 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from capacity.service_level import describe, suites_for_service_level  # noqa: F401
     from capacity.simulation import simulate_facility  # noqa: F401
     from capacity.summary import bands, metric_names, shortfall_probability, summarise  # noqa: F401
-    from capacity.vector import VectorPlan, VectorSpec, plan_vector  # noqa: F401
     from capacity.twin import (  # noqa: F401
         CrewConfig,
         DowntimeConfig,
@@ -147,6 +146,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs
         nominal_qc_stage,
         simulate_twin,
     )
+    from capacity.vector import VectorPlan, VectorSpec, plan_vector  # noqa: F401
     from capacity.workforce import (  # noqa: F401
         WorkforceConfig,
         WorkforcePlan,
