@@ -15,6 +15,7 @@ same lots as the suite queue.
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
@@ -42,17 +43,28 @@ TREATED, LOST_WAITING, LOST_FAILED, NOT_STARTED, PPQ = 0, 1, 2, 3, 4
 LOTS_WAITING, SUITES_BUSY = 0, 1
 N_MONTHLY = 2
 
+# numba types of the helpers' explicit signatures: each compiles once, eagerly (integer
+# constants passed as arguments would otherwise compile a copy per value)
+_F1 = numba.types.Array(numba.float64, 1, "C")
+_F2 = numba.types.Array(numba.float64, 2, "C")
+_I1 = numba.types.Array(numba.int64, 1, "C")
 
-@numba.njit(cache=True)
+
+@numba.njit(
+    numba.types.Tuple((_F1, _I1, _I1))(_F1, _I1, _I1, numba.int64, numba.float64, numba.int64,
+                                       numba.int64),
+    cache=True,
+)  # fmt: skip
 def _push(times, seqs, codes, n, t, seq, code):
     """Push an event on the heap ``(times, seqs, codes)[:n]``; grows the arrays when full."""
     if n == times.shape[0]:
         bigger_t = np.empty(2 * n + 16)
         bigger_s = np.empty(2 * n + 16, np.int64)
         bigger_c = np.empty(2 * n + 16, np.int64)
-        bigger_t[:n] = times
-        bigger_s[:n] = seqs
-        bigger_c[:n] = codes
+        for i in range(n):  # a loop: a slice copy compiles its shape-error message
+            bigger_t[i] = times[i]
+            bigger_s[i] = seqs[i]
+            bigger_c[i] = codes[i]
         times, seqs, codes = bigger_t, bigger_s, bigger_c
     i = n
     while i > 0:
@@ -69,7 +81,7 @@ def _push(times, seqs, codes, n, t, seq, code):
     return times, seqs, codes
 
 
-@numba.njit(cache=True)
+@numba.njit(numba.void(_F1, _I1, _I1, numba.int64), cache=True)
 def _pop(times, seqs, codes, n):
     """Remove the earliest event of the heap ``[:n]`` (``n - 1`` left)."""
     n -= 1
@@ -96,55 +108,90 @@ def _pop(times, seqs, codes, n):
         codes[i] = c
 
 
-@numba.njit(cache=True, parallel=True)
-def simulate_twin(
-    apheresis,
-    is_ppq,
-    job_process,
-    keys,
-    culture_kind,
-    culture_args,
-    culture_mean,
-    changeover_kind,
-    changeover_args,
-    changeover_mean,
-    failure_rate,
-    turnaround,
-    oos_remakes,
-    contamination,
-    contamination_remakes,
-    decontamination_days,
-    equipment_rate,
-    repair_days,
-    new_apheresis,
-    reapheresis_days,
-    start_hours,
-    harvest_hours,
-    transport_kind,
-    transport_args,
-    transport_mean,
-    dropout_per_day,
-    n_suites,
-    crews,
-    window_hours,
-    shutdown_start,
-    shutdown_end,
-    month_starts,
-    month_ends,
-):
+_ARRAY_ARGS = {
+    # name: (dtype, ndim) of every kernel argument, cast once in :func:`simulate_twin` so
+    # the kernel has a single compiled signature
+    "apheresis": (np.float64, 2),
+    "is_ppq": (np.bool_, 2),
+    "job_process": (np.int64, 2),
+    "keys": (np.uint64, 1),
+    "culture_kind": (np.int64, 1),
+    "culture_args": (np.float64, 2),
+    "culture_mean": (np.float64, 2),
+    "changeover_kind": (np.int64, 1),
+    "changeover_args": (np.float64, 2),
+    "changeover_mean": (np.float64, 2),
+    "failure_rate": (np.float64, 2),
+    "turnaround": (np.float64, 2),
+    "oos_remakes": (np.int64, 1),
+    "contamination": (np.float64, 2),
+    "contamination_remakes": (np.int64, 0),
+    "decontamination_days": (np.float64, 1),
+    "equipment_rate": (np.float64, 1),
+    "repair_days": (np.float64, 1),
+    "new_apheresis": (np.bool_, 1),
+    "reapheresis_days": (np.float64, 0),
+    "start_hours": (np.float64, 1),
+    "harvest_hours": (np.float64, 1),
+    "transport_kind": (np.int64, 1),
+    "transport_args": (np.float64, 2),
+    "transport_mean": (np.float64, 2),
+    "dropout_per_day": (np.float64, 0),
+    "n_suites": (np.int64, 1),
+    "crews": (np.int64, 2),
+    "window_hours": (np.float64, 0),
+    "shutdown_start": (np.float64, 1),
+    "shutdown_end": (np.float64, 1),
+    "month_starts": (np.float64, 1),
+    "month_ends": (np.float64, 1),
+}
+_OUTPUTS = (
+    # lot_ready, lot_released, patient_wait, outcome, final_lot, after_release, monthly
+    (np.float64, 2),
+    (np.bool_, 2),
+    (np.float64, 3),
+    (np.int64, 2),
+    (np.int64, 2),
+    (np.float64, 2),
+    (np.float64, 3),
+)
+
+
+def _numba_type(dtype, ndim):
+    scalar = numba.from_dtype(np.dtype(dtype))
+    return scalar if ndim == 0 else numba.types.Array(scalar, ndim, "C")
+
+
+def simulate_twin(*args, threads=None):
     """Simulate every draw; see :func:`capacity.twin.simulate_twin` for the model.
 
-    Per draw ``d`` and patient ``j`` (lots ``j * most + k``, ``most`` = 1 + the most remakes
-    a patient can have): returns ``lot_ready`` (day manufacture ends, NaN = no lot),
-    ``lot_released`` (the lot passes: not contaminated, not out of specification),
+    Arguments in the order of ``_ARRAY_ARGS``, cast here to its dtypes (C-contiguous,
+    writable). Per draw ``d`` and patient ``j`` (lots ``j * most + k``, ``most`` = 1 + the
+    most remakes a patient can have): returns ``lot_ready`` (day manufacture ends, NaN = no
+    lot), ``lot_released`` (the lot passes: not contaminated, not out of specification),
     ``patient_wait`` (days waited, by cause), ``outcome`` (code), ``final_lot`` (the lot that
     is released, -1 if none), ``after_release`` (outbound transport + release-to-infusion
     days) and ``monthly`` (lot-days waiting and suite-days busy per calendar month).
     ``transport_*`` rows: 0 inbound, 1 outbound, 2 release to infusion.
+
+    The draws run in chunks on ``threads`` threads (default ``numba.get_num_threads()``; the
+    kernel releases the GIL). A draw's random numbers are counter-based on its key and its
+    state is its own, so the results do not depend on the chunks or the threads.
     """
-    draws, n_patients = apheresis.shape
-    most = 1 + oos_remakes.max() + contamination_remakes
-    n_months = month_starts.shape[0]
+    if len(args) != len(_ARRAY_ARGS):
+        raise TypeError(f"simulate_twin: expected {len(_ARRAY_ARGS)} arguments, got {len(args)}")
+    cast = []
+    for value, (dtype, ndim) in zip(args, _ARRAY_ARGS.values(), strict=True):
+        if ndim == 0:
+            cast.append(dtype(value))
+        else:
+            value = np.require(value, dtype, ["C", "W"])
+            if value.ndim != ndim:
+                raise ValueError(f"simulate_twin: expected {ndim} dimensions, got {value.ndim}")
+            cast.append(value)
+    draws, n_patients = cast[0].shape
+    most = 1 + int(cast[12].max()) + int(cast[14])
+    n_months = cast[31].shape[0]
     lot_ready = np.full((draws, n_patients * most), np.nan)
     lot_released = np.zeros((draws, n_patients * most), np.bool_)
     patient_wait = np.zeros((draws, n_patients, N_CAUSES))
@@ -152,54 +199,36 @@ def simulate_twin(
     final_lot = np.full((draws, n_patients), -1, np.int64)
     after_release = np.full((draws, n_patients), np.nan)
     monthly = np.zeros((draws, n_months, N_MONTHLY))
-    for d in numba.prange(draws):
-        _one_draw(
-            apheresis[d],
-            is_ppq[d],
-            job_process[d],
-            keys[d],
-            culture_kind,
-            culture_args,
-            culture_mean[d],
-            changeover_kind,
-            changeover_args,
-            changeover_mean[d],
-            failure_rate[d],
-            turnaround[d],
-            oos_remakes,
-            contamination[d],
-            contamination_remakes,
-            decontamination_days,
-            equipment_rate,
-            repair_days,
-            new_apheresis,
-            reapheresis_days,
-            start_hours,
-            harvest_hours,
-            transport_kind,
-            transport_args,
-            transport_mean[d],
-            dropout_per_day,
-            n_suites[d],
-            crews[d],
-            window_hours,
-            shutdown_start,
-            shutdown_end,
-            month_starts,
-            month_ends,
-            most,
-            lot_ready[d],
-            lot_released[d],
-            patient_wait[d],
-            outcome[d],
-            final_lot[d],
-            after_release[d],
-            monthly[d],
-        )
-    return lot_ready, lot_released, patient_wait, outcome, final_lot, after_release, monthly
+    outputs = (lot_ready, lot_released, patient_wait, outcome, final_lot, after_release, monthly)
+    threads = numba.get_num_threads() if threads is None else threads
+    threads = max(1, min(threads, draws))
+    n_chunks = min(draws, 4 * threads)  # several chunks a thread: draws differ in size
+    bounds = np.linspace(0, draws, n_chunks + 1).astype(np.int64)
+    if threads == 1:
+        _simulate_chunk(*cast, most, 0, draws, *outputs)
+    else:
+        with ThreadPoolExecutor(threads) as pool:
+            jobs = [
+                pool.submit(_simulate_chunk, *cast, most, lo, hi, *outputs)
+                for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)
+            ]
+            for job in jobs:
+                job.result()
+    return outputs
 
 
-@numba.njit(cache=True)
+@numba.njit(numba.float64(numba.int64, _F1, numba.float64, numba.uint64, numba.int64), cache=True)
+def _sample(kind, args, mean, key, index):
+    """:func:`capacity._queue.sample` as a plain call: it is inlined where it is written, and
+    the twin draws in several places (one copy compiles faster than eight)."""
+    return sample(kind, args, mean, key, index)
+
+
+@numba.njit(
+    numba.void(_F2, numba.int64, _F1, _F1, numba.float64, numba.float64, numba.float64,
+               numba.int64),
+    cache=True,
+)  # fmt: skip
 def _spread(monthly, column, month_starts, month_ends, t0, t1, weight, first):
     """Add ``weight x`` the overlap of ``[t0, t1)`` with each calendar month (from month
     ``first``, the month of ``t0``)."""
@@ -214,7 +243,12 @@ def _spread(monthly, column, month_starts, month_ends, t0, t1, weight, first):
         monthly[m, column] += weight * (min(t1, month_ends[m]) - max(t0, month_starts[m]))
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(
+    numba.types.Tuple((numba.boolean, numba.float64))(
+        numba.float64, numba.float64, numba.int64, _I1, _F1, numba.float64, numba.int64
+    ),
+    cache=True,
+)
 def _crew_free(t, hours, busy, crews, month_ends, window_hours, month):
     """Can a crew start a step of ``hours`` at day ``t`` (in calendar month ``month``; the
     last month's crews beyond the horizon)? Returns (ok, the next time that could change
@@ -313,7 +347,7 @@ def _one_draw(
         if apheresis[j] < np.inf:
             lot = j * most
             p = job_process[j]
-            inbound = sample(
+            inbound = _sample(
                 transport_kind[0], transport_args[0], transport_mean[0], inbound_key, lot
             )
             times, seqs, codes = _push(
@@ -355,7 +389,7 @@ def _one_draw(
         p = job_process[j]
         if kind == READY:
             ready[lot] = t
-            culture[lot] = sample(
+            culture[lot] = _sample(
                 culture_kind[p], culture_args[p], culture_mean[p], culture_key, lot
             )
             for c in range(N_CAUSES):
@@ -397,7 +431,7 @@ def _one_draw(
                     SUITE_FREE_DOWN,
                 )
             else:
-                changeover = sample(
+                changeover = _sample(
                     changeover_kind[p],
                     changeover_args[p],
                     changeover_mean[p],
@@ -430,15 +464,15 @@ def _one_draw(
                 lot_released[lot] = True
                 outcome[j] = TREATED
                 final_lot[j] = lot
-                after_release[j] = sample(
+                after_release[j] = _sample(
                     transport_kind[1], transport_args[1], transport_mean[1], outbound_key, lot
-                ) + sample(
+                ) + _sample(
                     transport_kind[2], transport_args[2], transport_mean[2], infusion_key, lot
                 )
             if remake_at < np.inf:
                 new = j * most + n_oos[j] + n_contaminated[j]
                 if new_apheresis[p]:
-                    remake_at += reapheresis_days + sample(
+                    remake_at += reapheresis_days + _sample(
                         transport_kind[0], transport_args[0], transport_mean[0], inbound_key, new
                     )
                 times, seqs, codes = _push(
@@ -548,3 +582,106 @@ def _one_draw(
                     break
             if only_wakes:
                 n_events = 0
+
+
+@numba.njit(
+    numba.void(
+        *(_numba_type(*spec) for spec in _ARRAY_ARGS.values()),
+        numba.int64,
+        numba.int64,
+        numba.int64,
+        *(_numba_type(*spec) for spec in _OUTPUTS),
+    ),
+    cache=True,
+    nogil=True,
+)
+def _simulate_chunk(
+    apheresis,
+    is_ppq,
+    job_process,
+    keys,
+    culture_kind,
+    culture_args,
+    culture_mean,
+    changeover_kind,
+    changeover_args,
+    changeover_mean,
+    failure_rate,
+    turnaround,
+    oos_remakes,
+    contamination,
+    contamination_remakes,
+    decontamination_days,
+    equipment_rate,
+    repair_days,
+    new_apheresis,
+    reapheresis_days,
+    start_hours,
+    harvest_hours,
+    transport_kind,
+    transport_args,
+    transport_mean,
+    dropout_per_day,
+    n_suites,
+    crews,
+    window_hours,
+    shutdown_start,
+    shutdown_end,
+    month_starts,
+    month_ends,
+    most,
+    lo,
+    hi,
+    lot_ready,
+    lot_released,
+    patient_wait,
+    outcome,
+    final_lot,
+    after_release,
+    monthly,
+):
+    """Simulate draws ``lo`` to ``hi`` into the outputs (see :func:`simulate_twin`)."""
+    for d in range(lo, hi):
+        _one_draw(
+            apheresis[d],
+            is_ppq[d],
+            job_process[d],
+            keys[d],
+            culture_kind,
+            culture_args,
+            culture_mean[d],
+            changeover_kind,
+            changeover_args,
+            changeover_mean[d],
+            failure_rate[d],
+            turnaround[d],
+            oos_remakes,
+            contamination[d],
+            contamination_remakes,
+            decontamination_days,
+            equipment_rate,
+            repair_days,
+            new_apheresis,
+            reapheresis_days,
+            start_hours,
+            harvest_hours,
+            transport_kind,
+            transport_args,
+            transport_mean[d],
+            dropout_per_day,
+            n_suites[d],
+            crews[d],
+            window_hours,
+            shutdown_start,
+            shutdown_end,
+            month_starts,
+            month_ends,
+            most,
+            lot_ready[d],
+            lot_released[d],
+            patient_wait[d],
+            outcome[d],
+            final_lot[d],
+            after_release[d],
+            monthly[d],
+        )
