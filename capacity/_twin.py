@@ -50,22 +50,23 @@ _F2 = numba.types.Array(numba.float64, 2, "C")
 _I1 = numba.types.Array(numba.int64, 1, "C")
 
 
-@numba.njit(
-    numba.types.Tuple((_F1, _I1, _I1))(_F1, _I1, _I1, numba.int64, numba.float64, numba.int64,
-                                       numba.int64),
-    cache=True,
-)  # fmt: skip
+@numba.njit(numba.types.Tuple((_F1, _I1, _I1))(_F1, _I1, _I1), cache=True)
+def _grow(times, seqs, codes):
+    """The heap's arrays, twice as long (the heap is full)."""
+    n = times.shape[0]
+    bigger_t = np.empty(2 * n + 16)
+    bigger_s = np.empty(2 * n + 16, np.int64)
+    bigger_c = np.empty(2 * n + 16, np.int64)
+    for i in range(n):  # a loop: a slice copy compiles its shape-error message
+        bigger_t[i] = times[i]
+        bigger_s[i] = seqs[i]
+        bigger_c[i] = codes[i]
+    return bigger_t, bigger_s, bigger_c
+
+
+@numba.njit(cache=True, inline="always")
 def _push(times, seqs, codes, n, t, seq, code):
-    """Push an event on the heap ``(times, seqs, codes)[:n]``; grows the arrays when full."""
-    if n == times.shape[0]:
-        bigger_t = np.empty(2 * n + 16)
-        bigger_s = np.empty(2 * n + 16, np.int64)
-        bigger_c = np.empty(2 * n + 16, np.int64)
-        for i in range(n):  # a loop: a slice copy compiles its shape-error message
-            bigger_t[i] = times[i]
-            bigger_s[i] = seqs[i]
-            bigger_c[i] = codes[i]
-        times, seqs, codes = bigger_t, bigger_s, bigger_c
+    """Push an event on the heap ``(times, seqs, codes)[:n]``, which has room for it."""
     i = n
     while i > 0:
         parent = (i - 1) // 2
@@ -78,10 +79,9 @@ def _push(times, seqs, codes, n, t, seq, code):
     times[i] = t
     seqs[i] = seq
     codes[i] = code
-    return times, seqs, codes
 
 
-@numba.njit(numba.void(_F1, _I1, _I1, numba.int64), cache=True)
+@numba.njit(cache=True, inline="always")
 def _pop(times, seqs, codes, n):
     """Remove the earliest event of the heap ``[:n]`` (``n - 1`` left)."""
     n -= 1
@@ -224,11 +224,7 @@ def _sample(kind, args, mean, key, index):
     return sample(kind, args, mean, key, index)
 
 
-@numba.njit(
-    numba.void(_F2, numba.int64, _F1, _F1, numba.float64, numba.float64, numba.float64,
-               numba.int64),
-    cache=True,
-)  # fmt: skip
+@numba.njit(cache=True, inline="always")
 def _spread(monthly, column, month_starts, month_ends, t0, t1, weight, first):
     """Add ``weight x`` the overlap of ``[t0, t1)`` with each calendar month (from month
     ``first``, the month of ``t0``)."""
@@ -243,12 +239,7 @@ def _spread(monthly, column, month_starts, month_ends, t0, t1, weight, first):
         monthly[m, column] += weight * (min(t1, month_ends[m]) - max(t0, month_starts[m]))
 
 
-@numba.njit(
-    numba.types.Tuple((numba.boolean, numba.float64))(
-        numba.float64, numba.float64, numba.int64, _I1, _F1, numba.float64, numba.int64
-    ),
-    cache=True,
-)
+@numba.njit(cache=True, inline="always")
 def _crew_free(t, hours, busy, crews, month_ends, window_hours, month):
     """Can a crew start a step of ``hours`` at day ``t`` (in calendar month ``month``; the
     last month's crews beyond the horizon)? Returns (ok, the next time that could change
@@ -350,9 +341,9 @@ def _one_draw(
             inbound = _sample(
                 transport_kind[0], transport_args[0], transport_mean[0], inbound_key, lot
             )
-            times, seqs, codes = _push(
-                times, seqs, codes, n_events, apheresis[j] + inbound, seq, lot * 8 + READY
-            )
+            if n_events == times.shape[0]:
+                times, seqs, codes = _grow(times, seqs, codes)
+            _push(times, seqs, codes, n_events, apheresis[j] + inbound, seq, lot * 8 + READY)
             n_events += 1
             seq += 1
             outcome[j] = PPQ if is_ppq[j] else NOT_STARTED
@@ -403,9 +394,9 @@ def _one_draw(
             if rate > 0 and unit_uniform(equipment_key, lot) < 1.0 - math.exp(-rate * run):
                 run += repair_days[p]  # the lot is held in its suite while repaired
                 patient_wait[j, DOWN] += repair_days[p]
-            times, seqs, codes = _push(
-                times, seqs, codes, n_events, t + run, seq, lot * 8 + CULTURE_END
-            )
+            if n_events == times.shape[0]:
+                times, seqs, codes = _grow(times, seqs, codes)
+            _push(times, seqs, codes, n_events, t + run, seq, lot * 8 + CULTURE_END)
             n_events += 1
             seq += 1
         elif kind == CULTURE_END:
@@ -421,14 +412,10 @@ def _one_draw(
             )
             if contaminated:
                 down += 1
-                times, seqs, codes = _push(
-                    times,
-                    seqs,
-                    codes,
-                    n_events,
-                    t + decontamination_days[p],
-                    seq,
-                    SUITE_FREE_DOWN,
+                if n_events == times.shape[0]:
+                    times, seqs, codes = _grow(times, seqs, codes)
+                _push(
+                    times, seqs, codes, n_events, t + decontamination_days[p], seq, SUITE_FREE_DOWN
                 )
             else:
                 changeover = _sample(
@@ -438,9 +425,9 @@ def _one_draw(
                     changeover_key,
                     lot,
                 )
-                times, seqs, codes = _push(
-                    times, seqs, codes, n_events, t + changeover, seq, SUITE_FREE
-                )
+                if n_events == times.shape[0]:
+                    times, seqs, codes = _grow(times, seqs, codes)
+                _push(times, seqs, codes, n_events, t + changeover, seq, SUITE_FREE)
             n_events += 1
             seq += 1
             rate = failure_rate[p]
@@ -475,9 +462,9 @@ def _one_draw(
                     remake_at += reapheresis_days + _sample(
                         transport_kind[0], transport_args[0], transport_mean[0], inbound_key, new
                     )
-                times, seqs, codes = _push(
-                    times, seqs, codes, n_events, remake_at, seq, new * 8 + READY
-                )
+                if n_events == times.shape[0]:
+                    times, seqs, codes = _grow(times, seqs, codes)
+                _push(times, seqs, codes, n_events, remake_at, seq, new * 8 + READY)
                 n_events += 1
                 seq += 1
         elif kind == SUITE_FREE:
@@ -504,7 +491,9 @@ def _one_draw(
                     h_head += 1
                     busy += 1
                     patient_wait[hlot // most, CREW] += t - culture_end[hlot]
-                    times, seqs, codes = _push(
+                    if n_events == times.shape[0]:
+                        times, seqs, codes = _grow(times, seqs, codes)
+                    _push(
                         times,
                         seqs,
                         codes,
@@ -549,7 +538,9 @@ def _one_draw(
                         busy += 1
                         for c in range(N_CAUSES):
                             patient_wait[qj, c] += clock[c] - snapshot[qlot, c]
-                        times, seqs, codes = _push(
+                        if n_events == times.shape[0]:
+                            times, seqs, codes = _grow(times, seqs, codes)
+                        _push(
                             times,
                             seqs,
                             codes,
@@ -570,7 +561,9 @@ def _one_draw(
             block = -1
         if wake < next_wake:
             next_wake = wake
-            times, seqs, codes = _push(times, seqs, codes, n_events, wake, seq, WAKE)
+            if n_events == times.shape[0]:
+                times, seqs, codes = _grow(times, seqs, codes)
+            _push(times, seqs, codes, n_events, wake, seq, WAKE)
             n_events += 1
             seq += 1
         if n_events > 0 and head == tail and h_head == h_tail:
