@@ -334,6 +334,11 @@ def _one_draw(
     n_contaminated = np.zeros(n_patients, np.int64)
     clock = np.zeros(N_CAUSES)  # cumulative time the queue's head has been held, by cause
 
+    # events: the first lots' arrivals (known upfront) in a sorted array, the rest in a
+    # binary heap; taken in (time, seq) order from both, as from one heap
+    arrival_t = np.empty(n_patients)
+    arrival_code = np.empty(n_patients, np.int64)
+    n_arrivals = 0
     for j in range(n_patients):
         if apheresis[j] < np.inf:
             lot = j * most
@@ -341,17 +346,20 @@ def _one_draw(
             inbound = _sample(
                 transport_kind[0], transport_args[0], transport_mean[0], inbound_key, lot
             )
-            if n_events == times.shape[0]:
-                times, seqs, codes = _grow(times, seqs, codes)
-            _push(times, seqs, codes, n_events, apheresis[j] + inbound, seq, lot * 8 + READY)
-            n_events += 1
+            arrival_t[n_arrivals] = apheresis[j] + inbound
+            arrival_code[n_arrivals] = lot * 8 + READY
+            n_arrivals += 1
             seq += 1
             outcome[j] = PPQ if is_ppq[j] else NOT_STARTED
+    # the first lots' arrivals, in (time, seq) order: their seq is their index here, and
+    # every later event's seq is larger, so an arrival goes before a heap event at its time
+    arrival_order = np.argsort(arrival_t[:n_arrivals], kind="mergesort")
+    a = 0  # next arrival
 
     free = n_suites
     down = 0  # suites closed for decontamination
     busy = 0  # crews at work
-    now = 0.0 if n_events == 0 else times[0]
+    now = 0.0 if n_arrivals == 0 else arrival_t[arrival_order[0]]
     block = -1  # why the queue's head waits (SUITE, CREW, DOWN), -1 = queue empty
     next_wake = np.inf
     sd = 0  # first shutdown that has not ended
@@ -359,11 +367,16 @@ def _one_draw(
     n_months = month_starts.shape[0]
     while month < n_months and month_ends[month] <= now:
         month += 1
-    while n_events > 0:
-        t = times[0]
-        code = codes[0]
-        _pop(times, seqs, codes, n_events)
-        n_events -= 1
+    while n_events > 0 or a < n_arrivals:
+        if a < n_arrivals and (n_events == 0 or arrival_t[arrival_order[a]] <= times[0]):
+            t = arrival_t[arrival_order[a]]
+            code = arrival_code[arrival_order[a]]
+            a += 1
+        else:
+            t = times[0]
+            code = codes[0]
+            _pop(times, seqs, codes, n_events)
+            n_events -= 1
         # ---- time passes: the head's cause accrues, and lots waiting by month ------------
         if t > now:
             if head < tail and block >= 0:
@@ -566,7 +579,7 @@ def _one_draw(
             _push(times, seqs, codes, n_events, wake, seq, WAKE)
             n_events += 1
             seq += 1
-        if n_events > 0 and head == tail and h_head == h_tail:
+        if n_events > 0 and a == n_arrivals and head == tail and h_head == h_tail:
             # only wake-ups left with nobody waiting: they change nothing
             only_wakes = True
             for i in range(n_events):
