@@ -459,3 +459,26 @@ def test_results_do_not_depend_on_threads_or_chunks(monkeypatch):
     assert {0, 1, 2} <= set(np.unique(outcome))  # treated, lost waiting, lost after failures
     for a, b in zip(one, three, strict=True):
         assert np.array_equal(a, b, equal_nan=a.dtype.kind == "f")
+
+
+def test_kernel_casts_its_arguments_to_its_one_signature(monkeypatch):
+    # the kernel is compiled once for one signature (C-contiguous, writable, fixed dtypes);
+    # the wrapper casts Fortran-order, read-only and narrower-dtype arguments to it, so they
+    # give the same numbers instead of a TypeError or a second compile
+    from capacity import _twin
+
+    kernel = _twin.simulate_twin
+    calls = []
+    monkeypatch.setattr(_twin, "simulate_twin", lambda *a: calls.append(a) or kernel(*a))
+    simulate_twin(poisson_demand(6, 5, months=6), fixed_process(), 2, operators=6, seed=2)
+    (args,) = calls
+    odd = list(args)
+    odd[0] = np.asfortranarray(args[0])  # apheresis
+    odd[3] = args[3].copy()
+    odd[3].flags.writeable = False  # keys
+    odd[4] = args[4].astype(np.int32)  # culture_kind
+    odd[26] = args[26].astype(np.int32)  # n_suites
+    odd[14] = np.int32(args[14])  # contamination_remakes
+    for a, b in zip(kernel(*args), kernel(*odd), strict=True):
+        assert np.array_equal(a, b, equal_nan=a.dtype.kind == "f")
+    assert len(_twin._simulate_chunk.signatures) == 1
