@@ -138,7 +138,15 @@ class _FailureStreams:
             rng = self.live.pop(key, None)
             if rng is None:
                 rng = self._stream(program, attempt, k)
-            out[i:stop] = rng.binomial(n[i:stop], p[i:stop])
+            block_n = n[i:stop]
+            some = block_n != 0
+            if some.all():
+                out[i:stop] = rng.binomial(block_n, p[i:stop])
+            else:  # Binomial(0, p) = 0 uses no random number: draw the others only, in order
+                block_out = out[i:stop]
+                block_out[...] = 0
+                block_p = np.broadcast_to(p[i:stop], block_n.shape)
+                block_out[some] = rng.binomial(block_n[some], block_p[some])
             if offset + stop - i < self.block:  # the block goes on in the next call
                 self.live[key] = rng
             i = stop
@@ -183,8 +191,7 @@ def compute_draws(
     for a in range(0, n, block):
         rows = slice(a, min(n, a + block))
         par = {name: p.isel(draw=rows) for name, p in params.items()}
-        for k, v in _block(job, values[rows], start + a, par, failures).items():
-            data[k][rows] = v
+        _block(job, values[rows], start + a, par, failures, {k: v[rows] for k, v in data.items()})
 
 
 def _block(
@@ -193,17 +200,21 @@ def _block(
     start: int,
     par: Mapping[str, xr.Dataset],
     failures: _FailureStreams,
-) -> dict[str, np.ndarray]:
-    """Outputs of one block of draws (demand ``values``: draw, month, program, stream)."""
+    data: Mapping[str, np.ndarray],
+) -> None:
+    """Outputs of one block of draws (demand ``values``: draw, month, program, stream) into
+    ``data`` (views of the outputs' rows of these draws, overwritten)."""
     n_rows, n_hist, n_months = values.shape[0], job.n_hist, len(job.months)
     specs, programs = job.specs, job.programs
+    # patients and PPQ lots of every program, (program, draw, month), one pass per stream
+    patients = _stream_sum(values, job.patient_idx)
+    ppq = _stream_sum(values, job.ppq_idx)
     # lots of every program in the block first: a process's fixed QC/QA work is shared among
     # the programs made with it in proportion to their lots
     lots: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     by_process: dict[str, np.ndarray] = {}
     for p_i, program in enumerate(programs):
         spec = specs[program]
-        block_values = values[:, :, p_i]
 
         def binomial(
             r: int,
@@ -214,8 +225,8 @@ def _block(
             return failures.binomial(program, r, start, n, failure)
 
         out = _lots(
-            block_values[..., job.patient_idx].sum(axis=-1, dtype=np.int64),
-            block_values[..., job.ppq_idx].sum(axis=-1, dtype=np.int64),
+            patients[p_i],
+            ppq[p_i],
             spec.max_remanufacture,
             binomial,
         )
@@ -225,7 +236,6 @@ def _block(
         made[:, :n_hist] += job.history[:, :, p_i]
         lots[program] = (made, out[1], out[2])
         by_process[spec.name] = by_process.get(spec.name, 0.0) + made
-    data = job.outputs(n_rows)
     kernels: dict[str, dict[str, np.ndarray]] = {}
     for u_i, members in enumerate(job.units.values()):
         spec = specs[members[0]]
@@ -257,8 +267,18 @@ def _block(
             result["patients_lost"][:, n_hist:] += lots[m][2]
         for k, v in result.items():
             target = data[k][:, :, u_i] if job.by_program else data[k]
-            target += v[:, n_hist:]  # drop the months before the start
-    return data
+            if job.by_program or u_i == 0:  # the first (or only) unit into this target
+                target[...] = v[:, n_hist:]  # drop the months before the start
+            else:  # facility totals of several processes: summed in unit order
+                target += v[:, n_hist:]
+
+
+def _stream_sum(values: np.ndarray, idx: list[int]) -> np.ndarray:
+    """``values[..., idx].sum(-1)`` in int64, laid out (program, draw, month)."""
+    out = np.zeros((values.shape[2], values.shape[0], values.shape[1]), np.int64)
+    for i in idx:
+        out += values[..., i].transpose(2, 0, 1)
+    return out
 
 
 def _resources(
@@ -274,7 +294,7 @@ def _resources(
 ) -> dict[str, np.ndarray]:
     """Resources for lots of one process (arrays of shape (draw, month[, assay|instrument]))."""
     col = lambda name: par[name].values[:, None]  # noqa: E731 - (draw, 1) for broadcasting
-    lots = lots.astype(float)
+    lots = np.asarray(lots, float)
     suite_days = spread(lots, kernels["slot"]) / spec.lots_per_suite
     culture_days = spread(lots, kernels["culture"])
     harvested = spread(lots, kernels["harvest"])
@@ -287,9 +307,15 @@ def _resources(
     per_test = par["qc_tests_per_lot"] * (1 + par["qc_retest_rate"])  # (draw, assay)
     qc_factor = (per_test * par["qc_hands_on_hours"]).values  # hours per lot
     qc_hours = np.zeros((*lots.shape, len(assays)))
-    qc_hours[:, :, [assays.index(a.assay) for a in spec.qc]] = (
-        harvested[:, :, None] * qc_factor[:, None, :]
-    )
+    where = [assays.index(a.assay) for a in spec.qc]
+    if where and where == list(range(where[0], where[0] + len(where))):  # contiguous: no temporary
+        np.multiply(
+            harvested[:, :, None],
+            qc_factor[:, None, :],
+            out=qc_hours[:, :, where[0] : where[-1] + 1],
+        )
+    else:
+        qc_hours[:, :, where] = harvested[:, :, None] * qc_factor[:, None, :]
     # work that does not scale with lots: per suite in use, and the process's fixed share
     suites = suite_days / month_days
     if FIXED_WORK in assays:
