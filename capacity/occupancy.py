@@ -103,6 +103,22 @@ def occupancy_weights(
         w -= np.maximum(a, t0)
         np.maximum(w, 0.0, out=w)
         w /= width
+    elif np.all(delay >= 0):
+        # Months abut (a of offset k is b of offset k - 1; t1 of month m is t0 of m + 1), so
+        # the four terms are one table G[i, k] = Phi(end[i + k] - t0[i]) read at shifted
+        # places: Phi(b - t0) = G[m, k], Phi(a - t0) = G[m, k - 1], Phi(b - t1) = G[m + 1,
+        # k - 1], Phi(a - t1) = G[m + 1, k - 2], and 0 where the offset is negative (the
+        # argument is -delay <= 0). The same operations on the same numbers as the four
+        # separate terms below: the same weights, bit for bit, for a quarter of the work.
+        i = np.arange(n + 1)
+        g = _phi(
+            end[i[:, None] + np.arange(n_k)][None] - (start[i][None, :, None] + delay), duration
+        )
+        w = g[:, :n].copy()
+        w[:, :, 1:] -= g[:, :n, :-1]
+        w[:, :, 1:] -= g[:, 1:, :-1]
+        w[:, :, 2:] += g[:, 1:, :-2]
+        w /= width
     else:
         # (Phi(b - t0) - Phi(a - t0)) - Phi(b - t1) + Phi(a - t1), left to right, in place
         w = _phi(b - t0, duration)

@@ -138,15 +138,7 @@ class _FailureStreams:
             rng = self.live.pop(key, None)
             if rng is None:
                 rng = self._stream(program, attempt, k)
-            block_n = n[i:stop]
-            some = block_n != 0
-            if some.all():
-                out[i:stop] = rng.binomial(block_n, p[i:stop])
-            else:  # Binomial(0, p) = 0 uses no random number: draw the others only, in order
-                block_out = out[i:stop]
-                block_out[...] = 0
-                block_p = np.broadcast_to(p[i:stop], block_n.shape)
-                block_out[some] = rng.binomial(block_n[some], block_p[some])
+            out[i:stop] = rng.binomial(n[i:stop], p[i:stop])
             if offset + stop - i < self.block:  # the block goes on in the next call
                 self.live[key] = rng
             i = stop
@@ -206,7 +198,7 @@ def _block(
     ``data`` (views of the outputs' rows of these draws, overwritten)."""
     n_rows, n_hist, n_months = values.shape[0], job.n_hist, len(job.months)
     specs, programs = job.specs, job.programs
-    # patients and PPQ lots of every program, (program, draw, month), one pass per stream
+    # patients and PPQ lots of every program, (draw, month, program), one pass per stream
     patients = _stream_sum(values, job.patient_idx)
     ppq = _stream_sum(values, job.ppq_idx)
     # lots of every program in the block first: a process's fixed QC/QA work is shared among
@@ -225,8 +217,8 @@ def _block(
             return failures.binomial(program, r, start, n, failure)
 
         out = _lots(
-            patients[p_i],
-            ppq[p_i],
+            patients[:, :, p_i],
+            ppq[:, :, p_i],
             spec.max_remanufacture,
             binomial,
         )
@@ -274,10 +266,13 @@ def _block(
 
 
 def _stream_sum(values: np.ndarray, idx: list[int]) -> np.ndarray:
-    """``values[..., idx].sum(-1)`` in int64, laid out (program, draw, month)."""
-    out = np.zeros((values.shape[2], values.shape[0], values.shape[1]), np.int64)
-    for i in idx:
-        out += values[..., i].transpose(2, 0, 1)
+    """``values[..., idx].sum(-1)`` in int64, (draw, month, program), without fancy-index
+    copies (one strided read per stream)."""
+    if not idx:
+        return np.zeros(values.shape[:3], np.int64)
+    out = values[..., idx[0]].astype(np.int64)
+    for i in idx[1:]:
+        out += values[..., i]
     return out
 
 
