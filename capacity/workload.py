@@ -217,15 +217,15 @@ def _block(
             return failures.binomial(program, r, start, n, failure)
 
         out = _lots(
-            patients[:, :, p_i],
-            ppq[:, :, p_i],
+            np.ascontiguousarray(patients[:, :, p_i]),
+            np.ascontiguousarray(ppq[:, :, p_i]),
             spec.max_remanufacture,
             binomial,
         )
-        made = np.zeros((n_rows, n_months))
-        made[:, n_hist:] += out[0]
+        made = np.empty((n_rows, n_months))
+        made[:, n_hist:] = out[0]
         # opening lots (months before the start): only the work still to come counts
-        made[:, :n_hist] += job.history[:, :, p_i]
+        made[:, :n_hist] = job.history[:, :, p_i]
         lots[program] = (made, out[1], out[2])
         by_process[spec.name] = by_process.get(spec.name, 0.0) + made
     kernels: dict[str, dict[str, np.ndarray]] = {}
@@ -233,14 +233,17 @@ def _block(
         spec = specs[members[0]]
         if spec.name not in kernels:
             kernels[spec.name] = month_kernels(job.months, par[spec.name], job.n_k[spec.name])
-        made = sum(lots[m][0] for m in members)
         n_sharing = sum(specs[p].name == spec.name for p in programs)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            share = np.where(
-                by_process[spec.name] > 0,
-                made / by_process[spec.name],
-                len(members) / n_sharing,
-            )
+        if len(members) == n_sharing:  # the unit is the whole process: its share is 1
+            made, share = by_process[spec.name], 1.0
+        else:
+            made = sum(lots[m][0] for m in members)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                share = np.where(
+                    by_process[spec.name] > 0,
+                    made / by_process[spec.name],
+                    len(members) / n_sharing,
+                )
         result = _resources(
             made,
             spec,
