@@ -21,7 +21,10 @@ negative binomial of site totals of Anisimov & Fedorov. Forecasts draw lambda_s 
 conjugate posterior Gamma(alpha + K_s, alpha / mu + sum_t E[s, t] eps_t), so no site rate is
 ever sampled by MCMC. With one site, lambda has a fixed Gamma prior (a planning prior
 Gamma(nP, TP) after Gajewski, Simon & Carlson 2008, or a weak default) and, without a calendar
-effect, the posterior is exact and closed-form: no sampler runs at all.
+effect, the posterior is exact and closed-form: no sampler runs at all. Otherwise
+:meth:`EnrollmentModel.fit` samples the density of :func:`build_model`, written with its
+gradient in :mod:`forecast.enrollment.density`, with nutpie's NUTS (no PyTensor compilation);
+:func:`build_model` is the PyMC statement of the same model (the tests check the two agree).
 
 ``sites_needed`` evaluates enrollment at its ``by`` date itself, spreading the patients of
 the month holding it evenly over its days as :meth:`EnrollmentModel.time_to_target` does.
@@ -52,6 +55,7 @@ from forecast import _pymc
 from forecast._dist import norm_isf, norm_sf
 from forecast.draws import manufacture_starts, resample_index
 from forecast.enrollment.data import EnrollmentData, enrollment_data
+from forecast.enrollment.density import EnrollmentDensity, sample_nutpie
 from forecast.enrollment.simulate import (
     ALPHA_PRIOR,
     activation_draws,
@@ -181,9 +185,9 @@ class EnrollmentModel(SamplerSettings, _pymc.Fitted):
         planning prior; default (1, 10): mean 0.1 a day, about 3 a month, weak (an
         assumption).
     draws, tune, chains, seed, target_accept
-        NUTS settings, kept in ``sampler`` (:class:`~forecast.sampling.SamplerConfig`). In the
-        closed form no sampler runs: ``draws`` x ``chains`` exact posterior draws from
-        ``seed``.
+        NUTS settings (nutpie's sampler), kept in ``sampler``
+        (:class:`~forecast.sampling.SamplerConfig`). In the closed form no sampler runs:
+        ``draws`` x ``chains`` exact posterior draws from ``seed``.
     """
 
     def __init__(
@@ -302,8 +306,15 @@ class EnrollmentModel(SamplerSettings, _pymc.Fitted):
         if single and not self.calendar_effect:
             self._idata = self._closed_form(counts_o, exposure_o)
             return self
-        model = self.build_model(counts_o, exposure_o, data.sites.loc[opened, "country"].to_numpy())
-        self._idata = self.sampler.sample(model)
+        density = EnrollmentDensity(
+            counts_o,
+            exposure_o,
+            data.sites.loc[opened, "country"].to_numpy(),
+            calendar_effect=self.calendar_effect,
+            planning=self.planning,
+            single_site_prior=self.single_site_prior,
+        )
+        self._idata = sample_nutpie(density, self.sampler)
         return self
 
     def _prior_single(self) -> tuple[float, float]:
