@@ -19,6 +19,11 @@ Chain rule (``A`` = alpha, ``l_s = log A - log mu_c(s)`` = log beta_s, ``B_s = e
     L      = sum_s [lgamma(A + K_s) - lgamma(A) + A l_s - (A + K_s) log D_s] + sum_t k_t log eps_t
     dL/dA  = sum_s [digamma(A + K_s) - digamma(A) + l_s - log D_s]      (l_s held fixed)
     dL/dl_s = A - (A + K_s) B_s / D_s = g_s
+
+evaluated as ``A l_s - (A + K_s) log D_s = -A log1p(E_s / B_s) - K_s log D_s`` and the gamma
+ratios as sums over the K_s patients, so that a large alpha (a nearly Poisson population,
+where the two lgammas and ``A l_s`` and ``A log D_s`` are huge and nearly cancel) is exact:
+without this, NUTS found a spurious mode at alpha ~ 1e18.
     dL/dlog eps_t = eps_t sum_s X_st (-(A + K_s) / D_s) + k_t
 
 References
@@ -118,9 +123,13 @@ class EnrollmentDensity:
 
     # --- the density -------------------------------------------------------------------
     def logp_grad(self, x: np.ndarray) -> tuple[float, np.ndarray]:
-        """(log density, gradient) at the unconstrained point ``x`` (:func:`_logp_grad`)."""
+        """(log density, gradient) at the unconstrained point ``x`` (:func:`_logp_grad`);
+        -inf where it over- or underflows (far out in a tail: NUTS rejects the step and
+        records a divergence)."""
         grad = np.empty(self.ndim)
         lp = _logp_grad(np.asarray(x, dtype=float), grad, *self._args)
+        if not (np.isfinite(lp) and np.isfinite(grad).all()):
+            return -np.inf, np.zeros(self.ndim)
         return lp, grad
 
     # --- what the posterior records --------------------------------------------------------
@@ -201,7 +210,23 @@ def _digamma(x):
     return shift + math.log(x) - 0.5 / x + series
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
+def _gamma_ratio(a, k):
+    """(lgamma(a + k) - lgamma(a), digamma(a + k) - digamma(a)) for a > 0, k >= 0: sums of
+    log(a + j) and 1 / (a + j) over j < k for a whole k up to 10,000 (no cancellation
+    between two large lgammas), the functions themselves otherwise."""
+    n = int(k)
+    if n == k and n <= 10_000:
+        lg = 0.0
+        dg = 0.0
+        for j in range(n):
+            lg += math.log(a + j)
+            dg += 1.0 / (a + j)
+        return lg, dg
+    return math.lgamma(a + k) - math.lgamma(a), _digamma(a + k) - _digamma(a)
+
+
+@numba.njit(cache=True, error_model="numpy")
 def _logp_grad(
     x,
     grad,
@@ -274,8 +299,6 @@ def _logp_grad(
         alpha = fixed_alpha
     g_alpha = 0.0
     h = np.zeros(max(n_country, 1))  # dL/dlog mu_c
-    psi_alpha = _digamma(alpha) if hierarchical else 0.0
-    lg_alpha = math.lgamma(alpha)
     for s in range(n_sites):
         if hierarchical:
             c = country_idx[s] if n_country > 0 else 0
@@ -284,17 +307,21 @@ def _logp_grad(
             log_beta = math.log(fixed_beta)
         beta = math.exp(log_beta)
         total = site_totals[s]
-        d = beta + site_exposure[s]
-        log_d = math.log(d)
-        lp += math.lgamma(alpha + total) - lg_alpha + alpha * log_beta - (alpha + total) * log_d
+        ratio = site_exposure[s] / beta  # E_s / B_s: D_s = B_s (1 + ratio)
+        log_d = log_beta + math.log1p(ratio)
+        # lgamma(A + K) - lgamma(A) and its derivative as sums over the K patients: exact
+        # for whole counts and stable when alpha is large (where the NB tends to a Poisson)
+        lg, dg = _gamma_ratio(alpha, total)
+        # A log B - (A + K) log D = -A log1p(E / B) - K log D
+        lp += lg - alpha * math.log1p(ratio) - total * log_d
         if calendar:
-            f = -(alpha + total) / d  # dL/dE_s
+            f = -(alpha + total) / (beta + site_exposure[s])  # dL/dE_s
             for t in range(n_months):
                 grad[k + 1 + t] += s_cal * eps[t] * f * exposure[s, t]
                 grad[k] += s_cal * eps[t] * f * exposure[s, t] * (x[k + 1 + t] - s_cal)
         if hierarchical:
-            g_site = alpha - (alpha + total) * beta / d  # dL/dlog beta_s
-            g_alpha += _digamma(alpha + total) - psi_alpha + log_beta - log_d
+            g_site = (alpha * ratio - total) / (1.0 + ratio)  # dL/dlog beta_s
+            g_alpha += dg - math.log1p(ratio)
             grad[0] += g_site
             h[c] -= g_site
     if calendar:

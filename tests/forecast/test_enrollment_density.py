@@ -171,3 +171,23 @@ def _ess(idata, name, k):
     values = np.asarray(idata.posterior[name].values, dtype=float)
     values = values.reshape(values.shape[0], values.shape[1], -1)[:, :, k]
     return _pymc._rhat_ess_bulk(values)[1]
+
+
+@pytest.mark.parametrize("log_alpha", [20.0, 40.0])
+def test_a_large_alpha_gives_the_poisson_limit(log_alpha):
+    """As alpha -> infinity every site's rate is mu: the likelihood tends to the Poisson one,
+    sum_s K_s log mu - mu E_s (the density drops sum k log E, constant). Evaluated naively
+    (two huge lgammas) it came out near 0 and NUTS got stuck at a spurious mode around
+    alpha = 1e18."""
+    from forecast.enrollment.density import LOG_MU_PRIOR
+    from forecast.enrollment.simulate import ALPHA_PRIOR
+
+    counts, exposure, _ = trial()
+    countries = np.array(["US"] * len(counts))
+    density = EnrollmentDensity(counts, exposure, countries)
+    log_mu = np.log(0.015)
+    lp, _ = density.logp_grad(np.array([log_alpha, log_mu]))
+    prior = -0.5 * ((log_alpha - ALPHA_PRIOR[0]) / ALPHA_PRIOR[1]) ** 2
+    prior -= 0.5 * ((log_mu - LOG_MU_PRIOR[0]) / LOG_MU_PRIOR[1]) ** 2
+    poisson = float(np.sum(counts.sum(axis=1) * log_mu - np.exp(log_mu) * exposure.sum(axis=1)))
+    assert lp - prior == pytest.approx(poisson, rel=1e-6)
