@@ -43,7 +43,7 @@ from typing import Any
 import numba
 import numpy as np
 
-from forecast.enrollment.simulate import ALPHA_PRIOR
+from forecast.enrollment.simulate import ALPHA_PRIOR, planning_prior
 
 __all__ = ["EnrollmentDensity", "sample_nutpie"]
 
@@ -70,8 +70,6 @@ class EnrollmentDensity:
         planning: tuple[float, float, float] | None = None,
         single_site_prior: tuple[float, float] = (1.0, 10.0),
     ):
-        from forecast.enrollment.model import planning_prior
-
         self.counts = np.asarray(counts, dtype=float)
         self.exposure = np.asarray(exposure, dtype=float)
         n_sites, n_months = self.counts.shape

@@ -65,6 +65,7 @@ from forecast.enrollment.simulate import (
     month_spans,
     new_site_rates,
     observed_target_day,
+    planning_prior,
     site_rates,
 )
 from forecast.errors import InputError
@@ -74,17 +75,6 @@ if TYPE_CHECKING:
     import pymc as pm
 
 __all__ = ["EnrollmentModel", "build_model", "negative_multinomial_logp", "planning_prior"]
-
-
-def planning_prior(n: float, duration_days: float, confidence: float) -> tuple[float, float]:
-    """Gamma(shape, rate per day) of 'n patients in T days, P confident' (Gajewski 2008).
-
-    Shape nP and rate TP: P near 0 carries no information, P = 1 as much as n observed
-    patients would. ``accrual`` states T in months or weeks: multiply by the days in one.
-    """
-    if not (n > 0 and duration_days > 0 and 0 < confidence <= 1):
-        raise InputError("planning prior: need n > 0, T > 0 and 0 < P <= 1")
-    return n * confidence, duration_days * confidence
 
 
 def negative_multinomial_logp(counts, exposure, eps, alpha, beta):
