@@ -55,7 +55,12 @@ from forecast import _pymc
 from forecast._dist import norm_isf, norm_sf
 from forecast.draws import manufacture_starts, resample_index
 from forecast.enrollment.data import EnrollmentData, enrollment_data
-from forecast.enrollment.density import EnrollmentDensity, sample_nutpie
+from forecast.enrollment.density import (
+    LOG_MU_PRIOR,
+    SIGMA_SCALE,
+    EnrollmentDensity,
+    sample_nutpie,
+)
 from forecast.enrollment.simulate import (
     ALPHA_PRIOR,
     activation_draws,
@@ -117,7 +122,7 @@ def build_model(
     with pm.Model(coords=coords) as model:
         if calendar_effect:
             # log eps_t = s z_t - s^2 / 2 (mean 1), non-centred: no funnel in s
-            sigma_cal = pm.HalfNormal("sigma_calendar", 0.5)
+            sigma_cal = pm.HalfNormal("sigma_calendar", SIGMA_SCALE)
             z_cal = pm.Normal("z_calendar", 0.0, 1.0, dims="month")
             eps = pm.Deterministic(
                 "eps", pt.exp(sigma_cal * z_cal - sigma_cal**2 / 2), dims="month"
@@ -134,9 +139,9 @@ def build_model(
                 mu = pm.Gamma("mu", a, b * n_sites)  # mean site rate x sites = trial rate
                 log_mu = pt.log(mu)
             else:
-                log_mu = pm.Normal("log_mu", np.log(0.01), 2.0)
+                log_mu = pm.Normal("log_mu", *LOG_MU_PRIOR)
             if len(country_names) > 1:
-                sigma_c = pm.HalfNormal("sigma_country", 0.5)
+                sigma_c = pm.HalfNormal("sigma_country", SIGMA_SCALE)
                 z_c = pm.Normal("z_country", 0.0, 1.0, dims="country")
                 log_mu_c = log_mu + sigma_c * z_c
             else:
