@@ -38,6 +38,7 @@ def write_run(
     rates = costs.rates(sc)
     months = result.world.demand["month"].values
     plan_cost = costs.plan_costs(result.plans, result.installed, rates, months)
+    network = getattr(result, "network", None)  # [network]
     tables = {
         "requirements.csv": export.requirements_table(result.requirements, result.total, qs),
         "demand.csv": export.demand_table(result.world.demand, qs, launched),
@@ -50,6 +51,7 @@ def write_run(
             rates=rates,
             plan=plan_cost,
             materials=result.materials,
+            network_costs=network.costs if network is not None else None,
         ),
         "shortfall.csv": export.shortfall_table(result.shortfall),
         "plan.csv": export.plan_table(result.plans, rates),
@@ -65,6 +67,10 @@ def write_run(
         tables["vector_campaigns.csv"] = export.vector_campaigns_table(
             result.vector, rates.currency
         )
+    if network is not None:
+        from pmcap.network import network_table
+
+        tables["network.csv"] = network_table(network)
     for name, frame in tables.items():
         export.write_csv(frame, folder / name)
     names = list(tables)
