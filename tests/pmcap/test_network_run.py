@@ -278,3 +278,15 @@ def test_a_sweep_varies_a_network_cost(tmp_path):
             grid=[(("network", "site", "CMO", "cost_per_lot"), [1.0])],
             where="sweep.toml",
         )
+
+
+def test_the_example_network_file_checks(tmp_path):
+    from pmcap.inputs import check_inputs
+
+    root = Path(__file__).resolve().parents[2]
+    text = (root / "data" / "examples" / "network.toml").read_text()
+    parsed = check_inputs(load_scenario(with_network(tmp_path, "\n" + text)))
+    net = parsed["network"]
+    assert [s.name for s in net.sites] == ["US plant", "EU plant", "CDMO"]
+    assert net.sites[0].suites == 12  # the example's facility
+    assert net.region_shares["CART-A"] == {"US": 0.7, "EU": 0.3}
