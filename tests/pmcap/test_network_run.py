@@ -244,6 +244,12 @@ def test_report_names_the_commitments_and_the_cost(network_run):
     assert 'id="network"' in html
     s = result.network.plan.summary
     assert f"Expected cost {s['expected_cost'] / 1e6:,.1f}M USD" in html
+    commitments = result.network.plan.commitments
+    assert len(commitments)
+    for c in commitments.itertuples():
+        assert (
+            f"at {c.site} committed {c.commit_month:%Y-%m} (online {c.online_month:%Y-%m})" in html
+        )
 
 
 def test_no_network_stage_without_the_table(tmp_path):
