@@ -164,7 +164,7 @@ def network_run(tmp_path_factory):
     result = run_scenario(sc, service_level=False)
     out = tmp / "out"
     out.mkdir()
-    names = write_run(out, result, xlsx=False, version="test", t0=0.0)
+    names = write_run(out, result, xlsx=True, version="test", t0=0.0)
     return sc, result, out, names
 
 
@@ -233,6 +233,8 @@ def test_finance_site_costs_sum_to_the_plans_expected_cost(network_run):
         by_year = values.groupby(values.index.year).sum()
         assert np.allclose(yearly[col].to_numpy(), by_year.to_numpy()), col
         assert fin.loc[fin["program"] != "total", col].isna().all()
+    notes = pd.read_excel(out / "finance.xlsx", sheet_name="notes", header=None)
+    assert notes.iloc[:, 0].astype(str).str.contains("network costs").any()
     # capital lands in the commitment month: module_capital x units
     eu = run.plan.commitments[run.plan.commitments["site"] == "EU plant"]
     assert costs[("capital", "EU plant")].sum() == pytest.approx(70e6 * eu["units"].sum())
