@@ -294,6 +294,14 @@ def scenario_network(scenario: Scenario, suite_days_per_lot: dict[str, float] | 
             f"{where}: network.program: {unknown} are not programs of the scenario; "
             f"programs are {names}"
         )
+    if net.readout is not None:
+        first = pd.Timestamp(scenario.run.start).to_period("M")
+        month = (pd.Timestamp(net.readout).to_period("M") - first).n
+        if not 0 <= month < scenario.run.horizon_months:
+            raise InputError(
+                f"{where}: network.readout: {net.readout} is outside the horizon "
+                f"({first} and the {scenario.run.horizon_months} months after it)"
+            )
     sites = []
     if net.facility.include:
         fac = net.facility

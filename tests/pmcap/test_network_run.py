@@ -110,6 +110,10 @@ BAD = [
         "network: decision_months (18) must be a multiple of period_months (12)",
     ),
     (("discount_rate = 0.08", "discount_rate = 0.08\nrate = 1"), "network.rate: unknown key"),
+    (
+        ("discount_rate = 0.08", "discount_rate = 0.08\nreadout = 2040-01-01"),
+        "network.readout: 2040-01-01 is outside the horizon",
+    ),
 ]
 
 
