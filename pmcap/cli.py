@@ -235,6 +235,7 @@ STAGE_LABELS = {
     "requirements": "computing requirements",
     "decisions": "shortfall, plans, service level, drivers",
     "workforce": "requisition plan for operators ([workforce])",
+    "network": "network plan across the draws ([network])",
     "write": "writing the report and files",
 }
 

@@ -234,6 +234,7 @@ def finance_table(
     rates: Rates | None = None,
     plan: pd.DataFrame | None = None,
     materials: dict[str, xr.Dataset] | None = None,
+    network_costs: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Annual and monthly rows per program and total; columns ``METRIC_STAT [UNIT]``.
 
@@ -255,6 +256,11 @@ def finance_table(
     With ``materials`` (the run's :func:`capacity.materials.materials_by_process`, when a
     process has a bill of materials) ``materials_spend`` follows: each draw's spend on
     materials per period (a flow), by program (:func:`materials_spend`) and in total.
+
+    With ``network_costs`` (:func:`pmcap.network.site_costs` of a ``[network]`` run, one row
+    per month, columns ``(kind, site)``) the network plan's
+    ``network_capital_cost[SITE]`` and ``network_operating_cost[SITE]`` per site on the
+    ``total`` rows (expected over draws, undiscounted).
     """
     sources = finance_sources(req, total, demand, rates, materials)
     patients = sources["patients"][0]
@@ -303,6 +309,15 @@ def finance_table(
                 cells = np.full((len(per), len(programs)), np.nan)
                 cells[:, -1] = per  # the total row only
                 columns[f"plan_{kind}_cost [{rates.currency} per period]"] = cells.reshape(-1)
+        if network_costs is not None and rates is not None:
+            for (kind, site), values in network_costs.items():
+                per = np.asarray(values, float)
+                if freq == "year":
+                    per = np.array([per[g].sum() for g in groups])
+                cells = np.full((len(per), len(programs)), np.nan)
+                cells[:, -1] = per  # the total row only
+                name = f"network_{kind}_cost[{site}] [{rates.currency} per period]"
+                columns[name] = cells.reshape(-1)
         if freq == "month":
             labels = months.strftime("%Y-%m")
             n_months = np.ones(len(months), int)

@@ -794,6 +794,7 @@ def render_report(
         target=sc.facility.shortfall_target,
         overrides=overrides,
         materials=materials_section(result),
+        network=network_paragraph(result),
     )
 
 
@@ -866,3 +867,38 @@ def materials_section(result: RunResult, top: int = 8) -> dict | None:
         "spend": spend_rows,
         "target": percent(min(float(p.attrs["target"]) for p in result.materials.values())),
     }
+
+
+def network_paragraph(result: RunResult) -> str | None:
+    """The report's ``[network]`` paragraph (``None`` without it): the recommended
+    commitments with dates, the expected discounted cost with its P10/P90, P(service met)
+    and the value of waiting (:func:`capacity.plan_network`, ``network.csv``)."""
+    run = getattr(result, "network", None)
+    if run is None:
+        return None
+    plan, cur = run.plan, run.currency
+    s = plan.summary
+
+    def money(x: float) -> str:
+        return f"{x / 1e6:,.1f}M {cur}".rstrip()
+
+    commits = [
+        f"{c.units} {'module(s)' if c.kind == 'own' else 'CDMO slot(s)'} at {c.site} "
+        f"committed {c.commit_month:%Y-%m} (online {c.online_month:%Y-%m})"
+        for c in plan.commitments.itertuples()
+    ]
+    text = (
+        "Network plan (network.csv): "
+        + ("; ".join(commits) if commits else "no new capacity")
+        + f". Expected cost {money(s['expected_cost'])} discounted at "
+        f"{result.scenario.network.discount_rate:g} a year (P10 {money(s['cost_p10'])}, "
+        f"P90 {money(s['cost_p90'])}), P(every patient served) {s['service_probability']:.2f}, "
+        f"cost per patient treated P50 {money(s['cost_per_patient_p50'])}."
+    )
+    for months, value in plan.value_of_waiting.items():
+        verdict = "worth it" if value > 0 else "not worth it"
+        text += (
+            f" Waiting {months} months before committing changes the expected cost by "
+            f"{money(-value)} (value of waiting {money(value)}: {verdict})."
+        )
+    return text

@@ -15,6 +15,8 @@
   (:func:`pmcap.decisions.decide`);
 * ``workforce`` (with ``[workforce]`` only): the requisition plan for operators
   (:func:`capacity.plan_requisitions`, from ``facility.operator_fte`` qualified today).
+* ``network`` (with ``[network]`` only): the network investment plan across the draws
+  (:func:`pmcap.network.plan_scenario_network`, :func:`capacity.plan_network`).
 
 Writing the run's folder is :func:`pmcap.runfolder.write_run`'s.
 """
@@ -70,6 +72,7 @@ class RunResult:
     workforce: Any = None  # capacity.WorkforcePlan when the scenario has [workforce]
     # process -> capacity.VectorPlan, for each process with a [vector]
     vector: dict[str, Any] = field(default_factory=dict)
+    network: Any = None  # pmcap.network.NetworkRun when the scenario has [network]
 
     @property
     def joint_shortfall(self) -> pd.DataFrame:
@@ -167,6 +170,12 @@ def run_scenario(
                 target=section.shortfall_target,
                 seed=scenario.run.seed,
             )
+    network = None
+    if scenario.network is not None:
+        from pmcap.network import plan_scenario_network
+
+        with timed("network"):
+            network = plan_scenario_network(scenario, world.demand, req)
     return RunResult(
         scenario=scenario,
         world=world,
@@ -185,4 +194,5 @@ def run_scenario(
         timings=timings,
         workforce=workforce,
         vector=vector,
+        network=network,
     )

@@ -237,7 +237,11 @@ def placeholders(out: Path, kind: str, file: str, metrics: list[str]) -> dict[st
     base = out / "scenarios" / "base"
     sweep = pd.read_csv(out / "sweep.csv")
     slots = {
-        ("finance.csv", "Column"): {"STAT": "mean|p10|p50|p90", "CURRENCY": "[A-Z]{3}"},
+        ("finance.csv", "Column"): {
+            "STAT": "mean|p10|p50|p90",
+            "CURRENCY": "[A-Z]{3}",
+            "SITE": "facility|CDMO",
+        },
         ("plan.csv", "Column"): {"CURRENCY": "[A-Z]{3}"},
         ("materials.csv", "Column"): {"CURRENCY": "[A-Z]{3}"},
         ("vector.csv", "Column"): {"CURRENCY": "[A-Z]{3}"},
@@ -288,6 +292,19 @@ def run(tmp_path_factory) -> Path:
     raw["run"].update(draws=30, horizon_months=24)
     raw["facility"]["service_level"]["draws"] = 10
     raw["workforce"] = {"shortfall_target": 0.1}  # the optional table, for workforce.csv
+    raw["network"] = {  # the optional table, for network.csv: one site, one CDMO, one region
+        "region_shares": {"US": 1.0},
+        "vein_to_vein_days": 30,
+        "cost_per_patient_unserved": 1e6,
+        "milp_draws": 4,
+        "period_months": 12,
+        "information_groups": 1,
+        "site": [{"name": "CDMO", "kind": "cdmo", "slot_fee_per_month": 1e5}],
+        "lane": [
+            {"region": "US", "site": "facility", "transport_days": 1},
+            {"region": "US", "site": "CDMO", "transport_days": 2},
+        ],
+    }
     (folder / "scenario.toml").write_text(tomli_w.dumps(raw))
     sales = "cart-c-patients.csv"
     shutil.copyfile(example_scenario_path().parent / sales, folder / sales)
