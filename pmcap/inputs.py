@@ -230,6 +230,7 @@ def check_inputs(scenario: Scenario) -> dict[str, Any]:
     _check_groups(scenario)
     parsed: dict[str, Any] = {"processes": processes, "enrollment": {}, "observations": {}}
     parsed["qc_lab"] = scenario_qc_lab(scenario, processes)
+    check_twin(scenario, processes)
     for p in scenario.program:
         if p.enrollment is not None:
             frames = _enrollment_frames(scenario, p)
@@ -266,6 +267,20 @@ def scenario_qc_lab(scenario: Scenario, processes: dict[str, Any] | None = None)
         return scenario.facility.qc_lab.lab(distinct)
     except InputError as exc:
         raise InputError(f"{scenario.shown_path}: {exc}") from None
+
+
+def check_twin(scenario: Scenario, processes: dict[str, Any]) -> None:
+    """With ``[facility.twin]``, the programs' processes run the same ``lots_per_suite`` (the
+    twin's suites hold one kind of slot): an InputError naming ``facility.twin`` otherwise."""
+    if scenario.facility.twin is None:
+        return
+    per = {spec.name: spec.lots_per_suite for spec in processes.values()}
+    if len(set(per.values())) > 1:
+        listed = ", ".join(f"{name} {n}" for name, n in per.items())
+        raise InputError(
+            f"{scenario.shown_path}: facility.twin: the twin needs every program's process to "
+            f"run the same lots_per_suite, got {listed}; set it per process in [process.NAME]"
+        )
 
 
 # ------------------------------------------------------------------------------------------
