@@ -421,3 +421,58 @@ def test_a_qc_stage_plugs_in_and_its_waits_join_the_decomposition():
     assert list(lab["cause"].values) == ["suites", "crews", "downtime", "flow-cytometer"]
     per_patient = lab["wait_days"].sel(cause="flow-cytometer").values
     np.testing.assert_allclose(per_patient[np.isfinite(per_patient)], 3.0)
+
+
+def test_a_qc_lab_with_one_analyst_binds_and_the_decomposition_names_analysts():
+    # rooms and crews plentiful, one QC analyst (8 h x 5 days) with 12 hands-on hours per
+    # lot against ~20 lots a month: the analyst binds. Release is the lab's result exactly
+    # (v2v = release of the patient's lot - apheresis, no transport), the waits of the
+    # decomposition are the lab's waits per patient, and they are all the analyst's.
+    from capacity.qclab import QCLab
+    from capacity.twin import QCLabStage
+
+    panel = [{"assay": "sterility", "tests_per_lot": 1, "hands_on_hours": 12,
+              "turnaround_days": 14, "instrument": "bact-alert", "instrument_hours": 0.5,
+              "retest_rate": 0.0}]  # fmt: skip
+    spec = fixed_process(culture_days=9, changeover_days=1, qc=panel)
+    v2v = VeinToVeinConfig(inbound_days=0, outbound_days=0, release_to_infusion_days=0)
+    kw = dict(operators=1000, crews=ROUND_THE_CLOCK, downtime=NO_DOWNTIME, vein_to_vein=v2v)
+    demand = poisson_demand(20, 6, months=4, seed=5)
+
+    def lab(analysts):
+        return QCLab([spec], analysts=analysts, instruments={"bact-alert": 1},
+                     monitoring_hours_per_month=0)  # fmt: skip
+
+    stage = QCLabStage(lab(1), seed=9)
+    twin = simulate_twin(demand, spec, 100, qc_stage=stage, seed=9, **kw)
+    result = stage.result
+    assert list(twin["cause"].values) == ["suites", "crews", "downtime", "analysts", "bact-alert"]
+    # release = the lab's result: each patient's only lot is lot i * lots-per-patient
+    per_patient = result.release.shape[1] // twin.sizes["patient"]
+    apheresis = twin["apheresis_day"].values
+    patients = np.isfinite(apheresis)
+    release = result.release[:, ::per_patient]
+    np.testing.assert_allclose(
+        twin["v2v_days"].values[patients], (release - apheresis)[patients], rtol=0, atol=1e-9
+    )
+    # the analyst binds: lots wait days for it, and every day of waiting is the analyst's
+    waited = result.wait[:, ::per_patient, 0]
+    assert np.nanmean(waited[patients]) > 5
+    share = twin["wait_share"].values
+    has = np.isfinite(share[..., 0])
+    np.testing.assert_allclose(share[..., 3][has], 1.0)
+    np.testing.assert_allclose(share[..., [0, 1, 2, 4]][has], 0.0)
+    # wait_days[analysts] = the mean of the lab's analyst wait over the month's patients
+    months = np.searchsorted(
+        (pd.DatetimeIndex(twin["month"].values) - MONTHS[0]).days.to_numpy(float),
+        apheresis, side="right") - 1  # fmt: skip
+    for d in range(6):
+        for m in range(4):
+            mine = patients[d] & (months[d] == m)
+            got = twin["wait_days"].sel(cause="analysts").values[d, m]
+            np.testing.assert_allclose(got, waited[d, mine].mean(), rtol=1e-12)
+    # ten analysts: nobody waits for one, and patients are infused sooner
+    roomy = QCLabStage(lab(10), seed=9)
+    more = simulate_twin(demand, spec, 100, qc_stage=roomy, seed=9, **kw)
+    assert np.nanmax(roomy.result.wait[..., 0]) < 3.5  # at most a weekend, not a queue
+    assert np.nanmean(more["v2v_days"].values) < np.nanmean(twin["v2v_days"].values) - 5
