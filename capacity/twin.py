@@ -628,11 +628,17 @@ def _summarise(
     infusion_month = np.where(infusion_month < n_months, infusion_month, -1)
     treated_by_month = per_month(np.ones((draws, n_patients)), treated & patient, infusion_month)
 
-    # percentiles of v2v per draw and month of apheresis: a padded (draw, month, rank) array
+    # percentiles of v2v per draw and month of apheresis: a padded (draw, month, rank) array;
+    # arrivals are sorted per draw, so a job's rank in its month is its index less the jobs
+    # (patients and PPQ lots) of the months before
+    job = np.isfinite(prep.arrivals)
+    job_month = np.searchsorted(ends, np.where(job, prep.arrivals, 0.0), "right")
+    job_month = np.where(job & (job_month < n_months), job_month, -1)
+    jobs = per_month(np.ones((draws, n_patients)), job, job_month)
     flat_month = np.where(month_of >= 0, month_of, 0)
-    offsets = np.cumsum(np.concatenate([np.zeros((draws, 1)), count], axis=1), axis=1)
+    offsets = np.cumsum(np.concatenate([np.zeros((draws, 1)), jobs], axis=1), axis=1)
     rank = (np.arange(n_patients)[None, :] - offsets[rows, flat_month]).astype(np.int64)
-    width = max(int(count.max()) if count.size else 0, 1)
+    width = max(int(jobs.max()) if jobs.size else 0, 1)
     padded = np.full((draws, n_months, width), np.nan)
     keep = patient & (month_of >= 0) & treated
     d_idx = np.broadcast_to(rows, keep.shape)[keep]

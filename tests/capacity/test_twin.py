@@ -476,3 +476,27 @@ def test_a_qc_lab_with_one_analyst_binds_and_the_decomposition_names_analysts():
     more = simulate_twin(demand, spec, 100, qc_stage=roomy, seed=9, **kw)
     assert np.nanmax(roomy.result.wait[..., 0]) < 3.5  # at most a weekend, not a queue
     assert np.nanmean(more["v2v_days"].values) < np.nanmean(twin["v2v_days"].values) - 5
+
+
+def test_monthly_v2v_percentiles_with_ppq_lots_among_the_patients():
+    # PPQ lots are jobs between the patients (sorted arrivals) but not patients: each
+    # month's v2v P50/P90 is np.nanquantile of that month's patients' v2v days (a month's
+    # rank among its jobs, not among its patients, indexes the padded array)
+    rng = np.random.default_rng(3)
+    values = np.stack(
+        [rng.poisson(6, (8, 5)), rng.poisson(4, (8, 5)), rng.poisson(3, (8, 5))], axis=-1
+    )[:, :, None, :]
+    demand = make_demand(values)  # streams clinical, commercial, ppq
+    spec = fixed_process(culture_days={"triangular": [7, 9, 14]}, changeover_days=1)
+    twin = simulate_twin(demand, spec, 3, operators=1000, crews=ROUND_THE_CLOCK,
+                         downtime=NO_DOWNTIME, seed=2)  # fmt: skip
+    assert (twin["outcome"].values == 4).sum() == values[..., 2].sum()  # the PPQ lots
+    edges = (pd.date_range("2027-01-01", periods=6, freq="MS") - MONTHS[0]).days.to_numpy()
+    day, v2v = twin["apheresis_day"].values, twin["v2v_days"].values
+    for d in range(8):
+        for m in range(5):
+            mine = v2v[d][(day[d] >= edges[m]) & (day[d] < edges[m + 1])]
+            assert len(mine) == values[d, m, 0, :2].sum()
+            want = np.quantile(mine[np.isfinite(mine)], [0.5, 0.9])
+            got = [twin[k].values[d, m] for k in ("v2v_p50_days", "v2v_p90_days")]
+            np.testing.assert_allclose(got, want, rtol=1e-12)
