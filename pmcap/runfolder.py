@@ -65,6 +65,7 @@ def write_run(
         tables["vector_campaigns.csv"] = export.vector_campaigns_table(
             result.vector, rates.currency
         )
+    tables.update(twin_tables(result, qs))  # only with [facility.twin]
     for name, frame in tables.items():
         export.write_csv(frame, folder / name)
     names = list(tables)
@@ -181,3 +182,27 @@ def materials_notes(result) -> list[tuple[str, str]]:
             "using the item over the months the order covers. Per item: materials.csv.",
         )
     ]
+
+
+def twin_tables(result, quantiles) -> dict:
+    """``vein_to_vein.csv`` (:func:`capacity.twin_bands`) when the run simulated the facility
+    twin, and ``qc_lab.csv`` (:func:`capacity.qc_lab_bands`, months of the end of manufacture,
+    with two months after the horizon for the last lots) when its QC stage was the lab."""
+    import pandas as pd
+
+    from capacity.qclab import qc_lab_bands
+    from capacity.twin import twin_bands
+
+    twin = getattr(result, "twin", None)
+    if twin is None:
+        return {}
+    out = {"vein_to_vein.csv": twin_bands(twin, quantiles)}
+    lab = getattr(result, "qc_lab", None)
+    if lab is not None:
+        first = pd.Timestamp(twin["month"].values[0])
+        months = pd.date_range(first, periods=len(lab.month_edges) - 1, freq="MS")
+        section = result.scenario.facility.qc_lab
+        out["qc_lab.csv"] = qc_lab_bands(
+            lab, months, target_days=section.target_days, quantiles=quantiles
+        )
+    return out
