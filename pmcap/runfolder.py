@@ -50,6 +50,7 @@ def write_run(
             rates=rates,
             plan=plan_cost,
             materials=result.materials,
+            workforce=getattr(result, "workforce", None),
         ),
         "shortfall.csv": export.shortfall_table(result.shortfall),
         "plan.csv": export.plan_table(result.plans, rates),

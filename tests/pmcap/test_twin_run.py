@@ -187,3 +187,44 @@ def test_the_report_leads_with_the_binding_constraint_and_v2v_bands(twin_run):
 
 def causes_index(twin, cause):
     return list(twin["cause"].values).index(cause)
+
+
+def test_workforce_headcount_drives_the_crews_and_finance_gains_its_salary_cost(tmp_path):
+    import time
+
+    from pmcap.run import run_scenario
+    from pmcap.runfolder import write_run
+
+    path = with_twin(tmp_path, "draws = 10\n", extra=SAME_SLOTS + "\n[workforce]\n")
+    result = run_scenario(load_scenario(path), service_level=False)
+    sim = result.workforce.simulation
+    # crews at work = floor(qualified x attendance / shifts / crew size), draw by draw
+    qualified = sim["qualified"].isel(draw=slice(0, 10)).transpose("draw", "month").values
+    np.testing.assert_array_equal(
+        result.twin["crews_on_shift"].values, np.floor(qualified * 0.55 / 2 / 2 + 1e-9)
+    )
+    assert result.twin.attrs["operators"] == "workforce"
+    out = tmp_path / "out"
+    out.mkdir()
+    names = write_run(out, result, xlsx=False, version="t", t0=time.perf_counter())
+    assert "vein_to_vein.csv" in names and "qc_lab.csv" not in names  # no [facility.qc_lab]
+    finance = pd.read_csv(out / "finance.csv")
+    annual = finance[(finance["granularity"] == "year") & (finance["program"] == "total")]
+    head = (sim["qualified"] + sim["trainees"]).transpose("draw", "month")
+    years = pd.DatetimeIndex(head["month"].values).year
+    salary = result.scenario.costs.operator_salary
+    for _, row in annual.iterrows():
+        sel = years == int(row["period"])
+        mean_head = head.values[:, sel].mean(axis=1)  # each draw's annual average
+        cost = head.values[:, sel].sum(axis=1) * salary / 12  # each draw's annual total
+        assert row["workforce_headcount_p90 [operators, average]"] == pytest.approx(
+            np.quantile(mean_head, 0.9), rel=1e-5
+        )
+        assert row["workforce_salary_cost_p50 [USD per period]"] == pytest.approx(
+            np.quantile(cost, 0.5), rel=1e-5
+        )
+        assert row["workforce_salary_cost_mean [USD per period]"] == pytest.approx(
+            cost.mean(), rel=1e-5
+        )
+    programs = finance[(finance["program"] != "total")]
+    assert programs["workforce_headcount_mean [operators, average]"].isna().all()
