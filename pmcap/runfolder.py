@@ -80,7 +80,7 @@ def write_run(
                 "shortfall": tables["shortfall.csv"],
                 "plan": tables["plan.csv"],
             },
-            notes=finance_notes(result, version, title),
+            notes=finance_notes(result, version, title) + workforce_notes(result),
         )
         names.append("finance.xlsx")
     export.write_draws(folder / "draws.nc", result.world, result.requirements, result.total)
@@ -207,3 +207,18 @@ def twin_tables(result, quantiles) -> dict:
             lab, months, target_days=section.target_days, quantiles=quantiles
         )
     return out
+
+
+def workforce_notes(result) -> list[tuple[str, str]]:
+    """The ``finance.xlsx`` note on the ``[workforce]`` columns (when the scenario has it)."""
+    if getattr(result, "workforce", None) is None:
+        return []
+    return [
+        (
+            "workforce",
+            "workforce_headcount and workforce_salary_cost (total rows only): qualified "
+            "operators plus trainees in each draw with the requisition plan of workforce.csv, "
+            "and that headcount x costs.operator_salary / 12 a month (trainees are paid while "
+            "they train).",
+        )
+    ]
