@@ -228,3 +228,23 @@ def test_workforce_headcount_drives_the_crews_and_finance_gains_its_salary_cost(
         )
     programs = finance[(finance["program"] != "total")]
     assert programs["workforce_headcount_mean [operators, average]"].isna().all()
+
+
+def test_a_sweep_can_vary_twin_keys(tmp_path):
+    from pmcap.sweep.cases import make_cases
+
+    base = load_scenario(with_twin(tmp_path, "draws = 10\n"))
+    crew = ("facility", "twin", "crews", "crew_size")
+    cases, keys = make_cases(
+        base,
+        [("base", []), ("rapid", [(("facility", "twin", "vein_to_vein", "target_days"), 21)])],
+        grid=[(crew, [1, 3])],
+        where="sweep.toml",
+    )
+    assert keys == ["facility.twin.crews.crew_size", "facility.twin.vein_to_vein.target_days"]
+    got = {c.name: c.scenario.facility.twin for c in cases}
+    crews, _, v2v = got["rapid, facility.twin.crews.crew_size=3"].configs()
+    assert (crews.crew_size, v2v.target_days) == (3, 21.0)
+    assert got["base, facility.twin.crews.crew_size=1"].configs()[2].target_days == 30.0
+    with pytest.raises(InputError, match="facility.twin.crews"):
+        make_cases(base, [("bad", [(crew, 0)])], where="sweep.toml")
