@@ -272,8 +272,11 @@ class QCLabStage:
     sampled as the twin samples its processes (``params`` when given, else
     ``spec.sample(draws, stream_rng(seed, "facility-process", name))``), so a draw's QC
     turnaround is the same in the lab and in the twin's release-failure timing.
-    ``month_edges``: days since the twin's first month bounding the months of monitoring work
-    and utilisation (default: :func:`capacity.release_days`'s).
+    ``month_edges``: days since the twin's first simulated month bounding the months of
+    monitoring work and utilisation; default (``None``) the calendar months
+    :func:`simulate_twin` simulates (with ``opening``, the months before the start too) and
+    ``extra_months`` after them for the last lots' panels, whose first days are then
+    :attr:`months` after the call.
     """
 
     def __init__(
@@ -284,6 +287,7 @@ class QCLabStage:
         params: Any = None,
         month_edges: np.ndarray | None = None,
         monitoring_hours: Any = None,
+        extra_months: int = 2,
     ) -> None:
         from capacity.qclab import QCLab
 
@@ -294,7 +298,18 @@ class QCLabStage:
         self.params = params
         self.month_edges = month_edges
         self.monitoring_hours = monitoring_hours
+        self.extra_months = _whole(extra_months, "extra_months", 0)
         self.result = None
+        self.months: pd.DatetimeIndex | None = None  # the months of the calendar edges
+        self._calendar: np.ndarray | None = None
+
+    def use_calendar(self, months: pd.DatetimeIndex) -> None:
+        """Month edges from the twin's simulated calendar months (when none were given)."""
+        if self.month_edges is not None:
+            return
+        self.months = pd.date_range(months[0], periods=len(months) + self.extra_months, freq="MS")
+        ends = self.months.shift(1, freq="MS")
+        self._calendar = np.r_[0.0, (ends - months[0]).days.to_numpy(float)]
 
     def _params(self, draws: int) -> list[xr.Dataset]:
         if self.params is None:
@@ -323,7 +338,7 @@ class QCLabStage:
             self.lab,
             seed=self.seed,
             params=self._params(lot_ready.shape[0]),
-            month_edges=self.month_edges,
+            month_edges=self._calendar if self.month_edges is None else self.month_edges,
             monitoring_hours=self.monitoring_hours,
         )
         return QCStageResult(self.result.release, self.result.wait, self.result.resources)
@@ -534,6 +549,8 @@ def simulate_twin(
     most = lot_ready.shape[1] // max(prep.arrivals.shape[1], 1)
     lot_process = np.repeat(prep.job_process, most, axis=1)
     stage = nominal_qc_stage(prep.turnaround) if qc_stage is None else qc_stage
+    if isinstance(stage, QCLabStage):
+        stage.use_calendar(prep.months)
     qc = stage(lot_ready, lot_process, prep.keys)
     return _summarise(
         prep,

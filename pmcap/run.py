@@ -222,11 +222,12 @@ def run_twin(scenario: Scenario, world, processes: dict[str, Any], workforce=Non
     Suites: :func:`twin_suites`. Qualified operators: the ``[workforce]`` plan's simulated
     ``qualified`` headcount per draw and month when the scenario has ``[workforce]``, else
     ``facility.operator_fte`` every month. QC: ``[facility.qc_lab]`` as a
-    :class:`capacity.QCLabStage` when given (month edges: the calendar months, and two more
-    for the last lots' panels), else the panels' turnaround with no queue. Each draw keeps
-    the process parameters the requirements drew for it; the lots in manufacture at the
-    start (``in_progress``) are not simulated: the twin starts empty. Returns the twin's
-    Dataset and the QC lab's :class:`capacity.QCLabResult` (``None`` without a lab).
+    :class:`capacity.QCLabStage` when given (month edges: the calendar months simulated and
+    two more for the last lots' panels, as ``months`` on its result), else the panels'
+    turnaround with no queue. Each draw keeps the process parameters the requirements drew
+    for it; lots started before the start (``in_progress``) are simulated from the months
+    before it, as for the service level. Returns the twin's Dataset and the QC lab's
+    :class:`capacity.QCLabResult` (``None`` without a lab).
     """
     from capacity.twin import QCLabStage, simulate_twin
     from pmcap.inputs import scenario_qc_lab
@@ -248,9 +249,7 @@ def run_twin(scenario: Scenario, world, processes: dict[str, Any], workforce=Non
     stage = None
     if scenario.facility.qc_lab is not None:
         lab = scenario_qc_lab(scenario, {spec.name: spec for spec in used})
-        ends = pd.date_range(months[0], periods=len(months) + 3, freq="MS")
-        edges = (ends - months[0]).days.to_numpy(float)
-        stage = QCLabStage(lab, seed=scenario.run.seed, params=params, month_edges=edges)
+        stage = QCLabStage(lab, seed=scenario.run.seed, params=params)
     twin = simulate_twin(
         demand,
         {p: processes[p] for p in programs},
@@ -261,8 +260,11 @@ def run_twin(scenario: Scenario, world, processes: dict[str, Any], workforce=Non
         vein_to_vein=v2v,
         qc_stage=stage,
         seed=scenario.run.seed,
+        opening=world.opening or None,
         params=params,
     )
+    if stage is not None:
+        stage.result.months = stage.months  # the calendar months of its month edges
     twin.attrs["suites"] = twin_suites(scenario, months)
     twin.attrs["draws"] = int(n)
     twin.attrs["operators"] = "workforce" if workforce is not None else "facility.operator_fte"

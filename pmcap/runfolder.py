@@ -187,8 +187,9 @@ def materials_notes(result) -> list[tuple[str, str]]:
 
 def twin_tables(result, quantiles) -> dict:
     """``vein_to_vein.csv`` (:func:`capacity.twin_bands`) when the run simulated the facility
-    twin, and ``qc_lab.csv`` (:func:`capacity.qc_lab_bands`, months of the end of manufacture,
-    with two months after the horizon for the last lots) when its QC stage was the lab."""
+    twin, and ``qc_lab.csv`` (:func:`capacity.qc_lab_bands`, months of the end of manufacture
+    from the horizon's first, with two months after it for the last lots) when its QC stage
+    was the lab."""
     import pandas as pd
 
     from capacity.qclab import qc_lab_bands
@@ -200,12 +201,10 @@ def twin_tables(result, quantiles) -> dict:
     out = {"vein_to_vein.csv": twin_bands(twin, quantiles)}
     lab = getattr(result, "qc_lab", None)
     if lab is not None:
-        first = pd.Timestamp(twin["month"].values[0])
-        months = pd.date_range(first, periods=len(lab.month_edges) - 1, freq="MS")
         section = result.scenario.facility.qc_lab
-        out["qc_lab.csv"] = qc_lab_bands(
-            lab, months, target_days=section.target_days, quantiles=quantiles
-        )
+        frame = qc_lab_bands(lab, lab.months, target_days=section.target_days, quantiles=quantiles)
+        first = pd.Timestamp(twin["month"].values[0])  # months before the start: in_progress
+        out["qc_lab.csv"] = frame[frame["month"] >= first].reset_index(drop=True)
     return out
 
 

@@ -500,3 +500,33 @@ def test_monthly_v2v_percentiles_with_ppq_lots_among_the_patients():
             want = np.quantile(mine[np.isfinite(mine)], [0.5, 0.9])
             got = [twin[k].values[d, m] for k in ("v2v_p50_days", "v2v_p90_days")]
             np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_qc_lab_stage_months_follow_the_twins_calendar_with_an_opening_state():
+    # with lots in progress at the start the twin simulates months before it: the lab's
+    # month edges are those calendar months (day 0 = the first of them) and two more; its
+    # lots include the history's, each released no earlier than the panel's 14 days
+    from capacity.qclab import QCLab
+    from capacity.twin import QCLabStage
+
+    spec = fixed_process(culture_days=9, changeover_days=1)
+    lab = QCLab([spec], analysts=3, instruments={"bact-alert": 1}, monitoring_hours_per_month=0)
+    stage = QCLabStage(lab, seed=1)
+    demand = poisson_demand(5, 4, months=3)
+    twin = simulate_twin(demand, spec, 20, operators=1000, crews=ROUND_THE_CLOCK,
+                         downtime=NO_DOWNTIME, qc_stage=stage, seed=1, opening=6)  # fmt: skip
+    first = pd.Timestamp(twin["month"].values[0])
+    history = (first.year - stage.months[0].year) * 12 + first.month - stage.months[0].month
+    assert history >= 1 and len(stage.months) == history + 3 + 2
+    edges = stage.result.month_edges
+    np.testing.assert_array_equal(
+        edges, np.r_[0, (stage.months.shift(1, freq="MS") - stage.months[0]).days]
+    )
+    ready = stage.result.lot_ready
+    assert (ready < edges[history]).sum() > 0  # the opening lots leave manufacture before
+    qc_days = stage.result.release - ready
+    assert np.nanmin(qc_days) >= 14
+    # a lab given no calendar (called on its own) keeps release_days' default edges
+    alone = QCLabStage(lab, seed=1)
+    alone(ready, np.zeros(ready.shape, np.int64), np.arange(4, dtype=np.uint64))
+    assert alone.months is None
