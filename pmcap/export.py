@@ -9,6 +9,7 @@ never by adding monthly percentiles.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -62,6 +63,7 @@ FLOWS = (
     "qc_hours",
     "instrument_hours",
     "materials_spend",
+    "workforce_salary_cost",
 )
 
 
@@ -164,7 +166,9 @@ def _per_period(arr: np.ndarray, flow: bool, groups: list[slice]) -> np.ndarray:
         if flow:
             out.append(part.sum(axis=1) if part.dtype.kind in "iub" else np.nansum(part, axis=1))
         else:
-            out.append(np.nanmean(part, axis=1))
+            with warnings.catch_warnings():  # all-NaN: a total-only metric on a program row
+                warnings.simplefilter("ignore", RuntimeWarning)
+                out.append(np.nanmean(part, axis=1))
     return np.stack(out, axis=1)
 
 
@@ -174,6 +178,7 @@ def finance_sources(
     demand: xr.DataArray,
     rates: Rates | None = None,
     materials: dict[str, xr.Dataset] | None = None,
+    workforce=None,
 ) -> dict:
     """Each finance metric: ``(by program, facility total, unit)``. ``patients`` are the
     clinical and commercial patients starting manufacture; PPQ lots (process performance
@@ -182,7 +187,9 @@ def finance_sources(
     follows, in ``rates.currency`` (:func:`pmcap.costs.need_costs`): ``staff_cost``,
     ``suite_cost`` and ``operating_cost``, their sum. With ``materials``
     (:func:`capacity.materials.materials_by_process`) the materials spend follows
-    (:func:`materials_spend`)."""
+    (:func:`materials_spend`). With ``workforce`` (the run's ``[workforce]`` plan,
+    :class:`capacity.WorkforcePlan`) ``workforce_headcount`` and ``workforce_salary_cost``
+    follow on the total only (:func:`workforce_costs`)."""
     patients = demand.sel(stream=["clinical", "commercial"]).sum("stream")
     costs = {}
     if rates is not None:
@@ -192,6 +199,8 @@ def finance_sources(
         spend = materials_spend(materials, req["lots"])
         currency = rates.currency if rates is not None else "currency"
         costs["materials_spend"] = (spend, spend.sum("program"), currency)
+    if workforce is not None:
+        costs.update(workforce_costs(workforce, req["lots"], rates))
     return {
         "patients": (patients, patients.sum("program"), "patients"),
         "lots": (req["lots"], total["lots"], "lots"),
@@ -222,6 +231,29 @@ def materials_spend(materials: dict[str, xr.Dataset], lots: xr.DataArray) -> xr.
     return out
 
 
+def workforce_costs(workforce, lots: xr.DataArray, rates: Rates | None) -> dict:
+    """Finance sources of the ``[workforce]`` plan: ``workforce_headcount`` (qualified
+    operators plus trainees, each draw's simulated headcount of
+    :func:`capacity.simulate_workforce` with the plan, a stock) and
+    ``workforce_salary_cost`` (that headcount x ``costs.operator_salary`` / 12 a month, a
+    flow: trainees are paid while they train). The facility's only: NaN on program rows.
+    ``lots`` gives the draws, months and programs."""
+    lots = lots.transpose("draw", "month", "program")
+    sim = workforce.simulation
+    head = (sim["qualified"] + sim["trainees"]).transpose("draw", "month")
+    head = head.sel(month=lots["month"].values)
+    if head.sizes["draw"] != lots.sizes["draw"]:
+        raise ValueError(f"workforce: {head.sizes['draw']} draws, the run has {lots.sizes['draw']}")
+    head = xr.DataArray(head.values, dims=("draw", "month"), coords={"month": lots["month"]})
+    salary = float(rates.salary["operator_fte"]) if rates is not None else np.nan
+    currency = rates.currency if rates is not None else "currency"
+    nan = xr.full_like(lots, np.nan, dtype=float)
+    return {
+        "workforce_headcount": (nan, head, "operators"),
+        "workforce_salary_cost": (nan, head * salary / 12.0, currency),
+    }
+
+
 LAUNCHED_COLUMN = "launched_mean [probability, by end of period]"
 
 
@@ -235,6 +267,7 @@ def finance_table(
     plan: pd.DataFrame | None = None,
     materials: dict[str, xr.Dataset] | None = None,
     network_costs: pd.DataFrame | None = None,
+    workforce=None,
 ) -> pd.DataFrame:
     """Annual and monthly rows per program and total; columns ``METRIC_STAT [UNIT]``.
 
@@ -262,7 +295,7 @@ def finance_table(
     ``network_capital_cost[SITE]`` and ``network_operating_cost[SITE]`` per site on the
     ``total`` rows (expected over draws, undiscounted).
     """
-    sources = finance_sources(req, total, demand, rates, materials)
+    sources = finance_sources(req, total, demand, rates, materials, workforce)
     patients = sources["patients"][0]
     months = pd.DatetimeIndex(demand["month"].values)
     programs = np.asarray([*map(str, patients["program"].values), "total"], str)

@@ -436,6 +436,93 @@ class QCLabSection(_Strict):
             raise InputError(f"facility.{exc}") from None
 
 
+def _twin_config(section: BaseModel, kind: str):
+    """The ``capacity.twin`` config ``kind`` of a ``[facility.twin.*]`` table: the keys given,
+    the config's defaults (assumptions, ``data/SOURCES.md``) for the rest; its InputError
+    (which names the key) as a ValueError, so the scenario's error names the table."""
+    import capacity.twin as twin
+
+    try:
+        return getattr(twin, kind)(**section.model_dump(exclude_unset=True))
+    except InputError as exc:  # "crews.crew_size: ..." -> "crew_size: ..." (the table is named)
+        text = str(exc)
+        for table in ("crews", "downtime", "vein_to_vein"):
+            text = text.removeprefix(f"{table}: ").removeprefix(f"{table}.")
+        raise ValueError(text) from None
+
+
+class TwinCrews(_Strict):
+    """``[facility.twin.crews]``: :class:`capacity.CrewConfig` (unset keys: its defaults)."""
+
+    crew_size: Int = 2
+    shifts_per_day: Int = 2
+    hours_per_shift: Float = 8.0
+    start_hours: Float = 6.0
+    harvest_hours: Float = 6.0
+    attendance: Float = 0.55
+
+    @model_validator(mode="after")
+    def _valid(self) -> TwinCrews:
+        _twin_config(self, "CrewConfig")
+        return self
+
+
+class TwinDowntime(_Strict):
+    """``[facility.twin.downtime]``: :class:`capacity.DowntimeConfig` (unset keys: its
+    defaults); ``contamination_rate`` an uncertain share of lots (e.g. ``{beta = [1, 199]}``)."""
+
+    shutdown_days_per_year: Float = 0.0
+    shutdown_start: str = "12-20"
+    contamination_rate: Any = None
+    decontamination_days: Float = 14.0
+    contamination_remakes: Int = 1
+    equipment_failures_per_suite_year: Float = 0.0
+    repair_days: Float = 2.0
+
+    @model_validator(mode="after")
+    def _valid(self) -> TwinDowntime:
+        _twin_config(self, "DowntimeConfig")
+        return self
+
+
+class TwinVeinToVein(_Strict):
+    """``[facility.twin.vein_to_vein]``: :class:`capacity.VeinToVeinConfig` (unset keys: its
+    defaults); the transport and scheduling days are uncertain numbers."""
+
+    inbound_days: Any = 1.0
+    outbound_days: Any = 1.0
+    release_to_infusion_days: Any = 5.0
+    reapheresis_days: Float = 14.0
+    new_apheresis: bool = True
+    dropout_per_day: Float = 0.0
+    target_days: Float = 30.0
+
+    @model_validator(mode="after")
+    def _valid(self) -> TwinVeinToVein:
+        _twin_config(self, "VeinToVeinConfig")
+        return self
+
+
+class TwinSection(_Strict):
+    """``[facility.twin]``: the facility twin (:func:`capacity.simulate_twin`) in ``pmcap
+    run``, on the first ``draws`` draws: crews of qualified operators (``[workforce]``'s
+    simulated headcount per draw and month when given, else ``facility.operator_fte``),
+    downtime, vein-to-vein, and ``[facility.qc_lab]`` as the QC stage when given."""
+
+    draws: Int = Field(200, ge=10)
+    crews: TwinCrews = TwinCrews()
+    downtime: TwinDowntime = TwinDowntime()
+    vein_to_vein: TwinVeinToVein = TwinVeinToVein()
+
+    def configs(self):
+        """``(CrewConfig, DowntimeConfig, VeinToVeinConfig)`` of the section."""
+        return (
+            _twin_config(self.crews, "CrewConfig"),
+            _twin_config(self.downtime, "DowntimeConfig"),
+            _twin_config(self.vein_to_vein, "VeinToVeinConfig"),
+        )
+
+
 class FacilityConfig(_Strict):
     suites: Annotated[Int, Tag("int")] | list[SuiteStep]
     operator_fte: Float = Field(ge=0)
@@ -448,6 +535,7 @@ class FacilityConfig(_Strict):
     shortfall_target: Float = Field(0.1, gt=0, lt=1)
     service_level: ServiceLevel = ServiceLevel()
     qc_lab: QCLabSection | None = None
+    twin: TwinSection | None = None
 
     @field_validator("suites")
     @classmethod

@@ -258,6 +258,10 @@ def placeholders(out: Path, kind: str, file: str, metrics: list[str]) -> dict[st
             "YEAR": r"\d{4}",
         },
         ("sensitivity.csv", "Column"): {"RESOURCE": "suites|operator_fte"},
+        ("vein_to_vein.csv", "Column"): {"Q": r"\d+(?:\.\d+)?"},
+        ("vein_to_vein.csv", "Metric"): {"CAUSE": r"[^\]]+"},
+        ("qc_lab.csv", "Column"): {"Q": r"\d+(?:\.\d+)?"},
+        ("qc_lab.csv", "Metric"): {"RESOURCE": r"[^\]]+"},
     }
     return slots.get((file, kind), {})
 
@@ -274,6 +278,14 @@ def written_names(out: Path, file: str, kind: str) -> list[str]:
         with xr.open_dataset(path, engine="h5netcdf") as ds:
             return [str(v) for v in ds.data_vars]
     return list(json.loads(path.read_text()))
+
+
+# instruments of the example's processes' release panels, for the docs run's [facility.qc_lab]
+LAB_INSTRUMENTS = {
+    name: 1
+    for name in ("bact-alert", "qpcr", "endosafe-pts", "flow-cytometer", "cell-counter")
+    + ("plate-reader", "ddpcr")
+}
 
 
 @pytest.fixture(scope="module")
@@ -305,6 +317,11 @@ def run(tmp_path_factory) -> Path:
             {"region": "US", "site": "CDMO", "transport_days": 2},
         ],
     }
+    # the optional twin and QC lab, for vein_to_vein.csv and qc_lab.csv
+    # (the twin's suites hold one kind of slot: the automated process as one lot a suite)
+    raw["facility"]["twin"] = {"draws": 10}
+    raw.setdefault("process", {}).setdefault("car-t-autologous-automated", {})["lots_per_suite"] = 1
+    raw["facility"]["qc_lab"] = {"analysts": 4, "instruments": LAB_INSTRUMENTS, "target_days": 21}
     (folder / "scenario.toml").write_text(tomli_w.dumps(raw))
     sales = "cart-c-patients.csv"
     shutil.copyfile(example_scenario_path().parent / sales, folder / sales)
