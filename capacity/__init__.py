@@ -87,7 +87,9 @@ _PUBLIC = {
     "QCStageResult": "twin",
     "VeinToVeinConfig": "twin",
     "nominal_qc_stage": "twin",
+    "QCLabStage": "twin",
     "simulate_twin": "twin",
+    "twin_bands": "twin",
 }
 
 __all__ = sorted(_PUBLIC)
@@ -141,10 +143,12 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from capacity.twin import (  # noqa: F401
         CrewConfig,
         DowntimeConfig,
+        QCLabStage,
         QCStageResult,
         VeinToVeinConfig,
         nominal_qc_stage,
         simulate_twin,
+        twin_bands,
     )
     from capacity.vector import VectorPlan, VectorSpec, plan_vector  # noqa: F401
     from capacity.workforce import (  # noqa: F401

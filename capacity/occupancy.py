@@ -18,6 +18,7 @@ kernel's indicator over the start day and the target month, in closed form
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 
 import numpy as np
@@ -40,11 +41,29 @@ class Calendar:
         self.days_in_year = np.where(months.is_leap_year, 366.0, 365.0)
 
 
+@functools.lru_cache(maxsize=32)
+def _bounds(first: pd.Timestamp, n: int, extra: int) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end day of ``n + extra`` months from ``first`` (read-only; cached, since
+    every block of draws and every kernel asks for the same calendar)."""
+    cal = Calendar(pd.date_range(first, periods=n, freq="MS"), extra)
+    cal.start.setflags(write=False)
+    cal.end.setflags(write=False)
+    return cal.start, cal.end
+
+
 def _phi(x: np.ndarray, duration: np.ndarray) -> np.ndarray:
-    """Twice-integrated indicator of ``[0, duration)``: 0, x**2/2, then d**2/2 + d (x - d)."""
-    x = np.maximum(x, 0.0)
+    """Twice-integrated indicator of ``[0, duration)``: 0, x**2/2, then d**2/2 + d (x - d).
+
+    Overwrites ``x`` (a temporary of the caller) to make no more arrays than it returns.
+    """
+    x = np.maximum(x, 0.0, out=x)
     inside = np.minimum(x, duration)
-    return 0.5 * inside * inside + duration * (x - inside)
+    x -= inside
+    x *= duration
+    out = np.multiply(inside, 0.5)
+    out *= inside
+    out += x
+    return out
 
 
 def _offsets(delay: np.ndarray, duration: np.ndarray) -> int:
@@ -70,24 +89,44 @@ def occupancy_weights(
     duration = np.asarray(duration, float)[:, None, None]
     if n_k is None:
         n_k = _offsets(delay, duration) + 1
-    cal = Calendar(months, n_k)
-    m = np.arange(cal.n)
-    t0 = cal.start[m][None, :, None] + delay
-    t1 = cal.end[m][None, :, None] + delay
+    start, end = _bounds(months[0], len(months), n_k)
+    n = len(months)
+    m = np.arange(n)
+    t0 = start[m][None, :, None] + delay
+    t1 = end[m][None, :, None] + delay
     target = m[:, None] + np.arange(n_k)[None, :]  # (M, K)
-    a = cal.start[target][None]
-    b = cal.end[target][None]
-    width = (cal.end[m] - cal.start[m])[None, :, None]
+    a = start[target][None]
+    b = end[target][None]
+    width = (end[m] - start[m])[None, :, None]
     if np.all(duration == 0):
-        w = np.clip(np.minimum(b, t1) - np.maximum(a, t0), 0.0, None) / width
+        w = np.minimum(b, t1)
+        w -= np.maximum(a, t0)
+        np.maximum(w, 0.0, out=w)
+        w /= width
+    elif np.all(delay >= 0):
+        # Months abut (a of offset k is b of offset k - 1; t1 of month m is t0 of m + 1), so
+        # the four terms are one table G[i, k] = Phi(end[i + k] - t0[i]) read at shifted
+        # places: Phi(b - t0) = G[m, k], Phi(a - t0) = G[m, k - 1], Phi(b - t1) = G[m + 1,
+        # k - 1], Phi(a - t1) = G[m + 1, k - 2], and 0 where the offset is negative (the
+        # argument is -delay <= 0). The same operations on the same numbers as the four
+        # separate terms below: the same weights, bit for bit, for a quarter of the work.
+        i = np.arange(n + 1)
+        g = _phi(
+            end[i[:, None] + np.arange(n_k)][None] - (start[i][None, :, None] + delay), duration
+        )
+        w = g[:, :n].copy()
+        w[:, :, 1:] -= g[:, :n, :-1]
+        w[:, :, 1:] -= g[:, 1:, :-1]
+        w[:, :, 2:] += g[:, 1:, :-2]
+        w /= width
     else:
-        w = (
-            _phi(b - t0, duration)
-            - _phi(a - t0, duration)
-            - _phi(b - t1, duration)
-            + _phi(a - t1, duration)
-        ) / width
-    w[:, target >= cal.n] = 0.0
+        # (Phi(b - t0) - Phi(a - t0)) - Phi(b - t1) + Phi(a - t1), left to right, in place
+        w = _phi(b - t0, duration)
+        w -= _phi(a - t0, duration)
+        w -= _phi(b - t1, duration)
+        w += _phi(a - t1, duration)
+        w /= width
+    w[:, target >= n] = 0.0
     return w
 
 

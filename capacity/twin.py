@@ -70,8 +70,10 @@ __all__ = [
     "DowntimeConfig",
     "QCStageResult",
     "VeinToVeinConfig",
+    "QCLabStage",
     "nominal_qc_stage",
     "simulate_twin",
+    "twin_bands",
 ]
 
 
@@ -255,6 +257,91 @@ def nominal_qc_stage(turnaround_days: np.ndarray) -> Callable[..., QCStageResult
         return QCStageResult(release, np.zeros((*lot_ready.shape, 0)))
 
     return stage
+
+
+class QCLabStage:
+    """A QC laboratory (:class:`capacity.QCLab`) as the twin's QC stage.
+
+    Calling it runs :func:`capacity.release_days` on the twin's lots and returns their
+    release days and waits per lab resource (``"analysts"`` and each instrument type, which
+    become causes of the twin's wait decomposition); the full
+    :class:`capacity.QCLabResult` is kept in :attr:`result` (for :func:`capacity.qc_lab_bands`).
+
+    The lab's ``processes`` must be the twin's processes in the twin's order (each process
+    once, in order of first use by the demand's programs). Each draw's assay parameters are
+    sampled as the twin samples its processes (``params`` when given, else
+    ``spec.sample(draws, stream_rng(seed, "facility-process", name))``), so a draw's QC
+    turnaround is the same in the lab and in the twin's release-failure timing.
+    ``month_edges``: days since the twin's first simulated month bounding the months of
+    monitoring work and utilisation; default (``None``) the calendar months
+    :func:`simulate_twin` simulates (with ``opening``, the months before the start too) and
+    ``extra_months`` after them for the last lots' panels, whose first days are then
+    :attr:`months` after the call.
+    """
+
+    def __init__(
+        self,
+        lab: Any,
+        *,
+        seed: int = 0,
+        params: Any = None,
+        month_edges: np.ndarray | None = None,
+        monitoring_hours: Any = None,
+        extra_months: int = 2,
+    ) -> None:
+        from capacity.qclab import QCLab
+
+        if not isinstance(lab, QCLab):
+            raise InputError(f"qc_stage: expected a QCLab, got {type(lab).__name__}")
+        self.lab = lab
+        self.seed = seed
+        self.params = params
+        self.month_edges = month_edges
+        self.monitoring_hours = monitoring_hours
+        self.extra_months = _whole(extra_months, "extra_months", 0)
+        self.result = None
+        self.months: pd.DatetimeIndex | None = None  # the months of the calendar edges
+        self._calendar: np.ndarray | None = None
+
+    def use_calendar(self, months: pd.DatetimeIndex) -> None:
+        """Month edges from the twin's simulated calendar months (when none were given)."""
+        if self.month_edges is not None:
+            return
+        self.months = pd.date_range(months[0], periods=len(months) + self.extra_months, freq="MS")
+        ends = self.months.shift(1, freq="MS")
+        self._calendar = np.r_[0.0, (ends - months[0]).days.to_numpy(float)]
+
+    def _params(self, draws: int) -> list[xr.Dataset]:
+        if self.params is None:
+            return [
+                spec.sample(draws, stream_rng(self.seed, "facility-process", spec.name))
+                for spec in self.lab.processes
+            ]
+        if isinstance(self.params, xr.Dataset):
+            return [self.params] * len(self.lab.processes)
+        if isinstance(self.params, dict):
+            missing = [s.name for s in self.lab.processes if s.name not in self.params]
+            if missing:
+                raise InputError(f"params: no parameters for process {missing[0]!r}")
+            return [self.params[s.name] for s in self.lab.processes]
+        return list(self.params)
+
+    def __call__(
+        self, lot_ready: np.ndarray, lot_process: np.ndarray, draw_keys: np.ndarray
+    ) -> QCStageResult:
+        from capacity.qclab import release_days
+
+        self.result = release_days(
+            lot_ready,
+            lot_process,
+            draw_keys,
+            self.lab,
+            seed=self.seed,
+            params=self._params(lot_ready.shape[0]),
+            month_edges=self._calendar if self.month_edges is None else self.month_edges,
+            monitoring_hours=self.monitoring_hours,
+        )
+        return QCStageResult(self.result.release, self.result.wait, self.result.resources)
 
 
 def _headcount(operators, draws: int, months: pd.DatetimeIndex, n_hist: int) -> np.ndarray:
@@ -462,6 +549,8 @@ def simulate_twin(
     most = lot_ready.shape[1] // max(prep.arrivals.shape[1], 1)
     lot_process = np.repeat(prep.job_process, most, axis=1)
     stage = nominal_qc_stage(prep.turnaround) if qc_stage is None else qc_stage
+    if isinstance(stage, QCLabStage):
+        stage.use_calendar(prep.months)
     qc = stage(lot_ready, lot_process, prep.keys)
     return _summarise(
         prep,
@@ -556,11 +645,17 @@ def _summarise(
     infusion_month = np.where(infusion_month < n_months, infusion_month, -1)
     treated_by_month = per_month(np.ones((draws, n_patients)), treated & patient, infusion_month)
 
-    # percentiles of v2v per draw and month of apheresis: a padded (draw, month, rank) array
+    # percentiles of v2v per draw and month of apheresis: a padded (draw, month, rank) array;
+    # arrivals are sorted per draw, so a job's rank in its month is its index less the jobs
+    # (patients and PPQ lots) of the months before
+    job = np.isfinite(prep.arrivals)
+    job_month = np.searchsorted(ends, np.where(job, prep.arrivals, 0.0), "right")
+    job_month = np.where(job & (job_month < n_months), job_month, -1)
+    jobs = per_month(np.ones((draws, n_patients)), job, job_month)
     flat_month = np.where(month_of >= 0, month_of, 0)
-    offsets = np.cumsum(np.concatenate([np.zeros((draws, 1)), count], axis=1), axis=1)
+    offsets = np.cumsum(np.concatenate([np.zeros((draws, 1)), jobs], axis=1), axis=1)
     rank = (np.arange(n_patients)[None, :] - offsets[rows, flat_month]).astype(np.int64)
-    width = max(int(count.max()) if count.size else 0, 1)
+    width = max(int(jobs.max()) if jobs.size else 0, 1)
     padded = np.full((draws, n_months, width), np.nan)
     keep = patient & (month_of >= 0) & treated
     d_idx = np.broadcast_to(rows, keep.shape)[keep]
@@ -614,3 +709,67 @@ def _summarise(
     if prep.n_hist:
         result = result.isel(month=slice(prep.n_hist, None))
     return result
+
+
+# per draw and month metrics of twin_bands, in the order of vein_to_vein.csv
+BAND_METRICS = (
+    "patients",
+    "patients_treated",
+    "patients_lost_waiting",
+    "v2v_p50_days",
+    "v2v_p90_days",
+    "share_v2v_over_target",
+    "lots_waiting",
+    "wait_share",
+)
+
+
+def twin_bands(
+    twin: xr.Dataset, quantiles: Sequence[float] = (0.1, 0.5, 0.9), *, program: str = "all"
+) -> pd.DataFrame:
+    """The twin's bands per month, the rows of ``vein_to_vein.csv``: ``month, program,
+    metric, unit, mean`` and one column per quantile (``p10, p50, p90``).
+
+    Metrics: :data:`BAND_METRICS` of :func:`simulate_twin` (``wait_share[cause]`` one per
+    cause). A month in which a draw has no patient (or nobody waited) has no
+    ``v2v_p50_days``, ``v2v_p90_days``, ``share_v2v_over_target`` or ``wait_share`` in that
+    draw: their mean and quantiles are over the draws that have one (NaN if none has).
+
+    Examples
+    --------
+    >>> months = pd.date_range("2027-01-01", periods=1, freq="MS")
+    >>> twin = xr.Dataset({"patients": (("draw", "month"), [[1.0], [3.0]])},
+    ...     coords={"month": months})
+    >>> twin_bands(twin, (0.5,))[["metric", "mean", "p50"]].values.tolist()
+    [['patients', 2.0, 2.0]]
+    """
+    import warnings
+
+    q = np.asarray(quantiles, float)
+    if q.ndim != 1 or not ((q > 0) & (q < 1)).all():
+        raise InputError(f"quantiles: expected numbers strictly between 0 and 1, got {quantiles}")
+    frames = []
+    for name in BAND_METRICS:
+        if name not in twin:
+            continue
+        var = twin[name].transpose("draw", "month", ...)
+        labels = [None] if "cause" not in var.dims else list(var["cause"].values)
+        for label in labels:
+            values = var.values if label is None else var.sel(cause=label).values
+            with np.errstate(invalid="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN months
+                mean = np.nanmean(values, axis=0)
+                bands = np.nanquantile(values, q, axis=0)
+            frame = pd.DataFrame(
+                {
+                    "month": pd.DatetimeIndex(twin["month"].values),
+                    "program": program,
+                    "metric": name if label is None else f"{name}[{label}]",
+                    "unit": var.attrs.get("units", ""),
+                    "mean": mean,
+                }
+            )
+            for p, row in zip(q, bands, strict=True):
+                frame[f"p{100 * p:g}"] = row
+            frames.append(frame)
+    return pd.concat(frames, ignore_index=True)

@@ -183,8 +183,7 @@ def compute_draws(
     for a in range(0, n, block):
         rows = slice(a, min(n, a + block))
         par = {name: p.isel(draw=rows) for name, p in params.items()}
-        for k, v in _block(job, values[rows], start + a, par, failures).items():
-            data[k][rows] = v
+        _block(job, values[rows], start + a, par, failures, {k: v[rows] for k, v in data.items()})
 
 
 def _block(
@@ -193,17 +192,21 @@ def _block(
     start: int,
     par: Mapping[str, xr.Dataset],
     failures: _FailureStreams,
-) -> dict[str, np.ndarray]:
-    """Outputs of one block of draws (demand ``values``: draw, month, program, stream)."""
+    data: Mapping[str, np.ndarray],
+) -> None:
+    """Outputs of one block of draws (demand ``values``: draw, month, program, stream) into
+    ``data`` (views of the outputs' rows of these draws, overwritten)."""
     n_rows, n_hist, n_months = values.shape[0], job.n_hist, len(job.months)
     specs, programs = job.specs, job.programs
+    # patients and PPQ lots of every program, (draw, month, program), one pass per stream
+    patients = _stream_sum(values, job.patient_idx)
+    ppq = _stream_sum(values, job.ppq_idx)
     # lots of every program in the block first: a process's fixed QC/QA work is shared among
     # the programs made with it in proportion to their lots
     lots: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     by_process: dict[str, np.ndarray] = {}
     for p_i, program in enumerate(programs):
         spec = specs[program]
-        block_values = values[:, :, p_i]
 
         def binomial(
             r: int,
@@ -214,31 +217,33 @@ def _block(
             return failures.binomial(program, r, start, n, failure)
 
         out = _lots(
-            block_values[..., job.patient_idx].sum(axis=-1, dtype=np.int64),
-            block_values[..., job.ppq_idx].sum(axis=-1, dtype=np.int64),
+            np.ascontiguousarray(patients[:, :, p_i]),
+            np.ascontiguousarray(ppq[:, :, p_i]),
             spec.max_remanufacture,
             binomial,
         )
-        made = np.zeros((n_rows, n_months))
-        made[:, n_hist:] += out[0]
+        made = np.empty((n_rows, n_months))
+        made[:, n_hist:] = out[0]
         # opening lots (months before the start): only the work still to come counts
-        made[:, :n_hist] += job.history[:, :, p_i]
+        made[:, :n_hist] = job.history[:, :, p_i]
         lots[program] = (made, out[1], out[2])
         by_process[spec.name] = by_process.get(spec.name, 0.0) + made
-    data = job.outputs(n_rows)
     kernels: dict[str, dict[str, np.ndarray]] = {}
     for u_i, members in enumerate(job.units.values()):
         spec = specs[members[0]]
         if spec.name not in kernels:
             kernels[spec.name] = month_kernels(job.months, par[spec.name], job.n_k[spec.name])
-        made = sum(lots[m][0] for m in members)
         n_sharing = sum(specs[p].name == spec.name for p in programs)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            share = np.where(
-                by_process[spec.name] > 0,
-                made / by_process[spec.name],
-                len(members) / n_sharing,
-            )
+        if len(members) == n_sharing:  # the unit is the whole process: its share is 1
+            made, share = by_process[spec.name], 1.0
+        else:
+            made = sum(lots[m][0] for m in members)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                share = np.where(
+                    by_process[spec.name] > 0,
+                    made / by_process[spec.name],
+                    len(members) / n_sharing,
+                )
         result = _resources(
             made,
             spec,
@@ -257,8 +262,21 @@ def _block(
             result["patients_lost"][:, n_hist:] += lots[m][2]
         for k, v in result.items():
             target = data[k][:, :, u_i] if job.by_program else data[k]
-            target += v[:, n_hist:]  # drop the months before the start
-    return data
+            if job.by_program or u_i == 0:  # the first (or only) unit into this target
+                target[...] = v[:, n_hist:]  # drop the months before the start
+            else:  # facility totals of several processes: summed in unit order
+                target += v[:, n_hist:]
+
+
+def _stream_sum(values: np.ndarray, idx: list[int]) -> np.ndarray:
+    """``values[..., idx].sum(-1)`` in int64, (draw, month, program), without fancy-index
+    copies (one strided read per stream)."""
+    if not idx:
+        return np.zeros(values.shape[:3], np.int64)
+    out = values[..., idx[0]].astype(np.int64)
+    for i in idx[1:]:
+        out += values[..., i]
+    return out
 
 
 def _resources(
@@ -274,7 +292,7 @@ def _resources(
 ) -> dict[str, np.ndarray]:
     """Resources for lots of one process (arrays of shape (draw, month[, assay|instrument]))."""
     col = lambda name: par[name].values[:, None]  # noqa: E731 - (draw, 1) for broadcasting
-    lots = lots.astype(float)
+    lots = np.asarray(lots, float)
     suite_days = spread(lots, kernels["slot"]) / spec.lots_per_suite
     culture_days = spread(lots, kernels["culture"])
     harvested = spread(lots, kernels["harvest"])
@@ -287,9 +305,15 @@ def _resources(
     per_test = par["qc_tests_per_lot"] * (1 + par["qc_retest_rate"])  # (draw, assay)
     qc_factor = (per_test * par["qc_hands_on_hours"]).values  # hours per lot
     qc_hours = np.zeros((*lots.shape, len(assays)))
-    qc_hours[:, :, [assays.index(a.assay) for a in spec.qc]] = (
-        harvested[:, :, None] * qc_factor[:, None, :]
-    )
+    where = [assays.index(a.assay) for a in spec.qc]
+    if where and where == list(range(where[0], where[0] + len(where))):  # contiguous: no temporary
+        np.multiply(
+            harvested[:, :, None],
+            qc_factor[:, None, :],
+            out=qc_hours[:, :, where[0] : where[-1] + 1],
+        )
+    else:
+        qc_hours[:, :, where] = harvested[:, :, None] * qc_factor[:, None, :]
     # work that does not scale with lots: per suite in use, and the process's fixed share
     suites = suite_days / month_days
     if FIXED_WORK in assays:

@@ -235,6 +235,8 @@ STAGE_LABELS = {
     "requirements": "computing requirements",
     "decisions": "shortfall, plans, service level, drivers",
     "workforce": "requisition plan for operators ([workforce])",
+    "network": "network plan across the draws ([network])",
+    "twin": "facility twin: crews, downtime, QC lab, vein-to-vein ([facility.twin])",
     "write": "writing the report and files",
 }
 
@@ -246,13 +248,14 @@ def run_progress(quiet: bool) -> Iterator:
         yield lambda name: contextlib.nullcontext()
         return
     from rich.console import Console
+    from rich.markup import escape
 
     console = Console(stderr=True, highlight=False)
 
     @contextlib.contextmanager
     def stage(name: str) -> Iterator[None]:
         t0 = time.perf_counter()
-        label = STAGE_LABELS.get(name, name)
+        label = escape(STAGE_LABELS.get(name, name))  # "[workforce]" is not rich markup
         with console.status(label + " ..."):
             yield
         console.print(f"  {label}: {time.perf_counter() - t0:.1f} s")

@@ -9,6 +9,7 @@ never by adding monthly percentiles.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -62,6 +63,7 @@ FLOWS = (
     "qc_hours",
     "instrument_hours",
     "materials_spend",
+    "workforce_salary_cost",
 )
 
 
@@ -164,7 +166,9 @@ def _per_period(arr: np.ndarray, flow: bool, groups: list[slice]) -> np.ndarray:
         if flow:
             out.append(part.sum(axis=1) if part.dtype.kind in "iub" else np.nansum(part, axis=1))
         else:
-            out.append(np.nanmean(part, axis=1))
+            with warnings.catch_warnings():  # all-NaN: a total-only metric on a program row
+                warnings.simplefilter("ignore", RuntimeWarning)
+                out.append(np.nanmean(part, axis=1))
     return np.stack(out, axis=1)
 
 
@@ -174,6 +178,7 @@ def finance_sources(
     demand: xr.DataArray,
     rates: Rates | None = None,
     materials: dict[str, xr.Dataset] | None = None,
+    workforce=None,
 ) -> dict:
     """Each finance metric: ``(by program, facility total, unit)``. ``patients`` are the
     clinical and commercial patients starting manufacture; PPQ lots (process performance
@@ -182,7 +187,9 @@ def finance_sources(
     follows, in ``rates.currency`` (:func:`pmcap.costs.need_costs`): ``staff_cost``,
     ``suite_cost`` and ``operating_cost``, their sum. With ``materials``
     (:func:`capacity.materials.materials_by_process`) the materials spend follows
-    (:func:`materials_spend`)."""
+    (:func:`materials_spend`). With ``workforce`` (the run's ``[workforce]`` plan,
+    :class:`capacity.WorkforcePlan`) ``workforce_headcount`` and ``workforce_salary_cost``
+    follow on the total only (:func:`workforce_costs`)."""
     patients = demand.sel(stream=["clinical", "commercial"]).sum("stream")
     costs = {}
     if rates is not None:
@@ -192,6 +199,8 @@ def finance_sources(
         spend = materials_spend(materials, req["lots"])
         currency = rates.currency if rates is not None else "currency"
         costs["materials_spend"] = (spend, spend.sum("program"), currency)
+    if workforce is not None:
+        costs.update(workforce_costs(workforce, req["lots"], rates))
     return {
         "patients": (patients, patients.sum("program"), "patients"),
         "lots": (req["lots"], total["lots"], "lots"),
@@ -222,6 +231,29 @@ def materials_spend(materials: dict[str, xr.Dataset], lots: xr.DataArray) -> xr.
     return out
 
 
+def workforce_costs(workforce, lots: xr.DataArray, rates: Rates | None) -> dict:
+    """Finance sources of the ``[workforce]`` plan: ``workforce_headcount`` (qualified
+    operators plus trainees, each draw's simulated headcount of
+    :func:`capacity.simulate_workforce` with the plan, a stock) and
+    ``workforce_salary_cost`` (that headcount x ``costs.operator_salary`` / 12 a month, a
+    flow: trainees are paid while they train). The facility's only: NaN on program rows.
+    ``lots`` gives the draws, months and programs."""
+    lots = lots.transpose("draw", "month", "program")
+    sim = workforce.simulation
+    head = (sim["qualified"] + sim["trainees"]).transpose("draw", "month")
+    head = head.sel(month=lots["month"].values)
+    if head.sizes["draw"] != lots.sizes["draw"]:
+        raise ValueError(f"workforce: {head.sizes['draw']} draws, the run has {lots.sizes['draw']}")
+    head = xr.DataArray(head.values, dims=("draw", "month"), coords={"month": lots["month"]})
+    salary = float(rates.salary["operator_fte"]) if rates is not None else np.nan
+    currency = rates.currency if rates is not None else "currency"
+    nan = xr.full_like(lots, np.nan, dtype=float)
+    return {
+        "workforce_headcount": (nan, head, "operators"),
+        "workforce_salary_cost": (nan, head * salary / 12.0, currency),
+    }
+
+
 LAUNCHED_COLUMN = "launched_mean [probability, by end of period]"
 
 
@@ -234,6 +266,8 @@ def finance_table(
     rates: Rates | None = None,
     plan: pd.DataFrame | None = None,
     materials: dict[str, xr.Dataset] | None = None,
+    network_costs: pd.DataFrame | None = None,
+    workforce=None,
 ) -> pd.DataFrame:
     """Annual and monthly rows per program and total; columns ``METRIC_STAT [UNIT]``.
 
@@ -255,8 +289,13 @@ def finance_table(
     With ``materials`` (the run's :func:`capacity.materials.materials_by_process`, when a
     process has a bill of materials) ``materials_spend`` follows: each draw's spend on
     materials per period (a flow), by program (:func:`materials_spend`) and in total.
+
+    With ``network_costs`` (:func:`pmcap.network.site_costs` of a ``[network]`` run, one row
+    per month, columns ``(kind, site)``) the network plan's
+    ``network_capital_cost[SITE]`` and ``network_operating_cost[SITE]`` per site on the
+    ``total`` rows (expected over draws, undiscounted).
     """
-    sources = finance_sources(req, total, demand, rates, materials)
+    sources = finance_sources(req, total, demand, rates, materials, workforce)
     patients = sources["patients"][0]
     months = pd.DatetimeIndex(demand["month"].values)
     programs = np.asarray([*map(str, patients["program"].values), "total"], str)
@@ -303,6 +342,15 @@ def finance_table(
                 cells = np.full((len(per), len(programs)), np.nan)
                 cells[:, -1] = per  # the total row only
                 columns[f"plan_{kind}_cost [{rates.currency} per period]"] = cells.reshape(-1)
+        if network_costs is not None and rates is not None:
+            for (kind, site), values in network_costs.items():
+                per = np.asarray(values, float)
+                if freq == "year":
+                    per = np.array([per[g].sum() for g in groups])
+                cells = np.full((len(per), len(programs)), np.nan)
+                cells[:, -1] = per  # the total row only
+                name = f"network_{kind}_cost[{site}] [{rates.currency} per period]"
+                columns[name] = cells.reshape(-1)
         if freq == "month":
             labels = months.strftime("%Y-%m")
             n_months = np.ones(len(months), int)
@@ -461,7 +509,18 @@ def write_draws(path: Path, world, req: xr.Dataset, total: xr.Dataset) -> None:
         for name in ds.data_vars
         if not np.issubdtype(ds[name].dtype, np.datetime64)
     }
-    ds.to_netcdf(path, engine="h5netcdf", encoding=encoding)
+    # what ds.to_netcdf(path, engine="h5netcdf", encoding=encoding) writes, minus its look-ups
+    # of an active dask scheduler (to pick a file lock and whether to close the file between
+    # writes), which import dask and distributed (0.4 s CPU) for a dataset with no dask
+    # arrays. One writer of a new file: the lock that serialises HDF5 calls is all it needs.
+    from xarray.backends import H5NetCDFStore
+    from xarray.backends.locks import HDF5_LOCK
+
+    store = H5NetCDFStore.open(str(path), mode="w", lock=HDF5_LOCK)
+    try:
+        ds.dump_to_store(store, encoding=encoding)
+    finally:
+        store.close()
 
 
 def _as_csv_precision(values: np.ndarray) -> np.ndarray:

@@ -37,6 +37,7 @@ __all__ = [
     "own_observations",
     "portfolio",
     "program_settings",
+    "scenario_network",
     "scenario_processes",
 ]
 
@@ -230,6 +231,9 @@ def check_inputs(scenario: Scenario) -> dict[str, Any]:
     _check_groups(scenario)
     parsed: dict[str, Any] = {"processes": processes, "enrollment": {}, "observations": {}}
     parsed["qc_lab"] = scenario_qc_lab(scenario, processes)
+    if scenario.network is not None:
+        parsed["network"] = scenario_network(scenario)
+    check_twin(scenario, processes)
     for p in scenario.program:
         if p.enrollment is not None:
             frames = _enrollment_frames(scenario, p)
@@ -266,6 +270,97 @@ def scenario_qc_lab(scenario: Scenario, processes: dict[str, Any] | None = None)
         return scenario.facility.qc_lab.lab(distinct)
     except InputError as exc:
         raise InputError(f"{scenario.shown_path}: {exc}") from None
+
+
+def scenario_network(scenario: Scenario, suite_days_per_lot: dict[str, float] | None = None):
+    """The ``[network]`` table as a :class:`capacity.Network` over the scenario's programs.
+
+    The ``[facility]``'s suites at ``run.start`` are the first own site (named
+    ``network.facility.name``) unless ``network.facility.include = false``: its modules are
+    ``facility.module_suites`` suites costing ``costs.module_capital`` and
+    ``facility.module_cost_per_year``, online ``facility.module_lead_time_months`` after
+    commitment. ``suite_days_per_lot``: program -> suite-days a lot occupies (the run's
+    requirements; 1 when only checking, which no check depends on). An inconsistency (a
+    lane to an unknown site, shares not summing to one, a vein-to-vein limit shorter than
+    the fastest route, a ``[network.program.NAME]`` that is not a program) is one
+    InputError naming the scenario file and ``network``.
+    """
+    from capacity.network import Lane, Network, Site
+
+    net, where = scenario.network, scenario.shown_path
+    names = [p.name for p in scenario.program]
+    unknown = sorted(set(net.program) - set(names))
+    if unknown:
+        raise InputError(
+            f"{where}: network.program: {unknown} are not programs of the scenario; "
+            f"programs are {names}"
+        )
+    if net.readout is not None:
+        first = pd.Timestamp(scenario.run.start).to_period("M")
+        month = (pd.Timestamp(net.readout).to_period("M") - first).n
+        if not 0 <= month < scenario.run.horizon_months:
+            raise InputError(
+                f"{where}: network.readout: {net.readout} is outside the horizon "
+                f"({first} and the {scenario.run.horizon_months} months after it)"
+            )
+    sites = []
+    if net.facility.include:
+        fac = net.facility
+        installed = scenario.suites_by_month(pd.DatetimeIndex([pd.Timestamp(scenario.run.start)]))
+        sites.append(
+            Site(
+                fac.name,
+                suites=float(installed.iloc[0]),
+                module_suites=float(scenario.facility.module_suites),
+                max_units=fac.max_units,
+                module_capital=scenario.costs.module_capital,
+                module_cost_per_year=scenario.facility.module_cost_per_year,
+                fixed_cost_per_year=fac.fixed_cost_per_year,
+                cost_per_lot=fac.cost_per_lot,
+                lead_time_months=scenario.facility.module_lead_time_months,
+                turnaround_days=fac.turnaround_days,
+            )
+        )
+    shares, limits = {}, {}
+    for name in names:
+        own = net.program.get(name)
+        shares[name] = dict(
+            own.region_shares if own and own.region_shares is not None else net.region_shares
+        )
+        limits[name] = (
+            own.vein_to_vein_days
+            if own and own.vein_to_vein_days is not None
+            else net.vein_to_vein_days
+        )
+    try:
+        sites += [Site(**s.model_dump()) for s in net.site]
+        return Network(
+            sites=sites,
+            lanes=[Lane(**ln.model_dump()) for ln in net.lane],
+            region_shares=shares,
+            vein_to_vein_days=limits,
+            suite_days_per_lot=suite_days_per_lot or dict.fromkeys(names, 1.0),
+            cost_per_patient_unserved=net.cost_per_patient_unserved,
+            discount_rate=net.discount_rate,
+            share_concentration=net.share_concentration,
+        )
+    except InputError as exc:
+        text = str(exc).removeprefix("network: ")
+        raise InputError(f"{where}: network: {text}") from None
+
+
+def check_twin(scenario: Scenario, processes: dict[str, Any]) -> None:
+    """With ``[facility.twin]``, the programs' processes run the same ``lots_per_suite`` (the
+    twin's suites hold one kind of slot): an InputError naming ``facility.twin`` otherwise."""
+    if scenario.facility.twin is None:
+        return
+    per = {spec.name: spec.lots_per_suite for spec in processes.values()}
+    if len(set(per.values())) > 1:
+        listed = ", ".join(f"{name} {n}" for name, n in per.items())
+        raise InputError(
+            f"{scenario.shown_path}: facility.twin: the twin needs every program's process to "
+            f"run the same lots_per_suite, got {listed}; set it per process in [process.NAME]"
+        )
 
 
 # ------------------------------------------------------------------------------------------

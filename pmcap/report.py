@@ -794,6 +794,8 @@ def render_report(
         target=sc.facility.shortfall_target,
         overrides=overrides,
         materials=materials_section(result),
+        network=network_paragraph(result),
+        twin=twin_section(result),
     )
 
 
@@ -865,4 +867,136 @@ def materials_section(result: RunResult, top: int = 8) -> dict | None:
         "second": any(r["single"] for r in rows[:top]),
         "spend": spend_rows,
         "target": percent(min(float(p.attrs["target"]) for p in result.materials.values())),
+    }
+
+
+def network_paragraph(result: RunResult) -> str | None:
+    """The report's ``[network]`` paragraph (``None`` without it): the recommended
+    commitments with dates, the expected discounted cost with its P10/P90, P(service met)
+    and the value of waiting (:func:`capacity.plan_network`, ``network.csv``)."""
+    run = getattr(result, "network", None)
+    if run is None:
+        return None
+    plan, cur = run.plan, run.currency
+    s = plan.summary
+
+    def money(x: float) -> str:
+        return f"{x / 1e6:,.1f}M {cur}".rstrip()
+
+    commits = [
+        f"{c.units} {'module(s)' if c.kind == 'own' else 'CDMO slot(s)'} at {c.site} "
+        f"committed {c.commit_month:%Y-%m} (online {c.online_month:%Y-%m})"
+        for c in plan.commitments.itertuples()
+    ]
+    text = (
+        "Network plan (network.csv): "
+        + ("; ".join(commits) if commits else "no new capacity")
+        + f". Expected cost {money(s['expected_cost'])} discounted at "
+        f"{result.scenario.network.discount_rate:g} a year (P10 {money(s['cost_p10'])}, "
+        f"P90 {money(s['cost_p90'])}), P(every patient served) {s['service_probability']:.2f}, "
+        f"cost per patient treated P50 {money(s['cost_per_patient_p50'])}."
+    )
+    for months, value in plan.value_of_waiting.items():
+        verdict = "worth it" if value > 0 else "not worth it"
+        text += (
+            f" Waiting {months} months before committing changes the expected cost by "
+            f"{money(-value)} (value of waiting {money(value)}: {verdict})."
+        )
+    return text
+
+
+def _cause_label(cause: str) -> str:
+    named = {"suites": "rooms (suites)", "crews": "operators (crews)", "downtime": "downtime"}
+    if cause in named:
+        return named[cause]
+    return "QC analysts" if cause == "analysts" else f"QC instrument {cause}"
+
+
+def twin_section(result: RunResult) -> dict | None:
+    """The facility twin's block of the report (``[facility.twin]`` only): per year of
+    apheresis the binding constraint and the vein-to-vein bands.
+
+    * binding constraint: the cause with the largest share of the year's waiting days (days
+      lots waited for suites, crews, downtime and each QC resource, summed over the year's
+      patients and over draws), with that share and the share of suites; the P50 and P90
+      across draws of each draw's mean days waited per patient in the year;
+    * vein-to-vein: P50 and P90 across draws of each draw's median and 90th percentile of
+      the year's treated patients' vein-to-vein days, and P(v2v > target): the share of the
+      year's patients not infused within the target (lost patients count as over), pooled
+      over draws.
+    """
+    twin = getattr(result, "twin", None)
+    if twin is None:
+        return None
+    months = pd.DatetimeIndex(twin["month"].values)
+    years = months.year.to_numpy()
+    target = float(twin["share_v2v_over_target"].attrs.get("target_days", np.nan))
+    patients = np.nan_to_num(twin["patients"].values)  # (draw, month)
+    waits = np.nan_to_num(twin["wait_days"].transpose("draw", "month", "cause").values)
+    total = waits * patients[..., None]  # waiting days (draw, month, cause)
+    causes = [str(c) for c in twin["cause"].values]
+    over = np.nan_to_num(twin["share_v2v_over_target"].values) * patients
+    # per patient: year of apheresis, v2v days
+    first = months[0]
+    day = twin["apheresis_day"].values
+    starts = (months - first).days.to_numpy(float)
+    has = np.isfinite(day)
+    month_of = np.clip(np.searchsorted(starts, np.where(has, day, 0.0), "right") - 1, 0, None)
+    frame = pd.DataFrame(
+        {
+            "draw": np.broadcast_to(np.arange(day.shape[0])[:, None], day.shape)[has],
+            "year": years[month_of[has]],
+            "v2v": twin["v2v_days"].values[has],
+        }
+    )
+    per_draw = frame.groupby(["year", "draw"])["v2v"].quantile([0.5, 0.9]).unstack()
+    rows = []
+    for year in sorted(set(years.tolist())):
+        sel = years == year
+        n = patients[:, sel].sum(axis=1)  # patients per draw in the year
+        if n.sum() == 0:
+            continue
+        by_cause = total[:, sel].sum(axis=(0, 1))
+        waited = by_cause.sum()
+        mean_wait = np.where(n > 0, total[:, sel].sum(axis=(1, 2)) / np.maximum(n, 1), np.nan)
+        row = {"year": int(year), "patients": f"{np.median(n):.0f}"}
+        if waited > 0:
+            k = int(np.argmax(by_cause))
+            row["binding"] = _cause_label(causes[k])
+            row["share"] = percent(by_cause[k] / waited)
+            row["suites_share"] = percent(by_cause[causes.index("suites")] / waited)
+        else:
+            row["binding"], row["share"], row["suites_share"] = "none (no waiting)", "", ""
+        p50_wait, p90_wait = np.nanquantile(mean_wait, [0.5, 0.9])
+        row["wait"] = f"{p50_wait:.1f} / {p90_wait:.1f}"
+        if year in per_draw.index.get_level_values(0):
+            q = per_draw.loc[year]
+            for key, level in (("v2v_p50", 0.5), ("v2v_p90", 0.9)):
+                lo, hi = np.nanquantile(q[level], [0.5, 0.9])
+                row[key] = f"{lo:.0f} / {hi:.0f}"
+        else:
+            row["v2v_p50"] = row["v2v_p90"] = "no patient treated"
+        row["over"] = percent(over[:, sel].sum() / n.sum())
+        rows.append(row)
+    binding = [r for r in rows if r["share"]]
+    worst = max(binding, key=lambda r: float(r["wait"].split(" / ")[1]), default=None)
+    if worst is None:
+        lead = "In the facility twin no lot waited: neither rooms, operators nor QC bind."
+    else:
+        lead = (
+            f"In {worst['year']} (the year with the longest P90 wait) the waiting comes from "
+            f"{worst['binding']} ({worst['share']} of waiting days)"
+            + (
+                "."
+                if worst["binding"] == "rooms (suites)"
+                else f", not rooms (rooms: {worst['suites_share']})."
+            )
+        )
+    return {
+        "lead": lead,
+        "rows": rows,
+        "target": f"{target:g}",
+        "draws": int(twin.sizes["draw"]),
+        "suites": twin.attrs.get("suites"),
+        "operators": twin.attrs.get("operators", ""),
     }

@@ -14,7 +14,10 @@
 * ``decisions``: shortfall, module and hiring plans, service-level suites, drivers
   (:func:`pmcap.decisions.decide`);
 * ``workforce`` (with ``[workforce]`` only): the requisition plan for operators
-  (:func:`capacity.plan_requisitions`, from ``facility.operator_fte`` qualified today).
+  (:func:`capacity.plan_requisitions`, from ``facility.operator_fte`` qualified today);
+* ``network`` (with ``[network]`` only): the network investment plan across the draws
+  (:func:`pmcap.network.plan_scenario_network`, :func:`capacity.plan_network`);
+* ``twin`` (with ``[facility.twin]`` only): the facility twin (:func:`run_twin`).
 
 Writing the run's folder is :func:`pmcap.runfolder.write_run`'s.
 """
@@ -70,6 +73,9 @@ class RunResult:
     workforce: Any = None  # capacity.WorkforcePlan when the scenario has [workforce]
     # process -> capacity.VectorPlan, for each process with a [vector]
     vector: dict[str, Any] = field(default_factory=dict)
+    network: Any = None  # pmcap.network.NetworkRun when the scenario has [network]
+    twin: Any = None  # capacity.simulate_twin's Dataset when the scenario has [facility.twin]
+    qc_lab: Any = None  # capacity.QCLabResult of the twin's QC stage with [facility.qc_lab]
 
     @property
     def joint_shortfall(self) -> pd.DataFrame:
@@ -167,6 +173,16 @@ def run_scenario(
                 target=section.shortfall_target,
                 seed=scenario.run.seed,
             )
+    network = None
+    if scenario.network is not None:
+        from pmcap.network import plan_scenario_network
+
+        with timed("network"):
+            network = plan_scenario_network(scenario, world.demand, req)
+    twin = qc_lab = None
+    if scenario.facility.twin is not None:
+        with timed("twin"):
+            twin, qc_lab = run_twin(scenario, world, processes, workforce)
     return RunResult(
         scenario=scenario,
         world=world,
@@ -185,4 +201,81 @@ def run_scenario(
         timings=timings,
         workforce=workforce,
         vector=vector,
+        network=network,
+        twin=twin,
+        qc_lab=qc_lab,
     )
+
+
+def twin_suites(scenario: Scenario, months: pd.DatetimeIndex) -> int:
+    """The suites the twin runs with: the fewest installed over the horizon (at least one).
+
+    :func:`capacity.simulate_twin` takes one count per draw for the whole horizon, so a
+    facility that grows in steps is simulated with the suites it has at the start (the first
+    step with any suite): conservative, so waits for suites in later years are overstated.
+    """
+    from capacity.errors import InputError
+
+    installed = scenario.suites_by_month(months).fillna(0.0)
+    positive = installed[installed > 0]
+    if positive.empty:
+        raise InputError(
+            f"{scenario.shown_path}: facility.twin: the twin needs at least one installed suite "
+            "in the horizon (facility.suites)"
+        )
+    return int(positive.min())
+
+
+def run_twin(scenario: Scenario, world, processes: dict[str, Any], workforce=None):
+    """The facility twin of ``[facility.twin]`` on the first ``draws`` draws.
+
+    Suites: :func:`twin_suites`. Qualified operators: the ``[workforce]`` plan's simulated
+    ``qualified`` headcount per draw and month when the scenario has ``[workforce]``, else
+    ``facility.operator_fte`` every month. QC: ``[facility.qc_lab]`` as a
+    :class:`capacity.QCLabStage` when given (month edges: the calendar months simulated and
+    two more for the last lots' panels, as ``months`` on its result), else the panels'
+    turnaround with no queue. Each draw keeps the process parameters the requirements drew
+    for it; lots started before the start (``in_progress``) are simulated from the months
+    before it, as for the service level. Returns the twin's Dataset and the QC lab's
+    :class:`capacity.QCLabResult` (``None`` without a lab).
+    """
+    from capacity.twin import QCLabStage, simulate_twin
+    from pmcap.inputs import scenario_qc_lab
+
+    section = scenario.facility.twin
+    demand = world.demand
+    n = min(section.draws, demand.sizes["draw"])
+    demand = demand.isel(draw=slice(0, n))
+    months = pd.DatetimeIndex(demand["month"].values)
+    programs = [str(p) for p in demand["program"].values]
+    used = list({processes[p].name: processes[p] for p in programs}.values())
+    all_draws = world.demand.sizes["draw"]
+    params = {spec.name: spec.sample(all_draws, world.seed).isel(draw=slice(0, n)) for spec in used}
+    if workforce is not None:
+        operators = workforce.simulation["qualified"].isel(draw=slice(0, n))
+    else:
+        operators = float(scenario.facility.operator_fte)
+    crews, downtime, v2v = section.configs()
+    stage = None
+    if scenario.facility.qc_lab is not None:
+        lab = scenario_qc_lab(scenario, {spec.name: spec for spec in used})
+        stage = QCLabStage(lab, seed=scenario.run.seed, params=params)
+    twin = simulate_twin(
+        demand,
+        {p: processes[p] for p in programs},
+        twin_suites(scenario, months),
+        operators=operators,
+        crews=crews,
+        downtime=downtime,
+        vein_to_vein=v2v,
+        qc_stage=stage,
+        seed=scenario.run.seed,
+        opening=world.opening or None,
+        params=params,
+    )
+    if stage is not None:
+        stage.result.months = stage.months  # the calendar months of its month edges
+    twin.attrs["suites"] = twin_suites(scenario, months)
+    twin.attrs["draws"] = int(n)
+    twin.attrs["operators"] = "workforce" if workforce is not None else "facility.operator_fte"
+    return twin, None if stage is None else stage.result

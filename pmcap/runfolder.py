@@ -38,6 +38,7 @@ def write_run(
     rates = costs.rates(sc)
     months = result.world.demand["month"].values
     plan_cost = costs.plan_costs(result.plans, result.installed, rates, months)
+    network = getattr(result, "network", None)  # [network]
     tables = {
         "requirements.csv": export.requirements_table(result.requirements, result.total, qs),
         "demand.csv": export.demand_table(result.world.demand, qs, launched),
@@ -50,6 +51,8 @@ def write_run(
             rates=rates,
             plan=plan_cost,
             materials=result.materials,
+            network_costs=network.costs if network is not None else None,
+            workforce=getattr(result, "workforce", None),
         ),
         "shortfall.csv": export.shortfall_table(result.shortfall),
         "plan.csv": export.plan_table(result.plans, rates),
@@ -65,6 +68,11 @@ def write_run(
         tables["vector_campaigns.csv"] = export.vector_campaigns_table(
             result.vector, rates.currency
         )
+    if network is not None:
+        from pmcap.network import network_table
+
+        tables["network.csv"] = network_table(network)
+    tables.update(twin_tables(result, qs))  # only with [facility.twin]
     for name, frame in tables.items():
         export.write_csv(frame, folder / name)
     names = list(tables)
@@ -78,7 +86,9 @@ def write_run(
                 "shortfall": tables["shortfall.csv"],
                 "plan": tables["plan.csv"],
             },
-            notes=finance_notes(result, version, title),
+            notes=finance_notes(result, version, title)
+            + network_notes(result)
+            + workforce_notes(result),
         )
         names.append("finance.xlsx")
     export.write_draws(folder / "draws.nc", result.world, result.requirements, result.total)
@@ -179,5 +189,60 @@ def materials_notes(result) -> list[tuple[str, str]]:
             "second supplier's at its premium) in the month each order is placed, the "
             "opening stock excluded; a program's share of an order is its share of the lots "
             "using the item over the months the order covers. Per item: materials.csv.",
+        )
+    ]
+
+
+def network_notes(result) -> list[tuple[str, str]]:
+    """The ``finance.xlsx`` note on the per-site network costs (with ``[network]``)."""
+    if getattr(result, "network", None) is None:
+        return []
+    return [
+        (
+            "network costs",
+            "network_capital_cost[SITE] and network_operating_cost[SITE] (total rows only): "
+            "the [network] plan of network.csv per site, the mean over draws, undiscounted. "
+            "Capital: module_capital per module in its commit month. Operating: module "
+            "running cost from online (a CDMO slot's fee from reservation), fixed cost while "
+            "the site has capacity, and cost_per_lot x the lots made there. Lane costs and "
+            "the penalty for patients not served are in network.csv's expected_cost only.",
+        )
+    ]
+
+
+def twin_tables(result, quantiles) -> dict:
+    """``vein_to_vein.csv`` (:func:`capacity.twin_bands`) when the run simulated the facility
+    twin, and ``qc_lab.csv`` (:func:`capacity.qc_lab_bands`, months of the end of manufacture
+    from the horizon's first, with two months after it for the last lots) when its QC stage
+    was the lab."""
+    import pandas as pd
+
+    from capacity.qclab import qc_lab_bands
+    from capacity.twin import twin_bands
+
+    twin = getattr(result, "twin", None)
+    if twin is None:
+        return {}
+    out = {"vein_to_vein.csv": twin_bands(twin, quantiles)}
+    lab = getattr(result, "qc_lab", None)
+    if lab is not None:
+        section = result.scenario.facility.qc_lab
+        frame = qc_lab_bands(lab, lab.months, target_days=section.target_days, quantiles=quantiles)
+        first = pd.Timestamp(twin["month"].values[0])  # months before the start: in_progress
+        out["qc_lab.csv"] = frame[frame["month"] >= first].reset_index(drop=True)
+    return out
+
+
+def workforce_notes(result) -> list[tuple[str, str]]:
+    """The ``finance.xlsx`` note on the ``[workforce]`` columns (when the scenario has it)."""
+    if getattr(result, "workforce", None) is None:
+        return []
+    return [
+        (
+            "workforce",
+            "workforce_headcount and workforce_salary_cost (total rows only): qualified "
+            "operators plus trainees in each draw with the requisition plan of workforce.csv, "
+            "and that headcount x costs.operator_salary / 12 a month (trainees are paid while "
+            "they train).",
         )
     ]

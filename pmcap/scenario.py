@@ -436,6 +436,93 @@ class QCLabSection(_Strict):
             raise InputError(f"facility.{exc}") from None
 
 
+def _twin_config(section: BaseModel, kind: str):
+    """The ``capacity.twin`` config ``kind`` of a ``[facility.twin.*]`` table: the keys given,
+    the config's defaults (assumptions, ``data/SOURCES.md``) for the rest; its InputError
+    (which names the key) as a ValueError, so the scenario's error names the table."""
+    import capacity.twin as twin
+
+    try:
+        return getattr(twin, kind)(**section.model_dump(exclude_unset=True))
+    except InputError as exc:  # "crews.crew_size: ..." -> "crew_size: ..." (the table is named)
+        text = str(exc)
+        for table in ("crews", "downtime", "vein_to_vein"):
+            text = text.removeprefix(f"{table}: ").removeprefix(f"{table}.")
+        raise ValueError(text) from None
+
+
+class TwinCrews(_Strict):
+    """``[facility.twin.crews]``: :class:`capacity.CrewConfig` (unset keys: its defaults)."""
+
+    crew_size: Int = 2
+    shifts_per_day: Int = 2
+    hours_per_shift: Float = 8.0
+    start_hours: Float = 6.0
+    harvest_hours: Float = 6.0
+    attendance: Float = 0.55
+
+    @model_validator(mode="after")
+    def _valid(self) -> TwinCrews:
+        _twin_config(self, "CrewConfig")
+        return self
+
+
+class TwinDowntime(_Strict):
+    """``[facility.twin.downtime]``: :class:`capacity.DowntimeConfig` (unset keys: its
+    defaults); ``contamination_rate`` an uncertain share of lots (e.g. ``{beta = [1, 199]}``)."""
+
+    shutdown_days_per_year: Float = 0.0
+    shutdown_start: str = "12-20"
+    contamination_rate: Any = None
+    decontamination_days: Float = 14.0
+    contamination_remakes: Int = 1
+    equipment_failures_per_suite_year: Float = 0.0
+    repair_days: Float = 2.0
+
+    @model_validator(mode="after")
+    def _valid(self) -> TwinDowntime:
+        _twin_config(self, "DowntimeConfig")
+        return self
+
+
+class TwinVeinToVein(_Strict):
+    """``[facility.twin.vein_to_vein]``: :class:`capacity.VeinToVeinConfig` (unset keys: its
+    defaults); the transport and scheduling days are uncertain numbers."""
+
+    inbound_days: Any = 1.0
+    outbound_days: Any = 1.0
+    release_to_infusion_days: Any = 5.0
+    reapheresis_days: Float = 14.0
+    new_apheresis: bool = True
+    dropout_per_day: Float = 0.0
+    target_days: Float = 30.0
+
+    @model_validator(mode="after")
+    def _valid(self) -> TwinVeinToVein:
+        _twin_config(self, "VeinToVeinConfig")
+        return self
+
+
+class TwinSection(_Strict):
+    """``[facility.twin]``: the facility twin (:func:`capacity.simulate_twin`) in ``pmcap
+    run``, on the first ``draws`` draws: crews of qualified operators (``[workforce]``'s
+    simulated headcount per draw and month when given, else ``facility.operator_fte``),
+    downtime, vein-to-vein, and ``[facility.qc_lab]`` as the QC stage when given."""
+
+    draws: Int = Field(200, ge=10)
+    crews: TwinCrews = TwinCrews()
+    downtime: TwinDowntime = TwinDowntime()
+    vein_to_vein: TwinVeinToVein = TwinVeinToVein()
+
+    def configs(self):
+        """``(CrewConfig, DowntimeConfig, VeinToVeinConfig)`` of the section."""
+        return (
+            _twin_config(self.crews, "CrewConfig"),
+            _twin_config(self.downtime, "DowntimeConfig"),
+            _twin_config(self.vein_to_vein, "VeinToVeinConfig"),
+        )
+
+
 class FacilityConfig(_Strict):
     suites: Annotated[Int, Tag("int")] | list[SuiteStep]
     operator_fte: Float = Field(ge=0)
@@ -448,6 +535,7 @@ class FacilityConfig(_Strict):
     shortfall_target: Float = Field(0.1, gt=0, lt=1)
     service_level: ServiceLevel = ServiceLevel()
     qc_lab: QCLabSection | None = None
+    twin: TwinSection | None = None
 
     @field_validator("suites")
     @classmethod
@@ -528,6 +616,95 @@ class CostsConfig(_Strict):
         return float(getattr(self, role.removesuffix("_fte") + "_salary"))
 
 
+class NetworkSite(_Strict):
+    """``[[network.site]]``: an own facility or a CDMO (:class:`capacity.Site`)."""
+
+    name: str = Field(min_length=1)
+    kind: Literal["own", "cdmo"] = "own"
+    suites: Float = Field(0.0, ge=0, allow_inf_nan=False)
+    module_suites: Float = Field(1.0, gt=0, allow_inf_nan=False)
+    max_units: Int = Field(4, ge=0)
+    module_capital: Float = Field(0.0, ge=0, allow_inf_nan=False)
+    module_cost_per_year: Float = Field(0.0, ge=0, allow_inf_nan=False)
+    slot_fee_per_month: Float = Field(0.0, ge=0, allow_inf_nan=False)
+    fixed_cost_per_year: Float = Field(0.0, ge=0, allow_inf_nan=False)
+    cost_per_lot: Float = Field(0.0, ge=0, allow_inf_nan=False)
+    lead_time_months: Int = Field(0, ge=0)
+    turnaround_days: Float = Field(0.0, ge=0, allow_inf_nan=False)
+
+
+class NetworkLane(_Strict):
+    """``[[network.lane]]``: transport from a region to a site and back (:class:`capacity.Lane`)."""
+
+    region: str = Field(min_length=1)
+    site: str = Field(min_length=1)
+    transport_days: Float = Field(ge=0, allow_inf_nan=False)
+    cost_per_lot: Float = Field(0.0, ge=0, allow_inf_nan=False)
+
+
+class NetworkFacility(_Strict):
+    """``[network.facility]``: the ``[facility]``'s suites as the first own site (its suites
+    at ``run.start``, ``module_suites``, ``module_lead_time_months``,
+    ``module_cost_per_year`` and ``costs.module_capital``) and what ``[facility]`` lacks."""
+
+    include: bool = True
+    name: str = Field("facility", min_length=1)
+    max_units: Int = Field(4, ge=0)
+    fixed_cost_per_year: Float = Field(0.0, ge=0, allow_inf_nan=False)
+    cost_per_lot: Float = Field(0.0, ge=0, allow_inf_nan=False)
+    turnaround_days: Float = Field(0.0, ge=0, allow_inf_nan=False)
+
+
+class NetworkProgram(_Strict):
+    """``[network.program.NAME]``: one program's own region shares and vein-to-vein limit."""
+
+    region_shares: dict[str, Float] | None = None
+    vein_to_vein_days: Float | None = Field(None, ge=0, allow_inf_nan=False)
+
+
+class NetworkSection(_Strict):
+    """``[network]``: sites, CDMOs and lanes planned across the draws by
+    :func:`capacity.plan_network` in ``pmcap run`` (``network.csv``). Shares and limits
+    apply to every program unless ``[network.program.NAME]`` gives its own; the checks
+    that need the whole network (a lane's site, shares summing to one, a vein-to-vein limit
+    no route meets) are :func:`pmcap.inputs.scenario_network`'s."""
+
+    site: list[NetworkSite] = []
+    lane: list[NetworkLane] = Field(min_length=1)
+    facility: NetworkFacility = NetworkFacility()
+    region_shares: dict[str, Float] = Field(min_length=1)
+    share_concentration: Float | None = Field(None, gt=0, allow_inf_nan=False)
+    vein_to_vein_days: Float = Field(ge=0, allow_inf_nan=False)
+    program: dict[str, NetworkProgram] = {}
+    cost_per_patient_unserved: Float = Field(ge=0, allow_inf_nan=False)
+    discount_rate: Float = Field(0.0, ge=0, allow_inf_nan=False)
+    service_target: Float | None = Field(None, ge=0, lt=1)
+    readout: dt.date | None = None
+    wait_months: list[Int] = []
+    milp_draws: Int = Field(50, ge=1)
+    period_months: Int = Field(3, ge=1, le=12)
+    decision_months: Int = Field(12, ge=1)
+    information_groups: Int = Field(2, ge=1)
+    mip_rel_gap: Float = Field(0.01, gt=0, lt=1)
+    time_limit: Float = Field(60.0, gt=0, allow_inf_nan=False)
+
+    @field_validator("wait_months")
+    @classmethod
+    def _waits(cls, v: list[int]) -> list[int]:
+        if any(m < 1 for m in v):
+            raise ValueError(f"months to wait must be whole numbers >= 1, got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _decisions(self) -> NetworkSection:
+        if self.decision_months % self.period_months:
+            raise ValueError(
+                f"decision_months ({self.decision_months}) must be a multiple of "
+                f"period_months ({self.period_months})"
+            )
+        return self
+
+
 class Scenario(_Strict):
     run: RunConfig
     models: ModelsConfig = ModelsConfig()
@@ -535,6 +712,7 @@ class Scenario(_Strict):
     facility: FacilityConfig
     costs: CostsConfig = CostsConfig()
     workforce: WorkforceSection | None = None
+    network: NetworkSection | None = None  # [network]: capacity.plan_network
     # [process.NAME]: fields of the process named NAME (a template's name or the ``name`` in a
     # process file) replaced for this scenario, e.g. a shorter culture; checked against the
     # process specification when the processes are loaded

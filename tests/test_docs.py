@@ -237,7 +237,11 @@ def placeholders(out: Path, kind: str, file: str, metrics: list[str]) -> dict[st
     base = out / "scenarios" / "base"
     sweep = pd.read_csv(out / "sweep.csv")
     slots = {
-        ("finance.csv", "Column"): {"STAT": "mean|p10|p50|p90", "CURRENCY": "[A-Z]{3}"},
+        ("finance.csv", "Column"): {
+            "STAT": "mean|p10|p50|p90",
+            "CURRENCY": "[A-Z]{3}",
+            "SITE": "facility|CDMO",
+        },
         ("plan.csv", "Column"): {"CURRENCY": "[A-Z]{3}"},
         ("materials.csv", "Column"): {"CURRENCY": "[A-Z]{3}"},
         ("vector.csv", "Column"): {"CURRENCY": "[A-Z]{3}"},
@@ -254,6 +258,10 @@ def placeholders(out: Path, kind: str, file: str, metrics: list[str]) -> dict[st
             "YEAR": r"\d{4}",
         },
         ("sensitivity.csv", "Column"): {"RESOURCE": "suites|operator_fte"},
+        ("vein_to_vein.csv", "Column"): {"Q": r"\d+(?:\.\d+)?"},
+        ("vein_to_vein.csv", "Metric"): {"CAUSE": r"[^\]]+"},
+        ("qc_lab.csv", "Column"): {"Q": r"\d+(?:\.\d+)?"},
+        ("qc_lab.csv", "Metric"): {"RESOURCE": r"[^\]]+"},
     }
     return slots.get((file, kind), {})
 
@@ -272,6 +280,14 @@ def written_names(out: Path, file: str, kind: str) -> list[str]:
     return list(json.loads(path.read_text()))
 
 
+# instruments of the example's processes' release panels, for the docs run's [facility.qc_lab]
+LAB_INSTRUMENTS = {
+    name: 1
+    for name in ("bact-alert", "qpcr", "endosafe-pts", "flow-cytometer", "cell-counter")
+    + ("plate-reader", "ddpcr")
+}
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Path:
     """A real `pmcap sensitivity` (one input swung) of the example without its trial (no
@@ -288,6 +304,24 @@ def run(tmp_path_factory) -> Path:
     raw["run"].update(draws=30, horizon_months=24)
     raw["facility"]["service_level"]["draws"] = 10
     raw["workforce"] = {"shortfall_target": 0.1}  # the optional table, for workforce.csv
+    raw["network"] = {  # the optional table, for network.csv: one site, one CDMO, one region
+        "region_shares": {"US": 1.0},
+        "vein_to_vein_days": 30,
+        "cost_per_patient_unserved": 1e6,
+        "milp_draws": 4,
+        "period_months": 12,
+        "information_groups": 1,
+        "site": [{"name": "CDMO", "kind": "cdmo", "slot_fee_per_month": 1e5}],
+        "lane": [
+            {"region": "US", "site": "facility", "transport_days": 1},
+            {"region": "US", "site": "CDMO", "transport_days": 2},
+        ],
+    }
+    # the optional twin and QC lab, for vein_to_vein.csv and qc_lab.csv
+    # (the twin's suites hold one kind of slot: the automated process as one lot a suite)
+    raw["facility"]["twin"] = {"draws": 10}
+    raw.setdefault("process", {}).setdefault("car-t-autologous-automated", {})["lots_per_suite"] = 1
+    raw["facility"]["qc_lab"] = {"analysts": 4, "instruments": LAB_INSTRUMENTS, "target_days": 21}
     (folder / "scenario.toml").write_text(tomli_w.dumps(raw))
     sales = "cart-c-patients.csv"
     shutil.copyfile(example_scenario_path().parent / sales, folder / sales)

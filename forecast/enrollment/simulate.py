@@ -53,6 +53,17 @@ __all__ = [
 ALPHA_PRIOR = (np.log(2.0), 1.0)  # LogNormal prior of the between-site gamma shape alpha
 
 
+def planning_prior(n: float, duration_days: float, confidence: float) -> tuple[float, float]:
+    """Gamma(shape, rate per day) of 'n patients in T days, P confident' (Gajewski 2008).
+
+    Shape nP and rate TP: P near 0 carries no information, P = 1 as much as n observed
+    patients would. ``accrual`` states T in months or weeks: multiply by the days in one.
+    """
+    if not (n > 0 and duration_days > 0 and 0 < confidence <= 1):
+        raise InputError("planning prior: need n > 0, T > 0 and 0 < P <= 1")
+    return n * confidence, duration_days * confidence
+
+
 def forecast_window(
     as_of: pd.Timestamp, horizon_months: int, until=None
 ) -> tuple[pd.Timestamp, pd.DatetimeIndex, pd.Timestamp]:

@@ -43,7 +43,7 @@ DIST_KINDS = ("beta", "triangular", "uniform", "lognormal")
 MAX_CASES = 10_000  # scenarios in one sweep
 # progress(name, status, done, total), as run_sweep's
 Progress = Callable[[str, str, int, int], None]
-TOP = ("run", "models", "facility", "workforce", "program", "process")
+TOP = ("run", "models", "facility", "workforce", "network", "program", "process")
 # keys under program.NAME whose value is a file path
 FILE_KEYS = {("enrollment", "patients"), ("enrollment", "counts"), ("enrollment", "sites")}
 FILE_KEYS |= {("uptake", "patients")}
@@ -259,7 +259,7 @@ class _Keys:
         if head not in TOP:
             raise InputError(
                 f"{self.where}: {dotted}: unknown key; keys start with run., models., "
-                "facility., workforce., program.NAME. or process.NAME."
+                "facility., workforce., network., program.NAME. or process.NAME."
             )
         if head in ("program", "process"):
             known = self.programs if head == "program" else self.processes

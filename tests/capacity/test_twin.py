@@ -423,6 +423,115 @@ def test_a_qc_stage_plugs_in_and_its_waits_join_the_decomposition():
     np.testing.assert_allclose(per_patient[np.isfinite(per_patient)], 3.0)
 
 
+def test_a_qc_lab_with_one_analyst_binds_and_the_decomposition_names_analysts():
+    # rooms and crews plentiful, one QC analyst (8 h x 5 days) with 12 hands-on hours per
+    # lot against ~20 lots a month: the analyst binds. Release is the lab's result exactly
+    # (v2v = release of the patient's lot - apheresis, no transport), the waits of the
+    # decomposition are the lab's waits per patient, and they are all the analyst's.
+    from capacity.qclab import QCLab
+    from capacity.twin import QCLabStage
+
+    panel = [{"assay": "sterility", "tests_per_lot": 1, "hands_on_hours": 12,
+              "turnaround_days": 14, "instrument": "bact-alert", "instrument_hours": 0.5,
+              "retest_rate": 0.0}]  # fmt: skip
+    spec = fixed_process(culture_days=9, changeover_days=1, qc=panel)
+    v2v = VeinToVeinConfig(inbound_days=0, outbound_days=0, release_to_infusion_days=0)
+    kw = dict(operators=1000, crews=ROUND_THE_CLOCK, downtime=NO_DOWNTIME, vein_to_vein=v2v)
+    demand = poisson_demand(20, 6, months=4, seed=5)
+
+    def lab(analysts):
+        return QCLab([spec], analysts=analysts, instruments={"bact-alert": 1},
+                     monitoring_hours_per_month=0)  # fmt: skip
+
+    stage = QCLabStage(lab(1), seed=9)
+    twin = simulate_twin(demand, spec, 100, qc_stage=stage, seed=9, **kw)
+    result = stage.result
+    assert list(twin["cause"].values) == ["suites", "crews", "downtime", "analysts", "bact-alert"]
+    # release = the lab's result: each patient's only lot is lot i * lots-per-patient
+    per_patient = result.release.shape[1] // twin.sizes["patient"]
+    apheresis = twin["apheresis_day"].values
+    patients = np.isfinite(apheresis)
+    release = result.release[:, ::per_patient]
+    np.testing.assert_allclose(
+        twin["v2v_days"].values[patients], (release - apheresis)[patients], rtol=0, atol=1e-9
+    )
+    # the analyst binds: lots wait days for it, and every day of waiting is the analyst's
+    waited = result.wait[:, ::per_patient, 0]
+    assert np.nanmean(waited[patients]) > 5
+    share = twin["wait_share"].values
+    has = np.isfinite(share[..., 0])
+    np.testing.assert_allclose(share[..., 3][has], 1.0)
+    np.testing.assert_allclose(share[..., [0, 1, 2, 4]][has], 0.0)
+    # wait_days[analysts] = the mean of the lab's analyst wait over the month's patients
+    months = np.searchsorted(
+        (pd.DatetimeIndex(twin["month"].values) - MONTHS[0]).days.to_numpy(float),
+        apheresis, side="right") - 1  # fmt: skip
+    for d in range(6):
+        for m in range(4):
+            mine = patients[d] & (months[d] == m)
+            got = twin["wait_days"].sel(cause="analysts").values[d, m]
+            np.testing.assert_allclose(got, waited[d, mine].mean(), rtol=1e-12)
+    # ten analysts: nobody waits for one, and patients are infused sooner
+    roomy = QCLabStage(lab(10), seed=9)
+    more = simulate_twin(demand, spec, 100, qc_stage=roomy, seed=9, **kw)
+    assert np.nanmax(roomy.result.wait[..., 0]) < 3.5  # at most a weekend, not a queue
+    assert np.nanmean(more["v2v_days"].values) < np.nanmean(twin["v2v_days"].values) - 5
+
+
+def test_monthly_v2v_percentiles_with_ppq_lots_among_the_patients():
+    # PPQ lots are jobs between the patients (sorted arrivals) but not patients: each
+    # month's v2v P50/P90 is np.nanquantile of that month's patients' v2v days (a month's
+    # rank among its jobs, not among its patients, indexes the padded array)
+    rng = np.random.default_rng(3)
+    values = np.stack(
+        [rng.poisson(6, (8, 5)), rng.poisson(4, (8, 5)), rng.poisson(3, (8, 5))], axis=-1
+    )[:, :, None, :]
+    demand = make_demand(values)  # streams clinical, commercial, ppq
+    spec = fixed_process(culture_days={"triangular": [7, 9, 14]}, changeover_days=1)
+    twin = simulate_twin(demand, spec, 3, operators=1000, crews=ROUND_THE_CLOCK,
+                         downtime=NO_DOWNTIME, seed=2)  # fmt: skip
+    assert (twin["outcome"].values == 4).sum() == values[..., 2].sum()  # the PPQ lots
+    edges = (pd.date_range("2027-01-01", periods=6, freq="MS") - MONTHS[0]).days.to_numpy()
+    day, v2v = twin["apheresis_day"].values, twin["v2v_days"].values
+    for d in range(8):
+        for m in range(5):
+            mine = v2v[d][(day[d] >= edges[m]) & (day[d] < edges[m + 1])]
+            assert len(mine) == values[d, m, 0, :2].sum()
+            want = np.quantile(mine[np.isfinite(mine)], [0.5, 0.9])
+            got = [twin[k].values[d, m] for k in ("v2v_p50_days", "v2v_p90_days")]
+            np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_qc_lab_stage_months_follow_the_twins_calendar_with_an_opening_state():
+    # with lots in progress at the start the twin simulates months before it: the lab's
+    # month edges are those calendar months (day 0 = the first of them) and two more; its
+    # lots include the history's, each released no earlier than the panel's 14 days
+    from capacity.qclab import QCLab
+    from capacity.twin import QCLabStage
+
+    spec = fixed_process(culture_days=9, changeover_days=1)
+    lab = QCLab([spec], analysts=3, instruments={"bact-alert": 1}, monitoring_hours_per_month=0)
+    stage = QCLabStage(lab, seed=1)
+    demand = poisson_demand(5, 4, months=3)
+    twin = simulate_twin(demand, spec, 20, operators=1000, crews=ROUND_THE_CLOCK,
+                         downtime=NO_DOWNTIME, qc_stage=stage, seed=1, opening=6)  # fmt: skip
+    first = pd.Timestamp(twin["month"].values[0])
+    history = (first.year - stage.months[0].year) * 12 + first.month - stage.months[0].month
+    assert history >= 1 and len(stage.months) == history + 3 + 2
+    edges = stage.result.month_edges
+    np.testing.assert_array_equal(
+        edges, np.r_[0, (stage.months.shift(1, freq="MS") - stage.months[0]).days]
+    )
+    ready = stage.result.lot_ready
+    assert (ready < edges[history]).sum() > 0  # the opening lots leave manufacture before
+    qc_days = stage.result.release - ready
+    assert np.nanmin(qc_days) >= 14
+    # a lab given no calendar (called on its own) keeps release_days' default edges
+    alone = QCLabStage(lab, seed=1)
+    alone(ready, np.zeros(ready.shape, np.int64), np.arange(4, dtype=np.uint64))
+    assert alone.months is None
+
+
 def test_results_do_not_depend_on_threads_or_chunks(monkeypatch):
     # every feature on (remakes for both causes, equipment, shutdowns, a short working day,
     # dropout, random transport, per-month crews, per-draw suites): the kernel run as one
