@@ -15,6 +15,7 @@ same lots as the suite queue.
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
@@ -42,18 +43,30 @@ TREATED, LOST_WAITING, LOST_FAILED, NOT_STARTED, PPQ = 0, 1, 2, 3, 4
 LOTS_WAITING, SUITES_BUSY = 0, 1
 N_MONTHLY = 2
 
+# numba types of the helpers' explicit signatures: each compiles once, eagerly (integer
+# constants passed as arguments would otherwise compile a copy per value)
+_F1 = numba.types.Array(numba.float64, 1, "C")
+_F2 = numba.types.Array(numba.float64, 2, "C")
+_I1 = numba.types.Array(numba.int64, 1, "C")
 
-@numba.njit(cache=True)
+
+@numba.njit(numba.types.Tuple((_F1, _I1, _I1))(_F1, _I1, _I1), cache=True)
+def _grow(times, seqs, codes):
+    """The heap's arrays, twice as long (the heap is full)."""
+    n = times.shape[0]
+    bigger_t = np.empty(2 * n + 16)
+    bigger_s = np.empty(2 * n + 16, np.int64)
+    bigger_c = np.empty(2 * n + 16, np.int64)
+    for i in range(n):  # a loop: a slice copy compiles its shape-error message
+        bigger_t[i] = times[i]
+        bigger_s[i] = seqs[i]
+        bigger_c[i] = codes[i]
+    return bigger_t, bigger_s, bigger_c
+
+
+@numba.njit(cache=True, inline="always")
 def _push(times, seqs, codes, n, t, seq, code):
-    """Push an event on the heap ``(times, seqs, codes)[:n]``; grows the arrays when full."""
-    if n == times.shape[0]:
-        bigger_t = np.empty(2 * n + 16)
-        bigger_s = np.empty(2 * n + 16, np.int64)
-        bigger_c = np.empty(2 * n + 16, np.int64)
-        bigger_t[:n] = times
-        bigger_s[:n] = seqs
-        bigger_c[:n] = codes
-        times, seqs, codes = bigger_t, bigger_s, bigger_c
+    """Push an event on the heap ``(times, seqs, codes)[:n]``, which has room for it."""
     i = n
     while i > 0:
         parent = (i - 1) // 2
@@ -66,10 +79,9 @@ def _push(times, seqs, codes, n, t, seq, code):
     times[i] = t
     seqs[i] = seq
     codes[i] = code
-    return times, seqs, codes
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _pop(times, seqs, codes, n):
     """Remove the earliest event of the heap ``[:n]`` (``n - 1`` left)."""
     n -= 1
@@ -96,55 +108,90 @@ def _pop(times, seqs, codes, n):
         codes[i] = c
 
 
-@numba.njit(cache=True, parallel=True)
-def simulate_twin(
-    apheresis,
-    is_ppq,
-    job_process,
-    keys,
-    culture_kind,
-    culture_args,
-    culture_mean,
-    changeover_kind,
-    changeover_args,
-    changeover_mean,
-    failure_rate,
-    turnaround,
-    oos_remakes,
-    contamination,
-    contamination_remakes,
-    decontamination_days,
-    equipment_rate,
-    repair_days,
-    new_apheresis,
-    reapheresis_days,
-    start_hours,
-    harvest_hours,
-    transport_kind,
-    transport_args,
-    transport_mean,
-    dropout_per_day,
-    n_suites,
-    crews,
-    window_hours,
-    shutdown_start,
-    shutdown_end,
-    month_starts,
-    month_ends,
-):
+_ARRAY_ARGS = {
+    # name: (dtype, ndim) of every kernel argument, cast once in :func:`simulate_twin` so
+    # the kernel has a single compiled signature
+    "apheresis": (np.float64, 2),
+    "is_ppq": (np.bool_, 2),
+    "job_process": (np.int64, 2),
+    "keys": (np.uint64, 1),
+    "culture_kind": (np.int64, 1),
+    "culture_args": (np.float64, 2),
+    "culture_mean": (np.float64, 2),
+    "changeover_kind": (np.int64, 1),
+    "changeover_args": (np.float64, 2),
+    "changeover_mean": (np.float64, 2),
+    "failure_rate": (np.float64, 2),
+    "turnaround": (np.float64, 2),
+    "oos_remakes": (np.int64, 1),
+    "contamination": (np.float64, 2),
+    "contamination_remakes": (np.int64, 0),
+    "decontamination_days": (np.float64, 1),
+    "equipment_rate": (np.float64, 1),
+    "repair_days": (np.float64, 1),
+    "new_apheresis": (np.bool_, 1),
+    "reapheresis_days": (np.float64, 0),
+    "start_hours": (np.float64, 1),
+    "harvest_hours": (np.float64, 1),
+    "transport_kind": (np.int64, 1),
+    "transport_args": (np.float64, 2),
+    "transport_mean": (np.float64, 2),
+    "dropout_per_day": (np.float64, 0),
+    "n_suites": (np.int64, 1),
+    "crews": (np.int64, 2),
+    "window_hours": (np.float64, 0),
+    "shutdown_start": (np.float64, 1),
+    "shutdown_end": (np.float64, 1),
+    "month_starts": (np.float64, 1),
+    "month_ends": (np.float64, 1),
+}
+_OUTPUTS = (
+    # lot_ready, lot_released, patient_wait, outcome, final_lot, after_release, monthly
+    (np.float64, 2),
+    (np.bool_, 2),
+    (np.float64, 3),
+    (np.int64, 2),
+    (np.int64, 2),
+    (np.float64, 2),
+    (np.float64, 3),
+)
+
+
+def _numba_type(dtype, ndim):
+    scalar = numba.from_dtype(np.dtype(dtype))
+    return scalar if ndim == 0 else numba.types.Array(scalar, ndim, "C")
+
+
+def simulate_twin(*args, threads=None):
     """Simulate every draw; see :func:`capacity.twin.simulate_twin` for the model.
 
-    Per draw ``d`` and patient ``j`` (lots ``j * most + k``, ``most`` = 1 + the most remakes
-    a patient can have): returns ``lot_ready`` (day manufacture ends, NaN = no lot),
-    ``lot_released`` (the lot passes: not contaminated, not out of specification),
+    Arguments in the order of ``_ARRAY_ARGS``, cast here to its dtypes (C-contiguous,
+    writable). Per draw ``d`` and patient ``j`` (lots ``j * most + k``, ``most`` = 1 + the
+    most remakes a patient can have): returns ``lot_ready`` (day manufacture ends, NaN = no
+    lot), ``lot_released`` (the lot passes: not contaminated, not out of specification),
     ``patient_wait`` (days waited, by cause), ``outcome`` (code), ``final_lot`` (the lot that
     is released, -1 if none), ``after_release`` (outbound transport + release-to-infusion
     days) and ``monthly`` (lot-days waiting and suite-days busy per calendar month).
     ``transport_*`` rows: 0 inbound, 1 outbound, 2 release to infusion.
+
+    The draws run in chunks on ``threads`` threads (default ``numba.get_num_threads()``; the
+    kernel releases the GIL). A draw's random numbers are counter-based on its key and its
+    state is its own, so the results do not depend on the chunks or the threads.
     """
-    draws, n_patients = apheresis.shape
-    most = 1 + oos_remakes.max() + contamination_remakes
-    n_months = month_starts.shape[0]
+    if len(args) != len(_ARRAY_ARGS):
+        raise TypeError(f"simulate_twin: expected {len(_ARRAY_ARGS)} arguments, got {len(args)}")
+    cast = []
+    for value, (dtype, ndim) in zip(args, _ARRAY_ARGS.values(), strict=True):
+        if ndim == 0:
+            cast.append(dtype(value))
+        else:
+            value = np.require(value, dtype, ["C", "W"])
+            if value.ndim != ndim:
+                raise ValueError(f"simulate_twin: expected {ndim} dimensions, got {value.ndim}")
+            cast.append(value)
+    draws, n_patients = cast[0].shape
+    most = 1 + int(cast[12].max()) + int(cast[14])
+    n_months = cast[31].shape[0]
     lot_ready = np.full((draws, n_patients * most), np.nan)
     lot_released = np.zeros((draws, n_patients * most), np.bool_)
     patient_wait = np.zeros((draws, n_patients, N_CAUSES))
@@ -152,54 +199,32 @@ def simulate_twin(
     final_lot = np.full((draws, n_patients), -1, np.int64)
     after_release = np.full((draws, n_patients), np.nan)
     monthly = np.zeros((draws, n_months, N_MONTHLY))
-    for d in numba.prange(draws):
-        _one_draw(
-            apheresis[d],
-            is_ppq[d],
-            job_process[d],
-            keys[d],
-            culture_kind,
-            culture_args,
-            culture_mean[d],
-            changeover_kind,
-            changeover_args,
-            changeover_mean[d],
-            failure_rate[d],
-            turnaround[d],
-            oos_remakes,
-            contamination[d],
-            contamination_remakes,
-            decontamination_days,
-            equipment_rate,
-            repair_days,
-            new_apheresis,
-            reapheresis_days,
-            start_hours,
-            harvest_hours,
-            transport_kind,
-            transport_args,
-            transport_mean[d],
-            dropout_per_day,
-            n_suites[d],
-            crews[d],
-            window_hours,
-            shutdown_start,
-            shutdown_end,
-            month_starts,
-            month_ends,
-            most,
-            lot_ready[d],
-            lot_released[d],
-            patient_wait[d],
-            outcome[d],
-            final_lot[d],
-            after_release[d],
-            monthly[d],
-        )
-    return lot_ready, lot_released, patient_wait, outcome, final_lot, after_release, monthly
+    outputs = (lot_ready, lot_released, patient_wait, outcome, final_lot, after_release, monthly)
+    threads = numba.get_num_threads() if threads is None else threads
+    threads = max(1, min(threads, draws))
+    n_chunks = min(draws, 4 * threads)  # several chunks a thread: draws differ in size
+    bounds = np.linspace(0, draws, n_chunks + 1).astype(np.int64)
+    if threads == 1:
+        _simulate_chunk(*cast, most, 0, draws, *outputs)
+    else:
+        with ThreadPoolExecutor(threads) as pool:
+            jobs = [
+                pool.submit(_simulate_chunk, *cast, most, lo, hi, *outputs)
+                for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)
+            ]
+            for job in jobs:
+                job.result()
+    return outputs
 
 
-@numba.njit(cache=True)
+@numba.njit(numba.float64(numba.int64, _F1, numba.float64, numba.uint64, numba.int64), cache=True)
+def _sample(kind, args, mean, key, index):
+    """:func:`capacity._queue.sample` as a plain call: it is inlined where it is written, and
+    the twin draws in several places (one copy compiles faster than eight)."""
+    return sample(kind, args, mean, key, index)
+
+
+@numba.njit(cache=True, inline="always")
 def _spread(monthly, column, month_starts, month_ends, t0, t1, weight, first):
     """Add ``weight x`` the overlap of ``[t0, t1)`` with each calendar month (from month
     ``first``, the month of ``t0``)."""
@@ -309,24 +334,32 @@ def _one_draw(
     n_contaminated = np.zeros(n_patients, np.int64)
     clock = np.zeros(N_CAUSES)  # cumulative time the queue's head has been held, by cause
 
+    # events: the first lots' arrivals (known upfront) in a sorted array, the rest in a
+    # binary heap; taken in (time, seq) order from both, as from one heap
+    arrival_t = np.empty(n_patients)
+    arrival_code = np.empty(n_patients, np.int64)
+    n_arrivals = 0
     for j in range(n_patients):
         if apheresis[j] < np.inf:
             lot = j * most
             p = job_process[j]
-            inbound = sample(
+            inbound = _sample(
                 transport_kind[0], transport_args[0], transport_mean[0], inbound_key, lot
             )
-            times, seqs, codes = _push(
-                times, seqs, codes, n_events, apheresis[j] + inbound, seq, lot * 8 + READY
-            )
-            n_events += 1
+            arrival_t[n_arrivals] = apheresis[j] + inbound
+            arrival_code[n_arrivals] = lot * 8 + READY
+            n_arrivals += 1
             seq += 1
             outcome[j] = PPQ if is_ppq[j] else NOT_STARTED
+    # the first lots' arrivals, in (time, seq) order: their seq is their index here, and
+    # every later event's seq is larger, so an arrival goes before a heap event at its time
+    arrival_order = np.argsort(arrival_t[:n_arrivals], kind="mergesort")
+    a = 0  # next arrival
 
     free = n_suites
     down = 0  # suites closed for decontamination
     busy = 0  # crews at work
-    now = 0.0 if n_events == 0 else times[0]
+    now = 0.0 if n_arrivals == 0 else arrival_t[arrival_order[0]]
     block = -1  # why the queue's head waits (SUITE, CREW, DOWN), -1 = queue empty
     next_wake = np.inf
     sd = 0  # first shutdown that has not ended
@@ -334,11 +367,16 @@ def _one_draw(
     n_months = month_starts.shape[0]
     while month < n_months and month_ends[month] <= now:
         month += 1
-    while n_events > 0:
-        t = times[0]
-        code = codes[0]
-        _pop(times, seqs, codes, n_events)
-        n_events -= 1
+    while n_events > 0 or a < n_arrivals:
+        if a < n_arrivals and (n_events == 0 or arrival_t[arrival_order[a]] <= times[0]):
+            t = arrival_t[arrival_order[a]]
+            code = arrival_code[arrival_order[a]]
+            a += 1
+        else:
+            t = times[0]
+            code = codes[0]
+            _pop(times, seqs, codes, n_events)
+            n_events -= 1
         # ---- time passes: the head's cause accrues, and lots waiting by month ------------
         if t > now:
             if head < tail and block >= 0:
@@ -355,7 +393,7 @@ def _one_draw(
         p = job_process[j]
         if kind == READY:
             ready[lot] = t
-            culture[lot] = sample(
+            culture[lot] = _sample(
                 culture_kind[p], culture_args[p], culture_mean[p], culture_key, lot
             )
             for c in range(N_CAUSES):
@@ -369,9 +407,9 @@ def _one_draw(
             if rate > 0 and unit_uniform(equipment_key, lot) < 1.0 - math.exp(-rate * run):
                 run += repair_days[p]  # the lot is held in its suite while repaired
                 patient_wait[j, DOWN] += repair_days[p]
-            times, seqs, codes = _push(
-                times, seqs, codes, n_events, t + run, seq, lot * 8 + CULTURE_END
-            )
+            if n_events == times.shape[0]:
+                times, seqs, codes = _grow(times, seqs, codes)
+            _push(times, seqs, codes, n_events, t + run, seq, lot * 8 + CULTURE_END)
             n_events += 1
             seq += 1
         elif kind == CULTURE_END:
@@ -387,26 +425,22 @@ def _one_draw(
             )
             if contaminated:
                 down += 1
-                times, seqs, codes = _push(
-                    times,
-                    seqs,
-                    codes,
-                    n_events,
-                    t + decontamination_days[p],
-                    seq,
-                    SUITE_FREE_DOWN,
+                if n_events == times.shape[0]:
+                    times, seqs, codes = _grow(times, seqs, codes)
+                _push(
+                    times, seqs, codes, n_events, t + decontamination_days[p], seq, SUITE_FREE_DOWN
                 )
             else:
-                changeover = sample(
+                changeover = _sample(
                     changeover_kind[p],
                     changeover_args[p],
                     changeover_mean[p],
                     changeover_key,
                     lot,
                 )
-                times, seqs, codes = _push(
-                    times, seqs, codes, n_events, t + changeover, seq, SUITE_FREE
-                )
+                if n_events == times.shape[0]:
+                    times, seqs, codes = _grow(times, seqs, codes)
+                _push(times, seqs, codes, n_events, t + changeover, seq, SUITE_FREE)
             n_events += 1
             seq += 1
             rate = failure_rate[p]
@@ -430,20 +464,20 @@ def _one_draw(
                 lot_released[lot] = True
                 outcome[j] = TREATED
                 final_lot[j] = lot
-                after_release[j] = sample(
+                after_release[j] = _sample(
                     transport_kind[1], transport_args[1], transport_mean[1], outbound_key, lot
-                ) + sample(
+                ) + _sample(
                     transport_kind[2], transport_args[2], transport_mean[2], infusion_key, lot
                 )
             if remake_at < np.inf:
                 new = j * most + n_oos[j] + n_contaminated[j]
                 if new_apheresis[p]:
-                    remake_at += reapheresis_days + sample(
+                    remake_at += reapheresis_days + _sample(
                         transport_kind[0], transport_args[0], transport_mean[0], inbound_key, new
                     )
-                times, seqs, codes = _push(
-                    times, seqs, codes, n_events, remake_at, seq, new * 8 + READY
-                )
+                if n_events == times.shape[0]:
+                    times, seqs, codes = _grow(times, seqs, codes)
+                _push(times, seqs, codes, n_events, remake_at, seq, new * 8 + READY)
                 n_events += 1
                 seq += 1
         elif kind == SUITE_FREE:
@@ -470,7 +504,9 @@ def _one_draw(
                     h_head += 1
                     busy += 1
                     patient_wait[hlot // most, CREW] += t - culture_end[hlot]
-                    times, seqs, codes = _push(
+                    if n_events == times.shape[0]:
+                        times, seqs, codes = _grow(times, seqs, codes)
+                    _push(
                         times,
                         seqs,
                         codes,
@@ -515,7 +551,9 @@ def _one_draw(
                         busy += 1
                         for c in range(N_CAUSES):
                             patient_wait[qj, c] += clock[c] - snapshot[qlot, c]
-                        times, seqs, codes = _push(
+                        if n_events == times.shape[0]:
+                            times, seqs, codes = _grow(times, seqs, codes)
+                        _push(
                             times,
                             seqs,
                             codes,
@@ -536,10 +574,12 @@ def _one_draw(
             block = -1
         if wake < next_wake:
             next_wake = wake
-            times, seqs, codes = _push(times, seqs, codes, n_events, wake, seq, WAKE)
+            if n_events == times.shape[0]:
+                times, seqs, codes = _grow(times, seqs, codes)
+            _push(times, seqs, codes, n_events, wake, seq, WAKE)
             n_events += 1
             seq += 1
-        if n_events > 0 and head == tail and h_head == h_tail:
+        if n_events > 0 and a == n_arrivals and head == tail and h_head == h_tail:
             # only wake-ups left with nobody waiting: they change nothing
             only_wakes = True
             for i in range(n_events):
@@ -548,3 +588,106 @@ def _one_draw(
                     break
             if only_wakes:
                 n_events = 0
+
+
+@numba.njit(
+    numba.void(
+        *(_numba_type(*spec) for spec in _ARRAY_ARGS.values()),
+        numba.int64,
+        numba.int64,
+        numba.int64,
+        *(_numba_type(*spec) for spec in _OUTPUTS),
+    ),
+    cache=True,
+    nogil=True,
+)
+def _simulate_chunk(
+    apheresis,
+    is_ppq,
+    job_process,
+    keys,
+    culture_kind,
+    culture_args,
+    culture_mean,
+    changeover_kind,
+    changeover_args,
+    changeover_mean,
+    failure_rate,
+    turnaround,
+    oos_remakes,
+    contamination,
+    contamination_remakes,
+    decontamination_days,
+    equipment_rate,
+    repair_days,
+    new_apheresis,
+    reapheresis_days,
+    start_hours,
+    harvest_hours,
+    transport_kind,
+    transport_args,
+    transport_mean,
+    dropout_per_day,
+    n_suites,
+    crews,
+    window_hours,
+    shutdown_start,
+    shutdown_end,
+    month_starts,
+    month_ends,
+    most,
+    lo,
+    hi,
+    lot_ready,
+    lot_released,
+    patient_wait,
+    outcome,
+    final_lot,
+    after_release,
+    monthly,
+):
+    """Simulate draws ``lo`` to ``hi`` into the outputs (see :func:`simulate_twin`)."""
+    for d in range(lo, hi):
+        _one_draw(
+            apheresis[d],
+            is_ppq[d],
+            job_process[d],
+            keys[d],
+            culture_kind,
+            culture_args,
+            culture_mean[d],
+            changeover_kind,
+            changeover_args,
+            changeover_mean[d],
+            failure_rate[d],
+            turnaround[d],
+            oos_remakes,
+            contamination[d],
+            contamination_remakes,
+            decontamination_days,
+            equipment_rate,
+            repair_days,
+            new_apheresis,
+            reapheresis_days,
+            start_hours,
+            harvest_hours,
+            transport_kind,
+            transport_args,
+            transport_mean[d],
+            dropout_per_day,
+            n_suites[d],
+            crews[d],
+            window_hours,
+            shutdown_start,
+            shutdown_end,
+            month_starts,
+            month_ends,
+            most,
+            lot_ready[d],
+            lot_released[d],
+            patient_wait[d],
+            outcome[d],
+            final_lot[d],
+            after_release[d],
+            monthly[d],
+        )

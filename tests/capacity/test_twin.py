@@ -530,3 +530,64 @@ def test_qc_lab_stage_months_follow_the_twins_calendar_with_an_opening_state():
     alone = QCLabStage(lab, seed=1)
     alone(ready, np.zeros(ready.shape, np.int64), np.arange(4, dtype=np.uint64))
     assert alone.months is None
+
+
+def test_results_do_not_depend_on_threads_or_chunks(monkeypatch):
+    # every feature on (remakes for both causes, equipment, shutdowns, a short working day,
+    # dropout, random transport, per-month crews, per-draw suites): the kernel run as one
+    # chunk on one thread and as 12 chunks on 3 threads gives the same numbers, bit for bit
+    from capacity import _twin
+
+    kernel = _twin.simulate_twin
+    runs = []
+
+    def both(*args):
+        one = kernel(*args, threads=1)
+        three = kernel(*args, threads=3)
+        runs.append((one, three))
+        return one
+
+    monkeypatch.setattr(_twin, "simulate_twin", both)
+    spec = fixed_process(culture_days={"lognormal": {"median": 9, "p90": 12}},
+                         changeover_days={"uniform": [0.5, 1.5]}, failure_rate=0.15,
+                         max_remanufacture=2)  # fmt: skip
+    downtime = DowntimeConfig(shutdown_days_per_year=10, shutdown_start="07-01",
+                              contamination_rate={"beta": [2, 40]}, contamination_remakes=2,
+                              equipment_failures_per_suite_year=3)  # fmt: skip
+    v2v = VeinToVeinConfig(inbound_days={"triangular": [0.5, 1, 3]},
+                           release_to_infusion_days={"uniform": [3, 7]}, new_apheresis=False,
+                           dropout_per_day=0.005)  # fmt: skip
+    crews = CrewConfig(crew_size=2, shifts_per_day=1, hours_per_shift=10, attendance=0.8)
+    simulate_twin(
+        poisson_demand(12, 25, seed=3, months=18), spec, np.arange(25) % 4 + 4,
+        operators=np.linspace(4, 12, 18), crews=crews, downtime=downtime, vein_to_vein=v2v,
+        seed=5,
+    )  # fmt: skip
+    ((one, three),) = runs
+    outcome = one[3]
+    assert {0, 1, 2} <= set(np.unique(outcome))  # treated, lost waiting, lost after failures
+    for a, b in zip(one, three, strict=True):
+        assert np.array_equal(a, b, equal_nan=a.dtype.kind == "f")
+
+
+def test_kernel_casts_its_arguments_to_its_one_signature(monkeypatch):
+    # the kernel is compiled once for one signature (C-contiguous, writable, fixed dtypes);
+    # the wrapper casts Fortran-order, read-only and narrower-dtype arguments to it, so they
+    # give the same numbers instead of a TypeError or a second compile
+    from capacity import _twin
+
+    kernel = _twin.simulate_twin
+    calls = []
+    monkeypatch.setattr(_twin, "simulate_twin", lambda *a: calls.append(a) or kernel(*a))
+    simulate_twin(poisson_demand(6, 5, months=6), fixed_process(), 2, operators=6, seed=2)
+    (args,) = calls
+    odd = list(args)
+    odd[0] = np.asfortranarray(args[0])  # apheresis
+    odd[3] = args[3].copy()
+    odd[3].flags.writeable = False  # keys
+    odd[4] = args[4].astype(np.int32)  # culture_kind
+    odd[26] = args[26].astype(np.int32)  # n_suites
+    odd[14] = np.int32(args[14])  # contamination_remakes
+    for a, b in zip(kernel(*args), kernel(*odd), strict=True):
+        assert np.array_equal(a, b, equal_nan=a.dtype.kind == "f")
+    assert len(_twin._simulate_chunk.signatures) == 1
