@@ -33,7 +33,9 @@ INBOUND, OUTBOUND, INFUSION, CONTAMINATION, EQUIPMENT, DROPOUT = (
 )
 
 # event types (the low 3 bits of an event's code; the rest is the lot)
-READY, START_DONE, CULTURE_END, HARVEST_DONE, SUITE_FREE, SUITE_FREE_DOWN, WAKE = range(7)
+READY, START_DONE, CULTURE_END, HARVEST_DONE, SUITE_FREE, SUITE_FREE_DOWN, WAKE, SUITE_ONLINE = (
+    range(8)
+)
 # causes of waiting (columns of the wait outputs)
 SUITE, CREW, DOWN = 0, 1, 2
 N_CAUSES = 3
@@ -138,6 +140,7 @@ _ARRAY_ARGS = {
     "transport_mean": (np.float64, 2),
     "dropout_per_day": (np.float64, 0),
     "n_suites": (np.int64, 1),
+    "suite_online": (np.float64, 2),
     "crews": (np.int64, 2),
     "window_hours": (np.float64, 0),
     "shutdown_start": (np.float64, 1),
@@ -191,7 +194,7 @@ def simulate_twin(*args, threads=None):
             cast.append(value)
     draws, n_patients = cast[0].shape
     most = 1 + int(cast[12].max()) + int(cast[14])
-    n_months = cast[31].shape[0]
+    n_months = cast[32].shape[0]
     lot_ready = np.full((draws, n_patients * most), np.nan)
     lot_released = np.zeros((draws, n_patients * most), np.bool_)
     patient_wait = np.zeros((draws, n_patients, N_CAUSES))
@@ -286,6 +289,7 @@ def _one_draw(
     transport_mean,
     dropout_per_day,
     n_suites,
+    suite_online,
     crews,
     window_hours,
     shutdown_start,
@@ -314,7 +318,7 @@ def _one_draw(
     dropout_key = stream_key(key, DROPOUT)
     n_shutdowns = shutdown_start.shape[0]
 
-    cap = 2 * n_patients + 64
+    cap = 2 * n_patients + 64 + suite_online.shape[0]
     times = np.empty(cap)
     seqs = np.empty(cap, np.int64)
     codes = np.empty(cap, np.int64)
@@ -357,6 +361,12 @@ def _one_draw(
     a = 0  # next arrival
 
     free = n_suites
+    total = n_suites  # suites installed so far: more come online at ``suite_online`` days
+    for k in range(suite_online.shape[0]):
+        if suite_online[k] < np.inf:
+            _push(times, seqs, codes, n_events, suite_online[k], seq, SUITE_ONLINE)
+            n_events += 1
+            seq += 1
     down = 0  # suites closed for decontamination
     busy = 0  # crews at work
     now = 0.0 if n_arrivals == 0 else arrival_t[arrival_order[0]]
@@ -383,7 +393,7 @@ def _one_draw(
                 clock[block] += t - now
             waiting = (tail - head) + (h_tail - h_head)
             _spread(monthly, LOTS_WAITING, month_starts, month_ends, now, t, waiting, month)
-            _spread(monthly, SUITES_BUSY, month_starts, month_ends, now, t, n_suites - free, month)
+            _spread(monthly, SUITES_BUSY, month_starts, month_ends, now, t, total - free, month)
             now = t
             while month < n_months and month_ends[month] <= now:
                 month += 1
@@ -485,6 +495,9 @@ def _one_draw(
         elif kind == SUITE_FREE_DOWN:
             free += 1
             down -= 1
+        elif kind == SUITE_ONLINE:  # a new suite (a module coming online)
+            free += 1
+            total += 1
         else:  # WAKE
             if t >= next_wake:
                 next_wake = np.inf
@@ -629,6 +642,7 @@ def _simulate_chunk(
     transport_mean,
     dropout_per_day,
     n_suites,
+    suite_online,
     crews,
     window_hours,
     shutdown_start,
@@ -676,6 +690,7 @@ def _simulate_chunk(
             transport_mean[d],
             dropout_per_day,
             n_suites[d],
+            suite_online[d],
             crews[d],
             window_hours,
             shutdown_start,

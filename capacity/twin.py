@@ -7,7 +7,8 @@ Model (one event-driven simulation per demand draw, draws in parallel in ``capac
   travels ``inbound_days`` to the facility, where its lot joins one first-come-first-served
   queue (a later lot never starts before an earlier one).
 * **Suites.** ``suites x lots_per_suite`` slots; a lot holds one from its start until its
-  harvest ends plus the changeover (or plus the decontamination, below).
+  harvest ends plus the changeover (or plus the decontamination, below). Suites given by
+  month come online on the first day of the month they are added (a module).
 * **Crews.** A lot needs a crew of ``crew_size`` qualified operators for a start step of
   ``start_hours`` (at the start) and a harvest step of ``harvest_hours`` (when its culture
   ends). Operators work ``shifts_per_day`` shifts of ``hours_per_shift`` hours back to back
@@ -390,7 +391,7 @@ def _suites(suites, draws: int) -> np.ndarray:
 def simulate_twin(
     demand: xr.DataArray,
     process: ProcessSpec | str | dict,
-    suites: int | Sequence[int] | np.ndarray,
+    suites: int | Sequence[int] | np.ndarray | pd.Series,
     *,
     operators: float | np.ndarray | xr.DataArray,
     crews: CrewConfig | None = None,
@@ -413,7 +414,9 @@ def simulate_twin(
         A process, or a mapping program -> process, as :func:`capacity.simulate_facility`.
         All processes must run the same ``lots_per_suite``.
     suites
-        Suites installed (one number, or one per draw).
+        Suites installed: one number, one per draw, or a Series by month (the demand's
+        months) that only grows: suites added in a month come online on its first day (a
+        module), as in :func:`capacity.simulate_facility`.
     operators
         Qualified operators: a number, one per month, one per draw and month, or a
         ``(draw, month)`` DataArray (``simulate_workforce(...)["qualified"]``).
@@ -482,7 +485,22 @@ def simulate_twin(
     if len(set(prep.width.tolist())) != 1:
         raise InputError("process: the twin needs every process to run the same lots_per_suite")
     draws = prep.draws
-    n_suites = _suites(suites, draws) * int(prep.slots_per_suite // prep.width[0])
+    per_suite = int(prep.slots_per_suite // prep.width[0])  # lots a suite holds at once
+    if isinstance(suites, pd.Series):  # suites per month: modules come online on their day
+        from capacity.simulation import extend_suites, slot_online_days
+
+        if prep.n_hist:
+            suites = extend_suites(suites, pd.DatetimeIndex(demand["month"].values), prep.n_hist)
+        online = slot_online_days(suites, prep.months, 1)
+        first = int((online <= 0).sum())
+        if first < 1:
+            raise InputError("suites: expected at least one suite installed in the first month")
+        n_suites = np.full(draws, first * per_suite, np.int64)
+        later = np.repeat(online[first:][np.isfinite(online[first:])], per_suite)
+        suite_online = np.tile(later, (draws, 1))
+    else:
+        n_suites = _suites(suites, draws) * per_suite
+        suite_online = np.zeros((draws, 0))
     qualified = _headcount(operators, draws, prep.months, prep.n_hist)
     crews_on_shift = np.ascontiguousarray(crews.crews_on_shift(qualified))
     n_proc = len(prep.processes)
@@ -538,6 +556,7 @@ def simulate_twin(
             transport_mean,
             float(v2v.dropout_per_day),
             n_suites,
+            suite_online,
             crews_on_shift,
             float(crews.window_hours),
             shut_start,

@@ -182,7 +182,7 @@ def run_scenario(
     twin = qc_lab = None
     if scenario.facility.twin is not None:
         with timed("twin"):
-            twin, qc_lab = run_twin(scenario, world, processes, workforce)
+            twin, qc_lab = run_twin(scenario, world, processes, workforce, decided.plans)
     return RunResult(
         scenario=scenario,
         world=world,
@@ -207,37 +207,52 @@ def run_scenario(
     )
 
 
-def twin_suites(scenario: Scenario, months: pd.DatetimeIndex) -> int:
-    """The suites the twin runs with: the fewest installed over the horizon (at least one).
+def twin_suites(
+    scenario: Scenario, months: pd.DatetimeIndex, plans: dict[str, Any] | None = None
+) -> pd.Series:
+    """The suites the twin runs with, by month: those installed (``facility.suites``) plus the
+    recommended suite plan's modules from the month each comes online (its CDMO slots are
+    not the facility's), so that the twin shows the facility with the plan in place.
 
-    :func:`capacity.simulate_twin` takes one count per draw for the whole horizon, so a
-    facility that grows in steps is simulated with the suites it has at the start (the first
-    step with any suite): conservative, so waits for suites in later years are overstated.
+    A month before any suite is installed takes the first month's with one: the twin needs a
+    suite from its first day.
     """
     from capacity.errors import InputError
 
-    installed = scenario.suites_by_month(months).fillna(0.0)
+    if plans and "suites" in plans:
+        by_month = plans["suites"].by_month.set_index("month")
+        own = by_month["capacity"] - by_month.get("cdmo", 0.0)
+        installed = own.reindex(months).astype(float)
+    else:
+        installed = scenario.suites_by_month(months).astype(float)
+    installed = installed.fillna(0.0).round()
     positive = installed[installed > 0]
     if positive.empty:
         raise InputError(
             f"{scenario.shown_path}: facility.twin: the twin needs at least one installed suite "
             "in the horizon (facility.suites)"
         )
-    return int(positive.min())
+    return installed.clip(lower=positive.iloc[0]).cummax().astype(int)
 
 
-def run_twin(scenario: Scenario, world, processes: dict[str, Any], workforce=None):
+def run_twin(
+    scenario: Scenario,
+    world,
+    processes: dict[str, Any],
+    workforce=None,
+    plans: dict[str, Any] | None = None,
+):
     """The facility twin of ``[facility.twin]`` on the first ``draws`` draws.
 
-    Suites: :func:`twin_suites`. Qualified operators: the ``[workforce]`` plan's simulated
-    ``qualified`` headcount per draw and month when the scenario has ``[workforce]``, else
-    ``facility.operator_fte`` every month. QC: ``[facility.qc_lab]`` as a
-    :class:`capacity.QCLabStage` when given (month edges: the calendar months simulated and
-    two more for the last lots' panels, as ``months`` on its result), else the panels'
-    turnaround with no queue. Each draw keeps the process parameters the requirements drew
-    for it; lots started before the start (``in_progress``) are simulated from the months
-    before it, as for the service level. Returns the twin's Dataset and the QC lab's
-    :class:`capacity.QCLabResult` (``None`` without a lab).
+    Suites: :func:`twin_suites` (installed plus the suite plan's modules). Qualified operators:
+    the ``[workforce]`` plan's simulated ``qualified`` headcount per draw and month when the
+    scenario has ``[workforce]``, else ``facility.operator_fte`` every month. QC:
+    ``[facility.qc_lab]`` as a :class:`capacity.QCLabStage` when given (month edges: the
+    calendar months simulated and two more for the last lots' panels, as ``months`` on its
+    result), else the panels' turnaround with no queue. Each draw keeps the process parameters
+    the requirements drew for it; lots started before the start (``in_progress``) are simulated
+    from the months before it, as for the service level. Returns the twin's Dataset and the QC
+    lab's :class:`capacity.QCLabResult` (``None`` without a lab).
     """
     from capacity.twin import QCLabStage, simulate_twin
     from pmcap.inputs import scenario_qc_lab
@@ -256,6 +271,7 @@ def run_twin(scenario: Scenario, world, processes: dict[str, Any], workforce=Non
     else:
         operators = float(scenario.facility.operator_fte)
     crews, downtime, v2v = section.configs()
+    suites = twin_suites(scenario, months, plans)
     stage = None
     if scenario.facility.qc_lab is not None:
         lab = scenario_qc_lab(scenario, {spec.name: spec for spec in used})
@@ -263,7 +279,7 @@ def run_twin(scenario: Scenario, world, processes: dict[str, Any], workforce=Non
     twin = simulate_twin(
         demand,
         {p: processes[p] for p in programs},
-        twin_suites(scenario, months),
+        suites,
         operators=operators,
         crews=crews,
         downtime=downtime,
@@ -275,7 +291,8 @@ def run_twin(scenario: Scenario, world, processes: dict[str, Any], workforce=Non
     )
     if stage is not None:
         stage.result.months = stage.months  # the calendar months of its month edges
-    twin.attrs["suites"] = twin_suites(scenario, months)
+    twin.attrs["suites"] = int(suites.iloc[0])
+    twin.attrs["suites_last"] = int(suites.iloc[-1])
     twin.attrs["draws"] = int(n)
     twin.attrs["operators"] = "workforce" if workforce is not None else "facility.operator_fte"
     return twin, None if stage is None else stage.result

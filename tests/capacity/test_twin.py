@@ -70,6 +70,30 @@ def test_suites_only_reproduces_the_suite_queue_kernel():
     assert np.nanmin(share[np.isfinite(share)]) == 1.0
 
 
+def test_suites_by_month_come_online_as_in_the_suite_queue_kernel():
+    # 3 suites, 2 more from month 6 and 1 more from month 12 (modules): the twin's waits are
+    # the suite queue's patient by patient, and the waits fall once the modules are online
+    spec = fixed_process(culture_days={"triangular": [7, 9, 14]}, changeover_days=1)
+    demand = poisson_demand(12, 30, seed=3)
+    months = pd.DatetimeIndex(demand["month"].values)
+    suites = pd.Series([3] * 6 + [5] * 6 + [6] * 12, index=months)
+    v2v = VeinToVeinConfig(inbound_days=0, outbound_days=0, release_to_infusion_days=0)
+    twin = simulate_twin(
+        demand, spec, suites, operators=1000, crews=ROUND_THE_CLOCK, downtime=NO_DOWNTIME,
+        vein_to_vein=v2v, seed=5,
+    )  # fmt: skip
+    queue = simulate_facility(demand, spec, suites, cryopreserved=True, seed=5)
+    ours = twin["patient_wait_days"].values
+    np.testing.assert_allclose(ours, queue["patient_wait_days"].values, rtol=0, atol=1e-9)
+    arrival = twin["apheresis_day"].values
+    early, late = ours[arrival < 150], ours[arrival > 400]
+    assert np.nanmean(early) > 5 * np.nanmean(late)  # 3 suites bind; 6 barely do
+    # suites busy never exceed those installed: 3, then 5 from month 6 (day 181), then 6
+    busy = twin["suites_busy"].values
+    assert busy[:, :6].max() <= 3 + 1e-9 and busy[:, 6:12].max() <= 5 + 1e-9
+    assert busy[:, 6:12].max() > 3  # the new suites are used in the month they come online
+
+
 def test_exponential_culture_matches_erlang_c():
     # M/M/c: 8 suites, 7-day exponential culture, 200 patients a year (Erlang C, Kleinrock
     # 1975 sec. 3.5): P(wait > 2 days) per draw after a 90-day warm-up, within 4 SE

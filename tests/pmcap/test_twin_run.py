@@ -113,8 +113,12 @@ def test_run_simulates_the_twin_on_the_demand_with_the_qc_lab(twin_run):
     twin = result.twin
     assert "twin_s" in result.timings
     assert twin.sizes["draw"] == 10
-    # suites: the fewest installed in the horizon (12 before the module of 2028-07)
+    # suites: 12 installed at the start; by the end those installed (16 from 2028-07) plus
+    # every module of the suite plan, which the twin brings online in its month
     assert twin.attrs["suites"] == 12
+    plan = result.plans["suites"]
+    added = int(plan.commitments["capacity_added"].sum()) if len(plan.commitments) else 0
+    assert twin.attrs["suites_last"] == 16 + added
     # patients per month = the demand's patients (not PPQ) of the first 10 draws, summed
     demand = result.world.demand.isel(draw=slice(0, 10))
     patients = demand.sel(stream=[s for s in demand["stream"].values if s != "ppq"])
