@@ -141,6 +141,7 @@ _ARRAY_ARGS = {
     "dropout_per_day": (np.float64, 0),
     "n_suites": (np.int64, 1),
     "suite_online": (np.float64, 2),
+    "width": (np.int64, 1),
     "crews": (np.int64, 2),
     "window_hours": (np.float64, 0),
     "shutdown_start": (np.float64, 1),
@@ -194,7 +195,7 @@ def simulate_twin(*args, threads=None):
             cast.append(value)
     draws, n_patients = cast[0].shape
     most = 1 + int(cast[12].max()) + int(cast[14])
-    n_months = cast[32].shape[0]
+    n_months = cast[33].shape[0]
     lot_ready = np.full((draws, n_patients * most), np.nan)
     lot_released = np.zeros((draws, n_patients * most), np.bool_)
     patient_wait = np.zeros((draws, n_patients, N_CAUSES))
@@ -290,6 +291,7 @@ def _one_draw(
     dropout_per_day,
     n_suites,
     suite_online,
+    width,
     crews,
     window_hours,
     shutdown_start,
@@ -434,11 +436,17 @@ def _one_draw(
                 contamination[p] > 0 and unit_uniform(contamination_key, lot) < contamination[p]
             )
             if contaminated:
-                down += 1
+                down += width[p]
                 if n_events == times.shape[0]:
                     times, seqs, codes = _grow(times, seqs, codes)
                 _push(
-                    times, seqs, codes, n_events, t + decontamination_days[p], seq, SUITE_FREE_DOWN
+                    times,
+                    seqs,
+                    codes,
+                    n_events,
+                    t + decontamination_days[p],
+                    seq,
+                    lot * 8 + SUITE_FREE_DOWN,
                 )
             else:
                 changeover = _sample(
@@ -450,7 +458,7 @@ def _one_draw(
                 )
                 if n_events == times.shape[0]:
                     times, seqs, codes = _grow(times, seqs, codes)
-                _push(times, seqs, codes, n_events, t + changeover, seq, SUITE_FREE)
+                _push(times, seqs, codes, n_events, t + changeover, seq, lot * 8 + SUITE_FREE)
             n_events += 1
             seq += 1
             rate = failure_rate[p]
@@ -491,10 +499,10 @@ def _one_draw(
                 n_events += 1
                 seq += 1
         elif kind == SUITE_FREE:
-            free += 1
+            free += width[p]
         elif kind == SUITE_FREE_DOWN:
-            free += 1
-            down -= 1
+            free += width[p]
+            down -= width[p]
         elif kind == SUITE_ONLINE:  # a new suite (a module coming online)
             free += 1
             total += 1
@@ -549,7 +557,7 @@ def _one_draw(
                 while sd < n_shutdowns and shutdown_end[sd] <= t:
                     sd += 1
                 planned = (start_hours[qp] + harvest_hours[qp]) / 24.0 + culture[qlot]
-                if free == 0:
+                if free < width[qp]:
                     block = DOWN if down > 0 else SUITE
                 elif sd < n_shutdowns and shutdown_start[sd] < t + planned:
                     block = DOWN  # a planned shutdown: no lot starts that it would interrupt
@@ -560,7 +568,7 @@ def _one_draw(
                     )
                     if ok:
                         head += 1
-                        free -= 1
+                        free -= width[qp]
                         busy += 1
                         for c in range(N_CAUSES):
                             patient_wait[qj, c] += clock[c] - snapshot[qlot, c]
@@ -643,6 +651,7 @@ def _simulate_chunk(
     dropout_per_day,
     n_suites,
     suite_online,
+    width,
     crews,
     window_hours,
     shutdown_start,
@@ -691,6 +700,7 @@ def _simulate_chunk(
             dropout_per_day,
             n_suites[d],
             suite_online[d],
+            width,
             crews[d],
             window_hours,
             shutdown_start,

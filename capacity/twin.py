@@ -6,8 +6,10 @@ Model (one event-driven simulation per demand draw, draws in parallel in ``capac
   month given its count; :func:`capacity.simulation.prepare_facility`). The starting material
   travels ``inbound_days`` to the facility, where its lot joins one first-come-first-served
   queue (a later lot never starts before an earlier one).
-* **Suites.** ``suites x lots_per_suite`` slots; a lot holds one from its start until its
-  harvest ends plus the changeover (or plus the decontamination, below). Suites given by
+* **Suites.** A suite holds ``lots_per_suite`` lots of a process at once (processes may
+  differ: a lot holds ``1 / lots_per_suite`` of a suite, as in the suite queue); a lot holds
+  its share from its start until its harvest ends plus the changeover (or plus the
+  decontamination, below, which closes that share of the suite). Suites given by
   month come online on the first day of the month they are added (a module).
 * **Crews.** A lot needs a crew of ``crew_size`` qualified operators for a start step of
   ``start_hours`` (at the start) and a harvest step of ``harvest_hours`` (when its culture
@@ -412,7 +414,8 @@ def simulate_twin(
         patient.
     process
         A process, or a mapping program -> process, as :func:`capacity.simulate_facility`.
-        All processes must run the same ``lots_per_suite``.
+        Processes may hold different numbers of lots a suite (``lots_per_suite``): a lot
+        holds ``1 / lots_per_suite`` of a suite, as in the suite queue.
     suites
         Suites installed: one number, one per draw, or a Series by month (the demand's
         months) that only grows: suites added in a month come online on its first day (a
@@ -482,10 +485,8 @@ def simulate_twin(
         opening=opening,
         params=params,
     )
-    if len(set(prep.width.tolist())) != 1:
-        raise InputError("process: the twin needs every process to run the same lots_per_suite")
     draws = prep.draws
-    per_suite = int(prep.slots_per_suite // prep.width[0])  # lots a suite holds at once
+    per_suite = int(prep.slots_per_suite)  # slots of a suite: a lot holds width[p] of them
     if isinstance(suites, pd.Series):  # suites per month: modules come online on their day
         from capacity.simulation import extend_suites, slot_online_days
 
@@ -557,6 +558,7 @@ def simulate_twin(
             float(v2v.dropout_per_day),
             n_suites,
             suite_online,
+            prep.width,
             crews_on_shift,
             float(crews.window_hours),
             shut_start,
@@ -701,9 +703,7 @@ def _summarise(
             "lots_waiting": (dims, monthly[..., _twin.LOTS_WAITING] / prep.days, {"units": "lots"}),
             "suites_busy": (
                 dims,
-                monthly[..., _twin.SUITES_BUSY]
-                / prep.days
-                / (prep.slots_per_suite // prep.width[0]),
+                monthly[..., _twin.SUITES_BUSY] / prep.days / prep.slots_per_suite,
                 {"units": "suites"},
             ),
             "crews_on_shift": (dims, crews_on_shift.astype(float), {"units": "crews"}),

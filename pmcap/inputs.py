@@ -233,7 +233,6 @@ def check_inputs(scenario: Scenario) -> dict[str, Any]:
     parsed["qc_lab"] = scenario_qc_lab(scenario, processes)
     if scenario.network is not None:
         parsed["network"] = scenario_network(scenario)
-    check_twin(scenario, processes)
     for p in scenario.program:
         if p.enrollment is not None:
             frames = _enrollment_frames(scenario, p)
@@ -347,20 +346,6 @@ def scenario_network(scenario: Scenario, suite_days_per_lot: dict[str, float] | 
     except InputError as exc:
         text = str(exc).removeprefix("network: ")
         raise InputError(f"{where}: network: {text}") from None
-
-
-def check_twin(scenario: Scenario, processes: dict[str, Any]) -> None:
-    """With ``[facility.twin]``, the programs' processes run the same ``lots_per_suite`` (the
-    twin's suites hold one kind of slot): an InputError naming ``facility.twin`` otherwise."""
-    if scenario.facility.twin is None:
-        return
-    per = {spec.name: spec.lots_per_suite for spec in processes.values()}
-    if len(set(per.values())) > 1:
-        listed = ", ".join(f"{name} {n}" for name, n in per.items())
-        raise InputError(
-            f"{scenario.shown_path}: facility.twin: the twin needs every program's process to "
-            f"run the same lots_per_suite, got {listed}; set it per process in [process.NAME]"
-        )
 
 
 # ------------------------------------------------------------------------------------------

@@ -318,9 +318,7 @@ def run(tmp_path_factory) -> Path:
         ],
     }
     # the optional twin and QC lab, for vein_to_vein.csv and qc_lab.csv
-    # (the twin's suites hold one kind of slot: the automated process as one lot a suite)
     raw["facility"]["twin"] = {"draws": 10}
-    raw.setdefault("process", {}).setdefault("car-t-autologous-automated", {})["lots_per_suite"] = 1
     raw["facility"]["qc_lab"] = {"analysts": 4, "instruments": LAB_INSTRUMENTS, "target_days": 21}
     (folder / "scenario.toml").write_text(tomli_w.dumps(raw))
     sales = "cart-c-patients.csv"

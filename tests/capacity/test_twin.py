@@ -94,6 +94,35 @@ def test_suites_by_month_come_online_as_in_the_suite_queue_kernel():
     assert busy[:, 6:12].max() > 3  # the new suites are used in the month they come online
 
 
+def test_processes_with_different_lots_per_suite_share_suites_as_in_the_suite_queue():
+    # a one-lot-a-room process and a four-lots-a-room one (closed devices) on 4 suites, 2 more
+    # from month 9: a lot holds 1 or 1/4 of a suite, and the twin's waits are the suite queue
+    # kernel's patient by patient; suites busy stay within those installed
+    room = fixed_process(name="room", culture_days={"triangular": [7, 9, 14]}, changeover_days=1)
+    closed = fixed_process(
+        name="closed", culture_days={"uniform": [8, 12]}, changeover_days=0.5, lots_per_suite=4
+    )
+    rng = np.random.default_rng(4)
+    demand = make_demand(rng.poisson([8, 20], size=(20, 24, 2)), programs=["A", "B"])
+    months = pd.DatetimeIndex(demand["month"].values)
+    suites = pd.Series([4] * 9 + [6] * 15, index=months)
+    processes = {"A": room, "B": closed}
+    v2v = VeinToVeinConfig(inbound_days=0, outbound_days=0, release_to_infusion_days=0)
+    twin = simulate_twin(
+        demand, processes, suites, operators=1000, crews=ROUND_THE_CLOCK,
+        downtime=NO_DOWNTIME, vein_to_vein=v2v, seed=9,
+    )  # fmt: skip
+    queue = simulate_facility(demand, processes, suites, cryopreserved=True, seed=9)
+    ours = twin["patient_wait_days"].values
+    assert np.nanmean(ours) > 1  # the suites bind
+    np.testing.assert_allclose(ours, queue["patient_wait_days"].values, rtol=0, atol=1e-9)
+    busy = twin["suites_busy"].values
+    assert busy[:, :9].max() <= 4 + 1e-9 and busy.max() <= 6 + 1e-9
+    # a closed lot holds a quarter of a suite: busy suites are the suite queue's busy slots
+    # (4 a suite: a room lot holds all 4, a closed lot 1) over 4
+    np.testing.assert_allclose(busy, queue["slots_busy"].values / 4, rtol=1e-9, atol=1e-9)
+
+
 def test_exponential_culture_matches_erlang_c():
     # M/M/c: 8 suites, 7-day exponential culture, 200 patients a year (Erlang C, Kleinrock
     # 1975 sec. 3.5): P(wait > 2 days) per draw after a 90-day warm-up, within 4 SE
