@@ -998,5 +998,12 @@ def twin_section(result: RunResult) -> dict | None:
         "target": f"{target:g}",
         "draws": int(twin.sizes["draw"]),
         "suites": twin.attrs.get("suites"),
+        "suites_last": twin.attrs.get("suites_last", twin.attrs.get("suites")),
         "operators": twin.attrs.get("operators", ""),
+        "qc": (
+            "the QC lab of [facility.qc_lab] (its analysts and instruments throughout: the QC "
+            "hiring plan is not in the twin)"
+            if "analysts" in causes
+            else "each QC panel's turnaround (no QC queue)"
+        ),
     }

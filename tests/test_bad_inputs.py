@@ -15,6 +15,7 @@ A new command or input joins by adding rows to :data:`CASES`. Inputs pmcap chose
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -642,11 +643,12 @@ for _line, _words in [
 
 
 def scenario_with_qc_lab(table: str) -> Callable[[Path], Path]:
-    """The example with an optional ``[facility.qc_lab]`` table holding ``table``."""
+    """The example with its ``[facility.qc_lab]`` table replaced by one holding ``table``."""
 
     def build(w: Path) -> Path:
         path = scenario_file(w)
-        path.write_text(path.read_text() + "\n[facility.qc_lab]\n" + table + "\n")
+        text = re.sub(r"(?ms)^\[facility\.qc_lab\].*?(?=^\[|\Z)", "", path.read_text())
+        path.write_text(text + "\n[facility.qc_lab]\n" + table + "\n")
         return path
 
     return build

@@ -23,7 +23,9 @@ def with_lab(tmp_path: Path, table: str) -> Path:
     folder = tmp_path / "sc"
     shutil.copytree(example_scenario_path().parent, folder)
     path = folder / "scenario.toml"
-    path.write_text(path.read_text() + "\n[facility.qc_lab]\n" + table)
+    # the example's own twin and QC lab tables (its last section) give way to the test's
+    text = path.read_text().split("\n# --- the facility twin")[0]
+    path.write_text(text + "\n[facility.qc_lab]\n" + table)
     return path
 
 

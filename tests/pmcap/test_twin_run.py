@@ -30,6 +30,9 @@ def with_twin(tmp_path: Path, table: str, *, extra: str = SAME_SLOTS, draws: int
     shutil.copytree(example_scenario_path().parent, folder)
     path = folder / "scenario.toml"
     text = path.read_text()
+    # the example's own twin and QC lab tables (its last section) give way to the test's
+    assert text.count("\n# --- the facility twin") == 1
+    text = text.split("\n# --- the facility twin")[0]
     assert text.count("draws = 1000\nseed") == 1
     text = text.replace("draws = 1000\nseed", f"draws = {draws}\nseed")
     path.write_text(text + "\n[facility.twin]\n" + table + extra)
