@@ -213,6 +213,15 @@ def finance_sources(
     }
 
 
+def _vector_cost_by_month(vector: dict, months: pd.DatetimeIndex) -> np.ndarray:
+    """The cost of the vector campaigns started each month, summed over processes."""
+    per = np.zeros(len(months))
+    for plan in vector.values():
+        by_month = plan.by_month.set_index(pd.DatetimeIndex(plan.by_month["month"]))
+        per += by_month["campaign_cost"].reindex(months, fill_value=0.0).to_numpy(float)
+    return per
+
+
 def materials_spend(materials: dict[str, xr.Dataset], lots: xr.DataArray) -> xr.DataArray:
     """Each draw's materials spend per month and program (draw x month x program).
 
@@ -268,6 +277,7 @@ def finance_table(
     materials: dict[str, xr.Dataset] | None = None,
     network_costs: pd.DataFrame | None = None,
     workforce=None,
+    vector: dict | None = None,
 ) -> pd.DataFrame:
     """Annual and monthly rows per program and total; columns ``METRIC_STAT [UNIT]``.
 
@@ -294,6 +304,10 @@ def finance_table(
     per month, columns ``(kind, site)``) the network plan's
     ``network_capital_cost[SITE]`` and ``network_operating_cost[SITE]`` per site on the
     ``total`` rows (expected over draws, undiscounted).
+
+    With ``vector`` (process -> :class:`capacity.VectorPlan`, the run's vector campaign
+    calendars) ``vector_campaign_cost``: the cost of the campaigns started in the period, all
+    processes, on the ``total`` rows (one calendar, the same in every draw: no percentiles).
     """
     sources = finance_sources(req, total, demand, rates, materials, workforce)
     patients = sources["patients"][0]
@@ -342,6 +356,13 @@ def finance_table(
                 cells = np.full((len(per), len(programs)), np.nan)
                 cells[:, -1] = per  # the total row only
                 columns[f"plan_{kind}_cost [{rates.currency} per period]"] = cells.reshape(-1)
+        if vector and rates is not None:
+            per = _vector_cost_by_month(vector, months)
+            if freq == "year":
+                per = np.array([per[g].sum() for g in groups])
+            cells = np.full((len(per), len(programs)), np.nan)
+            cells[:, -1] = per  # the total row only
+            columns[f"vector_campaign_cost [{rates.currency} per period]"] = cells.reshape(-1)
         if network_costs is not None and rates is not None:
             for (kind, site), values in network_costs.items():
                 per = np.asarray(values, float)

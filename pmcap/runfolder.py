@@ -53,6 +53,7 @@ def write_run(
             materials=result.materials,
             network_costs=network.costs if network is not None else None,
             workforce=getattr(result, "workforce", None),
+            vector=getattr(result, "vector", None),
         ),
         "shortfall.csv": export.shortfall_table(result.shortfall),
         "plan.csv": export.plan_table(result.plans, rates),

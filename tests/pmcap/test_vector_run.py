@@ -58,3 +58,27 @@ def test_a_sweep_varies_the_vector_fields():
     assert [v.shelf_life_months for v in vectors] == [12, 36]
     assert {v.doses_per_lot.to_toml()["uniform"][1] for v in vectors} == {200}
     assert {v.initial_doses for v in vectors} == {600}  # the other fields as in the base
+
+
+def test_finance_counts_each_campaign_cost_in_its_start_month():
+    # the hand plan above starts campaigns in months 0 and 3 (2000-01, 2000-04) at 1.5e6 each;
+    # two processes with that calendar cost twice as much; a month outside it costs nothing
+    import pandas as pd
+
+    from pmcap.export import _vector_cost_by_month
+
+    spec = VectorSpec.from_mapping(
+        {
+            "doses_per_lot": 10,
+            "campaign_lead_time_months": 1,
+            "release_months": 1,
+            "shelf_life_months": 12,
+            "cost_per_campaign": 1.5e6,
+        }
+    )
+    plan = plan_vector(np.full((5, 8), 2.0), spec)
+    months = pd.date_range("1999-12-01", periods=10, freq="MS")
+    per = _vector_cost_by_month({"a": plan, "b": plan}, months)
+    expected = np.zeros(10)
+    expected[[1, 4]] = 3e6
+    np.testing.assert_array_equal(per, expected)
