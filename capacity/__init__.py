@@ -89,6 +89,7 @@ _PUBLIC = {
     "nominal_qc_stage": "twin",
     "QCLabStage": "twin",
     "simulate_twin": "twin",
+    "size_operators": "twin",
     "twin_bands": "twin",
 }
 
@@ -148,6 +149,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs
         VeinToVeinConfig,
         nominal_qc_stage,
         simulate_twin,
+        size_operators,
         twin_bands,
     )
     from capacity.vector import VectorPlan, VectorSpec, plan_vector  # noqa: F401

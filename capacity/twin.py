@@ -56,7 +56,7 @@ downtime settings.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -76,6 +76,7 @@ __all__ = [
     "QCLabStage",
     "nominal_qc_stage",
     "simulate_twin",
+    "size_operators",
     "twin_bands",
 ]
 
@@ -792,3 +793,158 @@ def twin_bands(
                 frame[f"p{100 * p:g}"] = row
             frames.append(frame)
     return pd.concat(frames, ignore_index=True)
+
+
+def _fewest_operators(crews: CrewConfig, n_crews: int) -> int:
+    """The fewest qualified operators whose :meth:`CrewConfig.crews_on_shift` is ``n_crews``
+    or more (the rounding of ``crews_on_shift`` decides, not the closed form alone)."""
+
+    def on_shift(count: int) -> int:
+        return int(crews.crews_on_shift(np.array([count]))[0])
+
+    count = max(
+        0, int(np.ceil(n_crews * crews.crew_size * crews.shifts_per_day / crews.attendance))
+    )
+    while count > 0 and on_shift(count - 1) >= n_crews:
+        count -= 1
+    while on_shift(count) < n_crews:
+        count += 1
+    return count
+
+
+def size_operators(
+    demand: xr.DataArray,
+    process: ProcessSpec | str | dict,
+    suites: int | Sequence[int] | np.ndarray | pd.Series,
+    *,
+    crews: CrewConfig | None = None,
+    downtime: DowntimeConfig | None = None,
+    vein_to_vein: VeinToVeinConfig | None = None,
+    target_days: float | None = None,
+    epsilon: float = 0.05,
+    qc_stage: Callable[..., QCStageResult] | None = None,
+    seed: int = 0,
+    service: str = "process",
+    opening: Any = None,
+    params: xr.Dataset | None = None,
+    low: int | None = None,
+    high: int = 10_000,
+) -> xr.Dataset:
+    """The fewest qualified operators so that P(vein-to-vein > ``target_days``) <= ``epsilon``.
+
+    One headcount for the whole horizon and every draw (the twin's ``operators`` as one
+    number): the fewest count in ``[low, high]`` such that, pooled over all draws and months
+    of apheresis, the share of patients not infused within ``target_days`` of their first
+    apheresis (lost patients and patients not treated by the end count as over, as in
+    :func:`simulate_twin`'s ``share_v2v_over_target``) is at most ``epsilon``.
+
+    The twin's outcome depends on the headcount only through the crews on shift
+    (:meth:`CrewConfig.crews_on_shift`), so the search runs over crew counts and returns,
+    for the crew count found, the fewest operators that give it (never below ``low``).
+    Every count is simulated with the same seed, hence the same patients, lots and random
+    numbers (the kernel draws each number from a hash of the draw, purpose and lot, not from
+    the crews: :mod:`capacity._twin`), so the counts are compared on common random numbers.
+    The search first checks ``high`` (an :class:`InputError` if even it misses the level),
+    then ``low``, then bisects between them: about ``log2(crews at high)`` twin runs. It
+    assumes the share over target does not rise with more crews; with first-come-first-served
+    starts and harvests served before starts that holds in the cases tested, but it is not
+    proved for every setting (e.g. an earlier start moved next to a shutdown).
+
+    Parameters
+    ----------
+    demand, process, suites, crews, downtime, vein_to_vein, qc_stage, service, opening, params
+        As in :func:`simulate_twin` (``suites`` fixed while operators are sized).
+    target_days
+        Vein-to-vein target in days; default ``vein_to_vein.target_days``.
+    epsilon
+        Largest share of patients over the target, in (0, 1).
+    seed
+        Seed of every run (the same for every count: common random numbers).
+    low, high
+        Operator counts the search may return; ``low`` defaults to the fewest that give one
+        crew on shift.
+
+    Returns
+    -------
+    xarray.Dataset
+        Scalars ``operators_needed``, ``crews_on_shift`` (at that count) and
+        ``share_over_target`` (at that count); per count simulated (dim ``tried``, sorted):
+        ``tried_crews`` and ``tried_share_over_target``.
+    """
+    if isinstance(epsilon, bool) or not isinstance(epsilon, int | float) or not 0 < epsilon < 1:
+        raise InputError(f"epsilon: expected a share in (0, 1), got {epsilon!r}")
+    crews = CrewConfig() if crews is None else crews
+    if not isinstance(crews, CrewConfig):
+        raise InputError(f"crews: expected a CrewConfig, got {type(crews).__name__}")
+    v2v = VeinToVeinConfig() if vein_to_vein is None else vein_to_vein
+    if not isinstance(v2v, VeinToVeinConfig):
+        raise InputError(f"vein_to_vein: expected a VeinToVeinConfig, got {type(v2v).__name__}")
+    target = v2v.target_days if target_days is None else target_days
+    target = _number(target, "target_days", strict=True)
+    v2v = replace(v2v, target_days=target)
+    high = _whole(high, "high (operators)", 0)
+    low = _fewest_operators(crews, 1) if low is None else _whole(low, "low (operators)", 0)
+    if low > high:
+        raise InputError(f"low: expected at most high ({high}) operators, got {low}")
+
+    tried: dict[int, tuple[int, float]] = {}  # operators -> (crews, share over target)
+
+    def share(n_crews: int) -> float:
+        count = max(low, _fewest_operators(crews, n_crews))
+        if count not in tried:
+            twin = simulate_twin(
+                demand,
+                process,
+                suites,
+                operators=count,
+                crews=crews,
+                downtime=downtime,
+                vein_to_vein=v2v,
+                qc_stage=qc_stage,
+                service=service,
+                seed=seed,
+                opening=opening,
+                params=params,
+            )
+            patients = twin["patients"].values
+            over = np.nansum(twin["share_v2v_over_target"].values * patients)
+            total = patients.sum()
+            tried[count] = (n_crews, float(over / total) if total > 0 else 0.0)
+        return tried[count][1]
+
+    def on_shift(count: int) -> int:
+        return int(crews.crews_on_shift(np.array([count]))[0])
+
+    k_lo, k_hi = on_shift(low), on_shift(high)
+    at_high = share(k_hi)
+    if at_high > epsilon:
+        raise InputError(
+            f"high: {high} operators ({k_hi} crews on shift) leave {at_high:.1%} of "
+            f"patients over {target:g} days vein-to-vein, more than epsilon = {epsilon:g}; "
+            "raise high (or add suites)"
+        )
+    if share(k_lo) <= epsilon:
+        k_hi = k_lo
+    while k_hi - k_lo > 1:  # k_lo misses, k_hi meets
+        mid = (k_lo + k_hi) // 2
+        if share(mid) <= epsilon:
+            k_hi = mid
+        else:
+            k_lo = mid
+    needed = max(low, _fewest_operators(crews, k_hi))
+    counts = sorted(tried)
+    return xr.Dataset(
+        {
+            "operators_needed": ((), needed, {"units": "qualified operators"}),
+            "crews_on_shift": ((), tried[needed][0], {"units": "crews"}),
+            "share_over_target": ((), tried[needed][1], {"units": "fraction"}),
+            "tried_crews": ("tried", [tried[c][0] for c in counts], {"units": "crews"}),
+            "tried_share_over_target": (
+                "tried",
+                [tried[c][1] for c in counts],
+                {"units": "fraction"},
+            ),
+        },
+        coords={"tried": counts},
+        attrs={"target_days": target, "epsilon": epsilon, "seed": seed},
+    )
