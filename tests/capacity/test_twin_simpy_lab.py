@@ -39,9 +39,9 @@ MONTHS = 12
 PER_MONTH = 25  # patients a month (Poisson)
 CULTURE = (7.0, 8.0, 12.0)  # triangular (low, mode, high) days
 CASE = dict(
-    suites=11,
+    suites=12,
     crews=1,  # crews at work at any time of the window
-    window=12.0,  # 2 shifts of 6 h from midnight
+    window=14.0,  # 2 shifts of 7 h from midnight
     start_hours=4.0,
     harvest_hours=6.0,
     changeover=1.0,
@@ -52,11 +52,11 @@ CASE = dict(
 # name, hands-on mean hours (exponential), instrument, instrument hours, turnaround days,
 # retest rate
 ASSAYS = [
-    ("sterility", 1.0, "bact-alert", 0.5, 4.0, 0.0),
+    ("sterility", 1.0, "bact-alert", 6.0, 4.0, 0.0),
     ("flow", 4.0, "cytometer", 3.0, 3.0, 0.3),
     ("count", 0.5, None, 0.0, 0.0, 0.0),
 ]
-LAB = dict(analysts=2, instruments={"bact-alert": 1, "cytometer": 1})
+LAB = dict(analysts=2, instruments={"bact-alert": 2, "cytometer": 1})
 ROSTER = dict(hours_per_day=8.0, days_per_week=5, shift_start_hour=8.0)
 MAX_RUNS = 60
 
