@@ -139,7 +139,25 @@ for _module in (
         *FORECAST_SHARED,
     ]
 TESTS["capacity/workforce.py"] = ["tests/capacity/test_workforce.py", BAD]
-TESTS["capacity/materials.py"] = ["tests/capacity/test_materials.py", BAD]
+TESTS["capacity/materials.py"] = [
+    "tests/capacity/test_materials.py",
+    "tests/capacity/test_materials_supply.py",
+    BAD,
+]
+TESTS["capacity/vector.py"] = ["tests/capacity/test_vector.py", "tests/pmcap/test_vector_run.py"]
+TESTS["capacity/network.py"] = ["tests/capacity/test_network.py"]
+TESTS["capacity/qclab.py"] = ["tests/capacity/test_qclab.py"]
+TESTS["capacity/_qclab.py"] = ["tests/capacity/test_qclab.py"]
+TESTS["capacity/twin.py"] = [
+    "tests/capacity/test_twin.py",
+    "tests/capacity/test_twin_sizing.py",
+    "tests/capacity/test_twin_simpy_lab.py",
+]
+TESTS["capacity/_twin.py"] = TESTS["capacity/twin.py"]
+TESTS["forecast/enrollment/density.py"] = [
+    "tests/forecast/test_enrollment_density.py",
+    "tests/forecast/test_enrollment.py",
+]
 DEFAULT_MODULES = [
     "capacity/requirements.py",  # capacity/engine.py since the rename
     "capacity/engine.py",
@@ -155,6 +173,12 @@ DEFAULT_MODULES = [
     "capacity/plan.py",
     "capacity/workforce.py",
     "capacity/materials.py",
+    "capacity/vector.py",
+    "capacity/network.py",
+    "capacity/qclab.py",
+    "capacity/_qclab.py",
+    "capacity/twin.py",
+    "capacity/_twin.py",
     "capacity/demand.py",
     "capacity/process.py",
     "capacity/distributions.py",
@@ -165,6 +189,7 @@ DEFAULT_MODULES = [
     "forecast/uptake.py",
     # the same models as subpackages: a commit has the module or the package
     "forecast/enrollment/data.py",
+    "forecast/enrollment/density.py",
     "forecast/enrollment/model.py",
     "forecast/enrollment/simulate.py",
     "forecast/phase/data.py",
