@@ -21,7 +21,7 @@ import numba
 import numpy as np
 
 from capacity._fields import EXPONENTIAL, FIXED
-from capacity._queue import sample, stream_key, unit_uniform
+from capacity._queue import _sift_down, sample, stream_key, unit_uniform
 
 SNAP_DAYS = 1e-9  # a wait shorter than this (0.1 ms) is rounding, not waiting
 BOUNDARY = 1e-9  # shifts: a working time this close to a shift boundary is on it
@@ -129,22 +129,6 @@ def _pop(w, cal, ids, acc_a, acc_i, n):
         ids[i] = job
         acc_a[i] = a
         acc_i[i] = i_
-
-
-@numba.njit(cache=True, inline="always")
-def _sift_down(heap, n, i):
-    value = heap[i]
-    while True:
-        child = 2 * i + 1
-        if child >= n:
-            break
-        if child + 1 < n and heap[child + 1] < heap[child]:
-            child += 1
-        if heap[child] >= value:
-            break
-        heap[i] = heap[child]
-        i = child
-    heap[i] = value
 
 
 @numba.njit(cache=True, parallel=True)

@@ -59,3 +59,16 @@ def fixed_process(**overrides) -> ProcessSpec:
     }
     raw.update(overrides)
     return ProcessSpec.from_mapping(raw)
+
+
+def lots_of(values, programs=None) -> xr.DataArray:
+    """Lots DataArray from an array shaped (draw, month[, program]), months from 2027-01."""
+    values = np.asarray(values, float)
+    dims = ("draw", "month", "program")[: values.ndim]
+    coords = {
+        "draw": np.arange(values.shape[0]),
+        "month": pd.date_range("2027-01-01", periods=values.shape[1], freq="MS"),
+    }
+    if programs:
+        coords["program"] = programs
+    return xr.DataArray(values, dims=dims, coords=coords, name="lots")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import tomli_w
 import xarray as xr
@@ -19,19 +18,7 @@ from capacity.materials import (
     plan_materials,
     simulate_policy,
 )
-from tests.helpers import fixed_process, make_demand
-
-
-def lots_of(values, programs=None) -> xr.DataArray:
-    values = np.asarray(values, float)
-    dims = ("draw", "month", "program")[: values.ndim]
-    coords = {
-        "draw": np.arange(values.shape[0]),
-        "month": pd.date_range("2027-01-01", periods=values.shape[1], freq="MS"),
-    }
-    if programs:
-        coords["program"] = programs
-    return xr.DataArray(values, dims=dims, coords=coords, name="lots")
+from tests.helpers import fixed_process, lots_of, make_demand
 
 
 def item(**overrides):

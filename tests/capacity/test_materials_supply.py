@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import xarray as xr
 
@@ -21,18 +20,7 @@ from capacity.materials import (
     spend_by_program,
     supplier_down,
 )
-
-
-def lots_of(values, programs=None) -> xr.DataArray:
-    values = np.asarray(values, float)
-    dims = ("draw", "month", "program")[: values.ndim]
-    coords = {
-        "draw": np.arange(values.shape[0]),
-        "month": pd.date_range("2027-01-01", periods=values.shape[1], freq="MS"),
-    }
-    if programs:
-        coords["program"] = programs
-    return xr.DataArray(values, dims=dims, coords=coords, name="lots")
+from tests.helpers import lots_of
 
 
 def item(**overrides):
