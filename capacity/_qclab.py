@@ -131,6 +131,21 @@ def _pop(w, cal, ids, acc_a, acc_i, n):
         acc_i[i] = i_
 
 
+@numba.njit(cache=True)
+def _on_roll(t, i, path, edge_w):
+    """The first roster time >= ``t`` at which analyst ``i`` is at work (``path[m] > i`` in
+    the month of that time; months end at ``edge_w``, roster hours); ``inf`` if never."""
+    n = path.shape[0]
+    m = np.searchsorted(edge_w, t, side="right") - 1
+    m = min(max(m, 0), n - 1)
+    while path[m] <= i:
+        if m == n - 1:
+            return np.inf
+        m += 1
+        t = max(t, edge_w[m])
+    return t
+
+
 @numba.njit(cache=True, parallel=True)
 def lab_draws(
     ready,
@@ -154,6 +169,7 @@ def lab_draws(
     exponential,
     max_runs,
     month_edges,
+    analyst_path,
 ):
     """Simulate the QC lab of every draw; returns (release, wait, busy hours by month).
 
@@ -166,7 +182,10 @@ def lab_draws(
     runs). ``counts[d, 0]`` analysts, ``counts[d, 1 + i]`` instruments of type ``i`` (-1:
     unlimited). Monitoring blocks arrive at ``monitor_time[b]`` (calendar days) with
     ``monitor_hours[d, b]`` analyst hours and ``monitor_instrument_hours[d, b]`` hours on
-    type ``monitor_type[b]``.
+    type ``monitor_type[b]``. ``analyst_path[d, m]`` (or no columns: ``counts[d, 0]`` all
+    along) analysts at work in month ``m`` of ``month_edges`` (before the first edge: the
+    first month's, after the last: the last month's): analyst ``i`` (0-based) works in the
+    months where ``analyst_path[d, m] > i``; ``counts[d, 0]`` must be the path's maximum.
     """
     draws, n_lots = ready.shape
     n_res = counts.shape[1]
@@ -197,6 +216,7 @@ def lab_draws(
             exponential,
             max_runs,
             month_edges,
+            analyst_path[d],
             release[d],
             wait[d],
             busy[d],
@@ -227,6 +247,7 @@ def _one_draw(
     exponential,
     max_runs,
     month_edges,
+    analyst_path,
     release,
     wait,
     busy,
@@ -275,6 +296,13 @@ def _one_draw(
     for k in range(n_res):
         width = max(width, counts[k])
     free = np.full((n_res, width), -np.inf)
+    # analysts by month: roster-clock times of the month edges; analyst slots are scanned
+    # (not a heap) because which analyst is at work depends on the month
+    by_month = analyst_path.shape[0] > 0
+    edge_w = np.empty(month_edges.shape[0])
+    for m in range(month_edges.shape[0]):
+        edge_w[m] = working_hours(month_edges[m], hours_per_day, days_per_week, shift_start)
+    slot = 0
     while n > 0:
         w = h_w[0]
         cal = h_cal[0]
@@ -309,12 +337,21 @@ def _one_draw(
         k = 1 + kind_i
         uses_instrument = kind_i >= 0 and inst_h > 0 and counts[k] >= 0
         got_analyst = w
-        if uses_analyst:
+        if uses_analyst and by_month:
+            got_analyst = np.inf
+            for i in range(counts[0]):
+                t_i = _on_roll(max(w, free[0, i]), i, analyst_path, edge_w)
+                if t_i < got_analyst:
+                    got_analyst = t_i
+                    slot = i
+        elif uses_analyst:
             got_analyst = max(w, free[0, 0])
         start = got_analyst
         if uses_instrument:
             start = max(got_analyst, free[k, 0])
-        if uses_analyst:
+        if uses_analyst and by_month:
+            free[0, slot] = start + analyst_h
+        elif uses_analyst:
             free[0, 0] = start + analyst_h
             _sift_down(free[0], counts[0], 0)
         if uses_instrument:

@@ -440,6 +440,26 @@ def _default_edges(ready: np.ndarray) -> np.ndarray:
     return np.arange(first, last + 1) * DAYS_PER_MONTH
 
 
+def _analyst_path(value: Any, draws: int, months: int) -> np.ndarray:
+    path = np.asarray(value, float)
+    if path.ndim == 1 and path.shape[0] == months:
+        path = np.broadcast_to(path, (draws, months))
+    if path.shape != (draws, months):
+        raise InputError(
+            f"analysts_by_month: expected one headcount per month ({months}) or per draw and "
+            f"month ({draws} x {months}), got shape {path.shape}"
+        )
+    if not np.isfinite(path).all() or (path < 0).any() or (path != np.round(path)).any():
+        raise InputError("analysts_by_month: expected whole numbers of analysts >= 0")
+    if (path[:, -1] < 1).any():
+        bad = int(np.flatnonzero(path[:, -1] < 1)[0])
+        raise InputError(
+            f"analysts_by_month: draw {bad} has no analyst in the last month, so its lots "
+            "would never be released"
+        )
+    return np.ascontiguousarray(path, np.int64)
+
+
 def release_days(
     lot_ready: np.ndarray,
     lot_process: np.ndarray,
@@ -451,6 +471,7 @@ def release_days(
     counts: np.ndarray | None = None,
     month_edges: np.ndarray | None = None,
     monitoring_hours: np.ndarray | float | None = None,
+    analysts_by_month: np.ndarray | None = None,
 ) -> QCLabResult:
     """Release day of every lot through the QC lab, per draw (see the module docstring).
 
@@ -483,6 +504,14 @@ def release_days(
         Analyst hours of monitoring work per month, scalar or (draw, month); default
         ``lab.monitoring_hours_per_month``, or if that is not set the sum of the processes'
         ``qc_fixed_hours_per_month`` in each draw (from ``params``).
+    analysts_by_month
+        Qualified analysts per draw and month of ``month_edges``, (draw, month) or (month,),
+        whole numbers >= 0 with at least one in the last month (e.g. a workforce plan's
+        simulated ``qualified`` headcount, rounded down), replacing the lab's ``analysts``.
+        Analyst ``i`` (counting from 0) works in the months whose headcount exceeds ``i``:
+        analysts who arrive in a month take work from its first roster hour, and one who
+        leaves finishes the test in hand (an **assumption**). Before the first edge the first
+        month's headcount applies, after the last edge the last month's.
 
     Examples
     --------
@@ -532,6 +561,11 @@ def release_days(
             f"monitoring_hours: expected hours >= 0, a number or ({draws}, {months}), "
             f"got shape {hours.shape}"
         )
+    path = np.zeros((draws, 0), np.int64)
+    if analysts_by_month is not None:
+        path = _analyst_path(analysts_by_month, draws, months)
+        res = res.copy()
+        res[:, 0] = np.maximum(path.max(axis=1), 1)
     panels = _panels(lab, draws, seed, params)
     m_time, m_hours, m_type, m_inst = _monitoring(lab, edges, hours)
     release, wait, busy = lab_draws(
@@ -556,10 +590,13 @@ def release_days(
         lab.hands_on == "exponential",
         lab.max_runs,
         edges,
+        path,
     )
     offered = roster_hours(edges[1:], lab) - roster_hours(edges[:-1], lab)  # per unit
     with np.errstate(divide="ignore", invalid="ignore"):
         capacity = np.where(res > 0, res, np.nan)[:, None, :] * offered[None, :, None]
+        if path.shape[1]:  # analysts at work in each month
+            capacity[:, :, 0] = np.where(path > 0, path, np.nan) * offered[None, :]
         utilisation = busy / capacity
     return QCLabResult(release, wait, lab.resources, utilisation, edges, ready)
 

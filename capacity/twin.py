@@ -281,6 +281,12 @@ class QCLabStage:
     :func:`simulate_twin` simulates (with ``opening``, the months before the start too) and
     ``extra_months`` after them for the last lots' panels, whose first days are then
     :attr:`months` after the call.
+    ``analysts``: qualified analysts per draw and month instead of the lab's ``analysts``
+    (:func:`capacity.release_days`' ``analysts_by_month``): a ``(draw, month)`` DataArray,
+    e.g. ``simulate_workforce(...)["qualified"]`` of a QC hiring plan, read at the calendar
+    months of the month edges (months before its first: its first month's headcount, after
+    its last: its last month's; rounded down to whole analysts), or a ``(draw, month)``
+    array with one column per month of the edges.
     """
 
     def __init__(
@@ -292,6 +298,7 @@ class QCLabStage:
         month_edges: np.ndarray | None = None,
         monitoring_hours: Any = None,
         extra_months: int = 2,
+        analysts: Any = None,
     ) -> None:
         from capacity.qclab import QCLab
 
@@ -303,6 +310,12 @@ class QCLabStage:
         self.month_edges = month_edges
         self.monitoring_hours = monitoring_hours
         self.extra_months = _whole(extra_months, "extra_months", 0)
+        if analysts is not None and not isinstance(analysts, xr.DataArray | np.ndarray):
+            raise InputError(
+                f"analysts: expected a (draw, month) DataArray or array, got "
+                f"{type(analysts).__name__}"
+            )
+        self.analysts = analysts
         self.result = None
         self.months: pd.DatetimeIndex | None = None  # the months of the calendar edges
         self._calendar: np.ndarray | None = None
@@ -330,6 +343,24 @@ class QCLabStage:
             return [self.params[s.name] for s in self.lab.processes]
         return list(self.params)
 
+    def _analysts(self, draws: int) -> np.ndarray | None:
+        """Analysts per draw and month of the edges (None: the lab's ``analysts``)."""
+        if self.analysts is None or isinstance(self.analysts, np.ndarray):
+            return self.analysts
+        path = self.analysts
+        if set(path.dims) != {"draw", "month"} or path.sizes["draw"] < draws:
+            raise InputError(
+                f"analysts: expected dims (draw, month) with at least {draws} draws, got "
+                f"{dict(path.sizes)}"
+            )
+        if self.months is None:
+            raise InputError("analysts: a DataArray needs the twin's calendar (no month_edges)")
+        have = pd.DatetimeIndex(path["month"].values)
+        # the headcount of the latest given month at or before each calendar month
+        at = np.clip(have.searchsorted(self.months, side="right") - 1, 0, len(have) - 1)
+        values = path.transpose("draw", "month").values[:draws]
+        return np.floor(values[:, at] + 1e-9)
+
     def __call__(
         self, lot_ready: np.ndarray, lot_process: np.ndarray, draw_keys: np.ndarray
     ) -> QCStageResult:
@@ -344,6 +375,7 @@ class QCLabStage:
             params=self._params(lot_ready.shape[0]),
             month_edges=self._calendar if self.month_edges is None else self.month_edges,
             monitoring_hours=self.monitoring_hours,
+            analysts_by_month=self._analysts(lot_ready.shape[0]),
         )
         return QCStageResult(self.result.release, self.result.wait, self.result.resources)
 

@@ -671,6 +671,68 @@ for _table, _words in [
     )
 
 
+def scenario_with_twin(line: str) -> Callable[[Path], Path]:
+    """The example with its ``[facility.twin]`` table replaced by one holding ``line``."""
+
+    def build(w: Path) -> Path:
+        path = scenario_file(w)
+        text = re.sub(r"(?ms)^\[facility\.twin(\.[a-z_]+)?\].*?(?=^\[|\Z)", "", path.read_text())
+        path.write_text(text + "\n[facility.twin]\n" + line + "\n")
+        return path
+
+    return build
+
+
+for _line, _words in [
+    ("crews = {hours_per_shift = 25}", ("facility.twin.crews", "hours_per_shift", "24")),
+    ("crews = {shifts_per_day = 3, hours_per_shift = 9}", ("facility.twin.crews", "24")),
+]:
+    for _command in ("validate", "run"):
+        case(
+            f"cli-{_command}-twin-{_line[:40]}",
+            lambda w, ln=_line, c=_command: [
+                c,
+                str(scenario_with_twin(ln)(w)),
+                *(["--out", OUT, "--quiet"] if c == "run" else []),
+            ],
+            *_words,
+        )
+
+
+def _api(make: Callable[[], Any]) -> Callable[[Path], Callable[[], Any]]:
+    return lambda w: make
+
+
+def _lab_missing_instrument():
+    from capacity import QCLab
+
+    return QCLab([TEMPLATE], analysts=2, instruments={"qpcr": 1})
+
+
+def _workforce(**kw):
+    from capacity import WorkforceConfig
+
+    return WorkforceConfig(**kw)
+
+
+def _crews(**kw):
+    from capacity import CrewConfig
+
+    return CrewConfig(**kw)
+
+
+case("api-workforce-mentor-ratio-0", _api(partial(_workforce, mentor_ratio=0)),
+     "mentor_ratio", "> 0")  # fmt: skip
+case("api-workforce-attrition-negative", _api(partial(_workforce, attrition_per_year=-0.05)),
+     "attrition_per_year", "[0, 1)")  # fmt: skip
+case("api-qc-lab-missing-instrument", _api(_lab_missing_instrument), "instruments",
+     "'bact-alert'")  # fmt: skip
+case("api-twin-crews-shift-25-hours", _api(partial(_crews, hours_per_shift=25)),
+     "crews.hours_per_shift", "24")  # fmt: skip
+case("api-twin-crews-day-27-hours", _api(partial(_crews, shifts_per_day=3, hours_per_shift=9)),
+     "crews", "24")  # fmt: skip
+
+
 def scenario_with_row(name: str, old: str, new: str) -> Callable[[Path], Path]:
     def build(w: Path) -> Path:
         path = scenario_file(w)
