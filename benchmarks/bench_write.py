@@ -25,7 +25,7 @@ import pandas as pd
 import xarray as xr
 
 from pmcap import export, report
-from pmcap.report import RESOURCES, installed_series
+from pmcap.report import RESOURCES, installed_series, render, tables
 from pmcap.run import run_scenario
 from pmcap.runfolder import write_run
 from pmcap.scenario import example_scenario_path, load_scenario
@@ -172,9 +172,10 @@ def baseline_finance_table(req, total, demand, quantiles, launched=None) -> pd.D
 
 @contextmanager
 def baseline_code():
-    """write_run with the baseline figures, finance table and decision table swapped in."""
-    saved = (report.report_figures, report.decision_table, export.finance_table)
-    report.report_figures, report.decision_table, export.finance_table = (
+    """write_run with the baseline figures, finance table and decision table swapped in
+    (in the modules that look them up: the page's render, the decision rows' tables)."""
+    saved = (render.report_figures, tables.decision_table, export.finance_table)
+    render.report_figures, tables.decision_table, export.finance_table = (
         baseline_figures,
         baseline_decision_table,
         baseline_finance_table,
@@ -182,7 +183,7 @@ def baseline_code():
     try:
         yield
     finally:
-        report.report_figures, report.decision_table, export.finance_table = saved
+        render.report_figures, tables.decision_table, export.finance_table = saved
 
 
 # ---- timing ------------------------------------------------------------------------------

@@ -1,11 +1,10 @@
 """The ``pmcap`` command line.
 
-Each command parses its options, calls one library function (:mod:`pmcap.commands`,
-:mod:`pmcap.sweep`, :mod:`pmcap.sensitivity`) and prints what it returns; no library module
-imports this one. Errors a user can cause (:class:`~capacity.errors.InputError`) are turned
-into one message naming the file, row or field and exit status 2 in one place, the command
-group's :meth:`PmcapGroup.invoke`; a ``--strict`` run whose sampler diagnostics fail exits
-with status 3.
+Each command parses its options, calls one library function (:mod:`pmcap.commands`) and
+prints what it returns; no library module imports this one. Errors a user can cause
+(:class:`~capacity.errors.InputError`) are turned into one message naming the file, row or
+field and exit status 2 in one place, the command group's :meth:`PmcapGroup.invoke`; a
+``--strict`` run whose sampler diagnostics fail exits with status 3.
 """
 
 from __future__ import annotations
@@ -481,25 +480,22 @@ def sweep(
     scenario hash) are skipped; a failed scenario is reported and the others finish (exit
     status 1 if any failed). FOLDER is resumed only by the same sweep file; another sweep's
     or command's output there needs --force."""
+    from pmcap.commands import sweep_to_folder
     from pmcap.scenario import check_draws_option
-    from pmcap.sweep import load_sweep, run_sweep
-    from pmcap.sweep.runner import check_sweep_out
 
     one_cluster(workers, scheduler)
     check_draws_option(draws)
-    origin = str(sweep_file.resolve())
-    check_sweep_out(out, [sweep_file], command="sweep", origin=origin, force=force)
     with sweep_progress(quiet) as show:
-        sw = load_sweep(sweep_file, draws=draws, progress=show)
-        result = run_sweep(
-            sw,
+        result = sweep_to_folder(
+            sweep_file,
             out,
             workers=workers,
             scheduler=scheduler,
-            use_cache=not no_cache,
+            draws=draws,
             xlsx=xlsx,
-            progress=show,
             force=force,
+            use_cache=not no_cache,
+            progress=show,
         )
     finish_sweep(result, out, quiet)
 
@@ -533,28 +529,23 @@ def sensitivity(
     and operator need in a year) and rank every input sampled per draw of the base run by
     rank correlation with the need. Writes sensitivity.csv, ranking.csv, sweep.csv and
     sweep.html (with the tornado and the ranking); the base run's folder in full."""
-    from pmcap.commands import load_or_example
+    from pmcap.commands import sensitivity_to_folder
     from pmcap.scenario import check_draws_option
-    from pmcap.sensitivity import run_sensitivity
-    from pmcap.sweep.runner import check_sweep_out
 
     one_cluster(workers, scheduler)
     check_draws_option(draws)
-    base = load_or_example(scenario)
-    origin = str(base.path.resolve())
-    check_sweep_out(out, base.input_files(), command="sensitivity", origin=origin, force=force)
     with sweep_progress(quiet) as show:
-        result = run_sensitivity(
-            base,
+        result = sensitivity_to_folder(
+            scenario,
             out,
             year=year,
             draws=draws,
             only=only,
             workers=workers,
             scheduler=scheduler,
+            force=force,
             use_cache=not no_cache,
             progress=show,
-            force=force,
         )
     if not quiet and result.sensitivity:
         top = result.sensitivity["swings"].head(3)

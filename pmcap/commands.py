@@ -10,7 +10,7 @@ its place and renamed at the end, so nothing half-written is left behind.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +19,7 @@ from pmcap.scenario import Scenario, example_scenario_path, load_scenario
 
 if TYPE_CHECKING:
     from pmcap.run import Stage
+    from pmcap.sweep.runner import SweepResult
 
 __all__ = [
     "DiagnosticsError",
@@ -26,6 +27,8 @@ __all__ = [
     "init_folder",
     "load_or_example",
     "run_to_folder",
+    "sensitivity_to_folder",
+    "sweep_to_folder",
     "validate_scenario",
 ]
 
@@ -221,3 +224,75 @@ def capacity_to_folder(
             timings=timings,
         )
     return [*written, "manifest.json"]
+
+
+def sweep_to_folder(
+    sweep_file: str | Path,
+    out: Path,
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    draws: int | None = None,
+    xlsx: bool = False,
+    force: bool = False,
+    use_cache: bool = True,
+    progress: Callable[[str, str, int, int], None] | None = None,
+) -> SweepResult:
+    """``pmcap sweep``: every scenario of the sweep file, run on dask.distributed
+    (:func:`pmcap.sweep.run_sweep`) into ``out``. ``out`` is checked before the sweep is
+    read: it is resumed only by the same sweep file, and another sweep's or command's output
+    there needs ``force``. ``progress`` is told the sweep's size, each check and each
+    finished scenario."""
+    from pmcap.sweep import load_sweep, run_sweep
+    from pmcap.sweep.runner import check_sweep_out
+
+    sweep_file = Path(sweep_file)
+    origin = str(sweep_file.resolve())
+    check_sweep_out(out, [sweep_file], command="sweep", origin=origin, force=force)
+    sw = load_sweep(sweep_file, draws=draws, progress=progress)
+    return run_sweep(
+        sw,
+        out,
+        workers=workers,
+        scheduler=scheduler,
+        use_cache=use_cache,
+        xlsx=xlsx,
+        progress=progress,
+        force=force,
+    )
+
+
+def sensitivity_to_folder(
+    scenario: Scenario | str | Path | None,
+    out: Path,
+    *,
+    year: int | None = None,
+    draws: int | None = None,
+    only: list[str] | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    force: bool = False,
+    use_cache: bool = True,
+    progress: Callable[[str, str, int, int], None] | None = None,
+) -> SweepResult:
+    """``pmcap sensitivity``: the swings of ``scenario`` (``None``: the bundled example) by
+    :func:`pmcap.sensitivity.run_sensitivity`, written to ``out``, which is checked (as
+    :func:`sweep_to_folder`'s) before any swing is built."""
+    from pmcap.sensitivity import run_sensitivity
+    from pmcap.sweep.runner import check_sweep_out
+
+    base = load_or_example(scenario)
+    origin = str(base.path.resolve())
+    check_sweep_out(out, base.input_files(), command="sensitivity", origin=origin, force=force)
+    return run_sensitivity(
+        base,
+        out,
+        year=year,
+        draws=draws,
+        only=only,
+        workers=workers,
+        scheduler=scheduler,
+        use_cache=use_cache,
+        progress=progress,
+        force=force,
+    )
