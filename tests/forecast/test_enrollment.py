@@ -251,6 +251,16 @@ def test_save_and_load_give_the_same_forecast(tmp_path, trial_model, accrual_mod
         b = loaded.forecast(12, seed=4)
         np.testing.assert_array_equal(a["enrolled"].values, b["enrolled"].values)
         assert loaded.diagnostics().get("closed_form") == model.diagnostics().get("closed_form")
+        # the tuning draws (nutpie's warmup_* groups) are not saved; everything else is, and
+        # the diagnostics (from posterior and sample_stats) are the fitted model's
+        groups = model.idata.groups()
+        assert loaded.idata.groups() == [g for g in groups if not g.startswith("warmup_")]
+        for group in loaded.idata.groups():
+            for name, values in getattr(model.idata, group).data_vars.items():
+                got = getattr(loaded.idata, group)[name].values
+                np.testing.assert_array_equal(got, values.values, err_msg=f"{group}.{name}")
+        assert loaded.diagnostics() == model.diagnostics()
+    assert any(g.startswith("warmup_") for g in trial_model.idata.groups())  # nutpie keeps them
 
 
 # --------------------------------------------------------------------------------------------
