@@ -382,7 +382,7 @@ def test_closed_form_assignment_equals_the_lp(monkeypatch):
         rng.poisson(rng.uniform(2, 12, (30, 1, 2)), (30, 24, 2)).astype(float), programs=["A", "B"]
     )
     online = rng.integers(0, 9, (30, 8, 3)).astype(float)
-    import capacity.network as module
+    import capacity.network.assign as module
 
     columns = []
 
