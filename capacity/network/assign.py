@@ -56,7 +56,7 @@ def assign_lots(
     *,
     period_months: int = 3,
     seed: int = 0,
-    chunk_draws: int = 200,
+    chunk_draws: int = 10,
     closed_form: bool = True,
 ) -> xr.Dataset:
     """The least-cost assignment of every draw's lots to sites, for given capacity.
@@ -65,7 +65,9 @@ def assign_lots(
     shape ``(period, site)`` for all draws or ``(draw, period, site)``. Solves the recourse LP
     of every (draw, period) (see the module docstring): in closed form where no site is
     congested (``closed_form``), the rest as one block-diagonal HiGHS LP per ``chunk_draws``
-    draws' worth of blocks. Returns a Dataset with dims draw, period, site: ``lots``
+    draws' worth of blocks (HiGHS's time grows faster than the blocks of one LP: on the bundled
+    example, 300 draws, blocks of 10 draws took 0.84-0.98 s of CPU against 2.07 s for blocks of
+    200 and 1.0 s for blocks of 2). Returns a Dataset with dims draw, period, site: ``lots``
     (made at each site), ``unmet_patients``, ``patients``, ``assignment_cost`` (discounted,
     lots and lanes plus the unserved penalty).
     """

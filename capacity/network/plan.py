@@ -130,7 +130,7 @@ def plan_network(
     alternatives: bool = True,
     mip_rel_gap: float = 0.01,
     time_limit: float = 60.0,
-    chunk_draws: int = 200,
+    chunk_draws: int = 10,
     currency: str = "",
 ) -> NetworkPlan:
     """The network investment plan at least expected cost across demand draws (SAA, HiGHS).

@@ -392,8 +392,14 @@ def test_closed_form_assignment_equals_the_lp(monkeypatch):
 
     monkeypatch.setattr(module, "linprog", counted)
     fast = assign_lots(demand, net, online)
+    in_fast = sum(columns)
     slow = assign_lots(demand, net, online, closed_form=False)
-    assert 0 < columns[0] < columns[1]  # some blocks in closed form, the others by the LP
+    assert 0 < in_fast < sum(columns) - in_fast  # some blocks in closed form, the others by LP
+    # batching: LPs of 10 draws by default; one LP of all 30 draws gives the same answer
+    columns.clear()
+    one = assign_lots(demand, net, online, closed_form=False, chunk_draws=30)
+    assert len(columns) == 1
+    np.testing.assert_allclose(one["assignment_cost"], slow["assignment_cost"], rtol=1e-9)
     np.testing.assert_allclose(fast["assignment_cost"], slow["assignment_cost"], rtol=1e-9)
     np.testing.assert_allclose(fast["unmet_patients"], slow["unmet_patients"], atol=1e-9)
 
