@@ -104,21 +104,53 @@ def _assign(
     chunk_draws: int,
     closed_form: bool = True,
 ):
-    """Lots per site, unmet patients per (draw, period) and discounted cost per draw.
-
-    Closed form first: in a (draw, period) where every (program, region) pair can go to its
-    cheapest allowed site (or stay unserved, if the penalty is cheaper) without any site
-    exceeding its suite-days, that is the optimum (each pair's cost is then at its lower
-    bound). Only the other blocks go to HiGHS, ``chunk_draws`` draws' worth of blocks per LP.
-    """
+    """Lots per site, unmet patients per (draw, period) and discounted cost per draw
+    (:func:`_assign_blocks` over every (draw, period))."""
     n_draws, n_periods, n_pairs = need.shape
     n_sites = online.shape[2]
+    n_blocks = n_draws * n_periods
+    x, unit_cost = _assign_blocks(
+        lay,
+        net,
+        need.reshape(n_blocks, n_pairs),
+        (online * lay.days[None, :, None]).reshape(n_blocks, n_sites),
+        np.tile(lay.discount, n_draws),
+        max(1, chunk_draws) * n_periods,
+        closed_form,
+    )
+    n_arcs = len(lay.arc_pair)
+    site_lots = np.zeros((n_blocks, n_sites))
+    np.add.at(site_lots.T, lay.arc_site, x[:, :n_arcs].T)
+    cost = (x * unit_cost[None, :]).sum(axis=1) * np.tile(lay.discount, n_draws)
+    return (
+        site_lots.reshape(n_draws, n_periods, n_sites),
+        x[:, n_arcs:].sum(axis=1).reshape(n_draws, n_periods),
+        cost.reshape(n_draws, n_periods).sum(axis=1),
+    )
+
+
+def _assign_blocks(
+    lay: _Layout,
+    net: Network,
+    need_b: np.ndarray,
+    cap_b: np.ndarray,
+    discount_b: np.ndarray,
+    per_lp: int,
+    closed_form: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The recourse LP of independent blocks: patients per pair ``need_b`` (block, pair),
+    suite-days ``cap_b`` (block, site), discount per block. Returns the columns per block
+    (arcs' lots, then unmet patients per pair) and the undiscounted cost per column.
+
+    Closed form first: in a block where every (program, region) pair can go to its
+    cheapest allowed site (or stay unserved, if the penalty is cheaper) without any site
+    exceeding its suite-days, that is the optimum (each pair's cost is then at its lower
+    bound). Only the other blocks go to HiGHS, ``per_lp`` blocks per LP.
+    """
+    n_blocks, n_pairs = need_b.shape
+    n_sites = cap_b.shape[1]
     n_arcs = len(lay.arc_pair)
     width = n_arcs + n_pairs
-    n_blocks = n_draws * n_periods
-    need_b = need.reshape(n_blocks, n_pairs)
-    cap_b = (online * lay.days[None, :, None]).reshape(n_blocks, n_sites)
-    discount_b = np.tile(lay.discount, n_draws)
     x = np.zeros((n_blocks, width))
     # each pair's cheapest option among the arcs to sites with capacity in the block, and the
     # unmet column (chosen only when the penalty is cheaper: arcs come first among equals)
@@ -146,8 +178,7 @@ def _assign(
         congested = (load > cap_b * (1 + 1e-12) + 1e-9).any(axis=1)
         x[congested] = 0.0
     todo = np.flatnonzero(congested)
-    per_lp = max(1, chunk_draws) * n_periods
-    for lo in range(0, len(todo), per_lp):  # a few large LPs, each over many blocks
+    for lo in range(0, len(todo), per_lp):  # LPs of per_lp blocks each
         blocks = todo[lo : lo + per_lp]
         demand_rows, capacity_rows, _ = _recourse_matrices(lay, len(blocks), n_sites)
         c = (discount_b[blocks, None] * unit_cost[None, :]).ravel()
@@ -163,11 +194,4 @@ def _assign(
         if res.status != 0:  # the unmet columns keep it feasible; anything else is a bug
             raise RuntimeError(f"network: assignment LP failed: {res.message}")
         x[blocks] = res.x.reshape(len(blocks), width)
-    site_lots = np.zeros((n_blocks, n_sites))
-    np.add.at(site_lots.T, lay.arc_site, x[:, :n_arcs].T)
-    cost = (x * unit_cost[None, :]).sum(axis=1) * discount_b
-    return (
-        site_lots.reshape(n_draws, n_periods, n_sites),
-        x[:, n_arcs:].sum(axis=1).reshape(n_draws, n_periods),
-        cost.reshape(n_draws, n_periods).sum(axis=1),
-    )
+    return x, unit_cost

