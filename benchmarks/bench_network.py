@@ -10,7 +10,8 @@ is composed once (posteriors from the cache); then
   ``--milp-draws`` draws and every plan evaluated on all draws, with the alternatives and the
   value of waiting 12 months;
 * the same plan with the formulation before this change (every capacity row listing every usable
-  commitment, no ``u`` variables; assignment LPs of 200 draws) in the same process, unless
+  commitment, no ``u`` variables; assignment LPs of 200 draws; no assignment block shared
+  between plans) in the same process, unless
   ``--no-old``: CPU and wall seconds of both and their ratio, and the stage against the 30 s
   goal of issue 27;
 * assignment alone: the batched assignment LP of all draws (:func:`capacity.assign_lots`)
@@ -146,13 +147,14 @@ def main() -> None:
 
         import capacity.network.plan as module
 
-        new_solve = module._solve
+        new_solve, new_evaluate = module._solve, module._evaluate
         module._solve = functools.partial(new_solve, cumulative=False)
+        module._evaluate = lambda *a, memo=None: new_evaluate(*a)  # no blocks shared
         t0, c0 = time.perf_counter(), time.process_time()
         try:
             old = plan_network(demand, net, chunk_draws=200, **options)
         finally:
-            module._solve = new_solve
+            module._solve, module._evaluate = new_solve, new_evaluate
         old_wall, old_cpu = time.perf_counter() - t0, time.process_time() - c0
         print(
             f"old formulation: {old_wall:.2f} s wall, {old_cpu:.2f} s CPU; "
