@@ -149,7 +149,7 @@ def main() -> None:
 
         new_solve, new_evaluate = module._solve, module._evaluate
         module._solve = functools.partial(new_solve, cumulative=False)
-        module._evaluate = lambda *a, memo=None: new_evaluate(*a)  # no blocks shared
+        module._evaluate = lambda *a: new_evaluate(*a[:6])  # without the memo: no blocks shared
         t0, c0 = time.perf_counter(), time.process_time()
         try:
             old = plan_network(demand, net, chunk_draws=200, **options)
