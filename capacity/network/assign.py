@@ -190,6 +190,9 @@ def _assign_blocks(
             b_eq=need_b[blocks].ravel(),
             bounds=(0, None),
             method="highs",
+            # presolve finds little in blocks this small: without it 0.69-0.95 s of CPU
+            # against 0.92-1.41 s (300 draws of the bundled example, same costs to 3e-16)
+            options={"presolve": False},
         )
         if res.status != 0:  # the unmet columns keep it feasible; anything else is a bug
             raise RuntimeError(f"network: assignment LP failed: {res.message}")
