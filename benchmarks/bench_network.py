@@ -9,6 +9,12 @@ is composed once (posteriors from the cache); then
   US plant with 12 suites, a candidate EU plant, one CDMO), quarterly periods, the MILP on
   ``--milp-draws`` draws and every plan evaluated on all draws, with the alternatives and the
   value of waiting 12 months;
+* the same plan with the formulation before this change (every capacity row listing every usable
+  commitment, no ``u`` variables; assignment LPs of 200 draws; no assignment block shared
+  between plans) in the same process, unless
+  ``--no-old``: CPU and wall seconds of both and their ratio;
+* the network stage of ``pmcap run`` (the plan and :func:`pmcap.network.site_costs`) against
+  the 30 s goal of issue 27, wall and CPU (wall is CPU plus waiting on a shared machine);
 * assignment alone: the batched assignment LP of all draws (:func:`capacity.assign_lots`)
   against one LP per draw (the same LP, ``chunk_draws=1``) on the first ``--loop-draws`` draws.
 
@@ -103,6 +109,7 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--milp-draws", type=int, default=100)
     parser.add_argument("--loop-draws", type=int, default=50)
+    parser.add_argument("--no-old", action="store_true", help="skip the old formulation")
     args = parser.parse_args()
 
     from capacity import assign_lots, plan_expansion, plan_network
@@ -126,18 +133,51 @@ def main() -> None:
     print(f"baseline plan_expansion: {baseline:.2f} s, {len(greedy.commitments)} module(s)")
 
     net = network(req, [str(p) for p in demand["program"].values])
-    t0 = time.perf_counter()
-    plan = plan_network(
-        demand,
-        net,
-        milp_draws=args.milp_draws,
-        seed=1,
-        wait_months=[12],
-        readout="2028-06-01",
-        currency="USD",
+    options = dict(
+        milp_draws=args.milp_draws, seed=1, wait_months=[12], readout="2028-06-01", currency="USD"
     )
-    planned = time.perf_counter() - t0
-    print(f"plan_network: {planned:.2f} s ({planned / baseline:.0f} x the baseline)")
+    t0, c0 = time.perf_counter(), time.process_time()
+    plan = plan_network(demand, net, **options)
+    planned, cpu = time.perf_counter() - t0, time.process_time() - c0
+    print(
+        f"plan_network: {planned:.2f} s wall, {cpu:.2f} s CPU ({planned / baseline:.0f} x the "
+        f"baseline)"
+    )
+    from pmcap.network import site_costs
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    site_costs(plan, net, demand, seed=1)  # the rest of pmcap's network stage
+    stage, stage_cpu = planned + time.perf_counter() - t0, cpu + time.process_time() - c0
+    print(
+        f"network stage (plan + site costs): {stage:.2f} s wall, {stage_cpu:.2f} s CPU; "
+        f"goal 30 s: wall {stage / 30:.2f}, CPU {stage_cpu / 30:.2f} x the goal"
+    )
+    if not args.no_old:
+        import functools
+
+        import capacity.network.plan as module
+
+        new_solve, new_evaluate = module._solve, module._evaluate
+        module._solve = functools.partial(new_solve, cumulative=False)
+        module._evaluate = lambda *a: new_evaluate(*a[:6])  # without the memo: no blocks shared
+        t0, c0 = time.perf_counter(), time.process_time()
+        try:
+            old = plan_network(demand, net, chunk_draws=200, **options)
+        finally:
+            module._solve, module._evaluate = new_solve, new_evaluate
+        old_wall, old_cpu = time.perf_counter() - t0, time.process_time() - c0
+        print(
+            f"old formulation: {old_wall:.2f} s wall, {old_cpu:.2f} s CPU; "
+            f"old/new CPU {old_cpu / cpu:.2f}, wall {old_wall / planned:.2f}"
+        )
+        print("  old seconds per plan:", old.timings)
+        print(
+            "  expected cost new/old:",
+            round(plan.summary["expected_cost"] / old.summary["expected_cost"], 5),
+            "mip gap new, old:",
+            round(plan.summary["mip_gap"], 5),
+            round(old.summary["mip_gap"], 5),
+        )
     optimum = plan.timings["optimum"]
     print(f"  the optimum alone (MILP + evaluation on all draws): {optimum:.2f} s")
     print("  seconds per plan:", plan.timings)

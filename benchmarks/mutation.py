@@ -146,6 +146,8 @@ TESTS["capacity/materials.py"] = [
 ]
 TESTS["capacity/vector.py"] = ["tests/capacity/test_vector.py", "tests/pmcap/test_vector_run.py"]
 TESTS["capacity/network.py"] = ["tests/capacity/test_network.py"]
+for _part in ("model", "layout", "assign", "milp", "plan"):  # the package since the split
+    TESTS[f"capacity/network/{_part}.py"] = TESTS["capacity/network.py"]
 TESTS["capacity/qclab.py"] = ["tests/capacity/test_qclab.py"]
 TESTS["capacity/_qclab.py"] = ["tests/capacity/test_qclab.py"]
 TESTS["capacity/twin.py"] = [
@@ -174,7 +176,12 @@ DEFAULT_MODULES = [
     "capacity/workforce.py",
     "capacity/materials.py",
     "capacity/vector.py",
-    "capacity/network.py",
+    "capacity/network.py",  # capacity/network/*.py since the split
+    "capacity/network/model.py",
+    "capacity/network/layout.py",
+    "capacity/network/assign.py",
+    "capacity/network/milp.py",
+    "capacity/network/plan.py",
     "capacity/qclab.py",
     "capacity/_qclab.py",
     "capacity/twin.py",

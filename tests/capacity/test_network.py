@@ -382,7 +382,7 @@ def test_closed_form_assignment_equals_the_lp(monkeypatch):
         rng.poisson(rng.uniform(2, 12, (30, 1, 2)), (30, 24, 2)).astype(float), programs=["A", "B"]
     )
     online = rng.integers(0, 9, (30, 8, 3)).astype(float)
-    import capacity.network as module
+    import capacity.network.assign as module
 
     columns = []
 
@@ -392,8 +392,14 @@ def test_closed_form_assignment_equals_the_lp(monkeypatch):
 
     monkeypatch.setattr(module, "linprog", counted)
     fast = assign_lots(demand, net, online)
+    in_fast = sum(columns)
     slow = assign_lots(demand, net, online, closed_form=False)
-    assert 0 < columns[0] < columns[1]  # some blocks in closed form, the others by the LP
+    assert 0 < in_fast < sum(columns) - in_fast  # some blocks in closed form, the others by LP
+    # batching: LPs of 10 draws by default; one LP of all 30 draws gives the same answer
+    columns.clear()
+    one = assign_lots(demand, net, online, closed_form=False, chunk_draws=30)
+    assert len(columns) == 1
+    np.testing.assert_allclose(one["assignment_cost"], slow["assignment_cost"], rtol=1e-9)
     np.testing.assert_allclose(fast["assignment_cost"], slow["assignment_cost"], rtol=1e-9)
     np.testing.assert_allclose(fast["unmet_patients"], slow["unmet_patients"], atol=1e-9)
 
@@ -449,3 +455,39 @@ def test_value_of_waiting_for_information_by_hand():
     assert table.loc["no new capacity", "service_probability"] == pytest.approx(0.5)
     # committed at month 0 only: online months 12-35, two years running
     assert table.loc["in-house now", "expected_cost"] == pytest.approx(2e6 + 2 * 1e6)
+
+
+def test_blocks_reused_between_plans_give_each_plan_its_own_costs(monkeypatch):
+    # Every plan's per-draw costs with the shared memo equal a fresh evaluation without it,
+    # including the waiting plan whose two groups of draws get different capacity.
+    import capacity.network.plan as module
+
+    rng = np.random.default_rng(4)
+    patients = rng.poisson(np.linspace(3, 14, 24)[None, :] * rng.uniform(0.5, 1.5, (12, 1)))
+    demand = make_demand(patients[:, :, None].astype(float), programs=["A"])
+    fresh, reused, solved, split = [], [], [0, 0], []
+    evaluate, assign_blocks = module._evaluate, module._assign_blocks
+
+    def counted(lay, net, need_b, *args, **kw):
+        solved[counting[0]] += len(need_b)
+        return assign_blocks(lay, net, need_b, *args, **kw)
+
+    counting = [0]
+
+    def both(units, lay, net, need, groups, chunk_draws, memo=None):
+        counting[0] = 0
+        fresh.append(evaluate(units, lay, net, need, groups, chunk_draws))
+        counting[0] = 1
+        reused.append(evaluate(units, lay, net, need, groups, chunk_draws, memo))
+        split.append(groups.max() > 0)
+        return reused[-1]
+
+    monkeypatch.setattr(module, "_evaluate", both)
+    monkeypatch.setattr(module, "_assign_blocks", counted)
+    plan_network(demand, SMALL, milp_draws=12, wait_months=[6], readout="2027-10-01")
+    assert len(fresh) == 7 and any(split)  # seven plans, some with two groups of draws
+    assert solved[0] == 7 * 12 * 8  # every (draw, quarter) of every plan without the memo
+    assert 12 * 8 <= solved[1] < solved[0]  # fewer with it
+    for f, r in zip(fresh, reused, strict=True):
+        np.testing.assert_allclose(r["total_cost"], f["total_cost"], rtol=1e-12)
+        np.testing.assert_allclose(r["unmet_patients"], f["unmet_patients"], atol=1e-12)

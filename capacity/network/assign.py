@@ -1,0 +1,200 @@
+"""The recourse: the least-cost assignment of every (draw, period)'s lots to sites, for given
+capacity (closed form where no site is congested, else block-diagonal HiGHS LPs)."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import xarray as xr
+from scipy.optimize import linprog
+
+from capacity.errors import InputError
+from capacity.network.layout import _by_period, _Layout, _layout, _regional_patients
+from capacity.network.model import Network
+
+
+# --- the recourse block: assignment of every (draw, period) -------------------------------------
+def _recourse_matrices(lay: _Layout, n_blocks: int, n_sites: int):
+    """Demand rows (equalities) and capacity rows of ``n_blocks`` (draw, period) blocks.
+
+    Columns per block: the arcs' lots, then the pairs' unmet patients."""
+    n_arcs, n_pairs = len(lay.arc_pair), lay.n_pairs
+    width = n_arcs + n_pairs
+    block = np.arange(n_blocks)[:, None]
+    # demand: pair rows; arcs and the unmet column of the pair
+    rows = np.concatenate([lay.arc_pair, np.arange(n_pairs)])
+    d_rows = (block * n_pairs + rows[None, :]).ravel()
+    d_cols = (block * width + np.arange(width)[None, :]).ravel()
+    demand_rows = sp.csr_matrix(
+        (np.ones(d_rows.size), (d_rows, d_cols)), shape=(n_blocks * n_pairs, n_blocks * width)
+    )
+    c_rows = (block * n_sites + lay.arc_site[None, :]).ravel()
+    c_cols = (block * width + np.arange(n_arcs)[None, :]).ravel()
+    c_vals = np.broadcast_to(lay.arc_suite_days, (n_blocks, n_arcs)).ravel()
+    capacity_rows = sp.csr_matrix(
+        (c_vals, (c_rows, c_cols)), shape=(n_blocks * n_sites, n_blocks * width)
+    )
+    return demand_rows, capacity_rows, width
+
+
+def _block_costs(lay: _Layout, net: Network, n_draws: int) -> np.ndarray:
+    """Discounted cost per column of (draw, period) blocks: arcs, then unmet patients."""
+    per_period = np.concatenate(
+        [
+            lay.discount[:, None] * lay.arc_cost[None, :],
+            lay.discount[:, None] * np.full((1, lay.n_pairs), net.cost_per_patient_unserved),
+        ],
+        axis=1,
+    )
+    return np.tile(per_period.ravel(), n_draws)
+
+
+def assign_lots(
+    demand: xr.DataArray,
+    network: Network,
+    suites_online: np.ndarray,
+    *,
+    period_months: int = 3,
+    seed: int = 0,
+    chunk_draws: int = 10,
+    closed_form: bool = True,
+) -> xr.Dataset:
+    """The least-cost assignment of every draw's lots to sites, for given capacity.
+
+    ``suites_online``: suites (own) or reserved slots (CDMO) online per period and site,
+    shape ``(period, site)`` for all draws or ``(draw, period, site)``. Solves the recourse LP
+    of every (draw, period) (see the module docstring): in closed form where no site is
+    congested (``closed_form``), the rest as one block-diagonal HiGHS LP per ``chunk_draws``
+    draws' worth of blocks (HiGHS's time grows faster than the blocks of one LP: on the bundled
+    example, 300 draws, blocks of 10 draws took 0.84-0.98 s of CPU against 2.07 s for blocks of
+    200 and 1.0 s for blocks of 2). Returns a Dataset with dims draw, period, site: ``lots``
+    (made at each site), ``unmet_patients``, ``patients``, ``assignment_cost`` (discounted,
+    lots and lanes plus the unserved penalty).
+    """
+    regional, months = _regional_patients(demand, network, seed)
+    lay = _layout(network, months, period_months)
+    need = _by_period(regional, lay)
+    online = np.asarray(suites_online, float)
+    n_draws, n_periods, n_sites = need.shape[0], len(lay.period_start), len(network.sites)
+    if online.shape[-2:] != (n_periods, n_sites):
+        raise InputError(
+            f"network: suites_online must have shape (..., {n_periods} periods, {n_sites} sites), "
+            f"got {online.shape}"
+        )
+    online = np.broadcast_to(online, (n_draws, n_periods, n_sites))
+    lots, unmet, cost = _assign(lay, network, need, online, chunk_draws, closed_form)
+    period = months[lay.period_start]
+    names = [s.name for s in network.sites]
+    return xr.Dataset(
+        {
+            "lots": (("draw", "period", "site"), lots),
+            "unmet_patients": (("draw", "period"), unmet),
+            "patients": (("draw", "period"), need.sum(axis=2)),
+            "assignment_cost": (("draw",), cost),
+        },
+        coords={"draw": np.asarray(demand["draw"].values), "period": period, "site": names},
+    )
+
+
+def _assign(
+    lay: _Layout,
+    net: Network,
+    need: np.ndarray,
+    online: np.ndarray,
+    chunk_draws: int,
+    closed_form: bool = True,
+):
+    """Lots per site, unmet patients per (draw, period) and discounted cost per draw
+    (:func:`_assign_blocks` over every (draw, period))."""
+    n_draws, n_periods, n_pairs = need.shape
+    n_sites = online.shape[2]
+    n_blocks = n_draws * n_periods
+    x, unit_cost = _assign_blocks(
+        lay,
+        net,
+        need.reshape(n_blocks, n_pairs),
+        (online * lay.days[None, :, None]).reshape(n_blocks, n_sites),
+        np.tile(lay.discount, n_draws),
+        max(1, chunk_draws) * n_periods,
+        closed_form,
+    )
+    n_arcs = len(lay.arc_pair)
+    site_lots = np.zeros((n_blocks, n_sites))
+    np.add.at(site_lots.T, lay.arc_site, x[:, :n_arcs].T)
+    cost = (x * unit_cost[None, :]).sum(axis=1) * np.tile(lay.discount, n_draws)
+    return (
+        site_lots.reshape(n_draws, n_periods, n_sites),
+        x[:, n_arcs:].sum(axis=1).reshape(n_draws, n_periods),
+        cost.reshape(n_draws, n_periods).sum(axis=1),
+    )
+
+
+def _assign_blocks(
+    lay: _Layout,
+    net: Network,
+    need_b: np.ndarray,
+    cap_b: np.ndarray,
+    discount_b: np.ndarray,
+    per_lp: int,
+    closed_form: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The recourse LP of independent blocks: patients per pair ``need_b`` (block, pair),
+    suite-days ``cap_b`` (block, site), discount per block. Returns the columns per block
+    (arcs' lots, then unmet patients per pair) and the undiscounted cost per column.
+
+    Closed form first: in a block where every (program, region) pair can go to its
+    cheapest allowed site (or stay unserved, if the penalty is cheaper) without any site
+    exceeding its suite-days, that is the optimum (each pair's cost is then at its lower
+    bound). Only the other blocks go to HiGHS, ``per_lp`` blocks per LP.
+    """
+    n_blocks, n_pairs = need_b.shape
+    n_sites = cap_b.shape[1]
+    n_arcs = len(lay.arc_pair)
+    width = n_arcs + n_pairs
+    x = np.zeros((n_blocks, width))
+    # each pair's cheapest option among the arcs to sites with capacity in the block, and the
+    # unmet column (chosen only when the penalty is cheaper: arcs come first among equals)
+    unit_cost = np.r_[lay.arc_cost, np.full(n_pairs, net.cost_per_patient_unserved)]
+    owner = np.r_[lay.arc_pair, np.arange(n_pairs)]
+    order = np.lexsort((np.arange(width) >= n_arcs, unit_cost, owner))
+    rank = np.empty(width, int)
+    first_of = np.searchsorted(owner[order], np.arange(n_pairs))
+    rank[order] = np.arange(width) - first_of[owner[order]]
+    options = np.full((n_pairs, int(rank.max()) + 1), -1)
+    options[owner, rank] = np.arange(width)  # per pair, its columns from cheapest
+    congested = np.ones(n_blocks, bool)
+    if closed_form:
+        has_room = cap_b > 0
+        open_column = np.ones((n_blocks, width), bool)
+        open_column[:, :n_arcs] = has_room[:, lay.arc_site]
+        allowed = np.where(options[None] >= 0, open_column[:, np.maximum(options, 0)], False)
+        best = options[np.arange(n_pairs)[None, :], allowed.argmax(axis=2)]  # (block, pair)
+        rows = np.arange(n_blocks)[:, None]
+        x[rows, best] = need_b
+        load = np.zeros((n_blocks, n_sites))
+        arc_part = np.where(best < n_arcs, best, 0)
+        sd = np.where(best < n_arcs, lay.arc_suite_days[arc_part] * need_b, 0.0)
+        np.add.at(load, (np.broadcast_to(rows, best.shape), lay.arc_site[arc_part]), sd)
+        congested = (load > cap_b * (1 + 1e-12) + 1e-9).any(axis=1)
+        x[congested] = 0.0
+    todo = np.flatnonzero(congested)
+    for lo in range(0, len(todo), per_lp):  # LPs of per_lp blocks each
+        blocks = todo[lo : lo + per_lp]
+        demand_rows, capacity_rows, _ = _recourse_matrices(lay, len(blocks), n_sites)
+        c = (discount_b[blocks, None] * unit_cost[None, :]).ravel()
+        res = linprog(
+            c,
+            A_ub=capacity_rows,
+            b_ub=cap_b[blocks].ravel(),
+            A_eq=demand_rows,
+            b_eq=need_b[blocks].ravel(),
+            bounds=(0, None),
+            method="highs",
+            # presolve finds little in blocks this small: without it 0.69-0.95 s of CPU
+            # against 0.92-1.41 s (300 draws of the bundled example, same costs to 3e-16)
+            options={"presolve": False},
+        )
+        if res.status != 0:  # the unmet columns keep it feasible; anything else is a bug
+            raise RuntimeError(f"network: assignment LP failed: {res.message}")
+        x[blocks] = res.x.reshape(len(blocks), width)
+    return x, unit_cost

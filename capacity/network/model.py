@@ -1,0 +1,215 @@
+"""The network's inputs: sites (own plants and CDMOs), lanes and the network itself, checked.
+
+The model they describe is in :mod:`capacity.network`."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from capacity.errors import InputError
+
+KINDS = ("own", "cdmo")
+SERVICE_TOLERANCE = 1e-6  # patients: unmet below this in a draw counts as served
+
+
+def _nonnegative(owner: str, **values: float) -> None:
+    for name, value in values.items():
+        if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+            raise InputError(
+                f"network: {owner}: {name} must be a finite number >= 0, got {value!r}"
+            )
+
+
+@dataclass(frozen=True)
+class Site:
+    """An own facility (``kind="own"``) or a CDMO (``kind="cdmo"``); costs in one currency.
+
+    ``suites``: suites installed now (own); ``module_suites``: suites one module adds (own; a
+    CDMO slot is one suite); ``max_units``: most modules or slots committed over the horizon;
+    ``module_capital`` (per module, at commitment), ``module_cost_per_year`` (per module
+    online); ``slot_fee_per_month`` (CDMO, per reserved slot); ``fixed_cost_per_year``;
+    ``cost_per_lot`` (own: variable cost; CDMO: price per lot); ``lead_time_months``
+    (commitment to use); ``turnaround_days`` (receipt of the apheresis to product shipped).
+    """
+
+    name: str
+    kind: str = "own"
+    suites: float = 0.0
+    module_suites: float = 1.0
+    max_units: int = 4
+    module_capital: float = 0.0
+    module_cost_per_year: float = 0.0
+    slot_fee_per_month: float = 0.0
+    fixed_cost_per_year: float = 0.0
+    cost_per_lot: float = 0.0
+    lead_time_months: int = 0
+    turnaround_days: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise InputError(f"network: site name must be a non-empty string, got {self.name!r}")
+        if self.kind not in KINDS:
+            raise InputError(
+                f"network: site {self.name!r}: kind must be one of {KINDS}, got {self.kind!r}"
+            )
+        _nonnegative(
+            f"site {self.name!r}",
+            suites=self.suites,
+            max_units=self.max_units,
+            module_capital=self.module_capital,
+            module_cost_per_year=self.module_cost_per_year,
+            slot_fee_per_month=self.slot_fee_per_month,
+            fixed_cost_per_year=self.fixed_cost_per_year,
+            cost_per_lot=self.cost_per_lot,
+            lead_time_months=self.lead_time_months,
+            turnaround_days=self.turnaround_days,
+        )
+        if not (isinstance(self.module_suites, int | float) and self.module_suites > 0):
+            raise InputError(
+                f"network: site {self.name!r}: module_suites must be > 0, "
+                f"got {self.module_suites!r}"
+            )
+        if (
+            int(self.max_units) != self.max_units
+            or int(self.lead_time_months) != self.lead_time_months
+        ):
+            raise InputError(
+                f"network: site {self.name!r}: max_units and lead_time_months must be whole numbers"
+            )
+        if self.kind == "cdmo" and self.suites:
+            raise InputError(
+                f"network: site {self.name!r}: a CDMO has no suites of its own; reserve slots"
+            )
+
+    @property
+    def unit_suites(self) -> float:
+        """Suites one commitment adds: a module's suites (own) or one slot (CDMO)."""
+        return float(self.module_suites) if self.kind == "own" else 1.0
+
+    @property
+    def unit_cost_per_month(self) -> float:
+        """Running cost of one module (own) or the fee of one reserved slot (CDMO) per month."""
+        return self.module_cost_per_year / 12.0 if self.kind == "own" else self.slot_fee_per_month
+
+
+@dataclass(frozen=True)
+class Lane:
+    """Transport from a region's treatment centres to a site (and back): one way in days."""
+
+    region: str
+    site: str
+    transport_days: float
+    cost_per_lot: float = 0.0
+
+    def __post_init__(self) -> None:
+        _nonnegative(
+            f"lane {self.region!r} -> {self.site!r}",
+            transport_days=self.transport_days,
+            cost_per_lot=self.cost_per_lot,
+        )
+
+
+@dataclass(frozen=True)
+class Network:
+    """Sites, lanes, where each program's patients are, and the costs of not serving them.
+
+    ``region_shares``: program -> region -> share of its patients (each program's shares sum
+    to one); with ``share_concentration`` the shares of each draw are Dirichlet with mean
+    ``region_shares`` and concentration ``share_concentration`` (larger: less uncertain).
+    ``vein_to_vein_days``: program -> most days from apheresis to infusion;
+    ``suite_days_per_lot``: program -> suite-days a lot occupies (culture + changeover over
+    lots per suite). ``cost_per_patient_unserved``: penalty per patient not made in the
+    period they start. ``discount_rate``: per year.
+    """
+
+    sites: Sequence[Site]
+    lanes: Sequence[Lane]
+    region_shares: Mapping[str, Mapping[str, float]]
+    vein_to_vein_days: Mapping[str, float]
+    suite_days_per_lot: Mapping[str, float]
+    cost_per_patient_unserved: float
+    discount_rate: float = 0.0
+    share_concentration: float | None = None
+
+    def __post_init__(self) -> None:
+        names = [s.name for s in self.sites]
+        if not names:
+            raise InputError("network: give at least one site")
+        if len(set(names)) != len(names):
+            raise InputError(f"network: site names must be unique, got {names}")
+        regions = sorted({r for shares in self.region_shares.values() for r in shares})
+        seen = set()
+        for lane in self.lanes:
+            if lane.site not in names:
+                raise InputError(
+                    f"network: lane {lane.region!r} -> {lane.site!r}: unknown site {lane.site!r}; "
+                    f"sites are {names}"
+                )
+            if lane.region not in regions:
+                raise InputError(
+                    f"network: lane {lane.region!r} -> {lane.site!r}: unknown region "
+                    f"{lane.region!r}; regions are {regions}"
+                )
+            if (lane.region, lane.site) in seen:
+                raise InputError(f"network: lane {lane.region!r} -> {lane.site!r} is given twice")
+            seen.add((lane.region, lane.site))
+        _nonnegative(
+            "network",
+            cost_per_patient_unserved=self.cost_per_patient_unserved,
+            discount_rate=self.discount_rate,
+        )
+        if self.share_concentration is not None and not self.share_concentration > 0:
+            raise InputError(
+                f"network: share_concentration must be > 0, got {self.share_concentration!r}"
+            )
+        site = {s.name: s for s in self.sites}
+        for program, shares in self.region_shares.items():
+            for region, share in shares.items():
+                _nonnegative(f"region_shares[{program!r}]", **{region: share})
+            total = sum(shares.values())
+            if abs(total - 1.0) > 1e-9:
+                raise InputError(
+                    f"network: region_shares[{program!r}] must sum to one, "
+                    f"got {total:g} ({dict(shares)})"
+                )
+            for table, what in (
+                (self.vein_to_vein_days, "vein_to_vein_days"),
+                (self.suite_days_per_lot, "suite_days_per_lot"),
+            ):
+                if program not in table:
+                    raise InputError(f"network: {what} has no value for program {program!r}")
+            limit = self.vein_to_vein_days[program]
+            _nonnegative(f"vein_to_vein_days[{program!r}]", days=limit)
+            if not self.suite_days_per_lot[program] > 0:
+                raise InputError(
+                    f"network: suite_days_per_lot[{program!r}] must be > 0, "
+                    f"got {self.suite_days_per_lot[program]!r}"
+                )
+            for region, share in shares.items():
+                if share == 0:
+                    continue
+                routes = [
+                    2 * ln.transport_days + site[ln.site].turnaround_days
+                    for ln in self.lanes
+                    if ln.region == region
+                ]
+                if not routes:
+                    raise InputError(
+                        f"network: region {region!r} (program {program!r}) has no lane to any site"
+                    )
+                if min(routes) > limit:
+                    raise InputError(
+                        f"network: vein_to_vein_days[{program!r}] = {limit:g} is shorter than the "
+                        "fastest route "
+                        f"from region {region!r} ({min(routes):g} days: 2 x transport + turnaround)"
+                    )
+
+    @property
+    def programs(self) -> list[str]:
+        return list(self.region_shares)
+
+    @property
+    def regions(self) -> list[str]:
+        return sorted({r for shares in self.region_shares.values() for r in shares})
