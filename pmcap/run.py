@@ -17,7 +17,9 @@
   (:func:`capacity.plan_requisitions`, from ``facility.operator_fte`` qualified today);
 * ``network`` (with ``[network]`` only): the network investment plan across the draws
   (:func:`pmcap.network.plan_scenario_network`, :func:`capacity.plan_network`);
-* ``twin`` (with ``[facility.twin]`` only): the facility twin (:func:`run_twin`).
+* ``twin`` (with ``[facility.twin]`` only): the facility twin (:func:`run_twin`);
+* ``twin_sizing`` (with ``[facility.twin] size = true`` only): operators and analysts needed
+  per year at the vein-to-vein service level (:func:`pmcap.twin_sizing.size_twin`).
 
 Writing the run's folder is :func:`pmcap.runfolder.write_run`'s.
 """
@@ -25,6 +27,7 @@ Writing the run's folder is :func:`pmcap.runfolder.write_run`'s.
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -76,6 +79,7 @@ class RunResult:
     network: Any = None  # pmcap.network.NetworkRun when the scenario has [network]
     twin: Any = None  # capacity.simulate_twin's Dataset when the scenario has [facility.twin]
     qc_lab: Any = None  # capacity.QCLabResult of the twin's QC stage with [facility.qc_lab]
+    twin_sizing: Any = None  # pmcap.twin_sizing.size_twin's table with [facility.twin] size
 
     @property
     def joint_shortfall(self) -> pd.DataFrame:
@@ -179,10 +183,18 @@ def run_scenario(
 
         with timed("network"):
             network = plan_scenario_network(scenario, world.demand, req)
-    twin = qc_lab = None
+    twin = qc_lab = twin_sizing = None
     if scenario.facility.twin is not None:
         with timed("twin"):
             twin, qc_lab = run_twin(scenario, world, processes, workforce, decided.plans)
+        if scenario.facility.twin.size:
+            from pmcap.twin_sizing import size_twin
+
+            with timed("twin_sizing"):
+                again = functools.partial(
+                    run_twin, scenario, world, processes, workforce, decided.plans
+                )
+                twin_sizing = size_twin(scenario, twin, again, workforce)
     return RunResult(
         scenario=scenario,
         world=world,
@@ -204,6 +216,7 @@ def run_scenario(
         network=network,
         twin=twin,
         qc_lab=qc_lab,
+        twin_sizing=twin_sizing,
     )
 
 
@@ -241,6 +254,9 @@ def run_twin(
     processes: dict[str, Any],
     workforce=None,
     plans: dict[str, Any] | None = None,
+    *,
+    operators: Any = None,
+    analysts: Any = None,
 ):
     """The facility twin of ``[facility.twin]`` on the first ``draws`` draws.
 
@@ -252,7 +268,10 @@ def run_twin(
     result), else the panels' turnaround with no queue. Each draw keeps the process parameters
     the requirements drew for it; lots started before the start (``in_progress``) are simulated
     from the months before it, as for the service level. Returns the twin's Dataset and the QC
-    lab's :class:`capacity.QCLabResult` (``None`` without a lab).
+    lab's :class:`capacity.QCLabResult` (``None`` without a lab). ``operators`` (qualified
+    operators, as :func:`capacity.simulate_twin` takes them) and ``analysts`` (as
+    :class:`capacity.QCLabStage` takes them) replace the run's, for
+    :func:`pmcap.twin_sizing.size_twin`.
     """
     from capacity.twin import QCLabStage, simulate_twin
     from pmcap.inputs import scenario_qc_lab
@@ -266,16 +285,16 @@ def run_twin(
     used = list({processes[p].name: processes[p] for p in programs}.values())
     all_draws = world.demand.sizes["draw"]
     params = {spec.name: spec.sample(all_draws, world.seed).isel(draw=slice(0, n)) for spec in used}
-    if workforce is not None:
+    if operators is None and workforce is not None:
         operators = workforce.simulation["qualified"].isel(draw=slice(0, n))
-    else:
+    elif operators is None:
         operators = float(scenario.facility.operator_fte)
     crews, downtime, v2v = section.configs()
     suites = twin_suites(scenario, months, plans)
     stage = None
     if scenario.facility.qc_lab is not None:
         lab = scenario_qc_lab(scenario, {spec.name: spec for spec in used})
-        stage = QCLabStage(lab, seed=scenario.run.seed, params=params)
+        stage = QCLabStage(lab, seed=scenario.run.seed, params=params, analysts=analysts)
     twin = simulate_twin(
         demand,
         {p: processes[p] for p in programs},

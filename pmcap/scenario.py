@@ -510,6 +510,8 @@ class TwinSection(_Strict):
     downtime, vein-to-vein, and ``[facility.qc_lab]`` as the QC stage when given."""
 
     draws: Int = Field(200, ge=10)
+    size: bool = False  # twin_sizing.csv (pmcap.twin_sizing)
+    epsilon: Float = Field(0.1, gt=0, lt=1)  # its P(v2v > target) level
     crews: TwinCrews = TwinCrews()
     downtime: TwinDowntime = TwinDowntime()
     vein_to_vein: TwinVeinToVein = TwinVeinToVein()
