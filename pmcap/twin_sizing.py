@@ -19,10 +19,11 @@ Search. Every count is simulated with the run's seed, hence the same patients, l
 numbers (common random numbers, :mod:`capacity._twin`). Operators are searched over crews on
 shift (the twin depends on the headcount only through :meth:`capacity.CrewConfig.crews_on_shift`)
 and reported as the fewest operators giving the crew count found; analysts directly. One twin
-run scores every year; the first count tried is the one the run has, then each year's
-interval between the largest count known to miss and the smallest known to meet is doubled
-upward or bisected, the next count being that of the first unsettled year, so that the
-years share runs (about ``log2`` of the count, plus a few for years that differ).
+run scores every year; the first count tried is the one the run has, then the search's cap
+(years missing there are settled: no count meets), then each year's interval between the
+largest count known to miss and the smallest known to meet is bisected, the next count being
+that of the first unsettled year, so that the years share runs (about ``log2`` of the
+interval, plus a few for years that differ).
 """
 
 from __future__ import annotations
@@ -75,8 +76,12 @@ def size_by_year(
     ``epsilon``; ``None`` when even ``cap`` misses.
 
     ``shares_at(count)`` returns the share per year (:func:`year_shares` of a twin run at
-    ``count``); it is called once per count tried (first ``start``), and those results are
-    returned as the second value. Assumes each year's share does not rise with the count.
+    ``count``); it is called once per count tried, and those results are returned as the
+    second value. It tries ``start`` first, then ``cap`` if some year misses at ``start``
+    (years that miss even there are settled as ``None``), then bisects each year's interval
+    between the largest count known to miss and the smallest known to meet, trying the
+    midpoint of the first unsettled year. Assumes each year's share does not rise with the
+    count.
     """
     tried: dict[int, pd.Series] = {}
 
@@ -102,11 +107,10 @@ def size_by_year(
         if not todo:
             break
         y = todo[0]
-        if hi[y] is None:
-            if lo[y] >= cap:
-                unmet.add(y)
-                continue
-            count = min(cap, max(2 * lo[y], lo[y] + 1))
+        if cap not in tried and any(hi[t] is None for t in todo):
+            count = cap  # one run settles every year no count meets
+        elif hi[y] is None:  # it missed at cap
+            unmet.add(y)
         else:
             count = (lo[y] + hi[y]) // 2
     return {y: (None if y in unmet else hi[y]) for y in years}, tried

@@ -95,7 +95,13 @@ def test_the_search_on_a_hand_made_table():
               2032: [1.0] * 10}  # fmt: skip
     needed, tried = size_by_year(table(shares), start=4, low=1, epsilon=0.1, cap=10)
     assert needed == {2030: 3, 2031: 7, 2032: None}
-    assert max(tried) == 10
+    assert list(tried)[:2] == [4, 10]  # the cap right after the start: 2032 settled at once
+    # a year no count meets costs two runs: the start and the cap
+    calls = []
+    never = table({2032: [1.0] * 10})
+    needed, _ = size_by_year(lambda k: calls.append(k) or never(k), start=4, low=1,
+                             epsilon=0.1, cap=10)  # fmt: skip
+    assert needed == {2032: None} and calls == [4, 10]
     # a start that already meets everywhere still finds the fewest
     needed, _ = size_by_year(table({2030: shares[2030]}), start=9, low=1, epsilon=0.1, cap=10)
     assert needed == {2030: 3}
