@@ -155,7 +155,7 @@ def sized_run(tmp_path_factory):
 
 def test_the_run_writes_the_sizing_and_each_row_is_a_direct_twin_call(sized_run):
     from capacity.twin import CrewConfig
-    from pmcap.report import twin_section
+    from pmcap.report import render_report, twin_section
     from pmcap.run import run_twin
     from pmcap.runfolder import twin_tables
 
@@ -205,3 +205,12 @@ def test_the_run_writes_the_sizing_and_each_row_is_a_direct_twin_call(sized_run)
     assert checked.count("operators") >= 2 and "analysts" in checked, table
     sentence = twin_section(result)["sizing"]
     assert sentence.startswith("Sizing at the service level (twin_sizing.csv): ")
+    # the operators' clause: the year whose need exceeds the 16 operators the most
+    ops = table[table["resource"] == "operators"].dropna(subset=["needed"])
+    worst = ops.loc[(ops["needed"] - ops["available"]).idxmax()]
+    assert (
+        f"{int(worst['year'])}: {int(worst['needed'])} qualified operators keep P(v2v > 60 d) "
+        "at most 20%; the plan has 16"
+    ) in sentence
+    html = render_report(result, "", "test")
+    assert html.index('id="twin-heading"') < html.index('id="twin-sizing"')
