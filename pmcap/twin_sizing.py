@@ -227,20 +227,22 @@ _NAMES = {"operators": "qualified operators", "analysts": "QC analysts"}
 
 
 def sizing_sentence(table: pd.DataFrame | None) -> str:
-    """One sentence per resource for the report: the year whose need exceeds what is
-    available by the most (else the year of the largest need), e.g. "2029: 34 qualified
-    operators keep P(v2v > 35 d) at most 10%; the plan has 28"."""
+    """One clause per resource (operators first) for the report: the first year no count
+    meets the level, else the year whose need exceeds what is available by the most (else
+    the year of the largest need), e.g. "2029: 34 qualified operators keep P(v2v > 35 d) at
+    most 10%; the plan has 28"."""
     if table is None or table.empty:
         return ""
     parts = []
-    for resource, rows in table.groupby("resource", sort=False):
+    for resource in [r for r in _NAMES if r in set(table["resource"])]:
+        rows = table[table["resource"] == resource]
         target = f"{rows['target_days'].iloc[0]:g}"
         level = f"{rows['epsilon'].iloc[0]:.0%}"
         unmet = rows[rows["needed"].isna()]
         if len(unmet):
             parts.append(
-                f"{int(unmet['year'].iloc[0])}: no count of {_NAMES[resource]} the search tried "
-                f"keeps P(v2v > {target} d) at most {level}"
+                f"{int(unmet['year'].iloc[0])}: no count of {_NAMES[resource]} alone keeps "
+                f"P(v2v > {target} d) at most {level} (another resource or the process binds)"
             )
             continue
         gap = rows["needed"] - rows["available"]

@@ -126,6 +126,11 @@ def test_the_report_sentence_names_the_year_with_the_largest_gap():
     text = sizing_sentence(frame)
     assert "2029: 34 qualified operators keep P(v2v > 35 d) at most 10%; the plan has 28" in text
     assert "2029: 9 QC analysts keep P(v2v > 35 d) at most 10%; the plan has 12 (enough" in text
+    assert text.index("qualified operators") < text.index("QC analysts")
+    frame.loc[3, ["needed", "p_over_target_at_needed"]] = np.nan  # 2029: analysts never meet
+    assert "2029: no count of QC analysts alone keeps P(v2v > 35 d) at most 10%" in (
+        sizing_sentence(frame)
+    )
     assert sizing_sentence(None) == ""
 
 
