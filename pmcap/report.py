@@ -1004,8 +1004,10 @@ def twin_section(result: RunResult) -> dict | None:
         "operators": twin.attrs.get("operators", ""),
         "sizing": sizing_sentence(getattr(result, "twin_sizing", None)),
         "qc": (
-            "the QC lab of [facility.qc_lab] (its analysts and instruments throughout: the QC "
-            "hiring plan is not in the twin)"
+            "the QC lab of [facility.qc_lab] (its instruments throughout, its analysts from "
+            "the [workforce] QC hiring plan)"
+            if twin.attrs.get("analysts") == "workforce"
+            else "the QC lab of [facility.qc_lab] (its analysts and instruments throughout)"
             if "analysts" in causes
             else "each QC panel's turnaround (no QC queue)"
         ),

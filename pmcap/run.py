@@ -14,7 +14,9 @@
 * ``decisions``: shortfall, module and hiring plans, service-level suites, drivers
   (:func:`pmcap.decisions.decide`);
 * ``workforce`` (with ``[workforce]`` only): the requisition plan for operators
-  (:func:`capacity.plan_requisitions`, from ``facility.operator_fte`` qualified today);
+  (:func:`capacity.plan_requisitions`, from ``facility.operator_fte`` qualified today) and,
+  with ``qc = true``, the same planner on the QC FTE need from ``facility.qc_lab.analysts``
+  (else ``facility.qc_fte``) qualified today, whose headcount the twin's QC lab follows;
 * ``network`` (with ``[network]`` only): the network investment plan across the draws
   (:func:`pmcap.network.plan_scenario_network`, :func:`capacity.plan_network`);
 * ``twin`` (with ``[facility.twin]`` only): the facility twin (:func:`run_twin`);
@@ -80,6 +82,7 @@ class RunResult:
     twin: Any = None  # capacity.simulate_twin's Dataset when the scenario has [facility.twin]
     qc_lab: Any = None  # capacity.QCLabResult of the twin's QC stage with [facility.qc_lab]
     twin_sizing: Any = None  # pmcap.twin_sizing.size_twin's table with [facility.twin] size
+    qc_workforce: Any = None  # capacity.WorkforcePlan of QC analysts with [workforce] qc
 
     @property
     def joint_shortfall(self) -> pd.DataFrame:
@@ -164,7 +167,7 @@ def run_scenario(
         )
     with timed("decisions"):
         decided = decide(scenario, world, req, total, processes, service_level=service_level)
-    workforce = None
+    workforce = qc_workforce = None
     if scenario.workforce is not None:
         from capacity import plan_requisitions
 
@@ -177,6 +180,15 @@ def run_scenario(
                 target=section.shortfall_target,
                 seed=scenario.run.seed,
             )
+            if section.qc:  # the same planner on the QC analysts' need (the twin's lab follows)
+                lab = scenario.facility.qc_lab
+                qc_workforce = plan_requisitions(
+                    total["qc_fte"].transpose("draw", "month"),
+                    config=section.config(),
+                    initial_qualified=lab.analysts if lab else scenario.facility.qc_fte,
+                    target=section.shortfall_target,
+                    seed=scenario.run.seed + 1,
+                )
     network = None
     if scenario.network is not None:
         from pmcap.network import plan_scenario_network
@@ -186,15 +198,18 @@ def run_scenario(
     twin = qc_lab = twin_sizing = None
     if scenario.facility.twin is not None:
         with timed("twin"):
-            twin, qc_lab = run_twin(scenario, world, processes, workforce, decided.plans)
+            twin, qc_lab = run_twin(
+                scenario, world, processes, workforce, decided.plans, qc_workforce=qc_workforce
+            )
         if scenario.facility.twin.size:
             from pmcap.twin_sizing import size_twin
 
             with timed("twin_sizing"):
                 again = functools.partial(
-                    run_twin, scenario, world, processes, workforce, decided.plans
-                )
-                twin_sizing = size_twin(scenario, twin, again, workforce)
+                    run_twin, scenario, world, processes, workforce, decided.plans,
+                    qc_workforce=qc_workforce,
+                )  # fmt: skip
+                twin_sizing = size_twin(scenario, twin, again, workforce, qc_workforce)
     return RunResult(
         scenario=scenario,
         world=world,
@@ -217,6 +232,7 @@ def run_scenario(
         twin=twin,
         qc_lab=qc_lab,
         twin_sizing=twin_sizing,
+        qc_workforce=qc_workforce,
     )
 
 
@@ -257,6 +273,7 @@ def run_twin(
     *,
     operators: Any = None,
     analysts: Any = None,
+    qc_workforce=None,
 ):
     """The facility twin of ``[facility.twin]`` on the first ``draws`` draws.
 
@@ -271,7 +288,10 @@ def run_twin(
     lab's :class:`capacity.QCLabResult` (``None`` without a lab). ``operators`` (qualified
     operators, as :func:`capacity.simulate_twin` takes them) and ``analysts`` (as
     :class:`capacity.QCLabStage` takes them) replace the run's, for
-    :func:`pmcap.twin_sizing.size_twin`.
+    :func:`pmcap.twin_sizing.size_twin`. ``qc_workforce`` (``[workforce] qc = true``): the
+    QC analysts' plan, whose simulated ``qualified`` headcount per draw and month the lab
+    follows (:class:`capacity.QCLabStage`'s ``analysts``, rounded down, at least one) when
+    ``analysts`` is not given.
     """
     from capacity.twin import QCLabStage, simulate_twin
     from pmcap.inputs import scenario_qc_lab
@@ -294,6 +314,9 @@ def run_twin(
     stage = None
     if scenario.facility.qc_lab is not None:
         lab = scenario_qc_lab(scenario, {spec.name: spec for spec in used})
+        if analysts is None and qc_workforce is not None:
+            # the plan's headcount is an expected count: at least one analyst stays (assumption)
+            analysts = qc_workforce.simulation["qualified"].isel(draw=slice(0, n)).clip(min=1)
         stage = QCLabStage(lab, seed=scenario.run.seed, params=params, analysts=analysts)
     twin = simulate_twin(
         demand,
@@ -314,4 +337,5 @@ def run_twin(
     twin.attrs["suites_last"] = int(suites.iloc[-1])
     twin.attrs["draws"] = int(n)
     twin.attrs["operators"] = "workforce" if workforce is not None else "facility.operator_fte"
+    twin.attrs["analysts"] = "workforce" if qc_workforce is not None else "facility.qc_lab"
     return twin, None if stage is None else stage.result

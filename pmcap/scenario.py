@@ -577,11 +577,12 @@ class WorkforceSection(_Strict):
     attrition_per_year: Any = {"beta": [3, 17]}
     trainee_attrition: bool = True
     shortfall_target: Float = Field(0.1, gt=0, lt=1)
+    qc: bool = False  # also plan QC analysts for the twin's QC lab (pmcap.run)
 
     def config(self):
         from capacity.workforce import WorkforceConfig
 
-        return WorkforceConfig(**self.model_dump(exclude={"shortfall_target"}))
+        return WorkforceConfig(**self.model_dump(exclude={"shortfall_target", "qc"}))
 
     @field_validator(*_WORKFORCE_CHECKED)
     @classmethod

@@ -121,6 +121,7 @@ def size_twin(
     twin: xr.Dataset,
     simulate: Callable[..., tuple[xr.Dataset, Any]],
     workforce=None,
+    qc_workforce=None,
     *,
     cap_factor: int = 8,
 ) -> pd.DataFrame:
@@ -130,7 +131,8 @@ def size_twin(
 
     ``available``: operators, ``facility.operator_fte`` or with ``[workforce]`` the mean over
     the twin's draws and the year's months of the simulated qualified headcount; analysts,
-    ``facility.qc_lab.analysts``. P(v2v > target) at available is that of the run's twin
+    ``facility.qc_lab.analysts`` or, with ``qc_workforce`` (the QC analysts' plan), the same
+    mean of its headcount. P(v2v > target) at available is that of the run's twin
     ``twin``, the report's figure. ``simulate(operators=..., analysts=...)`` runs the twin
     as the run did with those counts (:func:`pmcap.run.run_twin` on the run's inputs);
     ``workforce`` is the run's ``[workforce]`` plan (or ``None``). Counts are searched up to
@@ -195,6 +197,12 @@ def size_twin(
         )
         runs["analysts"] = len(tried)
         available = dict.fromkeys(operators_available, float(analysts))
+        if qc_workforce is not None:  # the QC hiring plan's headcount, as for operators
+            path = qc_workforce.simulation["qualified"].isel(draw=slice(0, n))
+            per_month = path.mean("draw").to_series()
+            by_year = per_month.groupby(pd.DatetimeIndex(per_month.index).year).mean()
+            available = {y: float(by_year.get(y, np.nan)) for y in available}
+            analysts = max(1, int(per_month.mean()))
         frames.append(_rows("analysts", needed, tried, available, at_available, int))
     table = pd.concat(frames, ignore_index=True)
     table["target_days"] = float(v2v.target_days)

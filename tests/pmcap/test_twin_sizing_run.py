@@ -219,3 +219,41 @@ def test_the_run_writes_the_sizing_and_each_row_is_a_direct_twin_call(sized_run)
     ) in sentence
     html = render_report(result, "", "test")
     assert html.index('id="twin-heading"') < html.index('id="twin-sizing"')
+
+
+def test_the_qc_lab_follows_the_qc_hiring_plan(tmp_path):
+    from capacity import plan_requisitions
+    from pmcap.run import run_scenario, run_twin
+    from pmcap.scenario import load_scenario
+    from tests.pmcap.test_twin_run import ONE_ANALYST, SAME_SLOTS, with_twin
+
+    # 6 analysts today against a QC FTE need of about 10-25 (P10-P90): the plan hires
+    lab = ONE_ANALYST.replace("analysts = 1", "analysts = 6")
+    path = with_twin(
+        tmp_path, "draws = 10\n", extra=SAME_SLOTS + lab + "\n[workforce]\nqc = true\n"
+    )
+    path.write_text(path.read_text().replace("horizon_months = 120", "horizon_months = 36"))
+    result = run_scenario(load_scenario(path), service_level=False)
+    plan = result.qc_workforce
+    section = result.scenario.workforce
+    # the plan is the operators' planner on the qc_fte need, from the lab's one analyst
+    need = result.total["qc_fte"].transpose("draw", "month")
+    direct = plan_requisitions(need, config=section.config(), initial_qualified=6,
+                               target=section.shortfall_target,
+                               seed=result.scenario.run.seed + 1)  # fmt: skip
+    np.testing.assert_array_equal(plan.simulation["qualified"].values,
+                                  direct.simulation["qualified"].values)  # fmt: skip
+    qualified = plan.simulation["qualified"].isel(draw=slice(0, 10)).clip(min=1)
+    assert float(qualified.isel(month=-1).mean()) > 6  # hired beyond today's analysts
+    assert result.twin.attrs["analysts"] == "workforce"
+    # the run's twin is the twin given that headcount, and not the one-analyst lab's
+    again = functools.partial(run_twin, result.scenario, result.world, result.processes,
+                              result.workforce, result.plans)  # fmt: skip
+    with_path, _ = again(analysts=qualified)
+    np.testing.assert_array_equal(result.twin["v2v_days"].values, with_path["v2v_days"].values)
+    fixed, _ = again()
+    assert fixed.attrs["analysts"] == "facility.qc_lab"
+    late = slice(-12, None)
+    assert np.nanmean(fixed["v2v_p90_days"].values[:, late]) > np.nanmean(
+        result.twin["v2v_p90_days"].values[:, late]
+    )
