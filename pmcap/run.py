@@ -14,10 +14,14 @@
 * ``decisions``: shortfall, module and hiring plans, service-level suites, drivers
   (:func:`pmcap.decisions.decide`);
 * ``workforce`` (with ``[workforce]`` only): the requisition plan for operators
-  (:func:`capacity.plan_requisitions`, from ``facility.operator_fte`` qualified today);
+  (:func:`capacity.plan_requisitions`, from ``facility.operator_fte`` qualified today) and,
+  with ``qc = true``, the same planner on the QC FTE need from ``facility.qc_lab.analysts``
+  (else ``facility.qc_fte``) qualified today, whose headcount the twin's QC lab follows;
 * ``network`` (with ``[network]`` only): the network investment plan across the draws
   (:func:`pmcap.network.plan_scenario_network`, :func:`capacity.plan_network`);
-* ``twin`` (with ``[facility.twin]`` only): the facility twin (:func:`run_twin`).
+* ``twin`` (with ``[facility.twin]`` only): the facility twin (:func:`run_twin`);
+* ``twin_sizing`` (with ``[facility.twin] size = true`` only): operators and analysts needed
+  per year at the vein-to-vein service level (:func:`pmcap.twin_sizing.size_twin`).
 
 Writing the run's folder is :func:`pmcap.runfolder.write_run`'s.
 """
@@ -25,6 +29,7 @@ Writing the run's folder is :func:`pmcap.runfolder.write_run`'s.
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -76,6 +81,8 @@ class RunResult:
     network: Any = None  # pmcap.network.NetworkRun when the scenario has [network]
     twin: Any = None  # capacity.simulate_twin's Dataset when the scenario has [facility.twin]
     qc_lab: Any = None  # capacity.QCLabResult of the twin's QC stage with [facility.qc_lab]
+    twin_sizing: Any = None  # pmcap.twin_sizing.size_twin's table with [facility.twin] size
+    qc_workforce: Any = None  # capacity.WorkforcePlan of QC analysts with [workforce] qc
 
     @property
     def joint_shortfall(self) -> pd.DataFrame:
@@ -160,7 +167,7 @@ def run_scenario(
         )
     with timed("decisions"):
         decided = decide(scenario, world, req, total, processes, service_level=service_level)
-    workforce = None
+    workforce = qc_workforce = None
     if scenario.workforce is not None:
         from capacity import plan_requisitions
 
@@ -173,16 +180,36 @@ def run_scenario(
                 target=section.shortfall_target,
                 seed=scenario.run.seed,
             )
+            if section.qc:  # the same planner on the QC analysts' need (the twin's lab follows)
+                lab = scenario.facility.qc_lab
+                qc_workforce = plan_requisitions(
+                    total["qc_fte"].transpose("draw", "month"),
+                    config=section.config(),
+                    initial_qualified=lab.analysts if lab else scenario.facility.qc_fte,
+                    target=section.shortfall_target,
+                    seed=scenario.run.seed + 1,
+                )
     network = None
     if scenario.network is not None:
         from pmcap.network import plan_scenario_network
 
         with timed("network"):
             network = plan_scenario_network(scenario, world.demand, req)
-    twin = qc_lab = None
+    twin = qc_lab = twin_sizing = None
     if scenario.facility.twin is not None:
         with timed("twin"):
-            twin, qc_lab = run_twin(scenario, world, processes, workforce, decided.plans)
+            twin, qc_lab = run_twin(
+                scenario, world, processes, workforce, decided.plans, qc_workforce=qc_workforce
+            )
+        if scenario.facility.twin.size:
+            from pmcap.twin_sizing import size_twin
+
+            with timed("twin_sizing"):
+                again = functools.partial(
+                    run_twin, scenario, world, processes, workforce, decided.plans,
+                    qc_workforce=qc_workforce,
+                )  # fmt: skip
+                twin_sizing = size_twin(scenario, twin, again, workforce, qc_workforce)
     return RunResult(
         scenario=scenario,
         world=world,
@@ -204,6 +231,8 @@ def run_scenario(
         network=network,
         twin=twin,
         qc_lab=qc_lab,
+        twin_sizing=twin_sizing,
+        qc_workforce=qc_workforce,
     )
 
 
@@ -241,6 +270,10 @@ def run_twin(
     processes: dict[str, Any],
     workforce=None,
     plans: dict[str, Any] | None = None,
+    *,
+    operators: Any = None,
+    analysts: Any = None,
+    qc_workforce=None,
 ):
     """The facility twin of ``[facility.twin]`` on the first ``draws`` draws.
 
@@ -252,7 +285,13 @@ def run_twin(
     result), else the panels' turnaround with no queue. Each draw keeps the process parameters
     the requirements drew for it; lots started before the start (``in_progress``) are simulated
     from the months before it, as for the service level. Returns the twin's Dataset and the QC
-    lab's :class:`capacity.QCLabResult` (``None`` without a lab).
+    lab's :class:`capacity.QCLabResult` (``None`` without a lab). ``operators`` (qualified
+    operators, as :func:`capacity.simulate_twin` takes them) and ``analysts`` (as
+    :class:`capacity.QCLabStage` takes them) replace the run's, for
+    :func:`pmcap.twin_sizing.size_twin`. ``qc_workforce`` (``[workforce] qc = true``): the
+    QC analysts' plan, whose simulated ``qualified`` headcount per draw and month the lab
+    follows (:class:`capacity.QCLabStage`'s ``analysts``, rounded down, at least one) when
+    ``analysts`` is not given.
     """
     from capacity.twin import QCLabStage, simulate_twin
     from pmcap.inputs import scenario_qc_lab
@@ -266,16 +305,19 @@ def run_twin(
     used = list({processes[p].name: processes[p] for p in programs}.values())
     all_draws = world.demand.sizes["draw"]
     params = {spec.name: spec.sample(all_draws, world.seed).isel(draw=slice(0, n)) for spec in used}
-    if workforce is not None:
+    if operators is None and workforce is not None:
         operators = workforce.simulation["qualified"].isel(draw=slice(0, n))
-    else:
+    elif operators is None:
         operators = float(scenario.facility.operator_fte)
     crews, downtime, v2v = section.configs()
     suites = twin_suites(scenario, months, plans)
     stage = None
     if scenario.facility.qc_lab is not None:
         lab = scenario_qc_lab(scenario, {spec.name: spec for spec in used})
-        stage = QCLabStage(lab, seed=scenario.run.seed, params=params)
+        if analysts is None and qc_workforce is not None:
+            # the plan's headcount is an expected count: at least one analyst stays (assumption)
+            analysts = qc_workforce.simulation["qualified"].isel(draw=slice(0, n)).clip(min=1)
+        stage = QCLabStage(lab, seed=scenario.run.seed, params=params, analysts=analysts)
     twin = simulate_twin(
         demand,
         {p: processes[p] for p in programs},
@@ -295,4 +337,5 @@ def run_twin(
     twin.attrs["suites_last"] = int(suites.iloc[-1])
     twin.attrs["draws"] = int(n)
     twin.attrs["operators"] = "workforce" if workforce is not None else "facility.operator_fte"
+    twin.attrs["analysts"] = "workforce" if qc_workforce is not None else "facility.qc_lab"
     return twin, None if stage is None else stage.result

@@ -215,7 +215,8 @@ def twin_tables(result, quantiles) -> dict:
     """``vein_to_vein.csv`` (:func:`capacity.twin_bands`) when the run simulated the facility
     twin, and ``qc_lab.csv`` (:func:`capacity.qc_lab_bands`, months of the end of manufacture
     from the horizon's first, with two months after it for the last lots) when its QC stage
-    was the lab."""
+    was the lab, and ``twin_sizing.csv`` (:func:`pmcap.twin_sizing.size_twin`) when it was
+    sized."""
     import pandas as pd
 
     from capacity.qclab import qc_lab_bands
@@ -225,6 +226,8 @@ def twin_tables(result, quantiles) -> dict:
     if twin is None:
         return {}
     out = {"vein_to_vein.csv": twin_bands(twin, quantiles)}
+    if getattr(result, "twin_sizing", None) is not None:  # [facility.twin] size = true
+        out["twin_sizing.csv"] = result.twin_sizing
     lab = getattr(result, "qc_lab", None)
     if lab is not None:
         section = result.scenario.facility.qc_lab

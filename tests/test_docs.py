@@ -317,8 +317,8 @@ def run(tmp_path_factory) -> Path:
             {"region": "US", "site": "CDMO", "transport_days": 2},
         ],
     }
-    # the optional twin and QC lab, for vein_to_vein.csv and qc_lab.csv
-    raw["facility"]["twin"] = {"draws": 10}
+    # the optional twin (sized) and QC lab, for vein_to_vein.csv, twin_sizing.csv, qc_lab.csv
+    raw["facility"]["twin"] = {"draws": 10, "size": True}
     raw["facility"]["qc_lab"] = {"analysts": 4, "instruments": LAB_INSTRUMENTS, "target_days": 21}
     (folder / "scenario.toml").write_text(tomli_w.dumps(raw))
     sales = "cart-c-patients.csv"

@@ -137,6 +137,8 @@ def twin_section(result: RunResult) -> dict | None:
       year's patients not infused within the target (lost patients count as over), pooled
       over draws.
     """
+    from pmcap.twin_sizing import sizing_sentence
+
     twin = getattr(result, "twin", None)
     if twin is None:
         return None
@@ -212,9 +214,12 @@ def twin_section(result: RunResult) -> dict | None:
         "suites": twin.attrs.get("suites"),
         "suites_last": twin.attrs.get("suites_last", twin.attrs.get("suites")),
         "operators": twin.attrs.get("operators", ""),
+        "sizing": sizing_sentence(getattr(result, "twin_sizing", None)),
         "qc": (
-            "the QC lab of [facility.qc_lab] (its analysts and instruments throughout: the QC "
-            "hiring plan is not in the twin)"
+            "the QC lab of [facility.qc_lab] (its instruments throughout, its analysts from "
+            "the [workforce] QC hiring plan)"
+            if twin.attrs.get("analysts") == "workforce"
+            else "the QC lab of [facility.qc_lab] (its analysts and instruments throughout)"
             if "analysts" in causes
             else "each QC panel's turnaround (no QC queue)"
         ),

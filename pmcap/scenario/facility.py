@@ -162,6 +162,8 @@ class TwinSection(_Strict):
     downtime, vein-to-vein, and ``[facility.qc_lab]`` as the QC stage when given."""
 
     draws: Int = Field(200, ge=10)
+    size: bool = False  # twin_sizing.csv (pmcap.twin_sizing)
+    epsilon: Float = Field(0.1, gt=0, lt=1)  # its P(v2v > target) level
     crews: TwinCrews = TwinCrews()
     downtime: TwinDowntime = TwinDowntime()
     vein_to_vein: TwinVeinToVein = TwinVeinToVein()
@@ -227,11 +229,12 @@ class WorkforceSection(_Strict):
     attrition_per_year: Any = {"beta": [3, 17]}
     trainee_attrition: bool = True
     shortfall_target: Float = Field(0.1, gt=0, lt=1)
+    qc: bool = False  # also plan QC analysts for the twin's QC lab (pmcap.run)
 
     def config(self):
         from capacity.workforce import WorkforceConfig
 
-        return WorkforceConfig(**self.model_dump(exclude={"shortfall_target"}))
+        return WorkforceConfig(**self.model_dump(exclude={"shortfall_target", "qc"}))
 
     @field_validator(*_WORKFORCE_CHECKED)
     @classmethod
