@@ -250,12 +250,13 @@ def _one_draw(
             p = process[j]
             for a in range(n_assays[p]):
                 size += tests[p, a]
-    h_w = np.empty(size)
-    h_cal = np.empty(size)
-    h_id = np.empty(size, np.int64)
-    h_acc_a = np.empty(size)
-    h_acc_i = np.empty(size)
-    n = 0
+    # the first run of every job is known upfront: those runs are taken in order of service
+    # from a sorted array, and only retests go through the heap (taking the earlier of the
+    # two heads each time gives the order of one heap of every job: the ids are distinct)
+    s_w = np.empty(size)
+    s_cal = np.empty(size)
+    s_id = np.empty(size, np.int64)
+    n_first = 0
     for j in range(n_lots):
         if np.isnan(ready[j]):
             continue
@@ -263,26 +264,52 @@ def _one_draw(
         w0 = working_hours(ready[j], hours_per_day, days_per_week, shift_start)
         for a in range(n_assays[p]):
             for t in range(tests[p, a]):
-                job = ((j * most_assays + a) * most_tests + t) * max_runs
-                _push(h_w, h_cal, h_id, h_acc_a, h_acc_i, n, w0, ready[j], job, 0.0, 0.0)
-                n += 1
+                s_w[n_first] = w0
+                s_cal[n_first] = ready[j]
+                s_id[n_first] = ((j * most_assays + a) * most_tests + t) * max_runs
+                n_first += 1
     for b in range(n_monitor):
-        w0 = working_hours(monitor_time[b], hours_per_day, days_per_week, shift_start)
-        _push(h_w, h_cal, h_id, h_acc_a, h_acc_i, n, w0, monitor_time[b], base + b, 0.0, 0.0)
-        n += 1
+        s_w[n_first] = working_hours(monitor_time[b], hours_per_day, days_per_week, shift_start)
+        s_cal[n_first] = monitor_time[b]
+        s_id[n_first] = base + b
+        n_first += 1
+    # ids ascend in the order written: stable sorts by calendar time, then by working time,
+    # give the order (working time, calendar time, id)
+    order = np.argsort(s_cal, kind="mergesort")
+    order = order[np.argsort(s_w[order], kind="mergesort")]
+    h_w = np.empty(size)
+    h_cal = np.empty(size)
+    h_id = np.empty(size, np.int64)
+    h_acc_a = np.empty(size)
+    h_acc_i = np.empty(size)
+    n = 0
+    f = 0  # next first run (in ``order``)
     # free[k, :counts[k]]: min-heap of the times (working clock) resource k's units are free
     width = 1
     for k in range(n_res):
         width = max(width, counts[k])
     free = np.full((n_res, width), -np.inf)
-    while n > 0:
-        w = h_w[0]
-        cal = h_cal[0]
-        job = h_id[0]
-        acc_a = h_acc_a[0]
-        acc_i = h_acc_i[0]
-        _pop(h_w, h_cal, h_id, h_acc_a, h_acc_i, n)
-        n -= 1
+    while n > 0 or f < n_first:
+        first = f < n_first and (
+            n == 0
+            or _before(s_w[order[f]], s_cal[order[f]], s_id[order[f]], h_w[0], h_cal[0], h_id[0])
+        )
+        if first:
+            o = order[f]
+            f += 1
+            w = s_w[o]
+            cal = s_cal[o]
+            job = s_id[o]
+            acc_a = 0.0
+            acc_i = 0.0
+        else:
+            w = h_w[0]
+            cal = h_cal[0]
+            job = h_id[0]
+            acc_a = h_acc_a[0]
+            acc_i = h_acc_i[0]
+            _pop(h_w, h_cal, h_id, h_acc_a, h_acc_i, n)
+            n -= 1
         if job >= base:
             b = job - base
             analyst_h = monitor_hours[b]

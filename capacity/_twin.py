@@ -204,21 +204,29 @@ def simulate_twin(*args, threads=None):
     after_release = np.full((draws, n_patients), np.nan)
     monthly = np.zeros((draws, n_months, N_MONTHLY))
     outputs = (lot_ready, lot_released, patient_wait, outcome, final_lot, after_release, monthly)
+    in_chunks(_simulate_chunk, (*cast, most), outputs, draws, threads)
+    return outputs
+
+
+def in_chunks(kernel, head, tail, draws, threads=None):
+    """Call ``kernel(*head, lo, hi, *tail)`` on chunks ``[lo, hi)`` of the draws, on
+    ``threads`` threads (default ``numba.get_num_threads()``); the kernel releases the GIL
+    and writes each draw's results into ``tail`` (a draw's state is its own, so the results
+    do not depend on the chunks or the threads)."""
     threads = numba.get_num_threads() if threads is None else threads
     threads = max(1, min(threads, draws))
+    if threads == 1:
+        kernel(*head, 0, draws, *tail)
+        return
     n_chunks = min(draws, 4 * threads)  # several chunks a thread: draws differ in size
     bounds = np.linspace(0, draws, n_chunks + 1).astype(np.int64)
-    if threads == 1:
-        _simulate_chunk(*cast, most, 0, draws, *outputs)
-    else:
-        with ThreadPoolExecutor(threads) as pool:
-            jobs = [
-                pool.submit(_simulate_chunk, *cast, most, lo, hi, *outputs)
-                for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)
-            ]
-            for job in jobs:
-                job.result()
-    return outputs
+    with ThreadPoolExecutor(threads) as pool:
+        jobs = [
+            pool.submit(kernel, *head, lo, hi, *tail)
+            for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)
+        ]
+        for job in jobs:
+            job.result()
 
 
 @numba.njit(numba.float64(numba.int64, _F1, numba.float64, numba.uint64, numba.int64), cache=True)
@@ -716,3 +724,130 @@ def _simulate_chunk(
             after_release[d],
             monthly[d],
         )
+
+
+_B2 = numba.types.Array(numba.boolean, 2, "C")
+_I2 = numba.types.Array(numba.int64, 2, "C")
+_F3 = numba.types.Array(numba.float64, 3, "C")
+
+
+@numba.njit(
+    numba.void(
+        _F2, _B2, _I2, _I2, _F2, _F3, _F2, _F3, _F1, numba.float64, numba.int64, numba.int64,
+        _F2, _F2, _F2, _F2, _F2, _F3, _F2, _F2, _F2,
+    ),
+    cache=True,
+    nogil=True,
+)  # fmt: skip
+def summarise_chunk(
+    arrivals,
+    is_ppq,
+    outcome,
+    final_lot,
+    after_release,
+    patient_wait,
+    release,
+    qc_wait,
+    ends,
+    target,
+    lo,
+    hi,
+    count,
+    lost_waiting,
+    lost,
+    over,
+    treated_by_month,
+    wait_sum,
+    p50,
+    p90,
+    v2v_days,
+):
+    """Per draw ``lo`` to ``hi``: each patient's vein-to-vein days and the monthly sums of
+    :func:`capacity.twin.simulate_twin` in one pass over the patients (see ``_summarise``).
+
+    A patient is a job with a finite arrival that is not a PPQ lot; its month is the
+    calendar month of its apheresis (``ends``: each month's end day; none past the last).
+    ``count``, ``lost_waiting``, ``lost`` (waiting or after failed lots) and ``over`` (not
+    infused within ``target`` days) count patients by month of apheresis, ``wait_sum`` adds
+    their waits by cause (the twin's causes, then the QC stage's: ``qc_wait`` of the released
+    lot), ``treated_by_month`` counts treated patients by month of infusion, and
+    ``p50``/``p90`` are the median and 90th percentile (linear interpolation, as
+    ``np.nanquantile``) of the treated patients' vein-to-vein days by month of apheresis
+    (NaN for a month with none). Sums run in patient order.
+    """
+    n_patients = arrivals.shape[1]
+    n_months = ends.shape[0]
+    n_twin = patient_wait.shape[2]
+    n_qc = qc_wait.shape[2]
+    month_of = np.empty(n_patients, np.int64)
+    filled = np.zeros(n_months + 1, np.int64)
+    values = np.empty(n_patients)
+    for d in range(lo, hi):
+        for m in range(n_months + 1):
+            filled[m] = 0
+        for j in range(n_patients):
+            a = arrivals[d, j]
+            finite = math.isfinite(a)
+            aph = a if finite else np.nan
+            treated = outcome[d, j] == TREATED
+            lot = final_lot[d, j] if final_lot[d, j] >= 0 else 0
+            rel = release[d, lot] if treated else np.nan
+            infusion = rel + after_release[d, j]
+            v2v = infusion - aph
+            v2v_days[d, j] = v2v
+            month_of[j] = -1
+            if not finite or is_ppq[d, j]:
+                continue
+            m = np.searchsorted(ends, aph, side="right")
+            if treated:
+                at = np.searchsorted(ends, np.inf if math.isnan(infusion) else infusion, "right")
+                if at < n_months:
+                    treated_by_month[d, at] += 1.0
+            if m >= n_months:
+                continue
+            month_of[j] = m
+            count[d, m] += 1.0
+            code = outcome[d, j]
+            if code == LOST_WAITING:
+                lost_waiting[d, m] += 1.0
+            if code == LOST_WAITING or code == LOST_FAILED:
+                lost[d, m] += 1.0
+            if not (treated and v2v <= target):
+                over[d, m] += 1.0
+            for c in range(n_twin):
+                wait_sum[d, m, c] += patient_wait[d, j, c]
+            for c in range(n_qc):
+                wait_sum[d, m, n_twin + c] += qc_wait[d, lot, c] if treated else 0.0
+            if treated:
+                filled[m + 1] += 1
+        # the treated patients' vein-to-vein days grouped by month (a counting sort), then
+        # each month's quantiles from its sorted values
+        for m in range(n_months):
+            filled[m + 1] += filled[m]
+        for j in range(n_patients):
+            m = month_of[j]
+            if m >= 0 and outcome[d, j] == TREATED:
+                values[filled[m]] = v2v_days[d, j]
+                filled[m] += 1
+        start = 0
+        for m in range(n_months):
+            stop = filled[m]
+            chunk = np.sort(values[start:stop])  # NaN last
+            n = 0
+            for i in range(chunk.shape[0]):
+                if math.isfinite(chunk[i]):
+                    n += 1
+            for k in range(2):
+                q = 0.5 if k == 0 else 0.9
+                if n == 0:
+                    value = np.nan
+                else:
+                    pos = float(n - 1) * q
+                    low = int(math.floor(pos))
+                    high = min(low + 1, n - 1)
+                    value = chunk[low] + (chunk[high] - chunk[low]) * (pos - low)
+                if k == 0:
+                    p50[d, m] = value
+                else:
+                    p90[d, m] = value
+            start = stop
