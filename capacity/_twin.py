@@ -196,13 +196,14 @@ def simulate_twin(*args, threads=None):
     draws, n_patients = cast[0].shape
     most = 1 + int(cast[12].max()) + int(cast[14])
     n_months = cast[33].shape[0]
-    lot_ready = np.full((draws, n_patients * most), np.nan)
-    lot_released = np.zeros((draws, n_patients * most), np.bool_)
-    patient_wait = np.zeros((draws, n_patients, N_CAUSES))
-    outcome = np.full((draws, n_patients), -1, np.int64)  # -1: padding, no patient
-    final_lot = np.full((draws, n_patients), -1, np.int64)
-    after_release = np.full((draws, n_patients), np.nan)
-    monthly = np.zeros((draws, n_months, N_MONTHLY))
+    # filled by each draw's kernel (NaN, -1 or 0 where it writes nothing), on its thread
+    lot_ready = np.empty((draws, n_patients * most))
+    lot_released = np.empty((draws, n_patients * most), np.bool_)
+    patient_wait = np.empty((draws, n_patients, N_CAUSES))
+    outcome = np.empty((draws, n_patients), np.int64)  # -1: padding, no patient
+    final_lot = np.empty((draws, n_patients), np.int64)
+    after_release = np.empty((draws, n_patients))
+    monthly = np.empty((draws, n_months, N_MONTHLY))
     outputs = (lot_ready, lot_released, patient_wait, outcome, final_lot, after_release, monthly)
     in_chunks(_simulate_chunk, (*cast, most), outputs, draws, threads)
     return outputs
@@ -317,6 +318,13 @@ def _one_draw(
 ):
     n_patients = apheresis.shape[0]
     n_lots = n_patients * most
+    lot_ready[:] = np.nan
+    lot_released[:] = False
+    patient_wait[:] = 0.0
+    outcome[:] = -1
+    final_lot[:] = -1
+    after_release[:] = np.nan
+    monthly[:] = 0.0
     culture_key = stream_key(key, CULTURE)
     changeover_key = stream_key(key, CHANGEOVER)
     fail_key = stream_key(key, FAIL)
@@ -734,7 +742,7 @@ _F3 = numba.types.Array(numba.float64, 3, "C")
 @numba.njit(
     numba.void(
         _F2, _B2, _I2, _I2, _F2, _F3, _F2, _F3, _F1, numba.float64, numba.int64, numba.int64,
-        _F2, _F2, _F2, _F2, _F2, _F3, _F2, _F2, _F2,
+        _F2, _F2, _F2, _F2, _F2, _F3, _F2, _F2, _F2, _F2, _F2,
     ),
     cache=True,
     nogil=True,
@@ -761,6 +769,8 @@ def summarise_chunk(
     p50,
     p90,
     v2v_days,
+    wait_days,
+    apheresis_day,
 ):
     """Per draw ``lo`` to ``hi``: each patient's vein-to-vein days and the monthly sums of
     :func:`capacity.twin.simulate_twin` in one pass over the patients (see ``_summarise``).
@@ -773,7 +783,9 @@ def summarise_chunk(
     lot), ``treated_by_month`` counts treated patients by month of infusion, and
     ``p50``/``p90`` are the median and 90th percentile (linear interpolation, as
     ``np.nanquantile``) of the treated patients' vein-to-vein days by month of apheresis
-    (NaN for a month with none). Sums run in patient order.
+    (NaN for a month with none). Per patient: ``v2v_days``, and for patients (NaN for
+    other jobs) ``wait_days`` (the twin's waits summed over causes) and ``apheresis_day``.
+    Sums run in patient order.
     """
     n_patients = arrivals.shape[1]
     n_months = ends.shape[0]
@@ -797,7 +809,14 @@ def summarise_chunk(
             v2v_days[d, j] = v2v
             month_of[j] = -1
             if not finite or is_ppq[d, j]:
+                wait_days[d, j] = np.nan
+                apheresis_day[d, j] = np.nan
                 continue
+            apheresis_day[d, j] = aph
+            waited = patient_wait[d, j, 0]
+            for c in range(1, n_twin):
+                waited += patient_wait[d, j, c]
+            wait_days[d, j] = waited
             m = np.searchsorted(ends, aph, side="right")
             if treated:
                 at = np.searchsorted(ends, np.inf if math.isnan(infusion) else infusion, "right")

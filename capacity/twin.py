@@ -256,8 +256,11 @@ def nominal_qc_stage(turnaround_days: np.ndarray) -> Callable[..., QCStageResult
     turnaround_days = np.asarray(turnaround_days, float)
 
     def stage(lot_ready: np.ndarray, lot_process: np.ndarray, draw_keys: np.ndarray):
-        rows = np.arange(lot_ready.shape[0])[:, None]
-        release = lot_ready + turnaround_days[rows, lot_process]
+        if turnaround_days.shape[1] == 1:  # one process: every lot's is the draw's
+            release = lot_ready + turnaround_days
+        else:
+            rows = np.arange(lot_ready.shape[0])[:, None]
+            release = lot_ready + turnaround_days[rows, lot_process]
         return QCStageResult(release, np.zeros((*lot_ready.shape, 0)))
 
     return stage
@@ -569,7 +572,10 @@ def simulate_twin(
         )
     )
     most = lot_ready.shape[1] // max(prep.arrivals.shape[1], 1)
-    lot_process = np.repeat(prep.job_process, most, axis=1)
+    if len(prep.processes) == 1:
+        lot_process = np.zeros(lot_ready.shape, np.int64)
+    else:
+        lot_process = np.repeat(prep.job_process, most, axis=1)
     stage = nominal_qc_stage(prep.turnaround) if qc_stage is None else qc_stage
     if isinstance(stage, QCLabStage):
         stage.use_calendar(prep.months)
@@ -614,7 +620,7 @@ def _summarise(
     wait_sum = np.zeros((draws, n_months, len(causes)))
     p50 = np.empty((draws, n_months))
     p90 = np.empty((draws, n_months))
-    v2v_days = np.empty((draws, n_patients))
+    v2v_days, wait_days, apheresis = (np.empty((draws, n_patients)) for _ in range(3))
     arrivals = np.ascontiguousarray(prep.arrivals, float)
     _twin.in_chunks(
         _twin.summarise_chunk,
@@ -630,11 +636,10 @@ def _summarise(
             ends,
             float(v2v.target_days),
         ),
-        (count, lost_w, lost, over, treated_by_month, wait_sum, p50, p90, v2v_days),
+        (count, lost_w, lost, over, treated_by_month, wait_sum, p50, p90, v2v_days, wait_days,
+         apheresis),
         draws,
-    )
-    patient = ~prep.is_ppq & np.isfinite(arrivals)
-    apheresis = np.where(patient, arrivals, np.nan)
+    )  # fmt: skip
     with np.errstate(invalid="ignore", divide="ignore"):
         share_over = over / count
         wait_mean = wait_sum / count[..., None]
@@ -665,7 +670,7 @@ def _summarise(
             "v2v_days": (("draw", "patient"), v2v_days, {"units": "days"}),
             "patient_wait_days": (
                 ("draw", "patient"),
-                np.where(patient, patient_wait.sum(axis=2), np.nan),
+                wait_days,
                 {"units": "days"},
             ),
             "apheresis_day": (
