@@ -470,9 +470,11 @@ def test_compiled_summary_matches_numpy_by_hand():
     target = 45.0
     out = [np.zeros((draws, months)) for _ in range(5)]
     wait_sum = np.zeros((draws, months, 5))
-    p50, p90, v2v = np.empty((draws, months)), np.empty((draws, months)), np.empty((draws, jobs))
+    p50, p90 = np.empty((draws, months)), np.empty((draws, months))
+    v2v, waited, day = (np.empty((draws, jobs)) for _ in range(3))
     _twin.summarise_chunk(arrivals, is_ppq, outcome, final_lot, after, wait, release, qc_wait,
-                          ends, target, 0, draws, *out, wait_sum, p50, p90, v2v)  # fmt: skip
+                          ends, target, 0, draws, *out, wait_sum, p50, p90, v2v, waited,
+                          day)  # fmt: skip
     count, lost_w, lost, over, treated_by_month = out
     rows = np.arange(draws)[:, None]
     treated = outcome == 0
@@ -481,6 +483,8 @@ def test_compiled_summary_matches_numpy_by_hand():
     infusion = np.where(treated, release[rows, lot], np.nan) + after
     np.testing.assert_array_equal(v2v, infusion - aph)
     patient = np.isfinite(arrivals) & ~is_ppq
+    np.testing.assert_array_equal(waited, np.where(patient, wait.sum(axis=2), np.nan))
+    np.testing.assert_array_equal(day, np.where(patient, arrivals, np.nan))
     month = np.searchsorted(ends, np.nan_to_num(aph, nan=99.0), "right")
     at = np.searchsorted(ends, np.nan_to_num(infusion, nan=np.inf), "right")
     waits = np.concatenate([wait, np.where(treated[..., None], qc_wait[rows, lot], 0.0)], 2)
