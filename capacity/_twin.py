@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numba
 import numpy as np
 
+from capacity._fields import FIXED
 from capacity._queue import CHANGEOVER, CULTURE, FAIL, sample, stream_key, unit_uniform
 
 # purposes of the twin's own random streams (arbitrary distinct 64-bit words)
@@ -238,6 +239,15 @@ def _sample(kind, args, mean, key, index):
 
 
 @numba.njit(cache=True, inline="always")
+def _draw(kind, args, row, mean, key, index):
+    """:func:`_sample` of ``args[row]``; a fixed quantity is its mean without the call (and
+    without a view of ``args``): the transport and changeover days are often fixed."""
+    if kind == FIXED:
+        return mean
+    return _sample(kind, args[row], mean, key, index)
+
+
+@numba.njit(cache=True, inline="always")
 def _spread(monthly, column, month_starts, month_ends, t0, t1, weight, first):
     """Add ``weight x`` the overlap of ``[t0, t1)`` with each calendar month (from month
     ``first``, the month of ``t0``)."""
@@ -365,8 +375,8 @@ def _one_draw(
         if apheresis[j] < np.inf:
             lot = j * most
             p = job_process[j]
-            inbound = _sample(
-                transport_kind[0], transport_args[0], transport_mean[0], inbound_key, lot
+            inbound = _draw(
+                transport_kind[0], transport_args, 0, transport_mean[0], inbound_key, lot
             )
             arrival_t[n_arrivals] = apheresis[j] + inbound
             arrival_code[n_arrivals] = lot * 8 + READY
@@ -421,8 +431,8 @@ def _one_draw(
         p = job_process[j]
         if kind == READY:
             ready[lot] = t
-            culture[lot] = _sample(
-                culture_kind[p], culture_args[p], culture_mean[p], culture_key, lot
+            culture[lot] = _draw(
+                culture_kind[p], culture_args, p, culture_mean[p], culture_key, lot
             )
             for c in range(N_CAUSES):
                 snapshot[lot, c] = clock[c]
@@ -465,9 +475,10 @@ def _one_draw(
                     lot * 8 + SUITE_FREE_DOWN,
                 )
             else:
-                changeover = _sample(
+                changeover = _draw(
                     changeover_kind[p],
-                    changeover_args[p],
+                    changeover_args,
+                    p,
                     changeover_mean[p],
                     changeover_key,
                     lot,
@@ -498,16 +509,16 @@ def _one_draw(
                 lot_released[lot] = True
                 outcome[j] = TREATED
                 final_lot[j] = lot
-                after_release[j] = _sample(
-                    transport_kind[1], transport_args[1], transport_mean[1], outbound_key, lot
-                ) + _sample(
-                    transport_kind[2], transport_args[2], transport_mean[2], infusion_key, lot
+                after_release[j] = _draw(
+                    transport_kind[1], transport_args, 1, transport_mean[1], outbound_key, lot
+                ) + _draw(
+                    transport_kind[2], transport_args, 2, transport_mean[2], infusion_key, lot
                 )
             if remake_at < np.inf:
                 new = j * most + n_oos[j] + n_contaminated[j]
                 if new_apheresis[p]:
-                    remake_at += reapheresis_days + _sample(
-                        transport_kind[0], transport_args[0], transport_mean[0], inbound_key, new
+                    remake_at += reapheresis_days + _draw(
+                        transport_kind[0], transport_args, 0, transport_mean[0], inbound_key, new
                     )
                 if n_events == times.shape[0]:
                     times, seqs, codes = _grow(times, seqs, codes)
