@@ -351,6 +351,7 @@ def _one_draw(
     seqs = np.empty(cap, np.int64)
     codes = np.empty(cap, np.int64)
     n_events = 0
+    n_wakes = 0  # wake-ups among the heap's events
     seq = 0
     ready = np.empty(n_lots)
     culture = np.empty(n_lots)
@@ -415,6 +416,8 @@ def _one_draw(
             code = codes[0]
             _pop(times, seqs, codes, n_events)
             n_events -= 1
+            if (code & 7) == WAKE:
+                n_wakes -= 1
         # ---- time passes: the head's cause accrues, and lots waiting by month ------------
         if t > now:
             if head < tail and block >= 0:
@@ -626,16 +629,13 @@ def _one_draw(
                 times, seqs, codes = _grow(times, seqs, codes)
             _push(times, seqs, codes, n_events, wake, seq, WAKE)
             n_events += 1
+            n_wakes += 1
             seq += 1
         if n_events > 0 and a == n_arrivals and head == tail and h_head == h_tail:
-            # only wake-ups left with nobody waiting: they change nothing
-            only_wakes = True
-            for i in range(n_events):
-                if (codes[i] & 7) != WAKE:
-                    only_wakes = False
-                    break
-            if only_wakes:
+            if n_wakes == n_events:
+                # only wake-ups left with nobody waiting: they change nothing
                 n_events = 0
+                n_wakes = 0
 
 
 @numba.njit(
