@@ -193,6 +193,13 @@ def lab_draws(
     release = np.full((draws, n_lots), np.nan)
     wait = np.zeros((draws, n_lots, n_res))
     busy = np.zeros((draws, max(n_months, 0), n_res))
+    # the monitoring blocks (the same in every draw) in order of service, once: stable sorts
+    # by calendar time, then working time, of blocks in id order
+    monitor_w = np.empty(monitor_time.shape[0])
+    for b in range(monitor_time.shape[0]):
+        monitor_w[b] = working_hours(monitor_time[b], hours_per_day, days_per_week, shift_start)
+    monitor_order = np.argsort(monitor_time, kind="mergesort")
+    monitor_order = monitor_order[np.argsort(monitor_w[monitor_order], kind="mergesort")]
     for d in numba.prange(draws):
         _one_draw(
             ready[d],
@@ -207,6 +214,8 @@ def lab_draws(
             retest_rate[d],
             counts[d],
             monitor_time,
+            monitor_w,
+            monitor_order,
             monitor_hours[d],
             monitor_type,
             monitor_instrument_hours[d],
@@ -238,6 +247,8 @@ def _one_draw(
     retest_rate,
     counts,
     monitor_time,
+    monitor_w,
+    monitor_order,
     monitor_hours,
     monitor_type,
     monitor_instrument_hours,
@@ -271,26 +282,45 @@ def _one_draw(
             p = process[j]
             for a in range(n_assays[p]):
                 size += tests[p, a]
+    # the first run of every job is known upfront, so first runs are taken in order of
+    # service from two sorted arrays (the lots' tests, and the monitoring blocks sorted once
+    # for every draw by :func:`lab_draws`) and only retests go through the heap; taking the
+    # earliest of the three heads each time gives the order of one heap of every job (the
+    # ids are distinct). A lot's tests share its times and have consecutive ids in panel
+    # order, so sorting the lots by (working time, calendar time, lot) sorts their tests.
+    lots = np.empty(n_lots, np.int64)
+    lot_w = np.empty(n_lots)
+    n_ready = 0
+    for j in range(n_lots):
+        if not np.isnan(ready[j]):
+            lots[n_ready] = j
+            lot_w[n_ready] = working_hours(ready[j], hours_per_day, days_per_week, shift_start)
+            n_ready += 1
+    lots = lots[:n_ready]
+    lot_w = lot_w[:n_ready]
+    order = np.argsort(ready[lots], kind="mergesort")  # stable: lots in index order
+    order = order[np.argsort(lot_w[order], kind="mergesort")]
+    s_w = np.empty(size)
+    s_cal = np.empty(size)
+    s_id = np.empty(size, np.int64)
+    n_first = 0
+    for o in order:
+        j = lots[o]
+        p = process[j]
+        for a in range(n_assays[p]):
+            for t in range(tests[p, a]):
+                s_w[n_first] = lot_w[o]
+                s_cal[n_first] = ready[j]
+                s_id[n_first] = ((j * most_assays + a) * most_tests + t) * max_runs
+                n_first += 1
     h_w = np.empty(size)
     h_cal = np.empty(size)
     h_id = np.empty(size, np.int64)
     h_acc_a = np.empty(size)
     h_acc_i = np.empty(size)
     n = 0
-    for j in range(n_lots):
-        if np.isnan(ready[j]):
-            continue
-        p = process[j]
-        w0 = working_hours(ready[j], hours_per_day, days_per_week, shift_start)
-        for a in range(n_assays[p]):
-            for t in range(tests[p, a]):
-                job = ((j * most_assays + a) * most_tests + t) * max_runs
-                _push(h_w, h_cal, h_id, h_acc_a, h_acc_i, n, w0, ready[j], job, 0.0, 0.0)
-                n += 1
-    for b in range(n_monitor):
-        w0 = working_hours(monitor_time[b], hours_per_day, days_per_week, shift_start)
-        _push(h_w, h_cal, h_id, h_acc_a, h_acc_i, n, w0, monitor_time[b], base + b, 0.0, 0.0)
-        n += 1
+    f = 0  # next lot test (sorted)
+    g = 0  # next monitoring block (in ``monitor_order``)
     # free[k, :counts[k]]: min-heap of the times (working clock) resource k's units are free
     width = 1
     for k in range(n_res):
@@ -303,14 +333,38 @@ def _one_draw(
     for m in range(month_edges.shape[0]):
         edge_w[m] = working_hours(month_edges[m], hours_per_day, days_per_week, shift_start)
     slot = 0
-    while n > 0:
-        w = h_w[0]
-        cal = h_cal[0]
-        job = h_id[0]
-        acc_a = h_acc_a[0]
-        acc_i = h_acc_i[0]
-        _pop(h_w, h_cal, h_id, h_acc_a, h_acc_i, n)
-        n -= 1
+    while n > 0 or f < n_first or g < n_monitor:
+        source = -1  # 0: a lot's test, 1: a monitoring block, 2: a retest (the heap)
+        w = cal = 0.0
+        job = 0
+        if f < n_first:
+            source = 0
+            w = s_w[f]
+            cal = s_cal[f]
+            job = s_id[f]
+        if g < n_monitor:
+            b = monitor_order[g]
+            if source < 0 or _before(monitor_w[b], monitor_time[b], base + b, w, cal, job):
+                source = 1
+                w = monitor_w[b]
+                cal = monitor_time[b]
+                job = base + b
+        if n > 0 and (source < 0 or _before(h_w[0], h_cal[0], h_id[0], w, cal, job)):
+            source = 2
+        acc_a = 0.0
+        acc_i = 0.0
+        if source == 0:
+            f += 1
+        elif source == 1:
+            g += 1
+        else:
+            w = h_w[0]
+            cal = h_cal[0]
+            job = h_id[0]
+            acc_a = h_acc_a[0]
+            acc_i = h_acc_i[0]
+            _pop(h_w, h_cal, h_id, h_acc_a, h_acc_i, n)
+            n -= 1
         if job >= base:
             b = job - base
             analyst_h = monitor_hours[b]

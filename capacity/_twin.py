@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numba
 import numpy as np
 
+from capacity._fields import FIXED
 from capacity._queue import CHANGEOVER, CULTURE, FAIL, sample, stream_key, unit_uniform
 
 # purposes of the twin's own random streams (arbitrary distinct 64-bit words)
@@ -196,29 +197,38 @@ def simulate_twin(*args, threads=None):
     draws, n_patients = cast[0].shape
     most = 1 + int(cast[12].max()) + int(cast[14])
     n_months = cast[33].shape[0]
-    lot_ready = np.full((draws, n_patients * most), np.nan)
-    lot_released = np.zeros((draws, n_patients * most), np.bool_)
-    patient_wait = np.zeros((draws, n_patients, N_CAUSES))
-    outcome = np.full((draws, n_patients), -1, np.int64)  # -1: padding, no patient
-    final_lot = np.full((draws, n_patients), -1, np.int64)
-    after_release = np.full((draws, n_patients), np.nan)
-    monthly = np.zeros((draws, n_months, N_MONTHLY))
+    # filled by each draw's kernel (NaN, -1 or 0 where it writes nothing), on its thread
+    lot_ready = np.empty((draws, n_patients * most))
+    lot_released = np.empty((draws, n_patients * most), np.bool_)
+    patient_wait = np.empty((draws, n_patients, N_CAUSES))
+    outcome = np.empty((draws, n_patients), np.int64)  # -1: padding, no patient
+    final_lot = np.empty((draws, n_patients), np.int64)
+    after_release = np.empty((draws, n_patients))
+    monthly = np.empty((draws, n_months, N_MONTHLY))
     outputs = (lot_ready, lot_released, patient_wait, outcome, final_lot, after_release, monthly)
+    in_chunks(_simulate_chunk, (*cast, most), outputs, draws, threads)
+    return outputs
+
+
+def in_chunks(kernel, head, tail, draws, threads=None):
+    """Call ``kernel(*head, lo, hi, *tail)`` on chunks ``[lo, hi)`` of the draws, on
+    ``threads`` threads (default ``numba.get_num_threads()``); the kernel releases the GIL
+    and writes each draw's results into ``tail`` (a draw's state is its own, so the results
+    do not depend on the chunks or the threads)."""
     threads = numba.get_num_threads() if threads is None else threads
     threads = max(1, min(threads, draws))
+    if threads == 1:
+        kernel(*head, 0, draws, *tail)
+        return
     n_chunks = min(draws, 4 * threads)  # several chunks a thread: draws differ in size
     bounds = np.linspace(0, draws, n_chunks + 1).astype(np.int64)
-    if threads == 1:
-        _simulate_chunk(*cast, most, 0, draws, *outputs)
-    else:
-        with ThreadPoolExecutor(threads) as pool:
-            jobs = [
-                pool.submit(_simulate_chunk, *cast, most, lo, hi, *outputs)
-                for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)
-            ]
-            for job in jobs:
-                job.result()
-    return outputs
+    with ThreadPoolExecutor(threads) as pool:
+        jobs = [
+            pool.submit(kernel, *head, lo, hi, *tail)
+            for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)
+        ]
+        for job in jobs:
+            job.result()
 
 
 @numba.njit(numba.float64(numba.int64, _F1, numba.float64, numba.uint64, numba.int64), cache=True)
@@ -226,6 +236,15 @@ def _sample(kind, args, mean, key, index):
     """:func:`capacity._queue.sample` as a plain call: it is inlined where it is written, and
     the twin draws in several places (one copy compiles faster than eight)."""
     return sample(kind, args, mean, key, index)
+
+
+@numba.njit(cache=True, inline="always")
+def _draw(kind, args, row, mean, key, index):
+    """:func:`_sample` of ``args[row]``; a fixed quantity is its mean without the call (and
+    without a view of ``args``): the transport and changeover days are often fixed."""
+    if kind == FIXED:
+        return mean
+    return _sample(kind, args[row], mean, key, index)
 
 
 @numba.njit(cache=True, inline="always")
@@ -309,6 +328,13 @@ def _one_draw(
 ):
     n_patients = apheresis.shape[0]
     n_lots = n_patients * most
+    lot_ready[:] = np.nan
+    lot_released[:] = False
+    patient_wait[:] = 0.0
+    outcome[:] = -1
+    final_lot[:] = -1
+    after_release[:] = np.nan
+    monthly[:] = 0.0
     culture_key = stream_key(key, CULTURE)
     changeover_key = stream_key(key, CHANGEOVER)
     fail_key = stream_key(key, FAIL)
@@ -325,6 +351,7 @@ def _one_draw(
     seqs = np.empty(cap, np.int64)
     codes = np.empty(cap, np.int64)
     n_events = 0
+    n_wakes = 0  # wake-ups among the heap's events
     seq = 0
     ready = np.empty(n_lots)
     culture = np.empty(n_lots)
@@ -349,8 +376,8 @@ def _one_draw(
         if apheresis[j] < np.inf:
             lot = j * most
             p = job_process[j]
-            inbound = _sample(
-                transport_kind[0], transport_args[0], transport_mean[0], inbound_key, lot
+            inbound = _draw(
+                transport_kind[0], transport_args, 0, transport_mean[0], inbound_key, lot
             )
             arrival_t[n_arrivals] = apheresis[j] + inbound
             arrival_code[n_arrivals] = lot * 8 + READY
@@ -389,6 +416,8 @@ def _one_draw(
             code = codes[0]
             _pop(times, seqs, codes, n_events)
             n_events -= 1
+            if (code & 7) == WAKE:
+                n_wakes -= 1
         # ---- time passes: the head's cause accrues, and lots waiting by month ------------
         if t > now:
             if head < tail and block >= 0:
@@ -405,8 +434,8 @@ def _one_draw(
         p = job_process[j]
         if kind == READY:
             ready[lot] = t
-            culture[lot] = _sample(
-                culture_kind[p], culture_args[p], culture_mean[p], culture_key, lot
+            culture[lot] = _draw(
+                culture_kind[p], culture_args, p, culture_mean[p], culture_key, lot
             )
             for c in range(N_CAUSES):
                 snapshot[lot, c] = clock[c]
@@ -449,9 +478,10 @@ def _one_draw(
                     lot * 8 + SUITE_FREE_DOWN,
                 )
             else:
-                changeover = _sample(
+                changeover = _draw(
                     changeover_kind[p],
-                    changeover_args[p],
+                    changeover_args,
+                    p,
                     changeover_mean[p],
                     changeover_key,
                     lot,
@@ -482,16 +512,16 @@ def _one_draw(
                 lot_released[lot] = True
                 outcome[j] = TREATED
                 final_lot[j] = lot
-                after_release[j] = _sample(
-                    transport_kind[1], transport_args[1], transport_mean[1], outbound_key, lot
-                ) + _sample(
-                    transport_kind[2], transport_args[2], transport_mean[2], infusion_key, lot
+                after_release[j] = _draw(
+                    transport_kind[1], transport_args, 1, transport_mean[1], outbound_key, lot
+                ) + _draw(
+                    transport_kind[2], transport_args, 2, transport_mean[2], infusion_key, lot
                 )
             if remake_at < np.inf:
                 new = j * most + n_oos[j] + n_contaminated[j]
                 if new_apheresis[p]:
-                    remake_at += reapheresis_days + _sample(
-                        transport_kind[0], transport_args[0], transport_mean[0], inbound_key, new
+                    remake_at += reapheresis_days + _draw(
+                        transport_kind[0], transport_args, 0, transport_mean[0], inbound_key, new
                     )
                 if n_events == times.shape[0]:
                     times, seqs, codes = _grow(times, seqs, codes)
@@ -599,16 +629,13 @@ def _one_draw(
                 times, seqs, codes = _grow(times, seqs, codes)
             _push(times, seqs, codes, n_events, wake, seq, WAKE)
             n_events += 1
+            n_wakes += 1
             seq += 1
         if n_events > 0 and a == n_arrivals and head == tail and h_head == h_tail:
-            # only wake-ups left with nobody waiting: they change nothing
-            only_wakes = True
-            for i in range(n_events):
-                if (codes[i] & 7) != WAKE:
-                    only_wakes = False
-                    break
-            if only_wakes:
+            if n_wakes == n_events:
+                # only wake-ups left with nobody waiting: they change nothing
                 n_events = 0
+                n_wakes = 0
 
 
 @numba.njit(
@@ -716,3 +743,141 @@ def _simulate_chunk(
             after_release[d],
             monthly[d],
         )
+
+
+_B2 = numba.types.Array(numba.boolean, 2, "C")
+_I2 = numba.types.Array(numba.int64, 2, "C")
+_F3 = numba.types.Array(numba.float64, 3, "C")
+
+
+@numba.njit(
+    numba.void(
+        _F2, _B2, _I2, _I2, _F2, _F3, _F2, _F3, _F1, numba.float64, numba.int64, numba.int64,
+        _F2, _F2, _F2, _F2, _F2, _F3, _F2, _F2, _F2, _F2, _F2,
+    ),
+    cache=True,
+    nogil=True,
+)  # fmt: skip
+def summarise_chunk(
+    arrivals,
+    is_ppq,
+    outcome,
+    final_lot,
+    after_release,
+    patient_wait,
+    release,
+    qc_wait,
+    ends,
+    target,
+    lo,
+    hi,
+    count,
+    lost_waiting,
+    lost,
+    over,
+    treated_by_month,
+    wait_sum,
+    p50,
+    p90,
+    v2v_days,
+    wait_days,
+    apheresis_day,
+):
+    """Per draw ``lo`` to ``hi``: each patient's vein-to-vein days and the monthly sums of
+    :func:`capacity.twin.simulate_twin` in one pass over the patients (see ``_summarise``).
+
+    A patient is a job with a finite arrival that is not a PPQ lot; its month is the
+    calendar month of its apheresis (``ends``: each month's end day; none past the last).
+    ``count``, ``lost_waiting``, ``lost`` (waiting or after failed lots) and ``over`` (not
+    infused within ``target`` days) count patients by month of apheresis, ``wait_sum`` adds
+    their waits by cause (the twin's causes, then the QC stage's: ``qc_wait`` of the released
+    lot), ``treated_by_month`` counts treated patients by month of infusion, and
+    ``p50``/``p90`` are the median and 90th percentile (linear interpolation, as
+    ``np.nanquantile``) of the treated patients' vein-to-vein days by month of apheresis
+    (NaN for a month with none). Per patient: ``v2v_days``, and for patients (NaN for
+    other jobs) ``wait_days`` (the twin's waits summed over causes) and ``apheresis_day``.
+    Sums run in patient order.
+    """
+    n_patients = arrivals.shape[1]
+    n_months = ends.shape[0]
+    n_twin = patient_wait.shape[2]
+    n_qc = qc_wait.shape[2]
+    month_of = np.empty(n_patients, np.int64)
+    filled = np.zeros(n_months + 1, np.int64)
+    values = np.empty(n_patients)
+    for d in range(lo, hi):
+        for m in range(n_months + 1):
+            filled[m] = 0
+        for j in range(n_patients):
+            a = arrivals[d, j]
+            finite = math.isfinite(a)
+            aph = a if finite else np.nan
+            treated = outcome[d, j] == TREATED
+            lot = final_lot[d, j] if final_lot[d, j] >= 0 else 0
+            rel = release[d, lot] if treated else np.nan
+            infusion = rel + after_release[d, j]
+            v2v = infusion - aph
+            v2v_days[d, j] = v2v
+            month_of[j] = -1
+            if not finite or is_ppq[d, j]:
+                wait_days[d, j] = np.nan
+                apheresis_day[d, j] = np.nan
+                continue
+            apheresis_day[d, j] = aph
+            waited = patient_wait[d, j, 0]
+            for c in range(1, n_twin):
+                waited += patient_wait[d, j, c]
+            wait_days[d, j] = waited
+            m = np.searchsorted(ends, aph, side="right")
+            if treated:
+                at = np.searchsorted(ends, np.inf if math.isnan(infusion) else infusion, "right")
+                if at < n_months:
+                    treated_by_month[d, at] += 1.0
+            if m >= n_months:
+                continue
+            month_of[j] = m
+            count[d, m] += 1.0
+            code = outcome[d, j]
+            if code == LOST_WAITING:
+                lost_waiting[d, m] += 1.0
+            if code == LOST_WAITING or code == LOST_FAILED:
+                lost[d, m] += 1.0
+            if not (treated and v2v <= target):
+                over[d, m] += 1.0
+            for c in range(n_twin):
+                wait_sum[d, m, c] += patient_wait[d, j, c]
+            for c in range(n_qc):
+                wait_sum[d, m, n_twin + c] += qc_wait[d, lot, c] if treated else 0.0
+            if treated:
+                filled[m + 1] += 1
+        # the treated patients' vein-to-vein days grouped by month (a counting sort), then
+        # each month's quantiles from its sorted values
+        for m in range(n_months):
+            filled[m + 1] += filled[m]
+        for j in range(n_patients):
+            m = month_of[j]
+            if m >= 0 and outcome[d, j] == TREATED:
+                values[filled[m]] = v2v_days[d, j]
+                filled[m] += 1
+        start = 0
+        for m in range(n_months):
+            stop = filled[m]
+            chunk = np.sort(values[start:stop])  # NaN last
+            n = 0
+            for i in range(chunk.shape[0]):
+                if math.isfinite(chunk[i]):
+                    n += 1
+            for k in range(2):
+                q = 0.5 if k == 0 else 0.9
+                if n == 0:
+                    value = np.nan
+                else:
+                    pos = float(n - 1) * q
+                    low = int(math.floor(pos))
+                    high = min(low + 1, n - 1)
+                    value = chunk[low] + (chunk[high] - chunk[low]) * (pos - low)
+                if k == 0:
+                    p50[d, m] = value
+                else:
+                    p90[d, m] = value
+            start = stop

@@ -256,8 +256,11 @@ def nominal_qc_stage(turnaround_days: np.ndarray) -> Callable[..., QCStageResult
     turnaround_days = np.asarray(turnaround_days, float)
 
     def stage(lot_ready: np.ndarray, lot_process: np.ndarray, draw_keys: np.ndarray):
-        rows = np.arange(lot_ready.shape[0])[:, None]
-        release = lot_ready + turnaround_days[rows, lot_process]
+        if turnaround_days.shape[1] == 1:  # one process: every lot's is the draw's
+            release = lot_ready + turnaround_days
+        else:
+            rows = np.arange(lot_ready.shape[0])[:, None]
+            release = lot_ready + turnaround_days[rows, lot_process]
         return QCStageResult(release, np.zeros((*lot_ready.shape, 0)))
 
     return stage
@@ -601,7 +604,10 @@ def simulate_twin(
         )
     )
     most = lot_ready.shape[1] // max(prep.arrivals.shape[1], 1)
-    lot_process = np.repeat(prep.job_process, most, axis=1)
+    if len(prep.processes) == 1:
+        lot_process = np.zeros(lot_ready.shape, np.int64)
+    else:
+        lot_process = np.repeat(prep.job_process, most, axis=1)
     stage = nominal_qc_stage(prep.turnaround) if qc_stage is None else qc_stage
     if isinstance(stage, QCLabStage):
         stage.use_calendar(prep.months)
@@ -618,22 +624,6 @@ def simulate_twin(
         monthly,
         crews_on_shift,
     )
-
-
-def _row_quantiles(values: np.ndarray, qs: Sequence[float]) -> list[np.ndarray]:
-    """Quantiles (linear interpolation, as ``np.nanquantile``) along the last axis, NaN
-    ignored (NaN where a row has no value), by one sort instead of a loop over rows."""
-    ordered = np.sort(values, axis=-1)  # NaN last
-    n = np.isfinite(ordered).sum(axis=-1)
-    out = []
-    for q in qs:
-        pos = np.maximum(n - 1, 0) * q
-        lo = np.floor(pos).astype(np.int64)
-        hi = np.minimum(lo + 1, np.maximum(n - 1, 0))
-        v_lo = np.take_along_axis(ordered, lo[..., None], axis=-1)[..., 0]
-        v_hi = np.take_along_axis(ordered, hi[..., None], axis=-1)[..., 0]
-        out.append(np.where(n > 0, v_lo + (v_hi - v_lo) * (pos - lo), np.nan))
-    return out
 
 
 def _summarise(
@@ -653,68 +643,35 @@ def _summarise(
     draws, n_patients = prep.arrivals.shape
     months = prep.months
     n_months = len(months)
-    ends = prep.starts + prep.days
-    rows = np.arange(draws)[:, None]
-    treated = outcome == _twin.TREATED
-    safe_lot = np.where(final_lot >= 0, final_lot, 0)
-    release = np.where(treated, qc.release[rows, safe_lot], np.nan)
-    apheresis = np.where(np.isfinite(prep.arrivals), prep.arrivals, np.nan)
-    infusion = release + after_release
-    v2v_days = infusion - apheresis
-    qc_wait = np.where(treated[..., None], qc.wait[rows, safe_lot], 0.0)
+    ends = np.ascontiguousarray(prep.starts + prep.days, float)
     qc_names = tuple(qc.resources) if qc.wait.shape[-1] else ()
-    waits = np.concatenate([patient_wait, qc_wait], axis=2)
     causes = ["suites", "crews", "downtime", *qc_names]
-    patient = ~prep.is_ppq & np.isfinite(prep.arrivals)
-    month_of = np.where(patient, np.searchsorted(ends, np.nan_to_num(apheresis), "right"), -1)
-    month_of = np.where(month_of < n_months, month_of, -1)
-
-    def per_month(values: np.ndarray, where: np.ndarray, index: np.ndarray) -> np.ndarray:
-        """Sum ``values`` (draw, patient[, k]) by month ``index`` where ``where``."""
-        flat = (rows * n_months + np.where(where & (index >= 0), index, 0)).ravel()
-        ok = (where & (index >= 0)).ravel()
-        extra = values.shape[2:]
-        cells = flat[ok]
-        picked = values.reshape(draws * n_patients, -1)[ok]
-        out = np.stack(
-            [np.bincount(cells, picked[:, k], draws * n_months) for k in range(picked.shape[1])],
-            axis=-1,
-        )
-        return out.reshape(draws, n_months, *extra)
-
-    count = per_month(np.ones((draws, n_patients)), patient, month_of)
-    lost_w = per_month(np.ones((draws, n_patients)), outcome == _twin.LOST_WAITING, month_of)
-    lost = per_month(
-        np.ones((draws, n_patients)),
-        (outcome == _twin.LOST_WAITING) | (outcome == _twin.LOST_FAILED),
-        month_of,
-    )
-    over = per_month(
-        np.ones((draws, n_patients)),
-        patient & ~(treated & (v2v_days <= v2v.target_days)),
-        month_of,
-    )
-    wait_sum = per_month(waits, patient, month_of)
-    infusion_month = np.searchsorted(ends, np.nan_to_num(infusion, nan=np.inf), "right")
-    infusion_month = np.where(infusion_month < n_months, infusion_month, -1)
-    treated_by_month = per_month(np.ones((draws, n_patients)), treated & patient, infusion_month)
-
-    # percentiles of v2v per draw and month of apheresis: a padded (draw, month, rank) array;
-    # arrivals are sorted per draw, so a job's rank in its month is its index less the jobs
-    # (patients and PPQ lots) of the months before
-    job = np.isfinite(prep.arrivals)
-    job_month = np.searchsorted(ends, np.where(job, prep.arrivals, 0.0), "right")
-    job_month = np.where(job & (job_month < n_months), job_month, -1)
-    jobs = per_month(np.ones((draws, n_patients)), job, job_month)
-    flat_month = np.where(month_of >= 0, month_of, 0)
-    offsets = np.cumsum(np.concatenate([np.zeros((draws, 1)), jobs], axis=1), axis=1)
-    rank = (np.arange(n_patients)[None, :] - offsets[rows, flat_month]).astype(np.int64)
-    width = max(int(jobs.max()) if jobs.size else 0, 1)
-    padded = np.full((draws, n_months, width), np.nan)
-    keep = patient & (month_of >= 0) & treated
-    d_idx = np.broadcast_to(rows, keep.shape)[keep]
-    padded[d_idx, month_of[keep], rank[keep]] = v2v_days[keep]
-    p50, p90 = _row_quantiles(padded, (0.5, 0.9))
+    # one compiled pass over each draw's patients (``_twin.summarise_chunk``), draws in
+    # chunks on the kernel's threads
+    count, lost_w, lost, over, treated_by_month = (np.zeros((draws, n_months)) for _ in range(5))
+    wait_sum = np.zeros((draws, n_months, len(causes)))
+    p50 = np.empty((draws, n_months))
+    p90 = np.empty((draws, n_months))
+    v2v_days, wait_days, apheresis = (np.empty((draws, n_patients)) for _ in range(3))
+    arrivals = np.ascontiguousarray(prep.arrivals, float)
+    _twin.in_chunks(
+        _twin.summarise_chunk,
+        (
+            arrivals,
+            np.ascontiguousarray(prep.is_ppq, np.bool_),
+            outcome,
+            final_lot,
+            after_release,
+            patient_wait,
+            np.ascontiguousarray(qc.release, float),
+            np.ascontiguousarray(qc.wait, float),
+            ends,
+            float(v2v.target_days),
+        ),
+        (count, lost_w, lost, over, treated_by_month, wait_sum, p50, p90, v2v_days, wait_days,
+         apheresis),
+        draws,
+    )  # fmt: skip
     with np.errstate(invalid="ignore", divide="ignore"):
         share_over = over / count
         wait_mean = wait_sum / count[..., None]
@@ -745,12 +702,12 @@ def _summarise(
             "v2v_days": (("draw", "patient"), v2v_days, {"units": "days"}),
             "patient_wait_days": (
                 ("draw", "patient"),
-                np.where(patient, patient_wait.sum(axis=2), np.nan),
+                wait_days,
                 {"units": "days"},
             ),
             "apheresis_day": (
                 ("draw", "patient"),
-                np.where(patient, apheresis, np.nan),
+                apheresis,
                 {"units": "days since the first month"},
             ),
             "outcome": (("draw", "patient"), outcome),

@@ -441,16 +441,70 @@ def test_twin_agrees_with_an_independent_simpy_model():
     assert abs(lost_twin - lost_simpy) < 4 * se
 
 
-def test_row_quantiles_match_numpy_nanquantile():
-    from capacity.twin import _row_quantiles
+def test_compiled_summary_matches_numpy_by_hand():
+    # the summary kernel on hand-made lots: 3 draws of 40 jobs over 4 months (month ends
+    # 10, 20, 30, 40), PPQ lots, padding, every outcome, a treated lot released at NaN and a
+    # month with nobody treated. Each monthly number is recomputed here with NumPy
+    # (np.nanquantile, boolean masks), v2v = release of the final lot + after - apheresis.
+    from capacity import _twin
 
     rng = np.random.default_rng(0)
-    values = rng.exponential(size=(4, 5, 9))
-    values[rng.random(values.shape) < 0.4] = np.nan
-    values[0, 0] = np.nan  # a month with nobody
-    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
-        expected = np.nanquantile(values, [0.5, 0.9], axis=2)
-    np.testing.assert_allclose(_row_quantiles(values, (0.5, 0.9)), expected, equal_nan=True)
+    draws, jobs, lots, months = 3, 40, 80, 4
+    arrivals = np.sort(rng.uniform(0, 45, (draws, jobs)), axis=1)
+    arrivals[:, -3:] = np.inf  # padding
+    arrivals[1, (arrivals[1] >= 20) & (arrivals[1] < 30)] += 10  # draw 1: month 2 empty
+    arrivals = np.sort(arrivals, axis=1)
+    is_ppq = rng.random((draws, jobs)) < 0.15
+    outcome = rng.choice([0, 0, 0, 1, 2, 3], (draws, jobs))
+    outcome[is_ppq] = 4
+    outcome[~np.isfinite(arrivals)] = -1
+    final_lot = np.where(outcome == 0, rng.integers(0, lots, (draws, jobs)), -1)
+    after = rng.uniform(1, 3, (draws, jobs))
+    wait = rng.exponential(2.0, (draws, jobs, 3))
+    release = arrivals.max(where=np.isfinite(arrivals), initial=0) + rng.uniform(
+        5, 40, (draws, lots)
+    )
+    release[0, final_lot[0][outcome[0] == 0][0]] = np.nan  # a treated lot without a day
+    qc_wait = rng.exponential(1.0, (draws, lots, 2))
+    ends = np.array([10.0, 20.0, 30.0, 40.0])
+    target = 45.0
+    out = [np.zeros((draws, months)) for _ in range(5)]
+    wait_sum = np.zeros((draws, months, 5))
+    p50, p90 = np.empty((draws, months)), np.empty((draws, months))
+    v2v, waited, day = (np.empty((draws, jobs)) for _ in range(3))
+    _twin.summarise_chunk(arrivals, is_ppq, outcome, final_lot, after, wait, release, qc_wait,
+                          ends, target, 0, draws, *out, wait_sum, p50, p90, v2v, waited,
+                          day)  # fmt: skip
+    count, lost_w, lost, over, treated_by_month = out
+    rows = np.arange(draws)[:, None]
+    treated = outcome == 0
+    lot = np.maximum(final_lot, 0)
+    aph = np.where(np.isfinite(arrivals), arrivals, np.nan)
+    infusion = np.where(treated, release[rows, lot], np.nan) + after
+    np.testing.assert_array_equal(v2v, infusion - aph)
+    patient = np.isfinite(arrivals) & ~is_ppq
+    np.testing.assert_array_equal(waited, np.where(patient, wait.sum(axis=2), np.nan))
+    np.testing.assert_array_equal(day, np.where(patient, arrivals, np.nan))
+    month = np.searchsorted(ends, np.nan_to_num(aph, nan=99.0), "right")
+    at = np.searchsorted(ends, np.nan_to_num(infusion, nan=np.inf), "right")
+    waits = np.concatenate([wait, np.where(treated[..., None], qc_wait[rows, lot], 0.0)], 2)
+    for d in range(draws):
+        for m in range(months):
+            mine = patient[d] & (month[d] == m)
+            assert count[d, m] == mine.sum() > 0 or (d, m) == (1, 2)
+            assert lost_w[d, m] == (mine & (outcome[d] == 1)).sum()
+            assert lost[d, m] == (mine & ((outcome[d] == 1) | (outcome[d] == 2))).sum()
+            assert over[d, m] == (mine & ~(treated[d] & (v2v[d] <= target))).sum()
+            assert treated_by_month[d, m] == (patient[d] & treated[d] & (at[d] == m)).sum()
+            np.testing.assert_allclose(wait_sum[d, m], waits[d][mine].sum(axis=0), rtol=1e-12)
+            got = v2v[d][mine & treated[d]]
+            if np.isfinite(got).any():
+                want = np.nanquantile(got, [0.5, 0.9])
+            else:
+                want = [np.nan, np.nan]
+            np.testing.assert_allclose([p50[d, m], p90[d, m]], want, rtol=1e-12)
+    assert np.isnan(p50[1, 2]) and count[1, 2] == 0
+    assert np.isnan(v2v[0][treated[0]]).sum() >= 1  # the NaN release is skipped, not a value
 
 
 def test_a_qc_stage_plugs_in_and_its_waits_join_the_decomposition():
