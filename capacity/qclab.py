@@ -512,7 +512,9 @@ def release_days(
             )
         if not np.issubdtype(res.dtype, np.integer) or ((res == 0) | (res < -1)).any():
             raise InputError("counts: expected whole numbers >= 1 (or -1 for unlimited)")
-    res = np.ascontiguousarray(res, np.int64)
+    # a writable C-contiguous copy: a read-only view (np.broadcast_to of one draw) would be
+    # a second signature of lab_draws, compiled again (about 13 s of CPU)
+    res = np.array(res, np.int64, order="C")
     edges = _default_edges(ready) if month_edges is None else np.asarray(month_edges, float)
     if edges.ndim != 1 or len(edges) < 2 or (np.diff(edges) <= 0).any():
         raise InputError("month_edges: expected increasing calendar days, at least two")
