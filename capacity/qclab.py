@@ -541,7 +541,7 @@ def release_days(
             )
         if not np.issubdtype(res.dtype, np.integer) or ((res == 0) | (res < -1)).any():
             raise InputError("counts: expected whole numbers >= 1 (or -1 for unlimited)")
-    res = np.ascontiguousarray(res, np.int64)
+    res = np.asarray(res, np.int64)
     edges = _default_edges(ready) if month_edges is None else np.asarray(month_edges, float)
     if edges.ndim != 1 or len(edges) < 2 or (np.diff(edges) <= 0).any():
         raise InputError("month_edges: expected increasing calendar days, at least two")
@@ -568,6 +568,14 @@ def release_days(
         res[:, 0] = np.maximum(path.max(axis=1), 1)
     panels = _panels(lab, draws, seed, params)
     m_time, m_hours, m_type, m_inst = _monitoring(lab, edges, hours)
+    # lab_draws is compiled for one signature: C-contiguous, writable arrays. A read-only
+    # view (np.broadcast_to of one draw's counts) or a Fortran-order array would be a
+    # second signature, compiled again (13-16 s of CPU each)
+    ready, process, keys, res, edges = (
+        np.require(a, t, ("C", "W"))
+        for a, t in ((ready, float), (process, np.int64), (keys, np.uint64), (res, np.int64),
+                     (edges, float))
+    )  # fmt: skip
     release, wait, busy = lab_draws(
         ready,
         process,

@@ -400,6 +400,29 @@ def test_same_seed_same_result_and_draws_independent_of_batching():
     assert (one.wait > 0).any()  # the case has contention
 
 
+def test_the_kernel_is_compiled_for_one_signature():
+    # one draw (its counts a read-only broadcast view), several draws, Fortran-order and
+    # read-only lots, counts given per resource and month edges given as a read-only array:
+    # release_days casts them all to the kernel's one signature (each other signature would
+    # be compiled again, 13-16 s of CPU) and the numbers do not depend on the layout
+    from capacity._qclab import lab_draws
+
+    lab = _lab(_assay("a", 2, 1, "x", 1), instruments={"x": 1}, monitoring_hours_per_month=8)
+    ready = np.sort(np.random.default_rng(6).uniform(0, 50, (3, 8)), axis=1)
+    base = _run(lab, ready)
+    _run(lab, ready[:1])
+    odd = np.asfortranarray(ready)
+    odd.flags.writeable = False
+    edges = base.month_edges.copy()
+    edges.flags.writeable = False
+    keys = np.arange(1, 4, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    again = release_days(odd, np.zeros((3, 8), np.int32), keys, lab, counts=np.array([1, 1]),
+                         month_edges=edges)  # fmt: skip
+    np.testing.assert_array_equal(again.release, base.release)
+    np.testing.assert_array_equal(again.wait, base.wait)
+    assert len(lab_draws.signatures) == 1, lab_draws.signatures
+
+
 # --- sizing --------------------------------------------------------------------------------------
 def test_size_lab_is_the_smallest_count_that_meets_the_level():
     lab = _lab(
