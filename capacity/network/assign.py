@@ -14,10 +14,12 @@ from capacity.network.model import Network
 
 
 # --- the recourse block: assignment of every (draw, period) -------------------------------------
-def _recourse_matrices(lay: _Layout, n_blocks: int, n_sites: int):
+def _recourse_matrices(lay: _Layout, n_blocks: int):
     """Demand rows (equalities) and capacity rows of ``n_blocks`` (draw, period) blocks.
 
-    Columns per block: the arcs' lots, then the pairs' unmet patients."""
+    Columns per block: the arcs' lots, then the pairs' unmet patients. Capacity rows per
+    block: one per resource (every site's suite-days, then each crewed site's
+    operator-hours)."""
     n_arcs, n_pairs = len(lay.arc_pair), lay.n_pairs
     width = n_arcs + n_pairs
     block = np.arange(n_blocks)[:, None]
@@ -28,11 +30,13 @@ def _recourse_matrices(lay: _Layout, n_blocks: int, n_sites: int):
     demand_rows = sp.csr_matrix(
         (np.ones(d_rows.size), (d_rows, d_cols)), shape=(n_blocks * n_pairs, n_blocks * width)
     )
-    c_rows = (block * n_sites + lay.arc_site[None, :]).ravel()
-    c_cols = (block * width + np.arange(n_arcs)[None, :]).ravel()
-    c_vals = np.broadcast_to(lay.arc_suite_days, (n_blocks, n_arcs)).ravel()
+    res, arc = np.nonzero(lay.arc_use)  # capacity rows: suite-days, then operator-hours
+    n_res = lay.n_res
+    c_rows = (block * n_res + res[None, :]).ravel()
+    c_cols = (block * width + arc[None, :]).ravel()
+    c_vals = np.broadcast_to(lay.arc_use[res, arc], (n_blocks, res.size)).ravel()
     capacity_rows = sp.csr_matrix(
-        (c_vals, (c_rows, c_cols)), shape=(n_blocks * n_sites, n_blocks * width)
+        (c_vals, (c_rows, c_cols)), shape=(n_blocks * n_res, n_blocks * width)
     )
     return demand_rows, capacity_rows, width
 
@@ -54,6 +58,7 @@ def assign_lots(
     network: Network,
     suites_online: np.ndarray,
     *,
+    operators_online: np.ndarray | None = None,
     period_months: int = 3,
     seed: int = 0,
     chunk_draws: int = 10,
@@ -62,7 +67,9 @@ def assign_lots(
     """The least-cost assignment of every draw's lots to sites, for given capacity.
 
     ``suites_online``: suites (own) or reserved slots (CDMO) online per period and site,
-    shape ``(period, site)`` for all draws or ``(draw, period, site)``. Solves the recourse LP
+    shape ``(period, site)`` for all draws or ``(draw, period, site)``; ``operators_online``
+    likewise, qualified operators per period and site (used at sites with ``operators``;
+    ``None``: each site's ``operators`` now, in every period). Solves the recourse LP
     of every (draw, period) (see the module docstring): in closed form where no site is
     congested (``closed_form``), the rest as one block-diagonal HiGHS LP per ``chunk_draws``
     draws' worth of blocks (HiGHS's time grows faster than the blocks of one LP: on the bundled
@@ -82,7 +89,16 @@ def assign_lots(
             f"got {online.shape}"
         )
     online = np.broadcast_to(online, (n_draws, n_periods, n_sites))
-    lots, unmet, cost = _assign(lay, network, need, online, chunk_draws, closed_form)
+    if operators_online is None:
+        operators_online = [[s.operators or 0.0 for s in network.sites]]
+    operators = np.asarray(operators_online, float)
+    if operators.shape[-1] != n_sites:
+        raise InputError(
+            f"network: operators_online must have {n_sites} sites in its last axis, "
+            f"got {operators.shape}"
+        )
+    cap = lay.capacity(online, np.broadcast_to(operators, online.shape))
+    lots, unmet, cost = _assign(lay, network, need, cap, n_sites, chunk_draws, closed_form)
     period = months[lay.period_start]
     names = [s.name for s in network.sites]
     return xr.Dataset(
@@ -100,20 +116,20 @@ def _assign(
     lay: _Layout,
     net: Network,
     need: np.ndarray,
-    online: np.ndarray,
+    cap: np.ndarray,
+    n_sites: int,
     chunk_draws: int,
     closed_form: bool = True,
 ):
     """Lots per site, unmet patients per (draw, period) and discounted cost per draw
-    (:func:`_assign_blocks` over every (draw, period))."""
+    (:func:`_assign_blocks` over every (draw, period)); ``cap``: (draw, period, resource)."""
     n_draws, n_periods, n_pairs = need.shape
-    n_sites = online.shape[2]
     n_blocks = n_draws * n_periods
     x, unit_cost = _assign_blocks(
         lay,
         net,
         need.reshape(n_blocks, n_pairs),
-        (online * lay.days[None, :, None]).reshape(n_blocks, n_sites),
+        cap.reshape(n_blocks, lay.n_res),
         np.tile(lay.discount, n_draws),
         max(1, chunk_draws) * n_periods,
         closed_form,
@@ -139,8 +155,9 @@ def _assign_blocks(
     closed_form: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The recourse LP of independent blocks: patients per pair ``need_b`` (block, pair),
-    suite-days ``cap_b`` (block, site), discount per block. Returns the columns per block
-    (arcs' lots, then unmet patients per pair) and the undiscounted cost per column.
+    capacity ``cap_b`` (block, resource: suite-days, then operator-hours), discount per
+    block. Returns the columns per block (arcs' lots, then unmet patients per pair) and the
+    undiscounted cost per column.
 
     Closed form first: in a block where every (program, region) pair can go to its
     cheapest allowed site (or stay unserved, if the penalty is cheaper) without any site
@@ -148,7 +165,6 @@ def _assign_blocks(
     bound). Only the other blocks go to HiGHS, ``per_lp`` blocks per LP.
     """
     n_blocks, n_pairs = need_b.shape
-    n_sites = cap_b.shape[1]
     n_arcs = len(lay.arc_pair)
     width = n_arcs + n_pairs
     x = np.zeros((n_blocks, width))
@@ -164,23 +180,20 @@ def _assign_blocks(
     options[owner, rank] = np.arange(width)  # per pair, its columns from cheapest
     congested = np.ones(n_blocks, bool)
     if closed_form:
-        has_room = cap_b > 0
+        uses = lay.arc_use > 0
         open_column = np.ones((n_blocks, width), bool)
-        open_column[:, :n_arcs] = has_room[:, lay.arc_site]
+        open_column[:, :n_arcs] = ((cap_b[:, :, None] > 0) | ~uses[None]).all(axis=1)
         allowed = np.where(options[None] >= 0, open_column[:, np.maximum(options, 0)], False)
         best = options[np.arange(n_pairs)[None, :], allowed.argmax(axis=2)]  # (block, pair)
         rows = np.arange(n_blocks)[:, None]
         x[rows, best] = need_b
-        load = np.zeros((n_blocks, n_sites))
-        arc_part = np.where(best < n_arcs, best, 0)
-        sd = np.where(best < n_arcs, lay.arc_suite_days[arc_part] * need_b, 0.0)
-        np.add.at(load, (np.broadcast_to(rows, best.shape), lay.arc_site[arc_part]), sd)
+        load = x[:, :n_arcs] @ lay.arc_use.T  # (block, resource)
         congested = (load > cap_b * (1 + 1e-12) + 1e-9).any(axis=1)
         x[congested] = 0.0
     todo = np.flatnonzero(congested)
     for lo in range(0, len(todo), per_lp):  # LPs of per_lp blocks each
         blocks = todo[lo : lo + per_lp]
-        demand_rows, capacity_rows, _ = _recourse_matrices(lay, len(blocks), n_sites)
+        demand_rows, capacity_rows, _ = _recourse_matrices(lay, len(blocks))
         c = (discount_b[blocks, None] * unit_cost[None, :]).ravel()
         res = linprog(
             c,

@@ -34,6 +34,25 @@ class _Layout:
     pair_region: np.ndarray
     lead_periods: np.ndarray  # per site
     step: int  # months per period
+    hire_lead_periods: np.ndarray  # per site
+    res_site: np.ndarray  # capacity resource -> site (suites of every site, then crews)
+    res_crew: np.ndarray  # bool per resource: operator-hours (True) or suite-days
+    arc_use: np.ndarray  # (resource, arc): suite-days or operator-hours per lot
+    operator_hours_per_month: float
+
+    @property
+    def n_res(self) -> int:
+        return len(self.res_site)
+
+    def capacity(self, suites: np.ndarray, operators: np.ndarray) -> np.ndarray:
+        """Suite-days and operator-hours per resource: ``suites`` and ``operators`` online,
+        shape ``(..., period, site)`` -> ``(..., period, resource)``."""
+        days = self.days[:, None] * np.asarray(suites, float)
+        hours = (self.operator_hours_per_month * self.period_months)[:, None] * np.asarray(
+            operators, float
+        )
+        crew = self.res_site[self.res_crew]
+        return np.concatenate([days, hours[..., crew]], axis=-1)
 
 
 def _layout(net: Network, months: pd.DatetimeIndex, period_months: int) -> _Layout:
@@ -71,14 +90,26 @@ def _layout(net: Network, months: pd.DatetimeIndex, period_months: int) -> _Layo
             )
     arc = np.array(arcs, float).reshape(-1, 4)
     lead = np.array([math.ceil(s.lead_time_months / period_months) for s in net.sites], int)
+    hire_lead = np.array(
+        [math.ceil(s.hire_lead_time_months / period_months) for s in net.sites], int
+    )
+    n_sites = len(net.sites)
+    crewed = np.array([i for i, s in enumerate(net.sites) if s.crewed], int)
+    arc_pair, arc_site = arc[:, 0].astype(int), arc[:, 1].astype(int)
+    use = np.zeros((n_sites + crewed.size, len(arc)))
+    use[arc_site, np.arange(len(arc))] = arc[:, 3]
+    hours = net.operator_hours_per_lot or {}
+    for k, i in enumerate(crewed):
+        on = arc_site == i
+        use[n_sites + k, on] = [hours[programs[pair_program[a]]] for a in arc_pair[on]]
     return _Layout(
         months,
         start,
         length,
         days,
         discount,
-        arc[:, 0].astype(int),
-        arc[:, 1].astype(int),
+        arc_pair,
+        arc_site,
         arc[:, 2],
         arc[:, 3],
         len(pair_program),
@@ -86,6 +117,11 @@ def _layout(net: Network, months: pd.DatetimeIndex, period_months: int) -> _Layo
         pair_region,
         lead,
         int(period_months),
+        hire_lead,
+        np.r_[np.arange(n_sites), crewed].astype(int),
+        np.r_[np.zeros(n_sites, bool), np.ones(crewed.size, bool)],
+        use,
+        float(net.operator_hours_per_month),
     )
 
 

@@ -46,6 +46,11 @@ class Site:
     cost_per_lot: float = 0.0
     lead_time_months: int = 0
     turnaround_days: float = 0.0
+    operators: float | None = None
+    hire_lead_time_months: int = 0
+    operator_cost_per_year: float = 0.0
+    hire_cost: float = 0.0
+    max_hires: int = 0
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -65,7 +70,26 @@ class Site:
             cost_per_lot=self.cost_per_lot,
             lead_time_months=self.lead_time_months,
             turnaround_days=self.turnaround_days,
+            hire_lead_time_months=self.hire_lead_time_months,
+            operator_cost_per_year=self.operator_cost_per_year,
+            hire_cost=self.hire_cost,
+            max_hires=self.max_hires,
         )
+        if self.operators is not None:
+            _nonnegative(f"site {self.name!r}", operators=self.operators)
+            if self.kind == "cdmo":
+                raise InputError(
+                    f"network: site {self.name!r}: a CDMO brings its own staff; "
+                    "give operators only at own sites"
+                )
+        if (
+            int(self.hire_lead_time_months) != self.hire_lead_time_months
+            or int(self.max_hires) != self.max_hires
+        ):
+            raise InputError(
+                f"network: site {self.name!r}: hire_lead_time_months and max_hires must be "
+                "whole numbers"
+            )
         if not (isinstance(self.module_suites, int | float) and self.module_suites > 0):
             raise InputError(
                 f"network: site {self.name!r}: module_suites must be > 0, "
@@ -87,6 +111,11 @@ class Site:
     def unit_suites(self) -> float:
         """Suites one commitment adds: a module's suites (own) or one slot (CDMO)."""
         return float(self.module_suites) if self.kind == "own" else 1.0
+
+    @property
+    def crewed(self) -> bool:
+        """Whether operators are modelled (and can bind) at the site."""
+        return self.operators is not None
 
     @property
     def unit_cost_per_month(self) -> float:
@@ -122,6 +151,13 @@ class Network:
     ``suite_days_per_lot``: program -> suite-days a lot occupies (culture + changeover over
     lots per suite). ``cost_per_patient_unserved``: penalty per patient not made in the
     period they start. ``discount_rate``: per year.
+
+    ``operator_hours_per_lot``: program -> operator-hours a lot takes at an own site whose
+    ``operators`` are given (needed when any site has them); ``operator_hours_per_month``:
+    productive hours of one operator per month (default 137.5 = 1,650 h a year / 12, the
+    process templates' ``productive_hours_per_fte_year``). A crewed site's lots in a period
+    need ``sum(lots x operator_hours_per_lot) <= operators online x operator_hours_per_month x
+    months in the period``.
     """
 
     sites: Sequence[Site]
@@ -132,6 +168,8 @@ class Network:
     cost_per_patient_unserved: float
     discount_rate: float = 0.0
     share_concentration: float | None = None
+    operator_hours_per_lot: Mapping[str, float] | None = None
+    operator_hours_per_month: float = 137.5
 
     def __post_init__(self) -> None:
         names = [s.name for s in self.sites]
@@ -164,6 +202,25 @@ class Network:
             raise InputError(
                 f"network: share_concentration must be > 0, got {self.share_concentration!r}"
             )
+        if not (
+            isinstance(self.operator_hours_per_month, int | float)
+            and math.isfinite(self.operator_hours_per_month)
+            and self.operator_hours_per_month > 0
+        ):
+            raise InputError(
+                "network: operator_hours_per_month must be a finite number > 0, "
+                f"got {self.operator_hours_per_month!r}"
+            )
+        crewed = [s.name for s in self.sites if s.crewed]
+        if crewed:
+            hours = self.operator_hours_per_lot or {}
+            for program in self.region_shares:
+                value = hours.get(program)
+                if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                    raise InputError(
+                        f"network: operator_hours_per_lot[{program!r}] must be a finite number "
+                        f"> 0 (sites {crewed} have operators), got {value!r}"
+                    )
         site = {s.name: s for s in self.sites}
         for program, shares in self.region_shares.items():
             for region, share in shares.items():

@@ -15,7 +15,7 @@ import xarray as xr
 from capacity.errors import InputError
 from capacity.network.assign import _assign_blocks
 from capacity.network.layout import _by_period, _Layout, _layout, _regional_patients
-from capacity.network.milp import _first_stage_cost, _Options, _solve
+from capacity.network.milp import _first_stage_cost, _hire_cost, _Options, _solve
 from capacity.network.model import SERVICE_TOLERANCE, Network
 
 
@@ -70,9 +70,23 @@ def _online(units: np.ndarray, lay: _Layout, net: Network) -> np.ndarray:
     return np.array([s.suites for s in net.sites])[None, None, :] + added * unit[None, None, :]
 
 
-def _fixed_cost(units: np.ndarray, lay: _Layout, net: Network) -> np.ndarray:
-    """First-stage cost per group: commitments, running and fixed costs."""
+def _operators(hires: np.ndarray, lay: _Layout, net: Network) -> np.ndarray:
+    """Qualified operators per group, period and site: those now plus the hires qualified."""
+    n_periods = hires.shape[2]
+    usable = (
+        np.arange(n_periods)[None, :, None]
+        >= np.arange(n_periods)[None, None, :] + lay.hire_lead_periods[:, None, None]
+    )
+    added = np.einsum("gip,iqp->gqi", hires, usable.astype(float))
+    return np.array([s.operators or 0.0 for s in net.sites])[None, None, :] + added
+
+
+def _fixed_cost(units: np.ndarray, lay: _Layout, net: Network, hires=None) -> np.ndarray:
+    """First-stage cost per group: commitments, hires, running and fixed costs."""
     commit, opened, constant = _first_stage_cost(lay, net)
+    hire, crew = _hire_cost(lay, net)
+    if hires is None:
+        hires = np.zeros_like(units)
     usable = (
         np.arange(units.shape[2])[None, :, None]
         >= np.arange(units.shape[2])[None, None, :] + lay.lead_periods[:, None, None]
@@ -81,21 +95,26 @@ def _fixed_cost(units: np.ndarray, lay: _Layout, net: Network) -> np.ndarray:
     return (
         (units * commit[None]).sum(axis=(1, 2))
         + (any_online * opened[None]).sum(axis=(1, 2))
+        + (hires * hire[None]).sum(axis=(1, 2))
         + constant
+        + crew
     )
 
 
-def _evaluate(units, lay, net, need, groups, chunk_draws, memo=None) -> pd.DataFrame:
+def _evaluate(units, lay, net, need, groups, chunk_draws, memo=None, hires=None) -> pd.DataFrame:
     """Every draw's total cost, patients and unmet patients under a plan.
 
     ``memo`` (a dict shared by the plans of one :func:`plan_network` call) keeps each
-    (period, suites online) block's unmet patients and discounted cost per draw: a (draw,
-    period) whose capacity an earlier plan already had is not solved again. The recourse of
+    (period, capacity: suite-days and operator-hours online) block's unmet patients and
+    discounted cost per draw: a (draw, period) whose capacity an earlier plan already had is
+    not solved again. The recourse of
     a block depends on nothing else (same draws, same periods), so the results are the same
     as without it; on the bundled example 32% of the (draw, period) blocks of the seven plans
     repeat an earlier plan's.
     """
-    online = _online(units, lay, net)  # (group, period, site)
+    if hires is None:
+        hires = np.zeros_like(units)
+    online = lay.capacity(_online(units, lay, net), _operators(hires, lay, net))
     n_draws, n_periods, _ = need.shape
     memo = {} if memo is None else memo
     entries = {}
@@ -117,7 +136,7 @@ def _evaluate(units, lay, net, need, groups, chunk_draws, memo=None) -> pd.DataF
             lay,
             net,
             need[d, q],
-            online[groups[d], q] * lay.days[q, None],
+            online[groups[d], q],
             lay.discount[q],
             max(1, chunk_draws) * n_periods,
         )
@@ -136,7 +155,7 @@ def _evaluate(units, lay, net, need, groups, chunk_draws, memo=None) -> pd.DataF
         cost[draws] += entry[1, draws]
     patients = need.sum(axis=(1, 2))
     unmet_total = unmet.sum(axis=1)
-    total = _fixed_cost(units, lay, net)[groups] + cost
+    total = _fixed_cost(units, lay, net, hires)[groups] + cost
     return pd.DataFrame(
         {
             "total_cost": total,
@@ -263,16 +282,18 @@ def plan_network(
         )
         if not optimise:
             units, in_sample, gap = np.zeros((1, len(network.sites), n_periods), int), np.nan, 0.0
+            hires = units
             groups_all = np.zeros(n_draws, int)
         else:
             opts = _Options(allowed, wait, groups_sample)
-            units, in_sample, gap = _solve(
+            units, in_sample, gap, hires = _solve(
                 lay, network, need[sample], opts, service_target, mip_rel_gap, time_limit
             )
-        draws = _evaluate(units, lay, network, need, groups_all, chunk_draws, memo)
+        draws = _evaluate(units, lay, network, need, groups_all, chunk_draws, memo, hires)
         return {
             "name": name,
             "units": units,
+            "hires": hires,
             "groups": groups_all,
             "in_sample": in_sample,
             "gap": gap,
@@ -329,6 +350,7 @@ def plan_network(
                 "cdmo_slots": float(
                     r["units"][r["groups"]][:, kinds == "cdmo"].sum(axis=(1, 2)).mean()
                 ),
+                "hires": float(r["hires"][r["groups"]].sum(axis=(1, 2)).mean()),
             }
         )
     table = pd.DataFrame(rows)
@@ -361,11 +383,19 @@ def plan_network(
         "milp_draws": int(len(sample)),
     }
     return NetworkPlan(
-        _commitments(best["units"], lay, network), summary, table, draws, value, currency, timings
+        _commitments(best["units"], lay, network, best["hires"]),
+        summary,
+        table,
+        draws,
+        value,
+        currency,
+        timings,
     )
 
 
-def _commitments(units: np.ndarray, lay: _Layout, net: Network) -> pd.DataFrame:
+def _commitments(units: np.ndarray, lay: _Layout, net: Network, hires=None) -> pd.DataFrame:
+    """One row per commitment: modules (kind ``own``), CDMO slots (``cdmo``) and hires
+    (kind ``hire``: ``units`` operators, qualified from ``online_month``)."""
     g, i, p = np.nonzero(units)
     start = lay.months[0]
     rows = []
@@ -383,5 +413,19 @@ def _commitments(units: np.ndarray, lay: _Layout, net: Network) -> pd.DataFrame:
                 "suites_added": float(units[gg, ii, pp] * site.unit_suites),
             }
         )
+    if hires is not None:
+        for gg, ii, pp in zip(*np.nonzero(hires), strict=True):
+            rows.append(
+                {
+                    "site": net.sites[ii].name,
+                    "kind": "hire",
+                    "group": int(gg),
+                    "commit_month": start + pd.DateOffset(months=int(lay.period_start[pp])),
+                    "online_month": start
+                    + pd.DateOffset(months=int((pp + lay.hire_lead_periods[ii]) * lay.step)),
+                    "units": int(hires[gg, ii, pp]),
+                    "suites_added": 0.0,
+                }
+            )
     columns = ["site", "kind", "group", "commit_month", "online_month", "units", "suites_added"]
     return pd.DataFrame(rows, columns=columns)

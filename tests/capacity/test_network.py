@@ -474,11 +474,11 @@ def test_blocks_reused_between_plans_give_each_plan_its_own_costs(monkeypatch):
 
     counting = [0]
 
-    def both(units, lay, net, need, groups, chunk_draws, memo=None):
+    def both(units, lay, net, need, groups, chunk_draws, memo=None, hires=None):
         counting[0] = 0
-        fresh.append(evaluate(units, lay, net, need, groups, chunk_draws))
+        fresh.append(evaluate(units, lay, net, need, groups, chunk_draws, hires=hires))
         counting[0] = 1
-        reused.append(evaluate(units, lay, net, need, groups, chunk_draws, memo))
+        reused.append(evaluate(units, lay, net, need, groups, chunk_draws, memo, hires))
         split.append(groups.max() > 0)
         return reused[-1]
 
