@@ -32,6 +32,16 @@ class Site:
     online); ``slot_fee_per_month`` (CDMO, per reserved slot); ``fixed_cost_per_year``;
     ``cost_per_lot`` (own: variable cost; CDMO: price per lot); ``lead_time_months``
     (commitment to use); ``turnaround_days`` (receipt of the apheresis to product shipped).
+
+    Operators (own sites only; a CDMO brings its own staff): ``operators`` qualified now
+    (``None``: operators are not modelled at the site, only its suites bind);
+    ``hire_lead_time_months`` (requisition to qualified: a hire committed in month ``t``
+    works from ``t + lead``, rounded up to whole periods as module lead times are);
+    ``operator_cost_per_year`` (loaded cost of one operator: paid for the operators now over
+    the whole horizon and for a hire from the month they are qualified, an assumption that
+    recruiting and training are covered by ``hire_cost``); ``hire_cost`` (one-off per hire
+    at commitment); ``max_hires`` (most operators hired over the horizon; default 20, an
+    assumption). Hires stay for the rest of the horizon (no attrition, no lay-offs).
     """
 
     name: str
@@ -50,7 +60,7 @@ class Site:
     hire_lead_time_months: int = 0
     operator_cost_per_year: float = 0.0
     hire_cost: float = 0.0
-    max_hires: int = 0
+    max_hires: int = 20
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
