@@ -165,9 +165,9 @@ class Network:
     ``operator_hours_per_lot``: program -> operator-hours a lot takes at an own site whose
     ``operators`` are given (needed when any site has them); ``operator_hours_per_month``:
     productive hours of one operator per month (default 137.5 = 1,650 h a year / 12, the
-    process templates' ``productive_hours_per_fte_year``). A crewed site's lots in a period
-    need ``sum(lots x operator_hours_per_lot) <= operators online x operator_hours_per_month x
-    months in the period``.
+    default ``productive_hours_per_fte_year`` of a process; an assumption). A crewed site's
+    lots in a period need ``sum(lots x operator_hours_per_lot) <= operators online x
+    operator_hours_per_month x months in the period``.
     """
 
     sites: Sequence[Site]
