@@ -14,6 +14,8 @@ from capacity.errors import InputError
 from capacity.network.model import Network
 from capacity.resource_needs import PATIENT_STREAMS
 
+DAYS_PER_MONTH = 365.25 / 12  # a month of waiting in the vein-to-vein check (backlog)
+
 
 # --- the problem laid out as arrays -------------------------------------------------------------
 @dataclass
@@ -39,6 +41,7 @@ class _Layout:
     res_crew: np.ndarray  # bool per resource: operator-hours (True) or suite-days
     arc_use: np.ndarray  # (resource, arc): suite-days or operator-hours per lot
     operator_hours_per_month: float
+    arc_delays: np.ndarray  # per arc: most periods a lot may wait (backlog), 0 without
 
     @property
     def n_res(self) -> int:
@@ -80,15 +83,18 @@ def _layout(net: Network, months: pd.DatetimeIndex, period_months: int) -> _Layo
                 or 2 * lane.transport_days + site.turnaround_days > net.vein_to_vein_days[program]
             ):
                 continue
+            slack = net.vein_to_vein_days[program] - 2 * lane.transport_days - site.turnaround_days
+            wait = min(net.max_wait_months, slack / DAYS_PER_MONTH)  # months
             arcs.append(
                 (
                     p,
                     site_index[site.name],
                     site.cost_per_lot + lane.cost_per_lot,
                     net.suite_days_per_lot[program],
+                    math.floor(wait / period_months + 1e-9),
                 )
             )
-    arc = np.array(arcs, float).reshape(-1, 4)
+    arc = np.array(arcs, float).reshape(-1, 5)
     lead = np.array([math.ceil(s.lead_time_months / period_months) for s in net.sites], int)
     hire_lead = np.array(
         [math.ceil(s.hire_lead_time_months / period_months) for s in net.sites], int
@@ -122,6 +128,7 @@ def _layout(net: Network, months: pd.DatetimeIndex, period_months: int) -> _Layo
         np.r_[np.zeros(n_sites, bool), np.ones(crewed.size, bool)],
         use,
         float(net.operator_hours_per_month),
+        arc[:, 4].astype(int),
     )
 
 

@@ -10,7 +10,7 @@ import scipy.sparse as sp
 from scipy.optimize import Bounds, LinearConstraint, milp
 
 from capacity.errors import InputError
-from capacity.network.assign import _block_costs, _recourse_matrices
+from capacity.network.assign import _recourse_program
 from capacity.network.layout import _Layout
 from capacity.network.model import SERVICE_TOLERANCE, Network
 
@@ -111,9 +111,9 @@ def _solve(
     n_z = n_draws if service_target is not None else 0
     z_offset = n_first
     rec_offset = n_first + n_z
-    demand_rows, capacity_rows, width = _recourse_matrices(lay, n_draws * n_periods)
+    demand_rows, capacity_rows, rec_cost, unmet_cols = _recourse_program(lay, net, n_draws)
     n_res = lay.n_res
-    n_rec = n_draws * n_periods * width
+    n_rec = rec_cost.size
     n_vars = rec_offset + n_rec
 
     c = np.zeros(n_vars)
@@ -121,7 +121,7 @@ def _solve(
     c[o_index] = weight[:, None, None] * open_cost[None]
     if crewed.any():
         c[h_index] = weight[:, None, None] * hire_cost[None]
-    c[rec_offset:] = _block_costs(lay, net, n_draws) / n_draws
+    c[rec_offset:] = rec_cost / n_draws
 
     unit = np.array([s.unit_suites for s in sites])
     installed = np.array([s.suites for s in sites])
@@ -260,14 +260,11 @@ def _solve(
             blocks.append((a, np.zeros(n_rows), np.zeros(n_rows)))
     if service_target is not None:
         # unmet patients of draw s <= (its patients) x z_s; sum z <= floor(target x draws)
-        unmet_cols = rec_offset + (
-            np.arange(n_draws * n_periods)[:, None] * width
-            + len(lay.arc_pair)
-            + np.arange(n_pairs)[None, :]
-        )
         rows = np.repeat(np.arange(n_draws), n_periods * n_pairs)
         big_m = need.sum(axis=(1, 2))
-        a = sp.csr_matrix((np.ones(rows.size), (rows, unmet_cols.ravel())), shape=(n_draws, n_vars))
+        a = sp.csr_matrix(
+            (np.ones(rows.size), (rows, rec_offset + unmet_cols.ravel())), shape=(n_draws, n_vars)
+        )
         a = a - sp.csr_matrix(
             (big_m, (np.arange(n_draws), z_offset + np.arange(n_draws))), shape=(n_draws, n_vars)
         )

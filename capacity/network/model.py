@@ -168,6 +168,14 @@ class Network:
     default ``productive_hours_per_fte_year`` of a process; an assumption). A crewed site's
     lots in a period need ``sum(lots x operator_hours_per_lot) <= operators online x
     operator_hours_per_month x months in the period``.
+
+    Backlog (``max_wait_months > 0``): a patient not made in the period they start may be made
+    up to ``max_wait_months`` later (whole periods), at ``late_cost_per_patient_month`` per
+    patient and month of delay, on a route whose ``2 x transport + turnaround`` plus the wait
+    (30.44 days a month) stays within the program's ``vein_to_vein_days`` (the wait counts
+    within vein-to-vein: the apheresis material waits, an assumption); later than that, or
+    after the horizon's last period, the patient is not served. ``max_wait_months = 0``: no
+    backlog, a patient not made in their period is not served.
     """
 
     sites: Sequence[Site]
@@ -180,6 +188,8 @@ class Network:
     share_concentration: float | None = None
     operator_hours_per_lot: Mapping[str, float] | None = None
     operator_hours_per_month: float = 137.5
+    max_wait_months: int = 0
+    late_cost_per_patient_month: float = 0.0
 
     def __post_init__(self) -> None:
         names = [s.name for s in self.sites]
@@ -207,7 +217,13 @@ class Network:
             "network",
             cost_per_patient_unserved=self.cost_per_patient_unserved,
             discount_rate=self.discount_rate,
+            max_wait_months=self.max_wait_months,
+            late_cost_per_patient_month=self.late_cost_per_patient_month,
         )
+        if int(self.max_wait_months) != self.max_wait_months:
+            raise InputError(
+                f"network: max_wait_months must be a whole number, got {self.max_wait_months!r}"
+            )
         if self.share_concentration is not None and not self.share_concentration > 0:
             raise InputError(
                 f"network: share_concentration must be > 0, got {self.share_concentration!r}"
@@ -272,6 +288,11 @@ class Network:
                         "fastest route "
                         f"from region {region!r} ({min(routes):g} days: 2 x transport + turnaround)"
                     )
+
+    @property
+    def backlog(self) -> bool:
+        """Whether unmet patients may wait for a later period (``max_wait_months > 0``)."""
+        return self.max_wait_months > 0
 
     @property
     def programs(self) -> list[str]:

@@ -13,7 +13,7 @@ import pandas as pd
 import xarray as xr
 
 from capacity.errors import InputError
-from capacity.network.assign import _assign_blocks
+from capacity.network.assign import _assign_backlog, _assign_blocks
 from capacity.network.layout import _by_period, _Layout, _layout, _regional_patients
 from capacity.network.milp import _first_stage_cost, _hire_cost, _Options, _solve
 from capacity.network.model import SERVICE_TOLERANCE, Network
@@ -105,6 +105,8 @@ def _evaluate(units, lay, net, need, groups, chunk_draws, memo=None, hires=None)
     """Every draw's total cost, patients and unmet patients under a plan.
 
     ``memo`` (a dict shared by the plans of one :func:`plan_network` call) keeps each
+    With a backlog (``network.max_wait_months > 0``) every draw is one LP over its periods
+    and nothing is shared. Without, the memo ``memo`` keeps each
     (period, capacity: suite-days and operator-hours online) block's unmet patients and
     discounted cost per draw: a (draw, period) whose capacity an earlier plan already had is
     not solved again. The recourse of
@@ -116,6 +118,9 @@ def _evaluate(units, lay, net, need, groups, chunk_draws, memo=None, hires=None)
         hires = np.zeros_like(units)
     online = lay.capacity(_online(units, lay, net), _operators(hires, lay, net))
     n_draws, n_periods, _ = need.shape
+    if net.backlog:  # periods coupled within a draw: no block is shared, every draw solved
+        _, unmet, cost, _ = _assign_backlog(lay, net, need, online[groups], chunk_draws)
+        return _draw_frame(units, hires, lay, net, need, groups, unmet, cost)
     memo = {} if memo is None else memo
     entries = {}
     wanted_d, wanted_q = [], []
@@ -153,6 +158,11 @@ def _evaluate(units, lay, net, need, groups, chunk_draws, memo=None, hires=None)
         draws = groups == g
         unmet[draws, period] = entry[0, draws]
         cost[draws] += entry[1, draws]
+    return _draw_frame(units, hires, lay, net, need, groups, unmet, cost)
+
+
+def _draw_frame(units, hires, lay, net, need, groups, unmet, cost) -> pd.DataFrame:
+    """Per draw: first-stage plus recourse cost, patients, patients not served."""
     patients = need.sum(axis=(1, 2))
     unmet_total = unmet.sum(axis=1)
     total = _fixed_cost(units, lay, net, hires)[groups] + cost

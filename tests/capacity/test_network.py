@@ -699,3 +699,81 @@ def test_the_milp_with_hires_equals_brute_force_over_every_plan():
 def test_bad_operator_input_names_the_field(build, message):
     with pytest.raises(InputError, match=__import__("re").escape(message)):
         build()
+
+
+# --- backlog: patients wait for a later period ------------------------------------------------
+def _backlogged(max_wait_months=1, vein_to_vein_days=60, **network):
+    """One site making exactly 10 lots a month: 1 operator of 1,000 hours, 100 hours a lot
+    (its suites allow 31); late cost 7 a patient-month, penalty 1,000."""
+    site = Site("plant", suites=10, max_units=0, operators=1, max_hires=0)
+    fields = dict(
+        sites=[site],
+        lanes=[Lane("R", "plant", 0)],
+        region_shares={"A": {"R": 1.0}},
+        vein_to_vein_days={"A": vein_to_vein_days},
+        suite_days_per_lot={"A": 10},
+        cost_per_patient_unserved=1000.0,
+        operator_hours_per_lot={"A": 100.0},
+        operator_hours_per_month=1000.0,
+        max_wait_months=max_wait_months,
+        late_cost_per_patient_month=7.0,
+    )
+    fields.update(network)
+    return Network(**fields)
+
+
+@pytest.mark.parametrize(
+    ("patients", "net", "lots", "unmet", "cost"),
+    [
+        # 15 then 5: 5 carried one month, made in month 1 with its 5
+        ([15, 5], _backlogged(), [10, 10], [0, 0], 5 * 7.0),
+        # no backlog: 5 not served in month 0
+        ([15, 5], _backlogged(max_wait_months=0), [10, 5], [5, 0], 5 * 1000.0),
+        # 29 days left by the vein-to-vein limit: less than a month, no wait allowed
+        ([15, 5], _backlogged(vein_to_vein_days=29), [10, 5], [5, 0], 5 * 1000.0),
+        # 15 then 10: month 1 is full, so 5 are lost either way (not carried: waiting costs)
+        ([15, 10], _backlogged(), [10, 10], [5, 0], 5 * 1000.0),
+        # 15, 5, 5 with a 2-month wait allowed but 1 month left: 5 wait one month
+        ([15, 5, 5], _backlogged(max_wait_months=2), [10, 10, 5], [0, 0, 0], 5 * 7.0),
+        # 25, 0, 0, waits up to 2 months: 10 made at once, 10 a month late, 5 two months late
+        (
+            [25, 0, 0],
+            _backlogged(max_wait_months=2, vein_to_vein_days=70),
+            [10, 10, 5],
+            [0, 0, 0],
+            10 * 7.0 + 5 * 14.0,
+        ),
+    ],
+)
+def test_backlog_carries_unmet_lots_to_the_next_period(patients, net, lots, unmet, cost):
+    demand = make_demand(np.array(patients, float)[None, :, None], programs=["A"])
+    out = assign_lots(demand, net, np.full((len(patients), 1), 10.0), period_months=1)
+    assert out["lots"].values[0, :, 0] == pytest.approx(lots)
+    assert out["unmet_patients"].values[0] == pytest.approx(unmet)
+    assert out["assignment_cost"].values[0] == pytest.approx(cost)
+
+
+def test_backlog_plan_waits_instead_of_reserving_a_cdmo_slot():
+    # 15 then 5 patients: without a backlog 5 are lost unless 2 CDMO slots (3.1 lots a month
+    # each, 100 a month from reservation to the end, 1 a lot) are reserved in month 0:
+    # 2 x 100 x 2 months + 5 lots = 405 < 5 x 1,000. With a backlog the 5 wait a month at 7
+    # each = 35 < 405: no slot.
+    demand = make_demand(np.array([[[15.0], [5.0]]]).reshape(1, 2, 1), programs=["A"])
+    cdmo = Site("cdmo", kind="cdmo", max_units=2, slot_fee_per_month=100.0, cost_per_lot=1.0)
+    lanes = [Lane("R", "plant", 0), Lane("R", "cdmo", 0)]
+    options = dict(period_months=1, decision_months=1, mip_rel_gap=1e-9, alternatives=False)
+    for wait, slots, cost in [(0, 2, 2 * 100.0 * 2 + 5.0), (1, 0, 35.0)]:
+        base = _backlogged(max_wait_months=wait)
+        net = _backlogged(max_wait_months=wait, sites=[base.sites[0], cdmo], lanes=lanes)
+        plan = plan_network(demand, net, **options)
+        found = plan.commitments[plan.commitments["kind"] == "cdmo"]["units"].sum()
+        assert found == slots, wait
+        assert plan.summary["expected_cost"] == pytest.approx(cost)
+        assert plan.summary["in_sample_cost"] == pytest.approx(cost)
+
+
+def test_bad_backlog_input_names_the_field():
+    with pytest.raises(InputError, match="max_wait_months must be a finite number >= 0"):
+        _backlogged(max_wait_months=-1)
+    with pytest.raises(InputError, match="late_cost_per_patient_month must be a finite number"):
+        _backlogged(late_cost_per_patient_month=-3.0)
