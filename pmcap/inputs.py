@@ -360,6 +360,8 @@ def scenario_network(
             share_concentration=net.share_concentration,
             operator_hours_per_lot=hours,
             operator_hours_per_month=net.operator_hours_per_month,
+            max_wait_months=net.max_wait_months,
+            late_cost_per_patient_month=net.late_cost_per_patient_month,
         )
     except InputError as exc:
         text = str(exc).removeprefix("network: ")

@@ -27,9 +27,15 @@ Model (one MILP, solved by HiGHS through :func:`scipy.optimize.milp`)
     * **Recourse, per draw and period** (the assignment): lots served per allowed (program,
       region, site) and patients not served, at least cost: ``cost_per_lot`` of the site (a
       CDMO's price) + the lane's ``cost_per_lot`` per lot, ``cost_per_patient_unserved`` per
-      patient not served in the period they start (there is no backlog: a patient not made in
-      their period counts as not treated). Lots are continuous (an LP), so a draw's unmet
+      patient not served in the period they start (by default no backlog: a patient not made
+      in their period counts as not treated). Lots are continuous (an LP), so a draw's unmet
       patients can be fractional.
+    * **Backlog** (``max_wait_months > 0``): a patient may instead be made up to that many
+      months (whole periods) later, at ``late_cost_per_patient_month`` per month waited, on
+      a route whose ``2 x transport + turnaround`` + the wait (30.44 days a month) fits the
+      program's ``vein_to_vein_days``; later, or past the horizon, not treated. The periods
+      of a draw are then coupled: the recourse is one LP per draw over its periods (in the
+      MILP and in the evaluation), with no closed form and no blocks shared between plans.
     * **Investment (first stage).** Integer modules / slots and hires committed per site and
       period and a binary "site has capacity" per new site and period. Every commitment is
       the same in all draws (non-anticipative); hires may be committed in the same periods

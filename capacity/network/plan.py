@@ -24,14 +24,16 @@ from capacity.network.model import SERVICE_TOLERANCE, Network
 class NetworkPlan:
     """A network plan: commitments, its out-of-sample cost distribution and the alternatives.
 
-    ``commitments``: site, kind, group, commit_month, online_month, units, suites_added.
+    ``commitments``: site, kind (``own``: modules, ``cdmo``: slots, ``hire``: operators),
+    group, commit_month, online_month (a hire: qualified), units, suites_added.
     ``summary``: expected_cost and p10/p50/p90 (discounted, evaluated on every draw),
     in_sample_cost (the MILP's objective on its draws), mip_gap (HiGHS's relative gap at the
     end: above ``mip_rel_gap`` only when ``time_limit`` stopped it), service_probability
     (share of draws where every patient is served), cost_per_patient_p10/p50/p90 (total cost
     / patients treated), p_in_house_cheaper (share of draws where the in-house-only plan costs less
     than the CDMO-only plan; NaN without both kinds of site or without ``alternatives``).
-    ``alternatives``: one row per plan considered. ``value_of_waiting``: months -> expected
+    ``alternatives``: one row per plan considered (``hires``: operators hired, mean over
+    draws). ``value_of_waiting``: months -> expected
     cost of committing now minus that of waiting (positive: waiting is worth it).
     ``draws``: per draw total_cost, patients, unmet_patients, service_met. ``timings``:
     seconds to solve and evaluate each plan.
@@ -51,9 +53,10 @@ class NetworkPlan:
             f"{self.currency}".rstrip()
         ]
         for row in self.commitments.itertuples():
+            what = {"own": "modules", "cdmo": "slots", "hire": "operators"}[row.kind]
             lines.append(
                 f"  {row.site}: commit {row.commit_month:%Y-%m} -> "
-                f"online {row.online_month:%Y-%m} x{row.units}"
+                f"online {row.online_month:%Y-%m} x{row.units} {what}"
             )
         return "\n".join(lines)
 

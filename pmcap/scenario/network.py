@@ -86,6 +86,8 @@ class NetworkSection(_Strict):
     operator_hours_per_month: Float = Field(137.5, gt=0, allow_inf_nan=False)
     program: dict[str, NetworkProgram] = {}
     cost_per_patient_unserved: Float = Field(ge=0, allow_inf_nan=False)
+    max_wait_months: Int = Field(0, ge=0)
+    late_cost_per_patient_month: Float = Field(0.0, ge=0, allow_inf_nan=False)
     discount_rate: Float = Field(0.0, ge=0, allow_inf_nan=False)
     service_target: Float | None = Field(None, ge=0, lt=1)
     readout: dt.date | None = None

@@ -124,6 +124,14 @@ BAD = [
         "network.operator_hours_per_lot: must be > 0, got 0",
     ),
     (
+        ("discount_rate = 0.08", "discount_rate = 0.08\nmax_wait_months = -1"),
+        "network.max_wait_months: must be >= 0, got -1",
+    ),
+    (
+        ("discount_rate = 0.08", "discount_rate = 0.08\nlate_cost_per_patient_month = -5"),
+        "network.late_cost_per_patient_month: must be >= 0, got -5",
+    ),
+    (
         ("slot_fee_per_month = 150e3", "slot_fee_per_month = 150e3\noperators = 5"),
         "network: site 'CDMO': a CDMO brings its own staff",
     ),
@@ -155,6 +163,23 @@ def test_pmcap_validate_exits_2_on_a_bad_network(tmp_path):
     result = CliRunner().invoke(app, ["validate", str(path)])
     assert result.exit_code == 2, result.output
     assert "region_shares['CART-A'] must sum to one, got 0.8" in result.output
+
+
+def test_backlog_and_operator_keys_reach_the_network(tmp_path):
+    from pmcap.inputs import scenario_network
+
+    table = NETWORK.replace(
+        "discount_rate = 0.08",
+        "discount_rate = 0.08\nmax_wait_months = 3\nlate_cost_per_patient_month = 5e4\n"
+        "operator_hours_per_lot = 90\noperator_hours_per_month = 140",
+    )
+    net = scenario_network(load_scenario(with_network(tmp_path, table)))
+    assert (net.max_wait_months, net.late_cost_per_patient_month) == (3, 5e4)
+    assert set(net.operator_hours_per_lot.values()) == {90.0}
+    assert net.operator_hours_per_month == 140
+    plant = net.sites[0]
+    assert (plant.operators, plant.hire_lead_time_months, plant.hire_cost) == (120, 6, 20e3)
+    assert plant.max_hires == 100 and net.sites[2].operators is None
 
 
 def test_the_facility_is_the_first_own_site(tmp_path):
