@@ -127,9 +127,9 @@ def site_costs(
     its months). A site with ``operators`` also has an ``operators`` column:
     ``operator_cost_per_year / 12`` per qualified operator per month (those now: every
     month; a hire: from the month qualified) and ``hire_cost`` per hire in its commitment
-    month. Lane costs and the penalty for patients not served are not a site's and
-    are left out; discounted as :func:`capacity.plan_network` discounts (per period start),
-    these costs plus those two are the plan's expected cost.
+    month. Lane costs, the penalty for patients not served and the late cost of a backlog
+    are not a site's and are left out; discounted as :func:`capacity.plan_network`
+    discounts (per period start), these costs plus those three are the plan's expected cost.
     """
     from capacity.network import assign_lots
 
