@@ -130,6 +130,9 @@ def main() -> None:
     parser.add_argument("--loop-draws", type=int, default=50)
     parser.add_argument("--no-old", action="store_true", help="skip the old formulation")
     parser.add_argument("--operators", type=int, default=None, help="operators at the US plant")
+    parser.add_argument(
+        "--continuous-hires", action="store_true", help="hires continuous in the MILP, rounded up"
+    )
     args = parser.parse_args()
 
     from capacity import assign_lots, plan_expansion, plan_network
@@ -154,7 +157,12 @@ def main() -> None:
 
     net = network(req, [str(p) for p in demand["program"].values], args.operators)
     options = dict(
-        milp_draws=args.milp_draws, seed=1, wait_months=[12], readout="2028-06-01", currency="USD"
+        milp_draws=args.milp_draws,
+        seed=1,
+        wait_months=[12],
+        readout="2028-06-01",
+        currency="USD",
+        integer_hires=not args.continuous_hires,
     )
     t0, c0 = time.perf_counter(), time.process_time()
     plan = plan_network(demand, net, **options)

@@ -82,6 +82,7 @@ def plan_scenario_network(scenario, demand: xr.DataArray, req: xr.Dataset) -> Ne
         mip_rel_gap=sec.mip_rel_gap,
         time_limit=sec.time_limit,
         currency=currency,
+        integer_hires=sec.integer_hires,
     )
     costs = site_costs(plan, net, demand, period_months=sec.period_months, seed=scenario.run.seed)
     return NetworkRun(net, plan, costs, sec.period_months, currency)

@@ -77,11 +77,15 @@ def _solve(
     mip_rel_gap: float,
     time_limit: float,
     cumulative: bool = True,
+    integer_hires: bool = True,
 ) -> tuple[np.ndarray, float, float, np.ndarray]:
     """Commitments per group, site and period minimising the sample average cost; the
     in-sample cost and HiGHS's relative gap at the end; the hires per group, site and
     period (integer ``h``, with ``w[g, i, q]`` the hires qualified by period ``q``, the
-    cumulative form; only when a site has operators) come third.
+    cumulative form; only when a site has operators) come third. Without
+    ``integer_hires`` the hires are continuous in the MILP and each is rounded up after it
+    (the plan keeps at least the capacity the MILP chose; its cost is then that of the
+    rounded plan, evaluated as every plan is).
 
     With ``cumulative`` (the default) a continuous variable ``u[g, i, q]`` holds the units
     online at site ``i`` in period ``q`` (``u[q] = u[q - 1] + k[q - lead_i]``, one row of
@@ -288,7 +292,7 @@ def _solve(
     integrality = np.zeros(n_vars)
     integrality[: 2 * n_k] = 1  # commitments and "open"; u, z follow
     integrality[z_offset : z_offset + n_z] = 1
-    if crewed.any():
+    if crewed.any() and integer_hires:
         integrality[h_index] = 1
     constraints = [
         LinearConstraint(
@@ -312,6 +316,11 @@ def _solve(
             "relax service_target or max_units"
         )
     units = np.rint(res.x[k_index]).astype(int)
-    hires = np.rint(res.x[h_index]).astype(int) if crewed.any() else np.zeros_like(units)
+    if not crewed.any():
+        hires = np.zeros_like(units)
+    elif integer_hires:
+        hires = np.rint(res.x[h_index]).astype(int)
+    else:
+        hires = np.ceil(res.x[h_index] - 1e-6).astype(int)
     gap = float(getattr(res, "mip_gap", np.nan) or 0.0)
     return units, float(res.fun) * scale + constant, gap, hires

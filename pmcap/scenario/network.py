@@ -84,6 +84,7 @@ class NetworkSection(_Strict):
     vein_to_vein_days: Float = Field(ge=0, allow_inf_nan=False)
     operator_hours_per_lot: Float | None = Field(None, gt=0, allow_inf_nan=False)
     operator_hours_per_month: Float = Field(137.5, gt=0, allow_inf_nan=False)
+    integer_hires: bool = True
     program: dict[str, NetworkProgram] = {}
     cost_per_patient_unserved: Float = Field(ge=0, allow_inf_nan=False)
     max_wait_months: Int = Field(0, ge=0)

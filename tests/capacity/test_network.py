@@ -559,14 +559,22 @@ def test_operators_bind_the_assignment_before_suites():
     assert more["unmet_patients"].values[0, 0] == pytest.approx(0.0)  # 1,120 h >= 1,000 h
 
 
-def test_the_plan_hires_ceil_need_over_rate_lead_months_before_demand():
+@pytest.mark.parametrize("integer_hires", [True, False])
+def test_the_plan_hires_ceil_need_over_rate_lead_months_before_demand(integer_hires):
     # 10 lots a month from month 3: 1,000 h / 160 h = 6.25 -> 7 operators, qualified in
     # month 3; with a 2-month lead and discounting the cheapest hire is in month 1
+    # (continuous hires: 6.25 in the MILP, rounded up to the same 7)
     patients = np.array([0, 0, 0, 10, 10, 10], float)[None, :, None]
     demand = make_demand(patients, programs=["A"])
     net = _crewed(discount_rate=0.1)
     plan = plan_network(
-        demand, net, period_months=1, decision_months=1, mip_rel_gap=1e-9, alternatives=False
+        demand,
+        net,
+        period_months=1,
+        decision_months=1,
+        mip_rel_gap=1e-9,
+        alternatives=False,
+        integer_hires=integer_hires,
     )
     hires = plan.commitments[plan.commitments["kind"] == "hire"]
     assert hires["units"].tolist() == [7]
