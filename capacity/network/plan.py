@@ -108,14 +108,13 @@ def _evaluate(units, lay, net, need, groups, chunk_draws, memo=None, hires=None)
     """Every draw's total cost, patients and unmet patients under a plan.
 
     ``memo`` (a dict shared by the plans of one :func:`plan_network` call) keeps each
-    With a backlog (``network.max_wait_months > 0``) every draw is one LP over its periods
-    and nothing is shared. Without, the memo ``memo`` keeps each
     (period, capacity: suite-days and operator-hours online) block's unmet patients and
     discounted cost per draw: a (draw, period) whose capacity an earlier plan already had is
-    not solved again. The recourse of
-    a block depends on nothing else (same draws, same periods), so the results are the same
-    as without it; on the bundled example 32% of the (draw, period) blocks of the seven plans
-    repeat an earlier plan's.
+    not solved again. The recourse of a block depends on nothing else (same draws, same
+    periods), so the results are the same as without it; on the bundled example 32% of the
+    (draw, period) blocks of the seven plans repeat an earlier plan's. With a backlog
+    (``network.max_wait_months > 0``) the periods of a draw are coupled: every draw is one
+    LP over its periods and the memo is not used.
     """
     if hires is None:
         hires = np.zeros_like(units)
