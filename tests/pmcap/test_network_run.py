@@ -365,3 +365,9 @@ def test_the_example_network_file_checks(tmp_path):
     assert [s.name for s in net.sites] == ["US plant", "EU plant", "CDMO"]
     assert net.sites[0].suites == 12  # the example's facility
     assert net.region_shares["CART-A"] == {"US": 0.7, "EU": 0.3}
+    # its commented operator keys, switched on, check too
+    on = text.replace("# operators = 150", "operators = 150").replace("# hire_", "hire_")
+    assert on != text
+    crewed = check_inputs(load_scenario(with_network(tmp_path / "on", "\n" + on)))["network"]
+    plant = crewed.sites[0]
+    assert (plant.operators, plant.hire_lead_time_months, plant.hire_cost) == (150, 6, 20e3)
