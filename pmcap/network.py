@@ -200,6 +200,7 @@ COLUMNS = [
     "cost_per_patient_p50",
     "cost_per_patient_p90",
     "p_in_house_cheaper",
+    "late_patients",
     "modules",
     "cdmo_slots",
     "hires",

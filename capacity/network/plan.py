@@ -31,12 +31,14 @@ class NetworkPlan:
     end: above ``mip_rel_gap`` only when ``time_limit`` stopped it), service_probability
     (share of draws where every patient is served), cost_per_patient_p10/p50/p90 (total cost
     / patients treated), p_in_house_cheaper (share of draws where the in-house-only plan costs less
-    than the CDMO-only plan; NaN without both kinds of site or without ``alternatives``).
+    than the CDMO-only plan; NaN without both kinds of site or without ``alternatives``),
+    late_patients (mean over draws of the patients made after the period they started:
+    0 without a backlog).
     ``alternatives``: one row per plan considered (``hires``: operators hired, mean over
     draws). ``value_of_waiting``: months -> expected
     cost of committing now minus that of waiting (positive: waiting is worth it).
-    ``draws``: per draw total_cost, patients, unmet_patients, service_met. ``timings``:
-    seconds to solve and evaluate each plan.
+    ``draws``: per draw total_cost, patients, unmet_patients, service_met, late_patients.
+    ``timings``: seconds to solve and evaluate each plan.
     """
 
     commitments: pd.DataFrame
@@ -121,8 +123,8 @@ def _evaluate(units, lay, net, need, groups, chunk_draws, memo=None, hires=None)
     online = lay.capacity(_online(units, lay, net), _operators(hires, lay, net))
     n_draws, n_periods, _ = need.shape
     if net.backlog:  # periods coupled within a draw: no block is shared, every draw solved
-        _, unmet, cost, _ = _assign_backlog(lay, net, need, online[groups], chunk_draws)
-        return _draw_frame(units, hires, lay, net, need, groups, unmet, cost)
+        _, unmet, cost, late = _assign_backlog(lay, net, need, online[groups], chunk_draws)
+        return _draw_frame(units, hires, lay, net, need, groups, unmet, cost, late)
     memo = {} if memo is None else memo
     entries = {}
     wanted_d, wanted_q = [], []
@@ -163,8 +165,9 @@ def _evaluate(units, lay, net, need, groups, chunk_draws, memo=None, hires=None)
     return _draw_frame(units, hires, lay, net, need, groups, unmet, cost)
 
 
-def _draw_frame(units, hires, lay, net, need, groups, unmet, cost) -> pd.DataFrame:
-    """Per draw: first-stage plus recourse cost, patients, patients not served."""
+def _draw_frame(units, hires, lay, net, need, groups, unmet, cost, late=None) -> pd.DataFrame:
+    """Per draw: first-stage plus recourse cost, patients, patients not served, patients
+    made late (backlog only; else 0)."""
     patients = need.sum(axis=(1, 2))
     unmet_total = unmet.sum(axis=1)
     total = _fixed_cost(units, lay, net, hires)[groups] + cost
@@ -174,6 +177,7 @@ def _draw_frame(units, hires, lay, net, need, groups, unmet, cost) -> pd.DataFra
             "patients": patients,
             "unmet_patients": unmet_total,
             "service_met": unmet_total <= SERVICE_TOLERANCE,
+            "late_patients": np.zeros(len(patients)) if late is None else late.sum(axis=1),
         }
     )
 
@@ -404,6 +408,7 @@ def plan_network(
         "cost_per_patient_p50": float(per_patient.quantile(0.5)),
         "cost_per_patient_p90": float(per_patient.quantile(0.9)),
         "p_in_house_cheaper": cheaper,
+        "late_patients": float(draws["late_patients"].mean()),
         "milp_draws": int(len(sample)),
     }
     return NetworkPlan(

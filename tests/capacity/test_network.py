@@ -770,7 +770,7 @@ def test_backlog_plan_waits_instead_of_reserving_a_cdmo_slot():
     cdmo = Site("cdmo", kind="cdmo", max_units=2, slot_fee_per_month=100.0, cost_per_lot=1.0)
     lanes = [Lane("R", "plant", 0), Lane("R", "cdmo", 0)]
     options = dict(period_months=1, decision_months=1, mip_rel_gap=1e-9, alternatives=False)
-    for wait, slots, cost in [(0, 2, 2 * 100.0 * 2 + 5.0), (1, 0, 35.0)]:
+    for wait, slots, cost, late in [(0, 2, 2 * 100.0 * 2 + 5.0, 0.0), (1, 0, 35.0, 5.0)]:
         base = _backlogged(max_wait_months=wait)
         net = _backlogged(max_wait_months=wait, sites=[base.sites[0], cdmo], lanes=lanes)
         plan = plan_network(demand, net, **options)
@@ -778,6 +778,7 @@ def test_backlog_plan_waits_instead_of_reserving_a_cdmo_slot():
         assert found == slots, wait
         assert plan.summary["expected_cost"] == pytest.approx(cost)
         assert plan.summary["in_sample_cost"] == pytest.approx(cost)
+        assert plan.summary["late_patients"] == pytest.approx(late)
 
 
 def test_bad_backlog_input_names_the_field():
