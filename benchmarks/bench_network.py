@@ -18,7 +18,7 @@ is composed once (posteriors from the cache); then
 * with ``--operators N`` the US plant has ``N`` operators (hires 6 months ahead, 95,000 a
   year, 20,000 a hire; operator-hours per lot from the run's operator FTE over lots at 137.5
   hours an operator-month), so the MILP also chooses hires and every assignment has an
-  operator-hours row;
+  operator-hours row (``--continuous-hires``: hires continuous in the MILP, rounded up);
 * assignment alone: the batched assignment LP of all draws (:func:`capacity.assign_lots`)
   against one LP per draw (the same LP, ``chunk_draws=1``) on the first ``--loop-draws`` draws.
 
