@@ -871,3 +871,22 @@ def test_the_milp_with_a_backlog_equals_brute_force_over_every_plan():
     served = out["patients"] - out["unmet_patients"]
     assert not np.allclose(out["lots"].sum("site").values, served.values)
     assert sum(best[1]) + sum(best[2]) > 0
+
+
+def test_a_backlog_with_no_room_to_wait_is_the_plan_without_one():
+    # SMALL's routes leave at most 6 days under the 18-day limit: no lot may wait a month, so
+    # the per-draw backlog LPs must give exactly the per-period recourse's plan and costs
+    rng = np.random.default_rng(3)
+    patients = rng.poisson(np.array([4, 4, 6, 8, 10, 12])[None, :] * rng.uniform(0.6, 1.4, (4, 1)))
+    demand = make_demand(patients[:, :, None].astype(float), programs=["A"])
+    waiting = dataclasses.replace(SMALL, max_wait_months=3, late_cost_per_patient_month=1.0)
+    options = dict(decision_months=3, milp_draws=4, mip_rel_gap=1e-9)
+    plain, backlog = (
+        plan_network(demand, SMALL, **options),
+        plan_network(demand, waiting, **options),
+    )
+    pd.testing.assert_frame_equal(plain.commitments, backlog.commitments)
+    np.testing.assert_allclose(
+        backlog.alternatives["expected_cost"], plain.alternatives["expected_cost"], rtol=1e-9
+    )
+    assert backlog.summary["late_patients"] == 0.0
