@@ -15,6 +15,10 @@ is composed once (posteriors from the cache); then
   ``--no-old``: CPU and wall seconds of both and their ratio;
 * the network stage of ``pmcap run`` (the plan and :func:`pmcap.network.site_costs`) against
   the 30 s goal of issue 27, wall and CPU (wall is CPU plus waiting on a shared machine);
+* with ``--operators N`` the US plant has ``N`` operators (hires 6 months ahead, 95,000 a
+  year, 20,000 a hire; operator-hours per lot from the run's operator FTE over lots at 137.5
+  hours an operator-month), so the MILP also chooses hires and every assignment has an
+  operator-hours row (``--continuous-hires``: hires continuous in the MILP, rounded up);
 * assignment alone: the batched assignment LP of all draws (:func:`capacity.assign_lots`)
   against one LP per draw (the same LP, ``chunk_draws=1``) on the first ``--loop-draws`` draws.
 
@@ -45,8 +49,11 @@ def example_demand(draws: int):
     return scenario, world.demand, req, facility(req)
 
 
-def network(req, programs):
+def network(req, programs, operators=None):
+    import dataclasses
+
     from capacity import Lane, Network, Site
+    from pmcap.network import operator_hours_per_lot
 
     # suite-days a lot occupies, per program: the ratio of the requirement sums
     per_lot = (
@@ -93,7 +100,19 @@ def network(req, programs):
         Lane("EU", "CDMO", 2, 5e3),
         Lane("EU", "US plant", 3, 12e3),
     ]
+    hours = None
+    if operators is not None:
+        sites[0] = dataclasses.replace(
+            sites[0],
+            operators=float(operators),
+            hire_lead_time_months=6,
+            operator_cost_per_year=95e3,
+            hire_cost=20e3,
+            max_hires=200,
+        )
+        hours = operator_hours_per_lot(req, 137.5)
     return Network(
+        operator_hours_per_lot=hours,
         sites=sites,
         lanes=lanes,
         region_shares={p: {"US": 0.7, "EU": 0.3} for p in programs},
@@ -110,6 +129,10 @@ def main() -> None:
     parser.add_argument("--milp-draws", type=int, default=100)
     parser.add_argument("--loop-draws", type=int, default=50)
     parser.add_argument("--no-old", action="store_true", help="skip the old formulation")
+    parser.add_argument("--operators", type=int, default=None, help="operators at the US plant")
+    parser.add_argument(
+        "--continuous-hires", action="store_true", help="hires continuous in the MILP, rounded up"
+    )
     args = parser.parse_args()
 
     from capacity import assign_lots, plan_expansion, plan_network
@@ -132,9 +155,14 @@ def main() -> None:
     baseline = time.perf_counter() - t0
     print(f"baseline plan_expansion: {baseline:.2f} s, {len(greedy.commitments)} module(s)")
 
-    net = network(req, [str(p) for p in demand["program"].values])
+    net = network(req, [str(p) for p in demand["program"].values], args.operators)
     options = dict(
-        milp_draws=args.milp_draws, seed=1, wait_months=[12], readout="2028-06-01", currency="USD"
+        milp_draws=args.milp_draws,
+        seed=1,
+        wait_months=[12],
+        readout="2028-06-01",
+        currency="USD",
+        integer_hires=not args.continuous_hires,
     )
     t0, c0 = time.perf_counter(), time.process_time()
     plan = plan_network(demand, net, **options)
@@ -159,7 +187,8 @@ def main() -> None:
 
         new_solve, new_evaluate = module._solve, module._evaluate
         module._solve = functools.partial(new_solve, cumulative=False)
-        module._evaluate = lambda *a: new_evaluate(*a[:6])  # without the memo: no blocks shared
+        # without the memo: no blocks shared
+        module._evaluate = lambda *a: new_evaluate(*a[:6], None, *a[7:])
         t0, c0 = time.perf_counter(), time.process_time()
         try:
             old = plan_network(demand, net, chunk_draws=200, **options)

@@ -271,7 +271,11 @@ def scenario_qc_lab(scenario: Scenario, processes: dict[str, Any] | None = None)
         raise InputError(f"{scenario.shown_path}: {exc}") from None
 
 
-def scenario_network(scenario: Scenario, suite_days_per_lot: dict[str, float] | None = None):
+def scenario_network(
+    scenario: Scenario,
+    suite_days_per_lot: dict[str, float] | None = None,
+    operator_hours_per_lot: dict[str, float] | None = None,
+):
     """The ``[network]`` table as a :class:`capacity.Network` over the scenario's programs.
 
     The ``[facility]``'s suites at ``run.start`` are the first own site (named
@@ -279,7 +283,11 @@ def scenario_network(scenario: Scenario, suite_days_per_lot: dict[str, float] | 
     ``facility.module_suites`` suites costing ``costs.module_capital`` and
     ``facility.module_cost_per_year``, online ``facility.module_lead_time_months`` after
     commitment. ``suite_days_per_lot``: program -> suite-days a lot occupies (the run's
-    requirements; 1 when only checking, which no check depends on). An inconsistency (a
+    requirements; 1 when only checking, which no check depends on); operator-hours a lot
+    takes at a site with ``operators``: ``[network.program.NAME]``'s, else
+    ``network.operator_hours_per_lot``, else ``operator_hours_per_lot`` (the run's
+    requirements), else 1 when only checking. A site's ``operator_cost_per_year`` defaults
+    to ``costs.operator_salary``. An inconsistency (a
     lane to an unknown site, shares not summing to one, a vein-to-vein limit shorter than
     the fastest route, a ``[network.program.NAME]`` that is not a program) is one
     InputError naming the scenario file and ``network``.
@@ -318,11 +326,19 @@ def scenario_network(scenario: Scenario, suite_days_per_lot: dict[str, float] | 
                 cost_per_lot=fac.cost_per_lot,
                 lead_time_months=scenario.facility.module_lead_time_months,
                 turnaround_days=fac.turnaround_days,
+                **_crew(fac, scenario),
             )
         )
-    shares, limits = {}, {}
+    shares, limits, hours = {}, {}, {}
     for name in names:
         own = net.program.get(name)
+        hours[name] = (
+            own.operator_hours_per_lot
+            if own and own.operator_hours_per_lot is not None
+            else net.operator_hours_per_lot
+            if net.operator_hours_per_lot is not None
+            else (operator_hours_per_lot or {}).get(name, 1.0)
+        )
         shares[name] = dict(
             own.region_shares if own and own.region_shares is not None else net.region_shares
         )
@@ -332,7 +348,7 @@ def scenario_network(scenario: Scenario, suite_days_per_lot: dict[str, float] | 
             else net.vein_to_vein_days
         )
     try:
-        sites += [Site(**s.model_dump()) for s in net.site]
+        sites += [Site(**{**s.model_dump(), **_crew(s, scenario)}) for s in net.site]
         return Network(
             sites=sites,
             lanes=[Lane(**ln.model_dump()) for ln in net.lane],
@@ -342,10 +358,27 @@ def scenario_network(scenario: Scenario, suite_days_per_lot: dict[str, float] | 
             cost_per_patient_unserved=net.cost_per_patient_unserved,
             discount_rate=net.discount_rate,
             share_concentration=net.share_concentration,
+            operator_hours_per_lot=hours,
+            operator_hours_per_month=net.operator_hours_per_month,
+            max_wait_months=net.max_wait_months,
+            late_cost_per_patient_month=net.late_cost_per_patient_month,
         )
     except InputError as exc:
         text = str(exc).removeprefix("network: ")
         raise InputError(f"{where}: network: {text}") from None
+
+
+def _crew(site, scenario: Scenario) -> dict:
+    """A ``[network]`` site's operator keys for :class:`capacity.Site` (the loaded cost
+    defaults to ``costs.operator_salary``)."""
+    cost = site.operator_cost_per_year
+    return {
+        "operators": site.operators,
+        "hire_lead_time_months": site.hire_lead_time_months,
+        "operator_cost_per_year": scenario.costs.operator_salary if cost is None else cost,
+        "hire_cost": site.hire_cost,
+        "max_hires": site.max_hires,
+    }
 
 
 # ------------------------------------------------------------------------------------------

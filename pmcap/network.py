@@ -41,13 +41,32 @@ def suite_days_per_lot(req: xr.Dataset) -> dict[str, float]:
     return out
 
 
+def operator_hours_per_lot(req: xr.Dataset, hours_per_month: float) -> dict[str, float]:
+    """Operator-hours a lot takes per program: the program's operator FTE-months (hands-on
+    hours or the crew floor, whichever is larger: ``operator_fte``) x ``hours_per_month``
+    over its lots, summed over draws and months (1 for a program with no lot)."""
+    ratio = (
+        req["operator_fte"].sum(("draw", "month"))
+        * hours_per_month
+        / req["lots"].sum(("draw", "month"))
+    )
+    out = {}
+    for program, value in ratio.to_series().items():
+        out[str(program)] = float(value) if np.isfinite(value) and value > 0 else 1.0
+    return out
+
+
 def plan_scenario_network(scenario, demand: xr.DataArray, req: xr.Dataset) -> NetworkRun:
     """Plan the scenario's ``[network]`` across the demand draws (seed ``run.seed``)."""
     from capacity.network import plan_network
     from pmcap.inputs import scenario_network
 
     sec = scenario.network
-    net = scenario_network(scenario, suite_days_per_lot(req))
+    net = scenario_network(
+        scenario,
+        suite_days_per_lot(req),
+        operator_hours_per_lot(req, sec.operator_hours_per_month),
+    )
     currency = scenario.costs.currency
     plan = plan_network(
         demand,
@@ -63,6 +82,7 @@ def plan_scenario_network(scenario, demand: xr.DataArray, req: xr.Dataset) -> Ne
         mip_rel_gap=sec.mip_rel_gap,
         time_limit=sec.time_limit,
         currency=currency,
+        integer_hires=sec.integer_hires,
     )
     costs = site_costs(plan, net, demand, period_months=sec.period_months, seed=scenario.run.seed)
     return NetworkRun(net, plan, costs, sec.period_months, currency)
@@ -75,9 +95,21 @@ def online_suites(plan, network, months: pd.DatetimeIndex, period_months: int) -
     online = np.tile([float(s.suites) for s in network.sites], (len(starts), 1))
     names = [s.name for s in network.sites]
     for row in plan.commitments.itertuples():
-        if row.group != 0:
+        if row.group != 0 or row.kind == "hire":
             continue
         online[starts >= row.online_month, names.index(row.site)] += row.suites_added
+    return online
+
+
+def online_operators(plan, network, months: pd.DatetimeIndex, period_months: int) -> np.ndarray:
+    """Qualified operators per period and site under the plan's hires of group 0 (0 at a
+    site whose operators are not modelled)."""
+    starts = months[::period_months]
+    online = np.tile([float(s.operators or 0.0) for s in network.sites], (len(starts), 1))
+    names = [s.name for s in network.sites]
+    for row in plan.commitments.itertuples():
+        if row.group == 0 and row.kind == "hire":
+            online[starts >= row.online_month, names.index(row.site)] += row.units
     return online
 
 
@@ -93,16 +125,22 @@ def site_costs(
     with suites now: every month; a new site: from the first period it has capacity
     online), and the site's ``cost_per_lot`` times the lots it makes in the least-cost
     assignment of each draw (:func:`capacity.assign_lots`; a period's lots spread evenly over
-    its months). Lane costs and the penalty for patients not served are not a site's and
-    are left out; discounted as :func:`capacity.plan_network` discounts (per period start),
-    these costs plus those two are the plan's expected cost.
+    its months). A site with ``operators`` also has an ``operators`` column:
+    ``operator_cost_per_year / 12`` per qualified operator per month (those now: every
+    month; a hire: from the month qualified) and ``hire_cost`` per hire in its commitment
+    month. Lane costs, the penalty for patients not served and the late cost of a backlog
+    are not a site's and are left out; discounted as :func:`capacity.plan_network`
+    discounts (per period start), these costs plus those three are the plan's expected cost.
     """
     from capacity.network import assign_lots
 
     months = pd.DatetimeIndex(demand["month"].values)
     n = len(months)
     online = online_suites(plan, network, months, period_months)
-    lots = assign_lots(demand, network, online, period_months=period_months, seed=seed)["lots"]
+    crew = online_operators(plan, network, months, period_months)
+    lots = assign_lots(
+        demand, network, online, operators_online=crew, period_months=period_months, seed=seed
+    )["lots"]
     lots_mean = lots.mean("draw").values  # (period, site)
     period_of = np.arange(n) // period_months
     in_period = np.bincount(period_of)
@@ -112,10 +150,17 @@ def site_costs(
         capital = np.zeros(n)
         running = np.zeros(n)
         has_capacity = np.full(n, site.suites > 0)
+        staff = np.full(n, float(site.operators or 0.0) * site.operator_cost_per_year / 12.0)
         for row in plan.commitments.itertuples():
             if row.site != site.name or row.group != 0:
                 continue
             c = month_index[row.commit_month]
+            if row.kind == "hire":
+                staff[c] += site.hire_cost * row.units
+                if row.online_month <= months[-1]:
+                    o = month_index[row.online_month]
+                    staff[o:] += site.operator_cost_per_year / 12.0 * row.units
+                continue
             capital[c] += site.module_capital * row.units
             o = month_index.get(row.online_month, n) if row.online_month <= months[-1] else n
             begin = c if site.kind == "cdmo" else o
@@ -129,6 +174,8 @@ def site_costs(
         variable = site.cost_per_lot * lots_mean[period_of, j] / in_period[period_of]
         columns[("capital", site.name)] = capital
         columns[("operating", site.name)] = running + fixed + variable
+        if site.crewed:
+            columns[("operators", site.name)] = staff
     frame = pd.DataFrame(columns, index=months)
     frame.columns = pd.MultiIndex.from_tuples(frame.columns, names=["kind", "site"])
     return frame
@@ -153,8 +200,10 @@ COLUMNS = [
     "cost_per_patient_p50",
     "cost_per_patient_p90",
     "p_in_house_cheaper",
+    "late_patients",
     "modules",
     "cdmo_slots",
+    "hires",
     "in_sample_cost",
     "mip_gap",
     "milp_draws",

@@ -312,6 +312,7 @@ def run(tmp_path_factory) -> Path:
         "period_months": 12,
         "information_groups": 1,
         "site": [{"name": "CDMO", "kind": "cdmo", "slot_fee_per_month": 1e5}],
+        "facility": {"operators": 50},  # for network_operators_cost[SITE]
         "lane": [
             {"region": "US", "site": "facility", "transport_days": 1},
             {"region": "US", "site": "CDMO", "transport_days": 2},

@@ -10,6 +10,14 @@ Model (one MILP, solved by HiGHS through :func:`scipy.optimize.milp`)
       every month from the month it is reserved (take-or-pay), usable after the CDMO's lead
       time. ``fixed_cost_per_year`` is paid by a site with suites now for the whole horizon,
       and by a new site from the first period it has capacity online.
+    * **Operators and hires.** At an own site with ``operators`` (qualified now), a lot of
+      program ``j`` also takes ``operator_hours_per_lot[j]`` operator-hours, and a period
+      offers ``operators online x operator_hours_per_month x months`` of them: a second
+      capacity row per site next to its suite-days. The plan may commit integer hires per
+      site and decision period, qualified ``hire_lead_time_months`` later (rounded up to
+      whole periods) for the rest of the horizon, paid ``hire_cost`` at commitment and
+      ``operator_cost_per_year`` from qualification (the operators now: over the whole
+      horizon). A CDMO brings its own staff: its slots are its only limit.
     * **Lanes and vein-to-vein.** Patients of a program start in regions (``region_shares``,
       fixed or Dirichlet per draw); a lane carries the apheresis material from a region to a
       site and the product back. A lot of program ``j`` from region ``r`` may be made at site
@@ -19,18 +27,26 @@ Model (one MILP, solved by HiGHS through :func:`scipy.optimize.milp`)
     * **Recourse, per draw and period** (the assignment): lots served per allowed (program,
       region, site) and patients not served, at least cost: ``cost_per_lot`` of the site (a
       CDMO's price) + the lane's ``cost_per_lot`` per lot, ``cost_per_patient_unserved`` per
-      patient not served in the period they start (there is no backlog: a patient not made in
-      their period counts as not treated). Lots are continuous (an LP), so a draw's unmet
+      patient not served in the period they start (by default no backlog: a patient not made
+      in their period counts as not treated). Lots are continuous (an LP), so a draw's unmet
       patients can be fractional.
-    * **Investment (first stage).** Integer modules / slots committed per site and period and a
-      binary "site has capacity" per new site and period. Every commitment is the same in all
-      draws (non-anticipative). With ``wait_months`` the commitments before that month are
-      forbidden and, with ``information_groups > 1``, later commitments may differ between
+    * **Backlog** (``max_wait_months > 0``): a patient may instead be made up to that many
+      months (whole periods) later, at ``late_cost_per_patient_month`` per month waited, on
+      a route whose ``2 x transport + turnaround`` + the wait (30.44 days a month) fits the
+      program's ``vein_to_vein_days``; later, or past the horizon, not treated. The periods
+      of a draw are then coupled: the recourse is one LP per draw over its periods (in the
+      MILP and in the evaluation), with no closed form and no blocks shared between plans.
+    * **Investment (first stage).** Integer modules / slots and hires committed per site and
+      period and a binary "site has capacity" per new site and period. Every commitment is
+      the same in all draws (non-anticipative); hires may be committed in the same periods
+      as modules. With ``wait_months`` the commitments before that month are forbidden
+      and, with ``information_groups > 1``, later commitments may differ between
       groups of draws that look different at that month (quantile bins of the patients who
       started before it, known then), so the plan still uses only what is known when it
       commits.
     * **Objective.** Expected total discounted cost (sample average over ``milp_draws``
       draws): capital at commitment, module running and slot fees while online / reserved,
+      hire costs and operators' loaded costs,
       fixed costs, lot and lane costs, and the penalty per patient not served. Discounting:
       a cost in the period starting ``m`` months after the first month is multiplied by
       ``(1 + discount_rate) ** (-m / 12)``.

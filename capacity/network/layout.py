@@ -14,6 +14,8 @@ from capacity.errors import InputError
 from capacity.network.model import Network
 from capacity.resource_needs import PATIENT_STREAMS
 
+DAYS_PER_MONTH = 365.25 / 12  # a month of waiting in the vein-to-vein check (backlog)
+
 
 # --- the problem laid out as arrays -------------------------------------------------------------
 @dataclass
@@ -34,6 +36,26 @@ class _Layout:
     pair_region: np.ndarray
     lead_periods: np.ndarray  # per site
     step: int  # months per period
+    hire_lead_periods: np.ndarray  # per site
+    res_site: np.ndarray  # capacity resource -> site (suites of every site, then crews)
+    res_crew: np.ndarray  # bool per resource: operator-hours (True) or suite-days
+    arc_use: np.ndarray  # (resource, arc): suite-days or operator-hours per lot
+    operator_hours_per_month: float
+    arc_delays: np.ndarray  # per arc: most periods a lot may wait (backlog), 0 without
+
+    @property
+    def n_res(self) -> int:
+        return len(self.res_site)
+
+    def capacity(self, suites: np.ndarray, operators: np.ndarray) -> np.ndarray:
+        """Suite-days and operator-hours per resource: ``suites`` and ``operators`` online,
+        shape ``(..., period, site)`` -> ``(..., period, resource)``."""
+        days = self.days[:, None] * np.asarray(suites, float)
+        hours = (self.operator_hours_per_month * self.period_months)[:, None] * np.asarray(
+            operators, float
+        )
+        crew = self.res_site[self.res_crew]
+        return np.concatenate([days, hours[..., crew]], axis=-1)
 
 
 def _layout(net: Network, months: pd.DatetimeIndex, period_months: int) -> _Layout:
@@ -61,24 +83,39 @@ def _layout(net: Network, months: pd.DatetimeIndex, period_months: int) -> _Layo
                 or 2 * lane.transport_days + site.turnaround_days > net.vein_to_vein_days[program]
             ):
                 continue
+            slack = net.vein_to_vein_days[program] - 2 * lane.transport_days - site.turnaround_days
+            wait = min(net.max_wait_months, slack / DAYS_PER_MONTH)  # months
             arcs.append(
                 (
                     p,
                     site_index[site.name],
                     site.cost_per_lot + lane.cost_per_lot,
                     net.suite_days_per_lot[program],
+                    math.floor(wait / period_months + 1e-9),
                 )
             )
-    arc = np.array(arcs, float).reshape(-1, 4)
+    arc = np.array(arcs, float).reshape(-1, 5)
     lead = np.array([math.ceil(s.lead_time_months / period_months) for s in net.sites], int)
+    hire_lead = np.array(
+        [math.ceil(s.hire_lead_time_months / period_months) for s in net.sites], int
+    )
+    n_sites = len(net.sites)
+    crewed = np.array([i for i, s in enumerate(net.sites) if s.crewed], int)
+    arc_pair, arc_site = arc[:, 0].astype(int), arc[:, 1].astype(int)
+    use = np.zeros((n_sites + crewed.size, len(arc)))
+    use[arc_site, np.arange(len(arc))] = arc[:, 3]
+    hours = net.operator_hours_per_lot or {}
+    for k, i in enumerate(crewed):
+        on = arc_site == i
+        use[n_sites + k, on] = [hours[programs[pair_program[a]]] for a in arc_pair[on]]
     return _Layout(
         months,
         start,
         length,
         days,
         discount,
-        arc[:, 0].astype(int),
-        arc[:, 1].astype(int),
+        arc_pair,
+        arc_site,
         arc[:, 2],
         arc[:, 3],
         len(pair_program),
@@ -86,6 +123,12 @@ def _layout(net: Network, months: pd.DatetimeIndex, period_months: int) -> _Layo
         pair_region,
         lead,
         int(period_months),
+        hire_lead,
+        np.r_[np.arange(n_sites), crewed].astype(int),
+        np.r_[np.zeros(n_sites, bool), np.ones(crewed.size, bool)],
+        use,
+        float(net.operator_hours_per_month),
+        arc[:, 4].astype(int),
     )
 
 

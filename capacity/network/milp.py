@@ -10,7 +10,7 @@ import scipy.sparse as sp
 from scipy.optimize import Bounds, LinearConstraint, milp
 
 from capacity.errors import InputError
-from capacity.network.assign import _block_costs, _recourse_matrices
+from capacity.network.assign import _recourse_program
 from capacity.network.layout import _Layout
 from capacity.network.model import SERVICE_TOLERANCE, Network
 
@@ -48,6 +48,26 @@ def _first_stage_cost(lay: _Layout, net: Network) -> tuple[np.ndarray, np.ndarra
     return commit, opened, constant
 
 
+def _hire_cost(lay: _Layout, net: Network) -> tuple[np.ndarray, float]:
+    """Discounted cost of one hire per (site, period) (``hire_cost`` at commitment and the
+    loaded cost from the month qualified to the end) and the constant cost of the operators
+    qualified now (the whole horizon)."""
+    n_periods = len(lay.period_start)
+    running = lay.discount * lay.period_months
+    later = np.cumsum(running[::-1])[::-1]
+    hire = np.zeros((len(net.sites), n_periods))
+    constant = 0.0
+    for i, site in enumerate(net.sites):
+        if not site.crewed:
+            continue
+        per_month = site.operator_cost_per_year / 12.0
+        online_from = np.arange(n_periods) + lay.hire_lead_periods[i]
+        run = np.where(online_from < n_periods, later[np.minimum(online_from, n_periods - 1)], 0.0)
+        hire[i] = site.hire_cost * lay.discount + per_month * run
+        constant += float(site.operators) * per_month * running.sum()
+    return hire, constant
+
+
 def _solve(
     lay: _Layout,
     net: Network,
@@ -57,9 +77,15 @@ def _solve(
     mip_rel_gap: float,
     time_limit: float,
     cumulative: bool = True,
-) -> tuple[np.ndarray, float, float]:
+    integer_hires: bool = True,
+) -> tuple[np.ndarray, float, float, np.ndarray]:
     """Commitments per group, site and period minimising the sample average cost; the
-    in-sample cost and HiGHS's relative gap at the end.
+    in-sample cost and HiGHS's relative gap at the end; the hires per group, site and
+    period (integer ``h``, with ``w[g, i, q]`` the hires qualified by period ``q``, the
+    cumulative form; only when a site has operators) come third. Without
+    ``integer_hires`` the hires are continuous in the MILP and each is rounded up after it
+    (the plan keeps at least the capacity the MILP chose; its cost is then that of the
+    rounded plan, evaluated as every plan is).
 
     With ``cumulative`` (the default) a continuous variable ``u[g, i, q]`` holds the units
     online at site ``i`` in period ``q`` (``u[q] = u[q - 1] + k[q - lead_i]``, one row of
@@ -79,21 +105,32 @@ def _solve(
     o_index = n_k + k_index
     u_index = 2 * n_k + k_index  # units online (cumulative formulation only)
     n_first = (3 if cumulative else 2) * n_k
+    crewed = np.array([s.crewed for s in sites])
+    hire_cost, crew_constant = _hire_cost(lay, net)
+    constant += crew_constant
+    h_index = n_first + k_index  # hires committed (integer)
+    w_index = n_first + n_k + k_index  # hires qualified by then (cumulative)
+    if crewed.any():
+        n_first += 2 * n_k
     n_z = n_draws if service_target is not None else 0
     z_offset = n_first
     rec_offset = n_first + n_z
-    demand_rows, capacity_rows, width = _recourse_matrices(lay, n_draws * n_periods, n_sites)
-    n_rec = n_draws * n_periods * width
+    demand_rows, capacity_rows, rec_cost, unmet_cols = _recourse_program(lay, net, n_draws)
+    n_res = lay.n_res
+    n_rec = rec_cost.size
     n_vars = rec_offset + n_rec
 
     c = np.zeros(n_vars)
     c[k_index] = weight[:, None, None] * commit_cost[None]
     c[o_index] = weight[:, None, None] * open_cost[None]
-    c[rec_offset:] = _block_costs(lay, net, n_draws) / n_draws
+    if crewed.any():
+        c[h_index] = weight[:, None, None] * hire_cost[None]
+    c[rec_offset:] = rec_cost / n_draws
 
     unit = np.array([s.unit_suites for s in sites])
     installed = np.array([s.suites for s in sites])
     max_units = np.array([s.max_units for s in sites], float)
+    max_hires = np.where(crewed, [float(s.max_hires) for s in sites], 0.0)
     blocks = []
     # demand: recourse only
     blocks.append(
@@ -108,7 +145,10 @@ def _solve(
         np.arange(n_periods)[None, :, None]
         >= np.arange(n_periods)[None, None, :] + lay.lead_periods[:, None, None]
     )
-    cap_rhs = (lay.days[None, :, None] * installed[None, None, :]).repeat(n_draws, axis=0).ravel()
+    operators_now = np.array([s.operators or 0.0 for s in sites])
+    cap_rhs = np.broadcast_to(
+        lay.capacity(installed[None, :], operators_now[None, :]), (n_draws, n_periods, n_res)
+    ).ravel()
     new = np.flatnonzero(installed == 0)
     if cumulative:
         # u[g, i, q] = u[g, i, q - 1] + k[g, i, q - lead_i]: units online, one row each
@@ -133,15 +173,25 @@ def _solve(
             np.arange(n_draws * n_periods * n_sites), (n_draws, n_periods, n_sites)
         )
         cols = u_index[opts.groups[draw], site, period]
-        rows = np.arange(draw.size)
+        rows = (draw * n_periods + period) * n_res + site
     else:
         # capacity with every usable commitment written out (the formulation before u)
         draw, site, period, commit_p = np.nonzero(
             np.broadcast_to(online[None], (n_draws, n_sites, n_periods, n_periods))
         )
-        rows = (draw * n_periods + period) * n_sites + site
+        rows = (draw * n_periods + period) * n_res + site
         cols = k_index[opts.groups[draw], site, commit_p]
     vals = -lay.days[period] * unit[site]
+    if crewed.any():
+        # operator-hours: lots' hours - hours per operator x w <= hours of the operators now
+        n_crew = n_res - n_sites
+        draw, period, k = np.unravel_index(
+            np.arange(n_draws * n_periods * n_crew), (n_draws, n_periods, n_crew)
+        )
+        site = lay.res_site[n_sites + k]
+        rows = np.r_[rows, (draw * n_periods + period) * n_res + n_sites + k]
+        cols = np.r_[cols, w_index[opts.groups[draw], site, period]]
+        vals = np.r_[vals, -lay.operator_hours_per_month * lay.period_months[period]]
     link = sp.csr_matrix((vals, (rows, cols)), shape=(capacity_rows.shape[0], rec_offset))
     blocks.append((sp.hstack([link, capacity_rows]), np.full(cap_rhs.size, -np.inf), cap_rhs))
     # a new site pays its fixed cost in every period it has capacity online
@@ -166,6 +216,29 @@ def _solve(
             shape=(n_rows, n_vars),
         )
         blocks.append((a, np.full(n_rows, -np.inf), np.zeros(n_rows)))
+    if crewed.any():
+        # w[g, i, q] = w[g, i, q - 1] + h[g, i, q - hire_lead_i]: hires qualified, one row each
+        g, i, q = np.unravel_index(np.arange(n_k), (n_groups, n_sites, n_periods))
+        rows, cols, vals = [np.arange(n_k)], [w_index[g, i, q]], [np.ones(n_k)]
+        has_prev = q > 0
+        rows.append(np.flatnonzero(has_prev))
+        cols.append(w_index[g, i, q - 1][has_prev])
+        vals.append(-np.ones(int(has_prev.sum())))
+        source = q - lay.hire_lead_periods[i]
+        has_h = source >= 0
+        rows.append(np.flatnonzero(has_h))
+        cols.append(h_index[g, i, source][has_h])
+        vals.append(-np.ones(int(has_h.sum())))
+        a = sp.csr_matrix(
+            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+            shape=(n_k, n_vars),
+        )
+        blocks.append((a, np.zeros(n_k), np.zeros(n_k)))
+        rows = np.repeat(np.arange(n_groups * n_sites), n_periods)
+        a = sp.csr_matrix(
+            (np.ones(n_k), (rows, h_index.ravel())), shape=(n_groups * n_sites, n_vars)
+        )
+        blocks.append((a, np.full(n_groups * n_sites, -np.inf), np.tile(max_hires, n_groups)))
     # at most max_units per site (per group)
     rows = np.repeat(np.arange(n_groups * n_sites), n_periods)
     a = sp.csr_matrix((np.ones(n_k), (rows, k_index.ravel())), shape=(n_groups * n_sites, n_vars))
@@ -178,26 +251,24 @@ def _solve(
                 (n_groups - 1, n_sites, n_periods),
             )
         )
-        n_rows = g.size
-        r = np.arange(n_rows)
-        a = sp.csr_matrix(
-            (
-                np.r_[np.ones(n_rows), -np.ones(n_rows)],
-                (np.r_[r, r], np.r_[k_index[g + 1, i, p], k_index[0, i, p]]),
-            ),
-            shape=(n_rows, n_vars),
-        )
-        blocks.append((a, np.zeros(n_rows), np.zeros(n_rows)))
+        for index in (k_index, h_index) if crewed.any() else (k_index,):
+            n_rows = g.size
+            r = np.arange(n_rows)
+            a = sp.csr_matrix(
+                (
+                    np.r_[np.ones(n_rows), -np.ones(n_rows)],
+                    (np.r_[r, r], np.r_[index[g + 1, i, p], index[0, i, p]]),
+                ),
+                shape=(n_rows, n_vars),
+            )
+            blocks.append((a, np.zeros(n_rows), np.zeros(n_rows)))
     if service_target is not None:
         # unmet patients of draw s <= (its patients) x z_s; sum z <= floor(target x draws)
-        unmet_cols = rec_offset + (
-            np.arange(n_draws * n_periods)[:, None] * width
-            + len(lay.arc_pair)
-            + np.arange(n_pairs)[None, :]
-        )
         rows = np.repeat(np.arange(n_draws), n_periods * n_pairs)
         big_m = need.sum(axis=(1, 2))
-        a = sp.csr_matrix((np.ones(rows.size), (rows, unmet_cols.ravel())), shape=(n_draws, n_vars))
+        a = sp.csr_matrix(
+            (np.ones(rows.size), (rows, rec_offset + unmet_cols.ravel())), shape=(n_draws, n_vars)
+        )
         a = a - sp.csr_matrix(
             (big_m, (np.arange(n_draws), z_offset + np.arange(n_draws))), shape=(n_draws, n_vars)
         )
@@ -214,10 +285,15 @@ def _solve(
     upper[o_index] = 1.0
     if cumulative:
         upper[u_index] = max_units[None, :, None]
+    if crewed.any():
+        upper[h_index] = np.where(opts.allowed[None], max_hires[None, :, None], 0.0)
+        upper[w_index] = max_hires[None, :, None]
     upper[z_offset : z_offset + n_z] = 1.0
     integrality = np.zeros(n_vars)
     integrality[: 2 * n_k] = 1  # commitments and "open"; u, z follow
     integrality[z_offset : z_offset + n_z] = 1
+    if crewed.any() and integer_hires:
+        integrality[h_index] = 1
     constraints = [
         LinearConstraint(
             sp.vstack([b[0] for b in blocks]).tocsr(),
@@ -240,5 +316,11 @@ def _solve(
             "relax service_target or max_units"
         )
     units = np.rint(res.x[k_index]).astype(int)
+    if not crewed.any():
+        hires = np.zeros_like(units)
+    elif integer_hires:
+        hires = np.rint(res.x[h_index]).astype(int)
+    else:
+        hires = np.ceil(res.x[h_index] - 1e-6).astype(int)
     gap = float(getattr(res, "mip_gap", np.nan) or 0.0)
-    return units, float(res.fun) * scale + constant, gap
+    return units, float(res.fun) * scale + constant, gap, hires

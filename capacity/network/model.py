@@ -32,6 +32,16 @@ class Site:
     online); ``slot_fee_per_month`` (CDMO, per reserved slot); ``fixed_cost_per_year``;
     ``cost_per_lot`` (own: variable cost; CDMO: price per lot); ``lead_time_months``
     (commitment to use); ``turnaround_days`` (receipt of the apheresis to product shipped).
+
+    Operators (own sites only; a CDMO brings its own staff): ``operators`` qualified now
+    (``None``: operators are not modelled at the site, only its suites bind);
+    ``hire_lead_time_months`` (requisition to qualified: a hire committed in month ``t``
+    works from ``t + lead``, rounded up to whole periods as module lead times are);
+    ``operator_cost_per_year`` (loaded cost of one operator: paid for the operators now over
+    the whole horizon and for a hire from the month they are qualified, an assumption that
+    recruiting and training are covered by ``hire_cost``); ``hire_cost`` (one-off per hire
+    at commitment); ``max_hires`` (most operators hired over the horizon; default 20, an
+    assumption). Hires stay for the rest of the horizon (no attrition, no lay-offs).
     """
 
     name: str
@@ -46,6 +56,11 @@ class Site:
     cost_per_lot: float = 0.0
     lead_time_months: int = 0
     turnaround_days: float = 0.0
+    operators: float | None = None
+    hire_lead_time_months: int = 0
+    operator_cost_per_year: float = 0.0
+    hire_cost: float = 0.0
+    max_hires: int = 20
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -65,7 +80,26 @@ class Site:
             cost_per_lot=self.cost_per_lot,
             lead_time_months=self.lead_time_months,
             turnaround_days=self.turnaround_days,
+            hire_lead_time_months=self.hire_lead_time_months,
+            operator_cost_per_year=self.operator_cost_per_year,
+            hire_cost=self.hire_cost,
+            max_hires=self.max_hires,
         )
+        if self.operators is not None:
+            _nonnegative(f"site {self.name!r}", operators=self.operators)
+            if self.kind == "cdmo":
+                raise InputError(
+                    f"network: site {self.name!r}: a CDMO brings its own staff; "
+                    "give operators only at own sites"
+                )
+        if (
+            int(self.hire_lead_time_months) != self.hire_lead_time_months
+            or int(self.max_hires) != self.max_hires
+        ):
+            raise InputError(
+                f"network: site {self.name!r}: hire_lead_time_months and max_hires must be "
+                "whole numbers"
+            )
         if not (isinstance(self.module_suites, int | float) and self.module_suites > 0):
             raise InputError(
                 f"network: site {self.name!r}: module_suites must be > 0, "
@@ -87,6 +121,11 @@ class Site:
     def unit_suites(self) -> float:
         """Suites one commitment adds: a module's suites (own) or one slot (CDMO)."""
         return float(self.module_suites) if self.kind == "own" else 1.0
+
+    @property
+    def crewed(self) -> bool:
+        """Whether operators are modelled (and can bind) at the site."""
+        return self.operators is not None
 
     @property
     def unit_cost_per_month(self) -> float:
@@ -122,6 +161,21 @@ class Network:
     ``suite_days_per_lot``: program -> suite-days a lot occupies (culture + changeover over
     lots per suite). ``cost_per_patient_unserved``: penalty per patient not made in the
     period they start. ``discount_rate``: per year.
+
+    ``operator_hours_per_lot``: program -> operator-hours a lot takes at an own site whose
+    ``operators`` are given (needed when any site has them); ``operator_hours_per_month``:
+    productive hours of one operator per month (default 137.5 = 1,650 h a year / 12, the
+    default ``productive_hours_per_fte_year`` of a process; an assumption). A crewed site's
+    lots in a period need ``sum(lots x operator_hours_per_lot) <= operators online x
+    operator_hours_per_month x months in the period``.
+
+    Backlog (``max_wait_months > 0``): a patient not made in the period they start may be made
+    up to ``max_wait_months`` later (whole periods), at ``late_cost_per_patient_month`` per
+    patient and month of delay, on a route whose ``2 x transport + turnaround`` plus the wait
+    (30.44 days a month) stays within the program's ``vein_to_vein_days`` (the wait counts
+    within vein-to-vein: the apheresis material waits, an assumption); later than that, or
+    after the horizon's last period, the patient is not served. ``max_wait_months = 0``: no
+    backlog, a patient not made in their period is not served.
     """
 
     sites: Sequence[Site]
@@ -132,6 +186,10 @@ class Network:
     cost_per_patient_unserved: float
     discount_rate: float = 0.0
     share_concentration: float | None = None
+    operator_hours_per_lot: Mapping[str, float] | None = None
+    operator_hours_per_month: float = 137.5
+    max_wait_months: int = 0
+    late_cost_per_patient_month: float = 0.0
 
     def __post_init__(self) -> None:
         names = [s.name for s in self.sites]
@@ -159,11 +217,36 @@ class Network:
             "network",
             cost_per_patient_unserved=self.cost_per_patient_unserved,
             discount_rate=self.discount_rate,
+            max_wait_months=self.max_wait_months,
+            late_cost_per_patient_month=self.late_cost_per_patient_month,
         )
+        if int(self.max_wait_months) != self.max_wait_months:
+            raise InputError(
+                f"network: max_wait_months must be a whole number, got {self.max_wait_months!r}"
+            )
         if self.share_concentration is not None and not self.share_concentration > 0:
             raise InputError(
                 f"network: share_concentration must be > 0, got {self.share_concentration!r}"
             )
+        if not (
+            isinstance(self.operator_hours_per_month, int | float)
+            and math.isfinite(self.operator_hours_per_month)
+            and self.operator_hours_per_month > 0
+        ):
+            raise InputError(
+                "network: operator_hours_per_month must be a finite number > 0, "
+                f"got {self.operator_hours_per_month!r}"
+            )
+        crewed = [s.name for s in self.sites if s.crewed]
+        if crewed:
+            hours = self.operator_hours_per_lot or {}
+            for program in self.region_shares:
+                value = hours.get(program)
+                if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                    raise InputError(
+                        f"network: operator_hours_per_lot[{program!r}] must be a finite number "
+                        f"> 0 (sites {crewed} have operators), got {value!r}"
+                    )
         site = {s.name: s for s in self.sites}
         for program, shares in self.region_shares.items():
             for region, share in shares.items():
@@ -205,6 +288,11 @@ class Network:
                         "fastest route "
                         f"from region {region!r} ({min(routes):g} days: 2 x transport + turnaround)"
                     )
+
+    @property
+    def backlog(self) -> bool:
+        """Whether unmet patients may wait for a later period (``max_wait_months > 0``)."""
+        return self.max_wait_months > 0
 
     @property
     def programs(self) -> list[str]:

@@ -13,9 +13,9 @@ import pandas as pd
 import xarray as xr
 
 from capacity.errors import InputError
-from capacity.network.assign import _assign_blocks
+from capacity.network.assign import _assign_backlog, _assign_blocks
 from capacity.network.layout import _by_period, _Layout, _layout, _regional_patients
-from capacity.network.milp import _first_stage_cost, _Options, _solve
+from capacity.network.milp import _first_stage_cost, _hire_cost, _Options, _solve
 from capacity.network.model import SERVICE_TOLERANCE, Network
 
 
@@ -24,17 +24,21 @@ from capacity.network.model import SERVICE_TOLERANCE, Network
 class NetworkPlan:
     """A network plan: commitments, its out-of-sample cost distribution and the alternatives.
 
-    ``commitments``: site, kind, group, commit_month, online_month, units, suites_added.
+    ``commitments``: site, kind (``own``: modules, ``cdmo``: slots, ``hire``: operators),
+    group, commit_month, online_month (a hire: qualified), units, suites_added.
     ``summary``: expected_cost and p10/p50/p90 (discounted, evaluated on every draw),
     in_sample_cost (the MILP's objective on its draws), mip_gap (HiGHS's relative gap at the
     end: above ``mip_rel_gap`` only when ``time_limit`` stopped it), service_probability
     (share of draws where every patient is served), cost_per_patient_p10/p50/p90 (total cost
     / patients treated), p_in_house_cheaper (share of draws where the in-house-only plan costs less
-    than the CDMO-only plan; NaN without both kinds of site or without ``alternatives``).
-    ``alternatives``: one row per plan considered. ``value_of_waiting``: months -> expected
+    than the CDMO-only plan; NaN without both kinds of site or without ``alternatives``),
+    late_patients (mean over draws of the patients made after the period they started:
+    0 without a backlog).
+    ``alternatives``: one row per plan considered (``hires``: operators hired, mean over
+    draws). ``value_of_waiting``: months -> expected
     cost of committing now minus that of waiting (positive: waiting is worth it).
-    ``draws``: per draw total_cost, patients, unmet_patients, service_met. ``timings``:
-    seconds to solve and evaluate each plan.
+    ``draws``: per draw total_cost, patients, unmet_patients, service_met, late_patients.
+    ``timings``: seconds to solve and evaluate each plan.
     """
 
     commitments: pd.DataFrame
@@ -51,9 +55,10 @@ class NetworkPlan:
             f"{self.currency}".rstrip()
         ]
         for row in self.commitments.itertuples():
+            what = {"own": "modules", "cdmo": "slots", "hire": "operators"}[row.kind]
             lines.append(
                 f"  {row.site}: commit {row.commit_month:%Y-%m} -> "
-                f"online {row.online_month:%Y-%m} x{row.units}"
+                f"online {row.online_month:%Y-%m} x{row.units} {what}"
             )
         return "\n".join(lines)
 
@@ -70,9 +75,23 @@ def _online(units: np.ndarray, lay: _Layout, net: Network) -> np.ndarray:
     return np.array([s.suites for s in net.sites])[None, None, :] + added * unit[None, None, :]
 
 
-def _fixed_cost(units: np.ndarray, lay: _Layout, net: Network) -> np.ndarray:
-    """First-stage cost per group: commitments, running and fixed costs."""
+def _operators(hires: np.ndarray, lay: _Layout, net: Network) -> np.ndarray:
+    """Qualified operators per group, period and site: those now plus the hires qualified."""
+    n_periods = hires.shape[2]
+    usable = (
+        np.arange(n_periods)[None, :, None]
+        >= np.arange(n_periods)[None, None, :] + lay.hire_lead_periods[:, None, None]
+    )
+    added = np.einsum("gip,iqp->gqi", hires, usable.astype(float))
+    return np.array([s.operators or 0.0 for s in net.sites])[None, None, :] + added
+
+
+def _fixed_cost(units: np.ndarray, lay: _Layout, net: Network, hires=None) -> np.ndarray:
+    """First-stage cost per group: commitments, hires, running and fixed costs."""
     commit, opened, constant = _first_stage_cost(lay, net)
+    hire, crew = _hire_cost(lay, net)
+    if hires is None:
+        hires = np.zeros_like(units)
     usable = (
         np.arange(units.shape[2])[None, :, None]
         >= np.arange(units.shape[2])[None, None, :] + lay.lead_periods[:, None, None]
@@ -81,22 +100,31 @@ def _fixed_cost(units: np.ndarray, lay: _Layout, net: Network) -> np.ndarray:
     return (
         (units * commit[None]).sum(axis=(1, 2))
         + (any_online * opened[None]).sum(axis=(1, 2))
+        + (hires * hire[None]).sum(axis=(1, 2))
         + constant
+        + crew
     )
 
 
-def _evaluate(units, lay, net, need, groups, chunk_draws, memo=None) -> pd.DataFrame:
+def _evaluate(units, lay, net, need, groups, chunk_draws, memo=None, hires=None) -> pd.DataFrame:
     """Every draw's total cost, patients and unmet patients under a plan.
 
     ``memo`` (a dict shared by the plans of one :func:`plan_network` call) keeps each
-    (period, suites online) block's unmet patients and discounted cost per draw: a (draw,
-    period) whose capacity an earlier plan already had is not solved again. The recourse of
-    a block depends on nothing else (same draws, same periods), so the results are the same
-    as without it; on the bundled example 32% of the (draw, period) blocks of the seven plans
-    repeat an earlier plan's.
+    (period, capacity: suite-days and operator-hours online) block's unmet patients and
+    discounted cost per draw: a (draw, period) whose capacity an earlier plan already had is
+    not solved again. The recourse of a block depends on nothing else (same draws, same
+    periods), so the results are the same as without it; on the bundled example 32% of the
+    (draw, period) blocks of the seven plans repeat an earlier plan's. With a backlog
+    (``network.max_wait_months > 0``) the periods of a draw are coupled: every draw is one
+    LP over its periods and the memo is not used.
     """
-    online = _online(units, lay, net)  # (group, period, site)
+    if hires is None:
+        hires = np.zeros_like(units)
+    online = lay.capacity(_online(units, lay, net), _operators(hires, lay, net))
     n_draws, n_periods, _ = need.shape
+    if net.backlog:  # periods coupled within a draw: no block is shared, every draw solved
+        _, unmet, cost, late = _assign_backlog(lay, net, need, online[groups], chunk_draws)
+        return _draw_frame(units, hires, lay, net, need, groups, unmet, cost, late)
     memo = {} if memo is None else memo
     entries = {}
     wanted_d, wanted_q = [], []
@@ -117,7 +145,7 @@ def _evaluate(units, lay, net, need, groups, chunk_draws, memo=None) -> pd.DataF
             lay,
             net,
             need[d, q],
-            online[groups[d], q] * lay.days[q, None],
+            online[groups[d], q],
             lay.discount[q],
             max(1, chunk_draws) * n_periods,
         )
@@ -134,15 +162,22 @@ def _evaluate(units, lay, net, need, groups, chunk_draws, memo=None) -> pd.DataF
         draws = groups == g
         unmet[draws, period] = entry[0, draws]
         cost[draws] += entry[1, draws]
+    return _draw_frame(units, hires, lay, net, need, groups, unmet, cost)
+
+
+def _draw_frame(units, hires, lay, net, need, groups, unmet, cost, late=None) -> pd.DataFrame:
+    """Per draw: first-stage plus recourse cost, patients, patients not served, patients
+    made late (backlog only; else 0)."""
     patients = need.sum(axis=(1, 2))
     unmet_total = unmet.sum(axis=1)
-    total = _fixed_cost(units, lay, net)[groups] + cost
+    total = _fixed_cost(units, lay, net, hires)[groups] + cost
     return pd.DataFrame(
         {
             "total_cost": total,
             "patients": patients,
             "unmet_patients": unmet_total,
             "service_met": unmet_total <= SERVICE_TOLERANCE,
+            "late_patients": np.zeros(len(patients)) if late is None else late.sum(axis=1),
         }
     )
 
@@ -178,6 +213,7 @@ def plan_network(
     time_limit: float = 60.0,
     chunk_draws: int = 10,
     currency: str = "",
+    integer_hires: bool = True,
 ) -> NetworkPlan:
     """The network investment plan at least expected cost across demand draws (SAA, HiGHS).
 
@@ -215,6 +251,10 @@ def plan_network(
         HiGHS options of each MILP (relative gap; seconds). A 1% gap is below the sampling
         error of the sample average itself: on the bundled example the standard error of a
         100-draw mean cost is 3.9% of it, and the plan at 1% equalled the plan at 0.01%.
+
+    integer_hires
+        Hires are integers in the MILP (exact); ``False``: continuous there and each
+        rounded up afterwards, a faster approximation for sites with many operators.
 
     Returns
     -------
@@ -263,16 +303,25 @@ def plan_network(
         )
         if not optimise:
             units, in_sample, gap = np.zeros((1, len(network.sites), n_periods), int), np.nan, 0.0
+            hires = units
             groups_all = np.zeros(n_draws, int)
         else:
             opts = _Options(allowed, wait, groups_sample)
-            units, in_sample, gap = _solve(
-                lay, network, need[sample], opts, service_target, mip_rel_gap, time_limit
+            units, in_sample, gap, hires = _solve(
+                lay,
+                network,
+                need[sample],
+                opts,
+                service_target,
+                mip_rel_gap,
+                time_limit,
+                integer_hires=integer_hires,
             )
-        draws = _evaluate(units, lay, network, need, groups_all, chunk_draws, memo)
+        draws = _evaluate(units, lay, network, need, groups_all, chunk_draws, memo, hires)
         return {
             "name": name,
             "units": units,
+            "hires": hires,
             "groups": groups_all,
             "in_sample": in_sample,
             "gap": gap,
@@ -329,6 +378,7 @@ def plan_network(
                 "cdmo_slots": float(
                     r["units"][r["groups"]][:, kinds == "cdmo"].sum(axis=(1, 2)).mean()
                 ),
+                "hires": float(r["hires"][r["groups"]].sum(axis=(1, 2)).mean()),
             }
         )
     table = pd.DataFrame(rows)
@@ -358,14 +408,23 @@ def plan_network(
         "cost_per_patient_p50": float(per_patient.quantile(0.5)),
         "cost_per_patient_p90": float(per_patient.quantile(0.9)),
         "p_in_house_cheaper": cheaper,
+        "late_patients": float(draws["late_patients"].mean()),
         "milp_draws": int(len(sample)),
     }
     return NetworkPlan(
-        _commitments(best["units"], lay, network), summary, table, draws, value, currency, timings
+        _commitments(best["units"], lay, network, best["hires"]),
+        summary,
+        table,
+        draws,
+        value,
+        currency,
+        timings,
     )
 
 
-def _commitments(units: np.ndarray, lay: _Layout, net: Network) -> pd.DataFrame:
+def _commitments(units: np.ndarray, lay: _Layout, net: Network, hires=None) -> pd.DataFrame:
+    """One row per commitment: modules (kind ``own``), CDMO slots (``cdmo``) and hires
+    (kind ``hire``: ``units`` operators, qualified from ``online_month``)."""
     g, i, p = np.nonzero(units)
     start = lay.months[0]
     rows = []
@@ -383,5 +442,19 @@ def _commitments(units: np.ndarray, lay: _Layout, net: Network) -> pd.DataFrame:
                 "suites_added": float(units[gg, ii, pp] * site.unit_suites),
             }
         )
+    if hires is not None:
+        for gg, ii, pp in zip(*np.nonzero(hires), strict=True):
+            rows.append(
+                {
+                    "site": net.sites[ii].name,
+                    "kind": "hire",
+                    "group": int(gg),
+                    "commit_month": start + pd.DateOffset(months=int(lay.period_start[pp])),
+                    "online_month": start
+                    + pd.DateOffset(months=int((pp + lay.hire_lead_periods[ii]) * lay.step)),
+                    "units": int(hires[gg, ii, pp]),
+                    "suites_added": 0.0,
+                }
+            )
     columns = ["site", "kind", "group", "commit_month", "online_month", "units", "suites_added"]
     return pd.DataFrame(rows, columns=columns)

@@ -95,8 +95,9 @@ def network_paragraph(result: RunResult) -> str | None:
     def money(x: float) -> str:
         return f"{x / 1e6:,.1f}M {cur}".rstrip()
 
+    label = {"own": "module(s)", "cdmo": "CDMO slot(s)", "hire": "operator hire(s)"}
     commits = [
-        f"{c.units} {'module(s)' if c.kind == 'own' else 'CDMO slot(s)'} at {c.site} "
+        f"{c.units} {label[c.kind]} at {c.site} "
         f"committed {c.commit_month:%Y-%m} (online {c.online_month:%Y-%m})"
         for c in plan.commitments.itertuples()
     ]
@@ -108,6 +109,14 @@ def network_paragraph(result: RunResult) -> str | None:
         f"P90 {money(s['cost_p90'])}), P(every patient served) {s['service_probability']:.2f}, "
         f"cost per patient treated P50 {money(s['cost_per_patient_p50'])}."
     )
+    staff = [k for k in run.costs.columns if k[0] == "operators"]
+    if staff:  # sites with operators: the hires and their cost (site_costs, finance.csv)
+        hires = plan.commitments.loc[plan.commitments["kind"] == "hire", "units"].sum()
+        text += (
+            f" Operators: {int(hires)} hired over the horizon; operators cost "
+            f"{money(float(run.costs[staff].to_numpy().sum()))} undiscounted "
+            "(finance.csv, network_operators_cost)."
+        )
     for months, value in plan.value_of_waiting.items():
         verdict = "worth it" if value > 0 else "not worth it"
         text += (

@@ -25,6 +25,11 @@ class NetworkSite(_Strict):
     cost_per_lot: Float = Field(0.0, ge=0, allow_inf_nan=False)
     lead_time_months: Int = Field(0, ge=0)
     turnaround_days: Float = Field(0.0, ge=0, allow_inf_nan=False)
+    operators: Float | None = Field(None, ge=0, allow_inf_nan=False)
+    hire_lead_time_months: Int = Field(0, ge=0)
+    operator_cost_per_year: Float | None = Field(None, ge=0, allow_inf_nan=False)
+    hire_cost: Float = Field(0.0, ge=0, allow_inf_nan=False)
+    max_hires: Int = Field(20, ge=0)
 
 
 class NetworkLane(_Strict):
@@ -47,6 +52,11 @@ class NetworkFacility(_Strict):
     fixed_cost_per_year: Float = Field(0.0, ge=0, allow_inf_nan=False)
     cost_per_lot: Float = Field(0.0, ge=0, allow_inf_nan=False)
     turnaround_days: Float = Field(0.0, ge=0, allow_inf_nan=False)
+    operators: Float | None = Field(None, ge=0, allow_inf_nan=False)
+    hire_lead_time_months: Int = Field(0, ge=0)
+    operator_cost_per_year: Float | None = Field(None, ge=0, allow_inf_nan=False)
+    hire_cost: Float = Field(0.0, ge=0, allow_inf_nan=False)
+    max_hires: Int = Field(20, ge=0)
 
 
 class NetworkProgram(_Strict):
@@ -54,6 +64,7 @@ class NetworkProgram(_Strict):
 
     region_shares: dict[str, Float] | None = None
     vein_to_vein_days: Float | None = Field(None, ge=0, allow_inf_nan=False)
+    operator_hours_per_lot: Float | None = Field(None, gt=0, allow_inf_nan=False)
 
 
 class NetworkSection(_Strict):
@@ -61,7 +72,9 @@ class NetworkSection(_Strict):
     :func:`capacity.plan_network` in ``pmcap run`` (``network.csv``). Shares and limits
     apply to every program unless ``[network.program.NAME]`` gives its own; the checks
     that need the whole network (a lane's site, shares summing to one, a vein-to-vein limit
-    no route meets) are :func:`pmcap.inputs.scenario_network`'s."""
+    no route meets) are :func:`pmcap.inputs.scenario_network`'s. Operators are modelled at
+    the own sites that give ``operators``; ``operator_hours_per_lot`` defaults to the run's
+    requirements (operator FTE x ``operator_hours_per_month`` over lots, per program)."""
 
     site: list[NetworkSite] = []
     lane: list[NetworkLane] = Field(min_length=1)
@@ -69,8 +82,13 @@ class NetworkSection(_Strict):
     region_shares: dict[str, Float] = Field(min_length=1)
     share_concentration: Float | None = Field(None, gt=0, allow_inf_nan=False)
     vein_to_vein_days: Float = Field(ge=0, allow_inf_nan=False)
+    operator_hours_per_lot: Float | None = Field(None, gt=0, allow_inf_nan=False)
+    operator_hours_per_month: Float = Field(137.5, gt=0, allow_inf_nan=False)
+    integer_hires: bool = True
     program: dict[str, NetworkProgram] = {}
     cost_per_patient_unserved: Float = Field(ge=0, allow_inf_nan=False)
+    max_wait_months: Int = Field(0, ge=0)
+    late_cost_per_patient_month: Float = Field(0.0, ge=0, allow_inf_nan=False)
     discount_rate: Float = Field(0.0, ge=0, allow_inf_nan=False)
     service_target: Float | None = Field(None, ge=0, lt=1)
     readout: dt.date | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -101,15 +102,31 @@ SMALL = Network(
 )
 
 
-def _brute_force_cost(units: dict, patients: np.ndarray, months: pd.DatetimeIndex, net: Network):
-    """Expected cost of one plan, written out independently: commitments by hand, and each
-    (draw, period) assignment as its own small dense LP built from the lanes."""
+def _brute_force_cost(
+    units: dict, patients: np.ndarray, months: pd.DatetimeIndex, net: Network, hires=None
+):
+    """Expected cost of one plan, written out independently: commitments and hires by hand,
+    and each (draw, period) assignment as its own small dense LP built from the lanes (with
+    an operator-hours row per crewed site)."""
     period = 3
     starts = list(range(0, len(months), period))
     days = [sum(months[s : s + period].days_in_month) for s in starts]
     disc = [(1 + net.discount_rate) ** (-s / 12) for s in starts]
     first = 0.0
     online = np.zeros((len(starts), len(net.sites)))
+    crew = np.zeros((len(starts), len(net.sites)))
+    for i, site in enumerate(net.sites):
+        if site.operators is None:
+            continue
+        lead = -(-site.hire_lead_time_months // period)
+        crew[:, i] = site.operators
+        for q in range(len(starts)):
+            first += site.operators * site.operator_cost_per_year / 12 * period * disc[q]
+        for p, h in enumerate((hires or {}).get(site.name, ())):
+            first += h * site.hire_cost * disc[p]
+            for q in range(p + lead, len(starts)):
+                crew[q, i] += h
+                first += h * site.operator_cost_per_year / 12 * period * disc[q]
     for i, site in enumerate(net.sites):
         lead = -(-site.lead_time_months // period)
         online[:, i] = site.suites
@@ -148,6 +165,11 @@ def _brute_force_cost(units: dict, patients: np.ndarray, months: pd.DatetimeInde
             b_eq = [need * net.region_shares["A"][reg] for reg in regions]
             a_ub = [[15.0 * (i == j) for _, i in arcs] + [0, 0] for j in range(len(names))]
             b_ub = [online[q, j] * days[q] for j in range(len(names))]
+            for j, site in enumerate(net.sites):
+                if site.operators is not None:
+                    hours = net.operator_hours_per_lot["A"]
+                    a_ub.append([hours * (i == j) for _, i in arcs] + [0, 0])
+                    b_ub.append(crew[q, j] * net.operator_hours_per_month * period)
             total += linprog(c, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, method="highs").fun
         recourse.append(total)
     return first + float(np.mean(recourse))
@@ -457,9 +479,11 @@ def test_value_of_waiting_for_information_by_hand():
     assert table.loc["in-house now", "expected_cost"] == pytest.approx(2e6 + 2 * 1e6)
 
 
-def test_blocks_reused_between_plans_give_each_plan_its_own_costs(monkeypatch):
+@pytest.mark.parametrize("crewed", [False, True])
+def test_blocks_reused_between_plans_give_each_plan_its_own_costs(monkeypatch, crewed):
     # Every plan's per-draw costs with the shared memo equal a fresh evaluation without it,
-    # including the waiting plan whose two groups of draws get different capacity.
+    # including the waiting plan whose two groups of draws get different capacity (and, with
+    # operators, plans that differ only in their hires).
     import capacity.network.plan as module
 
     rng = np.random.default_rng(4)
@@ -474,20 +498,395 @@ def test_blocks_reused_between_plans_give_each_plan_its_own_costs(monkeypatch):
 
     counting = [0]
 
-    def both(units, lay, net, need, groups, chunk_draws, memo=None):
+    def both(units, lay, net, need, groups, chunk_draws, memo=None, hires=None):
         counting[0] = 0
-        fresh.append(evaluate(units, lay, net, need, groups, chunk_draws))
+        fresh.append(evaluate(units, lay, net, need, groups, chunk_draws, hires=hires))
         counting[0] = 1
-        reused.append(evaluate(units, lay, net, need, groups, chunk_draws, memo))
+        reused.append(evaluate(units, lay, net, need, groups, chunk_draws, memo, hires))
         split.append(groups.max() > 0)
         return reused[-1]
 
     monkeypatch.setattr(module, "_evaluate", both)
     monkeypatch.setattr(module, "_assign_blocks", counted)
-    plan_network(demand, SMALL, milp_draws=12, wait_months=[6], readout="2027-10-01")
+    net = CREWED_SMALL if crewed else SMALL
+    plan_network(demand, net, milp_draws=12, wait_months=[6], readout="2027-10-01")
     assert len(fresh) == 7 and any(split)  # seven plans, some with two groups of draws
     assert solved[0] == 7 * 12 * 8  # every (draw, quarter) of every plan without the memo
     assert 12 * 8 <= solved[1] < solved[0]  # fewer with it
     for f, r in zip(fresh, reused, strict=True):
         np.testing.assert_allclose(r["total_cost"], f["total_cost"], rtol=1e-12)
         np.testing.assert_allclose(r["unmet_patients"], f["unmet_patients"], atol=1e-12)
+
+
+# --- operators and hires ------------------------------------------------------------------------
+def _crewed(operators=0.0, hire_cost=1.0, operator_cost_per_year=12.0, **network):
+    """One own site with plenty of suites (10 suites x 31 days / 10 = 31 lots a month) and
+    ``operators``: 100 operator-hours a lot, 160 hours an operator-month."""
+    site = Site(
+        "plant",
+        suites=10,
+        max_units=0,
+        operators=operators,
+        hire_lead_time_months=2,
+        hire_cost=hire_cost,
+        operator_cost_per_year=operator_cost_per_year,
+        max_hires=20,
+    )
+    fields = dict(
+        sites=[site],
+        lanes=[Lane("R", "plant", 0)],
+        region_shares={"A": {"R": 1.0}},
+        vein_to_vein_days={"A": 30},
+        suite_days_per_lot={"A": 10},
+        cost_per_patient_unserved=1e6,
+        operator_hours_per_lot={"A": 100.0},
+        operator_hours_per_month=160.0,
+    )
+    fields.update(network)
+    return Network(**fields)
+
+
+def test_operators_bind_the_assignment_before_suites():
+    # 5 operators x 160 h = 800 h = 8 lots of 100 h, though the suites could make 31
+    net = _crewed(operators=5)
+    demand = make_demand(np.array([[[10.0]]]), programs=["A"])
+    out = assign_lots(demand, net, np.array([[10.0]]), period_months=1)
+    assert out["lots"].values[0, 0] == pytest.approx([8.0])
+    assert out["unmet_patients"].values[0, 0] == pytest.approx(2.0)
+    more = assign_lots(
+        demand, net, np.array([[10.0]]), operators_online=np.array([[7.0]]), period_months=1
+    )
+    assert more["unmet_patients"].values[0, 0] == pytest.approx(0.0)  # 1,120 h >= 1,000 h
+
+
+@pytest.mark.parametrize("integer_hires", [True, False])
+def test_the_plan_hires_ceil_need_over_rate_lead_months_before_demand(integer_hires):
+    # 10 lots a month from month 3: 1,000 h / 160 h = 6.25 -> 7 operators, qualified in
+    # month 3; with a 2-month lead and discounting the cheapest hire is in month 1
+    # (continuous hires: 6.25 in the MILP, rounded up to the same 7)
+    patients = np.array([0, 0, 0, 10, 10, 10], float)[None, :, None]
+    demand = make_demand(patients, programs=["A"])
+    net = _crewed(discount_rate=0.1)
+    plan = plan_network(
+        demand,
+        net,
+        period_months=1,
+        decision_months=1,
+        mip_rel_gap=1e-9,
+        alternatives=False,
+        integer_hires=integer_hires,
+    )
+    hires = plan.commitments[plan.commitments["kind"] == "hire"]
+    assert hires["units"].tolist() == [7]
+    assert hires["commit_month"].tolist() == [pd.Timestamp("2027-02-01")]
+    assert hires["online_month"].tolist() == [pd.Timestamp("2027-04-01")]
+    assert plan.summary["service_probability"] == 1.0
+    disc = 1.1 ** (-np.arange(6) / 12)
+    # 7 x (hire cost 1 in month 1 + 1 a month from month 3)
+    assert plan.summary["expected_cost"] == pytest.approx(7 * (disc[1] + disc[3:].sum()))
+
+
+def test_hiring_dearer_than_the_cdmo_leaves_the_lots_to_the_cdmo():
+    # 10 lots a month for 6 months. The CDMO: 4 slots (3.1 lots a month each) at 100 a month
+    # and 1 a lot, 410 a month. In house: 7 operators; at 12 a year (7 a month) they beat
+    # the CDMO, at 2,400 a year (1,400 a month; 3 slots + 1 operator: 509) they do not.
+    patients = np.full((1, 6, 1), 10.0)
+    demand = make_demand(patients, programs=["A"])
+    cdmo = Site("cdmo", kind="cdmo", max_units=4, slot_fee_per_month=100.0, cost_per_lot=1.0)
+
+    def plan_with(cost_per_year):
+        plant = _crewed(operator_cost_per_year=cost_per_year).sites[0]
+        net = _crewed(
+            sites=[dataclasses.replace(plant, hire_lead_time_months=0), cdmo],
+            lanes=[Lane("R", "plant", 0), Lane("R", "cdmo", 0)],
+        )
+        return plan_network(
+            demand, net, period_months=1, decision_months=1, mip_rel_gap=1e-9, alternatives=False
+        )
+
+    dear = plan_with(2400.0)
+    hires = dear.commitments[dear.commitments["kind"] == "hire"]
+    assert hires.empty
+    assert dear.commitments[dear.commitments["kind"] == "cdmo"]["units"].sum() == 4
+    assert dear.summary["expected_cost"] == pytest.approx(6 * 410.0)
+    cheap = plan_with(12.0)
+    assert cheap.commitments[cheap.commitments["kind"] == "hire"]["units"].tolist() == [7]
+    assert cheap.commitments[cheap.commitments["kind"] == "cdmo"].empty
+    assert cheap.summary["expected_cost"] == pytest.approx(7 * (1.0 + 6 * 1.0))
+
+
+CREWED_SMALL = Network(
+    sites=[
+        Site(
+            "plant",
+            suites=1,
+            max_units=1,
+            module_capital=300.0,
+            module_cost_per_year=400.0,
+            cost_per_lot=5.0,
+            lead_time_months=3,
+            turnaround_days=10,
+            operators=1,
+            hire_lead_time_months=3,
+            hire_cost=20.0,
+            operator_cost_per_year=120.0,
+            max_hires=2,
+        ),
+        Site(
+            "cdmo",
+            kind="cdmo",
+            max_units=2,
+            slot_fee_per_month=60.0,
+            cost_per_lot=25.0,
+            turnaround_days=8,
+        ),
+    ],
+    lanes=[
+        Lane("east", "plant", 1, 1.0),
+        Lane("east", "cdmo", 2, 3.0),
+        Lane("west", "cdmo", 3, 2.0),
+    ],
+    region_shares={"A": {"east": 0.6, "west": 0.4}},
+    vein_to_vein_days={"A": 18},
+    suite_days_per_lot={"A": 15},
+    cost_per_patient_unserved=60.0,
+    discount_rate=0.1,
+    operator_hours_per_lot={"A": 100.0},
+    operator_hours_per_month=100.0,  # an operator makes 3 lots a quarter, a suite 6
+)
+
+
+def test_the_milp_with_hires_equals_brute_force_over_every_plan():
+    rng = np.random.default_rng(3)
+    patients = rng.poisson(np.array([4, 4, 6, 8, 10, 12])[None, :] * rng.uniform(0.6, 1.4, (4, 1)))
+    demand = make_demand(patients[:, :, None].astype(float), programs=["A"])
+    months = pd.DatetimeIndex(demand["month"].values)
+    best = None
+    plant, cdmo = CREWED_SMALL.sites
+    for modules, slots, hires in itertools.product(
+        _plans_of(plant, 2), _plans_of(cdmo, 2), _plans_of(Site("h", max_units=2), 2)
+    ):
+        units = {"plant": modules, "cdmo": slots}
+        cost = _brute_force_cost(
+            units, patients.astype(float), months, CREWED_SMALL, {"plant": hires}
+        )
+        if best is None or cost < best[0]:
+            best = (cost, units, hires)
+    plan = plan_network(
+        demand, CREWED_SMALL, decision_months=3, milp_draws=4, mip_rel_gap=1e-9, alternatives=False
+    )
+    assert plan.summary["in_sample_cost"] == pytest.approx(best[0], rel=1e-7)
+    assert plan.summary["expected_cost"] == pytest.approx(best[0], rel=1e-7)
+    found = [0, 0]
+    for row in plan.commitments[plan.commitments["kind"] == "hire"].itertuples():
+        found[(row.commit_month.month - 1) // 3] += row.units
+    assert tuple(found) == best[2]
+    assert sum(best[2]) > 0  # the case is not trivial: the optimum hires
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: Site("p", operators=1, hire_cost=-1.0), "hire_cost must be a finite number >= 0"),
+        (
+            lambda: Site("p", operators=1, hire_lead_time_months=-1),
+            "hire_lead_time_months must be a finite number >= 0",
+        ),
+        (lambda: Site("p", operators=-2), "operators must be a finite number >= 0"),
+        (lambda: Site("c", kind="cdmo", operators=3), "a CDMO brings its own staff"),
+        (
+            lambda: _crewed(operator_hours_per_lot={"A": 0.0}),
+            "operator_hours_per_lot['A'] must be a finite number > 0",
+        ),
+        (
+            lambda: _crewed(operator_hours_per_month=0.0),
+            "operator_hours_per_month must be a finite number > 0",
+        ),
+    ],
+)
+def test_bad_operator_input_names_the_field(build, message):
+    with pytest.raises(InputError, match=__import__("re").escape(message)):
+        build()
+
+
+# --- backlog: patients wait for a later period ------------------------------------------------
+def _backlogged(max_wait_months=1, vein_to_vein_days=60, **network):
+    """One site making exactly 10 lots a month: 1 operator of 1,000 hours, 100 hours a lot
+    (its suites allow 31); late cost 7 a patient-month, penalty 1,000."""
+    site = Site("plant", suites=10, max_units=0, operators=1, max_hires=0)
+    fields = dict(
+        sites=[site],
+        lanes=[Lane("R", "plant", 0)],
+        region_shares={"A": {"R": 1.0}},
+        vein_to_vein_days={"A": vein_to_vein_days},
+        suite_days_per_lot={"A": 10},
+        cost_per_patient_unserved=1000.0,
+        operator_hours_per_lot={"A": 100.0},
+        operator_hours_per_month=1000.0,
+        max_wait_months=max_wait_months,
+        late_cost_per_patient_month=7.0,
+    )
+    fields.update(network)
+    return Network(**fields)
+
+
+@pytest.mark.parametrize(
+    ("patients", "net", "lots", "unmet", "cost"),
+    [
+        # 15 then 5: 5 carried one month, made in month 1 with its 5
+        ([15, 5], _backlogged(), [10, 10], [0, 0], 5 * 7.0),
+        # no backlog: 5 not served in month 0
+        ([15, 5], _backlogged(max_wait_months=0), [10, 5], [5, 0], 5 * 1000.0),
+        # 29 days left by the vein-to-vein limit: less than a month, no wait allowed
+        ([15, 5], _backlogged(vein_to_vein_days=29), [10, 5], [5, 0], 5 * 1000.0),
+        # 15 then 10: month 1 is full, so 5 are lost either way (not carried: waiting costs)
+        ([15, 10], _backlogged(), [10, 10], [5, 0], 5 * 1000.0),
+        # 15, 5, 5 with a 2-month wait allowed but 1 month left: 5 wait one month
+        ([15, 5, 5], _backlogged(max_wait_months=2), [10, 10, 5], [0, 0, 0], 5 * 7.0),
+        # 25, 0, 0, waits up to 2 months: 10 made at once, 10 a month late, 5 two months late
+        (
+            [25, 0, 0],
+            _backlogged(max_wait_months=2, vein_to_vein_days=70),
+            [10, 10, 5],
+            [0, 0, 0],
+            10 * 7.0 + 5 * 14.0,
+        ),
+    ],
+)
+def test_backlog_carries_unmet_lots_to_the_next_period(patients, net, lots, unmet, cost):
+    demand = make_demand(np.array(patients, float)[None, :, None], programs=["A"])
+    out = assign_lots(demand, net, np.full((len(patients), 1), 10.0), period_months=1)
+    assert out["lots"].values[0, :, 0] == pytest.approx(lots)
+    assert out["unmet_patients"].values[0] == pytest.approx(unmet)
+    assert out["assignment_cost"].values[0] == pytest.approx(cost)
+
+
+def test_backlog_plan_waits_instead_of_reserving_a_cdmo_slot():
+    # 15 then 5 patients: without a backlog 5 are lost unless 2 CDMO slots (3.1 lots a month
+    # each, 100 a month from reservation to the end, 1 a lot) are reserved in month 0:
+    # 2 x 100 x 2 months + 5 lots = 405 < 5 x 1,000. With a backlog the 5 wait a month at 7
+    # each = 35 < 405: no slot.
+    demand = make_demand(np.array([[[15.0], [5.0]]]).reshape(1, 2, 1), programs=["A"])
+    cdmo = Site("cdmo", kind="cdmo", max_units=2, slot_fee_per_month=100.0, cost_per_lot=1.0)
+    lanes = [Lane("R", "plant", 0), Lane("R", "cdmo", 0)]
+    options = dict(period_months=1, decision_months=1, mip_rel_gap=1e-9, alternatives=False)
+    for wait, slots, cost, late in [(0, 2, 2 * 100.0 * 2 + 5.0, 0.0), (1, 0, 35.0, 5.0)]:
+        base = _backlogged(max_wait_months=wait)
+        net = _backlogged(max_wait_months=wait, sites=[base.sites[0], cdmo], lanes=lanes)
+        plan = plan_network(demand, net, **options)
+        found = plan.commitments[plan.commitments["kind"] == "cdmo"]["units"].sum()
+        assert found == slots, wait
+        assert plan.summary["expected_cost"] == pytest.approx(cost)
+        assert plan.summary["in_sample_cost"] == pytest.approx(cost)
+        assert plan.summary["late_patients"] == pytest.approx(late)
+
+
+def test_bad_backlog_input_names_the_field():
+    with pytest.raises(InputError, match="max_wait_months must be a finite number >= 0"):
+        _backlogged(max_wait_months=-1)
+    with pytest.raises(InputError, match="late_cost_per_patient_month must be a finite number"):
+        _backlogged(late_cost_per_patient_month=-3.0)
+
+
+def test_the_milp_with_a_backlog_equals_brute_force_over_every_plan():
+    # monthly periods, one region: a plant (1 suite, a module of 1 online a month after
+    # commitment) and a CDMO slot; patients may wait one month (60-day limit, 0-day routes)
+    net = Network(
+        sites=[
+            Site(
+                "plant",
+                suites=1,
+                max_units=1,
+                module_capital=40.0,
+                module_cost_per_year=120.0,
+                cost_per_lot=2.0,
+                lead_time_months=1,
+            ),
+            Site("cdmo", kind="cdmo", max_units=1, slot_fee_per_month=30.0, cost_per_lot=9.0),
+        ],
+        lanes=[Lane("R", "plant", 0, 1.0), Lane("R", "cdmo", 0, 1.0)],
+        region_shares={"A": {"R": 1.0}},
+        vein_to_vein_days={"A": 60},
+        suite_days_per_lot={"A": 10},
+        cost_per_patient_unserved=50.0,
+        discount_rate=0.1,
+        max_wait_months=1,
+        late_cost_per_patient_month=4.0,
+    )
+    rng = np.random.default_rng(5)
+    patients = rng.poisson([8.0, 5.0, 2.0], (3, 3)).astype(float)
+    demand = make_demand(patients[:, :, None], programs=["A"])
+    months = pd.DatetimeIndex(demand["month"].values)
+    days = np.asarray(months.days_in_month, float)
+    disc = 1.1 ** (-np.arange(3) / 12)
+
+    def cost_of(plant, cdmo):  # written out: first stage by hand, one dense LP per draw
+        first, suites = 0.0, np.array([[1.0, 0.0]] * 3)
+        for p, k in enumerate(plant):
+            first += k * 40.0 * disc[p] + sum(k * 10.0 * disc[q] for q in range(p + 1, 3))
+            suites[p + 1 :, 0] += k
+        for p, k in enumerate(cdmo):
+            first += sum(k * 30.0 * disc[q] for q in range(p, 3))
+            suites[p:, 1] += k
+        cols = [(q, dd, s) for q in range(3) for dd in (0, 1) for s in (0, 1) if q + dd < 3]
+        c = [((3.0, 10.0)[s] + 4.0 * dd) * disc[q + dd] for q, dd, s in cols]
+        c += [50.0 * disc[q] for q in range(3)]
+        a_eq = [
+            [1.0 * (q == m) for q, _, _ in cols] + [1.0 * (m == j) for j in range(3)]
+            for m in range(3)
+        ]
+        a_ub = [
+            [10.0 * (q + dd == m and s == t) for q, dd, s in cols] + [0.0] * 3
+            for m in range(3)
+            for t in (0, 1)
+        ]
+        b_ub = [suites[m, t] * days[m] for m in range(3) for t in (0, 1)]
+        out = [
+            linprog(c, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=d, method="highs").fun
+            for d in patients
+        ]
+        return first + float(np.mean(out))
+
+    options = [k for k in itertools.product((0, 1), repeat=3) if sum(k) <= 1]
+    best = min((cost_of(p, c), p, c) for p in options for c in options)
+    plan = plan_network(
+        demand,
+        net,
+        period_months=1,
+        decision_months=1,
+        milp_draws=3,
+        mip_rel_gap=1e-9,
+        alternatives=False,
+    )
+    assert plan.summary["in_sample_cost"] == pytest.approx(best[0], rel=1e-7)
+    assert plan.summary["expected_cost"] == pytest.approx(best[0], rel=1e-7)
+    found = {"plant": [0, 0, 0], "cdmo": [0, 0, 0]}
+    for row in plan.commitments.itertuples():
+        found[row.site][row.commit_month.month - 1] += row.units
+    assert (tuple(found["plant"]), tuple(found["cdmo"])) == best[1:]
+    # not trivial: with the suites installed now some lots wait a month (lots made in a
+    # month differ from the patients who started in it and were served), and the optimum
+    # commits something
+    out = assign_lots(demand, net, np.array([[1.0, 0.0]] * 3), period_months=1)
+    served = out["patients"] - out["unmet_patients"]
+    assert not np.allclose(out["lots"].sum("site").values, served.values)
+    assert sum(best[1]) + sum(best[2]) > 0
+
+
+def test_a_backlog_with_no_room_to_wait_is_the_plan_without_one():
+    # SMALL's routes leave at most 6 days under the 18-day limit: no lot may wait a month, so
+    # the per-draw backlog LPs must give exactly the per-period recourse's plan and costs
+    rng = np.random.default_rng(3)
+    patients = rng.poisson(np.array([4, 4, 6, 8, 10, 12])[None, :] * rng.uniform(0.6, 1.4, (4, 1)))
+    demand = make_demand(patients[:, :, None].astype(float), programs=["A"])
+    waiting = dataclasses.replace(SMALL, max_wait_months=3, late_cost_per_patient_month=1.0)
+    options = dict(decision_months=3, milp_draws=4, mip_rel_gap=1e-9)
+    plain, backlog = (
+        plan_network(demand, SMALL, **options),
+        plan_network(demand, waiting, **options),
+    )
+    pd.testing.assert_frame_equal(plain.commitments, backlog.commitments)
+    np.testing.assert_allclose(
+        backlog.alternatives["expected_cost"], plain.alternatives["expected_cost"], rtol=1e-9
+    )
+    assert backlog.summary["late_patients"] == 0.0

@@ -31,6 +31,10 @@ name = "US plant"
 fixed_cost_per_year = 20e6
 cost_per_lot = 40e3
 turnaround_days = 16
+operators = 120                   # fewer than the example needs later: the plan hires
+hire_lead_time_months = 6
+hire_cost = 20e3
+max_hires = 100
 
 [[network.site]]
 name = "EU plant"
@@ -110,6 +114,27 @@ BAD = [
         "network: decision_months (18) must be a multiple of period_months (12)",
     ),
     (("discount_rate = 0.08", "discount_rate = 0.08\nrate = 1"), "network.rate: unknown key"),
+    (("hire_cost = 20e3", "hire_cost = -1"), "network.facility.hire_cost: must be >= 0, got -1"),
+    (
+        ("hire_lead_time_months = 6", "hire_lead_time_months = -2"),
+        "network.facility.hire_lead_time_months: must be >= 0, got -2",
+    ),
+    (
+        ("discount_rate = 0.08", "discount_rate = 0.08\noperator_hours_per_lot = 0"),
+        "network.operator_hours_per_lot: must be > 0, got 0",
+    ),
+    (
+        ("discount_rate = 0.08", "discount_rate = 0.08\nmax_wait_months = -1"),
+        "network.max_wait_months: must be >= 0, got -1",
+    ),
+    (
+        ("discount_rate = 0.08", "discount_rate = 0.08\nlate_cost_per_patient_month = -5"),
+        "network.late_cost_per_patient_month: must be >= 0, got -5",
+    ),
+    (
+        ("slot_fee_per_month = 150e3", "slot_fee_per_month = 150e3\noperators = 5"),
+        "network: site 'CDMO': a CDMO brings its own staff",
+    ),
     (
         ("discount_rate = 0.08", "discount_rate = 0.08\nreadout = 2040-01-01"),
         "network.readout: 2040-01-01 is outside the horizon",
@@ -138,6 +163,23 @@ def test_pmcap_validate_exits_2_on_a_bad_network(tmp_path):
     result = CliRunner().invoke(app, ["validate", str(path)])
     assert result.exit_code == 2, result.output
     assert "region_shares['CART-A'] must sum to one, got 0.8" in result.output
+
+
+def test_backlog_and_operator_keys_reach_the_network(tmp_path):
+    from pmcap.inputs import scenario_network
+
+    table = NETWORK.replace(
+        "discount_rate = 0.08",
+        "discount_rate = 0.08\nmax_wait_months = 3\nlate_cost_per_patient_month = 5e4\n"
+        "operator_hours_per_lot = 90\noperator_hours_per_month = 140",
+    )
+    net = scenario_network(load_scenario(with_network(tmp_path, table)))
+    assert (net.max_wait_months, net.late_cost_per_patient_month) == (3, 5e4)
+    assert set(net.operator_hours_per_lot.values()) == {90.0}
+    assert net.operator_hours_per_month == 140
+    plant = net.sites[0]
+    assert (plant.operators, plant.hire_lead_time_months, plant.hire_cost) == (120, 6, 20e3)
+    assert plant.max_hires == 100 and net.sites[2].operators is None
 
 
 def test_the_facility_is_the_first_own_site(tmp_path):
@@ -174,7 +216,7 @@ def network_run(tmp_path_factory):
 
 def test_network_csv_is_plan_network_called_directly(network_run):
     from pmcap.inputs import scenario_network
-    from pmcap.network import suite_days_per_lot
+    from pmcap.network import operator_hours_per_lot, suite_days_per_lot
 
     sc, result, out, names = network_run
     assert "network.csv" in names and "network_s" in result.timings
@@ -184,7 +226,12 @@ def test_network_csv_is_plan_network_called_directly(network_run):
     assert per_lot["CART-C"] == pytest.approx(
         float(req["suite_days"].values.sum() / req["lots"].values.sum())
     )
-    net = scenario_network(sc, per_lot)
+    hours = operator_hours_per_lot(result.requirements, 137.5)
+    assert hours["CART-C"] == pytest.approx(
+        float(req["operator_fte"].values.sum() * 137.5 / req["lots"].values.sum())
+    )
+    net = scenario_network(sc, per_lot, hours)
+    assert net.sites[0].operators == 120 and net.sites[0].operator_cost_per_year == 95e3
     direct = plan_network(
         result.world.demand,
         net,
@@ -203,6 +250,8 @@ def test_network_csv_is_plan_network_called_directly(network_run):
     assert list(got["site"]) == list(direct.commitments["site"])
     assert list(got["units"]) == list(direct.commitments["units"])
     assert list(got["commit_month"]) == [f"{m:%Y-%m}" for m in direct.commitments["commit_month"]]
+    assert list(got["kind"]) == list(direct.commitments["kind"])
+    assert (got["kind"] == "hire").any()  # 120 operators do not last: the plan hires
     alts = table[table["section"] == "alternative"].set_index("name")
     want = direct.alternatives.set_index("alternative")
     assert list(alts.index) == list(want.index)
@@ -221,10 +270,13 @@ def test_finance_site_costs_sum_to_the_plans_expected_cost(network_run):
     discount = (1 + 0.08) ** (-(m // 12 * 12) / 12)
     site_total = float((costs.to_numpy() * discount[:, None]).sum())
     assert (costs.to_numpy() > 0).any()
-    from pmcap.network import online_suites
+    from pmcap.network import online_operators, online_suites
 
     online = online_suites(run.plan, run.network, months, 12)
-    assigned = assign_lots(result.world.demand, run.network, online, period_months=12, seed=0)
+    crew = online_operators(run.plan, run.network, months, 12)
+    assigned = assign_lots(
+        result.world.demand, run.network, online, operators_online=crew, period_months=12, seed=0
+    )
     unmet = assigned["unmet_patients"].values  # (draw, period)
     period_discount = (1 + 0.08) ** (-np.arange(unmet.shape[1]))
     penalty = float((unmet * period_discount).sum(axis=1).mean() * 2e6)
@@ -242,6 +294,14 @@ def test_finance_site_costs_sum_to_the_plans_expected_cost(network_run):
     # capital lands in the commitment month: module_capital x units
     eu = run.plan.commitments[run.plan.commitments["site"] == "EU plant"]
     assert costs[("capital", "EU plant")].sum() == pytest.approx(70e6 * eu["units"].sum())
+    # operators: 120 now at 95,000 a year, each hire 20,000 once and 95,000 a year qualified
+    staff = costs[("operators", "US plant")]
+    hires = run.plan.commitments[run.plan.commitments["kind"] == "hire"]
+    want = np.full(len(months), 120 * 95e3 / 12)
+    for h in hires.itertuples():
+        want[months == h.commit_month] += 20e3 * h.units
+        want[months >= h.online_month] += 95e3 / 12 * h.units
+    assert np.allclose(staff.to_numpy(), want)
 
 
 def test_report_names_the_commitments_and_the_cost(network_run):
@@ -256,6 +316,9 @@ def test_report_names_the_commitments_and_the_cost(network_run):
         assert (
             f"at {c.site} committed {c.commit_month:%Y-%m} (online {c.online_month:%Y-%m})" in html
         )
+    hired = int(commitments.loc[commitments["kind"] == "hire", "units"].sum())
+    staff = result.network.costs[("operators", "US plant")].sum()
+    assert f"Operators: {hired} hired over the horizon; operators cost {staff / 1e6:,.1f}M" in html
 
 
 def test_no_network_stage_without_the_table(tmp_path):
@@ -302,3 +365,9 @@ def test_the_example_network_file_checks(tmp_path):
     assert [s.name for s in net.sites] == ["US plant", "EU plant", "CDMO"]
     assert net.sites[0].suites == 12  # the example's facility
     assert net.region_shares["CART-A"] == {"US": 0.7, "EU": 0.3}
+    # its commented operator keys, switched on, check too
+    on = text.replace("# operators = 150", "operators = 150").replace("# hire_", "hire_")
+    assert on != text
+    crewed = check_inputs(load_scenario(with_network(tmp_path / "on", "\n" + on)))["network"]
+    plant = crewed.sites[0]
+    assert (plant.operators, plant.hire_lead_time_months, plant.hire_cost) == (150, 6, 20e3)
