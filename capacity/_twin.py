@@ -53,13 +53,14 @@ _F2 = numba.types.Array(numba.float64, 2, "C")
 _I1 = numba.types.Array(numba.int64, 1, "C")
 
 
-@numba.njit(numba.types.Tuple((_F1, _I1, _I1))(_F1, _I1, _I1), cache=True)
-def _grow(times, seqs, codes):
-    """The heap's arrays, twice as long (the heap is full)."""
+@numba.njit(numba.types.Tuple((_F1, _I1, _I1))(_F1, _I1, _I1, numba.int64), cache=True)
+def _grow(times, seqs, codes, need):
+    """The heap's arrays, at least twice as long and long enough for ``need`` events."""
     n = times.shape[0]
-    bigger_t = np.empty(2 * n + 16)
-    bigger_s = np.empty(2 * n + 16, np.int64)
-    bigger_c = np.empty(2 * n + 16, np.int64)
+    size = max(2 * n, need)
+    bigger_t = np.empty(size)
+    bigger_s = np.empty(size, np.int64)
+    bigger_c = np.empty(size, np.int64)
     for i in range(n):  # a loop: a slice copy compiles its shape-error message
         bigger_t[i] = times[i]
         bigger_s[i] = seqs[i]
@@ -407,235 +408,237 @@ def _one_draw(
     while month < n_months and month_ends[month] <= now:
         month += 1
     while n_events > 0 or a < n_arrivals:
-        if a < n_arrivals and (n_events == 0 or arrival_t[arrival_order[a]] <= times[0]):
-            t = arrival_t[arrival_order[a]]
-            code = arrival_code[arrival_order[a]]
-            a += 1
-        else:
-            t = times[0]
-            code = codes[0]
-            _pop(times, seqs, codes, n_events)
-            n_events -= 1
-            if (code & 7) == WAKE:
-                n_wakes -= 1
-        # ---- time passes: the head's cause accrues, and lots waiting by month ------------
-        if t > now:
-            if head < tail and block >= 0:
-                clock[block] += t - now
-            waiting = (tail - head) + (h_tail - h_head)
-            _spread(monthly, LOTS_WAITING, month_starts, month_ends, now, t, waiting, month)
-            _spread(monthly, SUITES_BUSY, month_starts, month_ends, now, t, total - free, month)
-            now = t
-            while month < n_months and month_ends[month] <= now:
-                month += 1
-        kind = code & 7
-        lot = code >> 3
-        j = lot // most
-        p = job_process[j]
-        if kind == READY:
-            ready[lot] = t
-            culture[lot] = _draw(
-                culture_kind[p], culture_args, p, culture_mean[p], culture_key, lot
-            )
-            for c in range(N_CAUSES):
-                snapshot[lot, c] = clock[c]
-            queue[tail] = lot
-            tail += 1
-        elif kind == START_DONE:
-            busy -= 1
-            run = culture[lot]
-            rate = equipment_rate[p]
-            if rate > 0 and unit_uniform(equipment_key, lot) < 1.0 - math.exp(-rate * run):
-                run += repair_days[p]  # the lot is held in its suite while repaired
-                patient_wait[j, DOWN] += repair_days[p]
-            if n_events == times.shape[0]:
-                times, seqs, codes = _grow(times, seqs, codes)
-            _push(times, seqs, codes, n_events, t + run, seq, lot * 8 + CULTURE_END)
-            n_events += 1
-            seq += 1
-        elif kind == CULTURE_END:
-            culture_end[lot] = t
-            harvest[h_tail] = lot
-            h_tail += 1
-        elif kind == HARVEST_DONE:
-            busy -= 1
-            lot_ready[lot] = t
-            ppq = is_ppq[j]
-            contaminated = (
-                contamination[p] > 0 and unit_uniform(contamination_key, lot) < contamination[p]
-            )
-            if contaminated:
-                down += width[p]
-                if n_events == times.shape[0]:
-                    times, seqs, codes = _grow(times, seqs, codes)
-                _push(
-                    times,
-                    seqs,
-                    codes,
-                    n_events,
-                    t + decontamination_days[p],
-                    seq,
-                    lot * 8 + SUITE_FREE_DOWN,
-                )
+        # one step of the loop below pushes at most 2 events for the event it takes, one
+        # for each lot waiting to start or to be harvested (one more may join), and a
+        # wake-up; the heap grows here so that the loop below never reassigns its arrays:
+        # an array reassigned inside the loop made numba count references to it at every
+        # push and pop (atomic NRT_incref/NRT_decref, most of the kernel's time)
+        need = n_events + (tail - head) + (h_tail - h_head) + 5
+        if need > times.shape[0]:
+            times, seqs, codes = _grow(times, seqs, codes, need)
+        while (n_events > 0 or a < n_arrivals) and (
+            n_events + (tail - head) + (h_tail - h_head) + 5 <= times.shape[0]
+        ):
+            if a < n_arrivals and (n_events == 0 or arrival_t[arrival_order[a]] <= times[0]):
+                t = arrival_t[arrival_order[a]]
+                code = arrival_code[arrival_order[a]]
+                a += 1
             else:
-                changeover = _draw(
-                    changeover_kind[p],
-                    changeover_args,
-                    p,
-                    changeover_mean[p],
-                    changeover_key,
-                    lot,
+                t = times[0]
+                code = codes[0]
+                _pop(times, seqs, codes, n_events)
+                n_events -= 1
+                if (code & 7) == WAKE:
+                    n_wakes -= 1
+            # ---- time passes: the head's cause accrues, and lots waiting by month ------------
+            if t > now:
+                if head < tail and block >= 0:
+                    clock[block] += t - now
+                waiting = (tail - head) + (h_tail - h_head)
+                _spread(monthly, LOTS_WAITING, month_starts, month_ends, now, t, waiting, month)
+                _spread(monthly, SUITES_BUSY, month_starts, month_ends, now, t, total - free, month)
+                now = t
+                while month < n_months and month_ends[month] <= now:
+                    month += 1
+            kind = code & 7
+            lot = code >> 3
+            j = lot // most
+            p = job_process[j]
+            if kind == READY:
+                ready[lot] = t
+                culture[lot] = _draw(
+                    culture_kind[p], culture_args, p, culture_mean[p], culture_key, lot
                 )
-                if n_events == times.shape[0]:
-                    times, seqs, codes = _grow(times, seqs, codes)
-                _push(times, seqs, codes, n_events, t + changeover, seq, lot * 8 + SUITE_FREE)
-            n_events += 1
-            seq += 1
-            rate = failure_rate[p]
-            oos = (not contaminated) and rate > 0 and unit_uniform(fail_key, lot) < rate
-            remake_at = np.inf
-            if ppq:
-                lot_released[lot] = not (contaminated or oos)
-            elif contaminated:
-                if n_contaminated[j] < contamination_remakes:
-                    n_contaminated[j] += 1
-                    remake_at = t  # found at harvest (assumption: in-process testing)
-                else:
-                    outcome[j] = LOST_FAILED
-            elif oos:
-                if n_oos[j] < oos_remakes[p]:
-                    n_oos[j] += 1
-                    remake_at = t + turnaround[p]  # found when the QC panel reads out
-                else:
-                    outcome[j] = LOST_FAILED
-            else:
-                lot_released[lot] = True
-                outcome[j] = TREATED
-                final_lot[j] = lot
-                after_release[j] = _draw(
-                    transport_kind[1], transport_args, 1, transport_mean[1], outbound_key, lot
-                ) + _draw(
-                    transport_kind[2], transport_args, 2, transport_mean[2], infusion_key, lot
-                )
-            if remake_at < np.inf:
-                new = j * most + n_oos[j] + n_contaminated[j]
-                if new_apheresis[p]:
-                    remake_at += reapheresis_days + _draw(
-                        transport_kind[0], transport_args, 0, transport_mean[0], inbound_key, new
-                    )
-                if n_events == times.shape[0]:
-                    times, seqs, codes = _grow(times, seqs, codes)
-                _push(times, seqs, codes, n_events, remake_at, seq, new * 8 + READY)
+                for c in range(N_CAUSES):
+                    snapshot[lot, c] = clock[c]
+                queue[tail] = lot
+                tail += 1
+            elif kind == START_DONE:
+                busy -= 1
+                run = culture[lot]
+                rate = equipment_rate[p]
+                if rate > 0 and unit_uniform(equipment_key, lot) < 1.0 - math.exp(-rate * run):
+                    run += repair_days[p]  # the lot is held in its suite while repaired
+                    patient_wait[j, DOWN] += repair_days[p]
+                _push(times, seqs, codes, n_events, t + run, seq, lot * 8 + CULTURE_END)
                 n_events += 1
                 seq += 1
-        elif kind == SUITE_FREE:
-            free += width[p]
-        elif kind == SUITE_FREE_DOWN:
-            free += width[p]
-            down -= width[p]
-        elif kind == SUITE_ONLINE:  # a new suite (a module coming online)
-            free += 1
-            total += 1
-        else:  # WAKE
-            if t >= next_wake:
-                next_wake = np.inf
-
-        # ---- dispatch: harvests first (a grown culture cannot wait), then starts ---------
-        wake = np.inf
-        block = -1
-        while True:
-            progressed = False
-            if h_head < h_tail:
-                hlot = harvest[h_head]
-                hp = job_process[hlot // most]
-                ok, when = _crew_free(
-                    t, harvest_hours[hp], busy, crews, month_ends, window_hours, month
+            elif kind == CULTURE_END:
+                culture_end[lot] = t
+                harvest[h_tail] = lot
+                h_tail += 1
+            elif kind == HARVEST_DONE:
+                busy -= 1
+                lot_ready[lot] = t
+                ppq = is_ppq[j]
+                contaminated = (
+                    contamination[p] > 0 and unit_uniform(contamination_key, lot) < contamination[p]
                 )
-                if ok:
-                    h_head += 1
-                    busy += 1
-                    patient_wait[hlot // most, CREW] += t - culture_end[hlot]
-                    if n_events == times.shape[0]:
-                        times, seqs, codes = _grow(times, seqs, codes)
+                if contaminated:
+                    down += width[p]
                     _push(
                         times,
                         seqs,
                         codes,
                         n_events,
-                        t + harvest_hours[hp] / 24.0,
+                        t + decontamination_days[p],
                         seq,
-                        hlot * 8 + HARVEST_DONE,
+                        lot * 8 + SUITE_FREE_DOWN,
                     )
+                else:
+                    changeover = _draw(
+                        changeover_kind[p],
+                        changeover_args,
+                        p,
+                        changeover_mean[p],
+                        changeover_key,
+                        lot,
+                    )
+                    _push(times, seqs, codes, n_events, t + changeover, seq, lot * 8 + SUITE_FREE)
+                n_events += 1
+                seq += 1
+                rate = failure_rate[p]
+                oos = (not contaminated) and rate > 0 and unit_uniform(fail_key, lot) < rate
+                remake_at = np.inf
+                if ppq:
+                    lot_released[lot] = not (contaminated or oos)
+                elif contaminated:
+                    if n_contaminated[j] < contamination_remakes:
+                        n_contaminated[j] += 1
+                        remake_at = t  # found at harvest (assumption: in-process testing)
+                    else:
+                        outcome[j] = LOST_FAILED
+                elif oos:
+                    if n_oos[j] < oos_remakes[p]:
+                        n_oos[j] += 1
+                        remake_at = t + turnaround[p]  # found when the QC panel reads out
+                    else:
+                        outcome[j] = LOST_FAILED
+                else:
+                    lot_released[lot] = True
+                    outcome[j] = TREATED
+                    final_lot[j] = lot
+                    after_release[j] = _draw(
+                        transport_kind[1], transport_args, 1, transport_mean[1], outbound_key, lot
+                    ) + _draw(
+                        transport_kind[2], transport_args, 2, transport_mean[2], infusion_key, lot
+                    )
+                if remake_at < np.inf:
+                    new = j * most + n_oos[j] + n_contaminated[j]
+                    if new_apheresis[p]:
+                        remake_at += reapheresis_days + _draw(
+                            transport_kind[0],
+                            transport_args,
+                            0,
+                            transport_mean[0],
+                            inbound_key,
+                            new,
+                        )
+                    _push(times, seqs, codes, n_events, remake_at, seq, new * 8 + READY)
                     n_events += 1
                     seq += 1
-                    progressed = True
-                else:
-                    wake = min(wake, when)
-            if head < tail:
-                qlot = queue[head]
-                qj = qlot // most
-                qp = job_process[qj]
-                block = -1
-                if dropout_per_day > 0 and not is_ppq[qj]:
-                    patience = -math.log(unit_uniform(dropout_key, qlot)) / dropout_per_day
-                    if ready[qlot] + patience <= t:  # left the queue before it could start
-                        head += 1
-                        outcome[qj] = LOST_WAITING
-                        for c in range(N_CAUSES):
-                            patient_wait[qj, c] += clock[c] - snapshot[qlot, c]
-                        continue
-                while sd < n_shutdowns and shutdown_end[sd] <= t:
-                    sd += 1
-                planned = (start_hours[qp] + harvest_hours[qp]) / 24.0 + culture[qlot]
-                if free < width[qp]:
-                    block = DOWN if down > 0 else SUITE
-                elif sd < n_shutdowns and shutdown_start[sd] < t + planned:
-                    block = DOWN  # a planned shutdown: no lot starts that it would interrupt
-                    wake = min(wake, shutdown_end[sd])
-                else:
+            elif kind == SUITE_FREE:
+                free += width[p]
+            elif kind == SUITE_FREE_DOWN:
+                free += width[p]
+                down -= width[p]
+            elif kind == SUITE_ONLINE:  # a new suite (a module coming online)
+                free += 1
+                total += 1
+            else:  # WAKE
+                if t >= next_wake:
+                    next_wake = np.inf
+
+            # ---- dispatch: harvests first (a grown culture cannot wait), then starts ---------
+            wake = np.inf
+            block = -1
+            while True:
+                progressed = False
+                if h_head < h_tail:
+                    hlot = harvest[h_head]
+                    hp = job_process[hlot // most]
                     ok, when = _crew_free(
-                        t, start_hours[qp], busy, crews, month_ends, window_hours, month
+                        t, harvest_hours[hp], busy, crews, month_ends, window_hours, month
                     )
                     if ok:
-                        head += 1
-                        free -= width[qp]
+                        h_head += 1
                         busy += 1
-                        for c in range(N_CAUSES):
-                            patient_wait[qj, c] += clock[c] - snapshot[qlot, c]
-                        if n_events == times.shape[0]:
-                            times, seqs, codes = _grow(times, seqs, codes)
+                        patient_wait[hlot // most, CREW] += t - culture_end[hlot]
                         _push(
                             times,
                             seqs,
                             codes,
                             n_events,
-                            t + start_hours[qp] / 24.0,
+                            t + harvest_hours[hp] / 24.0,
                             seq,
-                            qlot * 8 + START_DONE,
+                            hlot * 8 + HARVEST_DONE,
                         )
                         n_events += 1
                         seq += 1
                         progressed = True
                     else:
-                        block = CREW
                         wake = min(wake, when)
-            if not progressed:
-                break
-        if head == tail:
-            block = -1
-        if wake < next_wake:
-            next_wake = wake
-            if n_events == times.shape[0]:
-                times, seqs, codes = _grow(times, seqs, codes)
-            _push(times, seqs, codes, n_events, wake, seq, WAKE)
-            n_events += 1
-            n_wakes += 1
-            seq += 1
-        if n_events > 0 and a == n_arrivals and head == tail and h_head == h_tail:
-            if n_wakes == n_events:
-                # only wake-ups left with nobody waiting: they change nothing
-                n_events = 0
-                n_wakes = 0
+                if head < tail:
+                    qlot = queue[head]
+                    qj = qlot // most
+                    qp = job_process[qj]
+                    block = -1
+                    if dropout_per_day > 0 and not is_ppq[qj]:
+                        patience = -math.log(unit_uniform(dropout_key, qlot)) / dropout_per_day
+                        if ready[qlot] + patience <= t:  # left the queue before it could start
+                            head += 1
+                            outcome[qj] = LOST_WAITING
+                            for c in range(N_CAUSES):
+                                patient_wait[qj, c] += clock[c] - snapshot[qlot, c]
+                            continue
+                    while sd < n_shutdowns and shutdown_end[sd] <= t:
+                        sd += 1
+                    planned = (start_hours[qp] + harvest_hours[qp]) / 24.0 + culture[qlot]
+                    if free < width[qp]:
+                        block = DOWN if down > 0 else SUITE
+                    elif sd < n_shutdowns and shutdown_start[sd] < t + planned:
+                        block = DOWN  # a planned shutdown: no lot starts that it would interrupt
+                        wake = min(wake, shutdown_end[sd])
+                    else:
+                        ok, when = _crew_free(
+                            t, start_hours[qp], busy, crews, month_ends, window_hours, month
+                        )
+                        if ok:
+                            head += 1
+                            free -= width[qp]
+                            busy += 1
+                            for c in range(N_CAUSES):
+                                patient_wait[qj, c] += clock[c] - snapshot[qlot, c]
+                            _push(
+                                times,
+                                seqs,
+                                codes,
+                                n_events,
+                                t + start_hours[qp] / 24.0,
+                                seq,
+                                qlot * 8 + START_DONE,
+                            )
+                            n_events += 1
+                            seq += 1
+                            progressed = True
+                        else:
+                            block = CREW
+                            wake = min(wake, when)
+                if not progressed:
+                    break
+            if head == tail:
+                block = -1
+            if wake < next_wake:
+                next_wake = wake
+                _push(times, seqs, codes, n_events, wake, seq, WAKE)
+                n_events += 1
+                n_wakes += 1
+                seq += 1
+            if n_events > 0 and a == n_arrivals and head == tail and h_head == h_tail:
+                if n_wakes == n_events:
+                    # only wake-ups left with nobody waiting: they change nothing
+                    n_events = 0
+                    n_wakes = 0
 
 
 @numba.njit(
