@@ -147,59 +147,27 @@ def twin_section(result: RunResult) -> dict | None:
       over draws.
     """
     from pmcap.twin_sizing import sizing_sentence
+    from pmcap.twin_summary import twin_years
 
     twin = getattr(result, "twin", None)
     if twin is None:
         return None
-    months = pd.DatetimeIndex(twin["month"].values)
-    years = months.year.to_numpy()
     target = float(twin["share_v2v_over_target"].attrs.get("target_days", np.nan))
-    patients = np.nan_to_num(twin["patients"].values)  # (draw, month)
-    waits = np.nan_to_num(twin["wait_days"].transpose("draw", "month", "cause").values)
-    total = waits * patients[..., None]  # waiting days (draw, month, cause)
     causes = [str(c) for c in twin["cause"].values]
-    over = np.nan_to_num(twin["share_v2v_over_target"].values) * patients
-    # per patient: year of apheresis, v2v days
-    first = months[0]
-    day = twin["apheresis_day"].values
-    starts = (months - first).days.to_numpy(float)
-    has = np.isfinite(day)
-    month_of = np.clip(np.searchsorted(starts, np.where(has, day, 0.0), "right") - 1, 0, None)
-    frame = pd.DataFrame(
-        {
-            "draw": np.broadcast_to(np.arange(day.shape[0])[:, None], day.shape)[has],
-            "year": years[month_of[has]],
-            "v2v": twin["v2v_days"].values[has],
-        }
-    )
-    per_draw = frame.groupby(["year", "draw"])["v2v"].quantile([0.5, 0.9]).unstack()
     rows = []
-    for year in sorted(set(years.tolist())):
-        sel = years == year
-        n = patients[:, sel].sum(axis=1)  # patients per draw in the year
-        if n.sum() == 0:
-            continue
-        by_cause = total[:, sel].sum(axis=(0, 1))
-        waited = by_cause.sum()
-        mean_wait = np.where(n > 0, total[:, sel].sum(axis=(1, 2)) / np.maximum(n, 1), np.nan)
-        row = {"year": int(year), "patients": f"{np.median(n):.0f}"}
-        if waited > 0:
-            k = int(np.argmax(by_cause))
-            row["binding"] = _cause_label(causes[k])
-            row["share"] = percent(by_cause[k] / waited)
-            row["suites_share"] = percent(by_cause[causes.index("suites")] / waited)
+    for y in twin_years(twin).to_dict("records"):
+        row = {"year": y["year"], "patients": f"{y['patients']:.0f}"}
+        if y["binding"]:
+            row["binding"] = _cause_label(y["binding"])
+            row["share"] = percent(y["binding_share"])
+            row["suites_share"] = percent(y["suites_share"])
         else:
             row["binding"], row["share"], row["suites_share"] = "none (no waiting)", "", ""
-        p50_wait, p90_wait = np.nanquantile(mean_wait, [0.5, 0.9])
-        row["wait"] = f"{p50_wait:.1f} / {p90_wait:.1f}"
-        if year in per_draw.index.get_level_values(0):
-            q = per_draw.loc[year]
-            for key, level in (("v2v_p50", 0.5), ("v2v_p90", 0.9)):
-                lo, hi = np.nanquantile(q[level], [0.5, 0.9])
-                row[key] = f"{lo:.0f} / {hi:.0f}"
-        else:
-            row["v2v_p50"] = row["v2v_p90"] = "no patient treated"
-        row["over"] = percent(over[:, sel].sum() / n.sum())
+        row["wait"] = f"{y['wait_p50']:.1f} / {y['wait_p90']:.1f}"
+        for key in ("v2v_p50", "v2v_p90"):
+            lo, hi = y[f"{key}_p50"], y[f"{key}_p90"]
+            row[key] = "no patient treated" if np.isnan(lo) else f"{lo:.0f} / {hi:.0f}"
+        row["over"] = percent(y["over_target"])
         rows.append(row)
     binding = [r for r in rows if r["share"]]
     worst = max(binding, key=lambda r: float(r["wait"].split(" / ")[1]), default=None)

@@ -49,6 +49,12 @@ def sweep_table(
             for y in s["years"]:
                 for stat in ("p50", "p90"):
                     row[f"{y['resource']}_{stat}_{y['year']}"] = y[stat]
+            for y in s.get("twin_years", []):  # with [facility.twin]
+                row[f"v2v_p50_{y['year']}"] = y["v2v_p50_p50"]
+                row[f"v2v_over_target_{y['year']}"] = y["over_target"]
+                row[f"binding_{y['year']}"] = y["binding"]
+            if "network_expected_cost" in s:  # with [network]
+                row["network_expected_cost"] = s["network_expected_cost"]
         row["error"] = failed.get(case.name, "")
         row["digest"] = case.digest[:16]
         rows.append(row)

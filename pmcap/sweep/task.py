@@ -77,6 +77,17 @@ def summarize(result, *, ranking: bool = False, per_draw: bool = False) -> dict[
         "diagnostics_ok": bool(result.diagnostics_ok),
         "draws": int(sc.run.draws),
     }
+    twin = getattr(result, "twin", None)
+    if twin is not None:
+        from pmcap.twin_summary import twin_years
+
+        out["twin_years"] = [
+            {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()}
+            for r in twin_years(twin).to_dict("records")
+        ]
+    network = getattr(result, "network", None)
+    if network is not None:
+        out["network_expected_cost"] = float(network.plan.summary["expected_cost"])
     if ranking or per_draw:
         years = sorted(set(months.year))
         peaks = {}
