@@ -29,6 +29,7 @@ Writing the run's folder is :func:`pmcap.runfolder.write_run`'s.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import time
 from collections.abc import Callable, Iterator
@@ -273,6 +274,7 @@ def run_twin(
     *,
     operators: Any = None,
     analysts: Any = None,
+    instruments: dict[str, int] | None = None,
     qc_workforce=None,
 ):
     """The facility twin of ``[facility.twin]`` on the first ``draws`` draws.
@@ -288,7 +290,8 @@ def run_twin(
     lab's :class:`capacity.QCLabResult` (``None`` without a lab). ``operators`` (qualified
     operators, as :func:`capacity.simulate_twin` takes them) and ``analysts`` (as
     :class:`capacity.QCLabStage` takes them) replace the run's, for
-    :func:`pmcap.twin_sizing.size_twin`. ``qc_workforce`` (``[workforce] qc = true``): the
+    :func:`pmcap.twin_sizing.size_twin`, as does ``instruments`` (type -> count) for the
+    lab's instruments of those types. ``qc_workforce`` (``[workforce] qc = true``): the
     QC analysts' plan, whose simulated ``qualified`` headcount per draw and month the lab
     follows (:class:`capacity.QCLabStage`'s ``analysts``, rounded down, at least one) when
     ``analysts`` is not given.
@@ -314,6 +317,8 @@ def run_twin(
     stage = None
     if scenario.facility.qc_lab is not None:
         lab = scenario_qc_lab(scenario, {spec.name: spec for spec in used})
+        if instruments:
+            lab = dataclasses.replace(lab, instruments={**lab.instruments, **instruments})
         if analysts is None and qc_workforce is not None:
             # the plan's headcount is an expected count: at least one analyst stays (assumption)
             analysts = qc_workforce.simulation["qualified"].isel(draw=slice(0, n)).clip(min=1)

@@ -1,14 +1,17 @@
 """Qualified operators and QC analysts the facility twin needs per year at a vein-to-vein
 service level (``pmcap run`` with ``[facility.twin] size = true``; ``twin_sizing.csv``).
 
-Model. For a resource (qualified operators; with ``[facility.qc_lab]`` also QC analysts) and
+Model. For a resource (qualified operators; with ``[facility.qc_lab]`` also QC analysts and
+the instruments of each type the lab has) and
 a year of apheresis, the count needed is the fewest count, held constant over the whole
 horizon and in every draw, such that the share of the year's patients not infused within
 ``facility.twin.vein_to_vein.target_days`` of their first apheresis (lost patients and
 patients not treated by the end count as over; pooled over the twin's draws, the report's
 P(v2v > target)) is at most ``facility.twin.epsilon``. Every other resource stays as the run
 has it: suites of :func:`pmcap.run.twin_suites`, operators of ``[workforce]`` or
-``facility.operator_fte`` while analysts are sized, the lab's ``analysts`` while operators are.
+``facility.operator_fte`` while analysts or instruments are sized, the lab's ``analysts`` and
+instruments while operators are. Instruments are searched up to 4 times the lab's count (at
+least 16); an instrument type that never binds is needed at 1.
 
 Assumptions. A constant count: a year's answer is for a facility that has had that count
 from the start (its earlier backlog included), not a hiring path. A year's share over target
@@ -126,8 +129,8 @@ def size_twin(
     cap_factor: int = 8,
 ) -> pd.DataFrame:
     """``twin_sizing.csv``: per year of apheresis and resource (``operators``, and
-    ``analysts`` with ``[facility.qc_lab]``) the count needed (module docstring), the count
-    available and P(v2v > target) at each.
+    ``analysts`` and each instrument type with ``[facility.qc_lab]``) the count needed
+    (module docstring), the count available and P(v2v > target) at each.
 
     ``available``: operators, ``facility.operator_fte`` or with ``[workforce]`` the mean over
     the twin's draws and the year's months of the simulated qualified headcount; analysts,
@@ -204,6 +207,18 @@ def size_twin(
             available = {y: float(by_year.get(y, np.nan)) for y in available}
             analysts = max(1, int(per_month.mean()))
         frames.append(_rows("analysts", needed, tried, available, at_available, int))
+        for kind, count in scenario.facility.qc_lab.instruments.items():  # each type alone
+
+            def instruments_run(count: int, kind: str = kind) -> pd.Series:
+                return year_shares(simulate(instruments={kind: count})[0])
+
+            count = int(count)
+            needed, tried = size_by_year(
+                instruments_run, start=count, low=1, epsilon=epsilon, cap=max(16, 4 * count)
+            )
+            runs[kind] = len(tried)
+            available = dict.fromkeys(operators_available, float(count))
+            frames.append(_rows(kind, needed, tried, available, at_available, int))
     table = pd.concat(frames, ignore_index=True)
     table["target_days"] = float(v2v.target_days)
     table["epsilon"] = epsilon
@@ -235,7 +250,8 @@ _NAMES = {"operators": "qualified operators", "analysts": "QC analysts"}
 
 
 def sizing_sentence(table: pd.DataFrame | None) -> str:
-    """One clause per resource (operators first) for the report: the first year no count
+    """One clause per resource (operators first, then the instrument types that fall short)
+    for the report: the first year no count
     meets the level, else the year whose need exceeds what is available by the most (else
     the year of the largest need), e.g. "2029: 34 qualified operators keep P(v2v > 35 d) at
     most 10%; the plan has 28"."""
@@ -262,4 +278,17 @@ def sizing_sentence(table: pd.DataFrame | None) -> str:
         if not (gap > 0).any():
             text += " (enough in every year)"
         parts.append(text)
+    short = []  # instrument types: the first year each alone needs more than the lab has
+    for kind in dict.fromkeys(table["resource"]):
+        if kind in _NAMES:
+            continue
+        rows = table[(table["resource"] == kind) & (table["needed"] > table["available"])]
+        if len(rows):
+            row = rows.iloc[0]
+            short.append(
+                f"{kind} {int(row['needed'])} from {int(row['year'])} "
+                f"(the lab has {row['available']:.0f})"
+            )
+    if short:
+        parts.append("QC instruments short: " + ", ".join(short))
     return "Sizing at the service level (twin_sizing.csv): " + "; ".join(parts) + "."

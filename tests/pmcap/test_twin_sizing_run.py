@@ -139,6 +139,8 @@ LAB = """
 analysts = 20
 instruments = {bact-alert = 8, qpcr = 8, endosafe-pts = 8, flow-cytometer = 8, cell-counter = 8, plate-reader = 8, ddpcr = 8}
 """  # noqa: E501
+LAB_TYPES = ("bact-alert", "qpcr", "endosafe-pts", "flow-cytometer", "cell-counter")
+LAB_TYPES += ("plate-reader", "ddpcr")
 
 
 @pytest.fixture(scope="module")
@@ -185,7 +187,7 @@ def test_the_run_writes_the_sizing_and_each_row_is_a_direct_twin_call(sized_run)
     for _, row in table.iterrows():
         y = int(row["year"])
         assert row["p_over_target_at_available"] == pytest.approx(at_available[y], abs=1e-12)
-        assert row["available"] == (16.0 if row["resource"] == "operators" else 20.0)
+        assert row["available"] == {"operators": 16.0, "analysts": 20.0}.get(row["resource"], 8)
         if np.isnan(row["needed"]):  # the other resource binds: no count of this one meets
             assert np.isnan(row["p_over_target_at_needed"]) and at_available[y] > 0.2
             continue
@@ -195,12 +197,16 @@ def test_the_run_writes_the_sizing_and_each_row_is_a_direct_twin_call(sized_run)
             k = crews.crews_on_shift(np.array([needed, fewer]))
             assert k[0] == k[1] + 1
             at, below = direct(operators=needed), direct(operators=fewer)
-        else:
+        elif row["resource"] == "analysts":
             fewer = needed - 1
             at, below = (
                 direct(analysts=path(needed)),
                 direct(analysts=path(fewer)) if fewer else None,
             )
+        else:  # an instrument type, the others as the lab has them
+            kind, fewer = row["resource"], needed - 1
+            at = direct(instruments={kind: needed})
+            below = direct(instruments={kind: fewer}) if fewer else None
         assert at[y] == pytest.approx(row["p_over_target_at_needed"], abs=1e-12)
         assert at[y] <= 0.2
         if below is not None and needed > (8 if row["resource"] == "operators" else 1):
@@ -208,6 +214,8 @@ def test_the_run_writes_the_sizing_and_each_row_is_a_direct_twin_call(sized_run)
             checked.append(row["resource"])
     # operators bind from 2027 (rows checked both ways), analysts only in the years they do not
     assert checked.count("operators") >= 2 and "analysts" in checked, table
+    # every instrument type of the lab is sized on its own
+    assert set(table["resource"]) == {"operators", "analysts", *LAB_TYPES}
     sentence = twin_section(result)["sizing"]
     assert sentence.startswith("Sizing at the service level (twin_sizing.csv): ")
     # the operators' clause: the year whose need exceeds the 16 operators the most
