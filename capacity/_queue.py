@@ -272,6 +272,8 @@ def simulate_draws(
     threshold,
     attempts,
     width,
+    late_limit,
+    count_from,
 ):
     """Simulate every draw; returns (monthly (draw, month, N_MONTHLY), patient waits).
 
@@ -284,6 +286,11 @@ def simulate_draws(
     different sizes per draw share one call: service-level sizing bisects per draw).
     ``keys[d]`` seeds draw ``d``'s random numbers (culture and changeover of each lot, its
     release failure).
+    ``late_limit[d]``: draw ``d`` stops once more than this many patients arriving from day
+    ``count_from`` on have waited longer than ``threshold`` (``inf``: never stops); its
+    later patients keep a ``nan`` wait and its monthly counts are partial. Service-level
+    sizing only needs to know that the size fails, which the late patients simulated so far
+    (``floor(late_limit) + 1``) already show.
     """
     draws, n_primary = arrivals.shape
     n_months = month_starts.shape[0]
@@ -311,6 +318,8 @@ def simulate_draws(
             threshold,
             attempts,
             width,
+            late_limit[d],
+            count_from,
             monthly[d],
             patient_wait[d],
         )
@@ -439,6 +448,8 @@ def _one_draw(
     threshold,
     attempts,
     width,
+    late_limit,
+    count_from,
     monthly,
     patient_wait,
 ):
@@ -462,6 +473,7 @@ def _one_draw(
     lot_end = np.empty(max_lots)
     lot_released = np.zeros(max_lots, np.bool_)
     n_lots = 0
+    n_late = 0  # patients from count_from on who waited longer than threshold
     ptr = 0
     month = 0  # month of arrivals[ptr]
     start_month = 0  # month of the latest start (starts never decrease: first come, first
@@ -511,6 +523,10 @@ def _one_draw(
             monthly[m, WAIT_SUM] += wait
             monthly[m, SERVED] += 1
             patient_wait[job] = wait
+            if wait > threshold and arrival >= count_from:
+                n_late += 1
+                if n_late > late_limit:  # the size fails: nothing later changes that
+                    break
         attempt = attempt_of[job]
         lot = job * most + attempt
         end = start + sample(culture_kind[p], culture_args[p], culture_mean[p], culture_key, lot)

@@ -398,12 +398,22 @@ def _params(spec: ProcessSpec, params, draws: int, seed: int, n_proc: int) -> xr
     return par
 
 
-def run_queue(prep: PreparedFacility, online: np.ndarray, idx: np.ndarray | None = None):
+def run_queue(
+    prep: PreparedFacility,
+    online: np.ndarray,
+    idx: np.ndarray | None = None,
+    late_limit: np.ndarray | None = None,
+):
     """The compiled queue for draws ``idx`` (all by default); ``online`` (draws, slots) with
-    ``inf`` for slots a draw's facility does not have."""
+    ``inf`` for slots a draw's facility does not have. ``late_limit`` (one per draw of
+    ``idx``): a draw stops once more than this many patients arriving from the start
+    (``starts[n_hist]``) waited longer than ``threshold`` (its later waits ``nan``, its
+    monthly counts partial); none by default."""
     rows = slice(None) if idx is None else idx
     online = np.ascontiguousarray(online, dtype=float)
     n_slots = np.isfinite(online).sum(axis=1).astype(np.int64)
+    if late_limit is None:
+        late_limit = np.full(len(online), np.inf)
     # slots come online in time order, so a draw's installed slots are its first n_slots
     from capacity import _queue  # numba: imported only when a facility is simulated
 
@@ -429,6 +439,8 @@ def run_queue(prep: PreparedFacility, online: np.ndarray, idx: np.ndarray | None
         prep.threshold,
         prep.attempts,
         prep.width,
+        np.ascontiguousarray(late_limit, dtype=float),
+        float(prep.starts[prep.n_hist]),
     )
 
 

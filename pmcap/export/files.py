@@ -51,8 +51,20 @@ def csv_text(frame: pd.DataFrame) -> str:
     return clean_zeros(frame).to_csv(index=False, lineterminator="\n")
 
 
-def write_draws(path: Path, world, req: xr.Dataset, total: xr.Dataset) -> None:
-    """Every draw: demand, requirements by program and total, events and sampled inputs."""
+def write_draws(
+    path: Path,
+    world,
+    req: xr.Dataset,
+    total: xr.Dataset,
+    *,
+    complevel: int = 1,
+    shuffle: bool = True,
+) -> None:
+    """Every draw: demand, requirements by program and total, events and sampled inputs.
+
+    Numeric variables are deflated (zlib) at ``complevel`` (0: stored uncompressed) after
+    HDF5's byte ``shuffle`` filter; ``benchmarks/bench_write_overlap.py`` prints the file
+    size and time of each setting."""
     keep = [m for m in REPORTED if m in req]
     ds = xr.Dataset(
         {
@@ -69,7 +81,11 @@ def write_draws(path: Path, world, req: xr.Dataset, total: xr.Dataset) -> None:
         }
     ds.attrs = {"seed": int(world.seed), "description": "pmcap run: all draws"}
     encoding = {
-        name: {"zlib": True, "complevel": 1, "shuffle": True}
+        name: (
+            {"zlib": True, "complevel": complevel, "shuffle": shuffle}
+            if complevel
+            else {"zlib": False, "shuffle": shuffle}
+        )
         for name in ds.data_vars
         if not np.issubdtype(ds[name].dtype, np.datetime64)
     }

@@ -184,6 +184,47 @@ def test_draws_run_alone_see_the_same_lots_as_draws_run_together():
     assert (np.nan_to_num(w_some[1], nan=0) >= np.nan_to_num(waits[17], nan=0) - 1e-9).all()
 
 
+def test_a_run_stopped_at_its_late_limit_is_the_same_run_up_to_the_stop():
+    """``late_limit``: a draw stops right after its (limit + 1)-th late patient counted from
+    the start; every wait before is the full run's, every later one is nan, so the late
+    count is limit + 1 exactly (service-level sizing reads it as a failure)."""
+    demand = _demand_with_everything()
+    prep = prepare_facility(
+        demand,
+        PROCESS,
+        qc_fte=0.3,
+        max_wait_days=None,
+        cryopreserved=True,
+        wait_threshold_days=2.0,
+        service="process",
+        seed=2,
+        opening=None,
+    )
+    online = np.where(np.arange(4)[None, :] < 1, 0.0, np.full((prep.draws, 4), np.inf))
+    _, full = run_queue(prep, online)
+    counted = np.isfinite(prep.arrivals) & (prep.arrivals >= prep.starts[prep.n_hist])
+    late_full = (counted & (full > 2.0)).sum(axis=1)
+    assert late_full.max() >= 5  # one suite: enough late patients to stop early
+    limit = np.floor(late_full / 2) + 0.5  # stops halfway through its late patients
+    limit[0] = np.inf  # draw 0 is never stopped
+    _, stopped = run_queue(prep, online, late_limit=limit)
+    np.testing.assert_array_equal(stopped[0], full[0])
+    for d in range(1, prep.draws):
+        late = counted[d] & (stopped[d] > 2.0)
+        assert late.sum() == min(late_full[d], np.floor(limit[d]) + 1), d
+        if late_full[d] <= limit[d]:  # never reached: the whole run
+            np.testing.assert_array_equal(stopped[d], full[d])
+            continue
+        # the stop: the (limit + 1)-th late patient in arrival order; all before it as in
+        # the full run, none after it simulated
+        order = np.argsort(prep.arrivals[d], kind="stable")
+        late_in_order = np.flatnonzero((counted[d] & (full[d] > 2.0))[order])
+        last = order[: late_in_order[int(np.floor(limit[d]))] + 1]
+        rest = order[late_in_order[int(np.floor(limit[d]))] + 1 :]
+        np.testing.assert_array_equal(stopped[d][last], full[d][last])
+        assert np.isnan(stopped[d][rest]).all()
+
+
 def _fcfs_reference(arrivals, online, service):
     """Waits of first-come-first-served patients on slots coming online at ``online``."""
     free = sorted(online)

@@ -251,9 +251,9 @@ def test_service_level_simulates_each_draw_with_its_requirements_parameters(exam
     seen = []
     real = service_level.run_queue
 
-    def spy(prep, online, idx=None):
+    def spy(prep, online, idx=None, **kw):
         seen.append((prep.failure_rate.copy(), prep.culture_mean.copy()))
-        return real(prep, online, idx)
+        return real(prep, online, idx, **kw)
 
     monkeypatch.setattr(service_level, "run_queue", spy)
     process = fixed_process(failure_rate={"beta": [2, 20]}, culture_days={"triangular": [7, 9, 14]})

@@ -670,10 +670,10 @@ def test_service_level_simulation_uses_the_process_draws_of_requirements(tmp_pat
     seen = []
     real = service_level.run_queue
 
-    def spy(prep, online, idx=None):
+    def spy(prep, online, idx=None, **kw):
         names = [s.name for s in prep.processes]
         seen.append((names, prep.failure_rate.copy(), prep.culture_mean.copy()))
-        return real(prep, online, idx)
+        return real(prep, online, idx, **kw)
 
     monkeypatch.setattr(service_level, "run_queue", spy)
     path = edited(tmp_path, "draws = 1000\nseed", "draws = 150\nseed")

@@ -263,3 +263,33 @@ def test_draws_nc_is_what_to_netcdf_writes(result, tmp_path):
                 want.shuffle,
             ), name
         assert all(a[name].compression == "gzip" for name in encoding)
+
+
+def test_draws_nc_compression_settings_change_the_filters_not_the_values(result, tmp_path):
+    # write_draws' complevel and shuffle reach HDF5's filters (complevel 0: no deflate) and
+    # every setting reads back the same values; the default is complevel 1 with shuffle
+    import h5py
+
+    read = {}
+    for complevel, shuffle in [(1, True), (0, True), (4, False)]:
+        path = tmp_path / f"{complevel}-{shuffle}.nc"
+        export.write_draws(
+            path, result.world, result.requirements, result.total,
+            complevel=complevel, shuffle=shuffle,
+        )  # fmt: skip
+        with h5py.File(path) as f:
+            patients = f["patients"]
+            want = "gzip" if complevel else None
+            assert (patients.compression, patients.shuffle) == (want, shuffle)
+            if complevel:
+                assert patients.compression_opts == complevel
+        with xr.open_dataset(path, engine="h5netcdf") as ds:
+            read[(complevel, shuffle)] = ds.load()
+        read[(complevel, shuffle, "size")] = path.stat().st_size
+    xr.testing.assert_identical(read[(1, True)], read[(0, True)])
+    xr.testing.assert_identical(read[(1, True)], read[(4, False)])
+    assert read[(0, True, "size")] > read[(1, True, "size")]  # deflate does shrink it
+    default = tmp_path / "default.nc"
+    export.write_draws(default, result.world, result.requirements, result.total)
+    with h5py.File(default) as f:
+        assert (f["patients"].compression_opts, f["patients"].shuffle) == (1, True)
