@@ -284,16 +284,30 @@ class _Keys:
         return path
 
 
+def _entry_name(entry: Any) -> str | None:
+    """The name a sweep key gives an entry of a list of tables: its ``name``, or for a
+    ``[[network.lane]]`` ``REGION.SITE`` (``network.lane.US.CDMO.transport_days``)."""
+    if not isinstance(entry, dict):
+        return None
+    if "name" in entry:
+        return str(entry["name"])
+    if "region" in entry and "site" in entry:
+        return f"{entry['region']}.{entry['site']}"
+    return None
+
+
 def _apply(
     raw: dict, path: tuple[str, ...], value: Any, where: str, bills: dict | None = None
 ) -> None:
     """Set one dotted key in the scenario data ``raw``.
 
-    A list of named tables (the items of ``process.NAME.materials``) is addressed by name:
-    ``process.NAME.materials.item.ITEM.FIELD`` (the longest item name that matches wins, so
-    a name may hold dots). ``bills`` maps a process to its bill of materials as TOML data:
-    a ``materials`` key of a process whose bill comes from its process file copies that bill
-    into the scenario's ``[process.NAME]`` first (a ``materials`` table replaces the bill).
+    A list of named tables (the items of ``process.NAME.materials``, the sites of
+    ``[network]``) is addressed by name: ``process.NAME.materials.item.ITEM.FIELD`` (the
+    longest item name that matches wins, so a name may hold dots); a lane of ``[network]`` by
+    its region and site: ``network.lane.REGION.SITE.FIELD``. ``bills`` maps a process to its
+    bill of materials as TOML data: a ``materials`` key of a process whose bill comes from its
+    process file copies that bill into the scenario's ``[process.NAME]`` first (a
+    ``materials`` table replaces the bill).
     """
     dotted = ".".join(path)
     if path[0] == "program":
@@ -310,8 +324,8 @@ def _apply(
     while i < len(keys) - 1:
         k = keys[i]
         nxt = node.get(k)
-        if isinstance(nxt, list) and nxt and all(isinstance(e, dict) and "name" in e for e in nxt):
-            names = [str(e["name"]) for e in nxt]
+        if isinstance(nxt, list) and nxt and all(_entry_name(e) is not None for e in nxt):
+            names = [_entry_name(e) for e in nxt]
             for j in range(len(keys) - 1, i + 1, -1):
                 if ".".join(keys[i + 1 : j]) in names:
                     node, i = nxt[names.index(".".join(keys[i + 1 : j]))], j

@@ -371,3 +371,30 @@ def test_the_example_network_file_checks(tmp_path):
     crewed = check_inputs(load_scenario(with_network(tmp_path / "on", "\n" + on)))["network"]
     plant = crewed.sites[0]
     assert (plant.operators, plant.hire_lead_time_months, plant.hire_cost) == (150, 6, 20e3)
+
+
+def test_a_sweep_varies_one_lane_by_region_and_site(tmp_path):
+    from pmcap.sweep.cases import make_cases
+
+    sc = load_scenario(with_network(tmp_path))
+    cases, keys = make_cases(
+        sc,
+        [("", [])],
+        grid=[(("network", "lane", "EU", "CDMO", "transport_days"), [3, 5])],
+        where="sweep.toml",
+    )
+    assert keys == ["network.lane.EU.CDMO.transport_days"]
+    for case, days in zip(cases, [3, 5], strict=True):
+        lanes = {
+            (lane.region, lane.site): lane.transport_days for lane in case.scenario.network.lane
+        }
+        # only the EU -> CDMO lane moves; US -> CDMO keeps its 2 days
+        assert lanes == {("US", "US plant"): 1, ("US", "CDMO"): 2, ("EU", "EU plant"): 1,
+                         ("EU", "CDMO"): days}  # fmt: skip
+    with pytest.raises(InputError, match="has no entry named 'EU.US plant'"):
+        make_cases(
+            sc,
+            [("", [])],
+            grid=[(("network", "lane", "EU", "US plant", "transport_days"), [1])],
+            where="sweep.toml",
+        )
