@@ -403,6 +403,18 @@ def _one_draw(
         start = got_analyst
         if uses_instrument:
             start = max(got_analyst, free[k, 0])
+        rechosen = 0.0  # roster hours waited again for an analyst after the instrument
+        if uses_analyst and by_month and _on_roll(start, slot, analyst_path, edge_w) > start:
+            # the analyst left the roster while the job waited for the instrument: the job
+            # takes the analyst at work first from the time the instrument is free
+            ready_i = start
+            start = np.inf
+            for i in range(counts[0]):
+                t_i = _on_roll(max(ready_i, free[0, i]), i, analyst_path, edge_w)
+                if t_i < start:
+                    start = t_i
+                    slot = i
+            rechosen = start - ready_i
         if uses_analyst and by_month:
             free[0, slot] = start + analyst_h
         elif uses_analyst:
@@ -431,6 +443,11 @@ def _one_draw(
             # anything under SNAP_DAYS is no wait
             wait_a = got - cal if got - cal > SNAP_DAYS else 0.0
             wait_i = cal_start - max(got, cal)
+            if rechosen > 0:  # the wait after the instrument was free is the analysts'
+                ready_cal = calendar_start(start - rechosen, hours_per_day, days_per_week,
+                                           shift_start)  # fmt: skip
+                wait_a += cal_start - ready_cal
+                wait_i -= cal_start - ready_cal
             wait_i = wait_i if wait_i > SNAP_DAYS else 0.0
             done = calendar_end(start + work, hours_per_day, days_per_week, shift_start)
             done = max(done, cal)

@@ -129,3 +129,36 @@ def test_the_twins_qc_lab_follows_a_hiring_plans_headcount():
     # the lab's own 5 analysts: each lot is done on its ready day (or the next shift)
     free, _ = run(None)
     assert (free[lots] < 59).all()
+
+
+def test_an_analyst_off_the_roster_when_the_instrument_frees_is_not_used():
+    # one assay of 2 hands-on hours and 240 hours on the one flow instrument; lots ready on
+    # days 5 and 6. The second lot's test waits for the instrument until day 35 08:00, in the
+    # second month. With an analyst every month it starts then; with none in the second
+    # month it starts at the third month's first shift, day 59 08:00: 24 days later, all of
+    # them waiting for an analyst, and no hands-on hour is booked in the second month.
+    process = {
+        "name": "x",
+        "culture_days": 8,
+        "qc": [{"assay": "panel", "hands_on_hours": 2, "turnaround_days": 0,
+                "instrument": "flow", "instrument_hours": 240}],
+    }  # fmt: skip
+    lab = QCLab([process], analysts=5, instruments={"flow": 1}, days_per_week=7,
+                monitoring_hours_per_month=0)  # fmt: skip
+    ready = np.array([[5.0, 6.0]])
+
+    def run(path):
+        return release_days(
+            ready, np.zeros(ready.shape, np.int64), np.array([11], np.uint64), lab,
+            month_edges=EDGES, analysts_by_month=np.array([path]),
+        )  # fmt: skip
+
+    every, gap = run([1, 1, 1]), run([1, 0, 1])
+    # 240 instrument hours are 30 roster days of 8 hours: from day 5 08:00 to day 34 16:00,
+    # then from day 35 08:00 to day 64 16:00 (or from day 59 08:00 to day 88 16:00)
+    assert every.release[0] == pytest.approx([34 + 16 * H, 64 + 16 * H])
+    assert gap.release[0] == pytest.approx([34 + 16 * H, 88 + 16 * H])
+    # waits (lot, resource): analysts grow by the 24 days, the instrument's are the same
+    assert gap.wait[0, 1, 0] - every.wait[0, 1, 0] == pytest.approx(24.0)
+    assert gap.wait[0, 1, 1] == pytest.approx(every.wait[0, 1, 1])
+    assert not gap.utilisation[0, 1, 0] > 0  # no analyst hour in the month nobody works
