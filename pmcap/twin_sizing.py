@@ -205,7 +205,6 @@ def size_twin(
             per_month = path.mean("draw").to_series()
             by_year = per_month.groupby(pd.DatetimeIndex(per_month.index).year).mean()
             available = {y: float(by_year.get(y, np.nan)) for y in available}
-            analysts = max(1, int(per_month.mean()))
         frames.append(_rows("analysts", needed, tried, available, at_available, int))
         for kind, count in scenario.facility.qc_lab.instruments.items():  # each type alone
 
