@@ -152,22 +152,7 @@ def _solve(
     new = np.flatnonzero(installed == 0)
     if cumulative:
         # u[g, i, q] = u[g, i, q - 1] + k[g, i, q - lead_i]: units online, one row each
-        g, i, q = np.unravel_index(np.arange(n_k), (n_groups, n_sites, n_periods))
-        rows, cols, vals = [np.arange(n_k)], [u_index[g, i, q]], [np.ones(n_k)]
-        has_prev = q > 0
-        rows.append(np.flatnonzero(has_prev))
-        cols.append(u_index[g, i, q - 1][has_prev])
-        vals.append(-np.ones(int(has_prev.sum())))
-        source = q - lay.lead_periods[i]
-        has_k = source >= 0
-        rows.append(np.flatnonzero(has_k))
-        cols.append(k_index[g, i, source][has_k])
-        vals.append(-np.ones(int(has_k.sum())))
-        a = sp.csr_matrix(
-            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-            shape=(n_k, n_vars),
-        )
-        blocks.append((a, np.zeros(n_k), np.zeros(n_k)))
+        blocks.append(_running_total(u_index, k_index, lay.lead_periods, n_vars))
         # capacity: lots' suite-days - days x unit x u <= days x suites now
         draw, period, site = np.unravel_index(
             np.arange(n_draws * n_periods * n_sites), (n_draws, n_periods, n_sites)
@@ -218,22 +203,7 @@ def _solve(
         blocks.append((a, np.full(n_rows, -np.inf), np.zeros(n_rows)))
     if crewed.any():
         # w[g, i, q] = w[g, i, q - 1] + h[g, i, q - hire_lead_i]: hires qualified, one row each
-        g, i, q = np.unravel_index(np.arange(n_k), (n_groups, n_sites, n_periods))
-        rows, cols, vals = [np.arange(n_k)], [w_index[g, i, q]], [np.ones(n_k)]
-        has_prev = q > 0
-        rows.append(np.flatnonzero(has_prev))
-        cols.append(w_index[g, i, q - 1][has_prev])
-        vals.append(-np.ones(int(has_prev.sum())))
-        source = q - lay.hire_lead_periods[i]
-        has_h = source >= 0
-        rows.append(np.flatnonzero(has_h))
-        cols.append(h_index[g, i, source][has_h])
-        vals.append(-np.ones(int(has_h.sum())))
-        a = sp.csr_matrix(
-            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-            shape=(n_k, n_vars),
-        )
-        blocks.append((a, np.zeros(n_k), np.zeros(n_k)))
+        blocks.append(_running_total(w_index, h_index, lay.hire_lead_periods, n_vars))
         rows = np.repeat(np.arange(n_groups * n_sites), n_periods)
         a = sp.csr_matrix(
             (np.ones(n_k), (rows, h_index.ravel())), shape=(n_groups * n_sites, n_vars)
@@ -324,3 +294,25 @@ def _solve(
         hires = np.ceil(res.x[h_index] - 1e-6).astype(int)
     gap = float(getattr(res, "mip_gap", np.nan) or 0.0)
     return units, float(res.fun) * scale + constant, gap, hires
+
+
+def _running_total(total_index, add_index, lead, n_vars):
+    """Equality rows ``total[g, i, q] - total[g, i, q - 1] - add[g, i, q - lead_i] = 0``
+    (one per group, site and period; no previous total in period 0, no addition before
+    ``lead_i``): the units online (or operators qualified) from the commitments (hires)."""
+    n = total_index.size
+    g, i, q = np.unravel_index(np.arange(n), total_index.shape)
+    rows, cols, vals = [np.arange(n)], [total_index[g, i, q]], [np.ones(n)]
+    has_prev = q > 0
+    rows.append(np.flatnonzero(has_prev))
+    cols.append(total_index[g, i, q - 1][has_prev])
+    vals.append(-np.ones(int(has_prev.sum())))
+    source = q - lead[i]
+    has_add = source >= 0
+    rows.append(np.flatnonzero(has_add))
+    cols.append(add_index[g, i, source][has_add])
+    vals.append(-np.ones(int(has_add.sum())))
+    a = sp.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n_vars)
+    )
+    return a, np.zeros(n), np.zeros(n)
