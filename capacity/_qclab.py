@@ -146,6 +146,20 @@ def _on_roll(t, i, path, edge_w):
     return t
 
 
+@numba.njit(cache=True)
+def _first_on_roll(t, free, n, path, edge_w):
+    """The analyst (of ``n``, free from ``free[i]``) at work first at or after ``t`` under the
+    headcount ``path`` (:func:`_on_roll`), and that time; the lowest index on a tie."""
+    best = np.inf
+    slot = 0
+    for i in range(n):
+        t_i = _on_roll(max(t, free[i]), i, path, edge_w)
+        if t_i < best:
+            best = t_i
+            slot = i
+    return best, slot
+
+
 @numba.njit(cache=True, parallel=True)
 def lab_draws(
     ready,
@@ -392,12 +406,7 @@ def _one_draw(
         uses_instrument = kind_i >= 0 and inst_h > 0 and counts[k] >= 0
         got_analyst = w
         if uses_analyst and by_month:
-            got_analyst = np.inf
-            for i in range(counts[0]):
-                t_i = _on_roll(max(w, free[0, i]), i, analyst_path, edge_w)
-                if t_i < got_analyst:
-                    got_analyst = t_i
-                    slot = i
+            got_analyst, slot = _first_on_roll(w, free[0], counts[0], analyst_path, edge_w)
         elif uses_analyst:
             got_analyst = max(w, free[0, 0])
         start = got_analyst
@@ -408,12 +417,7 @@ def _one_draw(
             # the analyst left the roster while the job waited for the instrument: the job
             # takes the analyst at work first from the time the instrument is free
             ready_i = start
-            start = np.inf
-            for i in range(counts[0]):
-                t_i = _on_roll(max(ready_i, free[0, i]), i, analyst_path, edge_w)
-                if t_i < start:
-                    start = t_i
-                    slot = i
+            start, slot = _first_on_roll(ready_i, free[0], counts[0], analyst_path, edge_w)
             rechosen = start - ready_i
         if uses_analyst and by_month:
             free[0, slot] = start + analyst_h
