@@ -158,12 +158,11 @@ def test_output_does_not_depend_on_the_number_of_threads():
     assert not np.array_equal(one["wait_mean_days"], other["wait_mean_days"], equal_nan=True)
 
 
-def test_draws_run_alone_see_the_same_lots_as_draws_run_together():
-    """Service-level sizing reruns only its unsettled draws, with other facility sizes: each
-    draw's lots must not depend on which draws run with it or on the facility."""
-    demand = _demand_with_everything()
-    prep = prepare_facility(
-        demand,
+def _cryopreserved_prep():
+    """The facility of every feature, cryopreserved (nobody turned away), as the service-level
+    search prepares it."""
+    return prepare_facility(
+        _demand_with_everything(),
         PROCESS,
         qc_fte=0.3,
         max_wait_days=None,
@@ -173,6 +172,12 @@ def test_draws_run_alone_see_the_same_lots_as_draws_run_together():
         seed=2,
         opening=None,
     )
+
+
+def test_draws_run_alone_see_the_same_lots_as_draws_run_together():
+    """Service-level sizing reruns only its unsettled draws, with other facility sizes: each
+    draw's lots must not depend on which draws run with it or on the facility."""
+    prep = _cryopreserved_prep()
     online = np.zeros((prep.draws, 10))
     monthly, waits = run_queue(prep, online)
     idx = np.array([3, 17, 29])
@@ -188,18 +193,7 @@ def test_a_run_stopped_at_its_late_limit_is_the_same_run_up_to_the_stop():
     """``late_limit``: a draw stops right after its (limit + 1)-th late patient counted from
     the start; every wait before is the full run's, every later one is nan, so the late
     count is limit + 1 exactly (service-level sizing reads it as a failure)."""
-    demand = _demand_with_everything()
-    prep = prepare_facility(
-        demand,
-        PROCESS,
-        qc_fte=0.3,
-        max_wait_days=None,
-        cryopreserved=True,
-        wait_threshold_days=2.0,
-        service="process",
-        seed=2,
-        opening=None,
-    )
+    prep = _cryopreserved_prep()
     online = np.where(np.arange(4)[None, :] < 1, 0.0, np.full((prep.draws, 4), np.inf))
     _, full = run_queue(prep, online)
     counted = np.isfinite(prep.arrivals) & (prep.arrivals >= prep.starts[prep.n_hist])
