@@ -107,8 +107,17 @@ TESTS: dict[str, list[str]] = {
     "capacity/chunked.py": REQUIREMENTS,
     "capacity/summary.py": REQUIREMENTS,
     "capacity/simulation.py": ["tests/capacity/test_facility.py", VALUES, BAD],
-    "capacity/service_level.py": ["tests/capacity/test_facility.py", VALUES, BAD],
-    "capacity/_queue.py": ["tests/capacity/test_facility.py", VALUES],
+    "capacity/service_level.py": [
+        "tests/capacity/test_facility.py",
+        "tests/capacity/test_facility_kernel.py",
+        VALUES,
+        BAD,
+    ],
+    "capacity/_queue.py": [
+        "tests/capacity/test_facility.py",
+        "tests/capacity/test_facility_kernel.py",
+        VALUES,
+    ],
     "capacity/plan.py": ["tests/capacity/test_plan.py", VALUES, BAD],
     "capacity/demand.py": ["tests/capacity/test_demand.py", VALUES, BAD],
     "capacity/process.py": ["tests/capacity/test_process.py", VALUES, BAD],
@@ -148,8 +157,8 @@ TESTS["capacity/vector.py"] = ["tests/capacity/test_vector.py", "tests/pmcap/tes
 TESTS["capacity/network.py"] = ["tests/capacity/test_network.py"]
 for _part in ("model", "layout", "assign", "milp", "plan"):  # the package since the split
     TESTS[f"capacity/network/{_part}.py"] = TESTS["capacity/network.py"]
-TESTS["capacity/qclab.py"] = ["tests/capacity/test_qclab.py"]
-TESTS["capacity/_qclab.py"] = ["tests/capacity/test_qclab.py"]
+TESTS["capacity/qclab.py"] = ["tests/capacity/test_qclab.py", "tests/capacity/test_qclab_hiring.py"]
+TESTS["capacity/_qclab.py"] = TESTS["capacity/qclab.py"]
 TESTS["capacity/twin.py"] = [
     "tests/capacity/test_twin.py",
     "tests/capacity/test_twin_sizing.py",
