@@ -248,3 +248,21 @@ def test_queue_matches_a_plain_fcfs_reference(suites):
         keep = np.isfinite(arrivals)
         want = _fcfs_reference(arrivals[keep], online, 10.0)
         np.testing.assert_allclose(sim["patient_wait_days"].values[d][keep], want, atol=1e-9)
+
+
+def test_each_months_jobs_take_that_months_process_labels():
+    """``job_processes``: the jobs of month m (laid out one month after another, PPQ lots
+    among them) carry exactly month m's process counts, whatever the shuffle."""
+    counts = np.array([[[3, 1], [0, 2], [2, 2]]])  # (draw, month, process)
+    ppq = np.zeros_like(counts)
+    ppq[0, 2, 1] = 1  # one PPQ lot of process 1 in the third month
+    sizes = (counts + ppq).sum(axis=2)[0]  # 4, 2, 5 jobs
+    is_ppq = np.zeros((1, sizes.sum()), bool)
+    is_ppq[0, 4 + 2 + 3] = True  # the third month's fourth job
+    out = _queue.job_processes(counts, ppq, is_ppq, np.array([5], np.uint64))
+    edges = np.r_[0, np.cumsum(sizes)]
+    for m in range(3):
+        jobs = out[0, edges[m] : edges[m + 1]]
+        patients = jobs[~is_ppq[0, edges[m] : edges[m + 1]]]
+        assert np.bincount(patients, minlength=2).tolist() == counts[0, m].tolist()
+    assert out[0, 9] == 1  # the PPQ lot keeps its process
