@@ -1,6 +1,8 @@
 """Per-year sizing at the vein-to-vein service level (pmcap.twin_sizing): the search against an
 exhaustive sweep of crew counts through capacity.simulate_twin, scored here from per-patient
-outcomes by year of apheresis, and hand-made share tables for the search itself."""
+outcomes by year of apheresis; size_twin with a QC lab whose flow cytometers bind, against
+sweeps of each resource's count through the twin with that lab; and hand-made share tables
+for the search itself."""
 
 from __future__ import annotations
 
@@ -82,6 +84,166 @@ def test_each_year_gets_the_fewest_crews_that_meet_and_one_fewer_misses(epsilon)
         assert tried[k][y] == pytest.approx(sweep[k][y], abs=1e-12)
     assert needed[2028] > needed[2027]  # more patients, more crews
     assert len(calls) <= 5  # shared bisection, not a sweep
+
+
+# --- an instrument type binds: size_twin's per-type search against exhaustive sweeps -------
+# Two assays: sterility (0.5 h on a BacT/ALERT, 14 days) and phenotype (2 tests of 24 h on a
+# flow cytometer, 10% retested, 1 day). About 15 lots a month in 2027 and 40 in 2028, i.e.
+# 15 x 2 x 24 x 1.1 / 730 ~ 1.1 and 2.9 cytometer-hours of work per hour: the cytometers bind,
+# about 2 of them in 2027 and 4 in 2028 (the sweep below settles it). 60 suites, 40 operators
+# (10 crews), 20 analysts on a 24/7 roster, 1 BacT/ALERT (0.5 h a lot, ~1% busy). No
+# contamination (a level within reach), target 33 days (31 with no wait), 5% over target.
+INSTRUMENT_PANEL = [
+    {"assay": "sterility", "tests_per_lot": 1, "hands_on_hours": 1, "turnaround_days": 14,
+     "instrument": "bact-alert", "instrument_hours": 0.5, "retest_rate": 0.0},
+    {"assay": "phenotype", "tests_per_lot": 2, "hands_on_hours": 1, "turnaround_days": 1,
+     "instrument": "flow-cytometer", "instrument_hours": 24, "retest_rate": 0.1},
+]  # fmt: skip
+INSTRUMENT_SPEC = fixed_process(culture_days=9, changeover_days=1, qc=INSTRUMENT_PANEL)
+INSTRUMENT_EPSILON = 0.05
+LAB_MONTHS = 24 + 2  # the twin's months and the two the lab adds for the last panels
+
+
+def instrument_scenario(cytometers: int):
+    """The scenario fields size_twin reads: [facility.twin], [facility.qc_lab] and
+    facility.operator_fte (the real sections, so their configs are the run's)."""
+    from types import SimpleNamespace
+
+    from pmcap.scenario.facility import QCLabSection, TwinSection
+
+    twin = TwinSection(
+        size=True,
+        epsilon=INSTRUMENT_EPSILON,
+        crews={"crew_size": 2, "shifts_per_day": 2, "hours_per_shift": 12, "start_hours": 12,
+               "harvest_hours": 12, "attendance": 1.0},
+        downtime={"contamination_rate": 0.0, "contamination_remakes": 0},
+        vein_to_vein={"target_days": TARGET},
+    )  # fmt: skip
+    lab = QCLabSection(
+        analysts=20,
+        instruments={"bact-alert": 1, "flow-cytometer": cytometers},
+        hours_per_day=24,
+        days_per_week=7,
+        shift_start_hour=0,
+        monitoring_hours_per_month=0,
+    )
+    return SimpleNamespace(facility=SimpleNamespace(twin=twin, qc_lab=lab, operator_fte=40.0))
+
+
+@functools.cache
+def instrument_demand():
+    rng = np.random.default_rng(11)
+    return make_demand(np.c_[rng.poisson(15, (6, 12)), rng.poisson(40, (6, 12))])
+
+
+def lab_twin(cytometers: int, operators=None, analysts=None, instruments=None):
+    """The twin of instrument_scenario(cytometers), counts replaced as pmcap.run.run_twin
+    replaces them: the ``simulate`` size_twin is given."""
+    import dataclasses
+
+    from capacity.twin import QCLabStage
+
+    facility = instrument_scenario(cytometers).facility
+    crews, downtime, v2v = facility.twin.configs()
+    lab = facility.qc_lab.lab([INSTRUMENT_SPEC])
+    if instruments:
+        lab = dataclasses.replace(lab, instruments={**lab.instruments, **instruments})
+    stage = QCLabStage(lab, seed=3, analysts=analysts)
+    twin = simulate_twin(instrument_demand(), INSTRUMENT_SPEC, 60,
+                         operators=facility.operator_fte if operators is None else operators,
+                         crews=crews, downtime=downtime, vein_to_vein=v2v, qc_stage=stage,
+                         seed=3)  # fmt: skip
+    return twin, stage.result
+
+
+@functools.cache
+def lab_scored(cytometers: int, resource: str, count: int) -> dict[int, float]:
+    """Share of each year's patients not infused within TARGET, from per-patient outcomes,
+    with ``count`` of ``resource`` (``crews``: 4 operators a crew) and the rest as
+    instrument_scenario(cytometers) has it."""
+    if resource == "crews":
+        twin, _ = lab_twin(cytometers, operators=4 * count)
+    elif resource == "analysts":
+        twin, _ = lab_twin(cytometers, analysts=np.full((6, LAB_MONTHS), float(count)))
+    else:
+        twin, _ = lab_twin(cytometers, instruments={resource: count})
+    day = twin["apheresis_day"].values
+    patient = np.isfinite(day)
+    year = np.where(day < 365, 2027, 2028)
+    treated = twin["outcome"].values == 0
+    on_time = treated & (np.where(treated, twin["v2v_days"].values, np.inf) <= TARGET)
+    return {
+        y: float((patient & ~on_time & (year == y)).sum() / (patient & (year == y)).sum())
+        for y in (2027, 2028)
+    }
+
+
+# 3 cytometers: the lab is short in 2028 (it needs 4); 6: two to spare in every year
+@pytest.mark.parametrize("cytometers", [3, 6])
+def test_an_instrument_type_that_binds_is_sized_and_the_rest_are_not_inflated(cytometers):
+    from pmcap.twin_sizing import size_twin
+
+    calls = []
+
+    def simulate(**counts):
+        calls.append(counts)
+        return lab_twin(cytometers, **counts)
+
+    twin, _ = lab_twin(cytometers)
+    table = size_twin(instrument_scenario(cytometers), twin, simulate)
+    got = {(r.resource, r.year): r for r in table.itertuples()}
+    assert set(got) == {(k, y) for k in ("operators", "analysts", "bact-alert", "flow-cytometer")
+                        for y in (2027, 2028)}  # fmt: skip
+    at_lab = lab_scored(cytometers, "flow-cytometer", cytometers)  # the run's twin, scored
+    assert (at_lab[2028] > INSTRUMENT_EPSILON) == (cytometers == 3) and at_lab[2027] == 0
+    available = {"operators": 40, "analysts": 20, "bact-alert": 1, "flow-cytometer": cytometers}
+    for (resource, y), row in got.items():
+        assert row.available == available[resource]
+        assert row.p_over_target_at_available == pytest.approx(at_lab[y], abs=1e-12)
+
+    # the cytometers: per year the fewest count of the exhaustive sweep 1..6 that meets the
+    # level (the same random numbers at every count), and one fewer misses
+    sweep = {k: lab_scored(cytometers, "flow-cytometer", k) for k in range(1, 7)}
+    values = list(sweep.values())  # the search's premise holds in this case
+    assert all(a[y] >= b[y] for a, b in zip(values, values[1:], strict=False) for y in a)
+    flow = {y: min(k for k, s in sweep.items() if s[y] <= INSTRUMENT_EPSILON) for y in at_lab}
+    assert flow == {2027: 2, 2028: 4}, sweep  # the case binds as designed, and by year
+    for y, k in flow.items():
+        row = got["flow-cytometer", y]
+        assert row.needed == k
+        assert sweep[k][y] <= INSTRUMENT_EPSILON < sweep[k - 1][y]
+        assert row.p_over_target_at_needed == pytest.approx(sweep[k][y], abs=1e-12)
+
+    # the resources that do not bind are not inflated: in a year the lab's cytometers meet
+    # the level each is the fewest count of its own sweep (analysts and the BacT/ALERT: 1,
+    # operators: 4 a crew); in a year they miss, no count alone meets, even the search's cap
+    caps = {"crews": 80, "analysts": 160, "bact-alert": 16}  # 8 x 10 crews, 8 x 20, 16
+    tops = {"crews": 10, "analysts": 4, "bact-alert": 4}  # the sweeps: up to what they need
+    for resource, name, per in (("crews", "operators", 4), ("analysts", "analysts", 1),
+                                ("bact-alert", "bact-alert", 1)):  # fmt: skip
+        for y in (2027, 2028):
+            row = got[name, y]
+            if at_lab[y] > INSTRUMENT_EPSILON:
+                assert cytometers < flow[y]
+                assert np.isnan(row.needed) and np.isnan(row.p_over_target_at_needed)
+                assert lab_scored(cytometers, resource, caps[resource])[y] > INSTRUMENT_EPSILON
+                continue
+            own = [lab_scored(cytometers, resource, k)[y] for k in range(1, tops[resource] + 1)]
+            fewest = 1 + next(i for i, s in enumerate(own) if s <= INSTRUMENT_EPSILON)
+            assert row.needed == per * fewest, (name, y, own)
+            assert row.p_over_target_at_needed == pytest.approx(own[fewest - 1], abs=1e-12)
+            if resource != "crews":
+                assert fewest == 1
+
+    # each instrument run changed the type being sized alone, once per count tried
+    sized = [c["instruments"] for c in calls if "instruments" in c]
+    assert all(len(c) == 1 for c in sized)
+    runs = table.attrs["twin_runs"]
+    assert runs["flow-cytometer"] == sum("flow-cytometer" in c for c in sized) <= 7
+    # the report names the cytometers when the lab is short of them, and only then
+    short = "QC instruments short: flow-cytometer 4 from 2028 (the lab has 3)"
+    assert (short in sizing_sentence(table)) == (cytometers == 3)
+    assert "bact-alert" not in sizing_sentence(table)
 
 
 def table(shares: dict[int, list[float]]):
