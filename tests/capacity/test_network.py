@@ -684,6 +684,76 @@ def test_the_milp_with_hires_equals_brute_force_over_every_plan():
     assert sum(best[2]) > 0  # the case is not trivial: the optimum hires
 
 
+def _three_crewed_plants():
+    """A CDMO (first: its resource index is not its crew's) and three own plants with
+    operators, each plant the only own site for its region; 100 operator-hours a lot, 160
+    hours an operator-month, 10 suites a plant (31 lots a month: suites never bind)."""
+
+    def plant(name, operators):
+        return Site(name, suites=10, max_units=0, operators=operators, hire_cost=1.0,
+                    operator_cost_per_year=12.0, max_hires=20)  # fmt: skip
+
+    cdmo = Site("cdmo", kind="cdmo", max_units=4, slot_fee_per_month=1e4)
+    plants = [plant("plant-a", 2), plant("plant-b", 0), plant("plant-c", 5)]
+    lanes = [Lane(r, "cdmo", 0) for r in ("ra", "rb", "rc")]
+    lanes += [Lane(r, p.name, 0) for r, p in zip(("ra", "rb", "rc"), plants, strict=True)]
+    return Network(
+        sites=[cdmo, *plants],
+        lanes=lanes,
+        region_shares={"A": {"ra": 0.5, "rb": 0.3, "rc": 0.2}},
+        vein_to_vein_days={"A": 30},
+        suite_days_per_lot={"A": 10},
+        cost_per_patient_unserved=1e6,
+        operator_hours_per_lot={"A": 100.0},
+        operator_hours_per_month=160.0,
+    )
+
+
+def test_each_crewed_site_hires_against_its_own_operator_hours():
+    # 20, 20, 30 patients a month, split 50/30/20: lots a month a 10, 10, 15; b 6, 6, 9;
+    # c 4, 4, 6. Operators needed = ceil(lots x 100 / 160): a 7, 7, 10 (has 2: hires 5 in
+    # month 0, 3 in month 2); b 4, 4, 6 (has 0: 4 then 2); c 3, 3, 4 (has 5: none). A hire
+    # costs 1 plus 1 a month from qualification (no lead, no discount), so each is made the
+    # month it is first needed; a CDMO slot (10,000 a month) never pays.
+    net = _three_crewed_plants()
+    demand = make_demand(np.array([20.0, 20.0, 30.0])[None, :, None], programs=["A"])
+    plan = plan_network(
+        demand, net, period_months=1, decision_months=1, mip_rel_gap=1e-9, alternatives=False
+    )
+    hires = plan.commitments[plan.commitments["kind"] == "hire"]
+    got = {(r.site, r.commit_month.month - 1): r.units for r in hires.itertuples()}
+    assert got == {("plant-a", 0): 5, ("plant-a", 2): 3, ("plant-b", 0): 4, ("plant-b", 2): 2}
+    assert plan.commitments[plan.commitments["kind"] == "cdmo"].empty
+    assert plan.summary["service_probability"] == 1.0
+    # operators now 7 x 1 a month x 3 months; hires 5 x (1 + 3) + 3 x (1 + 1) at a and
+    # 4 x (1 + 3) + 2 x (1 + 1) at b
+    cost = 7 * 3 + 5 * 4 + 3 * 2 + 4 * 4 + 2 * 2
+    assert plan.summary["expected_cost"] == pytest.approx(cost)
+    assert plan.summary["in_sample_cost"] == pytest.approx(cost)
+
+    # the plan's own numbers, site by site: the operators it qualifies make its lots (each
+    # site's operator-hours row holds), at a and b with less than one operator to spare (the
+    # row binds: one hire fewer leaves patients), at c with room (its row does not bind)
+    operators = np.array([[0, 2, 0, 5]] * 3, float)
+    for (site, month), units in got.items():
+        operators[month:, [s.name for s in net.sites].index(site)] += units
+    suites = np.array([[0.0, 10, 10, 10]] * 3)
+    out = assign_lots(demand, net, suites, operators_online=operators, period_months=1)
+    assert out["unmet_patients"].values.sum() == pytest.approx(0.0, abs=1e-9)
+    lots = out["lots"].values[0]
+    np.testing.assert_allclose(lots, [[0, 10, 6, 4], [0, 10, 6, 4], [0, 15, 9, 6]], atol=1e-9)
+    hours, capacity = 100.0 * lots[:, 1:], 160.0 * operators[:, 1:]
+    assert (hours <= capacity + 1e-9).all()
+    np.testing.assert_array_less(capacity[:, :2] - 160.0, hours[:, :2])  # a, b: binding
+    assert (capacity[:, 2] - hours[:, 2] >= 160.0).all()  # c: at least one operator spare
+    for site in (1, 2):
+        for month in (0, 2):
+            fewer = operators.copy()
+            fewer[month:, site] -= 1
+            short = assign_lots(demand, net, suites, operators_online=fewer, period_months=1)
+            assert short["unmet_patients"].values[0, month] > 0
+
+
 @pytest.mark.parametrize(
     ("build", "message"),
     [
