@@ -100,7 +100,7 @@ def run_to_folder(
     sc = load_or_example(scenario).apply(draws=draws, seed=seed)
     inputs = sc.input_files()
     check_out(out, inputs=inputs, force=force, command="run")
-    result = run_scenario(sc, stage=stage, use_cache=use_cache)
+    result = run_scenario(sc, stage=stage, use_cache=use_cache, background_compile=True)
     if strict and not result.diagnostics_ok:
         failed = [k for k, d in result.diagnostics.items() if not diagnostics_pass(d)]
         raise DiagnosticsError(failed)

@@ -126,6 +126,7 @@ def run_scenario(
     parsed: dict[str, Any] | None = None,
     fits: Fits | None = None,
     service_level: bool = True,
+    background_compile: bool = False,
 ) -> RunResult:
     """Run a validated scenario end to end; every stage is timed in ``timings``.
 
@@ -133,7 +134,9 @@ def run_scenario(
     stages when given: a sweep checks and fits once per distinct input and runs each scenario
     where its input files may not be (a worker of a remote cluster). ``service_level=False``
     skips the day-level simulation that sizes the facility for the service level (the
-    sensitivity swings, which compare the P90 need only).
+    sensitivity swings, which compare the P90 need only). ``background_compile`` compiles the
+    twin's kernels in a child process while the earlier stages run, when numba's cache does
+    not hold them yet (:func:`capacity.warmup.start`; the first run after an install).
     """
     from capacity import facility
     from capacity.materials import materials_by_process
@@ -150,6 +153,11 @@ def run_scenario(
             yield
         timings[f"{name}_s"] = round(time.perf_counter() - t0, 3)
 
+    warm = None
+    if background_compile and scenario.facility.twin is not None:
+        from capacity import warmup
+
+        warm = warmup.start(["twin", "qclab"] if scenario.facility.qc_lab else ["twin"])
     with timed("check"):
         parsed = check_inputs(scenario) if parsed is None else parsed
         processes = parsed["processes"]
@@ -199,6 +207,8 @@ def run_scenario(
     twin = qc_lab = twin_sizing = None
     if scenario.facility.twin is not None:
         with timed("twin"):
+            if warm is not None:
+                warm.wait()
             twin, qc_lab = run_twin(
                 scenario, world, processes, workforce, decided.plans, qc_workforce=qc_workforce
             )

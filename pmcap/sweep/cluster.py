@@ -10,9 +10,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
 from capacity.errors import InputError
 
 __all__ = ["check_workers", "cluster_client", "host_of", "preload", "threads_per_host"]
@@ -130,42 +127,9 @@ def preload() -> None:
     import pmcap.report
     import pmcap.run
     import pmcap.runfolder  # noqa: F401
+    from capacity.warmup import warm_queue
 
-    _warm_kernels()
-
-
-def _warm_kernels() -> None:
-    """Size a two-draw, three-month facility: numba loads the kernels from its cache with the
-    argument types of a real run, so the run compiles nothing new."""
-    import xarray as xr
-
-    from capacity import facility, load_process, requirements, suites_for_service_level
-
-    demand = xr.DataArray(
-        np.ones((2, 3, 2, 3), np.int64),
-        dims=("draw", "month", "program", "stream"),
-        coords={
-            "draw": np.arange(2),
-            "month": pd.date_range("2027-01-01", periods=3, freq="MS"),
-            "program": ["warm-up", "warm-up-2"],
-            "stream": ["clinical", "commercial", "ppq"],
-        },
-    )
-    # two programs on two processes: the kernel that gives each lot its process compiles too
-    manual = load_process("car-t-autologous-manual")
-    automated = load_process("car-t-autologous-automated")
-    process = {"warm-up": manual, "warm-up-2": automated}
-    peak = facility(requirements(demand, process, seed=0))["suites"].max("month").values
-    suites_for_service_level(
-        demand,
-        process,
-        max_wait_days=3.0,
-        epsilon=0.1,
-        seed=0,
-        by_month=False,
-        start=peak,
-        params={s.name: s.sample(2, 0) for s in (manual, automated)},
-    )
+    warm_queue()
 
 
 def host_of(address: str) -> str:
