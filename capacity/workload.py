@@ -128,7 +128,8 @@ class _FailureStreams:
     def binomial(
         self, program: str, attempt: int, start: int, n: np.ndarray, p: np.ndarray
     ) -> np.ndarray:
-        """``Binomial(n, p)`` for the rows of draws ``start, start + 1, ...``."""
+        """``Binomial(n, p)`` for the rows of draws ``start, start + 1, ...``; ``n`` is
+        (draw, month), ``p`` (draw,)."""
         out = np.empty(n.shape, np.int64)
         i, rows = 0, n.shape[0]
         while i < rows:
@@ -138,11 +139,25 @@ class _FailureStreams:
             rng = self.live.pop(key, None)
             if rng is None:
                 rng = self._stream(program, attempt, k)
-            out[i:stop] = rng.binomial(n[i:stop], p[i:stop])
+            _binomial(rng, n[i:stop], p[i:stop], out[i:stop])
             if offset + stop - i < self.block:  # the block goes on in the next call
                 self.live[key] = rng
             i = stop
         return out
+
+
+def _binomial(rng: np.random.Generator, n: np.ndarray, p: np.ndarray, out: np.ndarray) -> None:
+    """``out[...] = rng.binomial(n, p[:, None])``, the same numbers and the same state of
+    ``rng`` afterwards: a numba loop draws by inversion, and NumPy draws the cells from the
+    first one that needs its other algorithm (BTPE) on (:mod:`capacity._binomial`)."""
+    from capacity._binomial import binomial_rows  # numba: imported when lots are drawn
+
+    done = binomial_rows(rng, n, p, out)
+    if done < n.size:
+        rest = slice(done, None)
+        out.reshape(-1)[rest] = rng.binomial(
+            n.reshape(-1)[rest], np.broadcast_to(p[:, None], n.shape).reshape(-1)[rest]
+        )
 
 
 def _lots(
@@ -212,7 +227,7 @@ def _block(
             r: int,
             n: np.ndarray,
             program: str = program,
-            failure: np.ndarray = par[spec.name]["failure_rate"].values[:, None],
+            failure: np.ndarray = par[spec.name]["failure_rate"].values,
         ) -> np.ndarray:
             return failures.binomial(program, r, start, n, failure)
 
