@@ -3,13 +3,14 @@
 This package never imports PyMC: a user can hand it demand draws from anywhere (see
 :mod:`capacity.demand` for the contract). The public names below are loaded on first use, so
 ``import capacity.errors`` (the command line's start-up) does not import pandas, xarray or
-numba, and numba is imported only when a facility is simulated. Modules:
+numba, and numba is imported only when lots are drawn or a facility is simulated. Modules:
 
 - ``demand``: the demand contract; read, write and check demand draws;
 - ``process``, ``distributions``: a manufacturing process and its uncertain parameters;
 - ``resource_needs``: :func:`requirements` (lots, suite-days, QC hours, FTEs per draw) and
   :func:`facility` totals, built on ``occupancy`` (how a lot's days fall into months) and
-  ``workload`` (the arithmetic of a block of draws);
+  ``workload`` (the arithmetic of a block of draws; lot failures drawn by the numba loop
+  in ``_binomial``);
 - ``chunked``: demand larger than memory (dask arrays chunked along draw);
 - ``summary``: :func:`bands`, :func:`shortfall_probability`, :func:`summarise`;
 - ``simulation`` (with the numba kernels in ``_queue``): the facility queue;

@@ -12,8 +12,9 @@ The four kernels of a process (:func:`month_kernels`), per draw of its parameter
 
 The share of a month's lot-days that falls in a later month is a double integral of the
 kernel's indicator over the start day and the target month, in closed form
-(:func:`occupancy_weights`), so no Python loop runs over draws or months; the loop in
-:func:`spread` runs over the few month offsets a lot can reach.
+(:func:`occupancy_weights`; the numba loops over draws and months are in
+:mod:`capacity._occupancy`); the loop in :func:`spread` runs over the few month offsets a lot
+can reach.
 """
 
 from __future__ import annotations
@@ -85,47 +86,35 @@ def occupancy_weights(
     offsets ``k``; :func:`capacity.requirements` gives that of all draws, so that a block of
     draws gets the same weights whichever other draws share it.
     """
-    delay = np.asarray(delay, float)[:, None, None]
-    duration = np.asarray(duration, float)[:, None, None]
+    delay = np.asarray(delay, float)
+    duration = np.asarray(duration, float)
     if n_k is None:
         n_k = _offsets(delay, duration) + 1
     start, end = _bounds(months[0], len(months), n_k)
     n = len(months)
+    w = np.empty((len(delay), n, n_k))
+    if np.all(duration == 0) or np.all(delay >= 0):
+        # the kernels of a process (delay >= 0): loops over draws in numba (capacity._occupancy)
+        from capacity import _occupancy  # numba: imported when weights are computed
+
+        if np.all(duration == 0):
+            _occupancy.event_weights(start, end, delay, w)
+        else:
+            _occupancy.lot_day_weights(start, end, delay, duration, w)
+        return w
+    # (Phi(b - t0) - Phi(a - t0)) - Phi(b - t1) + Phi(a - t1), left to right, in place
+    delay, duration = delay[:, None, None], duration[:, None, None]
     m = np.arange(n)
     t0 = start[m][None, :, None] + delay
     t1 = end[m][None, :, None] + delay
     target = m[:, None] + np.arange(n_k)[None, :]  # (M, K)
     a = start[target][None]
     b = end[target][None]
-    width = (end[m] - start[m])[None, :, None]
-    if np.all(duration == 0):
-        w = np.minimum(b, t1)
-        w -= np.maximum(a, t0)
-        np.maximum(w, 0.0, out=w)
-        w /= width
-    elif np.all(delay >= 0):
-        # Months abut (a of offset k is b of offset k - 1; t1 of month m is t0 of m + 1), so
-        # the four terms are one table G[i, k] = Phi(end[i + k] - t0[i]) read at shifted
-        # places: Phi(b - t0) = G[m, k], Phi(a - t0) = G[m, k - 1], Phi(b - t1) = G[m + 1,
-        # k - 1], Phi(a - t1) = G[m + 1, k - 2], and 0 where the offset is negative (the
-        # argument is -delay <= 0). The same operations on the same numbers as the four
-        # separate terms below: the same weights, bit for bit, for a quarter of the work.
-        i = np.arange(n + 1)
-        g = _phi(
-            end[i[:, None] + np.arange(n_k)][None] - (start[i][None, :, None] + delay), duration
-        )
-        w = g[:, :n].copy()
-        w[:, :, 1:] -= g[:, :n, :-1]
-        w[:, :, 1:] -= g[:, 1:, :-1]
-        w[:, :, 2:] += g[:, 1:, :-2]
-        w /= width
-    else:
-        # (Phi(b - t0) - Phi(a - t0)) - Phi(b - t1) + Phi(a - t1), left to right, in place
-        w = _phi(b - t0, duration)
-        w -= _phi(a - t0, duration)
-        w -= _phi(b - t1, duration)
-        w += _phi(a - t1, duration)
-        w /= width
+    w = _phi(b - t0, duration)
+    w -= _phi(a - t0, duration)
+    w -= _phi(b - t1, duration)
+    w += _phi(a - t1, duration)
+    w /= (end[m] - start[m])[None, :, None]
     w[:, target >= n] = 0.0
     return w
 

@@ -20,7 +20,7 @@ The formulas and units are those listed in :func:`capacity.requirements`.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,10 +126,18 @@ class _FailureStreams:
         return np.random.default_rng(np.random.SeedSequence([self.seed, *words], spawn_key=(k,)))
 
     def binomial(
-        self, program: str, attempt: int, start: int, n: np.ndarray, p: np.ndarray
+        self,
+        program: str,
+        attempt: int,
+        start: int,
+        n: np.ndarray,
+        p: np.ndarray,
+        out: np.ndarray | None = None,
     ) -> np.ndarray:
-        """``Binomial(n, p)`` for the rows of draws ``start, start + 1, ...``."""
-        out = np.empty(n.shape, np.int64)
+        """``Binomial(n, p)`` for the rows of draws ``start, start + 1, ...``; ``n`` is
+        (draw, month), ``p`` (draw,); into ``out`` (C-contiguous int64) if given."""
+        if out is None:
+            out = np.empty(n.shape, np.int64)
         i, rows = 0, n.shape[0]
         while i < rows:
             k, offset = divmod(start + i, self.block)
@@ -138,31 +146,59 @@ class _FailureStreams:
             rng = self.live.pop(key, None)
             if rng is None:
                 rng = self._stream(program, attempt, k)
-            out[i:stop] = rng.binomial(n[i:stop], p[i:stop])
+            _binomial(rng, n[i:stop], p[i:stop], out[i:stop])
             if offset + stop - i < self.block:  # the block goes on in the next call
                 self.live[key] = rng
             i = stop
         return out
 
 
-def _lots(
-    patients: np.ndarray,
-    ppq: np.ndarray,
-    max_remanufacture: int,
-    binomial: Callable[[int, np.ndarray], np.ndarray],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Lots started, re-runs and patients lost: binomial failures, ``max_remanufacture`` re-runs.
+def _binomial(rng: np.random.Generator, n: np.ndarray, p: np.ndarray, out: np.ndarray) -> None:
+    """``out[...] = rng.binomial(n, p[:, None])``, the same numbers and the same state of
+    ``rng`` afterwards: a numba loop draws by inversion, and NumPy draws the cells from the
+    first one that needs its other algorithm (BTPE) on (:mod:`capacity._binomial`)."""
+    from capacity._binomial import binomial_rows  # numba: imported when lots are drawn
 
-    ``binomial(r, n)`` draws the failures of attempt ``r`` among ``n`` lots (its own streams,
-    see :class:`_FailureStreams`).
+    done = binomial_rows(rng, n, p, out)
+    if done < n.size:
+        rest = slice(done, None)
+        out.reshape(-1)[rest] = rng.binomial(
+            n.reshape(-1)[rest], np.broadcast_to(p[:, None], n.shape).reshape(-1)[rest]
+        )
+
+
+def _lots(
+    job: RequirementsJob,
+    values: np.ndarray,
+    start: int,
+    par: Mapping[str, xr.Dataset],
+    failures: _FailureStreams,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lots started, re-runs and patients lost of every program, each (program, draw, month).
+
+    Lots = patients + PPQ lots + re-runs. Re-run ``r`` follows the failures of attempt ``r``:
+    ``F_r ~ Binomial(F_{r - 1}, failure_rate)``, ``F_0`` = patients, for ``r < max_remanufacture``;
+    the failures of the last attempt are the patients lost. Each program and attempt draws
+    from its own streams (:class:`_FailureStreams`).
     """
-    attempt = patients
-    rerun = np.zeros_like(patients)
-    for r in range(max_remanufacture):
-        attempt = binomial(r, attempt)
-        rerun += attempt
-    lost = binomial(max_remanufacture, attempt)
-    return patients + ppq + rerun, rerun, lost
+    patients, lots = _split_streams(values, job.patient_idx, job.ppq_idx)
+    rerun = np.empty_like(patients)
+    lost = np.empty_like(patients)
+    for p_i, program in enumerate(job.programs):
+        spec = job.specs[program]
+        failure = par[spec.name]["failure_rate"].values
+        attempt = patients[p_i]
+        if spec.max_remanufacture == 0:
+            rerun[p_i] = 0
+        for r in range(spec.max_remanufacture):
+            if r == 0:  # the first re-runs straight into their place
+                attempt = failures.binomial(program, r, start, attempt, failure, out=rerun[p_i])
+            else:
+                attempt = failures.binomial(program, r, start, attempt, failure)
+                rerun[p_i] += attempt
+        failures.binomial(program, spec.max_remanufacture, start, attempt, failure, out=lost[p_i])
+    lots += rerun
+    return lots, rerun, lost
 
 
 def compute_draws(
@@ -198,54 +234,36 @@ def _block(
     ``data`` (views of the outputs' rows of these draws, overwritten)."""
     n_rows, n_hist, n_months = values.shape[0], job.n_hist, len(job.months)
     specs, programs = job.specs, job.programs
-    # patients and PPQ lots of every program, (draw, month, program), one pass per stream
-    patients = _stream_sum(values, job.patient_idx)
-    ppq = _stream_sum(values, job.ppq_idx)
     # lots of every program in the block first: a process's fixed QC/QA work is shared among
     # the programs made with it in proportion to their lots
-    lots: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-    by_process: dict[str, np.ndarray] = {}
-    for p_i, program in enumerate(programs):
-        spec = specs[program]
+    lots, rerun, lost = _lots(job, values, start, par, failures)
 
-        def binomial(
-            r: int,
-            n: np.ndarray,
-            program: str = program,
-            failure: np.ndarray = par[spec.name]["failure_rate"].values[:, None],
-        ) -> np.ndarray:
-            return failures.binomial(program, r, start, n, failure)
+    def made(idx: list[int]) -> np.ndarray:
+        """Lots started per month of the programs ``idx``, opening lots (months before the
+        start: only the work still to come counts) first."""
+        out = np.empty((n_rows, n_months))
+        out[:, n_hist:] = _total(lots, idx)
+        out[:, :n_hist] = job.history[:, :, idx].sum(axis=-1)
+        return out
 
-        out = _lots(
-            np.ascontiguousarray(patients[:, :, p_i]),
-            np.ascontiguousarray(ppq[:, :, p_i]),
-            spec.max_remanufacture,
-            binomial,
-        )
-        made = np.empty((n_rows, n_months))
-        made[:, n_hist:] = out[0]
-        # opening lots (months before the start): only the work still to come counts
-        made[:, :n_hist] = job.history[:, :, p_i]
-        lots[program] = (made, out[1], out[2])
-        by_process[spec.name] = by_process.get(spec.name, 0.0) + made
     kernels: dict[str, dict[str, np.ndarray]] = {}
     for u_i, members in enumerate(job.units.values()):
         spec = specs[members[0]]
         if spec.name not in kernels:
             kernels[spec.name] = month_kernels(job.months, par[spec.name], job.n_k[spec.name])
-        n_sharing = sum(specs[p].name == spec.name for p in programs)
-        if len(members) == n_sharing:  # the unit is the whole process: its share is 1
-            made, share = by_process[spec.name], 1.0
+        idx = [programs.index(m) for m in members]
+        sharing = [i for i, p in enumerate(programs) if specs[p].name == spec.name]
+        unit_lots = made(idx)
+        if len(idx) == len(sharing):  # the unit is the whole process: its share is 1
+            share = 1.0
         else:
-            made = sum(lots[m][0] for m in members)
+            process_lots = made(sharing)
             with np.errstate(invalid="ignore", divide="ignore"):
                 share = np.where(
-                    by_process[spec.name] > 0,
-                    made / by_process[spec.name],
-                    len(members) / n_sharing,
+                    process_lots > 0, unit_lots / process_lots, len(members) / len(sharing)
                 )
         result = _resources(
-            made,
+            unit_lots,
             spec,
             par[spec.name],
             kernels[spec.name],
@@ -255,28 +273,51 @@ def _block(
             job.instruments,
             share,
         )
-        result["remanufactured_lots"] = np.zeros((n_rows, n_months))
-        result["patients_lost"] = np.zeros((n_rows, n_months))
-        for m in members:
-            result["remanufactured_lots"][:, n_hist:] += lots[m][1]
-            result["patients_lost"][:, n_hist:] += lots[m][2]
         for k, v in result.items():
             target = data[k][:, :, u_i] if job.by_program else data[k]
             if job.by_program or u_i == 0:  # the first (or only) unit into this target
                 target[...] = v[:, n_hist:]  # drop the months before the start
             else:  # facility totals of several processes: summed in unit order
                 target += v[:, n_hist:]
+        for k, v in (("remanufactured_lots", rerun), ("patients_lost", lost)):
+            target = data[k][:, :, u_i] if job.by_program else data[k]
+            if job.by_program or u_i == 0:
+                target[...] = _total(v, idx)
+            else:
+                target += _total(v, idx)
 
 
-def _stream_sum(values: np.ndarray, idx: list[int]) -> np.ndarray:
-    """``values[..., idx].sum(-1)`` in int64, (draw, month, program), without fancy-index
-    copies (one strided read per stream)."""
-    if not idx:
-        return np.zeros(values.shape[:3], np.int64)
-    out = values[..., idx[0]].astype(np.int64)
-    for i in idx[1:]:
-        out += values[..., i]
-    return out
+def _split_streams(
+    values: np.ndarray, patient_idx: list[int], ppq_idx: list[int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Patients and patients + PPQ lots, int64 (program, draw, month), from demand ``values``
+    (draw, month, program, stream): one strided read per stream, each program's months of
+    a draw contiguous for the failure draws."""
+    shape = (values.shape[2], values.shape[0], values.shape[1])
+    patients = (np.empty if patient_idx else np.zeros)(shape, np.int64)
+    by_draw = patients.transpose(1, 2, 0)  # (draw, month, program) view
+    if len(patient_idx) == 1:
+        np.copyto(by_draw, values[..., patient_idx[0]], casting="unsafe")
+    elif len(patient_idx) > 1:
+        first, second, *rest = patient_idx
+        np.add(values[..., first], values[..., second], out=by_draw, dtype=np.int64)
+        for i in rest:
+            np.add(by_draw, values[..., i], out=by_draw, dtype=np.int64)
+    if not ppq_idx:
+        return patients, patients.copy()
+    lots = np.empty(shape, np.int64)
+    lots_by_draw = lots.transpose(1, 2, 0)
+    np.add(by_draw, values[..., ppq_idx[0]], out=lots_by_draw, dtype=np.int64)
+    for i in ppq_idx[1:]:
+        np.add(lots_by_draw, values[..., i], out=lots_by_draw, dtype=np.int64)
+    return patients, lots
+
+
+def _total(per_program: np.ndarray, idx: list[int]) -> np.ndarray:
+    """Sum over the programs ``idx`` of a (program, draw, month) array (exact: integers)."""
+    if idx == list(range(idx[0], idx[-1] + 1)):
+        return per_program[idx[0] : idx[-1] + 1].sum(axis=0)
+    return per_program[idx].sum(axis=0)
 
 
 def _resources(

@@ -19,7 +19,7 @@ import pytest
 
 from capacity import facility, load_process, requirements
 from capacity.resource_needs import RNG_BLOCK
-from tests.helpers import make_demand
+from tests.helpers import fixed_process, make_demand
 
 
 def close(actual, desired):
@@ -90,6 +90,26 @@ def test_lots_reruns_and_losses_equal_the_documented_streams(case):
         np.testing.assert_array_equal(got["remanufactured_lots"].values, rerun)
         np.testing.assert_array_equal(got["patients_lost"].values, lost)
         np.testing.assert_array_equal(got["lots"].values, patients + values[:, :, i, 2] + rerun)
+
+
+def test_two_reruns_in_facility_totals_equal_the_documented_streams(case):
+    values, demand, _ = case
+    spec = fixed_process(failure_rate={"beta": [5, 45]}, max_remanufacture=2)
+    seed = 6
+    req = requirements(demand, spec, seed=seed)  # totals over both programs
+    p = spec.sample(values.shape[0], seed)["failure_rate"].values
+    lots = rerun = lost = 0
+    for i, program in enumerate(["P0", "P1"]):
+        patients = values[:, :, i, 0] + values[:, :, i, 1]
+        first = failures(seed, program, 0, patients, p)
+        second = failures(seed, program, 1, first, p)  # re-runs of failed re-runs
+        rerun = rerun + first + second
+        lost = lost + failures(seed, program, 2, second, p)
+        lots = lots + patients + values[:, :, i, 2] + first + second
+    assert rerun.sum() > lost.sum() > 0
+    np.testing.assert_array_equal(req["remanufactured_lots"].values, rerun)
+    np.testing.assert_array_equal(req["patients_lost"].values, lost)
+    np.testing.assert_array_equal(req["lots"].values, lots)
 
 
 def test_resources_equal_a_draw_by_draw_reference(case):
