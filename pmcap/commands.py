@@ -110,7 +110,13 @@ def run_to_folder(
             f"{k}={v}" for k, v in (("draws", draws), ("seed", seed)) if v is not None
         )
         return runfolder.write_run(
-            folder, result, xlsx=xlsx, version=__version__, t0=t0, overrides=overrides
+            folder,
+            result,
+            xlsx=xlsx,
+            version=__version__,
+            t0=t0,
+            overrides=overrides,
+            in_child=True,
         )
 
 

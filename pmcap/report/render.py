@@ -38,10 +38,13 @@ def render_report(
     version: str,
     overrides: str = "",
     title: str | None = None,
+    figures: dict[str, str] | None = None,
 ) -> str:
     """The report of ``result`` as one HTML page. ``scenario_text`` is shown as run,
     ``version`` is pmcap's, ``overrides`` names command-line overrides (``draws=200``) and
-    ``title`` names the run in the heading (default: :func:`report_title`)."""
+    ``title`` names the run in the heading (default: :func:`report_title`). ``figures``: the
+    charts already drawn (:func:`pmcap.runfolder.write_run` draws them in a child process),
+    else drawn here."""
     import jinja2
 
     sc = result.scenario
@@ -120,7 +123,7 @@ def render_report(
         resources=[{"label": label} for _, label in RESOURCES],
         decision_rows=decision_rows(result),
         plan_label=plan_label(result),
-        figures=report_figures(result),
+        figures=report_figures(result) if figures is None else figures,
         demand_notes=demand_notes(result),
         demand_programs=demand_programs,
         demand_rows=demand_rows,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import io
 import re
+import time
 
 import matplotlib
 
@@ -293,3 +294,17 @@ def test_draws_nc_compression_settings_change_the_filters_not_the_values(result,
     export.write_draws(default, result.world, result.requirements, result.total)
     with h5py.File(default) as f:
         assert (f["patients"].compression_opts, f["patients"].shuffle) == (1, True)
+
+
+def test_draws_and_figures_written_in_a_child_are_the_same_files(result, tmp_path):
+    from pmcap.runfolder import write_run
+
+    files = {}
+    for child in (False, True):
+        out = tmp_path / str(child)
+        out.mkdir()
+        names = write_run(out, result, xlsx=False, version="t", t0=time.perf_counter(),
+                          in_child=child)  # fmt: skip
+        files[child] = {n: (out / n).read_bytes() for n in names if n != "manifest.json"}
+    assert "draws.nc" in files[True] and "report.html" in files[True]
+    assert files[True] == files[False]
