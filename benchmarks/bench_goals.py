@@ -117,12 +117,16 @@ def main() -> None:
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
+        # the cold and warm runs use the kernels the new install compiled (numba's default
+        # cache, wherever an earlier run left it, with --skip-new-install)
+        numba = None
         if not args.skip_new_install:
-            rows["new install"] = run_example(tmp / "new", tmp / "cache0", tmp / "numba")
-        rows["cold"] = run_example(tmp / "cold", tmp / "cache")
-        rows["warm"] = run_example(tmp / "warm", tmp / "cache")
+            numba = tmp / "numba"
+            rows["new install"] = run_example(tmp / "new", tmp / "cache0", numba)
+        rows["cold"] = run_example(tmp / "cold", tmp / "cache", numba)
+        rows["warm"] = run_example(tmp / "warm", tmp / "cache", numba)
         notwin = without_twin(tmp / "example")
-        rows["warm, no twin"] = run_example(tmp / "notwin", tmp / "cache", scenario=notwin)
+        rows["warm, no twin"] = run_example(tmp / "notwin", tmp / "cache", numba, notwin)
     print(
         f"{'pmcap run, example':24s}{'wall s':>9s}{'CPU s':>9s}{'goal s':>9s}"
         f"{'CPU/goal':>10s}{'load':>7s}  stages (s, wall)"
