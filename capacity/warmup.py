@@ -2,17 +2,18 @@
 
 numba compiles a kernel the first time it is called and keeps the machine code in its on-disk
 cache (``cache=True``), so only the first run after an install pays for it: on a 2-core
-machine about 14 s of CPU for the suite queue (:mod:`capacity._queue`), 10 s for the facility
-twin (:mod:`capacity._twin`) and 8 s for the QC laboratory (:mod:`capacity._qclab`), most of
-it numba's type inference, which one Python process does on one core. Every kernel entry point
+machine about 1.2 s of CPU for the lot draws of :func:`capacity.requirements`, 14 s for the
+suite queue (:mod:`capacity._queue`), 10 s for the facility twin (:mod:`capacity._twin`) and
+8 s for the QC laboratory (:mod:`capacity._qclab`), most of it numba's type inference, which
+one Python process does on one core. Every kernel entry point
 casts its arguments to fixed dtypes, so a run compiles one signature of each; a small call
 here compiles that same signature (``tests/capacity/test_warmup.py`` checks that a run after
 the warm-up compiles nothing).
 
 :func:`start` compiles the parts a run will need in a child process (``python -m
-capacity.warmup PART...``) while the run fits its models and plans its suites on the other
-core; the run calls :meth:`Warmup.wait` before the stage that needs them and then loads them
-from the cache. With the kernels already cached it starts nothing.
+capacity.warmup PART...``) while the run fits its models (and, with a twin, sizes its suites) on
+the other core; the run calls :meth:`Warmup.wait` before the stage that needs them and then
+loads them from the cache. With the kernels already cached it starts nothing.
 """
 
 from __future__ import annotations
@@ -24,11 +25,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-#: part -> (module, kernel entry points a run calls from Python)
+#: part -> (module, kernel entry points a run calls from Python) pairs
 KERNELS = {
-    "queue": ("capacity._queue", ("arrivals", "job_processes", "simulate_draws")),
-    "twin": ("capacity._twin", ("_simulate_chunk", "summarise_chunk")),
-    "qclab": ("capacity._qclab", ("lab_draws",)),
+    "requirements": (
+        ("capacity._binomial", ("binomial_rows",)),
+        ("capacity._occupancy", ("lot_day_weights", "event_weights")),
+    ),
+    "queue": (("capacity._queue", ("arrivals", "job_processes", "simulate_draws")),),
+    "twin": (("capacity._twin", ("_simulate_chunk", "summarise_chunk")),),
+    "qclab": (("capacity._qclab", ("lab_draws",)),),
 }
 
 
@@ -45,21 +50,22 @@ def cached(part: str) -> bool:
 
     from numba.core.caching import FunctionCache
 
-    module, names = KERNELS[part]
     try:
-        path = importlib.util.find_spec(module).origin
-        with open(path, encoding="utf-8") as f:
-            tree = ast.parse(f.read())
-        first = {
-            node.name: min([node.lineno, *(d.lineno for d in node.decorator_list)])
-            for node in tree.body
-            if isinstance(node, ast.FunctionDef)
-        }
-        for name in names:
-            scope: dict = {}
-            exec(compile("\n" * (first[name] - 1) + f"def {name}(): pass", path, "exec"), scope)
-            if not FunctionCache(scope[name])._cache_file._load_index():
-                return False
+        for module, names in KERNELS[part]:
+            path = importlib.util.find_spec(module).origin
+            with open(path, encoding="utf-8") as f:
+                tree = ast.parse(f.read())
+            first = {
+                node.name: min([node.lineno, *(d.lineno for d in node.decorator_list)])
+                for node in tree.body
+                if isinstance(node, ast.FunctionDef)
+            }
+            for name in names:
+                scope: dict = {}
+                code = compile("\n" * (first[name] - 1) + f"def {name}(): pass", path, "exec")
+                exec(code, scope)
+                if not FunctionCache(scope[name])._cache_file._load_index():
+                    return False
         return True
     except Exception:  # numba's private cache API moved: compile in the run as usual
         return True
@@ -78,6 +84,13 @@ def _demand(programs: list[str]):
             "stream": ["clinical", "commercial", "ppq"],
         },
     )
+
+
+def warm_requirements() -> None:
+    """Draw the lots of a two-draw, three-month demand."""
+    from capacity import requirements
+
+    requirements(_demand(["warm-up"]), "car-t-autologous-manual", seed=0)
 
 
 def warm_queue() -> None:
@@ -120,21 +133,23 @@ def warm_twin(qc_lab: bool = False) -> None:
 
 @dataclass
 class Warmup:
-    """A child process compiling kernels into numba's cache (:func:`start`)."""
+    """A child process compiling ``parts`` into numba's cache (:func:`start`)."""
 
     process: subprocess.Popen | None = None
+    parts: tuple[str, ...] = ()
 
-    def wait(self) -> None:
-        """Wait for the child: its kernels are then in the cache. A failed child changes
-        nothing but time (the run compiles what it needs itself)."""
-        if self.process is not None:
+    def wait(self, part: str | None = None) -> None:
+        """Wait for the child (when it compiles ``part``, if given): its kernels are then in
+        the cache. A failed child changes nothing but time (the run compiles them itself)."""
+        if self.process is not None and (part is None or part in self.parts):
             self.process.wait()
             self.process = None
 
 
 def start(parts: list[str]) -> Warmup:
-    """Compile ``parts`` (keys of :data:`KERNELS`; ``"qclab"`` implies ``"twin"``) in a child
-    process when any of them is not cached yet; :meth:`Warmup.wait` before using them."""
+    """Compile ``parts`` (keys of :data:`KERNELS`, in that order; ``"qclab"`` implies
+    ``"twin"``) in a child process, those not cached yet; :meth:`Warmup.wait` before using
+    them (``requirements`` need no wait: a run that gets there first compiles them itself)."""
     missing = [p for p in parts if not cached(p)]
     if not missing:
         return Warmup()
@@ -144,13 +159,15 @@ def start(parts: list[str]) -> Warmup:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    return Warmup(process)
+    return Warmup(process, tuple(missing))
 
 
 def main(parts: list[str]) -> None:
     unknown = sorted(set(parts) - set(KERNELS))
     if unknown:
         raise SystemExit(f"capacity.warmup: unknown part(s) {unknown}; known: {list(KERNELS)}")
+    if "requirements" in parts:
+        warm_requirements()
     if "queue" in parts:
         warm_queue()
     if "twin" in parts or "qclab" in parts:

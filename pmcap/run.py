@@ -134,9 +134,10 @@ def run_scenario(
     stages when given: a sweep checks and fits once per distinct input and runs each scenario
     where its input files may not be (a worker of a remote cluster). ``service_level=False``
     skips the day-level simulation that sizes the facility for the service level (the
-    sensitivity swings, which compare the P90 need only). ``background_compile`` compiles the
-    twin's kernels in a child process while the earlier stages run, when numba's cache does
-    not hold them yet (:func:`capacity.warmup.start`; the first run after an install).
+    sensitivity swings, which compare the P90 need only). ``background_compile`` compiles kernels
+    in a child process while the earlier stages run, when numba's cache does not hold them yet
+    (:func:`capacity.warmup.start`; the first run after an install): the lot draws, and the
+    twin's (with ``[facility.twin]``) or else the suite queue's.
     """
     from capacity import facility
     from capacity.materials import materials_by_process
@@ -153,11 +154,18 @@ def run_scenario(
             yield
         timings[f"{name}_s"] = round(time.perf_counter() - t0, 3)
 
-    warm = None
-    if background_compile and scenario.facility.twin is not None:
+    from capacity.warmup import Warmup
+
+    warm = Warmup()
+    if background_compile:  # with a twin, the queue compiles here while the child does the twin
         from capacity import warmup
 
-        warm = warmup.start(["twin", "qclab"] if scenario.facility.qc_lab else ["twin"])
+        parts = ["requirements"]
+        if scenario.facility.twin is not None:
+            parts += ["twin", "qclab"] if scenario.facility.qc_lab else ["twin"]
+        elif service_level:
+            parts.append("queue")
+        warm = warmup.start(parts)
     with timed("check"):
         parsed = check_inputs(scenario) if parsed is None else parsed
         processes = parsed["processes"]
@@ -175,6 +183,7 @@ def run_scenario(
             req["lots"], processes, seed=scenario.run.seed, quantiles=scenario.run.quantiles
         )
     with timed("decisions"):
+        warm.wait("queue")
         decided = decide(scenario, world, req, total, processes, service_level=service_level)
     workforce = qc_workforce = None
     if scenario.workforce is not None:
@@ -207,8 +216,7 @@ def run_scenario(
     twin = qc_lab = twin_sizing = None
     if scenario.facility.twin is not None:
         with timed("twin"):
-            if warm is not None:
-                warm.wait()
+            warm.wait()
             twin, qc_lab = run_twin(
                 scenario, world, processes, workforce, decided.plans, qc_workforce=qc_workforce
             )

@@ -25,9 +25,9 @@ def write_run(
 ) -> list[str]:
     """Every output file of a run into ``folder``; returns their names.
 
-    ``in_child`` writes ``draws.nc`` and draws the report's charts in a forked child process
-    while this one writes the tables (:class:`pmcap.forked.InChild`): the same files, sooner
-    on two cores.
+    ``in_child`` writes ``draws.nc`` and draws the report's charts in a forked child process,
+    and ``finance.xlsx`` in another, while this one writes the tables and the report
+    (:class:`pmcap.forked.InChild`): the same files, sooner on two cores.
 
     ``scenario_text`` (shown in the report) and ``provenance`` (the manifest's ``scenario``
     and ``inputs`` entries, plus any other fields) default to reading the scenario's files;
@@ -37,23 +37,32 @@ def write_run(
     from pmcap.forked import InChild
     from pmcap.report import report_figures
 
+    children: list[InChild] = []
+
+    def start(fn):
+        """``fn`` started in a child (``in_child``) or not: call the result for its value."""
+        if not in_child:
+            return fn
+        children.append(InChild(fn))
+        return children[-1].result
+
     def draws_and_figures() -> dict[str, str]:
         export.write_draws(folder / "draws.nc", result.world, result.requirements, result.total)
         return report_figures(result)
 
-    child = InChild(draws_and_figures) if in_child else None
     try:
-        figures = child.result if child is not None else draws_and_figures
+        figures = start(draws_and_figures)
         return _write_run(
-            folder, result, xlsx, version, t0, overrides, scenario_text, provenance, title, figures
-        )
+            folder, result, xlsx, version, t0, overrides, scenario_text, provenance, title,
+            figures, start,
+        )  # fmt: skip
     finally:
-        if child is not None:
-            child.cancel()  # stops the child if the run failed before collecting it
+        for child in children:
+            child.cancel()  # stops a child the run failed before collecting
 
 
 def _write_run(
-    folder, result, xlsx, version, t0, overrides, scenario_text, provenance, title, figures
+    folder, result, xlsx, version, t0, overrides, scenario_text, provenance, title, figures, start
 ) -> list[str]:
     from pmcap import costs, export
     from pmcap.output import file_sha256, write_manifest
@@ -101,28 +110,32 @@ def _write_run(
 
         tables["network.csv"] = network_table(network)
     tables.update(twin_tables(result, qs))  # only with [facility.twin]
-    for name, frame in tables.items():
-        export.write_csv(frame, folder / name)
     names = list(tables)
     if xlsx:
         finance = tables["finance.csv"]
-        export.write_xlsx(
-            folder / "finance.xlsx",
-            {
-                "annual": finance[finance["granularity"] == "year"],
-                "monthly": finance[finance["granularity"] == "month"],
-                "shortfall": tables["shortfall.csv"],
-                "plan": tables["plan.csv"],
-            },
-            notes=finance_notes(result, version, title)
-            + network_notes(result)
-            + workforce_notes(result),
+        book = start(
+            lambda: export.write_xlsx(
+                folder / "finance.xlsx",
+                {
+                    "annual": finance[finance["granularity"] == "year"],
+                    "monthly": finance[finance["granularity"] == "month"],
+                    "shortfall": tables["shortfall.csv"],
+                    "plan": tables["plan.csv"],
+                },
+                notes=finance_notes(result, version, title)
+                + network_notes(result)
+                + workforce_notes(result),
+            )
         )
         names.append("finance.xlsx")
+    for name, frame in tables.items():
+        export.write_csv(frame, folder / name)
     drawn = figures()  # draws.nc is written too
     text = scenario_text if scenario_text is not None else (sc.path.read_text() if sc.path else "")
     report = render_report(result, text, version, overrides, title, figures=drawn)
     (folder / "report.html").write_text(report)
+    if xlsx:
+        book()
     names += ["draws.nc", "report.html"]
     timings = dict(result.timings)
     timings["write_s"] = round(time.perf_counter() - t0, 3)

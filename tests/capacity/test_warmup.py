@@ -34,9 +34,10 @@ def test_an_empty_cache_is_seen_without_importing_the_kernels(tmp_path):
         """,
         tmp_path,
     ).stdout.splitlines()
-    assert out[0] == "[False, False, False]"
+    assert out[0] == "[False, False, False, False]"
     # importing capacity._twin would compile its explicit signatures (seconds of CPU)
-    assert not {"capacity._twin", "capacity._qclab", "capacity._queue"} & set(eval(out[1]))
+    kernels = {m for pairs in warmup.KERNELS.values() for m, _ in pairs}
+    assert len(kernels) == 5 and not kernels & set(eval(out[1]))
 
 
 def test_the_child_starts_only_for_parts_not_cached(monkeypatch):
@@ -51,13 +52,24 @@ def test_the_child_starts_only_for_parts_not_cached(monkeypatch):
 
     monkeypatch.setattr(warmup.subprocess, "Popen", Popen)
     monkeypatch.setattr(warmup, "cached", lambda part: part == "twin")
-    warm = warmup.start(["twin", "qclab"])
-    assert started == [[sys.executable, "-m", "capacity.warmup", "qclab"]]
-    warm.wait()
+    warm = warmup.start(["queue", "twin", "qclab"])
+    assert started == [[sys.executable, "-m", "capacity.warmup", "queue", "qclab"]]
+    warm.wait("requirements")  # not compiled there: no wait
+    assert started[1:] == []
+    warm.wait("qclab")
     warm.wait()  # a second wait does not wait again
     assert started[1:] == ["waited"]
     monkeypatch.setattr(warmup, "cached", lambda part: True)
     assert warmup.start(["twin", "qclab"]).process is None and len(started) == 2
+
+
+def test_each_part_names_kernels_of_its_module():
+    import importlib
+
+    for pairs in warmup.KERNELS.values():
+        for module, names in pairs:
+            kernels = importlib.import_module(module)
+            assert all(hasattr(getattr(kernels, n), "py_func") for n in names), (module, names)
 
 
 def test_an_unknown_part_is_refused():

@@ -296,15 +296,22 @@ def test_draws_nc_compression_settings_change_the_filters_not_the_values(result,
         assert (f["patients"].compression_opts, f["patients"].shuffle) == (1, True)
 
 
-def test_draws_and_figures_written_in_a_child_are_the_same_files(result, tmp_path):
+def test_files_written_in_children_are_the_same_files(result, tmp_path):
     from pmcap.runfolder import write_run
 
-    files = {}
+    files, books = {}, {}
     for child in (False, True):
         out = tmp_path / str(child)
         out.mkdir()
-        names = write_run(out, result, xlsx=False, version="t", t0=time.perf_counter(),
+        names = write_run(out, result, xlsx=True, version="t", t0=time.perf_counter(),
                           in_child=child)  # fmt: skip
-        files[child] = {n: (out / n).read_bytes() for n in names if n != "manifest.json"}
-    assert "draws.nc" in files[True] and "report.html" in files[True]
+        # a workbook's bytes hold the time it was saved: its sheets are compared instead
+        books[child] = pd.read_excel(out / "finance.xlsx", sheet_name=None)
+        keep = set(names) - {"manifest.json", "finance.xlsx"}
+        files[child] = {n: (out / n).read_bytes() for n in keep}
+    assert {"draws.nc", "report.html", "finance.csv"} <= set(files[True])
     assert files[True] == files[False]
+    assert books[True].keys() == books[False].keys() == {"notes", "annual", "monthly",
+                                                        "shortfall", "plan"}  # fmt: skip
+    for sheet, frame in books[True].items():
+        pd.testing.assert_frame_equal(frame, books[False][sheet])
