@@ -14,7 +14,8 @@
 On a shared machine wall times measure the load as much as the code; the CPU seconds are the
 steadier figures, and the machine's load average is printed beside them.
 
-Run: ``python benchmarks/bench_goals.py [--skip-new-install] [--repeat 3]``.
+Run: ``python benchmarks/bench_goals.py [--skip-new-install] [--repeat 3] [--runs 3]``
+(``--runs``: each ``pmcap run`` row is the median of that many runs).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import json
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -113,30 +115,43 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--skip-new-install", action="store_true")
     parser.add_argument("--repeat", type=int, default=3, help="rounds of the requirements timing")
+    parser.add_argument("--runs", type=int, default=1, help="runs of each pmcap run row (median)")
     args = parser.parse_args()
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         # the cold and warm runs use the kernels the new install compiled (numba's default
-        # cache, wherever an earlier run left it, with --skip-new-install)
+        # cache, wherever an earlier run left it, with --skip-new-install); each row is the
+        # median of --runs runs, each new install and cold run on caches of its own
         numba = None
-        if not args.skip_new_install:
-            numba = tmp / "numba"
-            rows["new install"] = run_example(tmp / "new", tmp / "cache0", numba)
-        rows["cold"] = run_example(tmp / "cold", tmp / "cache", numba)
-        rows["warm"] = run_example(tmp / "warm", tmp / "cache", numba)
         notwin = without_twin(tmp / "example")
-        rows["warm, no twin"] = run_example(tmp / "notwin", tmp / "cache", numba, notwin)
+        for i in range(args.runs):
+            if not args.skip_new_install:
+                numba = tmp / f"numba{i}"
+                rows.setdefault("new install", []).append(
+                    run_example(tmp / "new", tmp / f"cache0-{i}", numba)
+                )
+            rows.setdefault("cold", []).append(run_example(tmp / "cold", tmp / f"c{i}", numba))
+            rows.setdefault("warm", []).append(run_example(tmp / "warm", tmp / f"c{i}", numba))
+            rows.setdefault("warm, no twin", []).append(
+                run_example(tmp / "notwin", tmp / f"c{i}", numba, notwin)
+            )
     print(
         f"{'pmcap run, example':24s}{'wall s':>9s}{'CPU s':>9s}{'goal s':>9s}"
         f"{'CPU/goal':>10s}{'load':>7s}  stages (s, wall)"
     )
-    for name, row in rows.items():
-        stages = ", ".join(f"{k.removesuffix('_s')} {v:.1f}" for k, v in row["timings"].items())
+    for name, runs in rows.items():
+        row = {k: statistics.median(r[k] for r in runs) for k in ("wall", "cpu", "load")}
+        walls = ", ".join(f"{r['wall']:.1f}" for r in runs)
+        stages = ", ".join(
+            f"{k.removesuffix('_s')} {statistics.median(r['timings'][k] for r in runs):.1f}"
+            for k in runs[0]["timings"]
+        )
         goal = RUN_GOALS[name]
         print(
             f"{name:24s}{row['wall']:9.1f}{row['cpu']:9.1f}{goal:9.0f}"
             f"{row['cpu'] / goal:10.2f}{row['load']:7.1f}  {stages}"
+            + (f"  (walls {walls})" if len(runs) > 1 else "")
         )
     req = requirements_ratio(args.repeat)
     (w_ours, w_bare), (c_ours, c_bare) = req["wall"], req["cpu"]

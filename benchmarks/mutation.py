@@ -165,6 +165,11 @@ TESTS["capacity/twin.py"] = [
     "tests/capacity/test_twin_simpy_lab.py",
 ]
 TESTS["capacity/_twin.py"] = TESTS["capacity/twin.py"]
+TESTS["capacity/_binomial.py"] = ["tests/capacity/test_binomial.py", *REQUIREMENTS]
+TESTS["capacity/_occupancy.py"] = ["tests/capacity/test_occupancy_kernels.py", *REQUIREMENTS]
+TESTS["capacity/warmup.py"] = ["tests/capacity/test_warmup.py"]
+TESTS["pmcap/forked.py"] = ["tests/pmcap/test_forked.py", "tests/pmcap/test_write_speed.py"]
+TESTS["pmcap/twin_sizing.py"] = ["tests/pmcap/test_twin_sizing_run.py"]
 TESTS["forecast/enrollment/density.py"] = [
     "tests/forecast/test_enrollment_density.py",
     "tests/forecast/test_enrollment.py",
