@@ -296,9 +296,18 @@ def test_draws_nc_compression_settings_change_the_filters_not_the_values(result,
         assert (f["patients"].compression_opts, f["patients"].shuffle) == (1, True)
 
 
-def test_files_written_in_children_are_the_same_files(result, tmp_path):
+def test_files_written_in_children_are_the_same_files(result, tmp_path, monkeypatch):
+    from pmcap import forked
     from pmcap.runfolder import write_run
 
+    started = []
+
+    class Recorded(forked.InChild):
+        def __init__(self, fn, *args, **kw):
+            super().__init__(fn, *args, **kw)
+            started.append(self)
+
+    monkeypatch.setattr(forked, "InChild", Recorded)
     files, books = {}, {}
     for child in (False, True):
         out = tmp_path / str(child)
@@ -309,6 +318,8 @@ def test_files_written_in_children_are_the_same_files(result, tmp_path):
         books[child] = pd.read_excel(out / "finance.xlsx", sheet_name=None)
         keep = set(names) - {"manifest.json", "finance.xlsx"}
         files[child] = {n: (out / n).read_bytes() for n in keep}
+    # two children (draws.nc and the charts; the workbook), each result from the child itself
+    assert len(started) == 2 and all(c.from_child for c in started)
     assert {"draws.nc", "report.html", "finance.csv"} <= set(files[True])
     assert files[True] == files[False]
     assert books[True].keys() == books[False].keys() == {"notes", "annual", "monthly",
