@@ -31,6 +31,7 @@ KERNELS = {
         ("capacity._binomial", ("binomial_rows",)),
         ("capacity._occupancy", ("lot_day_weights", "event_weights")),
     ),
+    "arrivals": (("capacity._queue", ("arrivals", "job_processes")),),
     "queue": (("capacity._queue", ("arrivals", "job_processes", "simulate_draws")),),
     "twin": (("capacity._twin", ("_simulate_chunk", "summarise_chunk")),),
     "qclab": (("capacity._qclab", ("lab_draws",)),),
@@ -93,15 +94,39 @@ def warm_requirements() -> None:
     requirements(_demand(["warm-up"]), "car-t-autologous-manual", seed=0)
 
 
-def warm_queue() -> None:
-    """Size a two-draw, three-month facility on two processes (the kernel that gives each lot
-    its process compiles too)."""
-    from capacity import facility, load_process, requirements, suites_for_service_level
+def _two_processes():
+    from capacity import load_process
 
-    demand = _demand(["warm-up", "warm-up-2"])
     manual = load_process("car-t-autologous-manual")
     automated = load_process("car-t-autologous-automated")
-    process = {"warm-up": manual, "warm-up-2": automated}
+    return _demand(["warm-up", "warm-up-2"]), {"warm-up": manual, "warm-up-2": automated}
+
+
+def warm_arrivals() -> None:
+    """Lay out the lots of a two-draw, three-month demand on two processes (the suite queue's
+    and the twin's first step; the kernel that gives each lot its process compiles too)."""
+    from capacity.simulation import prepare_facility
+
+    demand, process = _two_processes()
+    prepare_facility(
+        demand,
+        process,
+        qc_fte=None,
+        max_wait_days=None,
+        cryopreserved=True,
+        wait_threshold_days=3.0,
+        service="process",
+        seed=0,
+        opening=None,
+    )
+
+
+def warm_queue() -> None:
+    """Size a two-draw, three-month facility on two processes."""
+    from capacity import facility, requirements, suites_for_service_level
+
+    demand, process = _two_processes()
+    manual, automated = process.values()
     peak = facility(requirements(demand, process, seed=0))["suites"].max("month").values
     suites_for_service_level(
         demand,
@@ -133,10 +158,33 @@ def warm_twin(qc_lab: bool = False) -> None:
 
 @dataclass
 class Warmup:
-    """A child process compiling ``parts`` into numba's cache (:func:`start`)."""
+    """A child process compiling ``parts`` into numba's cache (:meth:`start`)."""
 
     process: subprocess.Popen | None = None
     parts: tuple[str, ...] = ()
+
+    def start(self, parts: list[str]) -> None:
+        """Compile ``parts`` (keys of :data:`KERNELS`, compiled in that order; ``"qclab"``
+        implies ``"twin"``), those not cached yet, in a child process. A run waits
+        (:meth:`wait`) before the stage that needs ``queue``, ``twin`` or ``qclab``; one that
+        reaches ``requirements`` or ``arrivals`` first compiles them itself."""
+        import os
+        from pathlib import Path
+
+        missing = [p for p in parts if not cached(p)]
+        if not missing:
+            return
+        # the child imports this capacity package, wherever the parent found it
+        here = str(Path(__file__).resolve().parents[1])
+        path = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "capacity.warmup", *missing],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONPATH": path},
+        )
+        self.parts = tuple(missing)
 
     def wait(self, part: str | None = None) -> None:
         """Wait for the child (when it compiles ``part``, if given): its kernels are then in
@@ -145,21 +193,20 @@ class Warmup:
             self.process.wait()
             self.process = None
 
+    def stop(self) -> None:
+        """Stop the child (the run failed): numba writes each cache file whole (a temporary
+        file renamed), so a stopped child leaves the cache as it was or with whole kernels."""
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait()
+            self.process = None
+
 
 def start(parts: list[str]) -> Warmup:
-    """Compile ``parts`` (keys of :data:`KERNELS`, in that order; ``"qclab"`` implies
-    ``"twin"``) in a child process, those not cached yet; :meth:`Warmup.wait` before using
-    them (``requirements`` need no wait: a run that gets there first compiles them itself)."""
-    missing = [p for p in parts if not cached(p)]
-    if not missing:
-        return Warmup()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "capacity.warmup", *missing],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    return Warmup(process, tuple(missing))
+    """A :class:`Warmup` started on ``parts``."""
+    warm = Warmup()
+    warm.start(parts)
+    return warm
 
 
 def main(parts: list[str]) -> None:
@@ -170,6 +217,8 @@ def main(parts: list[str]) -> None:
         warm_requirements()
     if "queue" in parts:
         warm_queue()
+    elif "arrivals" in parts:
+        warm_arrivals()
     if "twin" in parts or "qclab" in parts:
         warm_twin(qc_lab="qclab" in parts)
 

@@ -139,6 +139,23 @@ def run_scenario(
     (:func:`capacity.warmup.start`; the first run after an install): the lot draws, and the
     twin's (with ``[facility.twin]``) or else the suite queue's.
     """
+    from capacity.warmup import Warmup
+
+    warm = Warmup()
+    try:
+        return _run_stages(
+            scenario, stage, use_cache, parsed, fits, service_level, background_compile, warm
+        )
+    except BaseException:
+        warm.stop()
+        raise
+    finally:
+        warm.wait()  # a child whose kernels no stage waited for (after stop: nothing)
+
+
+def _run_stages(
+    scenario, stage, use_cache, parsed, fits, service_level, background_compile, warm
+) -> RunResult:
     from capacity import facility
     from capacity.materials import materials_by_process
     from capacity.vector import vector_by_process
@@ -154,21 +171,18 @@ def run_scenario(
             yield
         timings[f"{name}_s"] = round(time.perf_counter() - t0, 3)
 
-    from capacity.warmup import Warmup
-
-    warm = Warmup()
-    if background_compile:  # with a twin, the queue compiles here while the child does the twin
-        from capacity import warmup
-
-        parts = ["requirements"]
-        if scenario.facility.twin is not None:
-            parts += ["twin", "qclab"] if scenario.facility.qc_lab else ["twin"]
-        elif service_level:
-            parts.append("queue")
-        warm = warmup.start(parts)
     with timed("check"):
         parsed = check_inputs(scenario) if parsed is None else parsed
         processes = parsed["processes"]
+    if background_compile:
+        # with a twin the child compiles the lots' layout and the twin while this process
+        # compiles the suite queue; without one, the queue (waited for before the decisions)
+        parts = ["requirements"]
+        if scenario.facility.twin is not None:
+            parts += ["arrivals", "twin", *(["qclab"] if scenario.facility.qc_lab else [])]
+        elif service_level:
+            parts.append("queue")
+        warm.start(parts)
     with timed("fit"):
         fits = fit_models(scenario, parsed, use_cache) if fits is None else fits
     with timed("compose"):

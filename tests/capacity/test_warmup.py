@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -34,7 +35,7 @@ def test_an_empty_cache_is_seen_without_importing_the_kernels(tmp_path):
         """,
         tmp_path,
     ).stdout.splitlines()
-    assert out[0] == "[False, False, False, False]"
+    assert out[0] == "[False, False, False, False, False]"
     # importing capacity._twin would compile its explicit signatures (seconds of CPU)
     kernels = {m for pairs in warmup.KERNELS.values() for m, _ in pairs}
     assert len(kernels) == 5 and not kernels & set(eval(out[1]))
@@ -46,14 +47,19 @@ def test_the_child_starts_only_for_parts_not_cached(monkeypatch):
     class Popen:
         def __init__(self, args, **kw):
             started.append(args)
+            self.env = kw["env"]
 
         def wait(self):
             started.append("waited")
+
+        def terminate(self):
+            started.append("terminated")
 
     monkeypatch.setattr(warmup.subprocess, "Popen", Popen)
     monkeypatch.setattr(warmup, "cached", lambda part: part == "twin")
     warm = warmup.start(["queue", "twin", "qclab"])
     assert started == [[sys.executable, "-m", "capacity.warmup", "queue", "qclab"]]
+    assert warm.parts == ("queue", "qclab")
     warm.wait("requirements")  # not compiled there: no wait
     assert started[1:] == []
     warm.wait("qclab")
@@ -61,6 +67,16 @@ def test_the_child_starts_only_for_parts_not_cached(monkeypatch):
     assert started[1:] == ["waited"]
     monkeypatch.setattr(warmup, "cached", lambda part: True)
     assert warmup.start(["twin", "qclab"]).process is None and len(started) == 2
+    # a run that fails stops its child: terminated, then reaped
+    monkeypatch.setattr(warmup, "cached", lambda part: False)
+    failing = warmup.start(["twin"])
+    # the child finds this capacity package whatever the parent's sys.path
+    here = str(Path(warmup.__file__).resolve().parents[1])
+    assert failing.process.env["PYTHONPATH"].split(os.pathsep)[0] == here
+    failing.stop()
+    failing.stop()
+    assert started[-3:] == [[sys.executable, "-m", "capacity.warmup", "twin"], "terminated",
+                            "waited"]  # fmt: skip
 
 
 def test_each_part_names_kernels_of_its_module():
@@ -121,3 +137,32 @@ def test_a_twin_run_after_the_warm_up_compiles_no_twin_or_lab_kernel(tmp_path):
     assert out[0] == "True True"
     assert (tmp_path / "run" / "qc_lab.csv").exists()
     assert out[-1] == "[]", out[-1]
+
+
+def test_a_run_that_fails_after_starting_the_child_stops_it(monkeypatch):
+    import pmcap.run
+    from pmcap.scenario import load_scenario
+
+    events = []
+
+    class Popen:
+        def __init__(self, args, **kw):
+            events.append(args[3:])
+
+        def wait(self):
+            events.append("waited")
+
+        def terminate(self):
+            events.append("terminated")
+
+    def fit_fails(*args, **kw):
+        raise RuntimeError("the fit failed")
+
+    monkeypatch.setattr(warmup.subprocess, "Popen", Popen)
+    monkeypatch.setattr(warmup, "cached", lambda part: False)
+    monkeypatch.setattr(pmcap.run, "fit_models", fit_fails)
+    scenario = load_scenario(example_scenario_path())
+    with pytest.raises(RuntimeError, match="the fit failed"):
+        pmcap.run.run_scenario(scenario, background_compile=True)
+    # started after the inputs were checked, with the twin's parts; stopped and reaped
+    assert events == [["requirements", "arrivals", "twin", "qclab"], "terminated", "waited"]
