@@ -86,8 +86,11 @@ def occupancy_weights(
     offsets ``k``; :func:`capacity.requirements` gives that of all draws, so that a block of
     draws gets the same weights whichever other draws share it.
     """
-    delay = np.asarray(delay, float)
-    duration = np.asarray(duration, float)
+    # one delay and duration per draw (a scalar of either serves every draw)
+    # (C-contiguous and writable: the kernels are compiled for that one array type)
+    delay, duration = (np.require(a, float, ["C", "W"]) for a in np.broadcast_arrays(
+        np.atleast_1d(np.asarray(delay, float)), np.atleast_1d(np.asarray(duration, float))
+    ))  # fmt: skip
     if n_k is None:
         n_k = _offsets(delay, duration) + 1
     start, end = _bounds(months[0], len(months), n_k)

@@ -159,6 +159,11 @@ def _binomial(rng: np.random.Generator, n: np.ndarray, p: np.ndarray, out: np.nd
     first one that needs its other algorithm (BTPE) on (:mod:`capacity._binomial`)."""
     from capacity._binomial import binomial_rows  # numba: imported when lots are drawn
 
+    # Generator.binomial's own checks (the loop would draw 0 or n from a bad rate)
+    if not ((p >= 0) & (p <= 1)).all():
+        raise ValueError(f"failure rate outside [0, 1] (or NaN): {p[~((p >= 0) & (p <= 1))][:3]}")
+    if n.size and n.min() < 0:
+        raise ValueError("negative number of lots")
     done = binomial_rows(rng, n, p, out)
     if done < n.size:
         rest = slice(done, None)

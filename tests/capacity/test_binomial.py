@@ -44,6 +44,9 @@ def cases():
     large = small.copy()
     large[40:] *= 100
     yield "BTPE rows at the end", large, p_small
+    # counts past the per-row table (n >= 1024) still by inversion (n p <= 30)
+    big = rng.integers(1024, 3000, size=(rows, cols))
+    yield "n past the table", big, rng.uniform(0.001, 0.01, size=rows)
 
 
 @pytest.mark.parametrize("name", [c[0] for c in cases()])
@@ -79,3 +82,16 @@ def test_strided_counts():
         want, got, after_ref, after_ours = numpy_and_ours(n, p, j)
         np.testing.assert_array_equal(got, want)
         np.testing.assert_array_equal(after_ours, after_ref)
+
+
+def test_a_bad_rate_or_count_is_refused_as_numpy_refuses_it():
+    from capacity.workload import _binomial
+
+    rng = np.random.default_rng(0)
+    out = np.empty((2, 3), np.int64)
+    n = np.ones((2, 3), np.int64)
+    for p in (np.array([0.1, np.nan]), np.array([0.1, 1.5]), np.array([-0.1, 0.2])):
+        with pytest.raises(ValueError, match="failure rate"):
+            _binomial(rng, n, p, out)
+    with pytest.raises(ValueError, match="negative"):
+        _binomial(rng, -n, np.array([0.1, 0.2]), out)

@@ -92,3 +92,16 @@ def test_negative_delay_matches_brute_force_integration():
                 a, b = edges[m + k], edges[m + k + 1]
                 brute = np.clip(np.minimum(hi, b) - np.maximum(lo, a), 0, None).mean()
                 assert w[d, m, k] == pytest.approx(brute, abs=1e-3)
+
+
+def test_one_duration_serves_every_draw():
+    # a scalar or length-1 duration broadcasts over the draws' delays (no read past its end)
+    import pandas as pd
+
+    from capacity.occupancy import occupancy_weights
+
+    months = pd.date_range("2027-01-01", periods=4, freq="MS")
+    delay = np.array([0.0, 3.0, 40.0])
+    full = occupancy_weights(months, delay, np.full(3, 5.0), 3)
+    np.testing.assert_array_equal(occupancy_weights(months, delay, np.array([5.0]), 3), full)
+    np.testing.assert_array_equal(occupancy_weights(months, delay, 5.0, 3), full)
