@@ -15,6 +15,7 @@ starts (common random numbers across facility sizes), and nothing is stored per 
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
@@ -140,8 +141,33 @@ def sample(kind, args, mean, key, index):
     return np.nan
 
 
-@numba.njit(cache=True, parallel=True)
-def arrivals(counts, ppq_counts, starts, days, keys, n_jobs):
+def in_chunks(kernel, head, tail, draws, threads=None):
+    """Call ``kernel(*head, lo, hi, *tail)`` on chunks ``[lo, hi)`` of the draws, on
+    ``threads`` threads (default ``numba.get_num_threads()``); the kernel releases the GIL
+    and writes each draw's results into ``tail`` (a draw's state is its own, so the results
+    do not depend on the chunks or the threads).
+
+    The kernels are plain ``nogil`` functions run on a thread pool rather than numba's
+    ``parallel=True`` loops: the same numbers, and a third less to compile on a new install
+    (the suite queue's three kernels: 16.9 -> 11.0 s of CPU).
+    """
+    threads = numba.get_num_threads() if threads is None else threads
+    threads = max(1, min(threads, draws))
+    if threads == 1:
+        kernel(*head, 0, draws, *tail)
+        return
+    n_chunks = min(draws, 16 * threads)  # many chunks a thread: draws differ in size
+    bounds = np.linspace(0, draws, n_chunks + 1).astype(np.int64)
+    with ThreadPoolExecutor(threads) as pool:
+        jobs = [
+            pool.submit(kernel, *head, lo, hi, *tail)
+            for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)
+        ]
+        for job in jobs:
+            job.result()
+
+
+def arrivals(counts, ppq_counts, starts, days, keys, n_jobs, threads=None):
     """Arrival days per draw, sorted (inf = padding), and which are PPQ lots.
 
     Given a month's count ``n``, arrival times are uniform over the month (a Poisson
@@ -150,10 +176,20 @@ def arrivals(counts, ppq_counts, starts, days, keys, n_jobs):
     draws ``n`` uniforms and sorts them instead; its first ``ppq_counts`` jobs (before
     sorting) are the PPQ lots.
     """
-    draws, n_months = counts.shape
+    draws = counts.shape[0]
     out = np.full((draws, n_jobs), np.inf)
     is_ppq = np.zeros((draws, n_jobs), np.bool_)
-    for d in numba.prange(draws):
+    in_chunks(
+        _arrivals_chunk, (counts, ppq_counts, starts, days, keys), (out, is_ppq), draws, threads
+    )
+    return out, is_ppq
+
+
+@numba.njit(cache=True, nogil=True)
+def _arrivals_chunk(counts, ppq_counts, starts, days, keys, lo, hi, out, is_ppq):
+    """:func:`arrivals` of draws ``[lo, hi)``."""
+    n_months = counts.shape[1]
+    for d in range(lo, hi):
         key = stream_key(keys[d], ARRIVAL)
         end_key = stream_key(keys[d], ARRIVAL_END)
         largest = 0
@@ -185,30 +221,31 @@ def arrivals(counts, ppq_counts, starts, days, keys, n_jobs):
                     out[d, pos + j] = min(starts[m] + u[order[j]] * days[m], top)
                     is_ppq[d, pos + j] = order[j] < n_ppq
             pos += n
-    return out, is_ppq
 
 
-@numba.njit(cache=True, parallel=True)
 def patient_days(arrivals, is_ppq):
     """Arrival days of patients (not PPQ lots), NaN elsewhere."""
-    out = np.empty(arrivals.shape)
-    for d in numba.prange(arrivals.shape[0]):
-        for j in range(arrivals.shape[1]):
-            a = arrivals[d, j]
-            out[d, j] = a if (a < np.inf and not is_ppq[d, j]) else np.nan
-    return out
+    return np.where((arrivals < np.inf) & ~is_ppq, arrivals, np.nan)
 
 
-@numba.njit(cache=True, parallel=True)
-def job_processes(counts, ppq_counts, is_ppq, keys):
+def job_processes(counts, ppq_counts, is_ppq, keys, threads=None):
     """The process of every job: ``counts[d, m, p]`` patients (``ppq_counts`` PPQ lots) of
     process ``p`` arrive in month ``m`` of draw ``d``, laid out as :func:`arrivals` lays out
     the month's jobs. Arrival times within a month are exchangeable, so the month's patients
     take its process labels in a uniformly random order (a Fisher-Yates shuffle), and so do
     its PPQ lots (streams of their own)."""
-    draws, n_months, n_proc = counts.shape
     out = np.zeros(is_ppq.shape, np.int64)
-    for d in numba.prange(draws):
+    in_chunks(
+        _job_processes_chunk, (counts, ppq_counts, is_ppq, keys), (out,), counts.shape[0], threads
+    )
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _job_processes_chunk(counts, ppq_counts, is_ppq, keys, lo, hi, out):
+    """:func:`job_processes` of draws ``[lo, hi)``."""
+    n_months, n_proc = counts.shape[1], counts.shape[2]
+    for d in range(lo, hi):
         key = stream_key(keys[d], PROCESS)
         ppq_key = stream_key(keys[d], PROCESS_PPQ)
         largest = 1
@@ -246,10 +283,8 @@ def job_processes(counts, ppq_counts, is_ppq, keys):
                     out[d, j] = labels[a]
                     a += 1
             pos += n + n_ppq
-    return out
 
 
-@numba.njit(cache=True, parallel=True)
 def simulate_draws(
     arrivals,
     is_ppq,
@@ -274,6 +309,7 @@ def simulate_draws(
     width,
     late_limit,
     count_from,
+    threads=None,
 ):
     """Simulate every draw; returns (monthly (draw, month, N_MONTHLY), patient waits).
 
@@ -293,10 +329,69 @@ def simulate_draws(
     (``floor(late_limit) + 1``) already show.
     """
     draws, n_primary = arrivals.shape
-    n_months = month_starts.shape[0]
-    monthly = np.zeros((draws, n_months, N_MONTHLY))
+    monthly = np.zeros((draws, month_starts.shape[0], N_MONTHLY))
     patient_wait = np.full((draws, n_primary), np.nan)
-    for d in numba.prange(draws):
+    head = (
+        arrivals,
+        is_ppq,
+        job_process,
+        keys,
+        culture_kind,
+        culture_args,
+        culture_mean,
+        changeover_kind,
+        changeover_args,
+        changeover_mean,
+        failure_rate,
+        online,
+        n_slots,
+        turnaround,
+        qc_work_days,
+        max_wait,
+        month_starts,
+        month_ends,
+        threshold,
+        attempts,
+        width,
+        late_limit,
+        count_from,
+    )
+    in_chunks(_simulate_chunk, head, (monthly, patient_wait), draws, threads)
+    return monthly, patient_wait
+
+
+@numba.njit(cache=True, nogil=True)
+def _simulate_chunk(
+    arrivals,
+    is_ppq,
+    job_process,
+    keys,
+    culture_kind,
+    culture_args,
+    culture_mean,
+    changeover_kind,
+    changeover_args,
+    changeover_mean,
+    failure_rate,
+    online,
+    n_slots,
+    turnaround,
+    qc_work_days,
+    max_wait,
+    month_starts,
+    month_ends,
+    threshold,
+    attempts,
+    width,
+    late_limit,
+    count_from,
+    lo,
+    hi,
+    monthly,
+    patient_wait,
+):
+    """:func:`simulate_draws` of draws ``[lo, hi)``."""
+    for d in range(lo, hi):
         _one_draw(
             arrivals[d],
             is_ppq[d],
@@ -323,7 +418,6 @@ def simulate_draws(
             monthly[d],
             patient_wait[d],
         )
-    return monthly, patient_wait
 
 
 @numba.njit(cache=True)

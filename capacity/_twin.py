@@ -15,13 +15,20 @@ same lots as the suite queue.
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
 
 from capacity._fields import FIXED
-from capacity._queue import CHANGEOVER, CULTURE, FAIL, sample, stream_key, unit_uniform
+from capacity._queue import (
+    CHANGEOVER,
+    CULTURE,
+    FAIL,
+    in_chunks,
+    sample,
+    stream_key,
+    unit_uniform,
+)
 
 # purposes of the twin's own random streams (arbitrary distinct 64-bit words)
 INBOUND, OUTBOUND, INFUSION, CONTAMINATION, EQUIPMENT, DROPOUT = (
@@ -209,27 +216,6 @@ def simulate_twin(*args, threads=None):
     outputs = (lot_ready, lot_released, patient_wait, outcome, final_lot, after_release, monthly)
     in_chunks(_simulate_chunk, (*cast, most), outputs, draws, threads)
     return outputs
-
-
-def in_chunks(kernel, head, tail, draws, threads=None):
-    """Call ``kernel(*head, lo, hi, *tail)`` on chunks ``[lo, hi)`` of the draws, on
-    ``threads`` threads (default ``numba.get_num_threads()``); the kernel releases the GIL
-    and writes each draw's results into ``tail`` (a draw's state is its own, so the results
-    do not depend on the chunks or the threads)."""
-    threads = numba.get_num_threads() if threads is None else threads
-    threads = max(1, min(threads, draws))
-    if threads == 1:
-        kernel(*head, 0, draws, *tail)
-        return
-    n_chunks = min(draws, 4 * threads)  # several chunks a thread: draws differ in size
-    bounds = np.linspace(0, draws, n_chunks + 1).astype(np.int64)
-    with ThreadPoolExecutor(threads) as pool:
-        jobs = [
-            pool.submit(kernel, *head, lo, hi, *tail)
-            for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)
-        ]
-        for job in jobs:
-            job.result()
 
 
 @numba.njit(numba.float64(numba.int64, _F1, numba.float64, numba.uint64, numba.int64), cache=True)

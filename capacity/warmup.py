@@ -31,8 +31,7 @@ KERNELS = {
         ("capacity._binomial", ("binomial_rows",)),
         ("capacity._occupancy", ("lot_day_weights", "event_weights")),
     ),
-    "arrivals": (("capacity._queue", ("arrivals", "job_processes")),),
-    "queue": (("capacity._queue", ("arrivals", "job_processes", "simulate_draws")),),
+    "queue": (("capacity._queue", ("_arrivals_chunk", "_job_processes_chunk", "_simulate_chunk")),),
     "twin": (("capacity._twin", ("_simulate_chunk", "summarise_chunk")),),
     "qclab": (("capacity._qclab", ("lab_draws",)),),
 }
@@ -102,25 +101,6 @@ def _two_processes():
     return _demand(["warm-up", "warm-up-2"]), {"warm-up": manual, "warm-up-2": automated}
 
 
-def warm_arrivals() -> None:
-    """Lay out the lots of a two-draw, three-month demand on two processes (the suite queue's
-    and the twin's first step; the kernel that gives each lot its process compiles too)."""
-    from capacity.simulation import prepare_facility
-
-    demand, process = _two_processes()
-    prepare_facility(
-        demand,
-        process,
-        qc_fte=None,
-        max_wait_days=None,
-        cryopreserved=True,
-        wait_threshold_days=3.0,
-        service="process",
-        seed=0,
-        opening=None,
-    )
-
-
 def warm_queue() -> None:
     """Size a two-draw, three-month facility on two processes."""
     from capacity import facility, requirements, suites_for_service_level
@@ -167,7 +147,7 @@ class Warmup:
         """Compile ``parts`` (keys of :data:`KERNELS`, compiled in that order; ``"qclab"``
         implies ``"twin"``), those not cached yet, in a child process. A run waits
         (:meth:`wait`) before the stage that needs ``queue``, ``twin`` or ``qclab``; one that
-        reaches ``requirements`` or ``arrivals`` first compiles them itself."""
+        reaches ``requirements`` first compiles them itself."""
         import os
         from pathlib import Path
 
@@ -217,8 +197,6 @@ def main(parts: list[str]) -> None:
         warm_requirements()
     if "queue" in parts:
         warm_queue()
-    elif "arrivals" in parts:
-        warm_arrivals()
     if "twin" in parts or "qclab" in parts:
         warm_twin(qc_lab="qclab" in parts)
 

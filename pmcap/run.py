@@ -175,11 +175,12 @@ def _run_stages(
         parsed = check_inputs(scenario) if parsed is None else parsed
         processes = parsed["processes"]
     if background_compile:
-        # with a twin the child compiles the lots' layout and the twin while this process
-        # compiles the suite queue; without one, the queue (waited for before the decisions)
+        # with a twin the child compiles the twin while this process compiles the suite
+        # queue (whose lot layout the twin's uses: the child finds it cached by then); without
+        # one, the child compiles the queue, waited for before the decisions
         parts = ["requirements"]
         if scenario.facility.twin is not None:
-            parts += ["arrivals", "twin", *(["qclab"] if scenario.facility.qc_lab else [])]
+            parts += ["twin", *(["qclab"] if scenario.facility.qc_lab else [])]
         elif service_level:
             parts.append("queue")
         warm.start(parts)

@@ -35,7 +35,7 @@ def test_an_empty_cache_is_seen_without_importing_the_kernels(tmp_path):
         """,
         tmp_path,
     ).stdout.splitlines()
-    assert out[0] == "[False, False, False, False, False]"
+    assert out[0] == "[False, False, False, False]"
     # importing capacity._twin would compile its explicit signatures (seconds of CPU)
     kernels = {m for pairs in warmup.KERNELS.values() for m, _ in pairs}
     assert len(kernels) == 5 and not kernels & set(eval(out[1]))
@@ -165,4 +165,4 @@ def test_a_run_that_fails_after_starting_the_child_stops_it(monkeypatch):
     with pytest.raises(RuntimeError, match="the fit failed"):
         pmcap.run.run_scenario(scenario, background_compile=True)
     # started after the inputs were checked, with the twin's parts; stopped and reaped
-    assert events == [["requirements", "arrivals", "twin", "qclab"], "terminated", "waited"]
+    assert events == [["requirements", "twin", "qclab"], "terminated", "waited"]

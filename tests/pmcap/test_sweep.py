@@ -171,7 +171,7 @@ from pmcap.scenario import load_scenario
 from capacity import _queue
 
 def loaded():
-    names = ("arrivals", "simulate_draws", "job_processes")
+    names = ("_arrivals_chunk", "_simulate_chunk", "_job_processes_chunk")
     return {n: len(getattr(_queue, n).signatures) for n in names}
 
 preload()
@@ -194,7 +194,7 @@ def test_the_preload_loads_the_kernels_a_run_uses(small):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     after_preload, after_run = json.loads(done.stdout.strip().splitlines()[-1])
-    assert after_preload == {"arrivals": 1, "simulate_draws": 1, "job_processes": 1}
+    assert after_preload == {"_arrivals_chunk": 1, "_simulate_chunk": 1, "_job_processes_chunk": 1}
     assert after_run == after_preload
 
 
