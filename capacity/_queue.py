@@ -285,33 +285,11 @@ def _job_processes_chunk(counts, ppq_counts, is_ppq, keys, lo, hi, out):
             pos += n + n_ppq
 
 
-def simulate_draws(
-    arrivals,
-    is_ppq,
-    job_process,
-    keys,
-    culture_kind,
-    culture_args,
-    culture_mean,
-    changeover_kind,
-    changeover_args,
-    changeover_mean,
-    failure_rate,
-    online,
-    n_slots,
-    turnaround,
-    qc_work_days,
-    max_wait,
-    month_starts,
-    month_ends,
-    threshold,
-    attempts,
-    width,
-    late_limit,
-    count_from,
-    threads=None,
-):
+def simulate_draws(*args, threads=None):
     """Simulate every draw; returns (monthly (draw, month, N_MONTHLY), patient waits).
+
+    ``args``: those of :func:`_simulate_chunk` before ``lo`` (``arrivals``, ``is_ppq``, ...,
+    ``count_from``), in its order.
 
     ``job_process[d, j]`` is the process ``p`` of job ``j``: its lots' culture and changeover
     follow ``culture_kind[p], culture_args[p]`` (mean ``culture_mean[d, p]``) and the
@@ -328,35 +306,11 @@ def simulate_draws(
     sizing only needs to know that the size fails, which the late patients simulated so far
     (``floor(late_limit) + 1``) already show.
     """
+    arrivals, month_starts = args[0], args[16]
     draws, n_primary = arrivals.shape
     monthly = np.zeros((draws, month_starts.shape[0], N_MONTHLY))
     patient_wait = np.full((draws, n_primary), np.nan)
-    head = (
-        arrivals,
-        is_ppq,
-        job_process,
-        keys,
-        culture_kind,
-        culture_args,
-        culture_mean,
-        changeover_kind,
-        changeover_args,
-        changeover_mean,
-        failure_rate,
-        online,
-        n_slots,
-        turnaround,
-        qc_work_days,
-        max_wait,
-        month_starts,
-        month_ends,
-        threshold,
-        attempts,
-        width,
-        late_limit,
-        count_from,
-    )
-    in_chunks(_simulate_chunk, head, (monthly, patient_wait), draws, threads)
+    in_chunks(_simulate_chunk, args, (monthly, patient_wait), draws, threads)
     return monthly, patient_wait
 
 

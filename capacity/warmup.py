@@ -93,20 +93,15 @@ def warm_requirements() -> None:
     requirements(_demand(["warm-up"]), "car-t-autologous-manual", seed=0)
 
 
-def _two_processes():
-    from capacity import load_process
+def warm_queue() -> None:
+    """Size a two-draw, three-month facility on two processes (the kernel that gives each lot
+    its process compiles too)."""
+    from capacity import facility, load_process, requirements, suites_for_service_level
 
+    demand = _demand(["warm-up", "warm-up-2"])
     manual = load_process("car-t-autologous-manual")
     automated = load_process("car-t-autologous-automated")
-    return _demand(["warm-up", "warm-up-2"]), {"warm-up": manual, "warm-up-2": automated}
-
-
-def warm_queue() -> None:
-    """Size a two-draw, three-month facility on two processes."""
-    from capacity import facility, requirements, suites_for_service_level
-
-    demand, process = _two_processes()
-    manual, automated = process.values()
+    process = {"warm-up": manual, "warm-up-2": automated}
     peak = facility(requirements(demand, process, seed=0))["suites"].max("month").values
     suites_for_service_level(
         demand,
