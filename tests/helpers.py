@@ -72,3 +72,25 @@ def lots_of(values, programs=None) -> xr.DataArray:
     if programs:
         coords["program"] = programs
     return xr.DataArray(values, dims=dims, coords=coords, name="lots")
+
+
+def assert_occupancy_by_brute_force(w, months, delay, duration, samples: int = 20_000) -> None:
+    """``w`` = ``occupancy_weights(months, delay, duration)`` against brute-force integration:
+    for each draw and start month, the mean over ``samples`` evenly spaced starts of the days
+    the lot ``[s + delay, s + delay + duration)`` spends in month ``m + k`` (0 past the
+    horizon), to 1e-3 days."""
+    import pytest
+
+    n = len(months)
+    edges = np.r_[0, np.cumsum(months.days_in_month)]
+    for d in range(len(delay)):
+        for m in range(n):
+            starts = edges[m] + (np.arange(samples) + 0.5) * (edges[m + 1] - edges[m]) / samples
+            lo, hi = starts + delay[d], starts + delay[d] + duration[d]
+            for k in range(w.shape[2]):
+                if m + k >= n:
+                    assert w[d, m, k] == 0
+                    continue
+                a, b = edges[m + k], edges[m + k + 1]
+                brute = np.clip(np.minimum(hi, b) - np.maximum(lo, a), 0, None).mean()
+                assert w[d, m, k] == pytest.approx(brute, abs=1e-3)

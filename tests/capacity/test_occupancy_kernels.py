@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from capacity.occupancy import _bounds, _phi, occupancy_weights
+from tests.helpers import assert_occupancy_by_brute_force
 
 
 def reference(months, delay, duration, n_k):
@@ -80,26 +81,11 @@ def test_negative_delay_matches_brute_force_integration():
     months = pd.date_range("2027-01-01", periods=3, freq="MS")
     delay, duration = np.array([-10.0, 5.0]), np.array([25.0, 3.0])
     w = occupancy_weights(months, delay, duration)
-    edges = np.r_[0, np.cumsum(months.days_in_month)]
-    for d in range(2):
-        for m in range(3):
-            starts = edges[m] + (np.arange(20_000) + 0.5) * (edges[m + 1] - edges[m]) / 20_000
-            lo, hi = starts + delay[d], starts + delay[d] + duration[d]
-            for k in range(w.shape[2]):
-                if m + k >= 3:
-                    assert w[d, m, k] == 0
-                    continue
-                a, b = edges[m + k], edges[m + k + 1]
-                brute = np.clip(np.minimum(hi, b) - np.maximum(lo, a), 0, None).mean()
-                assert w[d, m, k] == pytest.approx(brute, abs=1e-3)
+    assert_occupancy_by_brute_force(w, months, delay, duration)
 
 
 def test_one_duration_serves_every_draw():
     # a scalar or length-1 duration broadcasts over the draws' delays (no read past its end)
-    import pandas as pd
-
-    from capacity.occupancy import occupancy_weights
-
     months = pd.date_range("2027-01-01", periods=4, freq="MS")
     delay = np.array([0.0, 3.0, 40.0])
     full = occupancy_weights(months, delay, np.full(3, 5.0), 3)

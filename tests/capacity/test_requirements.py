@@ -9,7 +9,7 @@ import xarray as xr
 
 from capacity import InputError, bands, facility, requirements, shortfall_probability
 from capacity.occupancy import occupancy_weights
-from tests.helpers import fixed_process, make_demand
+from tests.helpers import assert_occupancy_by_brute_force, fixed_process, make_demand
 
 
 def test_failure_rate_zero_lots_equal_patients_plus_ppq(process):
@@ -209,21 +209,7 @@ def test_occupancy_weights_match_brute_force_integration():
     months = pd.date_range("2027-01-01", periods=4, freq="MS")
     delay, duration = np.array([3.0, 20.0]), np.array([12.5, 40.0])
     w = occupancy_weights(months, delay, duration)
-    edges = np.r_[0, np.cumsum(months.days_in_month), 1e9]
-    for d in range(2):
-        for m in range(4):
-            starts = (
-                np.linspace(edges[m], edges[m + 1], 20_001)[:-1]
-                + 0.5 * (edges[m + 1] - edges[m]) / 20_000
-            )
-            lo, hi = starts + delay[d], starts + delay[d] + duration[d]
-            for k in range(w.shape[2]):
-                if m + k >= 4:
-                    assert w[d, m, k] == 0
-                    continue
-                a, b = edges[m + k], edges[m + k + 1]
-                brute = np.clip(np.minimum(hi, b) - np.maximum(lo, a), 0, None).mean()
-                assert w[d, m, k] == pytest.approx(brute, abs=1e-3)
+    assert_occupancy_by_brute_force(w, months, delay, duration)
 
 
 def test_bands_frame_and_ordering():
