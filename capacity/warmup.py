@@ -2,13 +2,13 @@
 
 numba compiles a kernel the first time it is called and keeps the machine code in its on-disk
 cache (``cache=True``), so only the first run after an install pays for it: on a 2-core
-machine about 1.2 s of CPU for the lot draws of :func:`capacity.requirements`, 14 s for the
+machine about 1.2 s of CPU for the lot draws of :func:`capacity.requirements`, 11 s for the
 suite queue (:mod:`capacity._queue`), 10 s for the facility twin (:mod:`capacity._twin`) and
 8 s for the QC laboratory (:mod:`capacity._qclab`), most of it numba's type inference, which
-one Python process does on one core. Every kernel entry point
-casts its arguments to fixed dtypes, so a run compiles one signature of each; a small call
-here compiles that same signature (``tests/capacity/test_warmup.py`` checks that a run after
-the warm-up compiles nothing).
+one Python process does on one core. A run compiles one signature of each kernel, and a small
+call here compiles that same signature: ``tests/capacity/test_warmup.py`` checks that a run
+after the twin's warm-up compiles no twin or QC-lab kernel, ``tests/pmcap/test_sweep.py``
+that a run after the queue's (the sweep workers' preload) compiles no queue kernel.
 
 :func:`start` compiles the parts a run will need in a child process (``python -m
 capacity.warmup PART...``) while the run fits its models (and, with a twin, sizes its suites) on
