@@ -102,8 +102,8 @@ TESTS: dict[str, list[str]] = {
     ],
     # the modules that hold capacity/engine.py's code at newer commits
     "capacity/resource_needs.py": REQUIREMENTS,
-    "capacity/occupancy.py": REQUIREMENTS,
-    "capacity/workload.py": REQUIREMENTS,
+    "capacity/occupancy.py": ["tests/capacity/test_occupancy_kernels.py", *REQUIREMENTS],
+    "capacity/workload.py": ["tests/capacity/test_requirements_reference.py", *REQUIREMENTS],
     "capacity/chunked.py": REQUIREMENTS,
     "capacity/summary.py": REQUIREMENTS,
     "capacity/simulation.py": ["tests/capacity/test_facility.py", VALUES, BAD],

@@ -166,3 +166,22 @@ def test_a_run_that_fails_after_starting_the_child_stops_it(monkeypatch):
         pmcap.run.run_scenario(scenario, background_compile=True)
     # started after the inputs were checked, with the twin's parts; stopped and reaped
     assert events == [["requirements", "twin", "qclab"], "terminated", "waited"]
+
+
+def test_cached_reads_the_index_numba_writes_for_a_decorated_kernel(tmp_path, monkeypatch):
+    # a kernel whose decorator spans lines (numba names its cache files by the first one)
+    package = tmp_path / "wpkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    source = package / "kern.py"
+    source.write_text("import numba\n\n\n@numba.njit(\n    cache=True,\n)\ndef double(x):\n"
+                      "    return 2 * x\n")  # fmt: skip
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(warmup.KERNELS, "test", (("wpkg.kern", ("double",)),))
+    assert not warmup.cached("test")  # never compiled
+    code = f"import sys; sys.path.insert(0, {str(tmp_path)!r}); import wpkg.kern as k; k.double(2)"
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert warmup.cached("test")  # compiled in another process: its index is read here
+    assert "wpkg.kern" not in sys.modules  # without importing the kernel
+    source.write_text(source.read_text() + "# an edit\n")
+    assert not warmup.cached("test")  # an index of the older source is not read
